@@ -1,0 +1,16 @@
+use chat_core::{Runtime, config::Config};
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use serde_json::Value;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    chat_core::app::init_tracing();
+    let config =
+        Config::from_env().inspect_err(|e| tracing::error!(error = %e, "refusing to start"))?;
+    let rollup = analytics_rollup::Rollup::new(Runtime::from_config(config).await.store);
+    let rollup = &rollup;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        rollup.run(event.payload).await.map_err(Error::from)
+    }))
+    .await
+}

@@ -1,0 +1,179 @@
+//! The `conversations` function: a user's inbox. A conversation is a support room
+//! seen through the caller's membership (pin, archive, unread).
+
+use chat_core::app::{self, path_param};
+use chat_core::auth::{AuthConfig, Principal};
+use chat_core::ids::{RoomId, UserId, path_id};
+use chat_core::model::{Room, RoomType, conversation_json, inbox_entry_json};
+use chat_core::request::{Query, json_body, required_text};
+use chat_core::store::{InboxQuery, Store};
+use chat_core::{ApiError, ApiResult, Reply, Runtime};
+use lambda_http::{Body, Request, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+/// The route keys this function serves, exactly as template.yaml declares them.
+pub const ROUTES: &[&str] = &[
+    "GET /chat/conversations",
+    "POST /chat/conversations",
+    "GET /chat/conversations/{conversation_id}",
+    "PUT /chat/conversations/{conversation_id}",
+    "DELETE /chat/conversations/{conversation_id}",
+];
+
+pub const MAX_TITLE_CHARS: usize = 200;
+pub const DEFAULT_PAGE: u32 = 20;
+pub const MAX_PAGE: u32 = 100;
+pub const MAX_OFFSET: u32 = 500;
+
+pub struct App {
+    auth: AuthConfig,
+    store: Store,
+}
+
+impl App {
+    pub fn new(runtime: Runtime) -> Self {
+        App {
+            auth: runtime.config.auth,
+            store: runtime.store,
+        }
+    }
+
+    pub async fn handle(&self, req: Request) -> Response<Body> {
+        app::serve(&self.auth, req, |route, who, req| async move {
+            match route.as_str() {
+                "GET /chat/conversations" => list(&self.store, &who, &req).await,
+                "POST /chat/conversations" => create(&self.store, &who, &req).await,
+                "GET /chat/conversations/{conversation_id}" => get(&self.store, &who, &req).await,
+                "PUT /chat/conversations/{conversation_id}"
+                | "DELETE /chat/conversations/{conversation_id}" => Err(ApiError::NotImplemented),
+                _ => app::unknown_route(),
+            }
+        })
+        .await
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateConversation {
+    title: String,
+    agent_id: Option<UserId>,
+    conversation_type: Option<String>,
+}
+
+fn conversation_type(raw: Option<&str>) -> ApiResult<String> {
+    let value = raw.unwrap_or("chat");
+    let ok = !value.is_empty()
+        && value.len() <= 32
+        && value.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
+    if ok {
+        Ok(value.to_owned())
+    } else {
+        Err(ApiError::invalid(
+            "conversation_type",
+            "must be 1 to 32 lowercase letters or _",
+        ))
+    }
+}
+
+async fn create(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply> {
+    let body: CreateConversation = json_body(req)?;
+    let title = required_text("title", &body.title, MAX_TITLE_CHARS)?;
+    let conversation_type = conversation_type(body.conversation_type.as_deref())?;
+    let now = chat_core::time::now_string();
+    let owner = who.user.to_string();
+    let mut members = vec![(owner.clone(), "owner")];
+    if let Some(agent) = body.agent_id.as_ref().filter(|a| **a != who.user) {
+        members.push((agent.to_string(), "agent"));
+    }
+    let room = Room {
+        id: RoomId::generate(),
+        room_type: RoomType::Support,
+        title,
+        detail: None,
+        product: None,
+        order_id: None,
+        vendor_id: None,
+        owner_id: owner,
+        agent_id: body.agent_id.as_ref().map(ToString::to_string),
+        assignee_id: body.agent_id.as_ref().map(ToString::to_string),
+        conversation_type,
+        status: "open".into(),
+        members: members.iter().map(|(m, _)| m.clone()).collect(),
+        member_version: 1,
+        total_messages: 0,
+        note_count: 0,
+        last_message_at: None,
+        created_at: now.clone(),
+        updated_at: now,
+        deleted_at: None,
+    };
+    store.create_room(&who.org, &room, &members).await?;
+    Ok(Reply::created(
+        "Conversation created successfully",
+        json!({ "conversation_id": room.id, "conversation": conversation_json(&room, None, who.role) }),
+    ))
+}
+
+async fn list(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply> {
+    let q = Query::of(req);
+    let limit = q.limit(DEFAULT_PAGE, MAX_PAGE)?;
+    let offset = q.offset(MAX_OFFSET)?;
+    let status = q.get("status");
+    if let Some(status) = status {
+        if !STATUSES.contains(&status) {
+            return Err(ApiError::invalid(
+                "status",
+                format!("must be one of {}", STATUSES.join(", ")),
+            ));
+        }
+    }
+    let inbox = store
+        .list_inbox(
+            &who.org,
+            &who.user,
+            InboxQuery {
+                limit,
+                offset,
+                cursor: q.get("cursor"),
+                status,
+                archived: q.bool("archived")?,
+                pinned: q.bool("pinned")?,
+            },
+        )
+        .await?;
+    let conversations: Vec<_> = inbox
+        .entries
+        .items
+        .iter()
+        .filter_map(inbox_entry_json)
+        .collect();
+    Ok(Reply::ok(
+        format!("Found {} conversations", conversations.len()),
+        json!({
+            "conversations": conversations,
+            "total": inbox.total,
+            "limit": limit,
+            "offset": offset,
+            "next_cursor": inbox.entries.next_cursor,
+            "has_more": inbox.entries.next_cursor.is_some(),
+        }),
+    ))
+}
+
+pub const STATUSES: &[&str] = &["open", "pending", "snoozed", "resolved", "closed"];
+
+async fn get(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply> {
+    let room_id = path_id(path_param(req, "conversation_id"), "conversation")?;
+    let (room, membership) = store
+        .get_room_and_membership(&who.org, &room_id, &who.user)
+        .await?;
+    let room = room
+        .filter(|r| r.visible_to(who))
+        .ok_or(ApiError::NotFound("conversation"))?;
+    Ok(Reply::ok(
+        "Conversation found",
+        conversation_json(&room, membership.as_ref(), who.role),
+    ))
+}

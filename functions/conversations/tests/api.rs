@@ -1,0 +1,362 @@
+//! The conversations routes against DynamoDB Local: a fresh table and app per test.
+
+use chat_testkit::{HttpEvent, TestTable, TokenSpec, load_event, response_json, to_request, token};
+use conversations::App;
+use serde_json::{Value, json};
+
+struct Env {
+    table: TestTable,
+    app: App,
+}
+
+impl Env {
+    async fn new() -> Env {
+        let table = TestTable::new().await;
+        let app = App::new(table.runtime.clone());
+        Env { table, app }
+    }
+
+    async fn send(&self, event: HttpEvent) -> (u16, Value) {
+        response_json(&self.app.handle(event.request()).await)
+    }
+
+    async fn create(&self, tok: &str, body: Value) -> String {
+        let (status, body) = self
+            .send(
+                HttpEvent::new("POST /chat/conversations", "/chat/conversations")
+                    .bearer(tok)
+                    .json(&body),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        body["data"]["conversation_id"].as_str().unwrap().to_owned()
+    }
+
+    async fn get(&self, tok: &str, id: &str) -> (u16, Value) {
+        self.send(
+            HttpEvent::new(
+                "GET /chat/conversations/{conversation_id}",
+                &format!("/chat/conversations/{id}"),
+            )
+            .param("conversation_id", id)
+            .bearer(tok),
+        )
+        .await
+    }
+
+    async fn list(&self, tok: &str, query: &[(&str, &str)]) -> (u16, Value) {
+        let mut event =
+            HttpEvent::new("GET /chat/conversations", "/chat/conversations").bearer(tok);
+        for (k, v) in query {
+            event = event.query(k, v);
+        }
+        self.send(event).await
+    }
+}
+
+fn customer() -> String {
+    token("u-100", "acme", "customer")
+}
+
+#[tokio::test]
+async fn the_seed_client_creates_gets_and_lists_a_conversation() {
+    let env = Env::new().await;
+    let id = env
+        .create(
+            &customer(),
+            json!({"title": "New Customer Inquiry", "agent_id": 5}),
+        )
+        .await;
+
+    let (status, body) = env.get(&customer(), &id).await;
+    assert_eq!(status, 200, "{body}");
+    let data = &body["data"];
+    assert_eq!(data["id"], id.as_str());
+    assert_eq!(data["title"], "New Customer Inquiry");
+    assert_eq!(data["user_id"], "u-100");
+    assert_eq!(
+        data["agent_id"], "5",
+        "integer agent ids are stored as strings"
+    );
+    assert_eq!(data["conversation_type"], "chat");
+    assert_eq!(data["status"], "open");
+    assert_eq!(data["total_messages"], 0);
+    assert!(data["created_at"].is_string());
+
+    let (status, body) = env
+        .list(&customer(), &[("limit", "20"), ("offset", "0")])
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let data = &body["data"];
+    assert_eq!(data["total"], 1);
+    assert_eq!(data["limit"], 20);
+    assert_eq!(data["offset"], 0);
+    let first = &data["conversations"][0];
+    for field in [
+        "id",
+        "title",
+        "user_id",
+        "agent_id",
+        "conversation_type",
+        "status",
+        "is_archived",
+        "is_pinned",
+        "total_messages",
+        "unread_count",
+        "last_message_at",
+        "created_at",
+    ] {
+        assert!(first.get(field).is_some(), "missing {field} in {first}");
+    }
+
+    // The agent named in the conversation has it in their inbox too.
+    let (_, agent_inbox) = env.list(&token("5", "acme", "agent"), &[]).await;
+    assert_eq!(agent_inbox["data"]["conversations"][0]["id"], id.as_str());
+}
+
+#[tokio::test]
+async fn inbox_pages_by_cursor_and_by_offset() {
+    let env = Env::new().await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(
+            env.create(&customer(), json!({"title": format!("c{i}")}))
+                .await,
+        );
+    }
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut query = vec![("limit", "2")];
+        if let Some(c) = cursor.as_deref() {
+            query.push(("cursor", c));
+        }
+        let (status, body) = env.list(&customer(), &query).await;
+        assert_eq!(status, 200, "{body}");
+        for c in body["data"]["conversations"].as_array().unwrap() {
+            seen.push(c["id"].as_str().unwrap().to_owned());
+        }
+        match body["data"]["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    ids.reverse();
+    assert_eq!(seen, ids, "newest first, each once");
+
+    let (_, body) = env
+        .list(&customer(), &[("limit", "2"), ("offset", "2")])
+        .await;
+    let page: Vec<&str> = body["data"]["conversations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(page, vec![ids[2].as_str(), ids[3].as_str()]);
+    assert_eq!(body["data"]["total"], 5);
+}
+
+#[tokio::test]
+async fn other_tenants_and_non_members_get_404() {
+    let env = Env::new().await;
+    let id = env.create(&customer(), json!({"title": "Mine"})).await;
+    let (status, body) = env.get(&token("u-100", "globex", "customer"), &id).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
+    let (status, _) = env.get(&token("u-101", "acme", "customer"), &id).await;
+    assert_eq!(status, 404, "another customer of the same tenant");
+    let (status, _) = env.get(&token("a-9", "globex", "admin"), &id).await;
+    assert_eq!(status, 404, "an admin of another tenant");
+    let (status, _) = env.get(&token("a-9", "acme", "agent"), &id).await;
+    assert_eq!(
+        status, 200,
+        "agents of the tenant see its support conversations"
+    );
+    let (status, _) = env.get(&customer(), "not-an-id").await;
+    assert_eq!(status, 404);
+    let (_, other_inbox) = env.list(&token("u-100", "globex", "customer"), &[]).await;
+    assert_eq!(other_inbox["data"]["total"], 0);
+}
+
+#[tokio::test]
+async fn bad_tokens_are_401_and_write_nothing() {
+    let env = Env::new().await;
+    let body = json!({"title": "x"});
+    let expired = TokenSpec {
+        expires_in_secs: -3600,
+        ..TokenSpec::new("u-100", "acme", "customer")
+    }
+    .mint();
+    let wrong_aud = TokenSpec {
+        audience: "other-api".into(),
+        ..TokenSpec::new("u-100", "acme", "customer")
+    }
+    .mint();
+    let alg_none = {
+        use base64::Engine;
+        let b64 =
+            |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+        let claims = TokenSpec::new("u-100", "acme", "admin").claims();
+        format!(
+            "{}.{}.",
+            b64(&json!({"alg": "none", "typ": "JWT"})),
+            b64(&claims)
+        )
+    };
+    let cases: Vec<(&str, Option<String>)> = vec![
+        ("no token", None),
+        ("expired", Some(expired)),
+        ("wrong audience", Some(wrong_aud)),
+        ("alg none", Some(alg_none)),
+    ];
+    for (name, tok) in cases {
+        let mut event =
+            HttpEvent::new("POST /chat/conversations", "/chat/conversations").json(&body);
+        if let Some(t) = &tok {
+            event = event.bearer(t);
+        }
+        let (status, body) = env.send(event).await;
+        assert_eq!(status, 401, "{name}: {body}");
+        assert_eq!(body["success"], false);
+        assert_eq!(body["error"]["code"], "unauthenticated", "{name}");
+    }
+    assert!(env.table.items().await.is_empty(), "nothing was written");
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_and_writes_nothing() {
+    let env = Env::new().await;
+    let post = |raw: String| {
+        HttpEvent::new("POST /chat/conversations", "/chat/conversations")
+            .bearer(&customer())
+            .raw_body(&raw)
+    };
+    let cases = [
+        (r#"{"title": "#.to_owned(), 400, "malformed_request"),
+        (
+            r#"{"title": "x", "owner": "u-1"}"#.to_owned(),
+            422,
+            "unknown_field",
+        ),
+        (r#"{"title": "   "}"#.to_owned(), 422, "invalid_field"),
+        (r#"{"agent_id": 5}"#.to_owned(), 422, "invalid_field"),
+        (
+            r#"{"title": "x", "agent_id": "a#b"}"#.to_owned(),
+            422,
+            "invalid_field",
+        ),
+        (
+            r#"{"title": "x", "agent_id": 1.5}"#.to_owned(),
+            422,
+            "invalid_field",
+        ),
+        (
+            r#"{"title": "x", "conversation_type": "Bad Type"}"#.to_owned(),
+            422,
+            "invalid_field",
+        ),
+        (
+            json!({"title": "x".repeat(70_000)}).to_string(),
+            413,
+            "payload_too_large",
+        ),
+    ];
+    for (raw, status, code) in cases {
+        let (got, body) = env.send(post(raw.clone())).await;
+        assert_eq!(
+            (got, body["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{}: {body}",
+            &raw[..raw.len().min(60)]
+        );
+    }
+    assert!(env.table.items().await.is_empty(), "nothing was written");
+
+    let (status, body) = env.list(&customer(), &[("limit", "0")]).await;
+    assert_eq!(
+        (status, body["error"]["details"]["field"].as_str()),
+        (422, Some("limit"))
+    );
+    let (status, _) = env.list(&customer(), &[("status", "weird")]).await;
+    assert_eq!(status, 422);
+}
+
+#[tokio::test]
+async fn forged_cursors_are_refused() {
+    use base64::Engine;
+    let env = Env::new().await;
+    env.create(&customer(), json!({"title": "a"})).await;
+    env.create(&customer(), json!({"title": "b"})).await;
+    // A real cursor from another user's inbox, and a hand-made one for another tenant.
+    let (_, page) = env.list(&customer(), &[("limit", "1")]).await;
+    let theirs = page["data"]["next_cursor"].as_str().unwrap().to_owned();
+    let forged = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(
+        json!({"v": "1", "GSI1PK": "T#globex#INBOX#u-100", "GSI1SK": "A#", "PK": "x", "SK": "y"})
+            .to_string(),
+    );
+    for cursor in [theirs.as_str(), forged.as_str(), "garbage"] {
+        let (status, body) = env
+            .list(&token("u-101", "acme", "customer"), &[("cursor", cursor)])
+            .await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (400, Some("invalid_cursor")),
+            "{cursor}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn event_fixtures_drive_the_handlers() {
+    let env = Env::new().await;
+    let (status, body) = response_json(
+        &env.app
+            .handle(to_request(&load_event("post-chat-conversations.json")))
+            .await,
+    );
+    assert_eq!(status, 201, "{body}");
+    let id = body["data"]["conversation_id"].as_str().unwrap().to_owned();
+
+    let (status, body) = response_json(
+        &env.app
+            .handle(to_request(&load_event("get-chat-conversations.json")))
+            .await,
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["conversations"][0]["id"], id.as_str());
+
+    let mut get = load_event("get-chat-conversations-id.json");
+    let fixture_id = get["pathParameters"]["conversation_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let retarget = get.to_string().replace(&fixture_id, &id);
+    get = serde_json::from_str(&retarget).unwrap();
+    let (status, body) = response_json(&env.app.handle(to_request(&get)).await);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["id"], id.as_str());
+}
+
+#[tokio::test]
+async fn budgets_one_request_per_read_list_and_write() {
+    let env = Env::new().await;
+    let store = &env.table.runtime.store;
+    let before = store.requests();
+    let id = env
+        .create(&customer(), json!({"title": "a", "agent_id": 5}))
+        .await;
+    assert_eq!(
+        store.requests() - before,
+        1,
+        "create is one TransactWriteItems"
+    );
+    let before = store.requests();
+    env.get(&customer(), &id).await;
+    assert_eq!(store.requests() - before, 1, "details are one BatchGetItem");
+    let before = store.requests();
+    env.list(&customer(), &[]).await;
+    assert_eq!(store.requests() - before, 1, "an inbox page is one Query");
+}

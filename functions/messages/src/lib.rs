@@ -1,0 +1,269 @@
+//! The `messages` function: the messages of a room, under `/rooms/{room_id}` and
+//! `/chat/conversations/{conversation_id}` alike.
+
+use chat_core::app::{self, header, path_param};
+use chat_core::auth::{AuthConfig, Principal};
+use chat_core::ids::{RoomId, path_id};
+use chat_core::model::{Attachment, Message};
+use chat_core::request::{Query, json_body};
+use chat_core::store::{Direction, MessageQuery, NewMessage, Posted, Store};
+use chat_core::{ApiError, ApiResult, Reply, Runtime};
+use lambda_http::{Body, Request, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+/// The route keys this function serves, exactly as template.yaml declares them.
+pub const ROUTES: &[&str] = &[
+    "GET /rooms/{room_id}/messages",
+    "POST /rooms/{room_id}/messages",
+    "PATCH /rooms/{room_id}/messages/{message_id}",
+    "DELETE /rooms/{room_id}/messages/{message_id}",
+    "POST /rooms/{room_id}/read",
+    "GET /chat/conversations/{conversation_id}/messages",
+    "POST /chat/conversations/{conversation_id}/messages",
+    "PATCH /chat/conversations/{conversation_id}/messages/{message_id}",
+    "DELETE /chat/conversations/{conversation_id}/messages/{message_id}",
+    "POST /chat/conversations/{conversation_id}/read",
+    "POST /chat/conversations/{conversation_id}/ai-response",
+    "GET /chat/search",
+];
+
+pub const MAX_CONTENT_CHARS: usize = 4000;
+pub const MAX_ATTACHMENTS: usize = 10;
+pub const MAX_ATTACHMENT_BYTES: u64 = 100 * 1024 * 1024;
+pub const DEFAULT_PAGE: u32 = 50;
+pub const MAX_PAGE: u32 = 100;
+pub const MAX_OFFSET: u32 = 500;
+pub const CONTENT_TYPES: &[&str] = &[
+    "text", "markdown", "image", "file", "audio", "video", "location",
+];
+
+pub struct App {
+    auth: AuthConfig,
+    store: Store,
+}
+
+impl App {
+    pub fn new(runtime: Runtime) -> Self {
+        App {
+            auth: runtime.config.auth,
+            store: runtime.store,
+        }
+    }
+
+    pub async fn handle(&self, req: Request) -> Response<Body> {
+        app::serve(&self.auth, req, |route, who, req| async move {
+            let (method, path) = route.split_once(' ').unwrap_or_default();
+            let tail = path
+                .strip_prefix("/rooms/{room_id}")
+                .or_else(|| path.strip_prefix("/chat/conversations/{conversation_id}"));
+            match (method, tail) {
+                ("GET", Some("/messages")) => list(&self.store, &who, &req).await,
+                ("POST", Some("/messages")) => post(&self.store, &who, &req).await,
+                ("PATCH" | "DELETE", Some("/messages/{message_id}"))
+                | ("POST", Some("/read") | Some("/ai-response")) => Err(ApiError::NotImplemented),
+                ("GET", None) if path == "/chat/search" => Err(ApiError::NotImplemented),
+                _ => app::unknown_route(),
+            }
+        })
+        .await
+    }
+}
+
+/// The room a message route addresses, whichever path family it came by.
+fn room_of(req: &Request) -> ApiResult<RoomId> {
+    path_id(
+        path_param(req, "room_id").or_else(|| path_param(req, "conversation_id")),
+        "conversation",
+    )
+}
+
+async fn list(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply> {
+    let room_id = room_of(req)?;
+    let q = Query::of(req);
+    let limit = q.limit(DEFAULT_PAGE, MAX_PAGE)?;
+    let offset = q.offset(MAX_OFFSET)?;
+    let (cursor, direction) = match (q.get("before"), q.get("after")) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::invalid(
+                "before",
+                "use either before or after, not both",
+            ));
+        }
+        (Some(c), None) => (Some(c), Direction::Older),
+        (None, Some(c)) => (Some(c), Direction::Newer),
+        (None, None) => (None, Direction::Older),
+    };
+    let list = store
+        .list_messages(
+            who,
+            &room_id,
+            MessageQuery {
+                limit,
+                offset,
+                cursor,
+                direction,
+                include_notes: who.role.is_staff(),
+            },
+        )
+        .await?;
+    let messages: Vec<_> = list.messages.items.iter().map(Message::to_json).collect();
+    Ok(Reply::ok(
+        format!("Found {} messages", messages.len()),
+        json!({
+            "messages": messages,
+            "order": if direction == Direction::Older { "newest_first" } else { "oldest_first" },
+            "total": list.room.total_messages,
+            "limit": limit,
+            "offset": offset,
+            "next_cursor": list.messages.next_cursor,
+            "has_more": list.messages.next_cursor.is_some(),
+        }),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PostMessage {
+    #[serde(default)]
+    content: String,
+    content_type: Option<String>,
+    message_type: Option<String>,
+    sender_type: Option<String>,
+    #[serde(default)]
+    attachments: Vec<Attachment>,
+    client_message_id: Option<String>,
+}
+
+/// Idempotency keys and client message ids: short, printable, no key separator.
+fn idempotency_key(field: &str, raw: &str) -> ApiResult<String> {
+    let ok = !raw.is_empty()
+        && raw.len() <= 128
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
+    if ok {
+        Ok(raw.to_owned())
+    } else {
+        Err(ApiError::invalid(
+            field,
+            "must be 1 to 128 characters of letters, digits, - _ . :",
+        ))
+    }
+}
+
+fn validate_attachments(attachments: &[Attachment]) -> ApiResult<()> {
+    if attachments.len() > MAX_ATTACHMENTS {
+        return Err(ApiError::invalid(
+            "attachments",
+            format!("at most {MAX_ATTACHMENTS} per message"),
+        ));
+    }
+    for (i, a) in attachments.iter().enumerate() {
+        let field = |name: &str| format!("attachments[{i}].{name}");
+        if a.name.trim().is_empty() || a.name.chars().count() > 255 {
+            return Err(ApiError::invalid(
+                field("name"),
+                "must be 1 to 255 characters",
+            ));
+        }
+        if a.content_type.is_empty() || a.content_type.len() > 100 || !a.content_type.contains('/')
+        {
+            return Err(ApiError::invalid(
+                field("type"),
+                "must be a media type such as image/png",
+            ));
+        }
+        if a.size > MAX_ATTACHMENT_BYTES {
+            return Err(ApiError::invalid(
+                field("size"),
+                format!("must be at most {MAX_ATTACHMENT_BYTES} bytes"),
+            ));
+        }
+        if a.url.len() > 2048 || !(a.url.starts_with("https://") || a.url.starts_with("http://")) {
+            return Err(ApiError::invalid(
+                field("url"),
+                "must be an http(s) URL of at most 2048 characters",
+            ));
+        }
+    }
+    Ok(())
+}
+
+async fn post(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply> {
+    let room_id = room_of(req)?;
+    let body: PostMessage = json_body(req)?;
+    let content = body.content.trim().to_owned();
+    if content.is_empty() && body.attachments.is_empty() {
+        return Err(ApiError::invalid(
+            "content",
+            "must not be empty without attachments",
+        ));
+    }
+    if content.chars().count() > MAX_CONTENT_CHARS {
+        return Err(ApiError::invalid(
+            "content",
+            format!("must be at most {MAX_CONTENT_CHARS} characters"),
+        ));
+    }
+    let content_type = body.content_type.unwrap_or_else(|| "text".into());
+    if !CONTENT_TYPES.contains(&content_type.as_str()) {
+        return Err(ApiError::invalid(
+            "content_type",
+            format!("must be one of {}", CONTENT_TYPES.join(", ")),
+        ));
+    }
+    let message_type = body.message_type.unwrap_or_else(|| "text".into());
+    match message_type.as_str() {
+        "text" => {}
+        "note" if who.role.is_staff() => {}
+        "note" => {
+            return Err(ApiError::Forbidden(
+                "internal notes are for agents and admins".into(),
+            ));
+        }
+        _ => return Err(ApiError::invalid("message_type", "must be text or note")),
+    }
+    let sender = who.role.sender_type();
+    if let Some(claimed) = body.sender_type.as_deref() {
+        if claimed != sender {
+            return Err(ApiError::invalid(
+                "sender_type",
+                format!("must be {sender} for a {} caller", who.role.as_str()),
+            ));
+        }
+    }
+    validate_attachments(&body.attachments)?;
+    let client_message_id = body
+        .client_message_id
+        .as_deref()
+        .map(|c| idempotency_key("client_message_id", c))
+        .transpose()?;
+    let idempotency = match header(req, "idempotency-key") {
+        Some(raw) => Some(idempotency_key("Idempotency-Key", raw)?),
+        None => client_message_id.clone(),
+    };
+    let new = NewMessage {
+        content,
+        content_type,
+        message_type,
+        sender: sender.to_owned(),
+        attachments: body.attachments,
+        client_message_id,
+        idempotency_key: idempotency,
+        tokens_used: None,
+        processing_time: None,
+        cost: None,
+    };
+    match store
+        .post_message(who, &room_id, new, Message::to_json)
+        .await?
+    {
+        Posted::Created(message) => Ok(Reply::created(
+            "Message added successfully",
+            message.to_json(),
+        )),
+        Posted::Replayed(first) => Ok(Reply::created("Message added successfully", first)
+            .header("idempotent-replayed", "true")),
+    }
+}

@@ -1,0 +1,473 @@
+//! The messages routes against DynamoDB Local: a fresh table and app per test.
+
+use chat_core::item::ItemExt;
+use chat_core::keys;
+use chat_testkit::{HttpEvent, TestTable, load_event, response_json, to_request, token};
+use messages::App;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+struct Env {
+    table: TestTable,
+    app: App,
+    conversations: conversations::App,
+}
+
+const CONV: &str = "/chat/conversations/{conversation_id}";
+
+impl Env {
+    async fn new() -> Env {
+        let table = TestTable::new().await;
+        let app = App::new(table.runtime.clone());
+        let conversations = conversations::App::new(table.runtime.clone());
+        Env {
+            table,
+            app,
+            conversations,
+        }
+    }
+
+    async fn send(&self, event: HttpEvent) -> (u16, Value) {
+        response_json(&self.app.handle(event.request()).await)
+    }
+
+    /// A support conversation of customer u-100 with agent 5.
+    async fn conversation(&self) -> String {
+        let event = HttpEvent::new("POST /chat/conversations", "/chat/conversations")
+            .bearer(&customer())
+            .json(&json!({"title": "Help", "agent_id": 5}));
+        let (status, body) = response_json(&self.conversations.handle(event.request()).await);
+        assert_eq!(status, 201, "{body}");
+        body["data"]["conversation_id"].as_str().unwrap().to_owned()
+    }
+
+    fn post_event(&self, tok: &str, id: &str, body: Value) -> HttpEvent {
+        HttpEvent::new(
+            &format!("POST {CONV}/messages"),
+            &format!("/chat/conversations/{id}/messages"),
+        )
+        .param("conversation_id", id)
+        .bearer(tok)
+        .json(&body)
+    }
+
+    async fn post(&self, tok: &str, id: &str, body: Value) -> (u16, Value) {
+        self.send(self.post_event(tok, id, body)).await
+    }
+
+    async fn list(&self, tok: &str, id: &str, query: &[(&str, &str)]) -> (u16, Value) {
+        let mut event = HttpEvent::new(
+            &format!("GET {CONV}/messages"),
+            &format!("/chat/conversations/{id}/messages"),
+        )
+        .param("conversation_id", id)
+        .bearer(tok);
+        for (k, v) in query {
+            event = event.query(k, v);
+        }
+        self.send(event).await
+    }
+
+    async fn count(&self, entity: &str) -> usize {
+        self.table
+            .items()
+            .await
+            .iter()
+            .filter(|i| i.str(keys::ENTITY) == Some(entity))
+            .count()
+    }
+
+    async fn inbox_row(&self, tok: &str) -> Value {
+        let event = HttpEvent::new("GET /chat/conversations", "/chat/conversations").bearer(tok);
+        let (_, body) = response_json(&self.conversations.handle(event.request()).await);
+        body["data"]["conversations"][0].clone()
+    }
+}
+
+fn customer() -> String {
+    token("u-100", "acme", "customer")
+}
+
+fn agent() -> String {
+    token("5", "acme", "agent")
+}
+
+fn ids(body: &Value) -> Vec<String> {
+    body["data"]["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_seed_client_sends_and_reads_messages() {
+    let env = Env::new().await;
+    let id = env.conversation().await;
+    let (status, body) = env
+        .post(
+            &customer(),
+            &id,
+            json!({"content": "My order number is #12345", "sender_type": "user"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let data = &body["data"];
+    assert!(data["message_id"].is_string());
+    assert_eq!(data["conversation_id"], id.as_str());
+    assert_eq!(data["content"], "My order number is #12345");
+    assert_eq!(data["sender"], "user");
+    assert!(data["created_at"].is_string());
+
+    let (status, body) = env
+        .post(
+            &agent(),
+            &id,
+            json!({"content": "Let me check", "sender_type": "agent"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+
+    let (status, body) = env
+        .list(&customer(), &id, &[("limit", "50"), ("offset", "0")])
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let messages = body["data"]["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 2);
+    assert_eq!(messages[0]["content"], "Let me check", "newest first");
+    assert_eq!(messages[0]["sender"], "agent");
+    for field in [
+        "id",
+        "conversation_id",
+        "content",
+        "content_type",
+        "sender",
+        "message_type",
+        "status",
+        "tokens_used",
+        "processing_time",
+        "created_at",
+    ] {
+        assert!(messages[0].get(field).is_some(), "missing {field}");
+    }
+    assert_eq!(body["data"]["total"], 2);
+
+    // The agent's reply is unread for the customer; their own message is not.
+    let row = env.inbox_row(&customer()).await;
+    assert_eq!(row["unread_count"], 1);
+    assert_eq!(row["total_messages"], 2);
+    assert!(row["last_message_at"].is_string());
+    let row = env.inbox_row(&agent()).await;
+    assert_eq!(row["unread_count"], 0);
+}
+
+#[tokio::test]
+async fn pages_walk_the_whole_room_in_a_stable_order() {
+    let env = Env::new().await;
+    let id = env.conversation().await;
+    let mut sent = Vec::new();
+    for i in 0..7 {
+        let (_, body) = env
+            .post(&customer(), &id, json!({"content": format!("m{i}")}))
+            .await;
+        sent.push(body["data"]["id"].as_str().unwrap().to_owned());
+    }
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut q = vec![("limit", "3")];
+        if let Some(c) = cursor.as_deref() {
+            q.push(("before", c));
+        }
+        let (status, body) = env.list(&customer(), &id, &q).await;
+        assert_eq!(status, 200, "{body}");
+        seen.extend(ids(&body));
+        match body["data"]["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    let mut newest_first = sent.clone();
+    newest_first.reverse();
+    assert_eq!(seen, newest_first);
+
+    // `after` walks forward from an older page's cursor, oldest first.
+    let (_, oldest_page) = env.list(&customer(), &id, &[("limit", "6")]).await;
+    let from_sixth = oldest_page["data"]["next_cursor"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, body) = env
+        .list(&customer(), &id, &[("after", &from_sixth), ("limit", "10")])
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(ids(&body), sent[2..].to_vec());
+    assert_eq!(body["data"]["order"], "oldest_first");
+}
+
+#[tokio::test]
+async fn a_retried_post_returns_the_first_message() {
+    let env = Env::new().await;
+    let id = env.conversation().await;
+    let event = env
+        .post_event(&customer(), &id, json!({"content": "once"}))
+        .header("idempotency-key", "k-1");
+    let (s1, first) = env.send(event.clone()).await;
+    let (s2, second) = env.send(event).await;
+    assert_eq!((s1, s2), (201, 201));
+    assert_eq!(
+        first["data"], second["data"],
+        "the retry answers the first result"
+    );
+    assert_eq!(env.count(keys::entity::MESSAGE).await, 1);
+
+    // client_message_id works the same way.
+    let body = json!({"content": "twice?", "client_message_id": "c-1"});
+    let (_, a) = env.post(&customer(), &id, body.clone()).await;
+    let (_, b) = env.post(&customer(), &id, body).await;
+    assert_eq!(a["data"]["id"], b["data"]["id"]);
+    assert_eq!(env.count(keys::entity::MESSAGE).await, 2);
+
+    // The same key for a different message is a conflict, and writes nothing.
+    let reuse = env
+        .post_event(&customer(), &id, json!({"content": "other"}))
+        .header("idempotency-key", "k-1");
+    let (status, body) = env.send(reuse).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("idempotency_key_reused"))
+    );
+    assert_eq!(env.count(keys::entity::MESSAGE).await, 2);
+}
+
+#[tokio::test]
+async fn concurrent_senders_and_retries_store_each_message_once() {
+    let env = Arc::new(Env::new().await);
+    let id = env.conversation().await;
+    let mut tasks = Vec::new();
+    for sender in 0..4 {
+        for attempt in 0..3 {
+            let (env, id) = (env.clone(), id.clone());
+            tasks.push(tokio::spawn(async move {
+                // Each sender retries its message three times, concurrently.
+                let tok = if sender % 2 == 0 { customer() } else { agent() };
+                let event = env
+                    .post_event(&tok, &id, json!({"content": format!("from {sender}")}))
+                    .header("idempotency-key", &format!("key-{sender}"));
+                let _ = attempt;
+                env.send(event).await
+            }));
+        }
+        let (env, id) = (env.clone(), id.clone());
+        tasks.push(tokio::spawn(async move {
+            env.post(
+                &customer(),
+                &id,
+                json!({"content": format!("plain {sender}")}),
+            )
+            .await
+        }));
+    }
+    let mut by_key: std::collections::HashMap<String, Vec<String>> = Default::default();
+    for task in tasks {
+        let (status, body) = task.await.unwrap();
+        assert_eq!(status, 201, "{body}");
+        by_key
+            .entry(body["data"]["content"].as_str().unwrap().to_owned())
+            .or_default()
+            .push(body["data"]["id"].as_str().unwrap().to_owned());
+    }
+    for (content, ids) in &by_key {
+        assert!(
+            ids.iter().all(|i| i == &ids[0]),
+            "{content}: one message per key, got {ids:?}"
+        );
+    }
+    assert_eq!(
+        env.count(keys::entity::MESSAGE).await,
+        8,
+        "4 keyed + 4 plain"
+    );
+    let (_, body) = env.list(&agent(), &id, &[("limit", "100")]).await;
+    assert_eq!(
+        body["data"]["total"], 8,
+        "the room counter equals the messages stored"
+    );
+    assert_eq!(env.inbox_row(&customer()).await["total_messages"], 8);
+}
+
+#[tokio::test]
+async fn strangers_and_other_tenants_get_404_and_write_nothing() {
+    let env = Env::new().await;
+    let id = env.conversation().await;
+    let before = env.table.items().await;
+    for tok in [
+        token("u-101", "acme", "customer"),
+        token("u-100", "globex", "customer"),
+        token("x", "globex", "admin"),
+    ] {
+        let (status, body) = env.post(&tok, &id, json!({"content": "let me in"})).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (404, Some("not_found")),
+            "{body}"
+        );
+        let (status, _) = env.list(&tok, &id, &[]).await;
+        assert_eq!(status, 404);
+    }
+    assert_eq!(env.table.items().await, before, "nothing was written");
+    // Same room id through the rooms path family: same rules.
+    let event = HttpEvent::new(
+        "GET /rooms/{room_id}/messages",
+        &format!("/rooms/{id}/messages"),
+    )
+    .param("room_id", &id)
+    .bearer(&token("u-101", "acme", "customer"));
+    assert_eq!(env.send(event).await.0, 404);
+}
+
+#[tokio::test]
+async fn notes_are_internal() {
+    let env = Env::new().await;
+    let id = env.conversation().await;
+    let (status, body) = env
+        .post(
+            &customer(),
+            &id,
+            json!({"content": "psst", "message_type": "note"}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("forbidden"))
+    );
+    assert_eq!(env.count(keys::entity::MESSAGE).await, 0);
+
+    let (status, _) = env
+        .post(
+            &agent(),
+            &id,
+            json!({"content": "customer is VIP", "message_type": "note"}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    env.post(&agent(), &id, json!({"content": "hello"})).await;
+    let (_, seen_by_customer) = env.list(&customer(), &id, &[]).await;
+    assert_eq!(ids(&seen_by_customer).len(), 1);
+    assert_eq!(seen_by_customer["data"]["messages"][0]["content"], "hello");
+    let (_, seen_by_agent) = env.list(&agent(), &id, &[]).await;
+    assert_eq!(ids(&seen_by_agent).len(), 2);
+    assert_eq!(
+        env.inbox_row(&customer()).await["unread_count"],
+        1,
+        "a note does not count as unread"
+    );
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_and_writes_nothing() {
+    let env = Env::new().await;
+    let id = env.conversation().await;
+    let before = env.table.items().await;
+    let cases = [
+        (json!({"content": "x", "sender_type": "agent"}).to_string(), 422, "invalid_field"),
+        (json!({"content": "x", "color": "red"}).to_string(), 422, "unknown_field"),
+        (json!({"content": ""}).to_string(), 422, "invalid_field"),
+        (json!({"content": "x".repeat(4001)}).to_string(), 422, "invalid_field"),
+        (json!({"content": "x", "content_type": "exe"}).to_string(), 422, "invalid_field"),
+        (json!({"content": "x", "message_type": "system"}).to_string(), 422, "invalid_field"),
+        (json!({"content": "x", "attachments": [{"name": "a", "type": "image/png", "size": 1, "url": "ftp://x"}]}).to_string(), 422, "invalid_field"),
+        (json!({"content": "x", "attachments": [{"name": "a", "type": "image/png", "size": 1, "url": "https://x", "owner": "me"}]}).to_string(), 422, "unknown_field"),
+        (json!({"content": "x", "client_message_id": "has space"}).to_string(), 422, "invalid_field"),
+        ("{\"content\": ".to_owned(), 400, "malformed_request"),
+        (json!({"content": "x".repeat(70_000)}).to_string(), 413, "payload_too_large"),
+    ];
+    for (raw, status, code) in cases {
+        let event = HttpEvent::new(
+            &format!("POST {CONV}/messages"),
+            &format!("/chat/conversations/{id}/messages"),
+        )
+        .param("conversation_id", &id)
+        .bearer(&customer())
+        .raw_body(&raw);
+        let (got, body) = env.send(event).await;
+        assert_eq!(
+            (got, body["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{}: {body}",
+            &raw[..raw.len().min(80)]
+        );
+    }
+    let bad_key = env
+        .post_event(&customer(), &id, json!({"content": "x"}))
+        .header("idempotency-key", "a#b");
+    assert_eq!(env.send(bad_key).await.0, 422);
+    assert_eq!(env.table.items().await, before, "nothing was written");
+
+    let (status, _) = env.list(&customer(), &id, &[("limit", "101")]).await;
+    assert_eq!(status, 422);
+    let (status, _) = env
+        .list(&customer(), &id, &[("before", "a"), ("after", "b")])
+        .await;
+    assert_eq!(status, 422);
+}
+
+#[tokio::test]
+async fn cursors_of_another_room_are_refused() {
+    let env = Env::new().await;
+    let mine = env.conversation().await;
+    let other = env.conversation().await;
+    for i in 0..3 {
+        env.post(&customer(), &other, json!({"content": format!("{i}")}))
+            .await;
+    }
+    let (_, page) = env.list(&customer(), &other, &[("limit", "1")]).await;
+    let cursor = page["data"]["next_cursor"].as_str().unwrap().to_owned();
+    for c in [cursor.as_str(), "garbage"] {
+        let (status, body) = env.list(&customer(), &mine, &[("before", c)]).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (400, Some("invalid_cursor"))
+        );
+    }
+}
+
+#[tokio::test]
+async fn budgets_requests_per_call() {
+    let env = Env::new().await;
+    let id = env.conversation().await;
+    let store = &env.table.runtime.store;
+    let before = store.requests();
+    env.post(&customer(), &id, json!({"content": "hi"})).await;
+    // Read of the room's member list, then one TransactWriteItems (see docs/performance.md).
+    assert_eq!(store.requests() - before, 2);
+    let before = store.requests();
+    env.list(&customer(), &id, &[]).await;
+    assert_eq!(
+        store.requests() - before,
+        1,
+        "the newest page and the room come in one Query"
+    );
+}
+
+#[tokio::test]
+async fn event_fixtures_drive_the_handlers() {
+    let env = Env::new().await;
+    let id = env.conversation().await;
+    for name in [
+        "post-chat-conversations-id-messages.json",
+        "get-chat-conversations-id-messages.json",
+    ] {
+        let event = load_event(name);
+        let fixture_id = event["pathParameters"]["conversation_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let event: Value =
+            serde_json::from_str(&event.to_string().replace(&fixture_id, &id)).unwrap();
+        let (status, body) = response_json(&env.app.handle(to_request(&event)).await);
+        assert!(status == 200 || status == 201, "{name}: {status} {body}");
+    }
+    assert_eq!(env.count(keys::entity::MESSAGE).await, 1);
+}

@@ -1,0 +1,351 @@
+//! Bearer-token verification: the algorithm is pinned by configuration, `exp` is
+//! required, `iss`/`aud` are checked when configured, and the tenant, user and role
+//! come only from verified claims.
+
+use crate::error::ApiError;
+use crate::ids::{OrgId, Role, UserId};
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde_json::Value;
+use std::fmt;
+
+/// Who is calling: user, tenant and role, all from the verified token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub user: UserId,
+    pub org: OrgId,
+    pub role: Role,
+}
+
+pub enum KeySource {
+    Secret(Vec<u8>),
+    /// A JWKS JSON document.
+    Jwks(String),
+}
+
+#[derive(Clone)]
+pub struct AuthConfig {
+    pub algorithm: Algorithm,
+    /// (kid, key); a token's `kid` picks the key, or the only key when it has none.
+    keys: Vec<(Option<String>, DecodingKey)>,
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+    validation: Validation,
+    claim_sub: String,
+    claim_org: String,
+    claim_role: String,
+}
+
+impl fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthConfig")
+            .field("algorithm", &self.algorithm)
+            .field("keys", &self.keys.len())
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AuthConfig {
+    pub fn new(
+        algorithm: Algorithm,
+        keys: KeySource,
+        issuer: Option<String>,
+        audience: Option<String>,
+        [claim_sub, claim_org, claim_role]: [String; 3],
+    ) -> Result<Self, String> {
+        let keys = match keys {
+            KeySource::Secret(secret) => vec![(None, DecodingKey::from_secret(&secret))],
+            KeySource::Jwks(doc) => {
+                let set: JwkSet = serde_json::from_str(&doc)
+                    .map_err(|e| format!("JWT_JWKS is not a JWKS document: {e}"))?;
+                let mut keys = Vec::new();
+                for jwk in &set.keys {
+                    // Keys published for another algorithm are skipped, never used.
+                    let alg_matches = jwk
+                        .common
+                        .key_algorithm
+                        .map(|a| format!("{a:?}") == format!("{algorithm:?}"))
+                        .unwrap_or(true);
+                    if !alg_matches {
+                        continue;
+                    }
+                    if let Ok(key) = DecodingKey::from_jwk(jwk) {
+                        keys.push((jwk.common.key_id.clone(), key));
+                    }
+                }
+                if keys.is_empty() {
+                    return Err(format!("JWT_JWKS has no usable {algorithm:?} key"));
+                }
+                keys
+            }
+        };
+        let mut validation = Validation::new(algorithm);
+        validation.algorithms = vec![algorithm];
+        validation.leeway = 30;
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+        validation.set_required_spec_claims(&["exp"]);
+        match &audience {
+            Some(aud) => validation.set_audience(&[aud]),
+            None => validation.validate_aud = false,
+        }
+        if let Some(iss) = &issuer {
+            validation.set_issuer(&[iss]);
+        }
+        Ok(AuthConfig {
+            algorithm,
+            keys,
+            issuer,
+            audience,
+            validation,
+            claim_sub,
+            claim_org,
+            claim_role,
+        })
+    }
+
+    /// Verifies an `Authorization` header value and returns the principal.
+    pub fn authenticate(&self, authorization: Option<&str>) -> Result<Principal, ApiError> {
+        let unauthenticated = |why: &str| ApiError::Unauthenticated(why.to_owned());
+        let token = authorization
+            .and_then(|h| {
+                h.strip_prefix("Bearer ")
+                    .or_else(|| h.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| unauthenticated("missing bearer token"))?;
+        let header =
+            jsonwebtoken::decode_header(token).map_err(|_| unauthenticated("malformed token"))?;
+        if header.alg != self.algorithm {
+            return Err(unauthenticated("token algorithm not accepted"));
+        }
+        let key = match (&header.kid, self.keys.as_slice()) {
+            (_, [(_, only)]) => only,
+            (Some(kid), keys) => keys
+                .iter()
+                .find(|(k, _)| k.as_deref() == Some(kid))
+                .map(|(_, key)| key)
+                .ok_or_else(|| unauthenticated("unknown signing key"))?,
+            (None, _) => return Err(unauthenticated("token has no key id")),
+        };
+        let data =
+            jsonwebtoken::decode::<serde_json::Map<String, Value>>(token, key, &self.validation)
+                .map_err(|e| {
+                    use jsonwebtoken::errors::ErrorKind;
+                    match e.kind() {
+                        ErrorKind::ExpiredSignature => unauthenticated("token expired"),
+                        ErrorKind::ImmatureSignature => unauthenticated("token not yet valid"),
+                        ErrorKind::InvalidAudience => {
+                            unauthenticated("token audience not accepted")
+                        }
+                        ErrorKind::InvalidIssuer => unauthenticated("token issuer not accepted"),
+                        ErrorKind::MissingRequiredClaim(_) => {
+                            unauthenticated("token lacks a required claim")
+                        }
+                        _ => unauthenticated("invalid token"),
+                    }
+                })?;
+        self.principal(&data.claims)
+    }
+
+    fn principal(&self, claims: &serde_json::Map<String, Value>) -> Result<Principal, ApiError> {
+        let text = |name: &str| claims.get(name).and_then(Value::as_str);
+        let user = text(&self.claim_sub)
+            .and_then(|s| UserId::parse(s).ok())
+            .ok_or_else(|| ApiError::Unauthenticated("token has no valid subject".into()))?;
+        let org = text(&self.claim_org)
+            .and_then(|s| OrgId::parse(s).ok())
+            .ok_or_else(|| ApiError::Unauthenticated("token has no valid tenant".into()))?;
+        let role = role_from_claim(claims.get(&self.claim_role))
+            .ok_or_else(|| ApiError::Unauthenticated("token has no valid role".into()))?;
+        Ok(Principal { user, org, role })
+    }
+}
+
+/// A role claim is a string, or a list such as `cognito:groups`: the strongest known
+/// role in the list wins.
+fn role_from_claim(value: Option<&Value>) -> Option<Role> {
+    match value? {
+        Value::String(s) => Role::parse(s),
+        Value::Array(items) => {
+            let roles: Vec<Role> = items
+                .iter()
+                .filter_map(Value::as_str)
+                .filter_map(Role::parse)
+                .collect();
+            [Role::Admin, Role::Agent, Role::Customer]
+                .into_iter()
+                .find(|r| roles.contains(r))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jsonwebtoken::{EncodingKey, Header, encode};
+    use serde_json::json;
+
+    const SECRET: &[u8] = b"unit-test-secret-of-some-length";
+
+    fn hs256(issuer: Option<&str>, audience: Option<&str>) -> AuthConfig {
+        AuthConfig::new(
+            Algorithm::HS256,
+            KeySource::Secret(SECRET.to_vec()),
+            issuer.map(str::to_owned),
+            audience.map(str::to_owned),
+            ["sub".into(), "org".into(), "role".into()],
+        )
+        .unwrap()
+    }
+
+    fn now() -> i64 {
+        time::OffsetDateTime::now_utc().unix_timestamp()
+    }
+
+    fn token(claims: Value) -> String {
+        encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(SECRET),
+        )
+        .unwrap()
+    }
+
+    fn good_claims() -> Value {
+        json!({"sub": "u-1", "org": "acme", "role": "customer", "iss": "chat-local", "aud": "chat-api", "exp": now() + 600})
+    }
+
+    fn bearer(t: &str) -> String {
+        format!("Bearer {t}")
+    }
+
+    #[test]
+    fn valid_token_gives_the_principal() {
+        let auth = hs256(Some("chat-local"), Some("chat-api"));
+        let p = auth
+            .authenticate(Some(&bearer(&token(good_claims()))))
+            .unwrap();
+        assert_eq!(p.user.as_str(), "u-1");
+        assert_eq!(p.org.as_str(), "acme");
+        assert_eq!(p.role, Role::Customer);
+    }
+
+    fn refused(auth: &AuthConfig, header: Option<&str>) -> String {
+        match auth.authenticate(header) {
+            Err(ApiError::Unauthenticated(why)) => why,
+            other => panic!("expected 401, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn bad_tokens_are_refused() {
+        let auth = hs256(Some("chat-local"), Some("chat-api"));
+        assert_eq!(refused(&auth, None), "missing bearer token");
+        assert_eq!(refused(&auth, Some("Basic abc")), "missing bearer token");
+        assert_eq!(refused(&auth, Some("Bearer not.a.jwt")), "malformed token");
+
+        let mut expired = good_claims();
+        expired["exp"] = json!(now() - 3600);
+        assert_eq!(
+            refused(&auth, Some(&bearer(&token(expired)))),
+            "token expired"
+        );
+
+        let mut no_exp = good_claims();
+        no_exp.as_object_mut().unwrap().remove("exp");
+        assert_eq!(
+            refused(&auth, Some(&bearer(&token(no_exp)))),
+            "token lacks a required claim"
+        );
+
+        let mut early = good_claims();
+        early["nbf"] = json!(now() + 3600);
+        assert_eq!(
+            refused(&auth, Some(&bearer(&token(early)))),
+            "token not yet valid"
+        );
+
+        let mut wrong_aud = good_claims();
+        wrong_aud["aud"] = json!("someone-else");
+        assert_eq!(
+            refused(&auth, Some(&bearer(&token(wrong_aud)))),
+            "token audience not accepted"
+        );
+
+        let mut wrong_iss = good_claims();
+        wrong_iss["iss"] = json!("evil");
+        assert_eq!(
+            refused(&auth, Some(&bearer(&token(wrong_iss)))),
+            "token issuer not accepted"
+        );
+
+        let mut bad_role = good_claims();
+        bad_role["role"] = json!("root");
+        assert_eq!(
+            refused(&auth, Some(&bearer(&token(bad_role)))),
+            "token has no valid role"
+        );
+
+        let mut bad_org = good_claims();
+        bad_org["org"] = json!("a#b");
+        assert_eq!(
+            refused(&auth, Some(&bearer(&token(bad_org)))),
+            "token has no valid tenant"
+        );
+
+        let forged = encode(
+            &Header::new(Algorithm::HS256),
+            &good_claims(),
+            &EncodingKey::from_secret(b"another-secret-entirely!"),
+        )
+        .unwrap();
+        assert_eq!(refused(&auth, Some(&bearer(&forged))), "invalid token");
+    }
+
+    #[test]
+    fn alg_none_is_refused() {
+        use base64::Engine;
+        let b64 =
+            |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+        let unsigned = format!(
+            "{}.{}.",
+            b64(&json!({"alg": "none", "typ": "JWT"})),
+            b64(&good_claims())
+        );
+        let auth = hs256(None, None);
+        let why = refused(&auth, Some(&bearer(&unsigned)));
+        assert!(
+            why == "malformed token" || why == "token algorithm not accepted",
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn cognito_style_group_lists_pick_the_strongest_role() {
+        assert_eq!(
+            role_from_claim(Some(&json!(["customer", "agent"]))),
+            Some(Role::Agent)
+        );
+        assert_eq!(role_from_claim(Some(&json!(["staff"]))), None);
+        assert_eq!(role_from_claim(Some(&json!(5))), None);
+    }
+
+    #[test]
+    fn jwks_keys_for_another_algorithm_are_not_used() {
+        let doc = json!({"keys": [{"kty": "oct", "k": "c2VjcmV0", "alg": "HS256"}]}).to_string();
+        let err = AuthConfig::new(
+            Algorithm::RS256,
+            KeySource::Jwks(doc),
+            None,
+            None,
+            ["sub".into(), "org".into(), "role".into()],
+        )
+        .unwrap_err();
+        assert!(err.contains("no usable"), "{err}");
+    }
+}

@@ -1,0 +1,189 @@
+//! Configuration from the environment, read once at init. Anything missing or wrong
+//! fails the cold start with a message naming every problem at once.
+
+use crate::auth::{AuthConfig, KeySource};
+use jsonwebtoken::Algorithm;
+use std::collections::HashMap;
+
+/// The local development secret: accepted only when CHAT_LOCAL=1 says this is the
+/// local stack, so a deployed stack can never run on it.
+pub const LOCAL_DEV_SECRET: &str = "local-dev-secret-change-me";
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub table_name: String,
+    /// Set only for DynamoDB Local.
+    pub dynamodb_endpoint: Option<String>,
+    pub auth: AuthConfig,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: {}", .0.join("; "))]
+pub struct ConfigError(pub Vec<String>);
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_map(&std::env::vars().collect())
+    }
+
+    pub fn from_map(env: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| env.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
+        let mut problems = Vec::new();
+
+        let table_name = get("TABLE_NAME").map(str::to_owned);
+        if table_name.is_none() {
+            problems.push("TABLE_NAME is required".to_owned());
+        }
+        let local = get("CHAT_LOCAL") == Some("1");
+
+        let algorithm = match get("JWT_ALGORITHM") {
+            Some("HS256") => Some(Algorithm::HS256),
+            Some("RS256") => Some(Algorithm::RS256),
+            Some("ES256") => Some(Algorithm::ES256),
+            Some(other) => {
+                problems.push(format!(
+                    "JWT_ALGORITHM {other:?} is not one of HS256, RS256, ES256"
+                ));
+                None
+            }
+            None => {
+                problems.push("JWT_ALGORITHM is required (HS256, RS256 or ES256)".to_owned());
+                None
+            }
+        };
+
+        let keys = match algorithm {
+            Some(Algorithm::HS256) => match get("JWT_SECRET") {
+                None => {
+                    problems.push("JWT_SECRET is required for HS256".to_owned());
+                    None
+                }
+                Some(LOCAL_DEV_SECRET) if !local => {
+                    problems.push(
+                        "JWT_SECRET is the local development secret; set a real one".to_owned(),
+                    );
+                    None
+                }
+                Some(secret) if secret.len() < 16 && !local => {
+                    problems.push("JWT_SECRET must be at least 16 bytes".to_owned());
+                    None
+                }
+                Some(secret) => Some(KeySource::Secret(secret.as_bytes().to_vec())),
+            },
+            Some(_) => match get("JWT_JWKS") {
+                None => {
+                    problems.push(
+                        "JWT_JWKS (a JWKS JSON document) is required for RS256/ES256".to_owned(),
+                    );
+                    None
+                }
+                Some(doc) => Some(KeySource::Jwks(doc.to_owned())),
+            },
+            None => None,
+        };
+
+        let claim = |name: &str, default: &str| get(name).unwrap_or(default).to_owned();
+        let auth = match (algorithm, keys) {
+            (Some(algorithm), Some(keys)) => match AuthConfig::new(
+                algorithm,
+                keys,
+                get("JWT_ISSUER").map(str::to_owned),
+                get("JWT_AUDIENCE").map(str::to_owned),
+                [
+                    claim("JWT_CLAIM_SUB", "sub"),
+                    claim("JWT_CLAIM_ORG", "org"),
+                    claim("JWT_CLAIM_ROLE", "role"),
+                ],
+            ) {
+                Ok(auth) => Some(auth),
+                Err(problem) => {
+                    problems.push(problem);
+                    None
+                }
+            },
+            _ => None,
+        };
+
+        match (table_name, auth) {
+            (Some(table_name), Some(auth)) if problems.is_empty() => Ok(Config {
+                table_name,
+                dynamodb_endpoint: get("DYNAMODB_ENDPOINT").map(str::to_owned),
+                auth,
+            }),
+            _ => Err(ConfigError(problems)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn missing_everything_names_every_problem() {
+        let err = Config::from_map(&env(&[])).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("TABLE_NAME"), "{text}");
+        assert!(text.contains("JWT_ALGORITHM"), "{text}");
+    }
+
+    #[test]
+    fn deployed_stack_refuses_the_dev_secret_and_missing_keys() {
+        let dev = env(&[
+            ("TABLE_NAME", "t"),
+            ("JWT_ALGORITHM", "HS256"),
+            ("JWT_SECRET", LOCAL_DEV_SECRET),
+        ]);
+        assert!(
+            Config::from_map(&dev)
+                .unwrap_err()
+                .to_string()
+                .contains("local development secret")
+        );
+        let no_jwks = env(&[("TABLE_NAME", "t"), ("JWT_ALGORITHM", "RS256")]);
+        assert!(
+            Config::from_map(&no_jwks)
+                .unwrap_err()
+                .to_string()
+                .contains("JWT_JWKS")
+        );
+        let no_secret = env(&[
+            ("TABLE_NAME", "t"),
+            ("JWT_ALGORITHM", "HS256"),
+            ("JWT_SECRET", ""),
+        ]);
+        assert!(Config::from_map(&no_secret).is_err());
+    }
+
+    #[test]
+    fn local_stack_may_use_the_dev_secret() {
+        let local = env(&[
+            ("TABLE_NAME", "t"),
+            ("JWT_ALGORITHM", "HS256"),
+            ("JWT_SECRET", LOCAL_DEV_SECRET),
+            ("CHAT_LOCAL", "1"),
+            ("JWT_ISSUER", "chat-local"),
+        ]);
+        let config = Config::from_map(&local).unwrap();
+        assert_eq!(config.table_name, "t");
+        assert_eq!(config.auth.issuer.as_deref(), Some("chat-local"));
+    }
+
+    #[test]
+    fn unknown_algorithm_is_refused() {
+        let bad = env(&[("TABLE_NAME", "t"), ("JWT_ALGORITHM", "none")]);
+        assert!(
+            Config::from_map(&bad)
+                .unwrap_err()
+                .to_string()
+                .contains("not one of")
+        );
+    }
+}

@@ -1,0 +1,100 @@
+//! The DynamoDB client, built once per cold start, and the mapping of SDK failures
+//! onto API errors.
+
+use crate::config::Config;
+use crate::error::ApiError;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_dynamodb::error::{BoxError, ProvideErrorMetadata, SdkError};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Counts the HTTP requests the client sends (retries included): the budgets of
+/// DynamoDB requests per API call are checked against this.
+#[derive(Debug, Clone, Default)]
+pub struct RequestCounter(Arc<AtomicU64>);
+
+impl RequestCounter {
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+impl Intercept for RequestCounter {
+    fn name(&self) -> &'static str {
+        "RequestCounter"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// Builds the client: SDK defaults (region, credentials from the Lambda environment),
+/// timeouts that fit well inside the function timeout, and the local endpoint if set.
+pub async fn client(config: &Config) -> (Client, RequestCounter) {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    if config.dynamodb_endpoint.is_some() {
+        // DynamoDB Local checks no signature: fixed credentials keep the local stack
+        // independent of whatever AWS profile the developer has.
+        loader = loader
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "local", "local", None, None, "local",
+            ));
+    }
+    let shared = loader
+        .timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(2))
+                .operation_attempt_timeout(Duration::from_secs(2))
+                .operation_timeout(Duration::from_secs(6))
+                .build(),
+        )
+        .load()
+        .await;
+    let counter = RequestCounter::default();
+    let mut builder = aws_sdk_dynamodb::config::Builder::from(&shared).interceptor(counter.clone());
+    if let Some(endpoint) = &config.dynamodb_endpoint {
+        builder = builder.endpoint_url(endpoint);
+    }
+    (Client::from_conf(builder.build()), counter)
+}
+
+/// Maps an SDK failure: throttling and unreachable service become 503 with
+/// Retry-After; anything else is an internal error, logged with its context.
+pub fn sdk_error<E, R>(context: &str, err: SdkError<E, R>) -> ApiError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    let code = err.code().unwrap_or_default().to_owned();
+    let throttled = matches!(
+        code.as_str(),
+        "ProvisionedThroughputExceededException"
+            | "ThrottlingException"
+            | "RequestLimitExceeded"
+            | "LimitExceededException"
+    );
+    let unreachable = matches!(
+        err,
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_)
+    ) || matches!(code.as_str(), "InternalServerError" | "ServiceUnavailable");
+    if throttled || unreachable {
+        tracing::warn!(context, code, error = %aws_sdk_dynamodb::error::DisplayErrorContext(&err), "DynamoDB unavailable");
+        return ApiError::Unavailable {
+            code: "storage_unavailable",
+            message: "storage is temporarily unavailable, retry shortly".into(),
+            retry_after_secs: 1,
+        };
+    }
+    ApiError::internal(context, aws_sdk_dynamodb::error::DisplayErrorContext(&err))
+}

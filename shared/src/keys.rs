@@ -1,0 +1,125 @@
+//! The one place where DynamoDB key strings and entity tags are built.
+//!
+//! Layout (T = tenant, every partition starts with it):
+//! | item            | PK                      | SK                | GSI1PK              | GSI1SK                  |
+//! |-----------------|-------------------------|-------------------|---------------------|-------------------------|
+//! | room            | T#{org}#R#{room}        | META              |                     |                         |
+//! | message         | T#{org}#R#{room}        | M#{message ulid}  |                     |                         |
+//! | member / inbox  | T#{org}#R#{room}        | U#{user}          | T#{org}#INBOX#{user}| A#{last activity}#{room}|
+//! | idempotency     | T#{org}#R#{room}        | I#{user}#{key}    |                     |                         |
+//! | inbox head      | T#{org}#USER#{user}     | INBOX             | T#{org}#INBOX#{user}| ~HEAD                   |
+//! | profile         | T#{org}#USER#{user}     | PROFILE           |                     |                         |
+//! | product         | T#{org}#PRODUCTS        | P#{product}       |                     |                         |
+//! | order chat key  | T#{org}#ORDER#{natural} | ORDER             |                     |                         |
+//!
+//! Room items sort as `M#…` < `META` < `U#…`, so one descending Query from `META`
+//! returns the room and then its newest messages.
+
+use crate::ids::{MessageId, OrgId, RoomId, UserId};
+
+pub const PK: &str = "PK";
+pub const SK: &str = "SK";
+pub const GSI1: &str = "GSI1";
+pub const GSI1PK: &str = "GSI1PK";
+pub const GSI1SK: &str = "GSI1SK";
+pub const GSI2: &str = "GSI2";
+pub const GSI2PK: &str = "GSI2PK";
+pub const GSI2SK: &str = "GSI2SK";
+pub const ENTITY: &str = "entity";
+pub const TTL: &str = "expires_at";
+
+pub mod entity {
+    pub const ROOM: &str = "room";
+    pub const MESSAGE: &str = "message";
+    pub const MEMBER: &str = "member";
+    pub const IDEMPOTENCY: &str = "idempotency";
+    pub const INBOX_HEAD: &str = "inbox_head";
+    pub const PROFILE: &str = "profile";
+    pub const PRODUCT: &str = "product";
+    pub const ORDER_KEY: &str = "order_key";
+}
+
+pub const ROOM_SK: &str = "META";
+pub const MESSAGE_SK_PREFIX: &str = "M#";
+pub const MEMBER_SK_PREFIX: &str = "U#";
+pub const INBOX_HEAD_SK: &str = "INBOX";
+pub const INBOX_HEAD_GSI1SK: &str = "~HEAD";
+pub const INBOX_ENTRY_PREFIX: &str = "A#";
+
+pub fn room_pk(org: &OrgId, room: &RoomId) -> String {
+    format!("T#{org}#R#{room}")
+}
+
+pub fn message_sk(message: &MessageId) -> String {
+    format!("{MESSAGE_SK_PREFIX}{message}")
+}
+
+/// The message id from a message item's sort key, if it is one.
+pub fn message_id_from_sk(sk: &str) -> Option<&str> {
+    sk.strip_prefix(MESSAGE_SK_PREFIX)
+}
+
+pub fn member_sk(user: &UserId) -> String {
+    format!("{MEMBER_SK_PREFIX}{user}")
+}
+
+pub fn idempotency_sk(user: &UserId, key: &str) -> String {
+    format!("I#{user}#{key}")
+}
+
+pub fn user_pk(org: &OrgId, user: &UserId) -> String {
+    format!("T#{org}#USER#{user}")
+}
+
+pub fn inbox_gsi1pk(org: &OrgId, user: &UserId) -> String {
+    format!("T#{org}#INBOX#{user}")
+}
+
+/// Newest activity first when queried descending; ties broken by room id.
+pub fn inbox_gsi1sk(last_activity: &str, room: &RoomId) -> String {
+    format!("{INBOX_ENTRY_PREFIX}{last_activity}#{room}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn org() -> OrgId {
+        OrgId::parse("acme").unwrap()
+    }
+
+    #[test]
+    fn room_partition_orders_messages_then_meta_then_members() {
+        let m1 = message_sk(&MessageId::from_parts(1, 0));
+        let m2 = message_sk(&MessageId::from_parts(2, 0));
+        let member = member_sk(&UserId::parse("0").unwrap());
+        let idem = idempotency_sk(&UserId::parse("u").unwrap(), "k");
+        let mut keys = vec![
+            member.clone(),
+            ROOM_SK.to_string(),
+            m2.clone(),
+            m1.clone(),
+            idem.clone(),
+        ];
+        keys.sort();
+        assert_eq!(keys, vec![idem, m1, m2, ROOM_SK.to_string(), member]);
+    }
+
+    #[test]
+    fn inbox_head_sorts_after_every_entry() {
+        let room = RoomId::from_parts(u64::MAX, u128::MAX);
+        let newest = inbox_gsi1sk("9999-12-31T23:59:59.999Z", &room);
+        assert!(INBOX_HEAD_GSI1SK > newest.as_str());
+        let older = inbox_gsi1sk("2024-06-29T10:00:00.000Z", &room);
+        assert!(older < newest);
+    }
+
+    #[test]
+    fn keys_are_tenant_scoped() {
+        let room = RoomId::from_parts(1, 1);
+        let other = OrgId::parse("globex").unwrap();
+        assert_ne!(room_pk(&org(), &room), room_pk(&other, &room));
+        assert!(room_pk(&org(), &room).starts_with("T#acme#"));
+        assert_eq!(message_id_from_sk(&message_sk(&room)), Some(room.as_str()));
+    }
+}

@@ -1,0 +1,36 @@
+//! The library every chat function builds on: configuration, identity, the JSON
+//! envelope and errors, request parsing, DynamoDB keys and the store.
+
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod cursor;
+pub mod dynamo;
+pub mod envelope;
+pub mod error;
+pub mod ids;
+pub mod item;
+pub mod keys;
+pub mod model;
+pub mod request;
+pub mod store;
+pub mod time;
+
+pub use auth::Principal;
+pub use envelope::Reply;
+pub use error::{ApiError, ApiResult};
+
+/// Everything a function builds once per cold start.
+#[derive(Clone, Debug)]
+pub struct Runtime {
+    pub config: config::Config,
+    pub store: store::Store,
+}
+
+impl Runtime {
+    pub async fn from_config(config: config::Config) -> Self {
+        let (client, counter) = dynamo::client(&config).await;
+        let store = store::Store::new(client, config.table_name.clone(), counter);
+        Runtime { config, store }
+    }
+}

@@ -1,0 +1,467 @@
+//! Domain records and their explicit mapping to and from DynamoDB items.
+
+use crate::auth::Principal;
+use crate::ids::{MessageId, OrgId, Role, RoomId};
+use crate::item::{Item, ItemBuilder, ItemExt};
+use crate::keys;
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RoomType {
+    AgentToUser,
+    VendorToUser,
+    Support,
+    Group,
+    Direct,
+}
+
+impl RoomType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RoomType::AgentToUser => "agent_to_user",
+            RoomType::VendorToUser => "vendor_to_user",
+            RoomType::Support => "support",
+            RoomType::Group => "group",
+            RoomType::Direct => "direct",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<RoomType> {
+        serde_json::from_value(Value::String(raw.to_owned())).ok()
+    }
+}
+
+/// Most members a room may have: a message is one transaction that touches every
+/// member's inbox row, and a transaction holds at most 100 items.
+pub const MAX_MEMBERS: usize = 50;
+
+/// The room (a conversation is a room of type `support`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Room {
+    pub id: RoomId,
+    pub room_type: RoomType,
+    pub title: String,
+    pub detail: Option<String>,
+    pub product: Option<String>,
+    pub order_id: Option<String>,
+    pub vendor_id: Option<String>,
+    pub owner_id: String,
+    pub agent_id: Option<String>,
+    pub assignee_id: Option<String>,
+    pub conversation_type: String,
+    pub status: String,
+    pub members: Vec<String>,
+    /// Bumped whenever `members` changes; writes that fan out to members are
+    /// conditioned on it, so they never miss a member who joined meanwhile.
+    pub member_version: u64,
+    /// Public messages (internal notes are counted apart, in `note_count`).
+    pub total_messages: u64,
+    pub note_count: u64,
+    pub last_message_at: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub deleted_at: Option<String>,
+}
+
+impl Room {
+    /// May this caller see the room? Members may; agents and admins may see their
+    /// tenant's support rooms. (Other tenants' rooms are never even read: the tenant
+    /// is part of every key.)
+    pub fn visible_to(&self, who: &Principal) -> bool {
+        self.deleted_at.is_none()
+            && (self.is_member(who.user.as_str())
+                || (who.role.is_staff() && self.room_type == RoomType::Support))
+    }
+
+    pub fn is_member(&self, user: &str) -> bool {
+        self.members.iter().any(|m| m == user)
+    }
+
+    pub fn to_item(&self, org: &OrgId) -> Item {
+        ItemBuilder::new()
+            .str(keys::PK, keys::room_pk(org, &self.id))
+            .str(keys::SK, keys::ROOM_SK)
+            .str(keys::ENTITY, keys::entity::ROOM)
+            .str("room_id", self.id.as_str())
+            .str("room_type", self.room_type.as_str())
+            .str("title", &self.title)
+            .opt_str("detail", self.detail.clone())
+            .opt_str("product", self.product.clone())
+            .opt_str("order_id", self.order_id.clone())
+            .opt_str("vendor_id", self.vendor_id.clone())
+            .str("owner_id", &self.owner_id)
+            .opt_str("agent_id", self.agent_id.clone())
+            .opt_str("assignee_id", self.assignee_id.clone())
+            .str("conversation_type", &self.conversation_type)
+            .str("status", &self.status)
+            .set("members", AttributeValue::Ss(self.members.clone()))
+            .num("member_version", self.member_version)
+            .num("total_messages", self.total_messages)
+            .num("note_count", self.note_count)
+            .opt_str("last_message_at", self.last_message_at.clone())
+            .str("created_at", &self.created_at)
+            .str("updated_at", &self.updated_at)
+            .opt_str("deleted_at", self.deleted_at.clone())
+            .build()
+    }
+
+    pub fn from_item(item: &Item) -> Option<Room> {
+        if item.str(keys::ENTITY) != Some(keys::entity::ROOM) {
+            return None;
+        }
+        Some(Room {
+            id: RoomId::parse(item.str("room_id")?).ok()?,
+            room_type: RoomType::parse(item.str("room_type")?)?,
+            title: item.string("title").unwrap_or_default(),
+            detail: item.string("detail"),
+            product: item.string("product"),
+            order_id: item.string("order_id"),
+            vendor_id: item.string("vendor_id"),
+            owner_id: item.string("owner_id")?,
+            agent_id: item.string("agent_id"),
+            assignee_id: item.string("assignee_id"),
+            conversation_type: item
+                .string("conversation_type")
+                .unwrap_or_else(|| "chat".into()),
+            status: item.string("status").unwrap_or_else(|| "open".into()),
+            members: item.string_set("members"),
+            member_version: item.num("member_version").unwrap_or(0),
+            total_messages: item.num("total_messages").unwrap_or(0),
+            note_count: item.num("note_count").unwrap_or(0),
+            last_message_at: item.string("last_message_at"),
+            created_at: item.string("created_at").unwrap_or_default(),
+            updated_at: item.string("updated_at").unwrap_or_default(),
+            deleted_at: item.string("deleted_at"),
+        })
+    }
+}
+
+/// A member's own view of a room: the inbox row. It carries a copy of the room's
+/// summary so that an inbox page is one Query.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Membership {
+    pub user_id: String,
+    pub member_role: String,
+    pub is_pinned: bool,
+    pub is_archived: bool,
+    pub unread_count: u64,
+    pub last_read_message_id: Option<String>,
+    pub joined_at: String,
+    pub total_messages: u64,
+    pub last_message_at: Option<String>,
+}
+
+impl Membership {
+    pub fn from_item(item: &Item) -> Option<Membership> {
+        if item.str(keys::ENTITY) != Some(keys::entity::MEMBER) {
+            return None;
+        }
+        Some(Membership {
+            user_id: item.string("user_id")?,
+            member_role: item
+                .string("member_role")
+                .unwrap_or_else(|| "participant".into()),
+            is_pinned: item.flag("is_pinned"),
+            is_archived: item.flag("is_archived"),
+            unread_count: item.num("unread_count").unwrap_or(0),
+            last_read_message_id: item.string("last_read_message_id"),
+            joined_at: item.string("joined_at").unwrap_or_default(),
+            total_messages: item.num("total_messages").unwrap_or(0),
+            last_message_at: item.string("last_message_at"),
+        })
+    }
+}
+
+/// Builds the member item (inbox row) for `user` joining `room` now.
+pub fn member_item(org: &OrgId, room: &Room, user: &str, member_role: &str, now: &str) -> Item {
+    let user_id =
+        crate::ids::UserId::parse(user).expect("member ids are validated before they reach a room");
+    let activity = room.last_message_at.as_deref().unwrap_or(now);
+    ItemBuilder::new()
+        .str(keys::PK, keys::room_pk(org, &room.id))
+        .str(keys::SK, keys::member_sk(&user_id))
+        .str(keys::ENTITY, keys::entity::MEMBER)
+        .str(keys::GSI1PK, keys::inbox_gsi1pk(org, &user_id))
+        .str(keys::GSI1SK, keys::inbox_gsi1sk(activity, &room.id))
+        .str("room_id", room.id.as_str())
+        .str("user_id", user)
+        .str("member_role", member_role)
+        .flag("is_pinned", false)
+        .flag("is_archived", false)
+        .num("unread_count", 0)
+        .str("joined_at", now)
+        .num("total_messages", room.total_messages)
+        .opt_str("last_message_at", room.last_message_at.clone())
+        .str("title", &room.title)
+        .str("status", &room.status)
+        .str("room_type", room.room_type.as_str())
+        .str("conversation_type", &room.conversation_type)
+        .str("owner_id", &room.owner_id)
+        .opt_str("agent_id", room.agent_id.clone())
+        .str("created_at", &room.created_at)
+        .build()
+}
+
+/// The conversation shape of the seed API, from a room and the caller's membership.
+pub fn conversation_json(room: &Room, membership: Option<&Membership>, role: Role) -> Value {
+    json!({
+        "id": room.id,
+        "conversation_id": room.id,
+        "title": room.title,
+        "user_id": room.owner_id,
+        "agent_id": room.agent_id,
+        "assignee_id": room.assignee_id,
+        "conversation_type": room.conversation_type,
+        "room_type": room.room_type,
+        "status": room.status,
+        "is_archived": membership.is_some_and(|m| m.is_archived),
+        "is_pinned": membership.is_some_and(|m| m.is_pinned),
+        "unread_count": membership.map_or(0, |m| m.unread_count),
+        "total_messages": room.total_messages,
+        "note_count": if role.is_staff() { Some(room.note_count) } else { None },
+        "last_message_at": room.last_message_at,
+        "created_at": room.created_at,
+        "updated_at": room.updated_at,
+    })
+}
+
+/// An inbox row as the list route shows it (the room summary copied on the row).
+pub fn inbox_entry_json(item: &Item) -> Option<Value> {
+    let m = Membership::from_item(item)?;
+    Some(json!({
+        "id": item.str("room_id"),
+        "conversation_id": item.str("room_id"),
+        "title": item.str("title"),
+        "user_id": item.str("owner_id"),
+        "agent_id": item.str("agent_id"),
+        "conversation_type": item.str("conversation_type"),
+        "room_type": item.str("room_type"),
+        "status": item.str("status"),
+        "is_archived": m.is_archived,
+        "is_pinned": m.is_pinned,
+        "unread_count": m.unread_count,
+        "total_messages": m.total_messages,
+        "last_message_at": m.last_message_at,
+        "created_at": item.str("created_at"),
+    }))
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Attachment {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub content_type: String,
+    pub size: u64,
+    pub url: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub id: MessageId,
+    pub room_id: RoomId,
+    pub sender_id: String,
+    /// `user`, `agent` or `bot`, as the seed clients name senders.
+    pub sender: String,
+    pub content: String,
+    pub content_type: String,
+    pub message_type: String,
+    pub attachments: Vec<Attachment>,
+    pub client_message_id: Option<String>,
+    pub tokens_used: Option<u64>,
+    pub processing_time: Option<f64>,
+    pub cost: Option<f64>,
+    pub created_at: String,
+    pub edited_at: Option<String>,
+    pub deleted_at: Option<String>,
+}
+
+impl Message {
+    pub fn is_note(&self) -> bool {
+        self.message_type == "note"
+    }
+
+    pub fn to_item(&self, org: &OrgId) -> Item {
+        let attachments = (!self.attachments.is_empty())
+            .then(|| serde_json::to_string(&self.attachments).expect("attachments serialize"));
+        ItemBuilder::new()
+            .str(keys::PK, keys::room_pk(org, &self.room_id))
+            .str(keys::SK, keys::message_sk(&self.id))
+            .str(keys::ENTITY, keys::entity::MESSAGE)
+            .str("message_id", self.id.as_str())
+            .str("room_id", self.room_id.as_str())
+            .str("sender_id", &self.sender_id)
+            .str("sender", &self.sender)
+            .str("content", &self.content)
+            .str("content_type", &self.content_type)
+            .str("message_type", &self.message_type)
+            .opt_str("attachments", attachments)
+            .opt_str("client_message_id", self.client_message_id.clone())
+            .opt_num("tokens_used", self.tokens_used)
+            .opt_num("processing_time", self.processing_time)
+            .opt_num("cost", self.cost)
+            .str("created_at", &self.created_at)
+            .opt_str("edited_at", self.edited_at.clone())
+            .opt_str("deleted_at", self.deleted_at.clone())
+            .build()
+    }
+
+    pub fn from_item(item: &Item) -> Option<Message> {
+        if item.str(keys::ENTITY) != Some(keys::entity::MESSAGE) {
+            return None;
+        }
+        Some(Message {
+            id: MessageId::parse(item.str("message_id")?).ok()?,
+            room_id: RoomId::parse(item.str("room_id")?).ok()?,
+            sender_id: item.string("sender_id")?,
+            sender: item.string("sender").unwrap_or_else(|| "user".into()),
+            content: item.string("content").unwrap_or_default(),
+            content_type: item.string("content_type").unwrap_or_else(|| "text".into()),
+            message_type: item.string("message_type").unwrap_or_else(|| "text".into()),
+            attachments: item
+                .str("attachments")
+                .and_then(|raw| serde_json::from_str(raw).ok())
+                .unwrap_or_default(),
+            client_message_id: item.string("client_message_id"),
+            tokens_used: item.num("tokens_used"),
+            processing_time: item.num("processing_time"),
+            cost: item.num("cost"),
+            created_at: item.string("created_at").unwrap_or_default(),
+            edited_at: item.string("edited_at"),
+            deleted_at: item.string("deleted_at"),
+        })
+    }
+
+    /// The message as the API shows it; a deleted message keeps its place as a
+    /// tombstone without its content.
+    pub fn to_json(&self) -> Value {
+        let deleted = self.deleted_at.is_some();
+        json!({
+            "id": self.id,
+            "message_id": self.id,
+            "conversation_id": self.room_id,
+            "room_id": self.room_id,
+            "sender_id": self.sender_id,
+            "sender": self.sender,
+            "content": if deleted { "" } else { self.content.as_str() },
+            "content_type": self.content_type,
+            "message_type": self.message_type,
+            "status": if deleted { "deleted" } else { "sent" },
+            "attachments": if deleted { &[][..] } else { &self.attachments[..] },
+            "client_message_id": self.client_message_id,
+            "tokens_used": self.tokens_used,
+            "processing_time": self.processing_time,
+            "cost": self.cost,
+            "created_at": self.created_at,
+            "edited_at": self.edited_at,
+            "deleted_at": self.deleted_at,
+            "is_deleted": deleted,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::UserId;
+
+    fn room() -> Room {
+        Room {
+            id: RoomId::from_parts(1, 2),
+            room_type: RoomType::Support,
+            title: "Help".into(),
+            detail: None,
+            product: Some("shop".into()),
+            order_id: None,
+            vendor_id: None,
+            owner_id: "u-1".into(),
+            agent_id: Some("5".into()),
+            assignee_id: None,
+            conversation_type: "chat".into(),
+            status: "open".into(),
+            members: vec!["u-1".into(), "5".into()],
+            member_version: 1,
+            total_messages: 3,
+            note_count: 1,
+            last_message_at: Some("2024-06-29T10:00:00.000Z".into()),
+            created_at: "2024-06-29T09:00:00.000Z".into(),
+            updated_at: "2024-06-29T10:00:00.000Z".into(),
+            deleted_at: None,
+        }
+    }
+
+    fn principal(user: &str, role: Role) -> Principal {
+        Principal {
+            user: UserId::parse(user).unwrap(),
+            org: OrgId::parse("acme").unwrap(),
+            role,
+        }
+    }
+
+    #[test]
+    fn room_round_trips_through_its_item() {
+        let org = OrgId::parse("acme").unwrap();
+        let item = room().to_item(&org);
+        assert_eq!(item.str(keys::SK), Some(keys::ROOM_SK));
+        assert_eq!(Room::from_item(&item), Some(room()));
+    }
+
+    #[test]
+    fn message_round_trips_through_its_item() {
+        let org = OrgId::parse("acme").unwrap();
+        let message = Message {
+            id: MessageId::from_parts(5, 5),
+            room_id: RoomId::from_parts(1, 2),
+            sender_id: "u-1".into(),
+            sender: "user".into(),
+            content: "hi".into(),
+            content_type: "text".into(),
+            message_type: "text".into(),
+            attachments: vec![Attachment {
+                name: "a.png".into(),
+                content_type: "image/png".into(),
+                size: 3,
+                url: "https://x/a.png".into(),
+            }],
+            client_message_id: Some("c1".into()),
+            tokens_used: Some(12),
+            processing_time: Some(0.8),
+            cost: Some(0.002),
+            created_at: "2024-06-29T10:00:00.000Z".into(),
+            edited_at: None,
+            deleted_at: None,
+        };
+        assert_eq!(Message::from_item(&message.to_item(&org)), Some(message));
+    }
+
+    #[test]
+    fn visibility_rules() {
+        let r = room();
+        assert!(r.visible_to(&principal("u-1", Role::Customer)));
+        assert!(!r.visible_to(&principal("u-9", Role::Customer)));
+        assert!(
+            r.visible_to(&principal("a-2", Role::Agent)),
+            "staff see support rooms"
+        );
+        let mut group = room();
+        group.room_type = RoomType::Group;
+        assert!(!group.visible_to(&principal("a-2", Role::Agent)));
+        let mut deleted = room();
+        deleted.deleted_at = Some("x".into());
+        assert!(!deleted.visible_to(&principal("u-1", Role::Customer)));
+    }
+
+    #[test]
+    fn customers_do_not_see_the_note_count() {
+        let customer = conversation_json(&room(), None, Role::Customer);
+        assert_eq!(customer["total_messages"], 3);
+        assert!(customer["note_count"].is_null());
+        assert_eq!(
+            conversation_json(&room(), None, Role::Agent)["note_count"],
+            1
+        );
+    }
+}

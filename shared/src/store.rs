@@ -1,0 +1,677 @@
+//! The DynamoDB store: every read and write of the table goes through here, one
+//! request per call where the budgets say so.
+
+use crate::auth::Principal;
+use crate::cursor::{self, Partition};
+use crate::dynamo::{RequestCounter, sdk_error};
+use crate::error::{ApiError, ApiResult};
+use crate::ids::{MessageId, OrgId, RoomId, UserId};
+use crate::item::{Item, ItemBuilder, ItemExt, n, s, values};
+use crate::keys;
+use crate::model::{Membership, Message, Room};
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, CancellationReason, KeysAndAttributes, Put,
+    ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+};
+use serde_json::Value;
+use std::time::Duration;
+
+/// Idempotency records are kept this long; a retry after that is a new message.
+pub const IDEMPOTENCY_TTL_SECS: i64 = 24 * 3600;
+/// Attempts for a transaction that loses a race (conflict or stale member list).
+const WRITE_ATTEMPTS: u32 = 6;
+
+#[derive(Clone, Debug)]
+pub struct Store {
+    client: Client,
+    table: String,
+    counter: RequestCounter,
+}
+
+/// A page of results with the cursor to the next one.
+#[derive(Debug)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+pub struct InboxQuery<'a> {
+    pub limit: u32,
+    pub offset: u32,
+    pub cursor: Option<&'a str>,
+    pub status: Option<&'a str>,
+    pub archived: Option<bool>,
+    pub pinned: Option<bool>,
+}
+
+pub struct Inbox {
+    pub entries: Page<Item>,
+    /// Conversations in the inbox, from its head item (first page only).
+    pub total: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Newest first, older pages follow (`before`).
+    Older,
+    /// Oldest first from a cursor, newer pages follow (`after`).
+    Newer,
+}
+
+pub struct MessageQuery<'a> {
+    pub limit: u32,
+    pub offset: u32,
+    pub cursor: Option<&'a str>,
+    pub direction: Direction,
+    pub include_notes: bool,
+}
+
+pub struct MessageList {
+    pub room: Room,
+    pub messages: Page<Message>,
+}
+
+/// What a new message is made of, beyond who sends it and where.
+pub struct NewMessage {
+    pub content: String,
+    pub content_type: String,
+    pub message_type: String,
+    pub sender: String,
+    pub attachments: Vec<crate::model::Attachment>,
+    pub client_message_id: Option<String>,
+    pub idempotency_key: Option<String>,
+    pub tokens_used: Option<u64>,
+    pub processing_time: Option<f64>,
+    pub cost: Option<f64>,
+}
+
+pub enum Posted {
+    Created(Message),
+    /// A retry of an earlier request: the first answer, as stored.
+    Replayed(Value),
+}
+
+impl Store {
+    pub fn new(client: Client, table: impl Into<String>, counter: RequestCounter) -> Self {
+        Store {
+            client,
+            table: table.into(),
+            counter,
+        }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// DynamoDB requests sent so far by this store's client.
+    pub fn requests(&self) -> u64 {
+        self.counter.get()
+    }
+
+    // ---- rooms -------------------------------------------------------------
+
+    /// Creates a room with its members (each with an inbox row) in one transaction.
+    pub async fn create_room(
+        &self,
+        org: &OrgId,
+        room: &Room,
+        member_roles: &[(String, &str)],
+    ) -> ApiResult<()> {
+        let now = &room.created_at;
+        let mut writes = vec![put(&self.table, room.to_item(org), true)];
+        for (user, member_role) in member_roles {
+            writes.push(put(
+                &self.table,
+                crate::model::member_item(org, room, user, member_role, now),
+                true,
+            ));
+            writes.push(self.inbox_head_change(org, user, 1));
+        }
+        self.client
+            .transact_write_items()
+            .set_transact_items(Some(writes))
+            .send()
+            .await
+            .map_err(|e| sdk_error("create room", e))?;
+        Ok(())
+    }
+
+    fn inbox_head_change(&self, org: &OrgId, user: &str, delta: i64) -> TransactWriteItem {
+        let user = UserId::parse(user).expect("validated member id");
+        let update = Update::builder()
+            .table_name(&self.table)
+            .key(keys::PK, s(keys::user_pk(org, &user)))
+            .key(keys::SK, s(keys::INBOX_HEAD_SK))
+            .update_expression(
+                "SET #e = :e, #g1pk = :g1pk, #g1sk = :g1sk, user_id = :u ADD conversation_count :d",
+            )
+            .expression_attribute_names("#e", keys::ENTITY)
+            .expression_attribute_names("#g1pk", keys::GSI1PK)
+            .expression_attribute_names("#g1sk", keys::GSI1SK)
+            .set_expression_attribute_values(Some(values([
+                (":e", s(keys::entity::INBOX_HEAD)),
+                (":g1pk", s(keys::inbox_gsi1pk(org, &user))),
+                (":g1sk", s(keys::INBOX_HEAD_GSI1SK)),
+                (":u", s(user.as_str())),
+                (":d", n(delta)),
+            ])))
+            .build()
+            .expect("update has key and expression");
+        TransactWriteItem::builder().update(update).build()
+    }
+
+    /// The room, read consistently (membership changes must show at once).
+    pub async fn get_room(&self, org: &OrgId, room: &RoomId) -> ApiResult<Option<Room>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(keys::PK, s(keys::room_pk(org, room)))
+            .key(keys::SK, s(keys::ROOM_SK))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| sdk_error("get room", e))?;
+        Ok(out.item.as_ref().and_then(Room::from_item))
+    }
+
+    /// The room and the caller's membership, in one BatchGetItem.
+    pub async fn get_room_and_membership(
+        &self,
+        org: &OrgId,
+        room: &RoomId,
+        user: &UserId,
+    ) -> ApiResult<(Option<Room>, Option<Membership>)> {
+        let pk = keys::room_pk(org, room);
+        let mut request = KeysAndAttributes::builder().consistent_read(true);
+        for sk in [keys::ROOM_SK.to_owned(), keys::member_sk(user)] {
+            request =
+                request.keys([(keys::PK.to_owned(), s(&pk)), (keys::SK.to_owned(), s(sk))].into());
+        }
+        let mut pending = Some(request.build().expect("keys set"));
+        let mut found: Vec<Item> = Vec::new();
+        for attempt in 0..3 {
+            let Some(request) = pending.take() else { break };
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(20 << attempt)).await;
+            }
+            let out = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, request)
+                .send()
+                .await
+                .map_err(|e| sdk_error("get room and membership", e))?;
+            if let Some(items) = out.responses.and_then(|mut r| r.remove(&self.table)) {
+                found.extend(items);
+            }
+            pending = out.unprocessed_keys.and_then(|mut u| u.remove(&self.table));
+        }
+        if pending.is_some() {
+            return Err(storage_busy());
+        }
+        let room = found.iter().find_map(Room::from_item);
+        let membership = found.iter().find_map(Membership::from_item);
+        Ok((room, membership))
+    }
+
+    // ---- inbox -------------------------------------------------------------
+
+    /// One page of the caller's inbox, newest activity first: one Query on GSI1.
+    pub async fn list_inbox(
+        &self,
+        org: &OrgId,
+        user: &UserId,
+        q: InboxQuery<'_>,
+    ) -> ApiResult<Inbox> {
+        let gsi1pk = keys::inbox_gsi1pk(org, user);
+        let start = match q.cursor {
+            Some(raw) => Some(cursor::decode(
+                raw,
+                Partition {
+                    attribute: keys::GSI1PK,
+                    value: &gsi1pk,
+                },
+                &[keys::PK, keys::SK, keys::GSI1PK, keys::GSI1SK],
+            )?),
+            None => None,
+        };
+        let first_page = start.is_none();
+        let mut filters = Vec::new();
+        let mut vals = values([(":pk", s(&gsi1pk))]);
+        if let Some(status) = q.status {
+            filters.push("#status = :status");
+            vals.insert(":status".into(), s(status));
+        }
+        if let Some(archived) = q.archived {
+            filters.push("is_archived = :archived");
+            vals.insert(":archived".into(), AttributeValue::Bool(archived));
+        }
+        if let Some(pinned) = q.pinned {
+            filters.push("is_pinned = :pinned");
+            vals.insert(":pinned".into(), AttributeValue::Bool(pinned));
+        }
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(keys::GSI1)
+            .key_condition_expression("#g1pk = :pk")
+            .expression_attribute_names("#g1pk", keys::GSI1PK)
+            .scan_index_forward(false)
+            .limit((q.offset + q.limit + u32::from(first_page)) as i32)
+            .set_exclusive_start_key(start);
+        if !filters.is_empty() {
+            // The head item always passes, so the first page still carries the total.
+            vals.insert(":head".into(), s(keys::entity::INBOX_HEAD));
+            query = query
+                .filter_expression(format!("#e = :head OR ({})", filters.join(" AND ")))
+                .expression_attribute_names("#e", keys::ENTITY);
+            if q.status.is_some() {
+                query = query.expression_attribute_names("#status", "status");
+            }
+        }
+        let out = query
+            .set_expression_attribute_values(Some(vals))
+            .send()
+            .await
+            .map_err(|e| sdk_error("list inbox", e))?;
+        let mut total = None;
+        let mut entries = Vec::new();
+        for item in out.items.unwrap_or_default() {
+            if item.str(keys::ENTITY) == Some(keys::entity::INBOX_HEAD) {
+                total = Some(item.num::<i64>("conversation_count").unwrap_or(0).max(0) as u64);
+            } else {
+                entries.push(item);
+            }
+        }
+        if first_page && total.is_none() {
+            total = Some(0);
+        }
+        let items: Vec<Item> = entries.into_iter().skip(q.offset as usize).collect();
+        Ok(Inbox {
+            entries: Page {
+                items,
+                next_cursor: out.last_evaluated_key.as_ref().map(cursor::encode),
+            },
+            total,
+        })
+    }
+
+    // ---- messages ----------------------------------------------------------
+
+    /// A page of a room's messages, with the room (for access checks). The common
+    /// first page (newest first, no cursor) is one Query that returns the room item
+    /// and then the newest messages, since `M#…` sorts just below `META`.
+    pub async fn list_messages(
+        &self,
+        who: &Principal,
+        room_id: &RoomId,
+        q: MessageQuery<'_>,
+    ) -> ApiResult<MessageList> {
+        let pk = keys::room_pk(&who.org, room_id);
+        let start = match q.cursor {
+            Some(raw) => Some(cursor::decode(
+                raw,
+                Partition {
+                    attribute: keys::PK,
+                    value: &pk,
+                },
+                &[keys::PK, keys::SK],
+            )?),
+            None => None,
+        };
+        if start.as_ref().is_some_and(|k| {
+            k.get(keys::SK)
+                .and_then(|v| v.as_s().ok())
+                .is_none_or(|sk| !sk.starts_with(keys::MESSAGE_SK_PREFIX))
+        }) {
+            return Err(ApiError::InvalidCursor);
+        }
+        let with_room = start.is_none() && q.direction == Direction::Older;
+        let room = if with_room {
+            None
+        } else {
+            Some(self.visible_room(who, room_id).await?)
+        };
+        let mut vals = values([(":pk", s(&pk)), (":lo", s(keys::MESSAGE_SK_PREFIX))]);
+        let key_condition = if with_room {
+            vals.insert(":hi".into(), s(keys::ROOM_SK));
+            "PK = :pk AND SK BETWEEN :lo AND :hi"
+        } else {
+            "PK = :pk AND begins_with(SK, :lo)"
+        };
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression(key_condition)
+            .consistent_read(true)
+            .scan_index_forward(q.direction == Direction::Newer)
+            .limit((q.offset + q.limit + u32::from(with_room)) as i32)
+            .set_exclusive_start_key(start);
+        if !q.include_notes {
+            vals.insert(":note".into(), s("note"));
+            query = query
+                .filter_expression("attribute_not_exists(message_type) OR message_type <> :note");
+        }
+        let out = query
+            .set_expression_attribute_values(Some(vals))
+            .send()
+            .await
+            .map_err(|e| sdk_error("list messages", e))?;
+        let mut items = out.items.unwrap_or_default().into_iter();
+        let room = match room {
+            Some(room) => room,
+            None => items
+                .next()
+                .and_then(|item| Room::from_item(&item))
+                .filter(|room| room.visible_to(who))
+                .ok_or(ApiError::NotFound("conversation"))?,
+        };
+        let messages: Vec<Message> = items
+            .filter_map(|item| Message::from_item(&item))
+            .skip(q.offset as usize)
+            .collect();
+        Ok(MessageList {
+            room,
+            messages: Page {
+                items: messages,
+                next_cursor: out.last_evaluated_key.as_ref().map(cursor::encode),
+            },
+        })
+    }
+
+    async fn visible_room(&self, who: &Principal, room_id: &RoomId) -> ApiResult<Room> {
+        self.get_room(&who.org, room_id)
+            .await?
+            .filter(|room| room.visible_to(who))
+            .ok_or(ApiError::NotFound("conversation"))
+    }
+
+    /// Stores a message with everything it changes, in one TransactWriteItems: the
+    /// message, the idempotency record, the room summary and counters, and every
+    /// member's inbox row. A retry with the same idempotency key returns the first
+    /// result; concurrent retries still store one message.
+    pub async fn post_message(
+        &self,
+        who: &Principal,
+        room_id: &RoomId,
+        new: NewMessage,
+        response_of: impl Fn(&Message) -> Value,
+    ) -> ApiResult<Posted> {
+        let mut room = self.visible_room(who, room_id).await?;
+        let request_hash = fingerprint(&new);
+        for attempt in 0..WRITE_ATTEMPTS {
+            let now = crate::time::now_string();
+            let message = Message {
+                id: MessageId::generate(),
+                room_id: room_id.clone(),
+                sender_id: who.user.to_string(),
+                sender: new.sender.clone(),
+                content: new.content.clone(),
+                content_type: new.content_type.clone(),
+                message_type: new.message_type.clone(),
+                attachments: new.attachments.clone(),
+                client_message_id: new.client_message_id.clone(),
+                tokens_used: new.tokens_used,
+                processing_time: new.processing_time,
+                cost: new.cost,
+                created_at: now.clone(),
+                edited_at: None,
+                deleted_at: None,
+            };
+            let response = response_of(&message);
+            let (writes, idem_index) =
+                self.message_writes(who, &room, &message, &new, &request_hash, &response, &now);
+            let err = match self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(writes))
+                .send()
+                .await
+            {
+                Ok(_) => return Ok(Posted::Created(message)),
+                Err(err) => err,
+            };
+            let reasons = match err.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(c)) => {
+                    c.cancellation_reasons().to_vec()
+                }
+                _ => return Err(sdk_error("post message", err)),
+            };
+            let failed = |i: usize| {
+                reasons.get(i).and_then(CancellationReason::code) == Some("ConditionalCheckFailed")
+            };
+            if let Some(i) = idem_index.filter(|&i| failed(i)) {
+                let stored = match reasons[i].item() {
+                    Some(item) => item.clone(),
+                    None => {
+                        self.idempotency_record(
+                            who,
+                            room_id,
+                            new.idempotency_key.as_deref().unwrap_or_default(),
+                        )
+                        .await?
+                    }
+                };
+                if stored.str("request_hash") != Some(request_hash.as_str()) {
+                    return Err(ApiError::Conflict {
+                        code: "idempotency_key_reused",
+                        message: "this idempotency key was used for a different message".into(),
+                    });
+                }
+                let replay = stored
+                    .str("response")
+                    .and_then(|r| serde_json::from_str(r).ok())
+                    .ok_or_else(|| {
+                        ApiError::internal("idempotency record", "no stored response")
+                    })?;
+                return Ok(Posted::Replayed(replay));
+            }
+            let room_index = 1 + usize::from(idem_index.is_some());
+            if failed(room_index) {
+                // The room changed under us (members or deletion): re-check access with
+                // its current state and try again.
+                room = match reasons[room_index].item().and_then(Room::from_item) {
+                    Some(current) => Some(current),
+                    None => self.get_room(&who.org, room_id).await?,
+                }
+                .filter(|r| r.visible_to(who))
+                .ok_or(ApiError::NotFound("conversation"))?;
+                continue;
+            }
+            let conflict = reasons.iter().any(|r| {
+                matches!(
+                    r.code(),
+                    Some("TransactionConflict")
+                        | Some("ThrottlingError")
+                        | Some("ProvisionedThroughputExceeded")
+                )
+            });
+            if !conflict {
+                return Err(ApiError::internal(
+                    "post message",
+                    format!("transaction cancelled: {reasons:?}"),
+                ));
+            }
+            backoff(attempt).await;
+        }
+        Err(storage_busy())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn message_writes(
+        &self,
+        who: &Principal,
+        room: &Room,
+        message: &Message,
+        new: &NewMessage,
+        request_hash: &str,
+        response: &Value,
+        now: &str,
+    ) -> (Vec<TransactWriteItem>, Option<usize>) {
+        let org = &who.org;
+        let pk = keys::room_pk(org, &room.id);
+        let mut writes = vec![put(&self.table, message.to_item(org), true)];
+        let mut idem_index = None;
+        if let Some(key) = &new.idempotency_key {
+            let expires = crate::time::now().unix_timestamp() + IDEMPOTENCY_TTL_SECS;
+            let record = ItemBuilder::new()
+                .str(keys::PK, &pk)
+                .str(keys::SK, keys::idempotency_sk(&who.user, key))
+                .str(keys::ENTITY, keys::entity::IDEMPOTENCY)
+                .str("message_id", message.id.as_str())
+                .str("request_hash", request_hash)
+                .str("response", response.to_string())
+                .num(keys::TTL, expires)
+                .build();
+            idem_index = Some(writes.len());
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(record))
+                .condition_expression("attribute_not_exists(PK)")
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                )
+                .build()
+                .expect("put has item");
+            writes.push(TransactWriteItem::builder().put(put).build());
+        }
+        let note = message.is_note();
+        let room_update = if note {
+            "SET updated_at = :now ADD note_count :one"
+        } else {
+            "SET updated_at = :now, last_message_at = :now, last_message_id = :mid, last_sender_id = :sid ADD total_messages :one"
+        };
+        let mut room_values = values([
+            (":now", s(now)),
+            (":one", n(1)),
+            (":v", n(room.member_version)),
+        ]);
+        if !note {
+            room_values.insert(":mid".into(), s(message.id.as_str()));
+            room_values.insert(":sid".into(), s(&message.sender_id));
+        }
+        let update = Update::builder()
+            .table_name(&self.table)
+            .key(keys::PK, s(&pk))
+            .key(keys::SK, s(keys::ROOM_SK))
+            .update_expression(room_update)
+            .condition_expression("member_version = :v AND attribute_not_exists(deleted_at)")
+            .set_expression_attribute_values(Some(room_values))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .expect("update has key and expression");
+        writes.push(TransactWriteItem::builder().update(update).build());
+        if note {
+            // Notes are internal: no inbox row moves, no unread count changes.
+            return (writes, idem_index);
+        }
+        for member in &room.members {
+            let Ok(member_id) = UserId::parse(member) else {
+                continue;
+            };
+            let is_sender = member_id == who.user;
+            let expression = if is_sender {
+                "SET last_message_at = :now, #g1pk = :g1pk, #g1sk = :g1sk, unread_count = :zero, last_read_message_id = :mid ADD total_messages :one"
+            } else {
+                "SET last_message_at = :now, #g1pk = :g1pk, #g1sk = :g1sk ADD total_messages :one, unread_count :one"
+            };
+            let mut vals = values([
+                (":now", s(now)),
+                (":g1pk", s(keys::inbox_gsi1pk(org, &member_id))),
+                (":g1sk", s(keys::inbox_gsi1sk(now, &room.id))),
+                (":one", n(1)),
+            ]);
+            if is_sender {
+                vals.insert(":zero".into(), n(0));
+                vals.insert(":mid".into(), s(message.id.as_str()));
+            }
+            let update = Update::builder()
+                .table_name(&self.table)
+                .key(keys::PK, s(&pk))
+                .key(keys::SK, s(keys::member_sk(&member_id)))
+                .update_expression(expression)
+                .condition_expression("attribute_exists(PK)")
+                .expression_attribute_names("#g1pk", keys::GSI1PK)
+                .expression_attribute_names("#g1sk", keys::GSI1SK)
+                .set_expression_attribute_values(Some(vals))
+                .build()
+                .expect("update has key and expression");
+            writes.push(TransactWriteItem::builder().update(update).build());
+        }
+        (writes, idem_index)
+    }
+
+    async fn idempotency_record(
+        &self,
+        who: &Principal,
+        room_id: &RoomId,
+        key: &str,
+    ) -> ApiResult<Item> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(keys::PK, s(keys::room_pk(&who.org, room_id)))
+            .key(keys::SK, s(keys::idempotency_sk(&who.user, key)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| sdk_error("get idempotency record", e))?;
+        out.item.ok_or_else(|| {
+            ApiError::internal("idempotency record", "conditional failure but no record")
+        })
+    }
+}
+
+fn put(table: &str, item: Item, must_be_new: bool) -> TransactWriteItem {
+    let mut put = Put::builder().table_name(table).set_item(Some(item));
+    if must_be_new {
+        put = put.condition_expression("attribute_not_exists(PK)");
+    }
+    TransactWriteItem::builder()
+        .put(put.build().expect("put has item"))
+        .build()
+}
+
+fn storage_busy() -> ApiError {
+    ApiError::Unavailable {
+        code: "storage_busy",
+        message: "the conversation is busy, retry shortly".into(),
+        retry_after_secs: 1,
+    }
+}
+
+async fn backoff(attempt: u32) {
+    let base = 10u64 << attempt.min(5);
+    let jitter = rand::random::<u64>() % base.max(1);
+    tokio::time::sleep(Duration::from_millis(base + jitter)).await;
+}
+
+/// A stable fingerprint of what a message says, to tell a true retry from a reused
+/// idempotency key (FNV-1a: stable across builds, unlike std's hasher).
+fn fingerprint(new: &NewMessage) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let attachments = serde_json::to_string(&new.attachments).unwrap_or_default();
+    for part in [
+        &new.content,
+        &new.content_type,
+        &new.message_type,
+        &attachments,
+    ] {
+        for byte in part.bytes().chain([0xff]) {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("{hash:016x}")
+}

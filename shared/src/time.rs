@@ -1,0 +1,37 @@
+//! Timestamps: RFC 3339 UTC with milliseconds, fixed width so they sort as strings.
+
+use time::OffsetDateTime;
+use time::format_description::FormatItem;
+use time::macros::format_description;
+
+const FORMAT: &[FormatItem<'static>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+
+pub fn now() -> OffsetDateTime {
+    OffsetDateTime::now_utc()
+}
+
+pub fn format(at: OffsetDateTime) -> String {
+    at.to_offset(time::UtcOffset::UTC)
+        .format(FORMAT)
+        .expect("fixed format always formats")
+}
+
+pub fn now_string() -> String {
+    format(now())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn fixed_width_and_sortable() {
+        let a = format(datetime!(2024-06-29 09:05:00.1 UTC));
+        let b = format(datetime!(2024-06-29 10:00:00 UTC));
+        assert_eq!(a, "2024-06-29T09:05:00.100Z");
+        assert_eq!(a.len(), b.len());
+        assert!(a < b);
+    }
+}

@@ -1,0 +1,586 @@
+//! The local stack's helpers, shared by the dev server and the tests: the table is
+//! created from template.yaml's own definition, tokens are minted with the local
+//! secret, and API Gateway payload 2.0 events are built or loaded from `events/`.
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
+    TimeToLiveSpecification,
+};
+use chat_core::config::{Config, LOCAL_DEV_SECRET};
+use chat_core::item::Item;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+pub const LOCAL_ISSUER: &str = "chat-local";
+pub const LOCAL_AUDIENCE: &str = "chat-api";
+pub const TEST_ENDPOINT: &str = "http://127.0.0.1:8001";
+
+/// The repository root (where template.yaml and events/ live).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+pub fn template() -> Value {
+    let text =
+        std::fs::read_to_string(repo_root().join("template.yaml")).expect("read template.yaml");
+    parse_template(&text)
+}
+
+/// Parses a SAM template; CloudFormation's short tags (`!Ref`, `!Sub`…) are kept as
+/// their plain values since only literal parts are read here.
+pub fn parse_template(text: &str) -> Value {
+    let yaml: serde_norway::Value = serde_norway::from_str(text).expect("template.yaml is YAML");
+    fn plain(v: serde_norway::Value) -> Value {
+        match v {
+            serde_norway::Value::Null => Value::Null,
+            serde_norway::Value::Bool(b) => Value::Bool(b),
+            serde_norway::Value::Number(n) => {
+                serde_json::to_value(n.as_f64()).unwrap_or(Value::Null)
+            }
+            serde_norway::Value::String(s) => Value::String(s),
+            serde_norway::Value::Sequence(seq) => {
+                Value::Array(seq.into_iter().map(plain).collect())
+            }
+            serde_norway::Value::Mapping(map) => Value::Object(
+                map.into_iter()
+                    .filter_map(|(k, v)| k.as_str().map(|k| (k.to_owned(), plain(v))))
+                    .collect(),
+            ),
+            serde_norway::Value::Tagged(tagged) => plain(tagged.value),
+        }
+    }
+    plain(yaml)
+}
+
+/// One HttpApi route of the template: which function serves `METHOD /path`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub function: String,
+    pub method: String,
+    pub path: String,
+}
+
+impl Route {
+    pub fn key(&self) -> String {
+        format!("{} {}", self.method, self.path)
+    }
+
+    /// Matches a concrete path, returning its path parameters.
+    pub fn matches(&self, method: &str, path: &str) -> Option<HashMap<String, String>> {
+        if !self.method.eq_ignore_ascii_case(method) {
+            return None;
+        }
+        let pattern: Vec<&str> = self.path.trim_matches('/').split('/').collect();
+        let actual: Vec<&str> = path.trim_matches('/').split('/').collect();
+        if pattern.len() != actual.len() {
+            return None;
+        }
+        let mut params = HashMap::new();
+        for (p, a) in pattern.iter().zip(&actual) {
+            match p.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+                Some(name) if !a.is_empty() => {
+                    params.insert(name.to_owned(), percent_decode(a));
+                }
+                Some(_) => return None,
+                None if p == a => {}
+                None => return None,
+            }
+        }
+        Some(params)
+    }
+}
+
+fn percent_decode(raw: &str) -> String {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let Ok(b) = u8::from_str_radix(&raw[i + 1..i + 3], 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Every HttpApi route in template.yaml, with the function (logical id) serving it.
+pub fn template_routes(template: &Value) -> Vec<Route> {
+    let mut routes = Vec::new();
+    let Some(resources) = template["Resources"].as_object() else {
+        return routes;
+    };
+    for (name, resource) in resources {
+        let Some(events) = resource["Properties"]["Events"].as_object() else {
+            continue;
+        };
+        for event in events.values() {
+            if event["Type"] == "HttpApi" {
+                let props = &event["Properties"];
+                if let (Some(method), Some(path)) =
+                    (props["Method"].as_str(), props["Path"].as_str())
+                {
+                    routes.push(Route {
+                        function: name.clone(),
+                        method: method.to_uppercase(),
+                        path: path.to_owned(),
+                    });
+                }
+            }
+        }
+    }
+    routes
+}
+
+/// A DynamoDB client for DynamoDB Local.
+pub async fn local_client(endpoint: &str) -> Client {
+    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "local", "local", None, None, "local",
+        ))
+        .load()
+        .await;
+    let config = aws_sdk_dynamodb::config::Builder::from(&shared)
+        .endpoint_url(endpoint)
+        .build();
+    Client::from_conf(config)
+}
+
+/// Creates `table` from the `ChatTable` resource of template.yaml (the one schema).
+pub async fn create_table(client: &Client, table: &str) -> Result<(), String> {
+    let template = template();
+    let props = &template["Resources"]["ChatTable"]["Properties"];
+    let attr_type = |t: &str| match t {
+        "N" => ScalarAttributeType::N,
+        "B" => ScalarAttributeType::B,
+        _ => ScalarAttributeType::S,
+    };
+    let key_schema = |v: &Value| -> Vec<KeySchemaElement> {
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .map(|k| {
+                KeySchemaElement::builder()
+                    .attribute_name(k["AttributeName"].as_str().unwrap_or_default())
+                    .key_type(if k["KeyType"] == "RANGE" {
+                        KeyType::Range
+                    } else {
+                        KeyType::Hash
+                    })
+                    .build()
+                    .expect("key schema element")
+            })
+            .collect()
+    };
+    let attributes: Vec<AttributeDefinition> = props["AttributeDefinitions"]
+        .as_array()
+        .ok_or("ChatTable has no AttributeDefinitions")?
+        .iter()
+        .map(|a| {
+            AttributeDefinition::builder()
+                .attribute_name(a["AttributeName"].as_str().unwrap_or_default())
+                .attribute_type(attr_type(a["AttributeType"].as_str().unwrap_or("S")))
+                .build()
+                .expect("attribute definition")
+        })
+        .collect();
+    let indexes: Vec<GlobalSecondaryIndex> = props["GlobalSecondaryIndexes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|g| {
+            GlobalSecondaryIndex::builder()
+                .index_name(g["IndexName"].as_str().unwrap_or_default())
+                .set_key_schema(Some(key_schema(&g["KeySchema"])))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::All)
+                        .build(),
+                )
+                .build()
+                .expect("global secondary index")
+        })
+        .collect();
+    let mut request = client
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .set_attribute_definitions(Some(attributes))
+        .set_key_schema(Some(key_schema(&props["KeySchema"])))
+        .set_global_secondary_indexes((!indexes.is_empty()).then_some(indexes));
+    if props["StreamSpecification"].is_object() {
+        request = request.stream_specification(
+            StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(StreamViewType::NewAndOldImages)
+                .build()
+                .expect("stream specification"),
+        );
+    }
+    request.send().await.map_err(|e| {
+        format!(
+            "create table {table}: {}",
+            aws_sdk_dynamodb::error::DisplayErrorContext(e)
+        )
+    })?;
+    if let Some(ttl) = props["TimeToLiveSpecification"]["AttributeName"].as_str() {
+        // TTL is a nicety locally; DynamoDB Local accepts the call.
+        let _ = client
+            .update_time_to_live()
+            .table_name(table)
+            .time_to_live_specification(
+                TimeToLiveSpecification::builder()
+                    .attribute_name(ttl)
+                    .enabled(true)
+                    .build()
+                    .expect("ttl"),
+            )
+            .send()
+            .await;
+    }
+    Ok(())
+}
+
+pub async fn table_exists(client: &Client, table: &str) -> bool {
+    client
+        .describe_table()
+        .table_name(table)
+        .send()
+        .await
+        .is_ok()
+}
+
+/// Every item of a table, for tests that check what was (not) written. Tests only:
+/// nothing on a request path ever scans.
+pub async fn dump_table(client: &Client, table: &str) -> Vec<Item> {
+    let mut items = Vec::new();
+    let mut start = None;
+    loop {
+        let out = client
+            .scan()
+            .table_name(table)
+            .consistent_read(true)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .expect("scan test table");
+        items.extend(out.items.unwrap_or_default());
+        start = out.last_evaluated_key;
+        if start.is_none() {
+            break;
+        }
+    }
+    items.sort_by(|a, b| {
+        format!("{:?}{:?}", a.get("PK"), a.get("SK")).cmp(&format!(
+            "{:?}{:?}",
+            b.get("PK"),
+            b.get("SK")
+        ))
+    });
+    items
+}
+
+/// Claims of a local token; change fields to craft bad tokens in tests.
+#[derive(Debug, Clone)]
+pub struct TokenSpec {
+    pub sub: String,
+    pub org: String,
+    pub role: String,
+    pub issuer: String,
+    pub audience: String,
+    pub expires_in_secs: i64,
+    pub extra: serde_json::Map<String, Value>,
+}
+
+impl TokenSpec {
+    pub fn new(sub: &str, org: &str, role: &str) -> Self {
+        TokenSpec {
+            sub: sub.into(),
+            org: org.into(),
+            role: role.into(),
+            issuer: LOCAL_ISSUER.into(),
+            audience: LOCAL_AUDIENCE.into(),
+            expires_in_secs: 3600,
+            extra: Default::default(),
+        }
+    }
+
+    pub fn claims(&self) -> Value {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let mut claims = json!({
+            "sub": self.sub, "org": self.org, "role": self.role,
+            "iss": self.issuer, "aud": self.audience,
+            "iat": now, "exp": now + self.expires_in_secs,
+        });
+        for (k, v) in &self.extra {
+            claims[k] = v.clone();
+        }
+        claims
+    }
+
+    /// HS256 with the local development secret.
+    pub fn mint(&self) -> String {
+        mint_with(&self.claims(), LOCAL_DEV_SECRET.as_bytes())
+    }
+}
+
+pub fn mint_with(claims: &Value, secret: &[u8]) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret),
+    )
+    .expect("encode token")
+}
+
+pub fn token(sub: &str, org: &str, role: &str) -> String {
+    TokenSpec::new(sub, org, role).mint()
+}
+
+/// The local stack's configuration for `table` at `endpoint`.
+pub fn local_config(endpoint: &str, table: &str) -> Config {
+    let env: HashMap<String, String> = [
+        ("TABLE_NAME", table),
+        ("DYNAMODB_ENDPOINT", endpoint),
+        ("CHAT_LOCAL", "1"),
+        ("JWT_ALGORITHM", "HS256"),
+        ("JWT_SECRET", LOCAL_DEV_SECRET),
+        ("JWT_ISSUER", LOCAL_ISSUER),
+        ("JWT_AUDIENCE", LOCAL_AUDIENCE),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    Config::from_map(&env).expect("local config is complete")
+}
+
+/// The DynamoDB Local endpoint the tests use (started by `make test`).
+pub fn test_endpoint() -> String {
+    std::env::var("DYNAMODB_ENDPOINT").unwrap_or_else(|_| TEST_ENDPOINT.to_owned())
+}
+
+/// A fresh table per test, and the runtime (config + store) of a function using it.
+pub struct TestTable {
+    pub name: String,
+    pub client: Client,
+    pub runtime: chat_core::Runtime,
+}
+
+impl TestTable {
+    pub async fn new() -> TestTable {
+        let endpoint = test_endpoint();
+        let name = format!(
+            "test-{}",
+            chat_core::ids::Ulid::generate().as_str().to_lowercase()
+        );
+        let client = local_client(&endpoint).await;
+        create_table(&client, &name).await.unwrap_or_else(|e| {
+            panic!("{e}\n(is DynamoDB Local running at {endpoint}? `make test` starts it)")
+        });
+        let config = local_config(&endpoint, &name);
+        let runtime = chat_core::Runtime::from_config(config).await;
+        TestTable {
+            name,
+            client,
+            runtime,
+        }
+    }
+
+    pub async fn items(&self) -> Vec<Item> {
+        dump_table(&self.client, &self.name).await
+    }
+}
+
+/// Builds an API Gateway HTTP API (payload 2.0) event, as API Gateway sends it.
+#[derive(Debug, Clone)]
+pub struct HttpEvent {
+    pub route_key: String,
+    pub path: String,
+    pub path_parameters: HashMap<String, String>,
+    pub query: Vec<(String, String)>,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<String>,
+}
+
+impl HttpEvent {
+    pub fn new(route_key: &str, path: &str) -> Self {
+        HttpEvent {
+            route_key: route_key.into(),
+            path: path.into(),
+            path_parameters: HashMap::new(),
+            query: Vec::new(),
+            headers: Vec::new(),
+            body: None,
+        }
+    }
+
+    pub fn param(mut self, name: &str, value: &str) -> Self {
+        self.path_parameters.insert(name.into(), value.into());
+        self
+    }
+
+    pub fn query(mut self, name: &str, value: &str) -> Self {
+        self.query.push((name.into(), value.into()));
+        self
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_lowercase(), value.into()));
+        self
+    }
+
+    pub fn bearer(self, token: &str) -> Self {
+        self.header("authorization", &format!("Bearer {token}"))
+    }
+
+    pub fn json(self, body: &Value) -> Self {
+        self.raw_body(&body.to_string())
+            .header("content-type", "application/json")
+    }
+
+    pub fn raw_body(mut self, body: &str) -> Self {
+        self.body = Some(body.into());
+        self
+    }
+
+    pub fn to_json(&self) -> Value {
+        let method = self.route_key.split(' ').next().unwrap_or("GET");
+        let raw_query: Vec<String> = self
+            .query
+            .iter()
+            .map(|(k, v)| format!("{k}={}", encode_query(v)))
+            .collect();
+        let mut query_params = serde_json::Map::new();
+        for (k, v) in &self.query {
+            // Payload 2.0 joins repeated parameters with commas.
+            let joined = match query_params.get(k).and_then(Value::as_str) {
+                Some(existing) => format!("{existing},{v}"),
+                None => v.clone(),
+            };
+            query_params.insert(k.clone(), Value::String(joined));
+        }
+        let mut headers = serde_json::Map::new();
+        for (k, v) in &self.headers {
+            headers.insert(k.clone(), Value::String(v.clone()));
+        }
+        let now = time::OffsetDateTime::now_utc();
+        let mut event = json!({
+            "version": "2.0",
+            "routeKey": self.route_key,
+            "rawPath": self.path,
+            "rawQueryString": raw_query.join("&"),
+            "headers": headers,
+            "requestContext": {
+                "accountId": "123456789012",
+                "apiId": "local",
+                "domainName": "localhost",
+                "domainPrefix": "localhost",
+                "http": { "method": method, "path": self.path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "testkit" },
+                "requestId": chat_core::ids::Ulid::generate().as_str(),
+                "routeKey": self.route_key,
+                "stage": "$default",
+                "time": now.unix_timestamp().to_string(),
+                "timeEpoch": now.unix_timestamp() * 1000,
+            },
+            "isBase64Encoded": false,
+        });
+        if !query_params.is_empty() {
+            event["queryStringParameters"] = Value::Object(query_params);
+        }
+        if !self.path_parameters.is_empty() {
+            event["pathParameters"] = json!(self.path_parameters);
+        }
+        if let Some(body) = &self.body {
+            event["body"] = Value::String(body.clone());
+        }
+        event
+    }
+
+    /// The request exactly as lambda_http would hand it to a handler.
+    pub fn request(&self) -> lambda_http::Request {
+        to_request(&self.to_json())
+    }
+}
+
+fn encode_query(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Deserializes an event the way the Lambda runtime does.
+pub fn to_request(event: &Value) -> lambda_http::Request {
+    lambda_http::request::from_str(&event.to_string()).expect("a valid API Gateway event")
+}
+
+/// An event file from `events/`.
+pub fn load_event(name: &str) -> Value {
+    let path = repo_root().join("events").join(name);
+    let text =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Status and JSON body of a handler's response.
+pub fn response_json(response: &lambda_http::Response<lambda_http::Body>) -> (u16, Value) {
+    let body = match response.body() {
+        lambda_http::Body::Text(t) => serde_json::from_str(t).unwrap_or(Value::Null),
+        lambda_http::Body::Binary(b) => serde_json::from_slice(b).unwrap_or(Value::Null),
+        _ => Value::Null,
+    };
+    (response.status().as_u16(), body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_match_and_extract_parameters() {
+        let route = Route {
+            function: "F".into(),
+            method: "GET".into(),
+            path: "/rooms/{room_id}/messages".into(),
+        };
+        let params = route.matches("get", "/rooms/01ABC/messages").unwrap();
+        assert_eq!(params["room_id"], "01ABC");
+        assert!(route.matches("GET", "/rooms/01ABC").is_none());
+        assert!(route.matches("POST", "/rooms/01ABC/messages").is_none());
+        assert!(route.matches("GET", "/rooms//messages").is_none());
+    }
+
+    #[test]
+    fn events_become_requests_with_route_and_parameters() {
+        let event = HttpEvent::new("GET /rooms/{room_id}/messages", "/rooms/r1/messages")
+            .param("room_id", "r1")
+            .query("limit", "5")
+            .bearer("t");
+        let req = event.request();
+        assert_eq!(
+            chat_core::app::route_key(&req),
+            Some("GET /rooms/{room_id}/messages")
+        );
+        assert_eq!(chat_core::app::path_param(&req, "room_id"), Some("r1"));
+        assert_eq!(req.headers()["authorization"], "Bearer t");
+    }
+
+    #[test]
+    fn short_tags_parse_to_their_values() {
+        let t = parse_template("A: !Ref B\nC: !GetAtt [D, Arn]\n");
+        assert_eq!(t["A"], "B");
+        assert_eq!(t["C"][0], "D");
+    }
+}
