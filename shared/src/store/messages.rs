@@ -1,56 +1,19 @@
-//! The DynamoDB store: every read and write of the table goes through here, one
-//! request per call where the budgets say so.
+//! Messages: listing, and posting with idempotency in one transaction.
 
+use super::{IDEMPOTENCY_TTL_SECS, Page, Store, WRITE_ATTEMPTS, backoff, put, storage_busy};
 use crate::auth::Principal;
 use crate::cursor::{self, Partition};
-use crate::dynamo::{RequestCounter, sdk_error};
+use crate::dynamo::sdk_error;
 use crate::error::{ApiError, ApiResult};
-use crate::ids::{MessageId, OrgId, RoomId, UserId};
+use crate::ids::{MessageId, RoomId, UserId};
 use crate::item::{Item, ItemBuilder, ItemExt, n, s, values};
 use crate::keys;
-use crate::model::{Membership, Message, Room};
-use aws_sdk_dynamodb::Client;
+use crate::model::{Message, Room};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, CancellationReason, KeysAndAttributes, Put,
-    ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+    CancellationReason, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
 use serde_json::Value;
-use std::time::Duration;
-
-/// Idempotency records are kept this long; a retry after that is a new message.
-pub const IDEMPOTENCY_TTL_SECS: i64 = 24 * 3600;
-/// Attempts for a transaction that loses a race (conflict or stale member list).
-const WRITE_ATTEMPTS: u32 = 6;
-
-#[derive(Clone, Debug)]
-pub struct Store {
-    client: Client,
-    table: String,
-    counter: RequestCounter,
-}
-
-/// A page of results with the cursor to the next one.
-#[derive(Debug)]
-pub struct Page<T> {
-    pub items: Vec<T>,
-    pub next_cursor: Option<String>,
-}
-
-pub struct InboxQuery<'a> {
-    pub limit: u32,
-    pub offset: u32,
-    pub cursor: Option<&'a str>,
-    pub status: Option<&'a str>,
-    pub archived: Option<bool>,
-    pub pinned: Option<bool>,
-}
-
-pub struct Inbox {
-    pub entries: Page<Item>,
-    /// Conversations in the inbox, from its head item (first page only).
-    pub total: Option<u64>,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
@@ -94,219 +57,6 @@ pub enum Posted {
 }
 
 impl Store {
-    pub fn new(client: Client, table: impl Into<String>, counter: RequestCounter) -> Self {
-        Store {
-            client,
-            table: table.into(),
-            counter,
-        }
-    }
-
-    pub fn client(&self) -> &Client {
-        &self.client
-    }
-
-    pub fn table(&self) -> &str {
-        &self.table
-    }
-
-    /// DynamoDB requests sent so far by this store's client.
-    pub fn requests(&self) -> u64 {
-        self.counter.get()
-    }
-
-    // ---- rooms -------------------------------------------------------------
-
-    /// Creates a room with its members (each with an inbox row) in one transaction.
-    pub async fn create_room(
-        &self,
-        org: &OrgId,
-        room: &Room,
-        member_roles: &[(String, &str)],
-    ) -> ApiResult<()> {
-        let now = &room.created_at;
-        let mut writes = vec![put(&self.table, room.to_item(org), true)];
-        for (user, member_role) in member_roles {
-            writes.push(put(
-                &self.table,
-                crate::model::member_item(org, room, user, member_role, now),
-                true,
-            ));
-            writes.push(self.inbox_head_change(org, user, 1));
-        }
-        self.client
-            .transact_write_items()
-            .set_transact_items(Some(writes))
-            .send()
-            .await
-            .map_err(|e| sdk_error("create room", e))?;
-        Ok(())
-    }
-
-    fn inbox_head_change(&self, org: &OrgId, user: &str, delta: i64) -> TransactWriteItem {
-        let user = UserId::parse(user).expect("validated member id");
-        let update = Update::builder()
-            .table_name(&self.table)
-            .key(keys::PK, s(keys::user_pk(org, &user)))
-            .key(keys::SK, s(keys::INBOX_HEAD_SK))
-            .update_expression(
-                "SET #e = :e, #g1pk = :g1pk, #g1sk = :g1sk, user_id = :u ADD conversation_count :d",
-            )
-            .expression_attribute_names("#e", keys::ENTITY)
-            .expression_attribute_names("#g1pk", keys::GSI1PK)
-            .expression_attribute_names("#g1sk", keys::GSI1SK)
-            .set_expression_attribute_values(Some(values([
-                (":e", s(keys::entity::INBOX_HEAD)),
-                (":g1pk", s(keys::inbox_gsi1pk(org, &user))),
-                (":g1sk", s(keys::INBOX_HEAD_GSI1SK)),
-                (":u", s(user.as_str())),
-                (":d", n(delta)),
-            ])))
-            .build()
-            .expect("update has key and expression");
-        TransactWriteItem::builder().update(update).build()
-    }
-
-    /// The room, read consistently (membership changes must show at once).
-    pub async fn get_room(&self, org: &OrgId, room: &RoomId) -> ApiResult<Option<Room>> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(keys::PK, s(keys::room_pk(org, room)))
-            .key(keys::SK, s(keys::ROOM_SK))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| sdk_error("get room", e))?;
-        Ok(out.item.as_ref().and_then(Room::from_item))
-    }
-
-    /// The room and the caller's membership, in one BatchGetItem.
-    pub async fn get_room_and_membership(
-        &self,
-        org: &OrgId,
-        room: &RoomId,
-        user: &UserId,
-    ) -> ApiResult<(Option<Room>, Option<Membership>)> {
-        let pk = keys::room_pk(org, room);
-        let mut request = KeysAndAttributes::builder().consistent_read(true);
-        for sk in [keys::ROOM_SK.to_owned(), keys::member_sk(user)] {
-            request =
-                request.keys([(keys::PK.to_owned(), s(&pk)), (keys::SK.to_owned(), s(sk))].into());
-        }
-        let mut pending = Some(request.build().expect("keys set"));
-        let mut found: Vec<Item> = Vec::new();
-        for attempt in 0..3 {
-            let Some(request) = pending.take() else { break };
-            if attempt > 0 {
-                tokio::time::sleep(Duration::from_millis(20 << attempt)).await;
-            }
-            let out = self
-                .client
-                .batch_get_item()
-                .request_items(&self.table, request)
-                .send()
-                .await
-                .map_err(|e| sdk_error("get room and membership", e))?;
-            if let Some(items) = out.responses.and_then(|mut r| r.remove(&self.table)) {
-                found.extend(items);
-            }
-            pending = out.unprocessed_keys.and_then(|mut u| u.remove(&self.table));
-        }
-        if pending.is_some() {
-            return Err(storage_busy());
-        }
-        let room = found.iter().find_map(Room::from_item);
-        let membership = found.iter().find_map(Membership::from_item);
-        Ok((room, membership))
-    }
-
-    // ---- inbox -------------------------------------------------------------
-
-    /// One page of the caller's inbox, newest activity first: one Query on GSI1.
-    pub async fn list_inbox(
-        &self,
-        org: &OrgId,
-        user: &UserId,
-        q: InboxQuery<'_>,
-    ) -> ApiResult<Inbox> {
-        let gsi1pk = keys::inbox_gsi1pk(org, user);
-        let start = match q.cursor {
-            Some(raw) => Some(cursor::decode(
-                raw,
-                Partition {
-                    attribute: keys::GSI1PK,
-                    value: &gsi1pk,
-                },
-                &[keys::PK, keys::SK, keys::GSI1PK, keys::GSI1SK],
-            )?),
-            None => None,
-        };
-        let first_page = start.is_none();
-        let mut filters = Vec::new();
-        let mut vals = values([(":pk", s(&gsi1pk))]);
-        if let Some(status) = q.status {
-            filters.push("#status = :status");
-            vals.insert(":status".into(), s(status));
-        }
-        if let Some(archived) = q.archived {
-            filters.push("is_archived = :archived");
-            vals.insert(":archived".into(), AttributeValue::Bool(archived));
-        }
-        if let Some(pinned) = q.pinned {
-            filters.push("is_pinned = :pinned");
-            vals.insert(":pinned".into(), AttributeValue::Bool(pinned));
-        }
-        let mut query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(keys::GSI1)
-            .key_condition_expression("#g1pk = :pk")
-            .expression_attribute_names("#g1pk", keys::GSI1PK)
-            .scan_index_forward(false)
-            .limit((q.offset + q.limit + u32::from(first_page)) as i32)
-            .set_exclusive_start_key(start);
-        if !filters.is_empty() {
-            // The head item always passes, so the first page still carries the total.
-            vals.insert(":head".into(), s(keys::entity::INBOX_HEAD));
-            query = query
-                .filter_expression(format!("#e = :head OR ({})", filters.join(" AND ")))
-                .expression_attribute_names("#e", keys::ENTITY);
-            if q.status.is_some() {
-                query = query.expression_attribute_names("#status", "status");
-            }
-        }
-        let out = query
-            .set_expression_attribute_values(Some(vals))
-            .send()
-            .await
-            .map_err(|e| sdk_error("list inbox", e))?;
-        let mut total = None;
-        let mut entries = Vec::new();
-        for item in out.items.unwrap_or_default() {
-            if item.str(keys::ENTITY) == Some(keys::entity::INBOX_HEAD) {
-                total = Some(item.num::<i64>("conversation_count").unwrap_or(0).max(0) as u64);
-            } else {
-                entries.push(item);
-            }
-        }
-        if first_page && total.is_none() {
-            total = Some(0);
-        }
-        let items: Vec<Item> = entries.into_iter().skip(q.offset as usize).collect();
-        Ok(Inbox {
-            entries: Page {
-                items,
-                next_cursor: out.last_evaluated_key.as_ref().map(cursor::encode),
-            },
-            total,
-        })
-    }
-
-    // ---- messages ----------------------------------------------------------
-
     /// A page of a room's messages, with the room (for access checks). The common
     /// first page (newest first, no cursor) is one Query that returns the room item
     /// and then the newest messages, since `M#…` sorts just below `META`.
@@ -631,30 +381,6 @@ impl Store {
             ApiError::internal("idempotency record", "conditional failure but no record")
         })
     }
-}
-
-fn put(table: &str, item: Item, must_be_new: bool) -> TransactWriteItem {
-    let mut put = Put::builder().table_name(table).set_item(Some(item));
-    if must_be_new {
-        put = put.condition_expression("attribute_not_exists(PK)");
-    }
-    TransactWriteItem::builder()
-        .put(put.build().expect("put has item"))
-        .build()
-}
-
-fn storage_busy() -> ApiError {
-    ApiError::Unavailable {
-        code: "storage_busy",
-        message: "the conversation is busy, retry shortly".into(),
-        retry_after_secs: 1,
-    }
-}
-
-async fn backoff(attempt: u32) {
-    let base = 10u64 << attempt.min(5);
-    let jitter = rand::random::<u64>() % base.max(1);
-    tokio::time::sleep(Duration::from_millis(base + jitter)).await;
 }
 
 /// A stable fingerprint of what a message says, to tell a true retry from a reused

@@ -1,0 +1,108 @@
+//! A user's inbox: their membership rows on GSI1, newest activity first.
+
+use super::{Page, Store};
+use crate::cursor::{self, Partition};
+use crate::dynamo::sdk_error;
+use crate::error::ApiResult;
+use crate::ids::{OrgId, UserId};
+use crate::item::{Item, ItemExt, s, values};
+use crate::keys;
+use aws_sdk_dynamodb::types::AttributeValue;
+
+pub struct InboxQuery<'a> {
+    pub limit: u32,
+    pub offset: u32,
+    pub cursor: Option<&'a str>,
+    pub status: Option<&'a str>,
+    pub archived: Option<bool>,
+    pub pinned: Option<bool>,
+}
+
+pub struct Inbox {
+    pub entries: Page<Item>,
+    /// Conversations in the inbox, from its head item (first page only).
+    pub total: Option<u64>,
+}
+
+impl Store {
+    /// One page of the caller's inbox, newest activity first: one Query on GSI1.
+    pub async fn list_inbox(
+        &self,
+        org: &OrgId,
+        user: &UserId,
+        q: InboxQuery<'_>,
+    ) -> ApiResult<Inbox> {
+        let gsi1pk = keys::inbox_gsi1pk(org, user);
+        let start = match q.cursor {
+            Some(raw) => Some(cursor::decode(
+                raw,
+                Partition {
+                    attribute: keys::GSI1PK,
+                    value: &gsi1pk,
+                },
+                &[keys::PK, keys::SK, keys::GSI1PK, keys::GSI1SK],
+            )?),
+            None => None,
+        };
+        let first_page = start.is_none();
+        let mut filters = Vec::new();
+        let mut vals = values([(":pk", s(&gsi1pk))]);
+        if let Some(status) = q.status {
+            filters.push("#status = :status");
+            vals.insert(":status".into(), s(status));
+        }
+        if let Some(archived) = q.archived {
+            filters.push("is_archived = :archived");
+            vals.insert(":archived".into(), AttributeValue::Bool(archived));
+        }
+        if let Some(pinned) = q.pinned {
+            filters.push("is_pinned = :pinned");
+            vals.insert(":pinned".into(), AttributeValue::Bool(pinned));
+        }
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(keys::GSI1)
+            .key_condition_expression("#g1pk = :pk")
+            .expression_attribute_names("#g1pk", keys::GSI1PK)
+            .scan_index_forward(false)
+            .limit((q.offset + q.limit + u32::from(first_page)) as i32)
+            .set_exclusive_start_key(start);
+        if !filters.is_empty() {
+            // The head item always passes, so the first page still carries the total.
+            vals.insert(":head".into(), s(keys::entity::INBOX_HEAD));
+            query = query
+                .filter_expression(format!("#e = :head OR ({})", filters.join(" AND ")))
+                .expression_attribute_names("#e", keys::ENTITY);
+            if q.status.is_some() {
+                query = query.expression_attribute_names("#status", "status");
+            }
+        }
+        let out = query
+            .set_expression_attribute_values(Some(vals))
+            .send()
+            .await
+            .map_err(|e| sdk_error("list inbox", e))?;
+        let mut total = None;
+        let mut entries = Vec::new();
+        for item in out.items.unwrap_or_default() {
+            if item.str(keys::ENTITY) == Some(keys::entity::INBOX_HEAD) {
+                total = Some(item.num::<i64>("conversation_count").unwrap_or(0).max(0) as u64);
+            } else {
+                entries.push(item);
+            }
+        }
+        if first_page && total.is_none() {
+            total = Some(0);
+        }
+        let items: Vec<Item> = entries.into_iter().skip(q.offset as usize).collect();
+        Ok(Inbox {
+            entries: Page {
+                items,
+                next_cursor: out.last_evaluated_key.as_ref().map(cursor::encode),
+            },
+            total,
+        })
+    }
+}
