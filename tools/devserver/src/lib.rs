@@ -3,8 +3,15 @@
 
 use chat_core::Runtime;
 use chat_testkit::{HttpEvent, Route};
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
 use lambda_http::{Body, Request, Response};
 use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
 
 /// The route keys each function (template logical id) declares in its crate.
 pub fn declared_routes() -> Vec<(&'static str, &'static [&'static str])> {
@@ -100,4 +107,74 @@ fn decode_component(raw: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Serves HTTP/1.1 on `listener` until the process ends.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    routes: Arc<Vec<Route>>,
+    apps: Arc<Apps>,
+) -> std::io::Result<()> {
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let (routes, apps) = (routes.clone(), apps.clone());
+        tokio::spawn(async move {
+            let service = service_fn(move |req| {
+                let (routes, apps) = (routes.clone(), apps.clone());
+                async move { Ok::<_, Infallible>(handle(&routes, &apps, req).await) }
+            });
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+async fn handle(
+    routes: &[Route],
+    apps: &Apps,
+    req: hyper::Request<Incoming>,
+) -> hyper::Response<Full<Bytes>> {
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path().to_owned();
+    let Some((route, params)) = find_route(routes, parts.method.as_str(), &path) else {
+        // What API Gateway answers for a route it does not have.
+        return plain(404, r#"{"message":"Not Found"}"#);
+    };
+    let body = match body.collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => return plain(400, r#"{"message":"Bad Request"}"#),
+    };
+    let headers: Vec<(String, String)> = parts
+        .headers
+        .iter()
+        .filter_map(|(k, v)| {
+            v.to_str()
+                .ok()
+                .map(|v| (k.as_str().to_owned(), v.to_owned()))
+        })
+        .collect();
+    let body = (!body.is_empty()).then(|| String::from_utf8_lossy(&body).into_owned());
+    let event = event_for(route, params, &path, parts.uri.query(), &headers, body);
+    let Some(response) = apps.call(&route.function, event.request()).await else {
+        return plain(500, r#"{"message":"Internal Server Error"}"#);
+    };
+    let (parts, body) = response.into_parts();
+    let bytes = match body {
+        Body::Text(t) => Bytes::from(t),
+        Body::Binary(b) => Bytes::from(b),
+        _ => Bytes::new(),
+    };
+    hyper::Response::from_parts(parts, Full::new(bytes))
+}
+
+fn plain(status: u16, body: &'static str) -> hyper::Response<Full<Bytes>> {
+    let mut response = hyper::Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *response.status_mut() =
+        hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::NOT_FOUND);
+    response.headers_mut().insert(
+        "content-type",
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    response
 }

@@ -1,0 +1,39 @@
+# Local stack: DynamoDB Local (npm jar) + SAM CLI (.venv); see scripts/.
+SHELL := bash
+.ONESHELL:
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := test
+
+DDB := scripts/dynamodb-local.sh
+DEV_PORT := 8000
+TEST_PORT := 8001
+TEMPLATE ?= template.yaml
+# Exported env for the recipe shell; scripts/local.env is the single source of values.
+LOAD_ENV := set -a; source scripts/local.env; set +a
+
+.PHONY: tools ddb-dev dev stop test
+
+tools:
+	scripts/ensure-tools.sh
+
+ddb-dev: tools
+	$(DDB) start --port $(DEV_PORT) --data-dir .local/ddb-data
+
+dev: tools ddb-dev
+	$(LOAD_ENV)
+	export DYNAMODB_ENDPOINT=http://127.0.0.1:$(DEV_PORT)
+	cargo run -p devserver -- serve
+
+stop:
+	$(DDB) stop --port $(DEV_PORT)
+
+# Fresh in-memory DynamoDB per run, stopped on any exit (success, failure, Ctrl-C).
+test: tools
+	trap '$(DDB) stop --port $(TEST_PORT)' EXIT
+	trap 'exit 130' INT TERM
+	$(DDB) stop --port $(TEST_PORT)
+	$(DDB) start --port $(TEST_PORT) --in-memory
+	$(LOAD_ENV)
+	export DYNAMODB_ENDPOINT=http://127.0.0.1:$(TEST_PORT)
+	cargo test --workspace --locked
+	scripts/check-template.sh $(TEMPLATE)
