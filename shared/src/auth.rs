@@ -122,13 +122,16 @@ impl AuthConfig {
         if header.alg != self.algorithm {
             return Err(unauthenticated("token algorithm not accepted"));
         }
+        // A token naming a key must get that key (rotation); a token naming none may
+        // only use a sole key.
         let key = match (&header.kid, self.keys.as_slice()) {
-            (_, [(_, only)]) => only,
             (Some(kid), keys) => keys
                 .iter()
-                .find(|(k, _)| k.as_deref() == Some(kid))
+                .find(|(k, _)| k.as_deref() == Some(kid.as_str()))
+                .or_else(|| keys.first().filter(|(k, _)| k.is_none() && keys.len() == 1))
                 .map(|(_, key)| key)
                 .ok_or_else(|| unauthenticated("unknown signing key"))?,
+            (None, [(_, only)]) => only,
             (None, _) => return Err(unauthenticated("token has no key id")),
         };
         let data =

@@ -332,6 +332,54 @@ impl TokenSpec {
     }
 }
 
+impl TokenSpec {
+    /// RS256 or ES256 with the test key pair in `fixtures/` (kid `test-rs256` / `test-es256`).
+    pub fn mint_asymmetric(&self, algorithm: jsonwebtoken::Algorithm) -> String {
+        let (kid, key) = match algorithm {
+            jsonwebtoken::Algorithm::RS256 => (
+                "test-rs256",
+                jsonwebtoken::EncodingKey::from_rsa_pem(fixture("rs256-private.pem").as_bytes())
+                    .expect("rsa key"),
+            ),
+            jsonwebtoken::Algorithm::ES256 => (
+                "test-es256",
+                jsonwebtoken::EncodingKey::from_ec_pem(fixture("es256-private.pem").as_bytes())
+                    .expect("ec key"),
+            ),
+            other => panic!("no test key for {other:?}"),
+        };
+        let mut header = jsonwebtoken::Header::new(algorithm);
+        header.kid = Some(kid.to_owned());
+        jsonwebtoken::encode(&header, &self.claims(), &key).expect("encode token")
+    }
+}
+
+/// A file of `tools/testkit/fixtures/` (test-only keys and their JWKS).
+pub fn fixture(name: &str) -> String {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}
+
+/// A deployed-style configuration: RS256/ES256 keys from the test JWKS, issuer and
+/// audience checked, no local secret.
+pub fn jwks_config(endpoint: &str, table: &str, algorithm: &str) -> Config {
+    let jwks = fixture("jwks.json");
+    let env: HashMap<String, String> = [
+        ("TABLE_NAME", table),
+        ("DYNAMODB_ENDPOINT", endpoint),
+        ("JWT_ALGORITHM", algorithm),
+        ("JWT_JWKS", jwks.as_str()),
+        ("JWT_ISSUER", LOCAL_ISSUER),
+        ("JWT_AUDIENCE", LOCAL_AUDIENCE),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    Config::from_map(&env).expect("jwks config is complete")
+}
+
 pub fn mint_with(claims: &Value, secret: &[u8]) -> String {
     jsonwebtoken::encode(
         &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
@@ -376,6 +424,11 @@ pub struct TestTable {
 
 impl TestTable {
     pub async fn new() -> TestTable {
+        Self::with_config(|endpoint, table| local_config(endpoint, table)).await
+    }
+
+    /// A fresh table whose runtime uses the configuration `config` builds.
+    pub async fn with_config(config: impl FnOnce(&str, &str) -> Config) -> TestTable {
         let endpoint = test_endpoint();
         let name = format!(
             "test-{}",
@@ -385,7 +438,7 @@ impl TestTable {
         create_table(&client, &name).await.unwrap_or_else(|e| {
             panic!("{e}\n(is DynamoDB Local running at {endpoint}? `make test` starts it)")
         });
-        let config = local_config(&endpoint, &name);
+        let config = config(&endpoint, &name);
         let runtime = chat_core::Runtime::from_config(config).await;
         TestTable {
             name,
