@@ -91,22 +91,7 @@ pub fn event_for(
 }
 
 fn decode_component(raw: &str) -> String {
-    let raw = raw.replace('+', " ");
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Ok(b) = u8::from_str_radix(&raw[i + 1..i + 3], 16) {
-                out.push(b);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    chat_testkit::percent_decode(&raw.replace('+', " "))
 }
 
 /// Serves HTTP/1.1 on `listener` until the process ends.

@@ -93,7 +93,8 @@ impl Route {
     }
 }
 
-fn percent_decode(raw: &str) -> String {
+/// Decodes `%XX` escapes (path segments and query components).
+pub fn percent_decode(raw: &str) -> String {
     let bytes = raw.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
