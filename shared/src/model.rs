@@ -35,8 +35,9 @@ impl RoomType {
 }
 
 /// Most members a room may have: a message is one transaction that touches every
-/// member's inbox row, and a transaction holds at most 100 items.
-pub const MAX_MEMBERS: usize = 50;
+/// member's inbox row (plus its search entries), and deleting a room removes every
+/// row and inbox count; a transaction holds at most 100 items.
+pub const MAX_MEMBERS: usize = 40;
 
 /// The room (a conversation is a room of type `support`).
 #[derive(Debug, Clone, PartialEq)]
@@ -53,6 +54,8 @@ pub struct Room {
     pub assignee_id: Option<String>,
     pub conversation_type: String,
     pub status: String,
+    /// Set while `status` is `snoozed`.
+    pub snoozed_until: Option<String>,
     pub members: Vec<String>,
     /// Bumped whenever `members` changes; writes that fan out to members are
     /// conditioned on it, so they never miss a member who joined meanwhile.
@@ -97,6 +100,7 @@ impl Room {
             .opt_str("assignee_id", self.assignee_id.clone())
             .str("conversation_type", &self.conversation_type)
             .str("status", &self.status)
+            .opt_str("snoozed_until", self.snoozed_until.clone())
             .set("members", AttributeValue::Ss(self.members.clone()))
             .num("member_version", self.member_version)
             .num("total_messages", self.total_messages)
@@ -127,6 +131,7 @@ impl Room {
                 .string("conversation_type")
                 .unwrap_or_else(|| "chat".into()),
             status: item.string("status").unwrap_or_else(|| "open".into()),
+            snoozed_until: item.string("snoozed_until"),
             members: item.string_set("members"),
             member_version: item.num("member_version").unwrap_or(0),
             total_messages: item.num("total_messages").unwrap_or(0),
@@ -217,6 +222,7 @@ pub fn conversation_json(room: &Room, membership: Option<&Membership>, role: Rol
         "conversation_type": room.conversation_type,
         "room_type": room.room_type,
         "status": room.status,
+        "snoozed_until": room.snoozed_until,
         "is_archived": membership.is_some_and(|m| m.is_archived),
         "is_pinned": membership.is_some_and(|m| m.is_pinned),
         "unread_count": membership.map_or(0, |m| m.unread_count),
@@ -382,6 +388,7 @@ mod tests {
             assignee_id: None,
             conversation_type: "chat".into(),
             status: "open".into(),
+            snoozed_until: None,
             members: vec!["u-1".into(), "5".into()],
             member_version: 1,
             total_messages: 3,

@@ -6,7 +6,7 @@ use chat_core::auth::{AuthConfig, Principal};
 use chat_core::ids::{RoomId, UserId, path_id};
 use chat_core::model::{Room, RoomType, conversation_json, inbox_entry_json};
 use chat_core::request::{Query, json_body, required_text};
-use chat_core::store::{InboxQuery, Store};
+use chat_core::store::{InboxQuery, MemberView, SharedChanges, Store};
 use chat_core::{ApiError, ApiResult, Reply, Runtime};
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
@@ -45,8 +45,12 @@ impl App {
                 "GET /chat/conversations" => list(&self.store, &who, &req).await,
                 "POST /chat/conversations" => create(&self.store, &who, &req).await,
                 "GET /chat/conversations/{conversation_id}" => get(&self.store, &who, &req).await,
-                "PUT /chat/conversations/{conversation_id}"
-                | "DELETE /chat/conversations/{conversation_id}" => Err(ApiError::NotImplemented),
+                "PUT /chat/conversations/{conversation_id}" => {
+                    update(&self.store, &who, &req).await
+                }
+                "DELETE /chat/conversations/{conversation_id}" => {
+                    delete(&self.store, &who, &req).await
+                }
                 _ => app::unknown_route(),
             }
         })
@@ -100,6 +104,7 @@ async fn create(store: &Store, who: &Principal, req: &Request) -> ApiResult<Repl
         assignee_id: body.agent_id.as_ref().map(ToString::to_string),
         conversation_type,
         status: "open".into(),
+        snoozed_until: None,
         members: members.iter().map(|(m, _)| m.clone()).collect(),
         member_version: 1,
         total_messages: 0,
@@ -175,5 +180,126 @@ async fn get(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply> 
     Ok(Reply::ok(
         "Conversation found",
         conversation_json(&room, membership.as_ref(), who.role),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateConversation {
+    title: Option<String>,
+    is_pinned: Option<bool>,
+    is_archived: Option<bool>,
+    status: Option<String>,
+    /// RFC 3339; required with `status: snoozed`, `null` clears it.
+    #[serde(default, deserialize_with = "present")]
+    snoozed_until: Option<Option<String>>,
+    /// A user id, or `null` to unassign.
+    #[serde(default, deserialize_with = "present")]
+    assignee_id: Option<Option<UserId>>,
+}
+
+/// Tells an absent field (None) from an explicit null (Some(None)).
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+fn future_instant(field: &str, raw: &str) -> ApiResult<String> {
+    use time::format_description::well_known::Rfc3339;
+    let at = time::OffsetDateTime::parse(raw, &Rfc3339)
+        .map_err(|_| ApiError::invalid(field, "must be an RFC 3339 date-time"))?;
+    if at <= time::OffsetDateTime::now_utc() {
+        return Err(ApiError::invalid(field, "must be in the future"));
+    }
+    Ok(chat_core::time::format(at))
+}
+
+async fn update(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply> {
+    let room_id = path_id(path_param(req, "conversation_id"), "conversation")?;
+    let body: UpdateConversation = json_body(req)?;
+    let view = MemberView {
+        is_pinned: body.is_pinned,
+        is_archived: body.is_archived,
+    };
+    let mut shared = SharedChanges::default();
+    if let Some(title) = &body.title {
+        shared.title = Some(required_text("title", title, MAX_TITLE_CHARS)?);
+    }
+    if let Some(status) = &body.status {
+        if !STATUSES.contains(&status.as_str()) {
+            return Err(ApiError::invalid(
+                "status",
+                format!("must be one of {}", STATUSES.join(", ")),
+            ));
+        }
+        shared.status = Some(status.clone());
+        // Leaving the snoozed state clears its deadline.
+        if status != "snoozed" {
+            shared.snoozed_until = Some(None);
+        }
+    }
+    match (&body.snoozed_until, body.status.as_deref()) {
+        (Some(Some(until)), Some("snoozed")) => {
+            shared.snoozed_until = Some(Some(future_instant("snoozed_until", until)?))
+        }
+        (None | Some(None), Some("snoozed")) => {
+            return Err(ApiError::invalid(
+                "snoozed_until",
+                "is required when status is snoozed",
+            ));
+        }
+        (Some(_), _) => {
+            return Err(ApiError::invalid(
+                "snoozed_until",
+                "goes with status snoozed",
+            ));
+        }
+        (None, _) => {}
+    }
+    if let Some(assignee) = &body.assignee_id {
+        shared.assignee_id = Some(assignee.as_ref().map(ToString::to_string));
+    }
+    if shared.is_empty() && view.is_empty() {
+        return Err(ApiError::invalid("body", "nothing to update"));
+    }
+    if !shared.is_empty() && !who.role.is_staff() {
+        return Err(ApiError::Forbidden(
+            "only agents and admins change a conversation's title, status or assignee".into(),
+        ));
+    }
+    let room = store
+        .update_conversation(who, &room_id, &shared, &view)
+        .await?;
+    let (_, membership) = if view.is_empty() {
+        (None, None)
+    } else {
+        store
+            .get_room_and_membership(&who.org, &room_id, &who.user)
+            .await?
+    };
+    Ok(Reply::ok(
+        "Conversation updated successfully",
+        json!({ "conversation_id": room.id, "conversation": conversation_json(&room, membership.as_ref(), who.role) }),
+    ))
+}
+
+/// The owner or an admin deletes for everyone; any other member removes it from
+/// their own inbox (they leave it).
+async fn delete(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply> {
+    let room_id = path_id(path_param(req, "conversation_id"), "conversation")?;
+    let room = store.visible_room(who, &room_id).await?;
+    let for_everyone =
+        room.owner_id == who.user.as_str() || who.role == chat_core::ids::Role::Admin;
+    if for_everyone {
+        store.delete_room(who, &room_id).await?;
+    } else {
+        store.leave_room(who, &room_id).await?;
+    }
+    Ok(Reply::ok(
+        "Conversation deleted successfully",
+        json!({ "conversation_id": room_id, "deleted_for": if for_everyone { "everyone" } else { "me" } }),
     ))
 }

@@ -360,3 +360,236 @@ async fn budgets_one_request_per_read_list_and_write() {
     env.list(&customer(), &[]).await;
     assert_eq!(store.requests() - before, 1, "an inbox page is one Query");
 }
+
+impl Env {
+    async fn put(&self, tok: &str, id: &str, body: Value) -> (u16, Value) {
+        self.send(
+            HttpEvent::new(
+                "PUT /chat/conversations/{conversation_id}",
+                &format!("/chat/conversations/{id}"),
+            )
+            .param("conversation_id", id)
+            .bearer(tok)
+            .json(&body),
+        )
+        .await
+    }
+
+    async fn delete(&self, tok: &str, id: &str) -> (u16, Value) {
+        self.send(
+            HttpEvent::new(
+                "DELETE /chat/conversations/{conversation_id}",
+                &format!("/chat/conversations/{id}"),
+            )
+            .param("conversation_id", id)
+            .bearer(tok),
+        )
+        .await
+    }
+}
+
+fn agent() -> String {
+    token("5", "acme", "agent")
+}
+
+#[tokio::test]
+async fn pin_and_archive_change_only_the_callers_view() {
+    let env = Env::new().await;
+    let id = env
+        .create(&customer(), json!({"title": "Help", "agent_id": 5}))
+        .await;
+    let (status, body) = env
+        .put(
+            &customer(),
+            &id,
+            json!({"is_pinned": true, "is_archived": true}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["conversation"]["is_pinned"], true);
+    let (_, mine) = env.list(&customer(), &[("pinned", "true")]).await;
+    assert_eq!(mine["data"]["conversations"][0]["is_pinned"], true);
+    assert_eq!(mine["data"]["conversations"][0]["is_archived"], true);
+    let (_, theirs) = env.list(&agent(), &[]).await;
+    assert_eq!(
+        theirs["data"]["conversations"][0]["is_pinned"], false,
+        "the agent's view is unchanged"
+    );
+    let (_, unpinned) = env.list(&customer(), &[("pinned", "false")]).await;
+    assert_eq!(
+        unpinned["data"]["conversations"].as_array().unwrap().len(),
+        0
+    );
+}
+
+#[tokio::test]
+async fn shared_fields_are_for_staff_and_reach_every_inbox() {
+    let env = Env::new().await;
+    let id = env
+        .create(&customer(), json!({"title": "Help", "agent_id": 5}))
+        .await;
+    let before = env.table.items().await;
+    for body in [
+        json!({"title": "Mine now"}),
+        json!({"status": "closed"}),
+        json!({"assignee_id": "u-100"}),
+        json!({"status": "resolved", "is_pinned": true}),
+    ] {
+        let (status, resp) = env.put(&customer(), &id, body.clone()).await;
+        assert_eq!(
+            (status, resp["error"]["code"].as_str()),
+            (403, Some("forbidden")),
+            "{body}"
+        );
+    }
+    assert_eq!(env.table.items().await, before, "nothing was written");
+
+    let (status, body) = env
+        .put(
+            &agent(),
+            &id,
+            json!({"title": "Order #12345", "status": "pending", "assignee_id": 7}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["conversation"]["status"], "pending");
+    assert_eq!(body["data"]["conversation"]["assignee_id"], "7");
+    let (_, inbox) = env.list(&customer(), &[("status", "pending")]).await;
+    assert_eq!(
+        inbox["data"]["conversations"][0]["title"], "Order #12345",
+        "the customer's inbox row follows"
+    );
+
+    let until = (time::OffsetDateTime::now_utc() + time::Duration::hours(2))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let (status, body) = env
+        .put(
+            &agent(),
+            &id,
+            json!({"status": "snoozed", "snoozed_until": until}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["data"]["conversation"]["snoozed_until"].is_string());
+    let (_, got) = env.get(&customer(), &id).await;
+    assert_eq!(got["data"]["status"], "snoozed");
+    assert!(got["data"]["snoozed_until"].is_string());
+    let (status, _) = env.put(&agent(), &id, json!({"status": "resolved"})).await;
+    assert_eq!(status, 200);
+    let (_, got) = env.get(&customer(), &id).await;
+    assert!(
+        got["data"]["snoozed_until"].is_null(),
+        "leaving snoozed clears the deadline"
+    );
+}
+
+#[tokio::test]
+async fn bad_updates_are_refused_and_write_nothing() {
+    let env = Env::new().await;
+    let id = env
+        .create(&customer(), json!({"title": "Help", "agent_id": 5}))
+        .await;
+    let before = env.table.items().await;
+    let past = "2001-01-01T00:00:00Z";
+    let cases = [
+        (json!({}), 422, "invalid_field"),
+        (json!({"status": "archived"}), 422, "invalid_field"),
+        (json!({"status": "snoozed"}), 422, "invalid_field"),
+        (
+            json!({"status": "snoozed", "snoozed_until": past}),
+            422,
+            "invalid_field",
+        ),
+        (
+            json!({"status": "open", "snoozed_until": "2999-01-01T00:00:00Z"}),
+            422,
+            "invalid_field",
+        ),
+        (json!({"title": ""}), 422, "invalid_field"),
+        (json!({"is_pinned": "yes"}), 422, "invalid_field"),
+        (json!({"owner_id": "me"}), 422, "unknown_field"),
+    ];
+    for (body, status, code) in cases {
+        let (got, resp) = env.put(&agent(), &id, body.clone()).await;
+        assert_eq!(
+            (got, resp["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{body}: {resp}"
+        );
+    }
+    let (status, _) = env
+        .put(
+            &token("x", "globex", "admin"),
+            &id,
+            json!({"status": "closed"}),
+        )
+        .await;
+    assert_eq!(status, 404, "another tenant");
+    let (status, _) = env
+        .put(
+            &token("u-101", "acme", "customer"),
+            &id,
+            json!({"is_pinned": true}),
+        )
+        .await;
+    assert_eq!(status, 404, "a stranger");
+    assert_eq!(env.table.items().await, before, "nothing was written");
+}
+
+#[tokio::test]
+async fn delete_leaves_for_members_and_deletes_for_the_owner() {
+    let env = Env::new().await;
+    let id = env
+        .create(&customer(), json!({"title": "Help", "agent_id": 5}))
+        .await;
+    // The agent removes it from their own inbox: they leave; the customer keeps it.
+    let (status, body) = env.delete(&agent(), &id).await;
+    assert_eq!(
+        (status, body["data"]["deleted_for"].as_str()),
+        (200, Some("me")),
+        "{body}"
+    );
+    let (_, agent_inbox) = env.list(&agent(), &[]).await;
+    assert_eq!(agent_inbox["data"]["total"], 0);
+    assert_eq!(
+        agent_inbox["data"]["conversations"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    let (status, _) = env.get(&customer(), &id).await;
+    assert_eq!(status, 200);
+
+    // Strangers and other tenants cannot delete it.
+    let before = env.table.items().await;
+    for tok in [
+        token("u-101", "acme", "customer"),
+        token("u-100", "globex", "admin"),
+    ] {
+        assert_eq!(env.delete(&tok, &id).await.0, 404);
+    }
+    assert_eq!(env.table.items().await, before);
+
+    // The owner deletes it for everyone.
+    let (status, body) = env.delete(&customer(), &id).await;
+    assert_eq!(
+        (status, body["data"]["deleted_for"].as_str()),
+        (200, Some("everyone"))
+    );
+    assert_eq!(env.get(&customer(), &id).await.0, 404);
+    assert_eq!(
+        env.get(&agent(), &id).await.0,
+        404,
+        "staff no longer see a deleted support room"
+    );
+    let (_, inbox) = env.list(&customer(), &[]).await;
+    assert_eq!(
+        (
+            inbox["data"]["total"].as_u64(),
+            inbox["data"]["conversations"].as_array().unwrap().len()
+        ),
+        (Some(0), 0)
+    );
+}

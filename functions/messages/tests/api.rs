@@ -471,3 +471,31 @@ async fn event_fixtures_drive_the_handlers() {
     }
     assert_eq!(env.count(keys::entity::MESSAGE).await, 1);
 }
+
+#[tokio::test]
+async fn a_customer_reply_reopens_a_resolved_conversation() {
+    let env = Env::new().await;
+    let id = env.conversation().await;
+    let put = HttpEvent::new(
+        "PUT /chat/conversations/{conversation_id}",
+        &format!("/chat/conversations/{id}"),
+    )
+    .param("conversation_id", &id)
+    .bearer(&agent())
+    .json(&json!({"status": "resolved"}));
+    assert_eq!(
+        response_json(&env.conversations.handle(put.request()).await).0,
+        200
+    );
+    env.post(&agent(), &id, json!({"content": "anything else?"}))
+        .await;
+    assert_eq!(
+        env.inbox_row(&customer()).await["status"],
+        "resolved",
+        "an agent's message does not reopen"
+    );
+    env.post(&customer(), &id, json!({"content": "yes, one more thing"}))
+        .await;
+    assert_eq!(env.inbox_row(&customer()).await["status"], "open");
+    assert_eq!(env.inbox_row(&agent()).await["status"], "open");
+}

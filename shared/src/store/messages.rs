@@ -11,7 +11,7 @@ use crate::keys;
 use crate::model::{Message, Room};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    CancellationReason, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+    CancellationReason, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
 };
 use serde_json::Value;
 
@@ -139,7 +139,7 @@ impl Store {
         })
     }
 
-    async fn visible_room(&self, who: &Principal, room_id: &RoomId) -> ApiResult<Room> {
+    pub async fn visible_room(&self, who: &Principal, room_id: &RoomId) -> ApiResult<Room> {
         self.get_room(&who.org, room_id)
             .await?
             .filter(|room| room.visible_to(who))
@@ -296,31 +296,22 @@ impl Store {
             writes.push(TransactWriteItem::builder().put(put).build());
         }
         let note = message.is_note();
-        let room_update = if note {
-            "SET updated_at = :now ADD note_count :one"
+        // A customer's reply reopens a resolved conversation, for every member.
+        let reopen = !note && !who.role.is_staff() && room.status == "resolved";
+        let mut room_values = values([(":now", s(now)), (":one", n(1))]);
+        let room_expression = if note {
+            "SET updated_at = :now ADD note_count :one".to_owned()
         } else {
-            "SET updated_at = :now, last_message_at = :now, last_message_id = :mid, last_sender_id = :sid ADD total_messages :one"
-        };
-        let mut room_values = values([
-            (":now", s(now)),
-            (":one", n(1)),
-            (":v", n(room.member_version)),
-        ]);
-        if !note {
             room_values.insert(":mid".into(), s(message.id.as_str()));
             room_values.insert(":sid".into(), s(&message.sender_id));
-        }
-        let update = Update::builder()
-            .table_name(&self.table)
-            .key(keys::PK, s(&pk))
-            .key(keys::SK, s(keys::ROOM_SK))
-            .update_expression(room_update)
-            .condition_expression("member_version = :v AND attribute_not_exists(deleted_at)")
-            .set_expression_attribute_values(Some(room_values))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .build()
-            .expect("update has key and expression");
-        writes.push(TransactWriteItem::builder().update(update).build());
+            let mut sets = "SET updated_at = :now, last_message_at = :now, last_message_id = :mid, last_sender_id = :sid".to_owned();
+            if reopen {
+                sets.push_str(", #st = :open");
+                room_values.insert(":open".into(), s("open"));
+            }
+            format!("{sets} ADD total_messages :one")
+        };
+        writes.push(self.room_update(room, who, &room_expression, room_values, &[]));
         if note {
             // Notes are internal: no inbox row moves, no unread count changes.
             return (writes, idem_index);
@@ -330,11 +321,8 @@ impl Store {
                 continue;
             };
             let is_sender = member_id == who.user;
-            let expression = if is_sender {
-                "SET last_message_at = :now, #g1pk = :g1pk, #g1sk = :g1sk, unread_count = :zero, last_read_message_id = :mid ADD total_messages :one"
-            } else {
-                "SET last_message_at = :now, #g1pk = :g1pk, #g1sk = :g1sk ADD total_messages :one, unread_count :one"
-            };
+            let mut sets = vec!["last_message_at = :now", "#g1pk = :g1pk", "#g1sk = :g1sk"];
+            let mut adds = vec!["total_messages :one"];
             let mut vals = values([
                 (":now", s(now)),
                 (":g1pk", s(keys::inbox_gsi1pk(org, &member_id))),
@@ -342,21 +330,21 @@ impl Store {
                 (":one", n(1)),
             ]);
             if is_sender {
+                // Sending reads everything before it.
+                sets.extend(["unread_count = :zero", "last_read_message_id = :mid"]);
                 vals.insert(":zero".into(), n(0));
                 vals.insert(":mid".into(), s(message.id.as_str()));
+            } else {
+                adds.push("unread_count :one");
             }
-            let update = Update::builder()
-                .table_name(&self.table)
-                .key(keys::PK, s(&pk))
-                .key(keys::SK, s(keys::member_sk(&member_id)))
-                .update_expression(expression)
-                .condition_expression("attribute_exists(PK)")
-                .expression_attribute_names("#g1pk", keys::GSI1PK)
-                .expression_attribute_names("#g1sk", keys::GSI1SK)
-                .set_expression_attribute_values(Some(vals))
-                .build()
-                .expect("update has key and expression");
-            writes.push(TransactWriteItem::builder().update(update).build());
+            let mut names = vec![("#g1pk", keys::GSI1PK), ("#g1sk", keys::GSI1SK)];
+            if reopen {
+                sets.push("#st = :open");
+                vals.insert(":open".into(), s("open"));
+                names.push(("#st", "status"));
+            }
+            let expression = format!("SET {} ADD {}", sets.join(", "), adds.join(", "));
+            writes.push(self.member_update(who, &room.id, &member_id, &expression, vals, &names));
         }
         (writes, idem_index)
     }

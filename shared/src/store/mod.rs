@@ -1,10 +1,12 @@
 //! The DynamoDB store: every read and write of the table goes through here, one
 //! request per call where the budgets say so. Split by what it stores.
 
+mod conversations;
 mod inbox;
 mod messages;
 mod rooms;
 
+pub use conversations::{MemberView, SharedChanges};
 pub use inbox::{Inbox, InboxQuery};
 pub use messages::{Direction, MessageList, MessageQuery, NewMessage, Posted};
 

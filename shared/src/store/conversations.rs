@@ -1,0 +1,386 @@
+//! Changes to a conversation as a whole or to one member's view of it.
+
+use super::{Store, WRITE_ATTEMPTS, backoff, storage_busy};
+use crate::auth::Principal;
+use crate::dynamo::sdk_error;
+use crate::error::{ApiError, ApiResult};
+use crate::ids::{RoomId, UserId};
+use crate::item::{n, s, values};
+use crate::keys;
+use crate::model::Room;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, CancellationReason, Delete, ReturnValuesOnConditionCheckFailure,
+    TransactWriteItem, Update,
+};
+use std::collections::HashMap;
+
+/// Fields every member sees; only agents and admins change them.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct SharedChanges {
+    pub title: Option<String>,
+    pub status: Option<String>,
+    /// `Some(None)` clears it.
+    pub snoozed_until: Option<Option<String>>,
+    pub assignee_id: Option<Option<String>>,
+}
+
+impl SharedChanges {
+    pub fn is_empty(&self) -> bool {
+        *self == SharedChanges::default()
+    }
+}
+
+/// The caller's own view of the conversation.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct MemberView {
+    pub is_pinned: Option<bool>,
+    pub is_archived: Option<bool>,
+}
+
+impl MemberView {
+    pub fn is_empty(&self) -> bool {
+        *self == MemberView::default()
+    }
+}
+
+impl Store {
+    /// Runs a transaction built from the room's current state. The first write must be
+    /// the room's own update, conditioned on what the build relied on; when it fails
+    /// the transaction is rebuilt from the room it returns (ALL_OLD).
+    pub(crate) async fn room_transaction(
+        &self,
+        who: &Principal,
+        room_id: &RoomId,
+        context: &str,
+        build: impl Fn(&Room) -> ApiResult<Vec<TransactWriteItem>>,
+    ) -> ApiResult<Room> {
+        let mut room = self.visible_room(who, room_id).await?;
+        for attempt in 0..WRITE_ATTEMPTS {
+            let writes = build(&room)?;
+            let err = match self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(writes))
+                .send()
+                .await
+            {
+                Ok(_) => return Ok(room),
+                Err(err) => err,
+            };
+            let reasons = match err.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(c)) => {
+                    c.cancellation_reasons().to_vec()
+                }
+                _ => return Err(sdk_error(context, err)),
+            };
+            if reasons.first().and_then(CancellationReason::code) == Some("ConditionalCheckFailed")
+            {
+                room = match reasons[0].item().and_then(Room::from_item) {
+                    Some(current) => Some(current),
+                    None => self.get_room(&who.org, room_id).await?,
+                }
+                .filter(|r| r.visible_to(who))
+                .ok_or(ApiError::NotFound("conversation"))?;
+                continue;
+            }
+            if reasons
+                .iter()
+                .any(|r| r.code() == Some("ConditionalCheckFailed"))
+            {
+                // A member row changed under us (e.g. they left): the room's version
+                // moved too, so re-read it.
+                room = self.visible_room(who, room_id).await?;
+                continue;
+            }
+            if !reasons
+                .iter()
+                .any(|r| matches!(r.code(), Some("TransactionConflict" | "ThrottlingError")))
+            {
+                return Err(ApiError::internal(
+                    context,
+                    format!("transaction cancelled: {reasons:?}"),
+                ));
+            }
+            backoff(attempt).await;
+        }
+        Err(storage_busy())
+    }
+
+    /// The room's own update, conditioned on the state the caller's write relied on.
+    /// `#st` names the status attribute in `expression` and `names`.
+    pub(crate) fn room_update(
+        &self,
+        room: &Room,
+        who: &Principal,
+        expression: &str,
+        mut vals: HashMap<String, AttributeValue>,
+        names: &[(&str, &str)],
+    ) -> TransactWriteItem {
+        vals.insert(":v".into(), n(room.member_version));
+        vals.insert(":seen_status".into(), s(&room.status));
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .key(keys::PK, s(keys::room_pk(&who.org, &room.id)))
+            .key(keys::SK, s(keys::ROOM_SK))
+            .update_expression(expression)
+            // Members and status are what writes fan out or decide on: if either moved,
+            // the transaction is rebuilt from the current room.
+            .condition_expression(
+                "member_version = :v AND #st = :seen_status AND attribute_not_exists(deleted_at)",
+            )
+            .expression_attribute_names("#st", "status")
+            .set_expression_attribute_values(Some(vals))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        for (k, v) in names {
+            update = update.expression_attribute_names(*k, *v);
+        }
+        TransactWriteItem::builder()
+            .update(update.build().expect("update has key and expression"))
+            .build()
+    }
+
+    pub(crate) fn member_update(
+        &self,
+        who: &Principal,
+        room: &RoomId,
+        member: &UserId,
+        expression: &str,
+        vals: HashMap<String, AttributeValue>,
+        names: &[(&str, &str)],
+    ) -> TransactWriteItem {
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .key(keys::PK, s(keys::room_pk(&who.org, room)))
+            .key(keys::SK, s(keys::member_sk(member)))
+            .update_expression(expression)
+            .condition_expression("attribute_exists(PK)")
+            .set_expression_attribute_values(Some(vals));
+        for (k, v) in names {
+            update = update.expression_attribute_names(*k, *v);
+        }
+        TransactWriteItem::builder()
+            .update(update.build().expect("update has key and expression"))
+            .build()
+    }
+
+    /// Applies a PUT: shared fields go to the room and to every member's inbox row
+    /// (they carry a copy), the caller's view to their own row, in one transaction.
+    pub async fn update_conversation(
+        &self,
+        who: &Principal,
+        room_id: &RoomId,
+        shared: &SharedChanges,
+        view: &MemberView,
+    ) -> ApiResult<Room> {
+        if shared.is_empty() {
+            self.update_member_view(who, room_id, view).await?;
+            return self.visible_room(who, room_id).await;
+        }
+        let now = crate::time::now_string();
+        let mut room = self
+            .room_transaction(who, room_id, "update conversation", |room| {
+                let mut sets = vec!["updated_at = :now"];
+                let mut removes = Vec::new();
+                let mut vals = values([(":now", s(&now))]);
+                let mut copies = Vec::new();
+                let mut copy_vals = values([]);
+                if let Some(title) = &shared.title {
+                    sets.push("title = :title");
+                    vals.insert(":title".into(), s(title));
+                    copies.push("title = :title");
+                    copy_vals.insert(":title".into(), s(title));
+                }
+                if let Some(status) = &shared.status {
+                    sets.push("#st = :status");
+                    vals.insert(":status".into(), s(status));
+                    copies.push("#st = :status");
+                    copy_vals.insert(":status".into(), s(status));
+                }
+                match &shared.snoozed_until {
+                    Some(Some(until)) => {
+                        sets.push("snoozed_until = :until");
+                        vals.insert(":until".into(), s(until));
+                    }
+                    Some(None) => removes.push("snoozed_until"),
+                    None => {}
+                }
+                match &shared.assignee_id {
+                    Some(Some(assignee)) => {
+                        sets.push("assignee_id = :assignee");
+                        vals.insert(":assignee".into(), s(assignee));
+                    }
+                    Some(None) => removes.push("assignee_id"),
+                    None => {}
+                }
+                let mut expression = format!("SET {}", sets.join(", "));
+                if !removes.is_empty() {
+                    expression.push_str(&format!(" REMOVE {}", removes.join(", ")));
+                }
+                let mut writes = vec![self.room_update(room, who, &expression, vals, &[])];
+                for member in &room.members {
+                    let Ok(member_id) = UserId::parse(member) else {
+                        continue;
+                    };
+                    let mut sets = copies.clone();
+                    let mut vals = copy_vals.clone();
+                    if member_id == who.user {
+                        if let Some(pinned) = view.is_pinned {
+                            sets.push("is_pinned = :pinned");
+                            vals.insert(":pinned".into(), AttributeValue::Bool(pinned));
+                        }
+                        if let Some(archived) = view.is_archived {
+                            sets.push("is_archived = :archived");
+                            vals.insert(":archived".into(), AttributeValue::Bool(archived));
+                        }
+                    }
+                    if sets.is_empty() {
+                        continue;
+                    }
+                    let names: &[(&str, &str)] = if shared.status.is_some() {
+                        &[("#st", "status")]
+                    } else {
+                        &[]
+                    };
+                    writes.push(self.member_update(
+                        who,
+                        room_id,
+                        &member_id,
+                        &format!("SET {}", sets.join(", ")),
+                        vals,
+                        names,
+                    ));
+                }
+                if !view.is_empty() && !room.is_member(who.user.as_str()) {
+                    return Err(ApiError::Forbidden(
+                        "only members have their own view of a conversation".into(),
+                    ));
+                }
+                Ok(writes)
+            })
+            .await?;
+        // The returned room is the state the write was built on; reflect the change.
+        if let Some(title) = &shared.title {
+            room.title = title.clone();
+        }
+        if let Some(status) = &shared.status {
+            room.status = status.clone();
+        }
+        if let Some(assignee) = &shared.assignee_id {
+            room.assignee_id = assignee.clone();
+        }
+        if let Some(until) = &shared.snoozed_until {
+            room.snoozed_until = until.clone();
+        }
+        room.updated_at = now;
+        Ok(room)
+    }
+
+    /// Pin or archive for the caller only: one UpdateItem on their own row.
+    pub async fn update_member_view(
+        &self,
+        who: &Principal,
+        room_id: &RoomId,
+        view: &MemberView,
+    ) -> ApiResult<()> {
+        let mut sets = Vec::new();
+        let mut vals = values([]);
+        if let Some(pinned) = view.is_pinned {
+            sets.push("is_pinned = :pinned");
+            vals.insert(":pinned".into(), AttributeValue::Bool(pinned));
+        }
+        if let Some(archived) = view.is_archived {
+            sets.push("is_archived = :archived");
+            vals.insert(":archived".into(), AttributeValue::Bool(archived));
+        }
+        if sets.is_empty() {
+            return Ok(());
+        }
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(keys::PK, s(keys::room_pk(&who.org, room_id)))
+            .key(keys::SK, s(keys::member_sk(&who.user)))
+            .update_expression(format!("SET {}", sets.join(", ")))
+            .condition_expression("attribute_exists(PK)")
+            .set_expression_attribute_values(Some(vals))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Err(ApiError::NotFound("conversation"))
+            }
+            Err(err) => Err(sdk_error("update member view", err)),
+        }
+    }
+
+    /// The caller leaves: out of the member list (version bumped, so in-flight
+    /// writes re-read it), their row deleted and their inbox count decremented.
+    pub async fn leave_room(&self, who: &Principal, room_id: &RoomId) -> ApiResult<()> {
+        self.room_transaction(who, room_id, "leave room", |room| {
+            if !room.is_member(who.user.as_str()) {
+                return Err(ApiError::NotFound("conversation"));
+            }
+            let vals = values([
+                (":one", n(1)),
+                (":me", AttributeValue::Ss(vec![who.user.to_string()])),
+                (":now", s(crate::time::now_string())),
+            ]);
+            Ok(vec![
+                self.room_update(
+                    room,
+                    who,
+                    "SET updated_at = :now ADD member_version :one DELETE members :me",
+                    vals,
+                    &[],
+                ),
+                self.member_delete(who, room_id, &who.user),
+                self.inbox_head_change(&who.org, who.user.as_str(), -1),
+            ])
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Soft-deletes the room for everyone: its messages stop being served and every
+    /// member's inbox row goes.
+    pub async fn delete_room(&self, who: &Principal, room_id: &RoomId) -> ApiResult<()> {
+        let now = crate::time::now_string();
+        self.room_transaction(who, room_id, "delete room", |room| {
+            let vals = values([(":now", s(&now)), (":one", n(1))]);
+            let mut writes = vec![self.room_update(
+                room,
+                who,
+                "SET deleted_at = :now, updated_at = :now ADD member_version :one",
+                vals,
+                &[],
+            )];
+            for member in &room.members {
+                let Ok(member_id) = UserId::parse(member) else {
+                    continue;
+                };
+                writes.push(self.member_delete(who, room_id, &member_id));
+                writes.push(self.inbox_head_change(&who.org, member, -1));
+            }
+            Ok(writes)
+        })
+        .await?;
+        Ok(())
+    }
+
+    fn member_delete(&self, who: &Principal, room: &RoomId, member: &UserId) -> TransactWriteItem {
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .key(keys::PK, s(keys::room_pk(&who.org, room)))
+            .key(keys::SK, s(keys::member_sk(member)))
+            .build()
+            .expect("delete has key");
+        TransactWriteItem::builder().delete(delete).build()
+    }
+}
