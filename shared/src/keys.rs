@@ -11,6 +11,7 @@
 //! | profile         | T#{org}#USER#{user}     | PROFILE           |                     |                         |
 //! | product         | T#{org}#PRODUCTS        | P#{product}       |                     |                         |
 //! | order chat key  | T#{org}#ORDER#{natural} | ORDER             |                     |                         |
+//! | search entry    | T#{org}#W#{word}        | M#{message}#{room}|                     |                         |
 //!
 //! Room items sort as `M#…` < `META` < `U#…`, so one descending Query from `META`
 //! returns the room and then its newest messages.
@@ -37,6 +38,7 @@ pub mod entity {
     pub const PROFILE: &str = "profile";
     pub const PRODUCT: &str = "product";
     pub const ORDER_KEY: &str = "order_key";
+    pub const SEARCH_ENTRY: &str = "search_entry";
 }
 
 pub const ROOM_SK: &str = "META";
@@ -78,6 +80,15 @@ pub fn inbox_gsi1pk(org: &OrgId, user: &UserId) -> String {
 /// Newest activity first when queried descending; ties broken by room id.
 pub fn inbox_gsi1sk(last_activity: &str, room: &RoomId) -> String {
     format!("{INBOX_ENTRY_PREFIX}{last_activity}#{room}")
+}
+
+/// Search index: one partition per tenant and word, newest message first.
+pub fn search_pk(org: &OrgId, word: &str) -> String {
+    format!("T#{org}#W#{word}")
+}
+
+pub fn search_sk(message: &MessageId, room: &RoomId) -> String {
+    format!("{MESSAGE_SK_PREFIX}{message}#{room}")
 }
 
 #[cfg(test)]

@@ -283,7 +283,18 @@ pub struct Message {
     pub created_at: String,
     pub edited_at: Option<String>,
     pub deleted_at: Option<String>,
+    /// Earlier texts of an edited message, oldest first (kept for moderation).
+    pub previous_versions: Vec<PreviousVersion>,
 }
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PreviousVersion {
+    pub content: String,
+    pub replaced_at: String,
+}
+
+/// Earlier versions kept per message; older ones are dropped.
+pub const MAX_PREVIOUS_VERSIONS: usize = 10;
 
 impl Message {
     pub fn is_note(&self) -> bool {
@@ -312,6 +323,12 @@ impl Message {
             .str("created_at", &self.created_at)
             .opt_str("edited_at", self.edited_at.clone())
             .opt_str("deleted_at", self.deleted_at.clone())
+            .opt_str(
+                "previous_versions",
+                (!self.previous_versions.is_empty()).then(|| {
+                    serde_json::to_string(&self.previous_versions).expect("versions serialize")
+                }),
+            )
             .build()
     }
 
@@ -338,6 +355,10 @@ impl Message {
             created_at: item.string("created_at").unwrap_or_default(),
             edited_at: item.string("edited_at"),
             deleted_at: item.string("deleted_at"),
+            previous_versions: item
+                .str("previous_versions")
+                .and_then(|raw| serde_json::from_str(raw).ok())
+                .unwrap_or_default(),
         })
     }
 
@@ -363,6 +384,7 @@ impl Message {
             "cost": self.cost,
             "created_at": self.created_at,
             "edited_at": self.edited_at,
+            "edit_count": self.previous_versions.len(),
             "deleted_at": self.deleted_at,
             "is_deleted": deleted,
         })
@@ -438,8 +460,12 @@ mod tests {
             processing_time: Some(0.8),
             cost: Some(0.002),
             created_at: "2024-06-29T10:00:00.000Z".into(),
-            edited_at: None,
+            edited_at: Some("2024-06-29T10:01:00.000Z".into()),
             deleted_at: None,
+            previous_versions: vec![PreviousVersion {
+                content: "hello".into(),
+                replaced_at: "2024-06-29T10:01:00.000Z".into(),
+            }],
         };
         assert_eq!(Message::from_item(&message.to_item(&org)), Some(message));
     }

@@ -3,10 +3,12 @@
 
 use chat_core::app::{self, header, path_param};
 use chat_core::auth::{AuthConfig, Principal};
+use chat_core::ids::MessageId;
 use chat_core::ids::{RoomId, path_id};
+use chat_core::item::ItemExt;
 use chat_core::model::{Attachment, Message};
 use chat_core::request::{Query, json_body};
-use chat_core::store::{Direction, MessageQuery, NewMessage, Posted, Store};
+use chat_core::store::{Direction, MessageChange, MessageQuery, NewMessage, Posted, Store};
 use chat_core::{ApiError, ApiResult, Reply, Runtime};
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
@@ -60,9 +62,11 @@ impl App {
             match (method, tail) {
                 ("GET", Some("/messages")) => list(&self.store, &who, &req).await,
                 ("POST", Some("/messages")) => post(&self.store, &who, &req).await,
-                ("PATCH" | "DELETE", Some("/messages/{message_id}"))
-                | ("POST", Some("/read") | Some("/ai-response")) => Err(ApiError::NotImplemented),
-                ("GET", None) if path == "/chat/search" => Err(ApiError::NotImplemented),
+                ("PATCH", Some("/messages/{message_id}")) => edit(&self.store, &who, &req).await,
+                ("DELETE", Some("/messages/{message_id}")) => delete(&self.store, &who, &req).await,
+                ("POST", Some("/read")) => read(&self.store, &who, &req).await,
+                ("POST", Some("/ai-response")) => Err(ApiError::NotImplemented),
+                ("GET", None) if path == "/chat/search" => search(&self.store, &who, &req).await,
                 _ => app::unknown_route(),
             }
         })
@@ -266,4 +270,103 @@ async fn post(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply>
         Posted::Replayed(first) => Ok(Reply::created("Message added successfully", first)
             .header("idempotent-replayed", "true")),
     }
+}
+
+fn message_of(req: &Request) -> ApiResult<MessageId> {
+    path_id(path_param(req, "message_id"), "message")
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EditMessage {
+    content: String,
+}
+
+async fn edit(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply> {
+    let (room_id, message_id) = (room_of(req)?, message_of(req)?);
+    let body: EditMessage = json_body(req)?;
+    let content = chat_core::request::required_text("content", &body.content, MAX_CONTENT_CHARS)?;
+    let message = store
+        .change_message(who, &room_id, &message_id, MessageChange::Edit { content })
+        .await?;
+    Ok(Reply::ok("Message updated successfully", message.to_json()))
+}
+
+async fn delete(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply> {
+    let (room_id, message_id) = (room_of(req)?, message_of(req)?);
+    let message = store
+        .change_message(who, &room_id, &message_id, MessageChange::Delete)
+        .await?;
+    Ok(Reply::ok("Message deleted successfully", message.to_json()))
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct MarkRead {
+    message_id: Option<MessageId>,
+}
+
+async fn read(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply> {
+    let room_id = room_of(req)?;
+    // The body is optional: no body means "up to the latest message".
+    let body: MarkRead = if chat_core::request::body_bytes(req)
+        .iter()
+        .all(u8::is_ascii_whitespace)
+    {
+        MarkRead::default()
+    } else {
+        json_body(req)?
+    };
+    let (marker, unread) = store
+        .mark_read(who, &room_id, body.message_id.as_ref())
+        .await?;
+    Ok(Reply::ok(
+        "Read marker updated",
+        json!({ "conversation_id": room_id, "last_read_message_id": (!marker.is_empty()).then_some(marker), "unread_count": unread }),
+    ))
+}
+
+async fn search(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply> {
+    let q = Query::of(req);
+    let query = q
+        .get("query")
+        .or_else(|| q.get("q"))
+        .ok_or_else(|| ApiError::invalid("query", "is required"))?;
+    if query.chars().count() > chat_core::store::MAX_QUERY_CHARS {
+        return Err(ApiError::invalid(
+            "query",
+            format!(
+                "must be at most {} characters",
+                chat_core::store::MAX_QUERY_CHARS
+            ),
+        ));
+    }
+    let limit = q.limit(20, MAX_PAGE)?;
+    let page = store.search(who, query, limit, q.get("cursor")).await?;
+    let results: Vec<_> = page
+        .items
+        .iter()
+        .map(|entry| {
+            json!({
+                "message_id": entry.str("message_id"),
+                "conversation_id": entry.str("room_id"),
+                "room_id": entry.str("room_id"),
+                "content": entry.str("snippet"),
+                "sender": entry.str("sender"),
+                "sender_id": entry.str("sender_id"),
+                "created_at": entry.str("created_at"),
+            })
+        })
+        .collect();
+    Ok(Reply::ok(
+        format!("Found {} results", results.len()),
+        json!({
+            "results": results,
+            "query": query,
+            "total": results.len(),
+            "limit": limit,
+            "next_cursor": page.next_cursor,
+            "has_more": page.next_cursor.is_some(),
+        }),
+    ))
 }

@@ -499,3 +499,371 @@ async fn a_customer_reply_reopens_a_resolved_conversation() {
     assert_eq!(env.inbox_row(&customer()).await["status"], "open");
     assert_eq!(env.inbox_row(&agent()).await["status"], "open");
 }
+
+impl Env {
+    fn message_event(&self, method: &str, tok: &str, id: &str, message: &str) -> HttpEvent {
+        HttpEvent::new(
+            &format!("{method} {CONV}/messages/{{message_id}}"),
+            &format!("/chat/conversations/{id}/messages/{message}"),
+        )
+        .param("conversation_id", id)
+        .param("message_id", message)
+        .bearer(tok)
+    }
+
+    async fn read(&self, tok: &str, id: &str, body: Option<Value>) -> (u16, Value) {
+        let mut event = HttpEvent::new(
+            &format!("POST {CONV}/read"),
+            &format!("/chat/conversations/{id}/read"),
+        )
+        .param("conversation_id", id)
+        .bearer(tok);
+        if let Some(body) = body {
+            event = event.json(&body);
+        }
+        self.send(event).await
+    }
+
+    async fn search(&self, tok: &str, query: &str) -> (u16, Value) {
+        self.send(
+            HttpEvent::new("GET /chat/search", "/chat/search")
+                .query("query", query)
+                .query("limit", "20")
+                .bearer(tok),
+        )
+        .await
+    }
+}
+
+fn message_id(body: &Value) -> String {
+    body["data"]["id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn edit_keeps_the_previous_text_and_only_the_sender_edits() {
+    let env = Env::new().await;
+    let id = env.conversation().await;
+    let (_, sent) = env
+        .post(&customer(), &id, json!({"content": "order 123"}))
+        .await;
+    let mid = message_id(&sent);
+    let before = env.table.items().await;
+    let (status, body) = env
+        .send(
+            env.message_event("PATCH", &agent(), &id, &mid)
+                .json(&json!({"content": "hijack"})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("forbidden"))
+    );
+    let (status, _) = env
+        .send(
+            env.message_event("PATCH", &token("u-9", "globex", "customer"), &id, &mid)
+                .json(&json!({"content": "x"})),
+        )
+        .await;
+    assert_eq!(status, 404);
+    let (status, _) = env
+        .send(
+            env.message_event("PATCH", &customer(), &id, &mid)
+                .json(&json!({"content": "x", "pin": true})),
+        )
+        .await;
+    assert_eq!(status, 422);
+    assert_eq!(env.table.items().await, before, "nothing was written");
+
+    let (status, body) = env
+        .send(
+            env.message_event("PATCH", &customer(), &id, &mid)
+                .json(&json!({"content": "order 124"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["content"], "order 124");
+    assert!(body["data"]["edited_at"].is_string());
+    assert_eq!(body["data"]["edit_count"], 1);
+    let stored = env
+        .table
+        .items()
+        .await
+        .into_iter()
+        .find(|i| {
+            i.str("message_id") == Some(mid.as_str())
+                && i.str(keys::ENTITY) == Some(keys::entity::MESSAGE)
+        })
+        .unwrap();
+    assert!(
+        stored
+            .str("previous_versions")
+            .unwrap()
+            .contains("order 123"),
+        "the earlier text is kept"
+    );
+    // The index follows the edit.
+    assert_eq!(
+        env.search(&customer(), "124").await.1["data"]["results"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        env.search(&customer(), "123").await.1["data"]["results"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+}
+
+#[tokio::test]
+async fn delete_leaves_a_tombstone_in_order() {
+    let env = Env::new().await;
+    let id = env.conversation().await;
+    let (_, first) = env
+        .post(&customer(), &id, json!({"content": "secret plan"}))
+        .await;
+    env.post(&agent(), &id, json!({"content": "reply"})).await;
+    let mid = message_id(&first);
+    assert_eq!(
+        env.send(env.message_event("DELETE", &agent(), &id, &mid))
+            .await
+            .0,
+        403,
+        "agents do not delete others' messages"
+    );
+    let (status, body) = env
+        .send(env.message_event("DELETE", &customer(), &id, &mid))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (_, list) = env.list(&customer(), &id, &[]).await;
+    let messages = list["data"]["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 2, "the tombstone keeps its place");
+    assert_eq!(messages[1]["id"], mid.as_str());
+    assert_eq!(messages[1]["is_deleted"], true);
+    assert_eq!(messages[1]["content"], "");
+    assert_eq!(
+        env.search(&customer(), "secret").await.1["data"]["results"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    assert_eq!(
+        env.send(env.message_event("DELETE", &customer(), &id, &mid))
+            .await
+            .0,
+        404,
+        "already deleted"
+    );
+    assert_eq!(
+        env.send(
+            env.message_event("PATCH", &customer(), &id, &mid)
+                .json(&json!({"content": "back"}))
+        )
+        .await
+        .0,
+        404
+    );
+    // Admins moderate.
+    let (_, reply) = env.list(&customer(), &id, &[]).await;
+    let reply_id = reply["data"]["messages"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        env.send(env.message_event("DELETE", &token("adm", "acme", "admin"), &id, &reply_id))
+            .await
+            .0,
+        200
+    );
+}
+
+#[tokio::test]
+async fn read_markers_make_unread_counts_exact() {
+    let env = Env::new().await;
+    let id = env.conversation().await;
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        let (_, body) = env
+            .post(&agent(), &id, json!({"content": format!("a{i}")}))
+            .await;
+        ids.push(message_id(&body));
+    }
+    env.post(
+        &agent(),
+        &id,
+        json!({"content": "internal", "message_type": "note"}),
+    )
+    .await;
+    assert_eq!(env.inbox_row(&customer()).await["unread_count"], 4);
+    let (status, body) = env
+        .read(&customer(), &id, Some(json!({"message_id": ids[1]})))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["unread_count"], 2);
+    assert_eq!(env.inbox_row(&customer()).await["unread_count"], 2);
+    let (_, body) = env.read(&customer(), &id, None).await;
+    assert_eq!(body["data"]["unread_count"], 0);
+    assert_eq!(body["data"]["last_read_message_id"], ids[3].as_str());
+    assert_eq!(env.inbox_row(&customer()).await["unread_count"], 0);
+
+    let before = env.table.items().await;
+    assert_eq!(
+        env.read(&token("u-9", "acme", "customer"), &id, None)
+            .await
+            .0,
+        404
+    );
+    assert_eq!(
+        env.read(
+            &customer(),
+            &id,
+            Some(json!({"message_id": "01HZX3K7Q8R9S0T1V2W3X4Y5Z7"}))
+        )
+        .await
+        .0,
+        404
+    );
+    assert_eq!(
+        env.read(&customer(), &id, Some(json!({"message_id": "nope"})))
+            .await
+            .0,
+        422
+    );
+    assert_eq!(
+        env.read(&customer(), &id, Some(json!({"upto": "x"})))
+            .await
+            .0,
+        422
+    );
+    assert_eq!(env.table.items().await, before, "nothing was written");
+}
+
+#[tokio::test]
+async fn unread_counts_stay_exact_under_concurrent_senders_and_readers() {
+    let env = Arc::new(Env::new().await);
+    let id = env.conversation().await;
+    let mut tasks = Vec::new();
+    for i in 0..12 {
+        let (env, id) = (env.clone(), id.clone());
+        tasks.push(tokio::spawn(async move {
+            if i % 3 == 0 {
+                env.read(&customer(), &id, None).await.0
+            } else {
+                env.post(&agent(), &id, json!({"content": format!("m{i}")}))
+                    .await
+                    .0
+            }
+        }));
+    }
+    for task in tasks {
+        assert!(matches!(task.await.unwrap(), 200 | 201));
+    }
+    // Whatever the interleaving, the count equals the messages after the marker.
+    let (_, list) = env.list(&customer(), &id, &[("limit", "100")]).await;
+    let marker = env
+        .table
+        .items()
+        .await
+        .into_iter()
+        .find(|i| {
+            i.str("user_id") == Some("u-100") && i.str(keys::ENTITY) == Some(keys::entity::MEMBER)
+        })
+        .unwrap();
+    let last_read = marker.string("last_read_message_id");
+    let after_marker = list["data"]["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .take_while(|m| Some(m["id"].as_str().unwrap().to_owned()) != last_read)
+        .count();
+    assert_eq!(
+        env.inbox_row(&customer()).await["unread_count"]
+            .as_u64()
+            .unwrap() as usize,
+        after_marker
+    );
+}
+
+#[tokio::test]
+async fn search_finds_words_in_rooms_the_caller_may_read() {
+    let env = Env::new().await;
+    let mine = env.conversation().await;
+    env.post(
+        &customer(),
+        &mine,
+        json!({"content": "My order number is #12345"}),
+    )
+    .await;
+    env.post(
+        &agent(),
+        &mine,
+        json!({"content": "Order 12345 shipped", "message_type": "note"}),
+    )
+    .await;
+    // Someone else's conversation in the same tenant, and another tenant's.
+    let theirs = HttpEvent::new("POST /chat/conversations", "/chat/conversations")
+        .bearer(&token("u-7", "acme", "customer"))
+        .json(&json!({"title": "x"}));
+    let (_, body) = response_json(&env.conversations.handle(theirs.request()).await);
+    let theirs = body["data"]["conversation_id"].as_str().unwrap().to_owned();
+    env.post(
+        &token("u-7", "acme", "customer"),
+        &theirs,
+        json!({"content": "my order is late"}),
+    )
+    .await;
+
+    let (status, body) = env.search(&customer(), "order").await;
+    assert_eq!(status, 200, "{body}");
+    let results = body["data"]["results"].as_array().unwrap();
+    assert_eq!(
+        results.len(),
+        1,
+        "not the note, not another customer's room: {body}"
+    );
+    assert_eq!(results[0]["conversation_id"], mine.as_str());
+    assert_eq!(body["data"]["query"], "order");
+    for field in [
+        "message_id",
+        "conversation_id",
+        "content",
+        "sender",
+        "created_at",
+    ] {
+        assert!(results[0].get(field).is_some(), "{field}");
+    }
+    // Staff see notes and the tenant's support rooms; every word must match.
+    let (_, staff) = env.search(&agent(), "order 12345").await;
+    assert_eq!(staff["data"]["results"].as_array().unwrap().len(), 2);
+    let (_, other_tenant) = env
+        .search(&token("u-100", "globex", "admin"), "order")
+        .await;
+    assert_eq!(other_tenant["data"]["results"].as_array().unwrap().len(), 0);
+
+    assert_eq!(
+        env.search(&customer(), "the").await.0,
+        422,
+        "stop words only"
+    );
+    assert_eq!(env.search(&customer(), &"x".repeat(201)).await.0, 422);
+    let (status, body) = env
+        .send(HttpEvent::new("GET /chat/search", "/chat/search").bearer(&customer()))
+        .await;
+    assert_eq!(
+        (status, body["error"]["details"]["field"].as_str()),
+        (422, Some("query"))
+    );
+    let (status, _) = env
+        .send(
+            HttpEvent::new("GET /chat/search", "/chat/search")
+                .query("query", "order")
+                .query("cursor", "forged")
+                .bearer(&customer()),
+        )
+        .await;
+    assert_eq!(status, 400);
+}

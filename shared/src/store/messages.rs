@@ -177,6 +177,7 @@ impl Store {
                 created_at: now.clone(),
                 edited_at: None,
                 deleted_at: None,
+                previous_versions: Vec::new(),
             };
             let response = response_of(&message);
             let (writes, idem_index) =
@@ -312,6 +313,7 @@ impl Store {
             format!("{sets} ADD total_messages :one")
         };
         writes.push(self.room_update(room, who, &room_expression, room_values, &[]));
+        writes.extend(self.search_writes(org, room, message));
         if note {
             // Notes are internal: no inbox row moves, no unread count changes.
             return (writes, idem_index);

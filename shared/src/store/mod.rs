@@ -3,12 +3,16 @@
 
 mod conversations;
 mod inbox;
+mod message_edits;
 mod messages;
 mod rooms;
+mod search;
 
 pub use conversations::{MemberView, SharedChanges};
 pub use inbox::{Inbox, InboxQuery};
+pub use message_edits::MessageChange;
 pub use messages::{Direction, MessageList, MessageQuery, NewMessage, Posted};
+pub use search::{MAX_INDEXED_WORDS, MAX_QUERY_CHARS, index_words};
 
 use crate::dynamo::RequestCounter;
 use crate::error::ApiError;

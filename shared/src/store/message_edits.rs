@@ -1,0 +1,358 @@
+//! Editing and deleting messages, and moving a member's read marker.
+
+use super::{Store, WRITE_ATTEMPTS, backoff, storage_busy};
+use crate::auth::Principal;
+use crate::dynamo::sdk_error;
+use crate::error::{ApiError, ApiResult};
+use crate::ids::{MessageId, Role, RoomId};
+use crate::item::{Item, ItemExt, n, s, values};
+use crate::keys;
+use crate::model::{MAX_PREVIOUS_VERSIONS, Message, PreviousVersion, Room};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, CancellationReason, ConditionCheck, KeysAndAttributes, TransactWriteItem,
+    Update,
+};
+
+pub enum MessageChange {
+    Edit { content: String },
+    Delete,
+}
+
+impl Store {
+    /// The room and one message, in one BatchGetItem (consistent).
+    async fn room_and_message(
+        &self,
+        who: &Principal,
+        room_id: &RoomId,
+        message_id: &MessageId,
+    ) -> ApiResult<(Room, Message)> {
+        let pk = keys::room_pk(&who.org, room_id);
+        let mut request = KeysAndAttributes::builder().consistent_read(true);
+        for sk in [keys::ROOM_SK.to_owned(), keys::message_sk(message_id)] {
+            request =
+                request.keys([(keys::PK.to_owned(), s(&pk)), (keys::SK.to_owned(), s(sk))].into());
+        }
+        let out = self
+            .client
+            .batch_get_item()
+            .request_items(&self.table, request.build().expect("keys set"))
+            .send()
+            .await
+            .map_err(|e| sdk_error("get room and message", e))?;
+        if out.unprocessed_keys.as_ref().is_some_and(|u| !u.is_empty()) {
+            return Err(storage_busy());
+        }
+        let items: Vec<Item> = out
+            .responses
+            .and_then(|mut r| r.remove(&self.table))
+            .unwrap_or_default();
+        let room = items
+            .iter()
+            .find_map(Room::from_item)
+            .filter(|r| r.visible_to(who))
+            .ok_or(ApiError::NotFound("conversation"))?;
+        let message = items
+            .iter()
+            .find_map(Message::from_item)
+            // Customers cannot even address internal notes.
+            .filter(|m| who.role.is_staff() || !m.is_note())
+            .ok_or(ApiError::NotFound("message"))?;
+        Ok((room, message))
+    }
+
+    /// Edits (own messages only, earlier text kept) or soft-deletes (own messages,
+    /// or any message for admins) a message. The write is conditioned on the message
+    /// being as read and the caller still having access to the room.
+    pub async fn change_message(
+        &self,
+        who: &Principal,
+        room_id: &RoomId,
+        message_id: &MessageId,
+        change: MessageChange,
+    ) -> ApiResult<Message> {
+        for attempt in 0..WRITE_ATTEMPTS {
+            let (room, mut message) = self.room_and_message(who, room_id, message_id).await?;
+            if message.deleted_at.is_some() {
+                return Err(ApiError::NotFound("message"));
+            }
+            let own = message.sender_id == who.user.as_str();
+            let seen_edit = message.edited_at.clone();
+            let now = crate::time::now_string();
+            let mut vals = values([(":now", s(&now))]);
+            let expression = match &change {
+                MessageChange::Edit { content } => {
+                    if !own {
+                        return Err(ApiError::Forbidden(
+                            "only the sender edits a message".into(),
+                        ));
+                    }
+                    message.previous_versions.push(PreviousVersion {
+                        content: std::mem::replace(&mut message.content, content.clone()),
+                        replaced_at: now.clone(),
+                    });
+                    let excess = message
+                        .previous_versions
+                        .len()
+                        .saturating_sub(MAX_PREVIOUS_VERSIONS);
+                    message.previous_versions.drain(..excess);
+                    message.edited_at = Some(now.clone());
+                    vals.insert(":content".into(), s(content));
+                    vals.insert(
+                        ":versions".into(),
+                        s(serde_json::to_string(&message.previous_versions)
+                            .expect("versions serialize")),
+                    );
+                    "SET content = :content, edited_at = :now, previous_versions = :versions"
+                }
+                MessageChange::Delete => {
+                    if !own && who.role != Role::Admin {
+                        return Err(ApiError::Forbidden(
+                            "only the sender or an admin deletes a message".into(),
+                        ));
+                    }
+                    message.deleted_at = Some(now.clone());
+                    // The tombstone keeps its place and counters; its text goes.
+                    "SET deleted_at = :now, content = :empty REMOVE attachments, previous_versions"
+                }
+            };
+            if matches!(change, MessageChange::Delete) {
+                vals.insert(":empty".into(), s(""));
+            }
+            let condition = match &seen_edit {
+                Some(at) => {
+                    vals.insert(":seen".into(), s(at));
+                    "attribute_not_exists(deleted_at) AND edited_at = :seen"
+                }
+                None => "attribute_not_exists(deleted_at) AND attribute_not_exists(edited_at)",
+            };
+            let update = Update::builder()
+                .table_name(&self.table)
+                .key(keys::PK, s(keys::room_pk(&who.org, room_id)))
+                .key(keys::SK, s(keys::message_sk(message_id)))
+                .update_expression(expression)
+                .condition_expression(condition)
+                .set_expression_attribute_values(Some(vals))
+                .build()
+                .expect("update has key and expression");
+            let access = self.room_unchanged(who, &room);
+            let mut writes = vec![TransactWriteItem::builder().update(update).build(), access];
+            writes.extend(self.search_changes_for(who, &room, &message, &change));
+            match self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(writes))
+                .send()
+                .await
+            {
+                Ok(_) => return Ok(message),
+                Err(err) => match err.as_service_error() {
+                    // The message or the room moved since we read them: read again.
+                    Some(TransactWriteItemsError::TransactionCanceledException(c))
+                        if c.cancellation_reasons().iter().any(|r| {
+                            matches!(
+                                r.code(),
+                                Some("ConditionalCheckFailed" | "TransactionConflict")
+                            )
+                        }) =>
+                    {
+                        backoff(attempt).await
+                    }
+                    _ => return Err(sdk_error("change message", err)),
+                },
+            }
+        }
+        Err(storage_busy())
+    }
+
+    /// A check that the room is still as read (members, not deleted).
+    pub(crate) fn room_unchanged(&self, who: &Principal, room: &Room) -> TransactWriteItem {
+        let check = ConditionCheck::builder()
+            .table_name(&self.table)
+            .key(keys::PK, s(keys::room_pk(&who.org, &room.id)))
+            .key(keys::SK, s(keys::ROOM_SK))
+            .condition_expression("member_version = :v AND attribute_not_exists(deleted_at)")
+            .expression_attribute_values(":v", n(room.member_version))
+            .build()
+            .expect("check has key and condition");
+        TransactWriteItem::builder().condition_check(check).build()
+    }
+
+    /// Moves the caller's read marker to `upto` (default: the latest message) and
+    /// sets their unread count to the exact number of later public messages from
+    /// others. The write is conditioned on the room's message count being the one
+    /// counted, so a message arriving meanwhile makes it count again.
+    pub async fn mark_read(
+        &self,
+        who: &Principal,
+        room_id: &RoomId,
+        upto: Option<&MessageId>,
+    ) -> ApiResult<(String, u64)> {
+        let pk = keys::room_pk(&who.org, room_id);
+        for attempt in 0..WRITE_ATTEMPTS {
+            // With a marker: ascending from it to META (the later messages, then the
+            // room). Without: descending from META, the room and the newest message
+            // (by id, which is the list order; the last *committed* may be older).
+            let (lower, forward, limit) = match upto {
+                Some(id) => (keys::message_sk(id), true, None),
+                None => (keys::MESSAGE_SK_PREFIX.to_owned(), false, Some(10)),
+            };
+            let mut items: Vec<Item> = Vec::new();
+            let mut start = None;
+            loop {
+                let out = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .key_condition_expression("PK = :pk AND SK BETWEEN :lo AND :hi")
+                    .expression_attribute_values(":pk", s(&pk))
+                    .expression_attribute_values(":lo", s(&lower))
+                    .expression_attribute_values(":hi", s(keys::ROOM_SK))
+                    .projection_expression("PK, SK, #e, sender_id, message_type, message_id, room_id, room_type, members, member_version, total_messages, deleted_at, owner_id")
+                    .expression_attribute_names("#e", keys::ENTITY)
+                    .consistent_read(true)
+                    .scan_index_forward(forward)
+                    .set_limit(limit)
+                    .set_exclusive_start_key(start)
+                    .send()
+                    .await
+                    .map_err(|e| sdk_error("count unread", e))?;
+                items.extend(out.items.unwrap_or_default());
+                start = out.last_evaluated_key;
+                // Without a marker, stop at the newest message the caller can see
+                // (customers never get a note's id).
+                let found = !forward
+                    && items.iter().any(|i| {
+                        i.str(keys::ENTITY) == Some(keys::entity::MESSAGE)
+                            && (who.role.is_staff() || i.str("message_type") != Some("note"))
+                    });
+                if start.is_none() || found {
+                    break;
+                }
+            }
+            if !forward {
+                // Keep META and the newest visible message, in ascending order.
+                let newest = items.iter().position(|i| {
+                    i.str(keys::ENTITY) == Some(keys::entity::MESSAGE)
+                        && (who.role.is_staff() || i.str("message_type") != Some("note"))
+                });
+                let meta = items
+                    .first()
+                    .filter(|i| i.str(keys::SK) == Some(keys::ROOM_SK))
+                    .cloned();
+                items = newest
+                    .map(|i| items[i].clone())
+                    .into_iter()
+                    .chain(meta)
+                    .collect();
+            }
+            let room_item = items
+                .pop()
+                .filter(|i| i.str(keys::SK) == Some(keys::ROOM_SK));
+            let room = room_item
+                .as_ref()
+                .and_then(room_summary)
+                .filter(|r| r.visible_to(who))
+                .ok_or(ApiError::NotFound("conversation"))?;
+            if !room.is_member(who.user.as_str()) {
+                return Err(ApiError::Forbidden(
+                    "only members have a read marker".into(),
+                ));
+            }
+            let marker = match upto {
+                Some(id) => {
+                    let first = items.first().and_then(|i| i.str("message_id"));
+                    if first != Some(id.as_str()) {
+                        return Err(ApiError::NotFound("message"));
+                    }
+                    id.to_string()
+                }
+                None => items
+                    .first()
+                    .and_then(|i| i.string("message_id"))
+                    .unwrap_or_default(),
+            };
+            let unread = items
+                .iter()
+                .skip(1)
+                .filter(|i| {
+                    i.str("sender_id") != Some(who.user.as_str())
+                        && i.str("message_type") != Some("note")
+                })
+                .count() as u64;
+            let total: u64 = room_item
+                .as_ref()
+                .and_then(|i| i.num("total_messages"))
+                .unwrap_or(0);
+            let check = ConditionCheck::builder()
+                .table_name(&self.table)
+                .key(keys::PK, s(&pk))
+                .key(keys::SK, s(keys::ROOM_SK))
+                .condition_expression("member_version = :v AND attribute_not_exists(deleted_at) AND (total_messages = :t OR (attribute_not_exists(total_messages) AND :t = :zero))")
+                .expression_attribute_values(":v", n(room.member_version))
+                .expression_attribute_values(":t", n(total))
+                .expression_attribute_values(":zero", n(0))
+                .build()
+                .expect("check has key and condition");
+            let mut set = vec!["unread_count = :unread"];
+            let mut vals = values([(":unread", n(unread))]);
+            if !marker.is_empty() {
+                set.push("last_read_message_id = :mid");
+                vals.insert(":mid".into(), s(&marker));
+            }
+            let update = Update::builder()
+                .table_name(&self.table)
+                .key(keys::PK, s(&pk))
+                .key(keys::SK, s(keys::member_sk(&who.user)))
+                .update_expression(format!("SET {}", set.join(", ")))
+                .condition_expression("attribute_exists(PK)")
+                .set_expression_attribute_values(Some(vals))
+                .build()
+                .expect("update has key and expression");
+            let writes = vec![
+                TransactWriteItem::builder().condition_check(check).build(),
+                TransactWriteItem::builder().update(update).build(),
+            ];
+            match self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(writes))
+                .send()
+                .await
+            {
+                Ok(_) => return Ok((marker, unread)),
+                Err(err) => match err.as_service_error() {
+                    Some(TransactWriteItemsError::TransactionCanceledException(c))
+                        if c.cancellation_reasons()
+                            .iter()
+                            .any(|r: &CancellationReason| {
+                                matches!(
+                                    r.code(),
+                                    Some("ConditionalCheckFailed" | "TransactionConflict")
+                                )
+                            }) =>
+                    {
+                        backoff(attempt).await
+                    }
+                    _ => return Err(sdk_error("mark read", err)),
+                },
+            }
+        }
+        Err(storage_busy())
+    }
+}
+
+/// The access-relevant part of a room from a projected item.
+fn room_summary(item: &Item) -> Option<Room> {
+    let mut full = item.clone();
+    for (k, v) in [
+        ("title", ""),
+        ("owner_id", ""),
+        ("created_at", ""),
+        ("updated_at", ""),
+    ] {
+        full.entry(k.to_owned())
+            .or_insert_with(|| AttributeValue::S(v.to_owned()));
+    }
+    Room::from_item(&full)
+}

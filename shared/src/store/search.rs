@@ -1,0 +1,290 @@
+//! Word search over messages, without a Scan: every public message and note has an
+//! index entry per distinct word, written, rewritten and deleted in the same
+//! transaction as the message itself.
+
+use super::{Page, Store, storage_busy};
+use crate::auth::Principal;
+use crate::cursor::{self, Partition};
+use crate::dynamo::sdk_error;
+use crate::error::{ApiError, ApiResult};
+use crate::ids::{OrgId, RoomId};
+use crate::item::{Item, ItemBuilder, ItemExt, s};
+use crate::keys;
+use crate::model::{Message, Room, RoomType};
+use crate::store::message_edits::MessageChange;
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, KeysAndAttributes, TransactWriteItem};
+use std::collections::{BTreeSet, HashMap};
+
+/// Distinct words indexed per message (the rest of a long message is not searchable).
+pub const MAX_INDEXED_WORDS: usize = 20;
+/// Longest search query accepted.
+pub const MAX_QUERY_CHARS: usize = 200;
+const SNIPPET_CHARS: usize = 200;
+/// Index entries read per search request (the filters then keep what the caller may see).
+const ENTRIES_PER_READ: i32 = 200;
+
+const STOP_WORDS: &[&str] = &[
+    "a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "is", "it", "me",
+    "my", "no", "not", "of", "on", "or", "so", "that", "the", "this", "to", "was", "we", "you",
+    "your", "i", "im", "hi", "hello",
+];
+
+/// The words a text is found by: lowercase letters and digits, 2 to 32 characters,
+/// no stop words, first occurrence order, at most MAX_INDEXED_WORDS.
+pub fn index_words(text: &str) -> Vec<String> {
+    let mut seen = BTreeSet::new();
+    let mut words = Vec::new();
+    for raw in text.split(|c: char| !c.is_alphanumeric()) {
+        let word = raw.to_lowercase();
+        let len = word.chars().count();
+        if !(2..=32).contains(&len) || STOP_WORDS.contains(&word.as_str()) {
+            continue;
+        }
+        if seen.insert(word.clone()) {
+            words.push(word);
+            if words.len() == MAX_INDEXED_WORDS {
+                break;
+            }
+        }
+    }
+    words
+}
+
+fn snippet(text: &str) -> String {
+    text.chars().take(SNIPPET_CHARS).collect()
+}
+
+impl Store {
+    fn search_entry(
+        &self,
+        org: &OrgId,
+        room: &Room,
+        message: &Message,
+        word: &str,
+        words: &[String],
+    ) -> TransactWriteItem {
+        let item = ItemBuilder::new()
+            .str(keys::PK, keys::search_pk(org, word))
+            .str(keys::SK, keys::search_sk(&message.id, &room.id))
+            .str(keys::ENTITY, keys::entity::SEARCH_ENTRY)
+            .str("room_id", room.id.as_str())
+            .str("message_id", message.id.as_str())
+            .str("sender_id", &message.sender_id)
+            .str("sender", &message.sender)
+            .str("snippet", snippet(&message.content))
+            .str("created_at", &message.created_at)
+            .flag("support", room.room_type == RoomType::Support)
+            .flag("note", message.is_note())
+            .set("words", AttributeValue::Ss(words.to_vec()))
+            .build();
+        super::put(&self.table, item, false)
+    }
+
+    fn search_delete(
+        &self,
+        org: &OrgId,
+        room: &Room,
+        message: &Message,
+        word: &str,
+    ) -> TransactWriteItem {
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .key(keys::PK, s(keys::search_pk(org, word)))
+            .key(keys::SK, s(keys::search_sk(&message.id, &room.id)))
+            .build()
+            .expect("delete has key");
+        TransactWriteItem::builder().delete(delete).build()
+    }
+
+    /// Index entries for a new message.
+    pub(crate) fn search_writes(
+        &self,
+        org: &OrgId,
+        room: &Room,
+        message: &Message,
+    ) -> Vec<TransactWriteItem> {
+        let words = index_words(&message.content);
+        words
+            .iter()
+            .map(|w| self.search_entry(org, room, message, w, &words))
+            .collect()
+    }
+
+    /// Index changes for an edit (old words out, new words in) or a delete.
+    pub(crate) fn search_changes_for(
+        &self,
+        who: &Principal,
+        room: &Room,
+        message: &Message,
+        change: &MessageChange,
+    ) -> Vec<TransactWriteItem> {
+        match change {
+            MessageChange::Delete => index_words(&message.content)
+                .iter()
+                .map(|w| self.search_delete(&who.org, room, message, w))
+                .collect(),
+            MessageChange::Edit { .. } => {
+                let old = message
+                    .previous_versions
+                    .last()
+                    .map(|v| index_words(&v.content))
+                    .unwrap_or_default();
+                let new = index_words(&message.content);
+                let mut writes: Vec<TransactWriteItem> = old
+                    .iter()
+                    .filter(|w| !new.contains(w))
+                    .map(|w| self.search_delete(&who.org, room, message, w))
+                    .collect();
+                writes.extend(
+                    new.iter()
+                        .map(|w| self.search_entry(&who.org, room, message, w, &new)),
+                );
+                writes
+            }
+        }
+    }
+
+    /// Messages matching every word of `query`, newest first, in rooms the caller may
+    /// read: one Query of the rarest-looking word's entries (filtered by the other
+    /// words, and notes for customers), then one BatchGetItem of their rooms to keep
+    /// only rooms the caller may read now.
+    pub async fn search(
+        &self,
+        who: &Principal,
+        query: &str,
+        limit: u32,
+        cursor_raw: Option<&str>,
+    ) -> ApiResult<Page<Item>> {
+        let words = index_words(query);
+        let Some(lead) = words.iter().max_by_key(|w| w.chars().count()).cloned() else {
+            return Err(ApiError::invalid(
+                "query",
+                "needs a word of 2 or more letters or digits that is not a stop word",
+            ));
+        };
+        let pk = keys::search_pk(&who.org, &lead);
+        let start = match cursor_raw {
+            Some(raw) => Some(cursor::decode(
+                raw,
+                Partition {
+                    attribute: keys::PK,
+                    value: &pk,
+                },
+                &[keys::PK, keys::SK],
+            )?),
+            None => None,
+        };
+        let mut filters = Vec::new();
+        let mut request = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("PK = :pk")
+            .expression_attribute_values(":pk", s(&pk))
+            .scan_index_forward(false)
+            .limit(ENTRIES_PER_READ)
+            .set_exclusive_start_key(start);
+        for (i, word) in words.iter().filter(|w| **w != lead).enumerate() {
+            filters.push(format!("contains(words, :w{i})"));
+            request = request.expression_attribute_values(format!(":w{i}"), s(word));
+        }
+        if !who.role.is_staff() {
+            filters.push("note = :false".to_owned());
+            request = request.expression_attribute_values(":false", AttributeValue::Bool(false));
+        }
+        if !filters.is_empty() {
+            request = request.filter_expression(filters.join(" AND "));
+        }
+        let out = request.send().await.map_err(|e| sdk_error("search", e))?;
+        let entries = out.items.unwrap_or_default();
+        let rooms = self
+            .rooms_by_id(&who.org, entries.iter().filter_map(|e| e.str("room_id")))
+            .await?;
+        let mut items = Vec::new();
+        let mut next = out.last_evaluated_key;
+        for entry in entries {
+            let visible = entry
+                .str("room_id")
+                .and_then(|r| rooms.get(r))
+                .is_some_and(|room| room.visible_to(who));
+            if !visible {
+                continue;
+            }
+            if items.len() == limit as usize {
+                // A full page: continue after the last entry returned.
+                next = items.last().map(|last: &Item| {
+                    [keys::PK, keys::SK]
+                        .iter()
+                        .filter_map(|k| last.get(*k).map(|v| (k.to_string(), v.clone())))
+                        .collect()
+                });
+                break;
+            }
+            items.push(entry);
+        }
+        Ok(Page {
+            items,
+            next_cursor: next.as_ref().map(cursor::encode),
+        })
+    }
+
+    /// Room items by id, one BatchGetItem (at most 100 distinct rooms).
+    async fn rooms_by_id<'a>(
+        &self,
+        org: &OrgId,
+        ids: impl Iterator<Item = &'a str>,
+    ) -> ApiResult<HashMap<String, Room>> {
+        let ids: BTreeSet<&str> = ids.collect();
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let mut request = KeysAndAttributes::builder();
+        for id in ids.iter().take(100) {
+            let Ok(room) = RoomId::parse(id) else {
+                continue;
+            };
+            request = request.keys(
+                [
+                    (keys::PK.to_owned(), s(keys::room_pk(org, &room))),
+                    (keys::SK.to_owned(), s(keys::ROOM_SK)),
+                ]
+                .into(),
+            );
+        }
+        let out = self
+            .client
+            .batch_get_item()
+            .request_items(&self.table, request.build().expect("keys set"))
+            .send()
+            .await
+            .map_err(|e| sdk_error("search rooms", e))?;
+        if out.unprocessed_keys.as_ref().is_some_and(|u| !u.is_empty()) {
+            return Err(storage_busy());
+        }
+        Ok(out
+            .responses
+            .and_then(|mut r| r.remove(&self.table))
+            .unwrap_or_default()
+            .iter()
+            .filter_map(Room::from_item)
+            .map(|room| (room.id.to_string(), room))
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_are_normalised_deduplicated_and_bounded() {
+        assert_eq!(
+            index_words("My order number is #12345, ORDER!"),
+            vec!["order", "number", "12345"]
+        );
+        assert_eq!(index_words("the a I"), Vec::<String>::new());
+        let long: String = (0..50).map(|i| format!("w{i} ")).collect();
+        assert_eq!(index_words(&long).len(), MAX_INDEXED_WORDS);
+        assert_eq!(index_words("Ünïcode café"), vec!["ünïcode", "café"]);
+    }
+}
