@@ -40,16 +40,25 @@ pub const CONTENT_TYPES: &[&str] = &[
     "text", "markdown", "image", "file", "audio", "video", "location",
 ];
 
+pub mod ai;
+
 pub struct App {
     auth: AuthConfig,
     store: Store,
+    ai: ai::Ai,
 }
 
 impl App {
+    /// With AI replies off.
     pub fn new(runtime: Runtime) -> Self {
+        Self::with_ai(runtime, ai::Ai::off())
+    }
+
+    pub fn with_ai(runtime: Runtime, ai: ai::Ai) -> Self {
         App {
             auth: runtime.config.auth,
             store: runtime.store,
+            ai,
         }
     }
 
@@ -65,7 +74,9 @@ impl App {
                 ("PATCH", Some("/messages/{message_id}")) => edit(&self.store, &who, &req).await,
                 ("DELETE", Some("/messages/{message_id}")) => delete(&self.store, &who, &req).await,
                 ("POST", Some("/read")) => read(&self.store, &who, &req).await,
-                ("POST", Some("/ai-response")) => Err(ApiError::NotImplemented),
+                ("POST", Some("/ai-response")) => {
+                    ai_response(&self.store, &self.ai, &who, &req).await
+                }
                 ("GET", None) if path == "/chat/search" => search(&self.store, &who, &req).await,
                 _ => app::unknown_route(),
             }
@@ -252,6 +263,7 @@ async fn post(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply>
         content_type,
         message_type,
         sender: sender.to_owned(),
+        sender_id: None,
         attachments: body.attachments,
         client_message_id,
         idempotency_key: idempotency,
@@ -369,4 +381,110 @@ async fn search(store: &Store, who: &Principal, req: &Request) -> ApiResult<Repl
             "has_more": page.next_cursor.is_some(),
         }),
     ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AiRequest {
+    message: String,
+    /// The bot agent the reply is from (`agent_id: 5`); defaults to "bot".
+    agent_id: Option<chat_core::ids::UserId>,
+    #[serde(default = "yes")]
+    include_context: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Messages of context given to the model.
+pub const AI_CONTEXT_MESSAGES: u32 = 20;
+
+async fn ai_response(
+    store: &Store,
+    ai: &ai::Ai,
+    who: &Principal,
+    req: &Request,
+) -> ApiResult<Reply> {
+    let room_id = room_of(req)?;
+    let body: AiRequest = json_body(req)?;
+    let prompt = chat_core::request::required_text("message", &body.message, MAX_CONTENT_CHARS)?;
+    let idempotency = header(req, "idempotency-key")
+        .map(|k| idempotency_key("Idempotency-Key", k))
+        .transpose()?;
+    // Access first (and the context): a stranger learns nothing and costs nothing.
+    // Internal notes never go to the model: its reply is shown to the customer.
+    let list = store
+        .list_messages(
+            who,
+            &room_id,
+            MessageQuery {
+                limit: AI_CONTEXT_MESSAGES,
+                offset: 0,
+                cursor: None,
+                direction: Direction::Older,
+                include_notes: false,
+            },
+        )
+        .await?;
+    let mut turns: Vec<ai::Turn> = Vec::new();
+    if body.include_context {
+        turns.extend(
+            list.messages
+                .items
+                .iter()
+                .rev()
+                .filter(|m| m.deleted_at.is_none())
+                .map(|m| ai::Turn {
+                    role: if m.sender == "user" {
+                        "user"
+                    } else {
+                        "assistant"
+                    },
+                    text: m.content.clone(),
+                }),
+        );
+    }
+    turns.push(ai::Turn {
+        role: "user",
+        text: prompt,
+    });
+    let completion = ai.complete(&turns).await?;
+    let cost = ai.cost(completion.tokens_used);
+    let new = NewMessage {
+        content: completion.text.chars().take(MAX_CONTENT_CHARS).collect(),
+        content_type: "text".into(),
+        message_type: "text".into(),
+        sender: "bot".into(),
+        sender_id: Some(
+            body.agent_id
+                .map(|a| a.to_string())
+                .unwrap_or_else(|| "bot".into()),
+        ),
+        attachments: Vec::new(),
+        client_message_id: None,
+        idempotency_key: idempotency,
+        tokens_used: Some(completion.tokens_used),
+        processing_time: Some(completion.processing_time),
+        cost: Some(cost),
+    };
+    let reply = |m: &Message| {
+        json!({
+            "message_id": m.id,
+            "conversation_id": m.room_id,
+            "ai_response": m.content,
+            "tokens_used": m.tokens_used,
+            "processing_time": m.processing_time,
+            "cost": m.cost,
+            "sender": m.sender,
+            "sender_id": m.sender_id,
+            "created_at": m.created_at,
+        })
+    };
+    match store.post_message(who, &room_id, new, reply).await? {
+        Posted::Created(message) => Ok(Reply::created("AI response generated", reply(&message))),
+        Posted::Replayed(first) => Ok(
+            Reply::created("AI response generated", first).header("idempotent-replayed", "true")
+        ),
+    }
 }

@@ -6,7 +6,11 @@ async fn main() -> Result<(), Error> {
     chat_core::app::init_tracing();
     let config =
         Config::from_env().inspect_err(|e| tracing::error!(error = %e, "refusing to start"))?;
-    let app = messages::App::new(Runtime::from_config(config).await);
+    let env = std::env::vars().collect();
+    let ai = messages::ai::Ai::from_env(&env)
+        .await
+        .inspect_err(|e| tracing::error!(error = %e, "refusing to start"))?;
+    let app = messages::App::with_ai(Runtime::from_config(config).await, ai);
     let app = &app;
     lambda_http::run(service_fn(move |req| async move {
         Ok::<_, Error>(app.handle(req).await)

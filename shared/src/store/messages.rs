@@ -42,6 +42,8 @@ pub struct NewMessage {
     pub content_type: String,
     pub message_type: String,
     pub sender: String,
+    /// Who the message is from when not the caller (the bot agent of an AI reply).
+    pub sender_id: Option<String>,
     pub attachments: Vec<crate::model::Attachment>,
     pub client_message_id: Option<String>,
     pub idempotency_key: Option<String>,
@@ -164,7 +166,10 @@ impl Store {
             let message = Message {
                 id: MessageId::generate(),
                 room_id: room_id.clone(),
-                sender_id: who.user.to_string(),
+                sender_id: new
+                    .sender_id
+                    .clone()
+                    .unwrap_or_else(|| who.user.to_string()),
                 sender: new.sender.clone(),
                 content: new.content.clone(),
                 content_type: new.content_type.clone(),
@@ -322,7 +327,7 @@ impl Store {
             let Ok(member_id) = UserId::parse(member) else {
                 continue;
             };
-            let is_sender = member_id == who.user;
+            let is_sender = member_id.as_str() == message.sender_id;
             let mut sets = vec!["last_message_at = :now", "#g1pk = :g1pk", "#g1sk = :g1sk"];
             let mut adds = vec!["total_messages :one"];
             let mut vals = values([

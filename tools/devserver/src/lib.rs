@@ -31,11 +31,16 @@ pub struct Apps {
 }
 
 impl Apps {
+    /// With AI replies off.
     pub fn new(runtime: Runtime) -> Self {
+        Self::with_ai(runtime, messages::ai::Ai::off())
+    }
+
+    pub fn with_ai(runtime: Runtime, ai: messages::ai::Ai) -> Self {
         Apps {
             rooms: rooms::App::new(runtime.clone()),
             conversations: conversations::App::new(runtime.clone()),
-            messages: messages::App::new(runtime.clone()),
+            messages: messages::App::with_ai(runtime.clone(), ai),
             analytics: analytics::App::new(runtime),
         }
     }

@@ -638,3 +638,107 @@ mod tests {
         assert_eq!(t["C"][0], "D");
     }
 }
+
+/// A request a [`HttpDouble`] received.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+/// A local HTTP/1.1 double of a provider's protocol on 127.0.0.1: each request is
+/// answered by `respond(request) -> (status, body, delay)`, and recorded.
+pub struct HttpDouble {
+    pub port: u16,
+    pub requests: std::sync::Arc<std::sync::Mutex<Vec<Recorded>>>,
+}
+
+impl HttpDouble {
+    pub async fn start<F>(respond: F) -> HttpDouble
+    where
+        F: Fn(&Recorded) -> (u16, String, std::time::Duration) + Send + Sync + 'static,
+    {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .expect("bind double");
+        let port = listener.local_addr().expect("addr").port();
+        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (log, respond) = (requests.clone(), std::sync::Arc::new(respond));
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let (log, respond) = (log.clone(), respond.clone());
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 8192];
+                    let (head_end, length) = loop {
+                        let Ok(n) = stream.read(&mut chunk).await else {
+                            return;
+                        };
+                        if n == 0 {
+                            return;
+                        }
+                        buf.extend_from_slice(&chunk[..n]);
+                        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
+                            let length = head
+                                .lines()
+                                .find_map(|l| {
+                                    l.strip_prefix("content-length:")
+                                        .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                                })
+                                .unwrap_or(0);
+                            break (end + 4, length);
+                        }
+                    };
+                    while buf.len() < head_end + length {
+                        let Ok(n) = stream.read(&mut chunk).await else {
+                            return;
+                        };
+                        if n == 0 {
+                            break;
+                        }
+                        buf.extend_from_slice(&chunk[..n]);
+                    }
+                    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+                    let mut lines = head.lines();
+                    let mut first = lines.next().unwrap_or_default().split(' ');
+                    let recorded = Recorded {
+                        method: first.next().unwrap_or_default().to_owned(),
+                        path: first.next().unwrap_or_default().to_owned(),
+                        headers: lines
+                            .filter_map(|l| {
+                                l.split_once(':')
+                                    .map(|(k, v)| (k.trim().to_lowercase(), v.trim().to_owned()))
+                            })
+                            .collect(),
+                        body: String::from_utf8_lossy(&buf[head_end..]).into_owned(),
+                    };
+                    let (status, body, delay) = respond(&recorded);
+                    log.lock().expect("log").push(recorded);
+                    tokio::time::sleep(delay).await;
+                    let response = format!(
+                        "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = stream.write_all(response.as_bytes()).await;
+                    let _ = stream.shutdown().await;
+                });
+            }
+        });
+        HttpDouble { port, requests }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn recorded(&self) -> Vec<Recorded> {
+        self.requests.lock().expect("log").clone()
+    }
+}
