@@ -8,7 +8,9 @@ use chat_core::ids::{RoomId, path_id};
 use chat_core::item::ItemExt;
 use chat_core::model::{Attachment, Message};
 use chat_core::request::{Query, json_body};
-use chat_core::store::{Direction, MessageChange, MessageQuery, NewMessage, Posted, Store};
+use chat_core::store::{
+    Direction, MessageChange, MessageQuery, NewMessage, Posted, RoomCache, Store,
+};
 use chat_core::{ApiError, ApiResult, Reply, Runtime};
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
@@ -46,6 +48,7 @@ pub struct App {
     auth: AuthConfig,
     store: Store,
     ai: ai::Ai,
+    rooms: RoomCache,
 }
 
 impl App {
@@ -59,6 +62,7 @@ impl App {
             auth: runtime.config.auth,
             store: runtime.store,
             ai,
+            rooms: RoomCache::default(),
         }
     }
 
@@ -70,12 +74,12 @@ impl App {
                 .or_else(|| path.strip_prefix("/chat/conversations/{conversation_id}"));
             match (method, tail) {
                 ("GET", Some("/messages")) => list(&self.store, &who, &req).await,
-                ("POST", Some("/messages")) => post(&self.store, &who, &req).await,
+                ("POST", Some("/messages")) => post(&self.store, &self.rooms, &who, &req).await,
                 ("PATCH", Some("/messages/{message_id}")) => edit(&self.store, &who, &req).await,
                 ("DELETE", Some("/messages/{message_id}")) => delete(&self.store, &who, &req).await,
                 ("POST", Some("/read")) => read(&self.store, &who, &req).await,
                 ("POST", Some("/ai-response")) => {
-                    ai_response(&self.store, &self.ai, &who, &req).await
+                    ai_response(&self.store, &self.rooms, &self.ai, &who, &req).await
                 }
                 ("GET", None) if path == "/chat/search" => search(&self.store, &who, &req).await,
                 _ => app::unknown_route(),
@@ -205,7 +209,12 @@ fn validate_attachments(attachments: &[Attachment]) -> ApiResult<()> {
     Ok(())
 }
 
-async fn post(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply> {
+async fn post(
+    store: &Store,
+    rooms: &RoomCache,
+    who: &Principal,
+    req: &Request,
+) -> ApiResult<Reply> {
     let room_id = room_of(req)?;
     let body: PostMessage = json_body(req)?;
     let content = body.content.trim().to_owned();
@@ -272,7 +281,7 @@ async fn post(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply>
         cost: None,
     };
     match store
-        .post_message(who, &room_id, new, Message::to_json)
+        .post_message(who, &room_id, new, Message::to_json, rooms)
         .await?
     {
         Posted::Created(message) => Ok(Reply::created(
@@ -402,6 +411,7 @@ pub const AI_CONTEXT_MESSAGES: u32 = 20;
 
 async fn ai_response(
     store: &Store,
+    rooms: &RoomCache,
     ai: &ai::Ai,
     who: &Principal,
     req: &Request,
@@ -481,7 +491,7 @@ async fn ai_response(
             "created_at": m.created_at,
         })
     };
-    match store.post_message(who, &room_id, new, reply).await? {
+    match store.post_message(who, &room_id, new, reply, rooms).await? {
         Posted::Created(message) => Ok(Reply::created("AI response generated", reply(&message))),
         Posted::Replayed(first) => Ok(
             Reply::created("AI response generated", first).header("idempotent-replayed", "true")

@@ -440,8 +440,14 @@ async fn budgets_requests_per_call() {
     let store = &env.table.runtime.store;
     let before = store.requests();
     env.post(&customer(), &id, json!({"content": "hi"})).await;
-    // Read of the room's member list, then one TransactWriteItems (see docs/performance.md).
-    assert_eq!(store.requests() - before, 2);
+    assert_eq!(
+        store.requests() - before,
+        2,
+        "cold: read the room's members, then one TransactWriteItems"
+    );
+    let before = store.requests();
+    env.post(&agent(), &id, json!({"content": "hello"})).await;
+    assert_eq!(store.requests() - before, 1, "warm: one TransactWriteItems");
     let before = store.requests();
     env.list(&customer(), &id, &[]).await;
     assert_eq!(
@@ -866,4 +872,37 @@ async fn search_finds_words_in_rooms_the_caller_may_read() {
         )
         .await;
     assert_eq!(status, 400);
+}
+
+#[tokio::test]
+async fn a_warm_room_cache_never_lets_a_write_past_a_change() {
+    let env = Env::new().await;
+    let id = env.conversation().await;
+    assert_eq!(
+        env.post(&customer(), &id, json!({"content": "one"}))
+            .await
+            .0,
+        201
+    );
+    // The owner deletes the conversation through another instance (the conversations
+    // function): this instance's cached room is now stale.
+    let delete = HttpEvent::new(
+        "DELETE /chat/conversations/{conversation_id}",
+        &format!("/chat/conversations/{id}"),
+    )
+    .param("conversation_id", &id)
+    .bearer(&customer());
+    assert_eq!(
+        response_json(&env.conversations.handle(delete.request()).await).0,
+        200
+    );
+    let messages_before = env.count(keys::entity::MESSAGE).await;
+    let (status, body) = env
+        .post(&agent(), &id, json!({"content": "too late"}))
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
+    assert_eq!(env.count(keys::entity::MESSAGE).await, messages_before);
 }

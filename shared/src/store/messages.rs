@@ -152,14 +152,23 @@ impl Store {
     /// message, the idempotency record, the room summary and counters, and every
     /// member's inbox row. A retry with the same idempotency key returns the first
     /// result; concurrent retries still store one message.
+    ///
+    /// The room's member list and version come from `cache` when it has them: the
+    /// transaction is conditioned on them, so a stale entry costs one failed attempt
+    /// that returns the current room (and access is checked again against it). Warm,
+    /// a post is one request.
     pub async fn post_message(
         &self,
         who: &Principal,
         room_id: &RoomId,
         new: NewMessage,
         response_of: impl Fn(&Message) -> Value,
+        cache: &RoomCache,
     ) -> ApiResult<Posted> {
-        let mut room = self.visible_room(who, room_id).await?;
+        let mut room = match cache.get(&who.org, room_id).filter(|r| r.visible_to(who)) {
+            Some(room) => room,
+            None => self.visible_room(who, room_id).await?,
+        };
         let request_hash = fingerprint(&new);
         for attempt in 0..WRITE_ATTEMPTS {
             let now = crate::time::now_string();
@@ -194,7 +203,10 @@ impl Store {
                 .send()
                 .await
             {
-                Ok(_) => return Ok(Posted::Created(message)),
+                Ok(_) => {
+                    cache.put(&who.org, room);
+                    return Ok(Posted::Created(message));
+                }
                 Err(err) => err,
             };
             let reasons = match err.as_service_error() {
@@ -236,12 +248,17 @@ impl Store {
             if failed(room_index) {
                 // The room changed under us (members or deletion): re-check access with
                 // its current state and try again.
-                room = match reasons[room_index].item().and_then(Room::from_item) {
+                let current = match reasons[room_index].item().and_then(Room::from_item) {
                     Some(current) => Some(current),
                     None => self.get_room(&who.org, room_id).await?,
+                };
+                match &current {
+                    Some(current) => cache.put(&who.org, current.clone()),
+                    None => cache.remove(&who.org, room_id),
                 }
-                .filter(|r| r.visible_to(who))
-                .ok_or(ApiError::NotFound("conversation"))?;
+                room = current
+                    .filter(|r| r.visible_to(who))
+                    .ok_or(ApiError::NotFound("conversation"))?;
                 continue;
             }
             let conflict = reasons.iter().any(|r| {
@@ -395,4 +412,37 @@ fn fingerprint(new: &NewMessage) -> String {
         }
     }
     format!("{hash:016x}")
+}
+
+/// Rooms (members, version, status) a warm instance has seen, so that posting needs
+/// no read first. Bounded; entries are only hints, every write re-checks them.
+#[derive(Debug, Default)]
+pub struct RoomCache(std::sync::Mutex<std::collections::HashMap<String, Room>>);
+
+/// Rooms kept per instance; past it the cache starts over.
+const ROOM_CACHE_ENTRIES: usize = 1024;
+
+impl RoomCache {
+    fn key(org: &crate::ids::OrgId, room: &RoomId) -> String {
+        keys::room_pk(org, room)
+    }
+
+    pub fn get(&self, org: &crate::ids::OrgId, room: &RoomId) -> Option<Room> {
+        self.0.lock().ok()?.get(&Self::key(org, room)).cloned()
+    }
+
+    pub fn put(&self, org: &crate::ids::OrgId, room: Room) {
+        if let Ok(mut map) = self.0.lock() {
+            if map.len() >= ROOM_CACHE_ENTRIES {
+                map.clear();
+            }
+            map.insert(Self::key(org, &room.id), room);
+        }
+    }
+
+    pub fn remove(&self, org: &crate::ids::OrgId, room: &RoomId) {
+        if let Ok(mut map) = self.0.lock() {
+            map.remove(&Self::key(org, room));
+        }
+    }
 }

@@ -11,7 +11,7 @@ mod search;
 pub use conversations::{MemberView, SharedChanges};
 pub use inbox::{Inbox, InboxQuery};
 pub use message_edits::MessageChange;
-pub use messages::{Direction, MessageList, MessageQuery, NewMessage, Posted};
+pub use messages::{Direction, MessageList, MessageQuery, NewMessage, Posted, RoomCache};
 pub use search::{MAX_INDEXED_WORDS, MAX_QUERY_CHARS, index_words};
 
 use crate::dynamo::RequestCounter;
