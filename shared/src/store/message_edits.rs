@@ -10,8 +10,7 @@ use crate::keys;
 use crate::model::{MAX_PREVIOUS_VERSIONS, Message, PreviousVersion, Room};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, CancellationReason, ConditionCheck, KeysAndAttributes, TransactWriteItem,
-    Update,
+    AttributeValue, CancellationReason, ConditionCheck, TransactWriteItem, Update,
 };
 
 pub enum MessageChange {
@@ -28,25 +27,15 @@ impl Store {
         message_id: &MessageId,
     ) -> ApiResult<(Room, Message)> {
         let pk = keys::room_pk(&who.org, room_id);
-        let mut request = KeysAndAttributes::builder().consistent_read(true);
-        for sk in [keys::ROOM_SK.to_owned(), keys::message_sk(message_id)] {
-            request =
-                request.keys([(keys::PK.to_owned(), s(&pk)), (keys::SK.to_owned(), s(sk))].into());
-        }
-        let out = self
-            .client
-            .batch_get_item()
-            .request_items(&self.table, request.build().expect("keys set"))
-            .send()
-            .await
-            .map_err(|e| sdk_error("get room and message", e))?;
-        if out.unprocessed_keys.as_ref().is_some_and(|u| !u.is_empty()) {
-            return Err(storage_busy());
-        }
-        let items: Vec<Item> = out
-            .responses
-            .and_then(|mut r| r.remove(&self.table))
-            .unwrap_or_default();
+        let items = self
+            .batch_get(
+                &[
+                    (pk.clone(), keys::ROOM_SK.to_owned()),
+                    (pk, keys::message_sk(message_id)),
+                ],
+                "get room and message",
+            )
+            .await?;
         let room = items
             .iter()
             .find_map(Room::from_item)

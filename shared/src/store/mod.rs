@@ -14,11 +14,12 @@ pub use message_edits::MessageChange;
 pub use messages::{Direction, MessageList, MessageQuery, NewMessage, Posted, RoomCache};
 pub use search::{MAX_INDEXED_WORDS, MAX_QUERY_CHARS, index_words};
 
-use crate::dynamo::RequestCounter;
-use crate::error::ApiError;
-use crate::item::Item;
+use crate::dynamo::{RequestCounter, sdk_error};
+use crate::error::{ApiError, ApiResult};
+use crate::item::{Item, s};
+use crate::keys;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{KeysAndAttributes, Put, TransactWriteItem};
 use std::time::Duration;
 
 /// Idempotency records are kept this long; a retry after that is a new message.
@@ -60,6 +61,48 @@ impl Store {
     /// DynamoDB requests sent so far by this store's client.
     pub fn requests(&self) -> u64 {
         self.counter.get()
+    }
+}
+
+impl Store {
+    /// Items by key in one BatchGetItem (at most 100 keys), retrying unprocessed keys
+    /// briefly; still unprocessed after that is a 503.
+    pub(crate) async fn batch_get(
+        &self,
+        item_keys: &[(String, String)],
+        context: &str,
+    ) -> ApiResult<Vec<Item>> {
+        if item_keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut request = KeysAndAttributes::builder().consistent_read(true);
+        for (pk, sk) in item_keys.iter().take(100) {
+            request =
+                request.keys([(keys::PK.to_owned(), s(pk)), (keys::SK.to_owned(), s(sk))].into());
+        }
+        let mut pending = Some(request.build().expect("keys set"));
+        let mut found = Vec::new();
+        for attempt in 0..3 {
+            let Some(request) = pending.take() else { break };
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(20 << attempt)).await;
+            }
+            let out = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, request)
+                .send()
+                .await
+                .map_err(|e| sdk_error(context, e))?;
+            if let Some(items) = out.responses.and_then(|mut r| r.remove(&self.table)) {
+                found.extend(items);
+            }
+            pending = out.unprocessed_keys.and_then(|mut u| u.remove(&self.table));
+        }
+        if pending.is_some() {
+            return Err(storage_busy());
+        }
+        Ok(found)
     }
 }
 

@@ -1,14 +1,13 @@
 //! Rooms and memberships.
 
-use super::{Store, put, storage_busy};
+use super::{Store, put};
 use crate::dynamo::sdk_error;
 use crate::error::ApiResult;
 use crate::ids::{OrgId, RoomId, UserId};
-use crate::item::{Item, n, s, values};
+use crate::item::{n, s, values};
 use crate::keys;
 use crate::model::{Membership, Room};
-use aws_sdk_dynamodb::types::{KeysAndAttributes, TransactWriteItem, Update};
-use std::time::Duration;
+use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
 
 impl Store {
     /// Creates a room with its members (each with an inbox row) in one transaction.
@@ -89,33 +88,15 @@ impl Store {
         user: &UserId,
     ) -> ApiResult<(Option<Room>, Option<Membership>)> {
         let pk = keys::room_pk(org, room);
-        let mut request = KeysAndAttributes::builder().consistent_read(true);
-        for sk in [keys::ROOM_SK.to_owned(), keys::member_sk(user)] {
-            request =
-                request.keys([(keys::PK.to_owned(), s(&pk)), (keys::SK.to_owned(), s(sk))].into());
-        }
-        let mut pending = Some(request.build().expect("keys set"));
-        let mut found: Vec<Item> = Vec::new();
-        for attempt in 0..3 {
-            let Some(request) = pending.take() else { break };
-            if attempt > 0 {
-                tokio::time::sleep(Duration::from_millis(20 << attempt)).await;
-            }
-            let out = self
-                .client
-                .batch_get_item()
-                .request_items(&self.table, request)
-                .send()
-                .await
-                .map_err(|e| sdk_error("get room and membership", e))?;
-            if let Some(items) = out.responses.and_then(|mut r| r.remove(&self.table)) {
-                found.extend(items);
-            }
-            pending = out.unprocessed_keys.and_then(|mut u| u.remove(&self.table));
-        }
-        if pending.is_some() {
-            return Err(storage_busy());
-        }
+        let found = self
+            .batch_get(
+                &[
+                    (pk.clone(), keys::ROOM_SK.to_owned()),
+                    (pk, keys::member_sk(user)),
+                ],
+                "get room and membership",
+            )
+            .await?;
         let room = found.iter().find_map(Room::from_item);
         let membership = found.iter().find_map(Membership::from_item);
         Ok((room, membership))

@@ -2,7 +2,7 @@
 //! index entry per distinct word, written, rewritten and deleted in the same
 //! transaction as the message itself.
 
-use super::{Page, Store, storage_busy};
+use super::{Page, Store};
 use crate::auth::Principal;
 use crate::cursor::{self, Partition};
 use crate::dynamo::sdk_error;
@@ -12,7 +12,7 @@ use crate::item::{Item, ItemBuilder, ItemExt, s};
 use crate::keys;
 use crate::model::{Message, Room, RoomType};
 use crate::store::message_edits::MessageChange;
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, KeysAndAttributes, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, TransactWriteItem};
 use std::collections::{BTreeSet, HashMap};
 
 /// Distinct words indexed per message (the rest of a long message is not searchable).
@@ -238,33 +238,14 @@ impl Store {
         if ids.is_empty() {
             return Ok(HashMap::new());
         }
-        let mut request = KeysAndAttributes::builder();
-        for id in ids.iter().take(100) {
-            let Ok(room) = RoomId::parse(id) else {
-                continue;
-            };
-            request = request.keys(
-                [
-                    (keys::PK.to_owned(), s(keys::room_pk(org, &room))),
-                    (keys::SK.to_owned(), s(keys::ROOM_SK)),
-                ]
-                .into(),
-            );
-        }
-        let out = self
-            .client
-            .batch_get_item()
-            .request_items(&self.table, request.build().expect("keys set"))
-            .send()
-            .await
-            .map_err(|e| sdk_error("search rooms", e))?;
-        if out.unprocessed_keys.as_ref().is_some_and(|u| !u.is_empty()) {
-            return Err(storage_busy());
-        }
-        Ok(out
-            .responses
-            .and_then(|mut r| r.remove(&self.table))
-            .unwrap_or_default()
+        let item_keys: Vec<(String, String)> = ids
+            .iter()
+            .filter_map(|id| RoomId::parse(id).ok())
+            .map(|room| (keys::room_pk(org, &room), keys::ROOM_SK.to_owned()))
+            .collect();
+        Ok(self
+            .batch_get(&item_keys, "search rooms")
+            .await?
             .iter()
             .filter_map(Room::from_item)
             .map(|room| (room.id.to_string(), room))
