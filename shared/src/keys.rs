@@ -82,6 +82,23 @@ pub fn inbox_gsi1sk(last_activity: &str, room: &RoomId) -> String {
     format!("{INBOX_ENTRY_PREFIX}{last_activity}#{room}")
 }
 
+pub const PROFILE_SK: &str = "PROFILE";
+pub const ORDER_KEY_SK: &str = "ORDER";
+
+pub fn products_pk(org: &OrgId) -> String {
+    format!("T#{org}#PRODUCTS")
+}
+
+pub fn product_sk(product: &str) -> String {
+    format!("P#{product}")
+}
+
+/// The natural key of a room that must exist once (an order chat, a direct chat):
+/// its parts are validated ids, joined in a fixed order.
+pub fn natural_key_pk(org: &OrgId, parts: &[&str]) -> String {
+    format!("T#{org}#ORDER#{}", parts.join("#"))
+}
+
 /// Search index: one partition per tenant and word, newest message first.
 pub fn search_pk(org: &OrgId, word: &str) -> String {
     format!("T#{org}#W#{word}")

@@ -67,7 +67,22 @@ pub struct Room {
     pub created_at: String,
     pub updated_at: String,
     pub deleted_at: Option<String>,
+    /// Client data kept with the room (a JSON object, as text).
+    pub metadata: Option<String>,
+    /// The latest public message, as the write path left it.
+    pub last_message: Option<LastMessage>,
 }
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LastMessage {
+    pub message_id: String,
+    pub sender_id: String,
+    pub preview: String,
+    pub created_at: String,
+}
+
+/// Characters of a message kept as the room's preview.
+pub const PREVIEW_CHARS: usize = 200;
 
 impl Room {
     /// May this caller see the room? Members may; agents and admins may see their
@@ -109,6 +124,7 @@ impl Room {
             .str("created_at", &self.created_at)
             .str("updated_at", &self.updated_at)
             .opt_str("deleted_at", self.deleted_at.clone())
+            .opt_str("metadata", self.metadata.clone())
             .build()
     }
 
@@ -140,6 +156,16 @@ impl Room {
             created_at: item.string("created_at").unwrap_or_default(),
             updated_at: item.string("updated_at").unwrap_or_default(),
             deleted_at: item.string("deleted_at"),
+            metadata: item.string("metadata"),
+            last_message: match (item.str("last_message_id"), item.str("last_sender_id")) {
+                (Some(id), Some(sender)) => Some(LastMessage {
+                    message_id: id.to_owned(),
+                    sender_id: sender.to_owned(),
+                    preview: item.string("last_message_preview").unwrap_or_default(),
+                    created_at: item.string("last_message_at").unwrap_or_default(),
+                }),
+                _ => None,
+            },
         })
     }
 }
@@ -203,6 +229,9 @@ pub fn member_item(org: &OrgId, room: &Room, user: &str, member_role: &str, now:
         .str("title", &room.title)
         .str("status", &room.status)
         .str("room_type", room.room_type.as_str())
+        .opt_str("product", room.product.clone())
+        // The member list rides on every row so a rooms page needs no extra read.
+        .set("members", AttributeValue::Ss(room.members.clone()))
         .str("conversation_type", &room.conversation_type)
         .str("owner_id", &room.owner_id)
         .opt_str("agent_id", room.agent_id.clone())
@@ -419,6 +448,8 @@ mod tests {
             created_at: "2024-06-29T09:00:00.000Z".into(),
             updated_at: "2024-06-29T10:00:00.000Z".into(),
             deleted_at: None,
+            metadata: Some(r#"{"channel":"web"}"#.into()),
+            last_message: None,
         }
     }
 

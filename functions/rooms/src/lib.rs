@@ -1,10 +1,19 @@
-//! The `rooms` function: shared chat spaces, their members, products and profiles.
+//! The `rooms` function: shared chat spaces (order chats, support rooms, team rooms),
+//! their members, the tenant's products and its users' profiles.
 
-use chat_core::app;
-use chat_core::auth::AuthConfig;
-use chat_core::store::Store;
-use chat_core::{ApiError, Runtime};
+use chat_core::app::{self, path_param};
+use chat_core::auth::{AuthConfig, Principal};
+use chat_core::ids::{Role, RoomId, UserId, path_id};
+use chat_core::item::ItemExt;
+use chat_core::keys;
+use chat_core::model::{MAX_MEMBERS, Room, RoomType};
+use chat_core::request::{Query, json_body, required_text};
+use chat_core::store::{Product, Profile, RoomQuery, SharedChanges, Started, Store};
+use chat_core::{ApiError, ApiResult, Reply, Runtime};
 use lambda_http::{Body, Request, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::collections::HashMap;
 
 /// The route keys this function serves, exactly as template.yaml declares them.
 pub const ROUTES: &[&str] = &[
@@ -21,9 +30,16 @@ pub const ROUTES: &[&str] = &[
     "GET /profiles/{user_id}",
 ];
 
+pub const MAX_NAME_CHARS: usize = 200;
+pub const MAX_DETAIL_CHARS: usize = 2000;
+pub const MAX_METADATA_BYTES: usize = 2048;
+/// Rooms per page of GET /rooms: with their members' profiles they must fit one
+/// BatchGetItem of 100 keys in the common case.
+pub const MAX_ROOMS_PAGE: u32 = 25;
+pub const STATUSES: &[&str] = &["open", "pending", "snoozed", "resolved", "closed"];
+
 pub struct App {
     auth: AuthConfig,
-    #[allow(dead_code)]
     store: Store,
 }
 
@@ -36,14 +52,594 @@ impl App {
     }
 
     pub async fn handle(&self, req: Request) -> Response<Body> {
-        app::serve(&self.auth, req, |route, _who, _req| async move {
-            if ROUTES.contains(&route.as_str()) {
-                // Declared in the template, built by a later issue.
-                Err(ApiError::NotImplemented)
-            } else {
-                app::unknown_route()
+        app::serve(&self.auth, req, |route, who, req| async move {
+            let store = &self.store;
+            match route.as_str() {
+                "POST /rooms" => start(store, &who, &req).await,
+                "GET /rooms" => list(store, &who, &req).await,
+                "GET /rooms/{room_id}" => get(store, &who, &req).await,
+                "PATCH /rooms/{room_id}" => update(store, &who, &req).await,
+                "DELETE /rooms/{room_id}" => delete(store, &who, &req).await,
+                "POST /rooms/{room_id}/members" => add_member(store, &who, &req).await,
+                "DELETE /rooms/{room_id}/members/{user_id}" => {
+                    remove_member(store, &who, &req).await
+                }
+                "GET /products" => list_products(store, &who).await,
+                "POST /products" => create_product(store, &who, &req).await,
+                "PUT /profiles/me" => put_profile(store, &who, &req).await,
+                "GET /profiles/{user_id}" => get_profile(store, &who, &req).await,
+                _ => app::unknown_route(),
             }
         })
         .await
     }
+}
+
+/// Order, vendor and product ids: the same rules as user ids (no key separator).
+fn external_id(field: &str, raw: &str) -> ApiResult<String> {
+    UserId::parse(raw)
+        .map(|id| id.to_string())
+        .map_err(|e| ApiError::invalid(field, e.replace("user id", field)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StartRoom {
+    #[serde(rename = "type")]
+    room_type: RoomType,
+    name: Option<String>,
+    detail: Option<String>,
+    product: Option<String>,
+    order_id: Option<UserId>,
+    vendor_id: Option<UserId>,
+    agent_id: Option<UserId>,
+    #[serde(default)]
+    participant_ids: Vec<UserId>,
+    metadata: Option<serde_json::Map<String, Value>>,
+}
+
+async fn start(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply> {
+    let body: StartRoom = json_body(req)?;
+    let room_type = body.room_type;
+    let order_chat = matches!(room_type, RoomType::AgentToUser | RoomType::VendorToUser);
+    let order_id = body.order_id.as_ref().map(ToString::to_string);
+    let vendor_id = body.vendor_id.as_ref().map(ToString::to_string);
+    if order_chat && order_id.is_none() {
+        return Err(ApiError::invalid(
+            "order_id",
+            "is required for an order chat",
+        ));
+    }
+    if room_type == RoomType::VendorToUser && vendor_id.is_none() {
+        return Err(ApiError::invalid(
+            "vendor_id",
+            "is required for a vendor_to_user chat",
+        ));
+    }
+    if !order_chat && (order_id.is_some() || vendor_id.is_some()) {
+        return Err(ApiError::invalid(
+            "order_id",
+            "goes with agent_to_user and vendor_to_user chats",
+        ));
+    }
+    // The agent of an agent's order chat is the caller when they are one.
+    let agent_id = body.agent_id.as_ref().map(ToString::to_string).or_else(|| {
+        (room_type == RoomType::AgentToUser && who.role.is_staff()).then(|| who.user.to_string())
+    });
+    let name = match &body.name {
+        Some(name) => required_text("name", name, MAX_NAME_CHARS)?,
+        None if room_type == RoomType::Group => {
+            return Err(ApiError::invalid("name", "is required for a group"));
+        }
+        None => match (&order_id, &vendor_id) {
+            (Some(order), Some(vendor)) => format!("Order {order} / vendor {vendor}"),
+            (Some(order), None) => format!("Order {order}"),
+            _ => format!("{} chat", room_type.as_str().replace('_', " ")),
+        },
+    };
+    let detail = body
+        .detail
+        .as_deref()
+        .map(|d| required_text("detail", d, MAX_DETAIL_CHARS))
+        .transpose()?;
+    let product = body
+        .product
+        .as_deref()
+        .map(|p| external_id("product", p))
+        .transpose()?;
+    let metadata = match &body.metadata {
+        Some(map) => {
+            let text = Value::Object(map.clone()).to_string();
+            if text.len() > MAX_METADATA_BYTES {
+                return Err(ApiError::invalid(
+                    "metadata",
+                    format!("must be at most {MAX_METADATA_BYTES} bytes of JSON"),
+                ));
+            }
+            Some(text)
+        }
+        None => None,
+    };
+    // Members: the caller (owner), the participants and the agent, each once.
+    let mut members: Vec<(String, &str)> = vec![(who.user.to_string(), "owner")];
+    for participant in &body.participant_ids {
+        if !members.iter().any(|(m, _)| m == participant.as_str()) {
+            members.push((participant.to_string(), "participant"));
+        }
+    }
+    if let Some(agent) = &agent_id {
+        match members.iter_mut().find(|(m, _)| m == agent) {
+            Some(existing) if existing.1 != "owner" => existing.1 = "agent",
+            Some(_) => {}
+            None => members.push((agent.clone(), "agent")),
+        }
+    }
+    if members.len() > MAX_MEMBERS {
+        return Err(ApiError::invalid(
+            "participant_ids",
+            format!("a room has at most {MAX_MEMBERS} members"),
+        ));
+    }
+    if room_type == RoomType::Direct && members.len() != 2 {
+        return Err(ApiError::invalid(
+            "participant_ids",
+            "a direct chat is between the caller and one other user",
+        ));
+    }
+    // Order chats and direct chats exist once per natural key.
+    let natural_key = match room_type {
+        RoomType::AgentToUser | RoomType::VendorToUser => Some(keys::natural_key_pk(
+            &who.org,
+            &[
+                room_type.as_str(),
+                order_id.as_deref().unwrap_or("-"),
+                vendor_id.as_deref().unwrap_or("-"),
+                agent_id.as_deref().unwrap_or("-"),
+            ],
+        )),
+        RoomType::Direct => {
+            let mut pair = [members[0].0.as_str(), members[1].0.as_str()];
+            pair.sort();
+            Some(keys::natural_key_pk(
+                &who.org,
+                &["direct", pair[0], pair[1]],
+            ))
+        }
+        _ => None,
+    };
+    let now = chat_core::time::now_string();
+    let room = Room {
+        id: RoomId::generate(),
+        room_type,
+        title: name,
+        detail,
+        product,
+        order_id,
+        vendor_id,
+        owner_id: who.user.to_string(),
+        agent_id: agent_id.clone(),
+        assignee_id: agent_id,
+        conversation_type: "chat".into(),
+        status: "open".into(),
+        snoozed_until: None,
+        members: members.iter().map(|(m, _)| m.clone()).collect(),
+        member_version: 1,
+        total_messages: 0,
+        note_count: 0,
+        last_message_at: None,
+        created_at: now.clone(),
+        updated_at: now,
+        deleted_at: None,
+        metadata,
+        last_message: None,
+    };
+    match store
+        .start_room(&who.org, &room, &members, natural_key)
+        .await?
+    {
+        Started::Created => {
+            let profiles = store
+                .rooms_with_profiles(&who.org, &[], &room.members)
+                .await?
+                .1;
+            Ok(Reply::created(
+                "Room created successfully",
+                room_json(&room, &profiles),
+            ))
+        }
+        Started::Existing(id) => {
+            let room = visible_room(store, who, &id)
+                .await
+                .map_err(|_| ApiError::Conflict {
+                    code: "room_exists",
+                    message: "this chat was already started by other members".into(),
+                })?;
+            let profiles = store
+                .rooms_with_profiles(&who.org, &[], &room.members)
+                .await?
+                .1;
+            Ok(Reply::ok(
+                "Room already exists",
+                room_json(&room, &profiles),
+            ))
+        }
+    }
+}
+
+async fn visible_room(store: &Store, who: &Principal, id: &RoomId) -> ApiResult<Room> {
+    store
+        .get_room(&who.org, id)
+        .await?
+        .filter(|r| r.visible_to(who))
+        .ok_or(ApiError::NotFound("room"))
+}
+
+fn room_json(room: &Room, profiles: &HashMap<String, Profile>) -> Value {
+    let members: Vec<Value> = room
+        .members
+        .iter()
+        .map(|m| {
+            let profile = profiles.get(m).cloned().unwrap_or_default();
+            let role = if *m == room.owner_id {
+                "owner"
+            } else if room.agent_id.as_deref() == Some(m.as_str()) {
+                "agent"
+            } else {
+                "participant"
+            };
+            json!({
+                "user_id": m,
+                "role": role,
+                "username": profile.username,
+                "email": profile.email,
+                "phone": profile.phone,
+                "display_image": profile.display_image,
+            })
+        })
+        .collect();
+    let metadata: Value = room
+        .metadata
+        .as_deref()
+        .and_then(|m| serde_json::from_str(m).ok())
+        .unwrap_or(Value::Null);
+    json!({
+        "id": room.id,
+        "room_id": room.id,
+        "type": room.room_type,
+        "name": room.title,
+        "detail": room.detail,
+        "product": room.product,
+        "order_id": room.order_id,
+        "vendor_id": room.vendor_id,
+        "owner_id": room.owner_id,
+        "agent_id": room.agent_id,
+        "status": room.status,
+        "metadata": metadata,
+        "participant_ids": room.members,
+        "members": members,
+        "member_count": room.members.len(),
+        "total_messages": room.total_messages,
+        "last_message_at": room.last_message_at,
+        "last_messages": room.last_message.iter().collect::<Vec<_>>(),
+        "created_at": room.created_at,
+        "updated_at": room.updated_at,
+    })
+}
+
+async fn list(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply> {
+    let q = Query::of(req);
+    let member = match q.get("member") {
+        None => who.user.clone(),
+        Some(_) if !who.role.is_staff() => {
+            return Err(ApiError::Forbidden(
+                "only agents and admins list another member's rooms".into(),
+            ));
+        }
+        Some(raw) => UserId::parse(raw).map_err(|e| ApiError::invalid("member", e))?,
+    };
+    let room_type = q.get("type");
+    if let Some(t) = room_type {
+        RoomType::parse(t).ok_or_else(|| ApiError::invalid("type", "must be a room type"))?;
+    }
+    let status = q.get("status");
+    if let Some(s) = status {
+        if !STATUSES.contains(&s) {
+            return Err(ApiError::invalid(
+                "status",
+                format!("must be one of {}", STATUSES.join(", ")),
+            ));
+        }
+    }
+    let product = q
+        .get("product")
+        .map(|p| external_id("product", p))
+        .transpose()?;
+    let limit = q.limit(20, MAX_ROOMS_PAGE)?;
+    let page = store
+        .list_member_rooms(
+            &who.org,
+            &member,
+            RoomQuery {
+                limit,
+                cursor: q.get("cursor"),
+                room_type,
+                product: product.as_deref(),
+                status,
+            },
+        )
+        .await?;
+    let ids: Vec<RoomId> = page
+        .items
+        .iter()
+        .filter_map(|i| i.str("room_id"))
+        .filter_map(|r| RoomId::parse(r).ok())
+        .collect();
+    // Inbox rows carry their room's member list, so one BatchGetItem brings the
+    // rooms and their members' profiles (Query + BatchGetItem: 2 requests).
+    let mut everyone: Vec<String> = page
+        .items
+        .iter()
+        .flat_map(|i| i.string_set("members"))
+        .collect();
+    everyone.sort();
+    everyone.dedup();
+    let (rooms, profiles) = store.rooms_with_profiles(&who.org, &ids, &everyone).await?;
+    let by_id: HashMap<String, &Room> = rooms.iter().map(|r| (r.id.to_string(), r)).collect();
+    let rooms: Vec<Value> = ids
+        .iter()
+        .filter_map(|id| by_id.get(id.as_str()))
+        // A member's rooms, as the caller may see them.
+        .filter(|room| {
+            room.deleted_at.is_none()
+                && (member == who.user || room.visible_to(who) || who.role == Role::Admin)
+        })
+        .map(|room| room_json(room, &profiles))
+        .collect();
+    Ok(Reply::ok(
+        format!("Found {} rooms", rooms.len()),
+        json!({ "rooms": rooms, "limit": limit, "next_cursor": page.next_cursor, "has_more": page.next_cursor.is_some() }),
+    ))
+}
+
+async fn get(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply> {
+    let id = path_id(path_param(req, "room_id"), "room")?;
+    let room = visible_room(store, who, &id).await?;
+    let profiles = store
+        .rooms_with_profiles(&who.org, &[], &room.members)
+        .await?
+        .1;
+    Ok(Reply::ok("Room found", room_json(&room, &profiles)))
+}
+
+/// Owners, agents and admins manage a room's name, detail, status and members.
+fn may_manage(room: &Room, who: &Principal) -> bool {
+    who.role.is_staff() || room.owner_id == who.user.as_str()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateRoom {
+    name: Option<String>,
+    detail: Option<String>,
+    status: Option<String>,
+}
+
+async fn update(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply> {
+    let id = path_id(path_param(req, "room_id"), "room")?;
+    let body: UpdateRoom = json_body(req)?;
+    let mut changes = SharedChanges::default();
+    if let Some(name) = &body.name {
+        changes.title = Some(required_text("name", name, MAX_NAME_CHARS)?);
+    }
+    if let Some(detail) = &body.detail {
+        changes.detail = Some(required_text("detail", detail, MAX_DETAIL_CHARS)?);
+    }
+    if let Some(status) = &body.status {
+        if !STATUSES.contains(&status.as_str()) || status == "snoozed" {
+            return Err(ApiError::invalid(
+                "status",
+                "must be one of open, pending, resolved, closed",
+            ));
+        }
+        changes.status = Some(status.clone());
+        changes.snoozed_until = Some(None);
+    }
+    if changes.is_empty() {
+        return Err(ApiError::invalid("body", "nothing to update"));
+    }
+    let room = visible_room(store, who, &id).await?;
+    if !may_manage(&room, who) {
+        return Err(ApiError::Forbidden(
+            "only the owner, agents and admins change a room".into(),
+        ));
+    }
+    let room = store
+        .update_conversation(who, &id, &changes, &Default::default())
+        .await?;
+    let profiles = store
+        .rooms_with_profiles(&who.org, &[], &room.members)
+        .await?
+        .1;
+    Ok(Reply::ok(
+        "Room updated successfully",
+        room_json(&room, &profiles),
+    ))
+}
+
+async fn delete(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply> {
+    let id = path_id(path_param(req, "room_id"), "room")?;
+    let room = visible_room(store, who, &id).await?;
+    if room.owner_id != who.user.as_str() && who.role != Role::Admin {
+        return Err(ApiError::Forbidden(
+            "only the owner or an admin deletes a room".into(),
+        ));
+    }
+    store.delete_room(who, &id).await?;
+    Ok(Reply::ok(
+        "Room deleted successfully",
+        json!({ "room_id": id }),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AddMember {
+    user_id: UserId,
+    role: Option<String>,
+}
+
+async fn add_member(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply> {
+    let id = path_id(path_param(req, "room_id"), "room")?;
+    let body: AddMember = json_body(req)?;
+    let role = match body.role.as_deref() {
+        None | Some("participant") => "participant",
+        Some("agent") => "agent",
+        Some(_) => return Err(ApiError::invalid("role", "must be participant or agent")),
+    };
+    let room = visible_room(store, who, &id).await?;
+    if !may_manage(&room, who) {
+        return Err(ApiError::Forbidden(
+            "only the owner, agents and admins add members".into(),
+        ));
+    }
+    let room = store.add_member(who, &id, &body.user_id, role).await?;
+    let profiles = store
+        .rooms_with_profiles(&who.org, &[], &room.members)
+        .await?
+        .1;
+    Ok(Reply::created("Member added", room_json(&room, &profiles)))
+}
+
+async fn remove_member(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply> {
+    let id = path_id(path_param(req, "room_id"), "room")?;
+    let user = path_param(req, "user_id")
+        .and_then(|u| UserId::parse(u).ok())
+        .ok_or(ApiError::NotFound("member"))?;
+    let room = visible_room(store, who, &id).await?;
+    // Members may leave; the owner, agents and admins remove others.
+    if user != who.user && !may_manage(&room, who) {
+        return Err(ApiError::Forbidden(
+            "only the owner, agents and admins remove members".into(),
+        ));
+    }
+    store.remove_member(who, &id, &user).await?;
+    Ok(Reply::ok(
+        "Member removed",
+        json!({ "room_id": id, "user_id": user }),
+    ))
+}
+
+async fn list_products(store: &Store, who: &Principal) -> ApiResult<Reply> {
+    let products = store.list_products(&who.org).await?;
+    Ok(Reply::ok(
+        format!("Found {} products", products.len()),
+        json!({ "products": products }),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewProduct {
+    product_id: String,
+    name: String,
+    description: Option<String>,
+}
+
+async fn create_product(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply> {
+    let body: NewProduct = json_body(req)?;
+    if who.role != Role::Admin {
+        return Err(ApiError::Forbidden(
+            "only admins change the product catalogue".into(),
+        ));
+    }
+    let product = Product {
+        product_id: external_id("product_id", &body.product_id)?,
+        name: required_text("name", &body.name, MAX_NAME_CHARS)?,
+        description: body
+            .description
+            .as_deref()
+            .map(|d| required_text("description", d, MAX_DETAIL_CHARS))
+            .transpose()?,
+        created_at: chat_core::time::now_string(),
+    };
+    store.create_product(&who.org, &product).await?;
+    Ok(Reply::created("Product created", product))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PutProfile {
+    username: Option<String>,
+    email: Option<String>,
+    phone: Option<String>,
+    display_image: Option<String>,
+}
+
+async fn put_profile(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply> {
+    let body: PutProfile = json_body(req)?;
+    let username = body
+        .username
+        .as_deref()
+        .map(|u| required_text("username", u, 100))
+        .transpose()?;
+    let email = body
+        .email
+        .as_deref()
+        .map(|e| required_text("email", e, 254))
+        .transpose()?;
+    if let Some(email) = &email {
+        let ok = email
+            .split_once('@')
+            .is_some_and(|(a, d)| !a.is_empty() && d.contains('.') && !email.contains(' '));
+        if !ok {
+            return Err(ApiError::invalid("email", "must be an email address"));
+        }
+    }
+    let phone = body
+        .phone
+        .as_deref()
+        .map(|p| required_text("phone", p, 32))
+        .transpose()?;
+    if let Some(phone) = &phone {
+        if !phone
+            .chars()
+            .all(|c| c.is_ascii_digit() || " +-().".contains(c))
+        {
+            return Err(ApiError::invalid(
+                "phone",
+                "may contain digits, spaces and + - ( ) .",
+            ));
+        }
+    }
+    let display_image = body
+        .display_image
+        .as_deref()
+        .map(|d| required_text("display_image", d, 2048))
+        .transpose()?;
+    if let Some(url) = &display_image {
+        if !(url.starts_with("https://") || url.starts_with("http://")) {
+            return Err(ApiError::invalid("display_image", "must be an http(s) URL"));
+        }
+    }
+    let profile = Profile {
+        user_id: who.user.to_string(),
+        username,
+        email,
+        phone,
+        display_image,
+        updated_at: Some(chat_core::time::now_string()),
+    };
+    store.put_profile(&who.org, &who.user, &profile).await?;
+    Ok(Reply::ok("Profile saved", profile))
+}
+
+async fn get_profile(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply> {
+    let user = path_param(req, "user_id")
+        .and_then(|u| UserId::parse(u).ok())
+        .ok_or(ApiError::NotFound("profile"))?;
+    let profile = store
+        .get_profile(&who.org, &user)
+        .await?
+        .ok_or(ApiError::NotFound("profile"))?;
+    Ok(Reply::ok("Profile found", profile))
 }

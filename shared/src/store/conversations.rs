@@ -19,6 +19,8 @@ use std::collections::HashMap;
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct SharedChanges {
     pub title: Option<String>,
+    /// Rooms' longer description (not copied to inbox rows).
+    pub detail: Option<String>,
     pub status: Option<String>,
     /// `Some(None)` clears it.
     pub snoozed_until: Option<Option<String>>,
@@ -197,6 +199,10 @@ impl Store {
                     copies.push("#st = :status");
                     copy_vals.insert(":status".into(), s(status));
                 }
+                if let Some(detail) = &shared.detail {
+                    sets.push("detail = :detail");
+                    vals.insert(":detail".into(), s(detail));
+                }
                 match &shared.snoozed_until {
                     Some(Some(until)) => {
                         sets.push("snoozed_until = :until");
@@ -271,6 +277,9 @@ impl Store {
         }
         if let Some(until) = &shared.snoozed_until {
             room.snoozed_until = until.clone();
+        }
+        if let Some(detail) = &shared.detail {
+            room.detail = Some(detail.clone());
         }
         room.updated_at = now;
         Ok(room)
@@ -374,7 +383,12 @@ impl Store {
         Ok(())
     }
 
-    fn member_delete(&self, who: &Principal, room: &RoomId, member: &UserId) -> TransactWriteItem {
+    pub(crate) fn member_delete(
+        &self,
+        who: &Principal,
+        room: &RoomId,
+        member: &UserId,
+    ) -> TransactWriteItem {
         let delete = Delete::builder()
             .table_name(&self.table)
             .key(keys::PK, s(keys::room_pk(&who.org, room)))

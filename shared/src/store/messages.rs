@@ -327,7 +327,15 @@ impl Store {
         } else {
             room_values.insert(":mid".into(), s(message.id.as_str()));
             room_values.insert(":sid".into(), s(&message.sender_id));
-            let mut sets = "SET updated_at = :now, last_message_at = :now, last_message_id = :mid, last_sender_id = :sid".to_owned();
+            room_values.insert(
+                ":preview".into(),
+                s(message
+                    .content
+                    .chars()
+                    .take(crate::model::PREVIEW_CHARS)
+                    .collect::<String>()),
+            );
+            let mut sets = "SET updated_at = :now, last_message_at = :now, last_message_id = :mid, last_sender_id = :sid, last_message_preview = :preview".to_owned();
             if reopen {
                 sets.push_str(", #st = :open");
                 room_values.insert(":open".into(), s("open"));

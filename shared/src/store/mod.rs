@@ -1,6 +1,7 @@
 //! The DynamoDB store: every read and write of the table goes through here, one
 //! request per call where the budgets say so. Split by what it stores.
 
+mod catalog;
 mod conversations;
 mod inbox;
 mod message_edits;
@@ -8,10 +9,12 @@ mod messages;
 mod rooms;
 mod search;
 
+pub use catalog::{Product, Profile};
 pub use conversations::{MemberView, SharedChanges};
 pub use inbox::{Inbox, InboxQuery};
 pub use message_edits::MessageChange;
 pub use messages::{Direction, MessageList, MessageQuery, NewMessage, Posted, RoomCache};
+pub use rooms::{RoomQuery, Started};
 pub use search::{MAX_INDEXED_WORDS, MAX_QUERY_CHARS, index_words};
 
 use crate::dynamo::{RequestCounter, sdk_error};

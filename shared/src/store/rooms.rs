@@ -1,10 +1,11 @@
 //! Rooms and memberships.
 
 use super::{Store, put};
+use crate::auth::Principal;
 use crate::dynamo::sdk_error;
 use crate::error::ApiResult;
 use crate::ids::{OrgId, RoomId, UserId};
-use crate::item::{n, s, values};
+use crate::item::{Item, n, s, values};
 use crate::keys;
 use crate::model::{Membership, Room};
 use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
@@ -17,16 +18,7 @@ impl Store {
         room: &Room,
         member_roles: &[(String, &str)],
     ) -> ApiResult<()> {
-        let now = &room.created_at;
-        let mut writes = vec![put(&self.table, room.to_item(org), true)];
-        for (user, member_role) in member_roles {
-            writes.push(put(
-                &self.table,
-                crate::model::member_item(org, room, user, member_role, now),
-                true,
-            ));
-            writes.push(self.inbox_head_change(org, user, 1));
-        }
+        let writes = self.room_writes(org, room, member_roles);
         self.client
             .transact_write_items()
             .set_transact_items(Some(writes))
@@ -34,6 +26,25 @@ impl Store {
             .await
             .map_err(|e| sdk_error("create room", e))?;
         Ok(())
+    }
+
+    /// The room, each member's inbox row and inbox count.
+    fn room_writes(
+        &self,
+        org: &OrgId,
+        room: &Room,
+        member_roles: &[(String, &str)],
+    ) -> Vec<TransactWriteItem> {
+        let mut writes = vec![put(&self.table, room.to_item(org), true)];
+        for (user, member_role) in member_roles {
+            writes.push(put(
+                &self.table,
+                crate::model::member_item(org, room, user, member_role, &room.created_at),
+                true,
+            ));
+            writes.push(self.inbox_head_change(org, user, 1));
+        }
+        writes
     }
 
     pub(crate) fn inbox_head_change(
@@ -100,5 +111,317 @@ impl Store {
         let room = found.iter().find_map(Room::from_item);
         let membership = found.iter().find_map(Membership::from_item);
         Ok((room, membership))
+    }
+}
+
+/// The outcome of starting a room that may exist once (an order chat).
+pub enum Started {
+    Created,
+    /// The room already started for this natural key.
+    Existing(RoomId),
+}
+
+pub struct RoomQuery<'a> {
+    pub limit: u32,
+    pub cursor: Option<&'a str>,
+    pub room_type: Option<&'a str>,
+    pub product: Option<&'a str>,
+    pub status: Option<&'a str>,
+}
+
+impl Store {
+    /// Creates a room with its members, or finds the one already started for the
+    /// same natural key: the key item is written in the same transaction with a
+    /// condition, so two concurrent starts create one room.
+    pub async fn start_room(
+        &self,
+        org: &OrgId,
+        room: &Room,
+        member_roles: &[(String, &str)],
+        natural_key: Option<String>,
+    ) -> ApiResult<Started> {
+        let Some(natural_key) = natural_key else {
+            self.create_room(org, room, member_roles).await?;
+            return Ok(Started::Created);
+        };
+        let key_item = crate::item::ItemBuilder::new()
+            .str(keys::PK, &natural_key)
+            .str(keys::SK, keys::ORDER_KEY_SK)
+            .str(keys::ENTITY, keys::entity::ORDER_KEY)
+            .str("room_id", room.id.as_str())
+            .build();
+        let key_put = aws_sdk_dynamodb::types::Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(key_item))
+            .condition_expression("attribute_not_exists(PK)")
+            .return_values_on_condition_check_failure(
+                aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld,
+            )
+            .build()
+            .expect("put has item");
+        let mut writes = vec![TransactWriteItem::builder().put(key_put).build()];
+        writes.extend(self.room_writes(org, room, member_roles));
+        let err = match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(writes))
+            .send()
+            .await
+        {
+            Ok(_) => return Ok(Started::Created),
+            Err(err) => err,
+        };
+        use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+        if let Some(TransactWriteItemsError::TransactionCanceledException(c)) =
+            err.as_service_error()
+        {
+            let first = c.cancellation_reasons().first();
+            if first.and_then(|r| r.code()) == Some("ConditionalCheckFailed") {
+                let existing = match first
+                    .and_then(|r| r.item())
+                    .and_then(|i| crate::item::ItemExt::string(i, "room_id"))
+                {
+                    Some(id) => id,
+                    None => self.natural_key_room(&natural_key).await?,
+                };
+                return RoomId::parse(&existing)
+                    .map(Started::Existing)
+                    .map_err(|e| crate::error::ApiError::internal("natural key", e));
+            }
+            if c.cancellation_reasons()
+                .iter()
+                .any(|r| r.code() == Some("TransactionConflict"))
+            {
+                // A concurrent start holds the key: it wins; read what it wrote.
+                super::backoff(0).await;
+                let existing = self.natural_key_room(&natural_key).await?;
+                return RoomId::parse(&existing)
+                    .map(Started::Existing)
+                    .map_err(|e| crate::error::ApiError::internal("natural key", e));
+            }
+        }
+        Err(sdk_error("start room", err))
+    }
+
+    async fn natural_key_room(&self, natural_key: &str) -> ApiResult<String> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(keys::PK, s(natural_key))
+            .key(keys::SK, s(keys::ORDER_KEY_SK))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| sdk_error("natural key", e))?;
+        out.item
+            .as_ref()
+            .and_then(|i| crate::item::ItemExt::string(i, "room_id"))
+            .ok_or_else(|| super::storage_busy())
+    }
+
+    /// The caller's (or, for staff, `member`'s) rooms, newest activity first: their
+    /// inbox rows on GSI1, filtered by type, product and status.
+    pub async fn list_member_rooms(
+        &self,
+        org: &OrgId,
+        member: &UserId,
+        q: RoomQuery<'_>,
+    ) -> ApiResult<super::Page<Item>> {
+        let gsi1pk = keys::inbox_gsi1pk(org, member);
+        let start = match q.cursor {
+            Some(raw) => Some(crate::cursor::decode(
+                raw,
+                crate::cursor::Partition {
+                    attribute: keys::GSI1PK,
+                    value: &gsi1pk,
+                },
+                &[keys::PK, keys::SK, keys::GSI1PK, keys::GSI1SK],
+            )?),
+            None => None,
+        };
+        let mut filters = vec!["#e = :member".to_owned()];
+        let mut vals = values([(":pk", s(&gsi1pk)), (":member", s(keys::entity::MEMBER))]);
+        for (name, value) in [
+            ("room_type", q.room_type),
+            ("product", q.product),
+            ("status", q.status),
+        ] {
+            if let Some(value) = value {
+                filters.push(format!("#{name} = :{name}"));
+                vals.insert(format!(":{name}"), s(value));
+            }
+        }
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(keys::GSI1)
+            .key_condition_expression("#g1pk = :pk")
+            .expression_attribute_names("#g1pk", keys::GSI1PK)
+            .expression_attribute_names("#e", keys::ENTITY)
+            .filter_expression(filters.join(" AND "))
+            .scan_index_forward(false)
+            .limit(q.limit as i32)
+            .set_exclusive_start_key(start);
+        for (name, value) in [
+            ("room_type", q.room_type),
+            ("product", q.product),
+            ("status", q.status),
+        ] {
+            if value.is_some() {
+                query = query.expression_attribute_names(format!("#{name}"), name);
+            }
+        }
+        let out = query
+            .set_expression_attribute_values(Some(vals))
+            .send()
+            .await
+            .map_err(|e| sdk_error("list rooms", e))?;
+        Ok(super::Page {
+            items: out.items.unwrap_or_default(),
+            next_cursor: out.last_evaluated_key.as_ref().map(crate::cursor::encode),
+        })
+    }
+
+    /// Adds a member: the room's member list and version, their inbox row and count,
+    /// in one transaction conditioned on the room as read.
+    pub async fn add_member(
+        &self,
+        who: &Principal,
+        room_id: &RoomId,
+        user: &UserId,
+        member_role: &str,
+    ) -> ApiResult<Room> {
+        let now = crate::time::now_string();
+        let mut room = self
+            .room_transaction(who, room_id, "add member", |room| {
+                if room.is_member(user.as_str()) {
+                    return Err(crate::error::ApiError::Conflict {
+                        code: "already_member",
+                        message: "the user is already a member".into(),
+                    });
+                }
+                if room.members.len() >= crate::model::MAX_MEMBERS {
+                    return Err(crate::error::ApiError::Conflict {
+                        code: "room_full",
+                        message: format!(
+                            "a room has at most {} members",
+                            crate::model::MAX_MEMBERS
+                        ),
+                    });
+                }
+                let vals = values([
+                    (":one", n(1)),
+                    (
+                        ":user",
+                        aws_sdk_dynamodb::types::AttributeValue::Ss(vec![user.to_string()]),
+                    ),
+                    (":now", s(&now)),
+                ]);
+                let mut joined = room.clone();
+                joined.members.push(user.to_string());
+                let mut writes = vec![
+                    self.room_update(
+                        room,
+                        who,
+                        "SET updated_at = :now ADD member_version :one, members :user",
+                        vals,
+                        &[],
+                    ),
+                    put(
+                        &self.table,
+                        crate::model::member_item(
+                            &who.org,
+                            &joined,
+                            user.as_str(),
+                            member_role,
+                            &now,
+                        ),
+                        true,
+                    ),
+                    self.inbox_head_change(&who.org, user.as_str(), 1),
+                ];
+                writes.extend(self.member_list_changes(who, room, "ADD", user));
+                Ok(writes)
+            })
+            .await?;
+        room.members.push(user.to_string());
+        room.member_version += 1;
+        Ok(room)
+    }
+
+    /// Removes a member (never the last one): they lose access at once, since every
+    /// read and write checks the room's current member list.
+    pub async fn remove_member(
+        &self,
+        who: &Principal,
+        room_id: &RoomId,
+        user: &UserId,
+    ) -> ApiResult<()> {
+        let now = crate::time::now_string();
+        self.room_transaction(who, room_id, "remove member", |room| {
+            if !room.is_member(user.as_str()) {
+                return Err(crate::error::ApiError::NotFound("member"));
+            }
+            if room.members.len() == 1 {
+                return Err(crate::error::ApiError::Conflict {
+                    code: "last_member",
+                    message: "a room keeps at least one member; delete the room instead".into(),
+                });
+            }
+            let vals = values([
+                (":one", n(1)),
+                (
+                    ":user",
+                    aws_sdk_dynamodb::types::AttributeValue::Ss(vec![user.to_string()]),
+                ),
+                (":now", s(&now)),
+            ]);
+            let mut writes = vec![
+                self.room_update(
+                    room,
+                    who,
+                    "SET updated_at = :now ADD member_version :one DELETE members :user",
+                    vals,
+                    &[],
+                ),
+                self.member_delete(who, room_id, user),
+                self.inbox_head_change(&who.org, user.as_str(), -1),
+            ];
+            writes.extend(self.member_list_changes(who, room, "DELETE", user));
+            Ok(writes)
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Keeps the member list copied on the other members' rows in step.
+    pub(crate) fn member_list_changes(
+        &self,
+        who: &Principal,
+        room: &Room,
+        action: &str,
+        user: &UserId,
+    ) -> Vec<TransactWriteItem> {
+        room.members
+            .iter()
+            .filter(|m| m.as_str() != user.as_str())
+            .filter_map(|m| UserId::parse(m).ok())
+            .map(|m| {
+                let vals = values([(
+                    ":user",
+                    aws_sdk_dynamodb::types::AttributeValue::Ss(vec![user.to_string()]),
+                )]);
+                self.member_update(
+                    who,
+                    &room.id,
+                    &m,
+                    &format!("{action} members :user"),
+                    vals,
+                    &[],
+                )
+            })
+            .collect()
     }
 }

@@ -1,0 +1,665 @@
+//! The rooms routes against DynamoDB Local: a fresh table and app per test.
+
+use chat_core::item::ItemExt;
+use chat_core::keys;
+use chat_testkit::{HttpEvent, TestTable, load_event, response_json, to_request, token};
+use rooms::App;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+struct Env {
+    table: TestTable,
+    app: App,
+    messages: messages::App,
+}
+
+impl Env {
+    async fn new() -> Env {
+        let table = TestTable::new().await;
+        let app = App::new(table.runtime.clone());
+        let messages = messages::App::new(table.runtime.clone());
+        Env {
+            table,
+            app,
+            messages,
+        }
+    }
+
+    async fn send(&self, event: HttpEvent) -> (u16, Value) {
+        response_json(&self.app.handle(event.request()).await)
+    }
+
+    async fn start(&self, tok: &str, body: Value) -> (u16, Value) {
+        self.send(
+            HttpEvent::new("POST /rooms", "/rooms")
+                .bearer(tok)
+                .json(&body),
+        )
+        .await
+    }
+
+    async fn started(&self, tok: &str, body: Value) -> String {
+        let (status, resp) = self.start(tok, body).await;
+        assert_eq!(status, 201, "{resp}");
+        resp["data"]["id"].as_str().unwrap().to_owned()
+    }
+
+    fn on_room(&self, method: &str, tail: &str, tok: &str, id: &str) -> HttpEvent {
+        HttpEvent::new(
+            &format!("{method} /rooms/{{room_id}}{tail}"),
+            &format!("/rooms/{id}{tail}"),
+        )
+        .param("room_id", id)
+        .bearer(tok)
+    }
+
+    async fn list(&self, tok: &str, query: &[(&str, &str)]) -> (u16, Value) {
+        let mut event = HttpEvent::new("GET /rooms", "/rooms").bearer(tok);
+        for (k, v) in query {
+            event = event.query(k, v);
+        }
+        self.send(event).await
+    }
+
+    async fn post_message(&self, tok: &str, id: &str, content: &str) -> u16 {
+        let event = HttpEvent::new(
+            "POST /rooms/{room_id}/messages",
+            &format!("/rooms/{id}/messages"),
+        )
+        .param("room_id", id)
+        .bearer(tok)
+        .json(&json!({"content": content}));
+        response_json(&self.messages.handle(event.request()).await).0
+    }
+
+    async fn read_messages(&self, tok: &str, id: &str) -> u16 {
+        let event = HttpEvent::new(
+            "GET /rooms/{room_id}/messages",
+            &format!("/rooms/{id}/messages"),
+        )
+        .param("room_id", id)
+        .bearer(tok);
+        response_json(&self.messages.handle(event.request()).await).0
+    }
+}
+
+fn customer() -> String {
+    token("u-100", "acme", "customer")
+}
+
+fn order_chat() -> Value {
+    json!({"type": "vendor_to_user", "order_id": "10", "vendor_id": "7", "agent_id": "141", "participant_ids": ["u-200"], "product": "shop"})
+}
+
+#[tokio::test]
+async fn order_chats_are_started_once() {
+    let env = Env::new().await;
+    let (status, first) = env.start(&customer(), order_chat()).await;
+    assert_eq!(status, 201, "{first}");
+    let room = &first["data"];
+    assert_eq!(room["type"], "vendor_to_user");
+    assert_eq!(room["order_id"], "10");
+    assert_eq!(
+        room["member_count"], 3,
+        "owner, participant and agent: {room}"
+    );
+    let (status, again) = env.start(&customer(), order_chat()).await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["data"]["id"], room["id"]);
+    // Another order, or another agent, is another chat.
+    let mut other = order_chat();
+    other["order_id"] = json!("11");
+    assert_eq!(env.start(&customer(), other).await.0, 201);
+}
+
+#[tokio::test]
+async fn concurrent_starts_create_one_room() {
+    let env = Arc::new(Env::new().await);
+    let mut tasks = Vec::new();
+    for _ in 0..6 {
+        let env = env.clone();
+        tasks.push(tokio::spawn(async move {
+            env.start(&customer(), order_chat()).await
+        }));
+    }
+    let mut ids = Vec::new();
+    let mut created = 0;
+    for task in tasks {
+        let (status, body) = task.await.unwrap();
+        assert!(status == 200 || status == 201, "{status} {body}");
+        created += usize::from(status == 201);
+        ids.push(body["data"]["id"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(created, 1);
+    assert!(ids.iter().all(|i| *i == ids[0]));
+    let rooms = env
+        .table
+        .items()
+        .await
+        .iter()
+        .filter(|i| i.str(keys::ENTITY) == Some(keys::entity::ROOM))
+        .count();
+    assert_eq!(rooms, 1);
+}
+
+#[tokio::test]
+async fn every_room_type_starts() {
+    let env = Env::new().await;
+    let agent = token("a-1", "acme", "agent");
+    for (tok, body) in [
+        (
+            agent.clone(),
+            json!({"type": "agent_to_user", "order_id": "5", "participant_ids": ["u-100"]}),
+        ),
+        (
+            customer(),
+            json!({"type": "support", "product": "shop", "detail": "my parcel"}),
+        ),
+        (
+            customer(),
+            json!({"type": "group", "name": "Team", "participant_ids": ["u-2", "u-3"], "metadata": {"channel": "web"}}),
+        ),
+        (
+            customer(),
+            json!({"type": "direct", "participant_ids": ["u-2"]}),
+        ),
+    ] {
+        let (status, body) = env.start(&tok, body.clone()).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    // A direct chat between the same two users exists once, whoever starts it.
+    let (status, _) = env
+        .start(
+            &token("u-2", "acme", "customer"),
+            json!({"type": "direct", "participant_ids": ["u-100"]}),
+        )
+        .await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn bad_starts_are_refused_and_write_nothing() {
+    let env = Env::new().await;
+    let cases = [
+        (
+            json!({"type": "vendor_to_user", "order_id": "1"}),
+            422,
+            "invalid_field",
+        ),
+        (json!({"type": "agent_to_user"}), 422, "invalid_field"),
+        (json!({"type": "group"}), 422, "invalid_field"),
+        (
+            json!({"type": "chatroom", "name": "x"}),
+            422,
+            "invalid_field",
+        ),
+        (
+            json!({"type": "group", "name": "x", "owner_id": "me"}),
+            422,
+            "unknown_field",
+        ),
+        (
+            json!({"type": "group", "name": "x", "participant_ids": ["a#b"]}),
+            422,
+            "invalid_field",
+        ),
+        (
+            json!({"type": "direct", "participant_ids": ["u-2", "u-3"]}),
+            422,
+            "invalid_field",
+        ),
+        (
+            json!({"type": "support", "metadata": {"blob": "x".repeat(3000)}}),
+            422,
+            "invalid_field",
+        ),
+        (
+            json!({"type": "group", "name": "big", "participant_ids": (0..45).map(|i| format!("u{i}")).collect::<Vec<_>>()}),
+            422,
+            "invalid_field",
+        ),
+    ];
+    for (body, status, code) in cases {
+        let (got, resp) = env.start(&customer(), body.clone()).await;
+        assert_eq!(
+            (got, resp["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{body}: {resp}"
+        );
+    }
+    let malformed = env
+        .send(
+            HttpEvent::new("POST /rooms", "/rooms")
+                .bearer(&customer())
+                .raw_body("{\"type\":"),
+        )
+        .await;
+    assert_eq!(malformed.0, 400);
+    let big = env
+        .send(
+            HttpEvent::new("POST /rooms", "/rooms")
+                .bearer(&customer())
+                .raw_body(&json!({"type": "group", "name": "x".repeat(70_000)}).to_string()),
+        )
+        .await;
+    assert_eq!(big.0, 413);
+    assert!(env.table.items().await.is_empty(), "nothing was written");
+}
+
+#[tokio::test]
+async fn listing_shows_members_profiles_and_last_messages_within_budget() {
+    let env = Env::new().await;
+    let put = HttpEvent::new("PUT /profiles/me", "/profiles/me")
+        .bearer(&token("u-200", "acme", "customer"));
+    let (status, _) = env.send(put.json(&json!({"username": "Jane", "email": "jane@example.com", "phone": "+1 555 0100", "display_image": "https://example.com/j.png"}))).await;
+    assert_eq!(status, 200);
+    let order = env.started(&customer(), order_chat()).await;
+    let support = env
+        .started(&customer(), json!({"type": "support", "product": "shop"}))
+        .await;
+    let group = env
+        .started(
+            &customer(),
+            json!({"type": "group", "name": "Team", "participant_ids": ["u-200"]}),
+        )
+        .await;
+    assert_eq!(
+        env.post_message(&customer(), &order, "where is my parcel?")
+            .await,
+        201
+    );
+
+    let store = &env.table.runtime.store;
+    let before = store.requests();
+    let (status, body) = env.list(&customer(), &[]).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        store.requests() - before <= 2,
+        "a page is a Query and a BatchGetItem"
+    );
+    let rooms = body["data"]["rooms"].as_array().unwrap();
+    assert_eq!(rooms.len(), 3);
+    assert_eq!(rooms[0]["id"], order.as_str(), "newest activity first");
+    assert_eq!(
+        rooms[0]["last_messages"][0]["preview"],
+        "where is my parcel?"
+    );
+    let jane = rooms[0]["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["user_id"] == "u-200")
+        .unwrap();
+    assert_eq!(
+        (jane["username"].as_str(), jane["email"].as_str()),
+        (Some("Jane"), Some("jane@example.com"))
+    );
+    assert_eq!(jane["display_image"], "https://example.com/j.png");
+
+    // Filters, and pages.
+    let (_, only_support) = env.list(&customer(), &[("type", "support")]).await;
+    assert_eq!(only_support["data"]["rooms"][0]["id"], support.as_str());
+    let (_, by_product) = env.list(&customer(), &[("product", "shop")]).await;
+    assert_eq!(by_product["data"]["rooms"].as_array().unwrap().len(), 2);
+    let (_, page) = env.list(&customer(), &[("limit", "2")]).await;
+    let cursor = page["data"]["next_cursor"].as_str().unwrap().to_owned();
+    let (_, rest) = env
+        .list(&customer(), &[("limit", "2"), ("cursor", &cursor)])
+        .await;
+    assert_eq!(rest["data"]["rooms"][0]["id"], group.as_str());
+
+    // A profile change shows at once.
+    let put = HttpEvent::new("PUT /profiles/me", "/profiles/me")
+        .bearer(&token("u-200", "acme", "customer"));
+    env.send(put.json(&json!({"username": "Jane D."}))).await;
+    let (_, body) = env.send(env.on_room("GET", "", &customer(), &group)).await;
+    assert!(
+        body["data"]["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["username"] == "Jane D.")
+    );
+
+    // Agents may list a member's rooms; customers may not.
+    let (status, body) = env
+        .list(&token("a-1", "acme", "agent"), &[("member", "u-100")])
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body["data"]["rooms"].as_array().unwrap().len(),
+        1,
+        "an agent sees that member's support rooms only: {body}"
+    );
+    let (status, _) = env
+        .list(&token("a-1", "acme", "admin"), &[("member", "u-100")])
+        .await;
+    assert_eq!(status, 200);
+    let (status, body) = env
+        .list(&token("u-200", "acme", "customer"), &[("member", "u-100")])
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("forbidden"))
+    );
+    assert_eq!(env.list(&customer(), &[("type", "nope")]).await.0, 422);
+    assert_eq!(env.list(&customer(), &[("cursor", "forged")]).await.0, 400);
+    let (_, other) = env.list(&token("u-100", "globex", "customer"), &[]).await;
+    assert_eq!(other["data"]["rooms"].as_array().unwrap().len(), 0);
+}
+
+#[tokio::test]
+async fn get_update_and_delete_follow_the_roles() {
+    let env = Env::new().await;
+    let id = env
+        .started(
+            &customer(),
+            json!({"type": "group", "name": "Team", "participant_ids": ["u-200"]}),
+        )
+        .await;
+    let participant = token("u-200", "acme", "customer");
+    assert_eq!(
+        env.send(env.on_room("GET", "", &participant, &id)).await.0,
+        200
+    );
+    for tok in [
+        token("u-300", "acme", "customer"),
+        token("u-100", "globex", "customer"),
+        token("a-1", "acme", "agent"),
+    ] {
+        assert_eq!(
+            env.send(env.on_room("GET", "", &tok, &id)).await.0,
+            404,
+            "strangers, other tenants and staff outside a team room"
+        );
+    }
+    let before = env.table.items().await;
+    let (status, body) = env
+        .send(
+            env.on_room("PATCH", "", &participant, &id)
+                .json(&json!({"name": "Mine"})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("forbidden"))
+    );
+    assert_eq!(
+        env.send(
+            env.on_room("PATCH", "", &customer(), &id)
+                .json(&json!({"status": "weird"}))
+        )
+        .await
+        .0,
+        422
+    );
+    assert_eq!(
+        env.send(
+            env.on_room("PATCH", "", &customer(), &id)
+                .json(&json!({"colour": "red"}))
+        )
+        .await
+        .0,
+        422
+    );
+    assert_eq!(
+        env.send(env.on_room("PATCH", "", &customer(), &id).json(&json!({})))
+            .await
+            .0,
+        422
+    );
+    assert_eq!(
+        env.send(env.on_room("DELETE", "", &participant, &id))
+            .await
+            .0,
+        403
+    );
+    assert_eq!(env.table.items().await, before, "nothing was written");
+
+    let (status, body) = env
+        .send(
+            env.on_room("PATCH", "", &customer(), &id)
+                .json(&json!({"name": "Renamed", "detail": "d", "status": "closed"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (
+            body["data"]["name"].as_str(),
+            body["data"]["status"].as_str()
+        ),
+        (Some("Renamed"), Some("closed"))
+    );
+
+    assert_eq!(env.post_message(&participant, &id, "before").await, 201);
+    assert_eq!(
+        env.send(env.on_room("DELETE", "", &customer(), &id))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        env.send(env.on_room("GET", "", &customer(), &id)).await.0,
+        404
+    );
+    assert_eq!(
+        env.read_messages(&participant, &id).await,
+        404,
+        "its messages are no longer served"
+    );
+    assert_eq!(env.post_message(&participant, &id, "after").await, 404);
+}
+
+#[tokio::test]
+async fn members_come_and_go() {
+    let env = Env::new().await;
+    let id = env
+        .started(&customer(), json!({"type": "group", "name": "Team"}))
+        .await;
+    let newcomer = token("u-200", "acme", "customer");
+    assert_eq!(env.read_messages(&newcomer, &id).await, 404);
+    let add = |tok: &str, body: Value| env.on_room("POST", "/members", tok, &id).json(&body);
+    let (status, body) = env.send(add(&newcomer, json!({"user_id": "u-200"}))).await;
+    assert_eq!(status, 404, "a stranger cannot add themself: {body}");
+    let (status, body) = env
+        .send(add(&customer(), json!({"user_id": "u-200"})))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["data"]["member_count"], 2);
+    assert_eq!(
+        env.send(add(&customer(), json!({"user_id": "u-200"})))
+            .await
+            .0,
+        409
+    );
+    assert_eq!(
+        env.send(add(
+            &customer(),
+            json!({"user_id": "u-201", "role": "boss"})
+        ))
+        .await
+        .0,
+        422
+    );
+    assert_eq!(
+        env.send(add(&customer(), json!({"user": "u-201"}))).await.0,
+        422
+    );
+    assert_eq!(env.post_message(&newcomer, &id, "hi all").await, 201);
+    let (_, inbox) = env.list(&newcomer, &[]).await;
+    assert_eq!(inbox["data"]["rooms"][0]["member_count"], 2);
+
+    // A participant cannot remove the owner; removing takes access at once.
+    let remove = |tok: &str, user: &str| {
+        HttpEvent::new(
+            "DELETE /rooms/{room_id}/members/{user_id}",
+            &format!("/rooms/{id}/members/{user}"),
+        )
+        .param("room_id", &id)
+        .param("user_id", user)
+        .bearer(tok)
+    };
+    assert_eq!(env.send(remove(&newcomer, "u-100")).await.0, 403);
+    assert_eq!(env.send(remove(&customer(), "u-200")).await.0, 200);
+    assert_eq!(env.read_messages(&newcomer, &id).await, 404);
+    assert_eq!(env.post_message(&newcomer, &id, "still here?").await, 404);
+    assert_eq!(
+        env.send(remove(&customer(), "u-200")).await.0,
+        404,
+        "no longer a member"
+    );
+    let (status, body) = env.send(remove(&customer(), "u-100")).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("last_member"))
+    );
+    assert_eq!(
+        env.send(remove(&token("x", "globex", "admin"), "u-100"))
+            .await
+            .0,
+        404
+    );
+}
+
+#[tokio::test]
+async fn products_are_written_by_admins() {
+    let env = Env::new().await;
+    let create = |tok: &str, body: Value| {
+        HttpEvent::new("POST /products", "/products")
+            .bearer(tok)
+            .json(&body)
+    };
+    for tok in [customer(), token("a-1", "acme", "agent")] {
+        let (status, body) = env
+            .send(create(&tok, json!({"product_id": "shop", "name": "Shop"})))
+            .await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (403, Some("forbidden"))
+        );
+    }
+    assert!(env.table.items().await.is_empty());
+    let admin = token("adm", "acme", "admin");
+    assert_eq!(
+        env.send(create(
+            &admin,
+            json!({"product_id": "shop", "name": "Shop"})
+        ))
+        .await
+        .0,
+        201
+    );
+    assert_eq!(
+        env.send(create(
+            &admin,
+            json!({"product_id": "shop", "name": "Again"})
+        ))
+        .await
+        .0,
+        409
+    );
+    assert_eq!(
+        env.send(create(&admin, json!({"product_id": "a#b", "name": "x"})))
+            .await
+            .0,
+        422
+    );
+    assert_eq!(
+        env.send(create(
+            &admin,
+            json!({"product_id": "p", "name": "x", "price": 1})
+        ))
+        .await
+        .0,
+        422
+    );
+    let (status, body) = env
+        .send(HttpEvent::new("GET /products", "/products").bearer(&customer()))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["data"]["products"][0]["name"], "Shop");
+    let (_, other) = env
+        .send(HttpEvent::new("GET /products", "/products").bearer(&token("x", "globex", "admin")))
+        .await;
+    assert_eq!(other["data"]["products"].as_array().unwrap().len(), 0);
+}
+
+#[tokio::test]
+async fn profiles_are_per_tenant_and_validated() {
+    let env = Env::new().await;
+    let put = |body: Value| {
+        HttpEvent::new("PUT /profiles/me", "/profiles/me")
+            .bearer(&customer())
+            .json(&body)
+    };
+    for body in [
+        json!({"email": "not-an-email"}),
+        json!({"phone": "call me"}),
+        json!({"display_image": "javascript:x"}),
+        json!({"nickname": "x"}),
+    ] {
+        assert_eq!(env.send(put(body.clone())).await.0, 422, "{body}");
+    }
+    assert!(env.table.items().await.is_empty());
+    assert_eq!(
+        env.send(put(json!({"username": "Sam", "email": "sam@example.com"})))
+            .await
+            .0,
+        200
+    );
+    let get = |tok: &str, user: &str| {
+        HttpEvent::new("GET /profiles/{user_id}", &format!("/profiles/{user}"))
+            .param("user_id", user)
+            .bearer(tok)
+    };
+    let (status, body) = env.send(get(&token("a-1", "acme", "agent"), "u-100")).await;
+    assert_eq!(
+        (status, body["data"]["username"].as_str()),
+        (200, Some("Sam"))
+    );
+    assert_eq!(
+        env.send(get(&token("a-1", "globex", "agent"), "u-100"))
+            .await
+            .0,
+        404
+    );
+    assert_eq!(env.send(get(&customer(), "nobody")).await.0, 404);
+}
+
+#[tokio::test]
+async fn event_fixtures_drive_the_handlers() {
+    let env = Env::new().await;
+    for name in [
+        "post-rooms.json",
+        "get-rooms.json",
+        "put-profiles-me.json",
+        "get-products.json",
+        "post-products.json",
+    ] {
+        let (status, body) = response_json(&env.app.handle(to_request(&load_event(name))).await);
+        assert!(status == 200 || status == 201, "{name}: {status} {body}");
+    }
+    let (_, rooms) = response_json(
+        &env.app
+            .handle(to_request(&load_event("get-rooms.json")))
+            .await,
+    );
+    let id = rooms["data"]["rooms"][0]["id"].as_str().unwrap().to_owned();
+    for name in [
+        "get-rooms-id.json",
+        "post-rooms-id-members.json",
+        "patch-rooms-id.json",
+    ] {
+        let event = load_event(name);
+        let fixture = event["pathParameters"]["room_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let event: Value = serde_json::from_str(&event.to_string().replace(&fixture, &id)).unwrap();
+        let (status, body) = response_json(&env.app.handle(to_request(&event)).await);
+        assert!(
+            status == 200 || status == 201 || status == 409,
+            "{name}: {status} {body}"
+        );
+    }
+}
