@@ -113,6 +113,8 @@ async fn create(store: &Store, who: &Principal, req: &Request) -> ApiResult<Repl
         created_at: now.clone(),
         updated_at: now,
         deleted_at: None,
+        metadata: None,
+        last_message: None,
     };
     store.create_room(&who.org, &room, &members).await?;
     Ok(Reply::created(
