@@ -12,6 +12,8 @@
 //! | product         | T#{org}#PRODUCTS        | P#{product}       |                     |                         |
 //! | order chat key  | T#{org}#ORDER#{natural} | ORDER             |                     |                         |
 //! | search entry    | T#{org}#W#{word}        | M#{message}#{room}|                     |                         |
+//! | room day stats  | T#{org}#R#{room}        | STATS#{day}       | (GSI2) DAY#{day}#{shard} | {org}#{room}       |
+//! | tenant rollup   | T#{org}#ROLLUP          | DAY#{day}         |                     |                         |
 //!
 //! Room items sort as `M#…` < `META` < `U#…`, so one descending Query from `META`
 //! returns the room and then its newest messages.
@@ -39,6 +41,8 @@ pub mod entity {
     pub const PRODUCT: &str = "product";
     pub const ORDER_KEY: &str = "order_key";
     pub const SEARCH_ENTRY: &str = "search_entry";
+    pub const ROOM_STATS: &str = "room_stats";
+    pub const ROLLUP: &str = "rollup";
 }
 
 pub const ROOM_SK: &str = "META";
@@ -97,6 +101,28 @@ pub fn product_sk(product: &str) -> String {
 /// its parts are validated ids, joined in a fixed order.
 pub fn natural_key_pk(org: &OrgId, parts: &[&str]) -> String {
     format!("T#{org}#ORDER#{}", parts.join("#"))
+}
+
+/// A room's counters for one UTC day, in the room's own partition.
+pub fn stats_sk(day: &str) -> String {
+    format!("STATS#{day}")
+}
+
+/// GSI2 of stats items: every tenant's active rooms of a day, in shards.
+pub fn stats_gsi2pk(day: &str, shard: u32) -> String {
+    format!("DAY#{day}#{shard:02}")
+}
+
+pub fn stats_gsi2sk(org: &OrgId, room: &RoomId) -> String {
+    format!("{org}#{room}")
+}
+
+pub fn rollup_pk(org: &str) -> String {
+    format!("T#{org}#ROLLUP")
+}
+
+pub fn rollup_sk(day: &str) -> String {
+    format!("DAY#{day}")
 }
 
 /// Search index: one partition per tenant and word, newest message first.

@@ -71,6 +71,9 @@ pub struct Room {
     pub metadata: Option<String>,
     /// The latest public message, as the write path left it.
     pub last_message: Option<LastMessage>,
+    /// When the customer's oldest unanswered message arrived (response times).
+    pub awaiting_since: Option<String>,
+    pub first_response_at: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -92,6 +95,23 @@ impl Room {
         self.deleted_at.is_none()
             && (self.is_member(who.user.as_str())
                 || (who.role.is_staff() && self.room_type == RoomType::Support))
+    }
+
+    /// The room as a message just left it (for caches: what later writes condition on).
+    pub fn after_message(mut self, message: &Message, staff_sender: bool) -> Room {
+        if message.is_note() {
+            return self;
+        }
+        if message.sender == "user" {
+            if !staff_sender && self.status == "resolved" {
+                self.status = "open".into();
+            }
+            self.awaiting_since
+                .get_or_insert_with(|| message.created_at.clone());
+        } else if self.awaiting_since.take().is_some() && self.first_response_at.is_none() {
+            self.first_response_at = Some(message.created_at.clone());
+        }
+        self
     }
 
     pub fn is_member(&self, user: &str) -> bool {
@@ -125,6 +145,8 @@ impl Room {
             .str("updated_at", &self.updated_at)
             .opt_str("deleted_at", self.deleted_at.clone())
             .opt_str("metadata", self.metadata.clone())
+            .opt_str("awaiting_since", self.awaiting_since.clone())
+            .opt_str("first_response_at", self.first_response_at.clone())
             .build()
     }
 
@@ -157,6 +179,8 @@ impl Room {
             updated_at: item.string("updated_at").unwrap_or_default(),
             deleted_at: item.string("deleted_at"),
             metadata: item.string("metadata"),
+            awaiting_since: item.string("awaiting_since"),
+            first_response_at: item.string("first_response_at"),
             last_message: match (item.str("last_message_id"), item.str("last_sender_id")) {
                 (Some(id), Some(sender)) => Some(LastMessage {
                     message_id: id.to_owned(),
@@ -450,6 +474,8 @@ mod tests {
             deleted_at: None,
             metadata: Some(r#"{"channel":"web"}"#.into()),
             last_message: None,
+            awaiting_since: Some("2024-06-29T09:59:00.000Z".into()),
+            first_response_at: None,
         }
     }
 

@@ -115,6 +115,8 @@ async fn create(store: &Store, who: &Principal, req: &Request) -> ApiResult<Repl
         deleted_at: None,
         metadata: None,
         last_message: None,
+        awaiting_since: None,
+        first_response_at: None,
     };
     store.create_room(&who.org, &room, &members).await?;
     Ok(Reply::created(

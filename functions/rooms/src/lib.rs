@@ -232,6 +232,8 @@ async fn start(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply
         deleted_at: None,
         metadata,
         last_message: None,
+        awaiting_since: None,
+        first_response_at: None,
     };
     match store
         .start_room(&who.org, &room, &members, natural_key)

@@ -121,15 +121,21 @@ impl Store {
     ) -> TransactWriteItem {
         vals.insert(":v".into(), n(room.member_version));
         vals.insert(":seen_status".into(), s(&room.status));
+        vals.insert(
+            ":seen_awaiting".into(),
+            s(room.awaiting_since.as_deref().unwrap_or("-")),
+        );
+        vals.insert(":none".into(), s("-"));
         let mut update = Update::builder()
             .table_name(&self.table)
             .key(keys::PK, s(keys::room_pk(&who.org, &room.id)))
             .key(keys::SK, s(keys::ROOM_SK))
             .update_expression(expression)
-            // Members and status are what writes fan out or decide on: if either moved,
-            // the transaction is rebuilt from the current room.
+            // Members, status and the waiting customer are what writes fan out or
+            // decide on: if any moved, the transaction is rebuilt from the current room.
             .condition_expression(
-                "member_version = :v AND #st = :seen_status AND attribute_not_exists(deleted_at)",
+                "member_version = :v AND #st = :seen_status AND attribute_not_exists(deleted_at) \
+                 AND (awaiting_since = :seen_awaiting OR (attribute_not_exists(awaiting_since) AND :seen_awaiting = :none))",
             )
             .expression_attribute_names("#st", "status")
             .set_expression_attribute_values(Some(vals))
@@ -224,6 +230,13 @@ impl Store {
                     expression.push_str(&format!(" REMOVE {}", removes.join(", ")));
                 }
                 let mut writes = vec![self.room_update(room, who, &expression, vals, &[])];
+                writes.extend(self.room_changed_stats(
+                    who,
+                    room,
+                    shared.status.as_deref(),
+                    shared.assignee_id.as_ref(),
+                    &now,
+                ));
                 for member in &room.members {
                     let Ok(member_id) = UserId::parse(member) else {
                         continue;

@@ -204,7 +204,7 @@ impl Store {
                 .await
             {
                 Ok(_) => {
-                    cache.put(&who.org, room);
+                    cache.put(&who.org, room.after_message(&message, who.role.is_staff()));
                     return Ok(Posted::Created(message));
                 }
                 Err(err) => err,
@@ -321,6 +321,7 @@ impl Store {
         let note = message.is_note();
         // A customer's reply reopens a resolved conversation, for every member.
         let reopen = !note && !who.role.is_staff() && room.status == "resolved";
+        let counts = crate::store::analytics::message_counts(room, message, now);
         let mut room_values = values([(":now", s(now)), (":one", n(1))]);
         let room_expression = if note {
             "SET updated_at = :now ADD note_count :one".to_owned()
@@ -336,13 +337,37 @@ impl Store {
                     .collect::<String>()),
             );
             let mut sets = "SET updated_at = :now, last_message_at = :now, last_message_id = :mid, last_sender_id = :sid, last_message_preview = :preview".to_owned();
+            let mut removes = Vec::new();
             if reopen {
                 sets.push_str(", #st = :open");
                 room_values.insert(":open".into(), s("open"));
             }
-            format!("{sets} ADD total_messages :one")
+            // Response times: a customer starts waiting; an agent's (or bot's) answer
+            // ends the wait, and the first answer is remembered.
+            if message.sender == "user" {
+                if room.awaiting_since.is_none() {
+                    sets.push_str(", awaiting_since = :now");
+                }
+            } else if room.awaiting_since.is_some() {
+                removes.push("awaiting_since");
+                if room.first_response_at.is_none() {
+                    sets.push_str(", first_response_at = :now");
+                }
+            }
+            let remove = if removes.is_empty() {
+                String::new()
+            } else {
+                format!(" REMOVE {}", removes.join(", "))
+            };
+            format!("{sets}{remove} ADD total_messages :one")
         };
         writes.push(self.room_update(room, who, &room_expression, room_values, &[]));
+        writes.extend(self.stats_update(
+            org,
+            &room.id,
+            crate::store::analytics::day_of(now),
+            &counts,
+        ));
         writes.extend(self.search_writes(org, room, message));
         if note {
             // Notes are internal: no inbox row moves, no unread count changes.

@@ -1,6 +1,7 @@
 //! The DynamoDB store: every read and write of the table goes through here, one
 //! request per call where the budgets say so. Split by what it stores.
 
+pub mod analytics;
 mod catalog;
 mod conversations;
 mod inbox;

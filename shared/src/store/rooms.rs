@@ -36,6 +36,7 @@ impl Store {
         member_roles: &[(String, &str)],
     ) -> Vec<TransactWriteItem> {
         let mut writes = vec![put(&self.table, room.to_item(org), true)];
+        writes.extend(self.room_created_stats(org, room));
         for (user, member_role) in member_roles {
             writes.push(put(
                 &self.table,

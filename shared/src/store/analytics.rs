@@ -1,0 +1,445 @@
+//! Analytics: counters kept by the write path, folded by the scheduled rollup.
+//!
+//! Every counter lives on a per-room, per-day item in the room's own partition
+//! (`STATS#{day}`), so no item takes more than one room's traffic. Those items carry
+//! GSI2 keys `DAY#{day}#{shard}` (16 shards, all tenants), which is how the rollup
+//! finds a day's active rooms without a Scan. The rollup writes one item per tenant
+//! and day (`T#{org}#ROLLUP` / `DAY#{day}`), recomputed from scratch each run.
+
+use super::Store;
+use crate::auth::Principal;
+use crate::dynamo::sdk_error;
+use crate::error::ApiResult;
+use crate::ids::{OrgId, RoomId};
+use crate::item::{Item, ItemBuilder, ItemExt, n, s, values};
+use crate::keys;
+use crate::model::{Message, Room};
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+pub const STATS_SHARDS: u32 = 16;
+
+/// The UTC day of an RFC 3339 timestamp (`YYYY-MM-DD`).
+pub fn day_of(at: &str) -> &str {
+    &at[..10.min(at.len())]
+}
+
+fn shard_of(room: &RoomId) -> u32 {
+    let mut hash: u32 = 0x811c_9dc5;
+    for b in room.as_str().bytes() {
+        hash = (hash ^ u32::from(b)).wrapping_mul(0x0100_0193);
+    }
+    hash % STATS_SHARDS
+}
+
+/// Whole seconds between two of our timestamps (0 if either does not parse).
+pub fn seconds_between(from: &str, to: &str) -> i64 {
+    use time::format_description::well_known::Rfc3339;
+    match (
+        time::OffsetDateTime::parse(from, &Rfc3339),
+        time::OffsetDateTime::parse(to, &Rfc3339),
+    ) {
+        (Ok(a), Ok(b)) => (b - a).whole_seconds().max(0),
+        _ => 0,
+    }
+}
+
+/// Counter increments for one room and day; attribute names are the counters.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Counts(pub BTreeMap<String, i64>);
+
+impl Counts {
+    pub fn add(&mut self, name: impl Into<String>, by: i64) -> &mut Self {
+        *self.0.entry(name.into()).or_default() += by;
+        self
+    }
+}
+
+/// Names of the counters, shared by the write path, the rollup and the dashboards.
+pub mod counter {
+    pub const CONVERSATIONS: &str = "conversations";
+    pub const MESSAGES: &str = "messages";
+    pub const NOTES: &str = "notes";
+    pub const RESPONSES: &str = "responses";
+    pub const RESPONSE_SECONDS: &str = "response_seconds";
+    pub const FIRST_RESPONSES: &str = "first_responses";
+    pub const FIRST_RESPONSE_SECONDS: &str = "first_response_seconds";
+    pub const RESOLUTIONS: &str = "resolutions";
+    /// `by_sender:{user|agent|bot}`
+    pub fn by_sender(kind: &str) -> String {
+        format!("by_sender:{kind}")
+    }
+    /// Messages sent by one agent or bot.
+    pub fn sent(agent: &str) -> String {
+        format!("sent:{agent}")
+    }
+    pub fn assigned(agent: &str) -> String {
+        format!("assigned:{agent}")
+    }
+    pub fn resolved(agent: &str) -> String {
+        format!("resolved:{agent}")
+    }
+    /// A customer who started a conversation that day.
+    pub fn customer(user: &str) -> String {
+        format!("customer:{user}")
+    }
+}
+
+/// What a message adds to the counters, and whether it answers a waiting customer.
+pub fn message_counts(room: &Room, message: &Message, now: &str) -> Counts {
+    let mut counts = Counts::default();
+    if message.is_note() {
+        counts.add(counter::NOTES, 1);
+        return counts;
+    }
+    counts
+        .add(counter::MESSAGES, 1)
+        .add(counter::by_sender(&message.sender), 1);
+    if message.sender != "user" {
+        counts.add(counter::sent(&message.sender_id), 1);
+        if let Some(since) = &room.awaiting_since {
+            let secs = seconds_between(since, now);
+            counts
+                .add(counter::RESPONSES, 1)
+                .add(counter::RESPONSE_SECONDS, secs);
+            if room.first_response_at.is_none() {
+                counts
+                    .add(counter::FIRST_RESPONSES, 1)
+                    .add(counter::FIRST_RESPONSE_SECONDS, secs);
+            }
+        }
+    }
+    counts
+}
+
+impl Store {
+    /// The update of a room's stats item for `day`, adding `counts`.
+    pub(crate) fn stats_update(
+        &self,
+        org: &OrgId,
+        room: &RoomId,
+        day: &str,
+        counts: &Counts,
+    ) -> Option<TransactWriteItem> {
+        if counts.0.is_empty() {
+            return None;
+        }
+        let mut names = HashMap::new();
+        let mut vals = values([
+            (":e", s(keys::entity::ROOM_STATS)),
+            (":org", s(org.as_str())),
+            (":room", s(room.as_str())),
+            (":day", s(day)),
+            (":g2pk", s(keys::stats_gsi2pk(day, shard_of(room)))),
+            (":g2sk", s(keys::stats_gsi2sk(org, room))),
+        ]);
+        let mut adds = Vec::new();
+        for (i, (name, by)) in counts.0.iter().enumerate() {
+            names.insert(format!("#c{i}"), name.clone());
+            vals.insert(format!(":c{i}"), n(*by));
+            adds.push(format!("#c{i} :c{i}"));
+        }
+        names.insert("#e".into(), keys::ENTITY.into());
+        names.insert("#g2pk".into(), keys::GSI2PK.into());
+        names.insert("#g2sk".into(), keys::GSI2SK.into());
+        let expression = format!(
+            "SET #e = :e, org = :org, room_id = :room, #day = :day, #g2pk = :g2pk, #g2sk = :g2sk ADD {}",
+            adds.join(", ")
+        );
+        names.insert("#day".into(), "day".into());
+        let update = Update::builder()
+            .table_name(&self.table)
+            .key(keys::PK, s(keys::room_pk(org, room)))
+            .key(keys::SK, s(keys::stats_sk(day)))
+            .update_expression(expression)
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(vals))
+            .build()
+            .expect("update has key and expression");
+        Some(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// The counters of a new room.
+    pub(crate) fn room_created_stats(&self, org: &OrgId, room: &Room) -> Option<TransactWriteItem> {
+        let mut counts = Counts::default();
+        counts
+            .add(counter::CONVERSATIONS, 1)
+            .add(counter::customer(&room.owner_id), 1);
+        if let Some(agent) = &room.assignee_id {
+            counts.add(counter::assigned(agent), 1);
+        }
+        self.stats_update(
+            org,
+            &room.id,
+            crate::store::analytics::day_of(&room.created_at),
+            &counts,
+        )
+    }
+
+    /// The counters of a status or assignee change.
+    pub(crate) fn room_changed_stats(
+        &self,
+        who: &Principal,
+        room: &Room,
+        status: Option<&str>,
+        assignee: Option<&Option<String>>,
+        now: &str,
+    ) -> Option<TransactWriteItem> {
+        let mut counts = Counts::default();
+        if status == Some("resolved") && room.status != "resolved" {
+            // Resolutions count for the assignee (the agent the conversation was
+            // theirs to solve), else for whoever resolved it.
+            let credited = assignee
+                .cloned()
+                .flatten()
+                .or_else(|| room.assignee_id.clone())
+                .unwrap_or_else(|| who.user.to_string());
+            counts
+                .add(counter::RESOLUTIONS, 1)
+                .add(counter::resolved(&credited), 1);
+        }
+        if let Some(Some(agent)) = assignee {
+            if room.assignee_id.as_deref() != Some(agent.as_str()) {
+                counts.add(counter::assigned(agent), 1);
+            }
+        }
+        self.stats_update(&who.org, &room.id, day_of(now), &counts)
+    }
+
+    /// Every room's stats item for `day`, all tenants: one paginated Query per shard.
+    pub async fn stats_of_day(&self, day: &str) -> ApiResult<Vec<Item>> {
+        let mut items = Vec::new();
+        for shard in 0..STATS_SHARDS {
+            let mut start = None;
+            loop {
+                let out = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .index_name(keys::GSI2)
+                    .key_condition_expression("#pk = :pk")
+                    .expression_attribute_names("#pk", keys::GSI2PK)
+                    .expression_attribute_values(":pk", s(keys::stats_gsi2pk(day, shard)))
+                    .set_exclusive_start_key(start)
+                    .send()
+                    .await
+                    .map_err(|e| sdk_error("stats of day", e))?;
+                items.extend(out.items.unwrap_or_default());
+                start = out.last_evaluated_key;
+                if start.is_none() {
+                    break;
+                }
+            }
+        }
+        Ok(items)
+    }
+
+    /// Writes a tenant's rollup for a day unless it already holds the same figures,
+    /// so a second or concurrent run changes nothing. Returns whether it wrote.
+    pub async fn put_rollup(&self, org: &str, rollup: &DayRollup) -> ApiResult<bool> {
+        let body = serde_json::to_string(rollup).expect("rollup serializes");
+        let item = ItemBuilder::new()
+            .str(keys::PK, keys::rollup_pk(org))
+            .str(keys::SK, keys::rollup_sk(&rollup.day))
+            .str(keys::ENTITY, keys::entity::ROLLUP)
+            .str("day", &rollup.day)
+            .str("figures", &body)
+            .build();
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(figures) OR figures <> :figures")
+            .expression_attribute_values(":figures", s(&body))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(err) => Err(sdk_error("put rollup", err)),
+        }
+    }
+
+    /// A tenant's daily rollups from `from` to `to` (inclusive): one Query.
+    pub async fn rollups(&self, org: &OrgId, from: &str, to: &str) -> ApiResult<Vec<DayRollup>> {
+        let mut rollups = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("PK = :pk AND SK BETWEEN :from AND :to")
+                .expression_attribute_values(":pk", s(keys::rollup_pk(org.as_str())))
+                .expression_attribute_values(":from", s(keys::rollup_sk(from)))
+                .expression_attribute_values(":to", s(keys::rollup_sk(to)))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| sdk_error("rollups", e))?;
+            rollups.extend(
+                out.items
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(|i| i.str("figures"))
+                    .filter_map(|f| serde_json::from_str(f).ok()),
+            );
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
+        Ok(rollups)
+    }
+}
+
+/// One tenant's figures for one day, folded from its rooms' stats items.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DayRollup {
+    pub day: String,
+    pub conversations: i64,
+    pub messages: i64,
+    pub notes: i64,
+    pub by_sender: BTreeMap<String, i64>,
+    pub responses: i64,
+    pub response_seconds: i64,
+    pub first_responses: i64,
+    pub first_response_seconds: i64,
+    pub resolutions: i64,
+    pub active_rooms: i64,
+    /// Per agent (or bot): messages sent, conversations assigned and resolved.
+    pub agents: BTreeMap<String, AgentFigures>,
+    /// Customers who started conversations that day.
+    pub customers: BTreeSet<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AgentFigures {
+    pub messages: i64,
+    pub assigned: i64,
+    pub resolved: i64,
+}
+
+/// Folds a day's stats items into one rollup per tenant.
+pub fn fold_day(day: &str, items: &[Item]) -> BTreeMap<String, DayRollup> {
+    let mut tenants: BTreeMap<String, DayRollup> = BTreeMap::new();
+    for item in items {
+        let (Some(org), Some(item_day)) = (item.str("org"), item.str("day")) else {
+            continue;
+        };
+        if item_day != day {
+            continue;
+        }
+        let rollup = tenants.entry(org.to_owned()).or_insert_with(|| DayRollup {
+            day: day.to_owned(),
+            ..Default::default()
+        });
+        rollup.active_rooms += 1;
+        for (name, value) in item {
+            let AttributeValue::N(raw) = value else {
+                continue;
+            };
+            let Ok(v) = raw.parse::<i64>() else { continue };
+            match name.as_str() {
+                counter::CONVERSATIONS => rollup.conversations += v,
+                counter::MESSAGES => rollup.messages += v,
+                counter::NOTES => rollup.notes += v,
+                counter::RESPONSES => rollup.responses += v,
+                counter::RESPONSE_SECONDS => rollup.response_seconds += v,
+                counter::FIRST_RESPONSES => rollup.first_responses += v,
+                counter::FIRST_RESPONSE_SECONDS => rollup.first_response_seconds += v,
+                counter::RESOLUTIONS => rollup.resolutions += v,
+                other => {
+                    if let Some(kind) = other.strip_prefix("by_sender:") {
+                        *rollup.by_sender.entry(kind.to_owned()).or_default() += v;
+                    } else if let Some(agent) = other.strip_prefix("sent:") {
+                        rollup.agents.entry(agent.to_owned()).or_default().messages += v;
+                    } else if let Some(agent) = other.strip_prefix("assigned:") {
+                        rollup.agents.entry(agent.to_owned()).or_default().assigned += v;
+                    } else if let Some(agent) = other.strip_prefix("resolved:") {
+                        rollup.agents.entry(agent.to_owned()).or_default().resolved += v;
+                    } else if let Some(user) = other.strip_prefix("customer:") {
+                        rollup.customers.insert(user.to_owned());
+                    }
+                }
+            }
+        }
+    }
+    tenants
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_spread_and_are_stable() {
+        let ids: Vec<RoomId> = (0..200)
+            .map(|i| RoomId::from_parts(i, i as u128 * 7919))
+            .collect();
+        let used: BTreeSet<u32> = ids.iter().map(shard_of).collect();
+        assert!(used.len() > 8, "{used:?}");
+        assert_eq!(shard_of(&ids[3]), shard_of(&ids[3].clone()));
+    }
+
+    #[test]
+    fn seconds_between_timestamps() {
+        assert_eq!(
+            seconds_between("2024-06-29T23:59:30.000Z", "2024-06-30T00:00:45.500Z"),
+            75
+        );
+        assert_eq!(seconds_between("bad", "2024-06-30T00:00:45.500Z"), 0);
+        assert_eq!(day_of("2024-06-30T00:00:45.500Z"), "2024-06-30");
+    }
+
+    #[test]
+    fn folding_sums_per_tenant() {
+        let item = |org: &str, pairs: &[(&str, i64)]| -> Item {
+            let mut i = ItemBuilder::new()
+                .str("org", org)
+                .str("day", "2024-06-29")
+                .build();
+            for (k, v) in pairs {
+                i.insert(k.to_string(), n(*v));
+            }
+            i
+        };
+        let items = vec![
+            item(
+                "acme",
+                &[
+                    ("messages", 3),
+                    ("sent:5", 2),
+                    ("resolved:5", 1),
+                    ("customer:u-1", 1),
+                ],
+            ),
+            item(
+                "acme",
+                &[("messages", 1), ("assigned:5", 1), ("customer:u-1", 1)],
+            ),
+            item("globex", &[("messages", 7)]),
+        ];
+        let folded = fold_day("2024-06-29", &items);
+        assert_eq!(folded["acme"].messages, 4);
+        assert_eq!(folded["acme"].active_rooms, 2);
+        assert_eq!(
+            folded["acme"].agents["5"],
+            AgentFigures {
+                messages: 2,
+                assigned: 1,
+                resolved: 1
+            }
+        );
+        assert_eq!(folded["acme"].customers.len(), 1);
+        assert_eq!(folded["globex"].messages, 7);
+    }
+}
