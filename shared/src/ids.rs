@@ -80,7 +80,7 @@ pub struct Ulid(String);
 
 impl Ulid {
     pub fn generate() -> Self {
-        let millis = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+        let millis = crate::time::now().unix_timestamp_nanos() / 1_000_000;
         Self::from_parts(millis as u64, rand::random::<u128>())
     }
 

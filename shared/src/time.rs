@@ -7,8 +7,21 @@ use time::macros::format_description;
 const FORMAT: &[FormatItem<'static>] =
     format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
 
+tokio::task_local! {
+    /// A fixed "now" for the task, set only by tests (e.g. to write messages on
+    /// either side of midnight); production never sets it.
+    static FIXED_NOW: OffsetDateTime;
+}
+
 pub fn now() -> OffsetDateTime {
-    OffsetDateTime::now_utc()
+    FIXED_NOW
+        .try_with(|at| *at)
+        .unwrap_or_else(|_| OffsetDateTime::now_utc())
+}
+
+/// Runs `work` with `now()` fixed at `at`.
+pub async fn at<F: std::future::Future>(at: OffsetDateTime, work: F) -> F::Output {
+    FIXED_NOW.scope(at, work).await
 }
 
 pub fn format(at: OffsetDateTime) -> String {

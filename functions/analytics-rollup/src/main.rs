@@ -7,7 +7,11 @@ async fn main() -> Result<(), Error> {
     chat_core::app::init_tracing();
     let config =
         Config::from_env().inspect_err(|e| tracing::error!(error = %e, "refusing to start"))?;
-    let rollup = analytics_rollup::Rollup::new(Runtime::from_config(config).await.store);
+    let lookback = std::env::var("ROLLUP_LOOKBACK_DAYS")
+        .ok()
+        .and_then(|d| d.parse().ok())
+        .unwrap_or(2);
+    let rollup = analytics_rollup::Rollup::new(Runtime::from_config(config).await.store, lookback);
     let rollup = &rollup;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         rollup.run(event.payload).await.map_err(Error::from)

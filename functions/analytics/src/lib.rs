@@ -1,10 +1,18 @@
-//! The `analytics` function: the caller's dashboard and the tenant-wide figures.
+//! The `analytics` function: the caller's dashboard and the tenant-wide figures,
+//! read from the daily rollups (a bounded number of requests whatever the range).
 
-use chat_core::app;
-use chat_core::auth::AuthConfig;
-use chat_core::store::Store;
-use chat_core::{ApiError, Runtime};
+use chat_core::app::{self};
+use chat_core::auth::{AuthConfig, Principal};
+use chat_core::ids::{Role, UserId};
+use chat_core::item::ItemExt;
+use chat_core::request::Query;
+use chat_core::store::analytics::{AgentFigures, DayRollup};
+use chat_core::store::{InboxQuery, Store};
+use chat_core::{ApiError, ApiResult, Reply, Runtime};
 use lambda_http::{Body, Request, Response};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+use time::{Date, Duration};
 
 /// The route keys this function serves, exactly as template.yaml declares them.
 pub const ROUTES: &[&str] = &[
@@ -12,9 +20,14 @@ pub const ROUTES: &[&str] = &[
     "GET /chat/analytics/global",
 ];
 
+/// Longest `from`..`to` range, in days (one Query of at most this many items).
+pub const MAX_RANGE_DAYS: i64 = 92;
+pub const DEFAULT_DASHBOARD_DAYS: i64 = 7;
+pub const DEFAULT_GLOBAL_DAYS: i64 = 30;
+const TOP_AGENTS: usize = 10;
+
 pub struct App {
     auth: AuthConfig,
-    #[allow(dead_code)]
     store: Store,
 }
 
@@ -27,14 +40,273 @@ impl App {
     }
 
     pub async fn handle(&self, req: Request) -> Response<Body> {
-        app::serve(&self.auth, req, |route, _who, _req| async move {
-            if ROUTES.contains(&route.as_str()) {
-                // Declared in the template, built by a later issue.
-                Err(ApiError::NotImplemented)
-            } else {
-                app::unknown_route()
+        app::serve(&self.auth, req, |route, who, req| async move {
+            match route.as_str() {
+                "GET /chat/analytics/dashboard" => dashboard(&self.store, &who, &req).await,
+                "GET /chat/analytics/global" => global(&self.store, &who, &req).await,
+                _ => app::unknown_route(),
             }
         })
         .await
     }
+}
+
+fn parse_day(field: &str, raw: &str) -> ApiResult<Date> {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    Date::parse(raw, &format).map_err(|_| ApiError::invalid(field, "must be a YYYY-MM-DD date"))
+}
+
+fn format_day(day: Date) -> String {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    day.format(&format).expect("dates format")
+}
+
+/// `from`..`to` (UTC days, inclusive), defaulting to the last `default_days`.
+fn range(req: &Request, default_days: i64) -> ApiResult<(Date, Date)> {
+    let q = Query::of(req);
+    let today = chat_core::time::now().date();
+    let to = q
+        .get("to")
+        .map(|t| parse_day("to", t))
+        .transpose()?
+        .unwrap_or(today);
+    let from = q
+        .get("from")
+        .map(|f| parse_day("from", f))
+        .transpose()?
+        .unwrap_or(to - Duration::days(default_days - 1));
+    if from > to {
+        return Err(ApiError::invalid("from", "must not be after to"));
+    }
+    if (to - from).whole_days() >= MAX_RANGE_DAYS {
+        return Err(ApiError::invalid(
+            "to",
+            format!("a range covers at most {MAX_RANGE_DAYS} days"),
+        ));
+    }
+    Ok((from, to))
+}
+
+fn average(total: i64, count: i64) -> Option<f64> {
+    (count > 0).then(|| (total as f64 / count as f64 * 100.0).round() / 100.0)
+}
+
+/// Sums daily rollups.
+fn sum(rollups: &[DayRollup]) -> DayRollup {
+    let mut total = DayRollup::default();
+    for r in rollups {
+        total.conversations += r.conversations;
+        total.messages += r.messages;
+        total.notes += r.notes;
+        total.responses += r.responses;
+        total.response_seconds += r.response_seconds;
+        total.first_responses += r.first_responses;
+        total.first_response_seconds += r.first_response_seconds;
+        total.resolutions += r.resolutions;
+        for (kind, n) in &r.by_sender {
+            *total.by_sender.entry(kind.clone()).or_default() += n;
+        }
+        for (agent, f) in &r.agents {
+            let t = total.agents.entry(agent.clone()).or_default();
+            t.messages += f.messages;
+            t.assigned += f.assigned;
+            t.resolved += f.resolved;
+        }
+        total.customers.extend(r.customers.iter().cloned());
+    }
+    total
+}
+
+fn daily_stats(rollups: &[DayRollup], from: Date, to: Date) -> Vec<Value> {
+    let by_day: BTreeMap<&str, &DayRollup> = rollups.iter().map(|r| (r.day.as_str(), r)).collect();
+    let mut out = Vec::new();
+    let mut day = from;
+    while day <= to {
+        let key = format_day(day);
+        let r = by_day.get(key.as_str());
+        out.push(json!({
+            "date": key,
+            "conversations": r.map_or(0, |r| r.conversations),
+            "messages": r.map_or(0, |r| r.messages),
+            "resolutions": r.map_or(0, |r| r.resolutions),
+            "average_response_time": r.and_then(|r| average(r.response_seconds, r.responses)),
+        }));
+        match day.next_day() {
+            Some(next) => day = next,
+            None => break,
+        }
+    }
+    out
+}
+
+/// Agents and admins: the tenant's figures from the rollups (one Query) and their
+/// own. Customers: their own conversations, from their inbox (one Query): rollups
+/// are the business's figures, not theirs to see.
+async fn dashboard(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply> {
+    let (from, to) = range(req, DEFAULT_DASHBOARD_DAYS)?;
+    if !who.role.is_staff() {
+        return customer_dashboard(store, who, from, to).await;
+    }
+    let rollups = store
+        .rollups(&who.org, &format_day(from), &format_day(to))
+        .await?;
+    let total = sum(&rollups);
+    let most_active = total
+        .agents
+        .iter()
+        .filter(|(_, f)| f.messages > 0)
+        .max_by_key(|(id, f)| (f.messages, std::cmp::Reverse((*id).clone())));
+    let me = total
+        .agents
+        .get(who.user.as_str())
+        .cloned()
+        .unwrap_or_default();
+    Ok(Reply::ok(
+        "Analytics retrieved",
+        json!({
+            "from": format_day(from),
+            "to": format_day(to),
+            "total_conversations": total.conversations,
+            "total_messages": total.messages,
+            "messages_by_sender": total.by_sender,
+            "average_response_time": average(total.response_seconds, total.responses),
+            "average_first_response_time": average(total.first_response_seconds, total.first_responses),
+            "resolutions": total.resolutions,
+            "most_active_agent": most_active.map(|(id, f)| json!({ "agent_id": id, "name": Value::Null, "message_count": f.messages })),
+            "me": { "agent_id": who.user, "messages": me.messages, "assigned": me.assigned, "resolved": me.resolved },
+            "daily_stats": daily_stats(&rollups, from, to),
+        }),
+    ))
+}
+
+async fn customer_dashboard(
+    store: &Store,
+    who: &Principal,
+    from: Date,
+    to: Date,
+) -> ApiResult<Reply> {
+    // A customer's inbox is small; one page of up to 100 conversations.
+    let inbox = store
+        .list_inbox(
+            &who.org,
+            &who.user,
+            InboxQuery {
+                limit: 100,
+                offset: 0,
+                cursor: None,
+                status: None,
+                archived: None,
+                pinned: None,
+            },
+        )
+        .await?;
+    let (from_s, to_s) = (format_day(from), format_day(to));
+    let mut per_day: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+    let mut agents: BTreeMap<String, i64> = BTreeMap::new();
+    let (mut conversations, mut messages) = (0i64, 0i64);
+    for row in &inbox.entries.items {
+        let created = row.str("created_at").unwrap_or_default();
+        let day = &created[..10.min(created.len())];
+        if day < from_s.as_str() || day > to_s.as_str() {
+            continue;
+        }
+        let total: i64 = row.num("total_messages").unwrap_or(0);
+        conversations += 1;
+        messages += total;
+        let entry = per_day.entry(day.to_owned()).or_default();
+        entry.0 += 1;
+        entry.1 += total;
+        if let Some(agent) = row.str("agent_id") {
+            *agents.entry(agent.to_owned()).or_default() += 1;
+        }
+    }
+    let daily: Vec<Value> = {
+        let mut out = Vec::new();
+        let mut day = from;
+        while day <= to {
+            let key = format_day(day);
+            let (c, m) = per_day.get(&key).copied().unwrap_or_default();
+            out.push(json!({ "date": key, "conversations": c, "messages": m }));
+            match day.next_day() {
+                Some(next) => day = next,
+                None => break,
+            }
+        }
+        out
+    };
+    let most_active = agents
+        .iter()
+        .max_by_key(|(id, n)| (**n, std::cmp::Reverse((*id).clone())));
+    Ok(Reply::ok(
+        "Analytics retrieved",
+        json!({
+            "from": from_s,
+            "to": to_s,
+            "scope": "your conversations started in the range",
+            "total_conversations": conversations,
+            "total_messages": messages,
+            "average_response_time": Value::Null,
+            "most_active_agent": most_active.map(|(id, n)| json!({ "agent_id": id, "name": Value::Null, "conversation_count": n })),
+            "daily_stats": daily,
+        }),
+    ))
+}
+
+/// Admins only: the tenant's totals, averages per customer and top agents with their
+/// success rate (resolved ÷ assigned), from the rollups plus one BatchGetItem of the
+/// top agents' profiles.
+async fn global(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply> {
+    if who.role != Role::Admin {
+        return Err(ApiError::Forbidden(
+            "global analytics are for admins".into(),
+        ));
+    }
+    let (from, to) = range(req, DEFAULT_GLOBAL_DAYS)?;
+    let rollups = store
+        .rollups(&who.org, &format_day(from), &format_day(to))
+        .await?;
+    let total = sum(&rollups);
+    let mut agents: Vec<(&String, &AgentFigures)> = total
+        .agents
+        .iter()
+        .filter(|(_, f)| f.assigned > 0 || f.resolved > 0 || f.messages > 0)
+        .collect();
+    agents.sort_by_key(|(id, f)| {
+        (
+            std::cmp::Reverse(f.resolved),
+            std::cmp::Reverse(f.messages),
+            (*id).clone(),
+        )
+    });
+    agents.truncate(TOP_AGENTS);
+    let ids: Vec<String> = agents
+        .iter()
+        .map(|(id, _)| (*id).clone())
+        .filter(|id| UserId::parse(id).is_ok())
+        .collect();
+    let profiles = store.rooms_with_profiles(&who.org, &[], &ids).await?.1;
+    let customers: BTreeSet<&String> = total.customers.iter().collect();
+    Ok(Reply::ok(
+        "Global analytics retrieved",
+        json!({
+            "from": format_day(from),
+            "to": format_day(to),
+            "total_conversations_all_users": total.conversations,
+            "total_messages_all_users": total.messages,
+            "active_customers": customers.len(),
+            "average_conversations_per_user": average(total.conversations, customers.len() as i64),
+            "average_messages_per_conversation": average(total.messages, total.conversations),
+            "average_response_time": average(total.response_seconds, total.responses),
+            "average_first_response_time": average(total.first_response_seconds, total.first_responses),
+            "resolutions": total.resolutions,
+            "top_performing_agents": agents.iter().map(|(id, f)| json!({
+                "agent_id": id,
+                "name": profiles.get(*id).and_then(|p| p.username.clone()),
+                "total_conversations": f.assigned,
+                "messages": f.messages,
+                "resolved": f.resolved,
+                "success_rate": average(f.resolved * 100, f.assigned),
+            })).collect::<Vec<_>>(),
+        }),
+    ))
 }

@@ -215,7 +215,7 @@ fn future_instant(field: &str, raw: &str) -> ApiResult<String> {
     use time::format_description::well_known::Rfc3339;
     let at = time::OffsetDateTime::parse(raw, &Rfc3339)
         .map_err(|_| ApiError::invalid(field, "must be an RFC 3339 date-time"))?;
-    if at <= time::OffsetDateTime::now_utc() {
+    if at <= chat_core::time::now() {
         return Err(ApiError::invalid(field, "must be in the future"));
     }
     Ok(chat_core::time::format(at))
