@@ -11,7 +11,7 @@ TEMPLATE ?= template.yaml
 # Exported env for the recipe shell; scripts/local.env is the single source of values.
 LOAD_ENV := set -a; source scripts/local.env; set +a
 
-.PHONY: tools ddb-dev dev stop test
+.PHONY: tools ddb-dev dev stop test rollup
 
 tools:
 	scripts/ensure-tools.sh
@@ -23,6 +23,12 @@ dev: tools ddb-dev
 	$(LOAD_ENV)
 	export DYNAMODB_ENDPOINT=http://127.0.0.1:$(DEV_PORT)
 	cargo run -p devserver -- serve
+
+# The analytics rollup on the dev table (what the schedule runs): make rollup [FROM=D TO=D]
+rollup:
+	$(LOAD_ENV)
+	export DYNAMODB_ENDPOINT=http://127.0.0.1:$(DEV_PORT)
+	cargo run -q -p devserver -- rollup $(if $(FROM),--from $(FROM) --to $(TO))
 
 stop:
 	$(DDB) stop --port $(DEV_PORT)

@@ -29,8 +29,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             Ok(())
         }
         Some("serve") | None => serve().await,
+        Some("rollup") => {
+            // The analytics-rollup function's handler, on the local table: a scheduled
+            // run (today and yesterday) or `--from D --to D` to backfill.
+            let config = Config::from_env()?;
+            let store = Runtime::from_config(config).await.store;
+            let flag = |name: &str| args.windows(2).find(|w| w[0] == name).map(|w| w[1].clone());
+            let event = match (flag("--from"), flag("--to")) {
+                (Some(from), Some(to)) => serde_json::json!({ "from": from, "to": to }),
+                _ => serde_json::json!({ "source": "aws.events", "detail-type": "Scheduled Event" }),
+            };
+            let summary = analytics_rollup::Rollup::new(store, 2).run(event).await?;
+            println!("{summary}");
+            Ok(())
+        }
         Some(other) => Err(format!(
-            "unknown command {other:?}: use `serve` or `token --sub U --role R [--org O]`"
+            "unknown command {other:?}: use `serve`, `token --sub U --role R [--org O]` or `rollup [--from D --to D]`"
         )
         .into()),
     }
