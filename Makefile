@@ -42,4 +42,6 @@ test: tools
 	$(LOAD_ENV)
 	export DYNAMODB_ENDPOINT=http://127.0.0.1:$(TEST_PORT)
 	cargo test --workspace --locked
+	# Runtime fidelity: the built bootstraps under the Lambda Runtime Interface Emulator.
+	cargo test --locked -p devserver --test rie -- --ignored
 	scripts/check-template.sh $(TEMPLATE)

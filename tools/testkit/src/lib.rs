@@ -742,3 +742,203 @@ impl HttpDouble {
         self.requests.lock().expect("log").clone()
     }
 }
+
+/// A function's `bootstrap` under the AWS Lambda Runtime Interface Emulator (from
+/// the `aws-sam-cli` package in `.venv`), answering invocations on 127.0.0.1.
+pub struct Rie {
+    pub port: u16,
+    child: std::process::Child,
+    /// When the emulator was started (cold-start measurements start here).
+    pub started: std::time::Instant,
+}
+
+impl Rie {
+    /// The emulator binary installed by `make tools`.
+    pub fn binary() -> PathBuf {
+        let venv_lib = repo_root().join(".venv/lib");
+        std::fs::read_dir(&venv_lib)
+            .ok()
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .map(|python| {
+                python
+                    .path()
+                    .join("site-packages/samcli/local/rapid/aws-lambda-rie-x86_64")
+            })
+            .find(|p| p.exists())
+            .unwrap_or_else(|| {
+                panic!(
+                    "no aws-lambda-rie under {} (run `make tools`)",
+                    venv_lib.display()
+                )
+            })
+    }
+
+    /// Starts `bootstrap` with `env` (plus the Lambda variables the runtime needs).
+    pub fn start(bootstrap: &std::path::Path, function_name: &str, env: &[(&str, String)]) -> Rie {
+        let free_port = || {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .expect("free port")
+                .local_addr()
+                .expect("addr")
+                .port()
+        };
+        let (port, runtime_api) = (free_port(), free_port());
+        let mut command = std::process::Command::new(Self::binary());
+        // Both the invoke address and the emulator's Runtime API (default :9001) get
+        // their own port, so several functions run side by side.
+        command
+            .arg("--runtime-interface-emulator-address")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--runtime-api-address")
+            .arg(format!("127.0.0.1:{runtime_api}"))
+            .arg(bootstrap)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("AWS_LAMBDA_FUNCTION_NAME", function_name)
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env("LOG_LEVEL", "error");
+        // The emulator's and the function's output go to a log beside DynamoDB Local's.
+        let log_dir = repo_root().join(".local");
+        let _ = std::fs::create_dir_all(&log_dir);
+        match std::fs::File::create(log_dir.join(format!("rie-{function_name}.log"))) {
+            Ok(log) => {
+                let err = log
+                    .try_clone()
+                    .map(std::process::Stdio::from)
+                    .unwrap_or_else(|_| std::process::Stdio::null());
+                command.stdout(log).stderr(err);
+            }
+            Err(_) => {
+                command
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null());
+            }
+        }
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let started = std::time::Instant::now();
+        let child = command
+            .spawn()
+            .expect("start the runtime interface emulator");
+        Rie {
+            port,
+            child,
+            started,
+        }
+    }
+
+    /// Invokes the function with `event`, waiting for the emulator to come up.
+    pub async fn invoke(&self, event: &Value) -> Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            match self.try_invoke(event).await {
+                Ok(v) => return v,
+                Err(e) if std::time::Instant::now() > deadline => panic!("invoking under RIE: {e}"),
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+            }
+        }
+    }
+
+    async fn try_invoke(&self, event: &Value) -> Result<Value, String> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+            .await
+            .map_err(|e| e.to_string())?;
+        let body = event.to_string();
+        let request = format!(
+            "POST /2015-03-31/functions/function/invocations HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut response = Vec::new();
+        stream
+            .read_to_end(&mut response)
+            .await
+            .map_err(|e| e.to_string())?;
+        let text = String::from_utf8_lossy(&response);
+        let (head, body) = text.split_once("\r\n\r\n").ok_or("no HTTP response")?;
+        // The emulator may answer with chunked encoding.
+        let body = if head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked")
+        {
+            dechunk(body)
+        } else {
+            body.to_owned()
+        };
+        serde_json::from_str(&body).map_err(|e| format!("{e}: {body}"))
+    }
+
+    /// Resident memory high-water mark of the bootstrap process (VmHWM), in KiB.
+    pub fn bootstrap_peak_rss_kib(&self, bootstrap_name: &str) -> Option<u64> {
+        let children = std::fs::read_to_string(format!(
+            "/proc/{}/task/{}/children",
+            self.child.id(),
+            self.child.id()
+        ))
+        .ok()?;
+        children.split_whitespace().find_map(|pid| {
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+            if !status
+                .lines()
+                .any(|l| l.starts_with("Name:") && bootstrap_name.starts_with(l[5..].trim()))
+            {
+                return None;
+            }
+            status
+                .lines()
+                .find(|l| l.starts_with("VmHWM:"))?
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()
+        })
+    }
+}
+
+fn dechunk(body: &str) -> String {
+    let mut out = String::new();
+    let mut rest = body;
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let Ok(size) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if size == 0 || after.len() < size {
+            break;
+        }
+        out.push_str(&after[..size]);
+        rest = after[size..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+impl Drop for Rie {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The configuration of a local function process: the same values `make dev` uses.
+pub fn local_env(endpoint: &str, table: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("TABLE_NAME", table.to_owned()),
+        ("DYNAMODB_ENDPOINT", endpoint.to_owned()),
+        ("CHAT_LOCAL", "1".to_owned()),
+        ("JWT_ALGORITHM", "HS256".to_owned()),
+        ("JWT_SECRET", LOCAL_DEV_SECRET.to_owned()),
+        ("JWT_ISSUER", LOCAL_ISSUER.to_owned()),
+        ("JWT_AUDIENCE", LOCAL_AUDIENCE.to_owned()),
+        ("AWS_REGION", "us-east-1".to_owned()),
+        ("AWS_ACCESS_KEY_ID", "local".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "local".to_owned()),
+        ("RUST_LOG", "error".to_owned()),
+    ]
+}

@@ -1,0 +1,221 @@
+//! Runtime fidelity: each function's real `bootstrap`, run under the AWS Lambda
+//! Runtime Interface Emulator against DynamoDB Local, gets EVERY file in `events/`
+//! that targets it, and must answer as API Gateway expects (status and envelope).
+//! Run by `make test` after the workspace build (the bootstraps are its binaries):
+//! `cargo test -p devserver --test rie -- --ignored`.
+
+use chat_testkit::{
+    HttpEvent, Rie, TestTable, load_event, local_env, response_json, template, template_routes,
+    test_endpoint, token,
+};
+use devserver::Apps;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+const FIXTURE_ROOM: &str = "01HZX3K7Q8R9S0T1V2W3X4Y5Z6";
+const FIXTURE_MESSAGE: &str = "01HZX3K7Q8R9S0T1V2W3X4Y5Z7";
+
+fn bootstrap(name: &str) -> PathBuf {
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| chat_testkit::repo_root().join("target"));
+    let path = target.join("debug").join(name);
+    assert!(
+        path.exists(),
+        "{} is not built: run `cargo test --workspace` (make test) first",
+        path.display()
+    );
+    path
+}
+
+fn binary_of(function: &str) -> &'static str {
+    match function {
+        "RoomsFunction" => "rooms",
+        "ConversationsFunction" => "conversations",
+        "MessagesFunction" => "messages",
+        "AnalyticsFunction" => "analytics",
+        "AnalyticsRollupFunction" => "analytics-rollup",
+        other => panic!("no binary for {other}"),
+    }
+}
+
+async fn call(apps: &Apps, function: &str, event: HttpEvent) -> Value {
+    let (status, body) = response_json(&apps.call(function, event.request()).await.unwrap());
+    assert!(status < 300, "seeding: {status} {body}");
+    body["data"].clone()
+}
+
+/// Seeds what the fixtures name: a support conversation and a group room of u-100
+/// (with agent 5), a message of u-100 in each, and u-200's profile.
+async fn seed(apps: &Apps) -> BTreeMap<&'static str, String> {
+    let customer = token("u-100", "acme", "customer");
+    let conversation = call(
+        apps,
+        "ConversationsFunction",
+        HttpEvent::new("POST /chat/conversations", "/chat/conversations")
+            .bearer(&customer)
+            .json(&json!({"title": "Help", "agent_id": 5})),
+    )
+    .await;
+    let conversation = conversation["conversation_id"].as_str().unwrap().to_owned();
+    let room = call(
+        apps,
+        "RoomsFunction",
+        HttpEvent::new("POST /rooms", "/rooms")
+            .bearer(&customer)
+            .json(&json!({"type": "group", "name": "Team", "participant_ids": ["5"]})),
+    )
+    .await;
+    let room = room["id"].as_str().unwrap().to_owned();
+    let mut ids = BTreeMap::new();
+    for (key, id, route) in [
+        (
+            "conversation",
+            &conversation,
+            "/chat/conversations/{conversation_id}",
+        ),
+        ("room", &room, "/rooms/{room_id}"),
+    ] {
+        let param = if key == "room" {
+            "room_id"
+        } else {
+            "conversation_id"
+        };
+        let path = route.replace(&format!("{{{param}}}"), id);
+        let message = call(
+            apps,
+            "MessagesFunction",
+            HttpEvent::new(
+                &format!("POST {route}/messages"),
+                &format!("{path}/messages"),
+            )
+            .param(param, id)
+            .bearer(&customer)
+            .json(&json!({"content": "order 12345"})),
+        )
+        .await;
+        ids.insert(
+            if key == "room" {
+                "room_message"
+            } else {
+                "conversation_message"
+            },
+            message["id"].as_str().unwrap().to_owned(),
+        );
+    }
+    call(
+        apps,
+        "RoomsFunction",
+        HttpEvent::new("PUT /profiles/me", "/profiles/me")
+            .bearer(&token("u-200", "acme", "customer"))
+            .json(&json!({"username": "Jane"})),
+    )
+    .await;
+    ids.insert("conversation", conversation);
+    ids.insert("room", room);
+    ids
+}
+
+/// The fixture with its ids pointed at the seeded items: `/rooms/…` files at the
+/// group room, `/chat/…` files at the conversation.
+fn retarget(name: &str, event: &Value, ids: &BTreeMap<&str, String>) -> Value {
+    let (room, message) = if event["routeKey"]
+        .as_str()
+        .unwrap_or_default()
+        .contains(" /rooms/")
+    {
+        (&ids["room"], &ids["room_message"])
+    } else {
+        (&ids["conversation"], &ids["conversation_message"])
+    };
+    let text = event
+        .to_string()
+        .replace(FIXTURE_ROOM, room)
+        .replace(FIXTURE_MESSAGE, message);
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// Deletes run last (the room delete very last), so every other fixture finds its items.
+fn order(name: &str) -> (u8, String) {
+    let rank = match name {
+        n if n.starts_with("delete-rooms-id.")
+            || n.starts_with("delete-chat-conversations-id.") =>
+        {
+            3
+        }
+        n if n.starts_with("delete-") => 2,
+        _ => 1,
+    };
+    (rank, name.to_owned())
+}
+
+#[tokio::test]
+#[ignore = "needs the workspace's debug bootstraps: run by `make test`"]
+async fn every_event_through_every_bootstrap_under_the_emulator() {
+    let table = TestTable::new().await;
+    let apps = Apps::new(table.runtime.clone());
+    let ids = seed(&apps).await;
+    let routes = template_routes(&template());
+    let env = local_env(&test_endpoint(), &table.name);
+    let mut emulators: BTreeMap<String, Rie> = BTreeMap::new();
+    let mut names: Vec<String> = std::fs::read_dir(chat_testkit::repo_root().join("events"))
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".json"))
+        .collect();
+    names.sort_by_key(|n| order(n));
+    let mut checked = 0;
+    for name in names {
+        let event = load_event(&name);
+        let function = match event["routeKey"].as_str() {
+            Some(key) => routes
+                .iter()
+                .find(|r| r.key() == key)
+                .unwrap_or_else(|| panic!("{name}: no route {key}"))
+                .function
+                .clone(),
+            None => "AnalyticsRollupFunction".to_owned(),
+        };
+        let rie = emulators.entry(function.clone()).or_insert_with(|| {
+            Rie::start(&bootstrap(binary_of(&function)), binary_of(&function), &env)
+        });
+        let event = retarget(&name, &event, &ids);
+        let answer = rie.invoke(&event).await;
+        if function == "AnalyticsRollupFunction" {
+            assert!(
+                answer["days"].as_u64().is_some_and(|d| d >= 1),
+                "{name}: {answer}"
+            );
+            checked += 1;
+            continue;
+        }
+        let status = answer["statusCode"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{name}: not an API Gateway response: {answer}"));
+        let body: Value = serde_json::from_str(answer["body"].as_str().unwrap_or_default())
+            .unwrap_or_else(|e| panic!("{name}: body is not JSON ({e}): {answer}"));
+        assert!(
+            body["success"].is_boolean() && body["message"].is_string(),
+            "{name}: not the envelope: {body}"
+        );
+        assert_eq!(
+            answer["headers"]["content-type"], "application/json",
+            "{name}"
+        );
+        // AI replies are off in the local configuration: 503 ai_unavailable is the answer.
+        let expected_ok = !name.contains("ai-response");
+        if expected_ok {
+            assert!((200..300).contains(&status), "{name}: {status} {body}");
+            assert_eq!(body["success"], true, "{name}");
+        } else {
+            assert_eq!(
+                (status, body["error"]["code"].as_str()),
+                (503, Some("ai_unavailable")),
+                "{name}"
+            );
+        }
+        checked += 1;
+    }
+    assert!(checked >= 31, "checked {checked} events");
+}
