@@ -4,6 +4,7 @@
 use crate::auth::{AuthConfig, Principal};
 use crate::envelope::{Reply, error_response};
 use crate::error::{ApiError, ApiResult};
+use crate::store::Store;
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use std::future::Future;
@@ -49,13 +50,21 @@ pub fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
-/// Runs one request through authentication and the function's dispatcher.
-pub async fn serve<F, Fut>(auth: &AuthConfig, req: Request, dispatch: F) -> Response<Body>
+/// Runs one request through authentication and the function's dispatcher, then logs
+/// it (JSON: request id, tenant, route, status, latency, DynamoDB requests; never a
+/// token or a body) and emits its CloudWatch embedded-metric-format line.
+pub async fn serve<F, Fut>(
+    auth: &AuthConfig,
+    store: &Store,
+    req: Request,
+    dispatch: F,
+) -> Response<Body>
 where
     F: FnOnce(String, Principal, Request) -> Fut,
     Fut: Future<Output = ApiResult<Reply>>,
 {
     let started = Instant::now();
+    let requests_before = store.requests();
     let route = route_key(&req).unwrap_or_default().to_owned();
     let request_id = request_id(&req);
     let principal = auth.authenticate(header(&req, "authorization"));
@@ -72,9 +81,90 @@ where
         Err(err) => error_response(&err),
     };
     let status = response.status().as_u16();
-    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-    tracing::info!(request_id, tenant, route, status, latency_ms, "request");
+    let latency_ms = (started.elapsed().as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0;
+    // Per invocation: a Lambda instance serves one request at a time.
+    let dynamodb_requests = store.requests().saturating_sub(requests_before);
+    tracing::info!(
+        request_id,
+        tenant,
+        route,
+        status,
+        latency_ms,
+        dynamodb_requests,
+        "request"
+    );
+    if metrics_enabled() {
+        println!(
+            "{}",
+            emf_line(&route, status, latency_ms, dynamodb_requests)
+        );
+    }
     response
+}
+
+/// EMF lines go to stdout on Lambda (CloudWatch turns them into metrics); set
+/// CHAT_METRICS=off to silence them (the dev server and tests do).
+fn metrics_enabled() -> bool {
+    static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ENABLED.get_or_init(|| {
+        std::env::var("CHAT_METRICS")
+            .map(|v| v != "off")
+            .unwrap_or_else(|_| std::env::var("AWS_LAMBDA_FUNCTION_NAME").is_ok())
+    })
+}
+
+/// One CloudWatch embedded-metric-format record: latency, DynamoDB requests and
+/// errors per function and route.
+pub fn emf_line(route: &str, status: u16, latency_ms: f64, dynamodb_requests: u64) -> String {
+    let function = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "local".into());
+    serde_json::json!({
+        "_aws": {
+            "Timestamp": crate::time::now().unix_timestamp() * 1000,
+            "CloudWatchMetrics": [{
+                "Namespace": "ChatBackend",
+                "Dimensions": [["function", "route"]],
+                "Metrics": [
+                    {"Name": "Latency", "Unit": "Milliseconds"},
+                    {"Name": "DynamoDBRequests", "Unit": "Count"},
+                    {"Name": "Errors", "Unit": "Count"},
+                ],
+            }],
+        },
+        "function": function,
+        "route": route,
+        "status": status,
+        "Latency": latency_ms,
+        "DynamoDBRequests": dynamodb_requests,
+        "Errors": u8::from(status >= 500),
+    })
+    .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emf_records_name_their_metrics() {
+        let line: serde_json::Value =
+            serde_json::from_str(&emf_line("GET /rooms", 503, 12.5, 2)).unwrap();
+        let metrics = &line["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(metrics["Namespace"], "ChatBackend");
+        let names: Vec<&str> = metrics["Metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["Name"].as_str().unwrap())
+            .collect();
+        for name in names {
+            assert!(line.get(name).is_some(), "{name} has a value");
+        }
+        assert_eq!(
+            (line["Errors"].as_u64(), line["DynamoDBRequests"].as_u64()),
+            (Some(1), Some(2))
+        );
+        assert_eq!(line["route"], "GET /rooms");
+    }
 }
 
 /// The answer for a route key the function does not serve.

@@ -40,7 +40,7 @@ impl App {
     }
 
     pub async fn handle(&self, req: Request) -> Response<Body> {
-        app::serve(&self.auth, req, |route, who, req| async move {
+        app::serve(&self.auth, &self.store, req, |route, who, req| async move {
             match route.as_str() {
                 "GET /chat/conversations" => list(&self.store, &who, &req).await,
                 "POST /chat/conversations" => create(&self.store, &who, &req).await,

@@ -67,7 +67,7 @@ impl App {
     }
 
     pub async fn handle(&self, req: Request) -> Response<Body> {
-        app::serve(&self.auth, req, |route, who, req| async move {
+        app::serve(&self.auth, &self.store, req, |route, who, req| async move {
             let (method, path) = route.split_once(' ').unwrap_or_default();
             let tail = path
                 .strip_prefix("/rooms/{room_id}")

@@ -52,7 +52,7 @@ impl App {
     }
 
     pub async fn handle(&self, req: Request) -> Response<Body> {
-        app::serve(&self.auth, req, |route, who, req| async move {
+        app::serve(&self.auth, &self.store, req, |route, who, req| async move {
             let store = &self.store;
             match route.as_str() {
                 "POST /rooms" => start(store, &who, &req).await,
