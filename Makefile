@@ -11,7 +11,7 @@ TEMPLATE ?= template.yaml
 # Exported env for the recipe shell; scripts/local.env is the single source of values.
 LOAD_ENV := set -a; source scripts/local.env; set +a
 
-.PHONY: tools ddb-dev dev stop test rollup
+.PHONY: tools ddb-dev dev stop test rollup bench
 
 tools:
 	scripts/ensure-tools.sh
@@ -29,6 +29,18 @@ rollup:
 	$(LOAD_ENV)
 	export DYNAMODB_ENDPOINT=http://127.0.0.1:$(DEV_PORT)
 	cargo run -q -p devserver -- rollup $(if $(FROM),--from $(FROM) --to $(TO))
+
+# The performance bench: release bootstraps, a fresh in-memory DynamoDB Local on
+# BENCH_PORT, bounded loads on 127.0.0.1; rewrites docs/performance.md.
+BENCH_PORT := 8002
+bench: tools
+	trap '$(DDB) stop --port $(BENCH_PORT)' EXIT
+	$(DDB) stop --port $(BENCH_PORT)
+	$(DDB) start --port $(BENCH_PORT) --in-memory
+	$(LOAD_ENV)
+	export DYNAMODB_ENDPOINT=http://127.0.0.1:$(BENCH_PORT) CHAT_METRICS=off
+	cargo build --release --locked -p rooms -p conversations -p messages -p analytics -p analytics-rollup -p bench
+	cargo run --release --locked -q -p bench --bin bench
 
 stop:
 	$(DDB) stop --port $(DEV_PORT)

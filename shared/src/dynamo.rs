@@ -76,7 +76,19 @@ where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug,
 {
-    let code = err.code().unwrap_or_default().to_owned();
+    // The modeled error's code; errors built without metadata (as the SDK's test
+    // tooling does) still name their variant.
+    let code = err.code().map(str::to_owned).unwrap_or_else(|| {
+        err.as_service_error()
+            .map(|e| {
+                format!("{e:?}")
+                    .split(['(', ' ', '{'])
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+            .unwrap_or_default()
+    });
     let throttled = matches!(
         code.as_str(),
         "ProvisionedThroughputExceededException"
