@@ -11,7 +11,7 @@ TEMPLATE ?= template.yaml
 # Exported env for the recipe shell; scripts/local.env is the single source of values.
 LOAD_ENV := set -a; source scripts/local.env; set +a
 
-.PHONY: tools ddb-dev dev stop test rollup bench
+.PHONY: tools ddb-dev dev stop test rollup bench build
 
 tools:
 	scripts/ensure-tools.sh
@@ -41,6 +41,14 @@ bench: tools
 	export DYNAMODB_ENDPOINT=http://127.0.0.1:$(BENCH_PORT) CHAT_METRICS=off
 	cargo build --release --locked -p rooms -p conversations -p messages -p analytics -p analytics-rollup -p bench
 	cargo run --release --locked -q -p bench --bin bench
+
+# `sam build` with cargo-lambda and zig from PyPI (.venv-build). ARCH=x86_64 where no
+# aarch64 Rust target is installed (the default deploys arm64).
+ARCH ?= arm64
+build: tools
+	test -x .venv-build/bin/cargo-lambda || { python3 -m venv .venv-build && .venv-build/bin/pip install --disable-pip-version-check -q -r tools/requirements-build.txt; }
+	export PATH="$$PWD/.venv-build/bin:$$PATH" SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1}
+	time .venv/bin/sam build --parameter-overrides Architecture=$(ARCH)
 
 stop:
 	$(DDB) stop --port $(DEV_PORT)

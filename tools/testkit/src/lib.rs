@@ -799,7 +799,8 @@ impl Rie {
             .env("AWS_LAMBDA_FUNCTION_NAME", function_name)
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
             .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-            .env("LOG_LEVEL", "error");
+            // INFO keeps the emulator's INIT REPORT (init duration) in the log.
+            .env("LOG_LEVEL", "info");
         // The emulator's and the function's output go to a log beside DynamoDB Local's.
         let log_dir = repo_root().join(".local");
         let _ = std::fs::create_dir_all(&log_dir);
