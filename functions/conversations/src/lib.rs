@@ -270,20 +270,36 @@ async fn update(store: &Store, who: &Principal, req: &Request) -> ApiResult<Repl
         return Err(ApiError::invalid("body", "nothing to update"));
     }
     if !shared.is_empty() && !who.role.is_staff() {
+        // Existence first: another tenant's or a stranger's id is a 404, not a 403.
+        store.visible_room(who, &room_id).await?;
         return Err(ApiError::Forbidden(
             "only agents and admins change a conversation's title, status or assignee".into(),
         ));
     }
-    let room = store
-        .update_conversation(who, &room_id, &shared, &view)
+    if shared.is_empty() {
+        // Only the caller's view: one UpdateItem on their row, which answers.
+        let row = store.update_member_view(who, &room_id, &view).await?;
+        return Ok(Reply::ok(
+            "Conversation updated successfully",
+            json!({ "conversation_id": room_id, "conversation": inbox_entry_json(&row) }),
+        ));
+    }
+    // The room (checked and conditioned on by the write) and the caller's row (for the
+    // answer) in one read, then one transaction.
+    let (room, membership) = store
+        .get_room_and_membership(&who.org, &room_id, &who.user)
         .await?;
-    let (_, membership) = if view.is_empty() {
-        (None, None)
-    } else {
-        store
-            .get_room_and_membership(&who.org, &room_id, &who.user)
-            .await?
-    };
+    let room = room.ok_or(ApiError::NotFound("conversation"))?;
+    let room = store
+        .update_conversation_from(who, room, &shared, &view)
+        .await?;
+    let membership = membership.map(|mut m| {
+        m.is_pinned = view.is_pinned.unwrap_or(m.is_pinned);
+        m.is_archived = view.is_archived.unwrap_or(m.is_archived);
+        m
+    });
+    // Analytics hook: status and assignee changes are counted inside the transaction
+    // (`room_changed_stats`), so nothing more happens here.
     Ok(Reply::ok(
         "Conversation updated successfully",
         json!({ "conversation_id": room.id, "conversation": conversation_json(&room, membership.as_ref(), who.role) }),
@@ -294,14 +310,7 @@ async fn update(store: &Store, who: &Principal, req: &Request) -> ApiResult<Repl
 /// their own inbox (they leave it).
 async fn delete(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply> {
     let room_id = path_id(path_param(req, "conversation_id"), "conversation")?;
-    let room = store.visible_room(who, &room_id).await?;
-    let for_everyone =
-        room.owner_id == who.user.as_str() || who.role == chat_core::ids::Role::Admin;
-    if for_everyone {
-        store.delete_room(who, &room_id).await?;
-    } else {
-        store.leave_room(who, &room_id).await?;
-    }
+    let for_everyone = store.delete_conversation(who, &room_id).await?;
     Ok(Reply::ok(
         "Conversation deleted successfully",
         json!({ "conversation_id": room_id, "deleted_for": if for_everyone { "everyone" } else { "me" } }),

@@ -279,6 +279,7 @@ async fn post(
         tokens_used: None,
         processing_time: None,
         cost: None,
+        request: None,
     };
     match store
         .post_message(who, &room_id, new, Message::to_json, rooms)
@@ -406,6 +407,11 @@ fn yes() -> bool {
     true
 }
 
+/// The caller's own question: the last turn.
+fn prompt_of(turns: &[ai::Turn]) -> &str {
+    turns.last().map_or("", |t| t.text.as_str())
+}
+
 /// Messages of context given to the model.
 pub const AI_CONTEXT_MESSAGES: u32 = 20;
 
@@ -459,6 +465,16 @@ async fn ai_response(
         role: "user",
         text: prompt,
     });
+    // A retry answers what the first request stored, without asking the model again.
+    let request = json!({"message": prompt_of(&turns), "agent_id": body.agent_id, "include_context": body.include_context}).to_string();
+    if let Some(key) = &idempotency {
+        if let Some(first) = store.earlier_answer(who, &room_id, key, &request).await? {
+            return Ok(Reply::created("AI response generated", first)
+                .header("idempotent-replayed", "true"));
+        }
+    }
+    // The context read returned the room: the post's transaction needs no read first.
+    rooms.put(&who.org, list.room);
     let completion = ai.complete(&turns).await?;
     let cost = ai.cost(completion.tokens_used);
     let new = NewMessage {
@@ -477,6 +493,7 @@ async fn ai_response(
         tokens_used: Some(completion.tokens_used),
         processing_time: Some(completion.processing_time),
         cost: Some(cost),
+        request: Some(request),
     };
     let reply = |m: &Message| {
         json!({

@@ -243,58 +243,65 @@ async fn a_retried_post_returns_the_first_message() {
 
 #[tokio::test]
 async fn concurrent_senders_and_retries_store_each_message_once() {
+    // Staff send (the agent member and an admin who is not a member) while the
+    // customer only receives, so every counter has one right answer.
+    const SENDERS: usize = 6;
+    const RETRIES: usize = 3;
     let env = Arc::new(Env::new().await);
     let id = env.conversation().await;
     let mut tasks = Vec::new();
-    for sender in 0..4 {
-        for attempt in 0..3 {
-            let (env, id) = (env.clone(), id.clone());
+    for sender in 0..SENDERS {
+        let tok = if sender % 2 == 0 {
+            agent()
+        } else {
+            token("adm", "acme", "admin")
+        };
+        // The same keyed request sent RETRIES times at once (a client retrying on a
+        // timeout), and one unkeyed message.
+        for _ in 0..RETRIES {
+            let (env, id, tok) = (env.clone(), id.clone(), tok.clone());
             tasks.push(tokio::spawn(async move {
-                // Each sender retries its message three times, concurrently.
-                let tok = if sender % 2 == 0 { customer() } else { agent() };
                 let event = env
-                    .post_event(&tok, &id, json!({"content": format!("from {sender}")}))
+                    .post_event(&tok, &id, json!({"content": format!("keyed {sender}")}))
                     .header("idempotency-key", &format!("key-{sender}"));
-                let _ = attempt;
                 env.send(event).await
             }));
         }
         let (env, id) = (env.clone(), id.clone());
         tasks.push(tokio::spawn(async move {
-            env.post(
-                &customer(),
-                &id,
-                json!({"content": format!("plain {sender}")}),
-            )
-            .await
+            env.post(&tok, &id, json!({"content": format!("plain {sender}")}))
+                .await
         }));
     }
-    let mut by_key: std::collections::HashMap<String, Vec<String>> = Default::default();
+    let mut by_content: std::collections::HashMap<String, Vec<String>> = Default::default();
     for task in tasks {
         let (status, body) = task.await.unwrap();
         assert_eq!(status, 201, "{body}");
-        by_key
+        by_content
             .entry(body["data"]["content"].as_str().unwrap().to_owned())
             .or_default()
             .push(body["data"]["id"].as_str().unwrap().to_owned());
     }
-    for (content, ids) in &by_key {
+    assert_eq!(by_content.len(), 2 * SENDERS);
+    for (content, ids) in &by_content {
         assert!(
             ids.iter().all(|i| i == &ids[0]),
             "{content}: one message per key, got {ids:?}"
         );
     }
-    assert_eq!(
-        env.count(keys::entity::MESSAGE).await,
-        8,
-        "4 keyed + 4 plain"
-    );
+    let stored = env.count(keys::entity::MESSAGE).await;
+    assert_eq!(stored, 2 * SENDERS, "one per key + the plain ones");
+    assert_eq!(env.count(keys::entity::IDEMPOTENCY).await, SENDERS);
     let (_, body) = env.list(&agent(), &id, &[("limit", "100")]).await;
+    assert_eq!(ids(&body).len(), stored);
+    assert_eq!(body["data"]["total"], stored, "the room counter");
+    let customer_row = env.inbox_row(&customer()).await;
+    assert_eq!(customer_row["total_messages"], stored);
     assert_eq!(
-        body["data"]["total"], 8,
-        "the room counter equals the messages stored"
+        customer_row["unread_count"], stored,
+        "the customer has read none of them"
     );
-    assert_eq!(env.inbox_row(&customer()).await["total_messages"], 8);
+    assert_eq!(env.inbox_row(&agent()).await["total_messages"], stored);
 }
 
 #[tokio::test]
@@ -449,12 +456,194 @@ async fn budgets_requests_per_call() {
     env.post(&agent(), &id, json!({"content": "hello"})).await;
     assert_eq!(store.requests() - before, 1, "warm: one TransactWriteItems");
     let before = store.requests();
-    env.list(&customer(), &id, &[]).await;
+    let (_, page) = env.list(&customer(), &id, &[("limit", "1")]).await;
     assert_eq!(
         store.requests() - before,
         1,
         "the newest page and the room come in one Query"
     );
+    let cursor = page["data"]["next_cursor"].as_str().unwrap().to_owned();
+    let before = store.requests();
+    env.list(&customer(), &id, &[("before", &cursor)]).await;
+    assert_eq!(
+        store.requests() - before,
+        2,
+        "a later page: the room (access) and one Query"
+    );
+    let mid = ids(&page)[0].clone();
+    let steps: [(&str, HttpEvent); 3] = [
+        (
+            "edit: room + message in one BatchGetItem, one TransactWriteItems",
+            env.message_event("PATCH", &agent(), &id, &mid)
+                .json(&json!({"content": "hello again"})),
+        ),
+        (
+            "read marker: one Query (later messages + room), one TransactWriteItems",
+            HttpEvent::new(
+                &format!("POST {CONV}/read"),
+                &format!("/chat/conversations/{id}/read"),
+            )
+            .param("conversation_id", &id)
+            .bearer(&customer()),
+        ),
+        (
+            "delete: one BatchGetItem, one TransactWriteItems",
+            env.message_event("DELETE", &agent(), &id, &mid),
+        ),
+    ];
+    for (what, event) in steps {
+        let before = store.requests();
+        let (status, body) = env.send(event).await;
+        assert_eq!(status, 200, "{what}: {body}");
+        assert_eq!(store.requests() - before, 2, "{what}");
+    }
+    let before = store.requests();
+    let (status, _) = env.search(&customer(), "hi").await;
+    assert_eq!(
+        status, 422,
+        "a stop word alone is refused before any request"
+    );
+    assert_eq!(store.requests() - before, 0);
+    env.post(&customer(), &id, json!({"content": "parcel tracking"}))
+        .await;
+    let before = store.requests();
+    let (_, found) = env.search(&customer(), "parcel").await;
+    assert_eq!(found["data"]["results"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        store.requests() - before,
+        2,
+        "search: one Query of the word's entries, one BatchGetItem of their rooms"
+    );
+}
+
+#[tokio::test]
+async fn edits_and_read_markers_refuse_bad_input_and_write_nothing() {
+    let env = Env::new().await;
+    let id = env.conversation().await;
+    let (_, sent) = env
+        .post(&customer(), &id, json!({"content": "first"}))
+        .await;
+    let mid = message_id(&sent);
+    let before = env.table.items().await;
+    let read_event = |raw: &str| {
+        HttpEvent::new(
+            &format!("POST {CONV}/read"),
+            &format!("/chat/conversations/{id}/read"),
+        )
+        .param("conversation_id", &id)
+        .bearer(&customer())
+        .raw_body(raw)
+    };
+    let cases = [
+        (
+            env.message_event("PATCH", &customer(), &id, &mid)
+                .raw_body("{\"content\": "),
+            400,
+            "malformed_request",
+        ),
+        (
+            env.message_event("PATCH", &customer(), &id, &mid)
+                .raw_body("[1]"),
+            400,
+            "malformed_request",
+        ),
+        (
+            env.message_event("PATCH", &customer(), &id, &mid)
+                .json(&json!({"content": "x", "pinned": true})),
+            422,
+            "unknown_field",
+        ),
+        (
+            env.message_event("PATCH", &customer(), &id, &mid)
+                .json(&json!({"content": "  "})),
+            422,
+            "invalid_field",
+        ),
+        (
+            env.message_event("PATCH", &customer(), &id, &mid)
+                .json(&json!({"content": "x".repeat(4001)})),
+            422,
+            "invalid_field",
+        ),
+        (
+            env.message_event("PATCH", &customer(), &id, &mid)
+                .json(&json!({"content": "x".repeat(70_000)})),
+            413,
+            "payload_too_large",
+        ),
+        (
+            env.message_event("PATCH", &customer(), &id, "not-an-id")
+                .json(&json!({"content": "x"})),
+            422,
+            "invalid_field",
+        ),
+        (
+            env.message_event("DELETE", &customer(), &id, "not-an-id"),
+            422,
+            "invalid_field",
+        ),
+        (read_event("{"), 400, "malformed_request"),
+        (
+            read_event(&json!({"message_id": mid, "all": true}).to_string()),
+            422,
+            "unknown_field",
+        ),
+        (
+            read_event(&json!({"message_id": 7}).to_string()),
+            422,
+            "invalid_field",
+        ),
+        (
+            read_event(&json!({"message_id": "x".repeat(70_000)}).to_string()),
+            413,
+            "payload_too_large",
+        ),
+    ];
+    for (i, (event, status, code)) in cases.into_iter().enumerate() {
+        let (got, body) = env.send(event).await;
+        assert_eq!(
+            (got, body["error"]["code"].as_str()),
+            (status, Some(code)),
+            "case {i}: {body}"
+        );
+    }
+    // Strangers and other tenants learn nothing about the message.
+    for tok in [
+        token("u-101", "acme", "customer"),
+        token("u-100", "globex", "admin"),
+    ] {
+        let (status, _) = env
+            .send(
+                env.message_event("PATCH", &tok, &id, &mid)
+                    .json(&json!({"content": "x"})),
+            )
+            .await;
+        assert_eq!(status, 404);
+        assert_eq!(
+            env.send(env.message_event("DELETE", &tok, &id, &mid))
+                .await
+                .0,
+            404
+        );
+        assert_eq!(env.read(&tok, &id, None).await.0, 404);
+    }
+    assert_eq!(env.table.items().await, before, "nothing was written");
+    // A customer cannot even address an internal note.
+    let (_, note) = env
+        .post(
+            &agent(),
+            &id,
+            json!({"content": "vip", "message_type": "note"}),
+        )
+        .await;
+    let before_note = env.table.items().await;
+    assert_eq!(
+        env.send(env.message_event("DELETE", &customer(), &id, &message_id(&note)))
+            .await
+            .0,
+        404
+    );
+    assert_eq!(env.table.items().await, before_note);
 }
 
 #[tokio::test]
@@ -504,6 +693,40 @@ async fn a_customer_reply_reopens_a_resolved_conversation() {
         .await;
     assert_eq!(env.inbox_row(&customer()).await["status"], "open");
     assert_eq!(env.inbox_row(&agent()).await["status"], "open");
+
+    // A snoozed conversation wakes up the same way, and its deadline goes.
+    let until = (time::OffsetDateTime::now_utc() + time::Duration::hours(1))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let snooze = HttpEvent::new(
+        "PUT /chat/conversations/{conversation_id}",
+        &format!("/chat/conversations/{id}"),
+    )
+    .param("conversation_id", &id)
+    .bearer(&agent())
+    .json(&json!({"status": "snoozed", "snoozed_until": until}));
+    assert_eq!(
+        response_json(&env.conversations.handle(snooze.request()).await).0,
+        200
+    );
+    env.post(&customer(), &id, json!({"content": "still there?"}))
+        .await;
+    assert_eq!(env.inbox_row(&agent()).await["status"], "open");
+    let get = HttpEvent::new(
+        "GET /chat/conversations/{conversation_id}",
+        &format!("/chat/conversations/{id}"),
+    )
+    .param("conversation_id", &id)
+    .bearer(&agent());
+    let (_, got) = response_json(&env.conversations.handle(get.request()).await);
+    assert_eq!(
+        (
+            got["data"]["status"].as_str(),
+            got["data"]["snoozed_until"].is_null()
+        ),
+        (Some("open"), true),
+        "{got}"
+    );
 }
 
 impl Env {
