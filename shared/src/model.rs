@@ -103,8 +103,10 @@ impl Room {
             return self;
         }
         if message.sender == "user" {
-            if !staff_sender && self.status == "resolved" {
+            // As the post transaction does: a customer's reply reopens the conversation.
+            if !staff_sender && matches!(self.status.as_str(), "resolved" | "snoozed") {
                 self.status = "open".into();
+                self.snoozed_until = None;
             }
             self.awaiting_since
                 .get_or_insert_with(|| message.created_at.clone());

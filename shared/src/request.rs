@@ -32,6 +32,12 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::Malformed("a JSON body is required".into()));
     }
+    // serde would also fill a struct from a JSON array (`["hi"]` as `{"content":
+    // "hi"}`), around the field names; bodies are objects.
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first == Some(&b'[') {
+        return Err(ApiError::invalid("body", "must be a JSON object"));
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
         let path = err.path().to_string();
@@ -194,6 +200,14 @@ mod tests {
                 assert_eq!(field, "title");
                 assert_eq!(reason, "is required");
             }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_array_never_fills_a_struct() {
+        match parse_json::<Body>(br#" ["a", 1]"#) {
+            Err(ApiError::InvalidField { field, .. }) => assert_eq!(field, "body"),
             other => panic!("{other:?}"),
         }
     }

@@ -359,6 +359,49 @@ async fn budgets_one_request_per_read_list_and_write() {
     let before = store.requests();
     env.list(&customer(), &[]).await;
     assert_eq!(store.requests() - before, 1, "an inbox page is one Query");
+
+    let steps = [
+        (
+            customer(),
+            json!({"is_pinned": true}),
+            1,
+            "pin: one UpdateItem that answers",
+        ),
+        (
+            agent(),
+            json!({"status": "pending"}),
+            2,
+            "shared fields: room + caller's row in one BatchGetItem, one TransactWriteItems",
+        ),
+        (
+            agent(),
+            json!({"title": "t", "is_archived": true}),
+            2,
+            "shared fields and the caller's view: the same two",
+        ),
+    ];
+    for (tok, body, want, what) in steps {
+        let before = store.requests();
+        let (status, resp) = env.put(&tok, &id, body).await;
+        assert_eq!(status, 200, "{what}: {resp}");
+        assert_eq!(store.requests() - before, want, "{what}");
+    }
+    let before = store.requests();
+    let (_, left) = env.delete(&agent(), &id).await;
+    assert_eq!(left["data"]["deleted_for"], "me");
+    assert_eq!(
+        store.requests() - before,
+        2,
+        "leave: GetItem + TransactWriteItems"
+    );
+    let before = store.requests();
+    let (_, deleted) = env.delete(&customer(), &id).await;
+    assert_eq!(deleted["data"]["deleted_for"], "everyone");
+    assert_eq!(
+        store.requests() - before,
+        2,
+        "delete for all: GetItem + TransactWriteItems"
+    );
 }
 
 impl Env {
@@ -509,6 +552,8 @@ async fn bad_updates_are_refused_and_write_nothing() {
         (json!({"title": ""}), 422, "invalid_field"),
         (json!({"is_pinned": "yes"}), 422, "invalid_field"),
         (json!({"owner_id": "me"}), 422, "unknown_field"),
+        (json!({"assignee_id": "a#b"}), 422, "invalid_field"),
+        (json!({"title": "x".repeat(201)}), 422, "invalid_field"),
     ];
     for (body, status, code) in cases {
         let (got, resp) = env.put(&agent(), &id, body.clone()).await;
@@ -518,6 +563,40 @@ async fn bad_updates_are_refused_and_write_nothing() {
             "{body}: {resp}"
         );
     }
+    let raw_put = |raw: String| {
+        HttpEvent::new(
+            "PUT /chat/conversations/{conversation_id}",
+            &format!("/chat/conversations/{id}"),
+        )
+        .param("conversation_id", &id)
+        .bearer(&agent())
+        .raw_body(&raw)
+    };
+    for (raw, status, code) in [
+        ("{\"title\": ".to_owned(), 400, "malformed_request"),
+        (
+            json!({"title": "x".repeat(70_000)}).to_string(),
+            413,
+            "payload_too_large",
+        ),
+    ] {
+        let (got, resp) = env.send(raw_put(raw)).await;
+        assert_eq!((got, resp["error"]["code"].as_str()), (status, Some(code)));
+    }
+    // Staff see the conversation but have no view of it unless they are in it.
+    let (status, resp) = env
+        .put(
+            &token("6", "acme", "agent"),
+            &id,
+            json!({"is_pinned": true}),
+        )
+        .await;
+    assert_eq!(
+        (status, resp["error"]["code"].as_str()),
+        (403, Some("forbidden"))
+    );
+    let (status, _) = env.delete(&token("6", "acme", "agent"), &id).await;
+    assert_eq!(status, 403, "a non-member agent neither leaves nor deletes");
     let (status, _) = env
         .put(
             &token("x", "globex", "admin"),

@@ -300,3 +300,96 @@ async fn bedrock_converse_reply() {
     );
     assert!(request["system"][0]["text"].is_string());
 }
+
+#[tokio::test]
+async fn a_retried_ask_returns_the_first_reply_without_asking_again() {
+    // The double answers differently every time, as a model does.
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = calls.clone();
+    let double = HttpDouble::start(move |_| {
+        let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        (
+            200,
+            openai_answer(&format!("answer {n}"), 50),
+            Duration::ZERO,
+        )
+    })
+    .await;
+    let env = Env::new(openai(&double)).await;
+    let store = &env.table.runtime.store;
+    let ask = |body: Value| {
+        env.ask(&customer(), body)
+            .header("idempotency-key", "ask-1")
+    };
+    let before = store.requests();
+    let (status, first) = env.send(ask(json!({"message": "Where is it?"}))).await;
+    assert_eq!(status, 201, "{first}");
+    assert_eq!(
+        store.requests() - before,
+        3,
+        "context Query (with the room), the key's record, one TransactWriteItems"
+    );
+    let (status, again) = env.send(ask(json!({"message": "Where is it?"}))).await;
+    assert_eq!(status, 201, "{again}");
+    assert_eq!(again["data"], first["data"], "the first reply, as stored");
+    assert_eq!(double.recorded().len(), 1, "the model was asked once");
+    assert_eq!(env.messages().await, 1);
+
+    let before = env.table.items().await;
+    let (status, body) = env.send(ask(json!({"message": "Something else"}))).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("idempotency_key_reused"))
+    );
+    assert_eq!(double.recorded().len(), 1);
+    assert_eq!(env.table.items().await, before);
+
+    // Without a key: the context Query and one transaction (the room came with it).
+    let before = store.requests();
+    let (status, _) = env
+        .send(env.ask(&customer(), json!({"message": "And now?"})))
+        .await;
+    assert_eq!(status, 201);
+    assert_eq!(store.requests() - before, 2);
+}
+
+#[tokio::test]
+async fn malformed_and_oversized_asks_are_refused_before_the_model() {
+    let double = HttpDouble::start(|_| (200, openai_answer("x", 20), Duration::ZERO)).await;
+    let env = Env::new(openai(&double)).await;
+    let before = env.table.items().await;
+    for (raw, status, code) in [
+        ("{\"message\": ".to_owned(), 400, "malformed_request"),
+        (
+            json!({"message": "x".repeat(70_000)}).to_string(),
+            413,
+            "payload_too_large",
+        ),
+        (
+            json!({"message": "x".repeat(4001)}).to_string(),
+            422,
+            "invalid_field",
+        ),
+        (
+            json!({"message": "x", "include_context": "yes"}).to_string(),
+            422,
+            "invalid_field",
+        ),
+    ] {
+        let event = HttpEvent::new(
+            ROUTE,
+            &format!("/chat/conversations/{}/ai-response", env.id),
+        )
+        .param("conversation_id", &env.id)
+        .bearer(&customer())
+        .raw_body(&raw);
+        let (got, body) = env.send(event).await;
+        assert_eq!(
+            (got, body["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{body}"
+        );
+    }
+    assert!(double.recorded().is_empty());
+    assert_eq!(env.table.items().await, before);
+}

@@ -543,9 +543,9 @@ async fn edits_and_read_markers_refuse_bad_input_and_write_nothing() {
         ),
         (
             env.message_event("PATCH", &customer(), &id, &mid)
-                .raw_body("[1]"),
-            400,
-            "malformed_request",
+                .raw_body(r#"["an array is not an object"]"#),
+            422,
+            "invalid_field",
         ),
         (
             env.message_event("PATCH", &customer(), &id, &mid)
@@ -571,16 +571,17 @@ async fn edits_and_read_markers_refuse_bad_input_and_write_nothing() {
             413,
             "payload_too_large",
         ),
+        // A path id that cannot exist names nothing: 404, as for a missing one.
         (
             env.message_event("PATCH", &customer(), &id, "not-an-id")
                 .json(&json!({"content": "x"})),
-            422,
-            "invalid_field",
+            404,
+            "not_found",
         ),
         (
             env.message_event("DELETE", &customer(), &id, "not-an-id"),
-            422,
-            "invalid_field",
+            404,
+            "not_found",
         ),
         (read_event("{"), 400, "malformed_request"),
         (

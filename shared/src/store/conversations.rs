@@ -5,12 +5,12 @@ use crate::auth::Principal;
 use crate::dynamo::sdk_error;
 use crate::error::{ApiError, ApiResult};
 use crate::ids::{RoomId, UserId};
-use crate::item::{n, s, values};
+use crate::item::{Item, n, s, values};
 use crate::keys;
 use crate::model::Room;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, CancellationReason, Delete, ReturnValuesOnConditionCheckFailure,
+    AttributeValue, CancellationReason, Delete, ReturnValue, ReturnValuesOnConditionCheckFailure,
     TransactWriteItem, Update,
 };
 use std::collections::HashMap;
@@ -57,7 +57,23 @@ impl Store {
         context: &str,
         build: impl Fn(&Room) -> ApiResult<Vec<TransactWriteItem>>,
     ) -> ApiResult<Room> {
-        let mut room = self.visible_room(who, room_id).await?;
+        let room = self.visible_room(who, room_id).await?;
+        self.room_transaction_from(who, room_id, room, context, build)
+            .await
+    }
+
+    /// [`Self::room_transaction`] from a room the caller already read (checked here).
+    pub(crate) async fn room_transaction_from(
+        &self,
+        who: &Principal,
+        room_id: &RoomId,
+        room: Room,
+        context: &str,
+        build: impl Fn(&Room) -> ApiResult<Vec<TransactWriteItem>>,
+    ) -> ApiResult<Room> {
+        let mut room = Some(room)
+            .filter(|r| r.visible_to(who))
+            .ok_or(ApiError::NotFound("conversation"))?;
         for attempt in 0..WRITE_ATTEMPTS {
             let writes = build(&room)?;
             let err = match self
@@ -185,9 +201,22 @@ impl Store {
             self.update_member_view(who, room_id, view).await?;
             return self.visible_room(who, room_id).await;
         }
+        let room = self.visible_room(who, room_id).await?;
+        self.update_conversation_from(who, room, shared, view).await
+    }
+
+    /// [`Self::update_conversation`] with shared changes, from a room already read.
+    pub async fn update_conversation_from(
+        &self,
+        who: &Principal,
+        room: Room,
+        shared: &SharedChanges,
+        view: &MemberView,
+    ) -> ApiResult<Room> {
         let now = crate::time::now_string();
+        let room_id = &room.id.clone();
         let mut room = self
-            .room_transaction(who, room_id, "update conversation", |room| {
+            .room_transaction_from(who, room_id, room, "update conversation", |room| {
                 let mut sets = vec!["updated_at = :now"];
                 let mut removes = Vec::new();
                 let mut vals = values([(":now", s(&now))]);
@@ -298,13 +327,14 @@ impl Store {
         Ok(room)
     }
 
-    /// Pin or archive for the caller only: one UpdateItem on their own row.
+    /// Pin or archive for the caller only: one UpdateItem on their own row, which it
+    /// returns as updated (the row carries the inbox's copy of the room summary).
     pub async fn update_member_view(
         &self,
         who: &Principal,
         room_id: &RoomId,
         view: &MemberView,
-    ) -> ApiResult<()> {
+    ) -> ApiResult<Item> {
         let mut sets = Vec::new();
         let mut vals = values([]);
         if let Some(pinned) = view.is_pinned {
@@ -316,7 +346,7 @@ impl Store {
             vals.insert(":archived".into(), AttributeValue::Bool(archived));
         }
         if sets.is_empty() {
-            return Ok(());
+            return Err(ApiError::invalid("body", "nothing to update"));
         }
         let result = self
             .client
@@ -327,16 +357,24 @@ impl Store {
             .update_expression(format!("SET {}", sets.join(", ")))
             .condition_expression("attribute_exists(PK)")
             .set_expression_attribute_values(Some(vals))
+            .return_values(ReturnValue::AllNew)
             .send()
             .await;
         match result {
-            Ok(_) => Ok(()),
+            Ok(out) => out
+                .attributes
+                .ok_or_else(|| ApiError::internal("update member view", "no attributes returned")),
             Err(err)
                 if err
                     .as_service_error()
                     .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
             {
-                Err(ApiError::NotFound("conversation"))
+                // Not a member: staff who see the room are refused, anyone else learns
+                // nothing (this read happens only on the refusal path).
+                self.visible_room(who, room_id).await?;
+                Err(ApiError::Forbidden(
+                    "only members have their own view of a conversation".into(),
+                ))
             }
             Err(err) => Err(sdk_error("update member view", err)),
         }
@@ -349,22 +387,7 @@ impl Store {
             if !room.is_member(who.user.as_str()) {
                 return Err(ApiError::NotFound("conversation"));
             }
-            let vals = values([
-                (":one", n(1)),
-                (":me", AttributeValue::Ss(vec![who.user.to_string()])),
-                (":now", s(crate::time::now_string())),
-            ]);
-            Ok(vec![
-                self.room_update(
-                    room,
-                    who,
-                    "SET updated_at = :now ADD member_version :one DELETE members :me",
-                    vals,
-                    &[],
-                ),
-                self.member_delete(who, room_id, &who.user),
-                self.inbox_head_change(&who.org, who.user.as_str(), -1),
-            ])
+            Ok(self.leave_writes(who, room))
         })
         .await?;
         Ok(())
@@ -375,25 +398,74 @@ impl Store {
     pub async fn delete_room(&self, who: &Principal, room_id: &RoomId) -> ApiResult<()> {
         let now = crate::time::now_string();
         self.room_transaction(who, room_id, "delete room", |room| {
-            let vals = values([(":now", s(&now)), (":one", n(1))]);
-            let mut writes = vec![self.room_update(
-                room,
-                who,
-                "SET deleted_at = :now, updated_at = :now ADD member_version :one",
-                vals,
-                &[],
-            )];
-            for member in &room.members {
-                let Ok(member_id) = UserId::parse(member) else {
-                    continue;
-                };
-                writes.push(self.member_delete(who, room_id, &member_id));
-                writes.push(self.inbox_head_change(&who.org, member, -1));
-            }
-            Ok(writes)
+            Ok(self.delete_writes(who, room, &now))
         })
         .await?;
         Ok(())
+    }
+
+    /// DELETE of a conversation: the owner or an admin deletes it for everyone, any
+    /// other member leaves it. Decided on the room the transaction is built from, so
+    /// it is one read and one write. Returns whether it was deleted for everyone.
+    pub async fn delete_conversation(&self, who: &Principal, room_id: &RoomId) -> ApiResult<bool> {
+        let now = crate::time::now_string();
+        let for_everyone = |room: &Room| {
+            room.owner_id == who.user.as_str() || who.role == crate::ids::Role::Admin
+        };
+        let room = self
+            .room_transaction(who, room_id, "delete conversation", |room| {
+                if for_everyone(room) {
+                    Ok(self.delete_writes(who, room, &now))
+                } else if room.is_member(who.user.as_str()) {
+                    Ok(self.leave_writes(who, room))
+                } else {
+                    // Staff who see a support room without being in it.
+                    Err(ApiError::Forbidden(
+                        "only members leave a conversation; its owner or an admin deletes it"
+                            .into(),
+                    ))
+                }
+            })
+            .await?;
+        Ok(for_everyone(&room))
+    }
+
+    fn leave_writes(&self, who: &Principal, room: &Room) -> Vec<TransactWriteItem> {
+        let vals = values([
+            (":one", n(1)),
+            (":me", AttributeValue::Ss(vec![who.user.to_string()])),
+            (":now", s(crate::time::now_string())),
+        ]);
+        vec![
+            self.room_update(
+                room,
+                who,
+                "SET updated_at = :now ADD member_version :one DELETE members :me",
+                vals,
+                &[],
+            ),
+            self.member_delete(who, &room.id, &who.user),
+            self.inbox_head_change(&who.org, who.user.as_str(), -1),
+        ]
+    }
+
+    fn delete_writes(&self, who: &Principal, room: &Room, now: &str) -> Vec<TransactWriteItem> {
+        let vals = values([(":now", s(now)), (":one", n(1))]);
+        let mut writes = vec![self.room_update(
+            room,
+            who,
+            "SET deleted_at = :now, updated_at = :now ADD member_version :one",
+            vals,
+            &[],
+        )];
+        for member in &room.members {
+            let Ok(member_id) = UserId::parse(member) else {
+                continue;
+            };
+            writes.push(self.member_delete(who, &room.id, &member_id));
+            writes.push(self.inbox_head_change(&who.org, member, -1));
+        }
+        writes
     }
 
     pub(crate) fn member_delete(

@@ -50,6 +50,9 @@ pub struct NewMessage {
     pub tokens_used: Option<u64>,
     pub processing_time: Option<f64>,
     pub cost: Option<f64>,
+    /// What the caller asked when the message is not it (an AI reply answers a
+    /// prompt): a retry is recognised by this, not by the model's varying answer.
+    pub request: Option<String>,
 }
 
 pub enum Posted {
@@ -230,19 +233,7 @@ impl Store {
                         .await?
                     }
                 };
-                if stored.str("request_hash") != Some(request_hash.as_str()) {
-                    return Err(ApiError::Conflict {
-                        code: "idempotency_key_reused",
-                        message: "this idempotency key was used for a different message".into(),
-                    });
-                }
-                let replay = stored
-                    .str("response")
-                    .and_then(|r| serde_json::from_str(r).ok())
-                    .ok_or_else(|| {
-                        ApiError::internal("idempotency record", "no stored response")
-                    })?;
-                return Ok(Posted::Replayed(replay));
+                return replay(&stored, &request_hash).map(Posted::Replayed);
             }
             let room_index = 1 + usize::from(idem_index.is_some());
             if failed(room_index) {
@@ -319,8 +310,12 @@ impl Store {
             writes.push(TransactWriteItem::builder().put(put).build());
         }
         let note = message.is_note();
-        // A customer's reply reopens a resolved conversation, for every member.
-        let reopen = !note && !who.role.is_staff() && room.status == "resolved";
+        // A customer's reply reopens a resolved or snoozed conversation (as support
+        // inboxes do), for every member.
+        let reopen = !note
+            && !who.role.is_staff()
+            && message.sender == "user"
+            && matches!(room.status.as_str(), "resolved" | "snoozed");
         let counts = crate::store::analytics::message_counts(room, message, now);
         let mut room_values = values([(":now", s(now)), (":one", n(1))]);
         let room_expression = if note {
@@ -341,6 +336,7 @@ impl Store {
             if reopen {
                 sets.push_str(", #st = :open");
                 room_values.insert(":open".into(), s("open"));
+                removes.push("snoozed_until");
             }
             // Response times: a customer starts waiting; an agent's (or bot's) answer
             // ends the wait, and the first answer is remembered.
@@ -406,12 +402,41 @@ impl Store {
         (writes, idem_index)
     }
 
+    /// The first answer to a request with this idempotency key, if there was one: lets
+    /// a costly step (asking a model) be skipped on a retry. `request` is what
+    /// [`NewMessage::request`] will be.
+    pub async fn earlier_answer(
+        &self,
+        who: &Principal,
+        room_id: &RoomId,
+        key: &str,
+        request: &str,
+    ) -> ApiResult<Option<Value>> {
+        match self.get_idempotency_record(who, room_id, key).await? {
+            Some(stored) => replay(&stored, &hash_parts(&[request])).map(Some),
+            None => Ok(None),
+        }
+    }
+
     async fn idempotency_record(
         &self,
         who: &Principal,
         room_id: &RoomId,
         key: &str,
     ) -> ApiResult<Item> {
+        self.get_idempotency_record(who, room_id, key)
+            .await?
+            .ok_or_else(|| {
+                ApiError::internal("idempotency record", "conditional failure but no record")
+            })
+    }
+
+    async fn get_idempotency_record(
+        &self,
+        who: &Principal,
+        room_id: &RoomId,
+        key: &str,
+    ) -> ApiResult<Option<Item>> {
         let out = self
             .client
             .get_item()
@@ -422,23 +447,42 @@ impl Store {
             .send()
             .await
             .map_err(|e| sdk_error("get idempotency record", e))?;
-        out.item.ok_or_else(|| {
-            ApiError::internal("idempotency record", "conditional failure but no record")
-        })
+        Ok(out.item)
     }
+}
+
+/// The stored first answer, if the record is for the same request.
+fn replay(stored: &Item, request_hash: &str) -> ApiResult<Value> {
+    if stored.str("request_hash") != Some(request_hash) {
+        return Err(ApiError::Conflict {
+            code: "idempotency_key_reused",
+            message: "this idempotency key was used for a different message".into(),
+        });
+    }
+    stored
+        .str("response")
+        .and_then(|r| serde_json::from_str(r).ok())
+        .ok_or_else(|| ApiError::internal("idempotency record", "no stored response"))
 }
 
 /// A stable fingerprint of what a message says, to tell a true retry from a reused
 /// idempotency key (FNV-1a: stable across builds, unlike std's hasher).
 fn fingerprint(new: &NewMessage) -> String {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    if let Some(request) = &new.request {
+        return hash_parts(&[request]);
+    }
     let attachments = serde_json::to_string(&new.attachments).unwrap_or_default();
-    for part in [
+    hash_parts(&[
         &new.content,
         &new.content_type,
         &new.message_type,
         &attachments,
-    ] {
+    ])
+}
+
+fn hash_parts(parts: &[&str]) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
         for byte in part.bytes().chain([0xff]) {
             hash ^= u64::from(byte);
             hash = hash.wrapping_mul(0x0100_0000_01b3);
