@@ -1130,3 +1130,39 @@ async fn a_warm_room_cache_never_lets_a_write_past_a_change() {
     );
     assert_eq!(env.count(keys::entity::MESSAGE).await, messages_before);
 }
+
+#[tokio::test]
+async fn the_rooms_last_message_preview_follows_edits_and_deletes() {
+    let env = Env::new().await;
+    let id = env.conversation().await;
+    let (_, sent) = env
+        .post(&customer(), &id, json!({"content": "my card is 4111"}))
+        .await;
+    let mid = message_id(&sent);
+    let preview = || async {
+        env.table
+            .items()
+            .await
+            .into_iter()
+            .find(|i| i.str(keys::ENTITY) == Some(keys::entity::ROOM))
+            .and_then(|room| room.string("last_message_preview"))
+    };
+    assert_eq!(preview().await.as_deref(), Some("my card is 4111"));
+    let (status, _) = env
+        .send(
+            env.message_event("PATCH", &customer(), &id, &mid)
+                .json(&json!({"content": "my card is on file"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(preview().await.as_deref(), Some("my card is on file"));
+    let (status, _) = env
+        .send(env.message_event("DELETE", &customer(), &id, &mid))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        preview().await.as_deref(),
+        Some(""),
+        "a deleted text does not live on in room lists"
+    );
+}

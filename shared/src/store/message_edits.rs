@@ -124,7 +124,17 @@ impl Store {
                 .set_expression_attribute_values(Some(vals))
                 .build()
                 .expect("update has key and expression");
-            let access = self.room_unchanged(who, &room);
+            // The room's preview of its last message follows an edit or delete of it
+            // (a deleted text must not live on in room lists).
+            let is_last = room
+                .last_message
+                .as_ref()
+                .is_some_and(|last| last.message_id == message_id.as_str());
+            let access = if is_last {
+                self.last_preview_update(who, &room, &message)
+            } else {
+                self.room_unchanged(who, &room)
+            };
             let mut writes = vec![TransactWriteItem::builder().update(update).build(), access];
             writes.extend(self.search_changes_for(who, &room, &message, &change));
             match self
@@ -165,6 +175,39 @@ impl Store {
             .build()
             .expect("check has key and condition");
         TransactWriteItem::builder().condition_check(check).build()
+    }
+
+    /// Rewrites the room's last-message preview, on the same conditions as
+    /// [`Self::room_unchanged`] and on the message still being the last one.
+    fn last_preview_update(
+        &self,
+        who: &Principal,
+        room: &Room,
+        message: &Message,
+    ) -> TransactWriteItem {
+        // A deleted message still holds its text here (its search entries need it).
+        let preview: String = match message.deleted_at {
+            Some(_) => String::new(),
+            None => message
+                .content
+                .chars()
+                .take(crate::model::PREVIEW_CHARS)
+                .collect(),
+        };
+        let update = Update::builder()
+            .table_name(&self.table)
+            .key(keys::PK, s(keys::room_pk(&who.org, &room.id)))
+            .key(keys::SK, s(keys::ROOM_SK))
+            .update_expression("SET last_message_preview = :preview")
+            .condition_expression(
+                "member_version = :v AND attribute_not_exists(deleted_at) AND last_message_id = :mid",
+            )
+            .expression_attribute_values(":v", n(room.member_version))
+            .expression_attribute_values(":mid", s(message.id.as_str()))
+            .expression_attribute_values(":preview", s(preview))
+            .build()
+            .expect("update has key and expression");
+        TransactWriteItem::builder().update(update).build()
     }
 
     /// Moves the caller's read marker to `upto` (default: the latest message) and
