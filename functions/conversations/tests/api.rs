@@ -338,6 +338,24 @@ async fn event_fixtures_drive_the_handlers() {
     let (status, body) = response_json(&env.app.handle(to_request(&get)).await);
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["data"]["id"], id.as_str());
+
+    // PUT (agent 5, a member: title and pin), then DELETE (the owner: for everyone).
+    for (name, want) in [
+        (
+            "put-chat-conversations-id.json",
+            "Updated Conversation Title",
+        ),
+        ("delete-chat-conversations-id.json", "everyone"),
+    ] {
+        let raw = load_event(name).to_string().replace(&fixture_id, &id);
+        let event: Value = serde_json::from_str(&raw).unwrap();
+        let (status, body) = response_json(&env.app.handle(to_request(&event)).await);
+        assert_eq!(status, 200, "{name}: {body}");
+        let got = body["data"]["conversation"]["title"]
+            .as_str()
+            .or(body["data"]["deleted_for"].as_str());
+        assert_eq!(got, Some(want), "{name}: {body}");
+    }
 }
 
 #[tokio::test]

@@ -649,23 +649,49 @@ async fn edits_and_read_markers_refuse_bad_input_and_write_nothing() {
 
 #[tokio::test]
 async fn event_fixtures_drive_the_handlers() {
+    // Every messages route's events/ file, pointed at a real conversation and
+    // messages (the fixtures name fixed ids).
+    const FIXTURE_ROOM: &str = "01HZX3K7Q8R9S0T1V2W3X4Y5Z6";
+    const FIXTURE_MESSAGE: &str = "01HZX3K7Q8R9S0T1V2W3X4Y5Z7";
     let env = Env::new().await;
     let id = env.conversation().await;
-    for name in [
-        "post-chat-conversations-id-messages.json",
-        "get-chat-conversations-id-messages.json",
-    ] {
-        let event = load_event(name);
-        let fixture_id = event["pathParameters"]["conversation_id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        let event: Value =
-            serde_json::from_str(&event.to_string().replace(&fixture_id, &id)).unwrap();
+    let (_, one) = env
+        .post(&customer(), &id, json!({"content": "order 12345 question"}))
+        .await;
+    let (_, two) = env
+        .post(
+            &customer(),
+            &id,
+            json!({"content": "another order question"}),
+        )
+        .await;
+    let (one, two) = (message_id(&one), message_id(&two));
+    let cases: [(&str, &str, u16); 12] = [
+        ("post-chat-conversations-id-messages.json", &one, 201),
+        ("post-rooms-id-messages.json", &one, 201),
+        ("get-chat-conversations-id-messages.json", &one, 200),
+        ("get-rooms-id-messages.json", &one, 200),
+        ("get-chat-search.json", &one, 200),
+        ("post-chat-conversations-id-read.json", &one, 200),
+        ("post-rooms-id-read.json", &two, 200),
+        ("patch-chat-conversations-id-messages-id.json", &one, 200),
+        ("patch-rooms-id-messages-id.json", &two, 200),
+        ("delete-chat-conversations-id-messages-id.json", &one, 200),
+        ("delete-rooms-id-messages-id.json", &two, 200),
+        // AI replies are off in this app: the route answers, and says so.
+        ("post-chat-conversations-id-ai-response.json", &one, 503),
+    ];
+    for (name, message, want) in cases {
+        let raw = load_event(name)
+            .to_string()
+            .replace(FIXTURE_ROOM, &id)
+            .replace(FIXTURE_MESSAGE, message);
+        let event: Value = serde_json::from_str(&raw).unwrap();
         let (status, body) = response_json(&env.app.handle(to_request(&event)).await);
-        assert!(status == 200 || status == 201, "{name}: {status} {body}");
+        assert_eq!(status, want, "{name}: {body}");
+        assert_eq!(body["success"], want < 300, "{name}: {body}");
     }
-    assert_eq!(env.count(keys::entity::MESSAGE).await, 1);
+    assert_eq!(env.count(keys::entity::MESSAGE).await, 4);
 }
 
 #[tokio::test]
