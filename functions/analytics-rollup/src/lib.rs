@@ -12,7 +12,8 @@ use chat_core::store::analytics::fold_day;
 use serde_json::{Value, json};
 use time::{Date, Duration};
 
-/// Longest backfill one invocation takes (each day is 16 Queries).
+/// Longest backfill one invocation takes (each day is 16 concurrent Queries, and
+/// the function's timeout is 15 minutes).
 pub const MAX_BACKFILL_DAYS: i64 = 366;
 
 pub struct Rollup {
@@ -38,35 +39,43 @@ impl Rollup {
         }
     }
 
-    /// Handles one scheduled (or backfill) event.
+    /// Handles one scheduled (or backfill) event. A day or tenant that fails does not
+    /// stop the others; the run then reports an error, so the schedule's retry (or
+    /// the next run) redoes it, and what was already written is left as it is.
     pub async fn run(&self, event: Value) -> Result<Value, String> {
         let today = chat_core::time::now().date();
         let days = days_for(&event, today, self.lookback_days)?;
         let (mut written, mut unchanged, mut tenants) = (0, 0, 0);
+        let mut failures = Vec::new();
         for day in &days {
             let day = format_day(*day);
-            let items = self
-                .store
-                .stats_of_day(&day)
-                .await
-                .map_err(|e| format!("reading {day}: {e}"))?;
+            let items = match self.store.stats_of_day(&day).await {
+                Ok(items) => items,
+                Err(e) => {
+                    failures.push(format!("reading {day}: {e}"));
+                    continue;
+                }
+            };
             for (org, rollup) in fold_day(&day, &items) {
                 tenants += 1;
-                if self
-                    .store
-                    .put_rollup(&org, &rollup)
-                    .await
-                    .map_err(|e| format!("writing {org} {day}: {e}"))?
-                {
-                    written += 1;
-                } else {
-                    unchanged += 1;
+                match self.store.put_rollup(&org, &rollup).await {
+                    Ok(true) => written += 1,
+                    Ok(false) => unchanged += 1,
+                    Err(e) => failures.push(format!("writing {org} {day}: {e}")),
                 }
             }
         }
-        let summary = json!({ "days": days.len(), "tenant_days": tenants, "written": written, "unchanged": unchanged });
-        tracing::info!(%summary, "rollup done");
-        Ok(summary)
+        let summary = json!({ "days": days.len(), "tenant_days": tenants, "written": written, "unchanged": unchanged, "failed": failures.len() });
+        if failures.is_empty() {
+            tracing::info!(%summary, "rollup done");
+            Ok(summary)
+        } else {
+            tracing::error!(%summary, ?failures, "rollup incomplete");
+            Err(format!(
+                "rollup incomplete: {summary}; first failure: {}",
+                failures[0]
+            ))
+        }
     }
 }
 

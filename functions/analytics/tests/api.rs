@@ -4,9 +4,12 @@
 
 use analytics::App;
 use analytics_rollup::Rollup;
+use chat_core::ids::{OrgId, UserId};
 use chat_core::item::ItemExt;
 use chat_core::keys;
-use chat_testkit::{HttpEvent, TestTable, response_json, token};
+use chat_core::store::Profile;
+use chat_core::store::analytics::fold_day;
+use chat_testkit::{HttpEvent, TestTable, load_event, response_json, to_request, token};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::macros::datetime;
@@ -187,6 +190,20 @@ async fn rollup_figures_equal_the_messages_written_across_midnight() {
     assert_eq!(per_day.get("2024-06-29"), Some(&1));
     assert_eq!(responses, vec![75, 120], "computed from the messages");
 
+    let store = &env.table.runtime.store;
+    store
+        .put_profile(
+            &OrgId::parse("acme").unwrap(),
+            &UserId::parse("5").unwrap(),
+            &Profile {
+                user_id: "5".into(),
+                username: Some("Customer Service Agent".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let requests = store.requests();
     let (status, body) = env
         .get(
             DASHBOARD,
@@ -195,7 +212,16 @@ async fn rollup_figures_equal_the_messages_written_across_midnight() {
         )
         .await;
     assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        store.requests() - requests,
+        2,
+        "the rollups' Query and the most active agent's profile"
+    );
     let data = &body["data"];
+    assert_eq!(
+        data["most_active_agent"]["name"], "Customer Service Agent",
+        "{data}"
+    );
     assert_eq!(data["total_conversations"], 1);
     assert_eq!(data["total_messages"], 5);
     assert_eq!(data["average_response_time"], (75.0 + 120.0) / 2.0);
@@ -343,4 +369,93 @@ async fn roles_tenants_ranges_and_budget() {
     env.get(GLOBAL, &token("adm", "acme", "admin"), &range)
         .await;
     assert!(store.requests() - before <= 2);
+}
+
+#[tokio::test]
+async fn concurrent_and_lagging_runs_never_move_figures_back() {
+    let env = Env::new().await;
+    let store = &env.table.runtime.store;
+    let id = env
+        .conversation(datetime!(2024-06-29 10:00:00 UTC), &customer(), 5)
+        .await;
+    env.say(
+        datetime!(2024-06-29 10:00:01 UTC),
+        &customer(),
+        &id,
+        "hello there",
+    )
+    .await;
+    // What a run that read the day just before the agent's answer would write.
+    let stale = fold_day(
+        "2024-06-29",
+        &store.stats_of_day("2024-06-29").await.unwrap(),
+    )
+    .remove("acme")
+    .unwrap();
+    let agent = token("5", "acme", "agent");
+    env.say(datetime!(2024-06-29 10:05:00 UTC), &agent, &id, "on it")
+        .await;
+
+    // Two runs at once: one writes, the other finds the figures already there.
+    let range = json!({"from": "2024-06-29", "to": "2024-06-29"});
+    let before = env.table.items().await;
+    let (a, b) = tokio::join!(env.rollup.run(range.clone()), env.rollup.run(range.clone()));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let count = |k: &str| a[k].as_u64().unwrap() + b[k].as_u64().unwrap();
+    assert_eq!((count("written"), count("unchanged")), (1, 1), "{a} {b}");
+    // The rollup wrote its item and nothing else.
+    let after = env.table.items().await;
+    let not_rollups = |items: &[chat_core::item::Item]| -> Vec<chat_core::item::Item> {
+        items
+            .iter()
+            .filter(|i| i.str(keys::ENTITY) != Some(keys::entity::ROLLUP))
+            .cloned()
+            .collect()
+    };
+    assert_eq!(not_rollups(&after), not_rollups(&before));
+    assert_eq!(after.len(), before.len() + 1);
+
+    // A lagging run (older view of the day) cannot put its figures over newer ones.
+    assert!(!store.put_rollup("acme", &stale).await.unwrap());
+    assert_eq!(env.table.items().await, after);
+    let range_q = [("from", "2024-06-29"), ("to", "2024-06-29")];
+    let (_, body) = env.get(DASHBOARD, &agent, &range_q).await;
+    assert_eq!(body["data"]["total_messages"], 2);
+    assert_eq!(body["data"]["average_response_time"], 299.0);
+
+    // Later traffic the same day: the next run folds it in.
+    env.say(
+        datetime!(2024-06-29 23:59:59 UTC),
+        &customer(),
+        &id,
+        "thanks",
+    )
+    .await;
+    let again = env.rollup.run(range).await.unwrap();
+    assert_eq!(again["written"], 1, "{again}");
+    let (_, body) = env.get(DASHBOARD, &agent, &range_q).await;
+    assert_eq!(body["data"]["total_messages"], 3);
+}
+
+#[tokio::test]
+async fn the_events_files_drive_the_handlers() {
+    let env = Env::new().await;
+    for name in [
+        "get-chat-analytics-dashboard.json",
+        "get-chat-analytics-global.json",
+    ] {
+        let (status, body) = response_json(&env.app.handle(to_request(&load_event(name))).await);
+        assert_eq!(status, 200, "{name}: {body}");
+        assert!(
+            body["data"]["daily_stats"].is_array()
+                || body["data"]["top_performing_agents"].is_array(),
+            "{name}: {body}"
+        );
+    }
+    let summary = env
+        .rollup
+        .run(load_event("schedule-analytics-rollup.json"))
+        .await
+        .unwrap();
+    assert_eq!(summary["days"], 2, "today and yesterday: {summary}");
 }

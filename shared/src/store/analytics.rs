@@ -66,6 +66,8 @@ pub mod counter {
     pub const FIRST_RESPONSES: &str = "first_responses";
     pub const FIRST_RESPONSE_SECONDS: &str = "first_response_seconds";
     pub const RESOLUTIONS: &str = "resolutions";
+    /// How many updates the item took (never decreases).
+    pub const UPDATES: &str = "updates";
     /// `by_sender:{user|agent|bot}`
     pub fn by_sender(kind: &str) -> String {
         format!("by_sender:{kind}")
@@ -140,6 +142,11 @@ impl Store {
             vals.insert(format!(":c{i}"), n(*by));
             adds.push(format!("#c{i} :c{i}"));
         }
+        // Every update also counts itself: the rollup's guard against folding an older
+        // view of the day over a newer one (see `put_rollup`).
+        names.insert("#upd".into(), counter::UPDATES.into());
+        vals.insert(":one".into(), n(1));
+        adds.push("#upd :one".into());
         names.insert("#e".into(), keys::ENTITY.into());
         names.insert("#g2pk".into(), keys::GSI2PK.into());
         names.insert("#g2sk".into(), keys::GSI2SK.into());
@@ -207,36 +214,51 @@ impl Store {
         self.stats_update(&who.org, &room.id, day_of(now), &counts)
     }
 
-    /// Every room's stats item for `day`, all tenants: one paginated Query per shard.
+    /// Every room's stats item for `day`, all tenants: one paginated Query per shard,
+    /// the shards concurrently.
     pub async fn stats_of_day(&self, day: &str) -> ApiResult<Vec<Item>> {
-        let mut items = Vec::new();
+        let mut shards = tokio::task::JoinSet::new();
         for shard in 0..STATS_SHARDS {
-            let mut start = None;
-            loop {
-                let out = self
-                    .client
-                    .query()
-                    .table_name(&self.table)
-                    .index_name(keys::GSI2)
-                    .key_condition_expression("#pk = :pk")
-                    .expression_attribute_names("#pk", keys::GSI2PK)
-                    .expression_attribute_values(":pk", s(keys::stats_gsi2pk(day, shard)))
-                    .set_exclusive_start_key(start)
-                    .send()
-                    .await
-                    .map_err(|e| sdk_error("stats of day", e))?;
-                items.extend(out.items.unwrap_or_default());
-                start = out.last_evaluated_key;
-                if start.is_none() {
-                    break;
-                }
-            }
+            let (store, day) = (self.clone(), day.to_owned());
+            shards.spawn(async move { store.stats_of_shard(&day, shard).await });
+        }
+        let mut items = Vec::new();
+        while let Some(joined) = shards.join_next().await {
+            let shard = joined.map_err(|e| crate::ApiError::internal("stats shard task", e))?;
+            items.extend(shard?);
         }
         Ok(items)
     }
 
-    /// Writes a tenant's rollup for a day unless it already holds the same figures,
-    /// so a second or concurrent run changes nothing. Returns whether it wrote.
+    async fn stats_of_shard(&self, day: &str, shard: u32) -> ApiResult<Vec<Item>> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(keys::GSI2)
+                .key_condition_expression("#pk = :pk")
+                .expression_attribute_names("#pk", keys::GSI2PK)
+                .expression_attribute_values(":pk", s(keys::stats_gsi2pk(day, shard)))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| sdk_error("stats of day", e))?;
+            items.extend(out.items.unwrap_or_default());
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                return Ok(items);
+            }
+        }
+    }
+
+    /// Writes a tenant's rollup for a day when it saw more of the day than the stored
+    /// one (`updates`, which only grows), or the same updates folded differently (a
+    /// new version of the fold). So a second run changes nothing, and a concurrent or
+    /// lagging run (GSI2 reads are eventually consistent) cannot put older figures
+    /// over newer ones. Returns whether it wrote.
     pub async fn put_rollup(&self, org: &str, rollup: &DayRollup) -> ApiResult<bool> {
         let body = serde_json::to_string(rollup).expect("rollup serializes");
         let item = ItemBuilder::new()
@@ -244,6 +266,7 @@ impl Store {
             .str(keys::SK, keys::rollup_sk(&rollup.day))
             .str(keys::ENTITY, keys::entity::ROLLUP)
             .str("day", &rollup.day)
+            .num(counter::UPDATES, rollup.updates)
             .str("figures", &body)
             .build();
         let result = self
@@ -251,7 +274,12 @@ impl Store {
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item))
-            .condition_expression("attribute_not_exists(figures) OR figures <> :figures")
+            .condition_expression(
+                "attribute_not_exists(figures) OR attribute_not_exists(#upd) OR #upd < :upd \
+                 OR (#upd = :upd AND figures <> :figures)",
+            )
+            .expression_attribute_names("#upd", counter::UPDATES)
+            .expression_attribute_values(":upd", n(rollup.updates))
             .expression_attribute_values(":figures", s(&body))
             .send()
             .await;
@@ -315,10 +343,101 @@ pub struct DayRollup {
     pub first_response_seconds: i64,
     pub resolutions: i64,
     pub active_rooms: i64,
+    /// Updates of the day's stats items folded in (the freshness of these figures).
+    #[serde(default)]
+    pub updates: i64,
     /// Per agent (or bot): messages sent, conversations assigned and resolved.
     pub agents: BTreeMap<String, AgentFigures>,
-    /// Customers who started conversations that day.
+    /// Customers who started conversations that day (distinct).
+    #[serde(default)]
+    pub customer_count: i64,
+    /// Their ids, while at most [`MAX_EXACT_CUSTOMERS`]; over that, `customers_sketch`
+    /// instead, so the item stays far below DynamoDB's 400 KB whatever the traffic.
     pub customers: BTreeSet<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customers_sketch: Option<String>,
+}
+
+/// Customer ids a day's rollup keeps exactly (about 30 KB at most).
+pub const MAX_EXACT_CUSTOMERS: usize = 1000;
+
+/// Distinct customers over several days: exact while every day kept its ids, else a
+/// HyperLogLog estimate (1.6% standard error). Returns (count, estimated).
+pub fn distinct_customers(rollups: &[DayRollup]) -> (i64, bool) {
+    if rollups.iter().all(|r| r.customers_sketch.is_none()) {
+        let all: BTreeSet<&String> = rollups.iter().flat_map(|r| &r.customers).collect();
+        return (all.len() as i64, false);
+    }
+    let mut sketch = Sketch::default();
+    for r in rollups {
+        match r.customers_sketch.as_deref().and_then(Sketch::decode) {
+            Some(other) => sketch.merge(&other),
+            None => r.customers.iter().for_each(|c| sketch.insert(c)),
+        }
+    }
+    (sketch.estimate().round() as i64, true)
+}
+
+/// A HyperLogLog sketch of a set of strings: 2^12 one-byte registers (5.5 KB as
+/// base64; standard error 1.6%).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sketch(Vec<u8>);
+
+const SKETCH_BITS: u32 = 12;
+const SKETCH_REGISTERS: usize = 1 << SKETCH_BITS;
+
+impl Default for Sketch {
+    fn default() -> Self {
+        Sketch(vec![0; SKETCH_REGISTERS])
+    }
+}
+
+impl Sketch {
+    pub fn insert(&mut self, value: &str) {
+        // FNV-1a, then the splitmix64 finalizer to spread its bits.
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in value.bytes() {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        h ^= h >> 31;
+        let index = (h >> (64 - SKETCH_BITS)) as usize;
+        let rank = ((h << SKETCH_BITS) | (1 << (SKETCH_BITS - 1))).leading_zeros() as u8 + 1;
+        self.0[index] = self.0[index].max(rank);
+    }
+
+    pub fn merge(&mut self, other: &Sketch) {
+        for (a, b) in self.0.iter_mut().zip(&other.0) {
+            *a = (*a).max(*b);
+        }
+    }
+
+    pub fn estimate(&self) -> f64 {
+        let m = SKETCH_REGISTERS as f64;
+        let sum: f64 = self.0.iter().map(|&r| 2f64.powi(-i32::from(r))).sum();
+        let raw = 0.7213 / (1.0 + 1.079 / m) * m * m / sum;
+        let zeros = self.0.iter().filter(|&&r| r == 0).count();
+        if raw <= 2.5 * m && zeros > 0 {
+            // Small sets: linear counting is the better estimate.
+            m * (m / zeros as f64).ln()
+        } else {
+            raw
+        }
+    }
+
+    pub fn encode(&self) -> String {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD_NO_PAD.encode(&self.0)
+    }
+
+    pub fn decode(raw: &str) -> Option<Sketch> {
+        use base64::Engine;
+        let bytes = base64::engine::general_purpose::STANDARD_NO_PAD
+            .decode(raw)
+            .ok()?;
+        (bytes.len() == SKETCH_REGISTERS).then_some(Sketch(bytes))
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -357,6 +476,7 @@ pub fn fold_day(day: &str, items: &[Item]) -> BTreeMap<String, DayRollup> {
                 counter::FIRST_RESPONSES => rollup.first_responses += v,
                 counter::FIRST_RESPONSE_SECONDS => rollup.first_response_seconds += v,
                 counter::RESOLUTIONS => rollup.resolutions += v,
+                counter::UPDATES => rollup.updates += v,
                 other => {
                     if let Some(kind) = other.strip_prefix("by_sender:") {
                         *rollup.by_sender.entry(kind.to_owned()).or_default() += v;
@@ -371,6 +491,16 @@ pub fn fold_day(day: &str, items: &[Item]) -> BTreeMap<String, DayRollup> {
                     }
                 }
             }
+        }
+    }
+    for rollup in tenants.values_mut() {
+        rollup.customer_count = rollup.customers.len() as i64;
+        if rollup.customers.len() > MAX_EXACT_CUSTOMERS {
+            let mut sketch = Sketch::default();
+            for c in std::mem::take(&mut rollup.customers) {
+                sketch.insert(&c);
+            }
+            rollup.customers_sketch = Some(sketch.encode());
         }
     }
     tenants
@@ -440,6 +570,50 @@ mod tests {
             }
         );
         assert_eq!(folded["acme"].customers.len(), 1);
+        assert_eq!(folded["acme"].customer_count, 1);
         assert_eq!(folded["globex"].messages, 7);
+    }
+
+    #[test]
+    fn a_busy_day_keeps_a_sketch_not_every_customer() {
+        let items: Vec<Item> = (0..MAX_EXACT_CUSTOMERS + 500)
+            .map(|i| {
+                let mut item = ItemBuilder::new()
+                    .str("org", "acme")
+                    .str("day", "2024-06-29")
+                    .build();
+                item.insert(format!("customer:u-{i}"), n(1));
+                item
+            })
+            .collect();
+        let day = fold_day("2024-06-29", &items).remove("acme").unwrap();
+        assert_eq!(day.customer_count, 1500);
+        assert!(day.customers.is_empty());
+        let size = serde_json::to_string(&day).unwrap().len();
+        assert!(size < 8_000, "{size} bytes");
+        // The same customers on a small day (exact) and the busy day (sketch).
+        let small = DayRollup {
+            customers: (0..10).map(|i| format!("u-{i}")).collect(),
+            ..Default::default()
+        };
+        let (count, estimated) = distinct_customers(&[day, small.clone()]);
+        assert!(estimated);
+        assert!((1410..=1590).contains(&count), "{count}");
+        assert_eq!(distinct_customers(&[small.clone(), small]), (10, false));
+    }
+
+    #[test]
+    fn sketches_estimate_within_a_few_percent_and_round_trip() {
+        for n in [1usize, 10, 100, 5_000, 50_000] {
+            let mut sketch = Sketch::default();
+            for i in 0..n {
+                sketch.insert(&format!("customer-{i}"));
+                sketch.insert(&format!("customer-{i}"));
+            }
+            let error = (sketch.estimate() - n as f64).abs() / n as f64;
+            assert!(error < 0.05, "{n}: {}", sketch.estimate());
+            assert_eq!(Sketch::decode(&sketch.encode()), Some(sketch));
+        }
+        assert_eq!(Sketch::decode("not a sketch"), None);
     }
 }
