@@ -130,13 +130,13 @@ async fn list(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply>
     let limit = q.limit(DEFAULT_PAGE, MAX_PAGE)?;
     let offset = q.offset(MAX_OFFSET)?;
     let status = q.get("status");
-    if let Some(status) = status {
-        if !STATUSES.contains(&status) {
-            return Err(ApiError::invalid(
-                "status",
-                format!("must be one of {}", STATUSES.join(", ")),
-            ));
-        }
+    if let Some(status) = status
+        && !STATUSES.contains(&status)
+    {
+        return Err(ApiError::invalid(
+            "status",
+            format!("must be one of {}", STATUSES.join(", ")),
+        ));
     }
     let inbox = store
         .list_inbox(

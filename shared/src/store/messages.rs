@@ -56,7 +56,7 @@ pub struct NewMessage {
 }
 
 pub enum Posted {
-    Created(Message),
+    Created(Box<Message>),
     /// A retry of an earlier request: the first answer, as stored.
     Replayed(Value),
 }
@@ -208,7 +208,7 @@ impl Store {
             {
                 Ok(_) => {
                     cache.put(&who.org, room.after_message(&message, who.role.is_staff()));
-                    return Ok(Posted::Created(message));
+                    return Ok(Posted::Created(Box::new(message)));
                 }
                 Err(err) => err,
             };
