@@ -8,9 +8,10 @@ use chat_core::ids::{OrgId, UserId};
 use chat_core::item::ItemExt;
 use chat_core::keys;
 use chat_core::store::Profile;
-use chat_core::store::analytics::fold_day;
+use chat_core::store::analytics::{fold_day, seconds_between};
 use chat_testkit::{HttpEvent, TestTable, load_event, response_json, to_request, token};
 use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use time::OffsetDateTime;
 use time::macros::datetime;
 
@@ -67,6 +68,22 @@ impl Env {
         assert_eq!(status, 201, "{body}");
     }
 
+    async fn note(&self, when: OffsetDateTime, tok: &str, id: &str, content: &str) {
+        let event = HttpEvent::new(
+            "POST /chat/conversations/{conversation_id}/messages",
+            &format!("/chat/conversations/{id}/messages"),
+        )
+        .param("conversation_id", id)
+        .bearer(tok)
+        .json(&json!({"content": content, "message_type": "note"}));
+        let (status, body) = self
+            .at(when, async {
+                response_json(&self.messages.handle(event.request()).await)
+            })
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+
     async fn resolve(&self, when: OffsetDateTime, tok: &str, id: &str) {
         let event = HttpEvent::new(
             "PUT /chat/conversations/{conversation_id}",
@@ -100,31 +117,64 @@ fn customer() -> String {
     token("u-100", "acme", "customer")
 }
 
-/// What the rollup must find, computed here from the stored messages alone: per UTC
-/// day the messages, and the response times (a staff message answering the oldest
-/// unanswered customer message).
-fn expected(
-    items: &[chat_core::item::Item],
-) -> (std::collections::BTreeMap<String, i64>, Vec<i64>) {
+/// What the rollup must find, computed here from one tenant's stored messages alone
+/// (not from any counter): per UTC day the messages and the response times (a staff
+/// or bot message answering the customer's oldest unanswered message, credited to the
+/// answer's day), the first response of each conversation, messages by sender type
+/// and per agent. Internal notes count for none of them.
+#[derive(Debug, Default)]
+struct Expected {
+    per_day: BTreeMap<String, (i64, Vec<i64>)>,
+    responses: Vec<i64>,
+    first_responses: Vec<i64>,
+    by_sender: BTreeMap<String, i64>,
+    per_agent: BTreeMap<String, i64>,
+}
+
+fn expected(items: &[chat_core::item::Item], org: &str) -> Expected {
+    let prefix = format!("T#{org}#");
     let mut messages: Vec<_> = items
         .iter()
         .filter(|i| i.str(keys::ENTITY) == Some(keys::entity::MESSAGE))
+        .filter(|i| i.str(keys::PK).is_some_and(|pk| pk.starts_with(&prefix)))
+        .filter(|i| i.str("message_type") != Some("note"))
         .collect();
     messages.sort_by_key(|m| (m.string("room_id"), m.string("message_id")));
-    let mut per_day = std::collections::BTreeMap::new();
-    let mut responses = Vec::new();
-    let mut waiting: std::collections::HashMap<String, String> = Default::default();
+    let mut out = Expected::default();
+    let mut waiting: HashMap<String, String> = HashMap::new();
+    let mut answered: BTreeSet<String> = BTreeSet::new();
     for m in messages {
         let at = m.string("created_at").unwrap();
-        *per_day.entry(at[..10].to_owned()).or_insert(0) += 1;
+        let day = out.per_day.entry(at[..10].to_owned()).or_default();
+        day.0 += 1;
         let room = m.string("room_id").unwrap();
-        if m.str("sender") == Some("user") {
+        let sender = m.string("sender").unwrap();
+        *out.by_sender.entry(sender.clone()).or_default() += 1;
+        if sender == "user" {
             waiting.entry(room).or_insert(at);
-        } else if let Some(since) = waiting.remove(&room) {
-            responses.push(chat_core::store::analytics::seconds_between(&since, &at));
+            continue;
+        }
+        *out.per_agent
+            .entry(m.string("sender_id").unwrap())
+            .or_default() += 1;
+        if let Some(since) = waiting.remove(&room) {
+            let secs = seconds_between(&since, &at);
+            day.1.push(secs);
+            out.responses.push(secs);
+            if answered.insert(room) {
+                out.first_responses.push(secs);
+            }
         }
     }
-    (per_day, responses)
+    out
+}
+
+fn mean(values: &[i64]) -> Value {
+    if values.is_empty() {
+        return Value::Null;
+    }
+    let avg = values.iter().sum::<i64>() as f64 / values.len() as f64;
+    json!((avg * 100.0).round() / 100.0)
 }
 
 #[tokio::test]
@@ -142,6 +192,9 @@ async fn rollup_figures_equal_the_messages_written_across_midnight() {
         "my order is late",
     )
     .await;
+    // An internal note does not answer the customer.
+    env.note(datetime!(2024-06-29 23:59:50 UTC), &agent6, &id, "VIP")
+        .await;
     env.say(datetime!(2024-06-30 00:00:45 UTC), &agent5, &id, "checking")
         .await;
     env.say(
@@ -162,6 +215,35 @@ async fn rollup_figures_equal_the_messages_written_across_midnight() {
         .await;
     env.resolve(datetime!(2024-06-30 00:05:00 UTC), &agent6, &id)
         .await;
+    // A second customer, answered the next morning; then a third, never answered.
+    let other_customer = token("u-101", "acme", "customer");
+    let second = env
+        .conversation(datetime!(2024-06-30 22:00:00 UTC), &other_customer, 6)
+        .await;
+    env.say(
+        datetime!(2024-06-30 22:00:10 UTC),
+        &other_customer,
+        &second,
+        "is anyone there",
+    )
+    .await;
+    env.say(
+        datetime!(2024-07-01 08:00:10 UTC),
+        &agent6,
+        &second,
+        "good morning",
+    )
+    .await;
+    let third = env
+        .conversation(datetime!(2024-07-01 09:00:00 UTC), &other_customer, 5)
+        .await;
+    env.say(
+        datetime!(2024-07-01 09:00:01 UTC),
+        &other_customer,
+        &third,
+        "another question",
+    )
+    .await;
     // Another tenant's traffic the same day stays out of acme's figures.
     let other = env
         .conversation(
@@ -178,17 +260,18 @@ async fn rollup_figures_equal_the_messages_written_across_midnight() {
     )
     .await;
 
-    let summary = env
-        .rollup
-        .run(json!({"from": "2024-06-29", "to": "2024-06-30"}))
-        .await
-        .unwrap();
-    assert_eq!(summary["written"], 3, "acme twice, globex once: {summary}");
+    let range = json!({"from": "2024-06-29", "to": "2024-07-01"});
+    let summary = env.rollup.run(range.clone()).await.unwrap();
+    assert_eq!(
+        summary["written"], 4,
+        "acme three days, globex one: {summary}"
+    );
 
-    let (per_day, responses) = expected(&env.table.items().await);
-    let acme_per_day = [("2024-06-29", 1), ("2024-06-30", 4)];
-    assert_eq!(per_day.get("2024-06-29"), Some(&1));
-    assert_eq!(responses, vec![75, 120], "computed from the messages");
+    let want = expected(&env.table.items().await, "acme");
+    // The computation itself, checked by hand once: 23:59:30 → 00:00:45 is 75 s,
+    // 00:01:00 → 00:03:00 is 120 s, 22:00:10 → 08:00:10 the next day is 36,000 s.
+    assert_eq!(want.responses, vec![75, 120, 36_000]);
+    assert_eq!(want.first_responses, vec![75, 36_000]);
 
     let store = &env.table.runtime.store;
     store
@@ -208,7 +291,7 @@ async fn rollup_figures_equal_the_messages_written_across_midnight() {
         .get(
             DASHBOARD,
             &agent5,
-            &[("from", "2024-06-29"), ("to", "2024-06-30")],
+            &[("from", "2024-06-29"), ("to", "2024-07-01")],
         )
         .await;
     assert_eq!(status, 200, "{body}");
@@ -218,59 +301,82 @@ async fn rollup_figures_equal_the_messages_written_across_midnight() {
         "the rollups' Query and the most active agent's profile"
     );
     let data = &body["data"];
+    let total: i64 = want.per_day.values().map(|d| d.0).sum();
+    assert_eq!(data["total_conversations"], 3);
+    assert_eq!(data["total_messages"], total);
+    assert_eq!(data["messages_by_sender"], json!(want.by_sender));
+    assert_eq!(data["average_response_time"], mean(&want.responses));
     assert_eq!(
-        data["most_active_agent"]["name"], "Customer Service Agent",
-        "{data}"
+        data["average_first_response_time"],
+        mean(&want.first_responses)
     );
-    assert_eq!(data["total_conversations"], 1);
-    assert_eq!(data["total_messages"], 5);
-    assert_eq!(data["average_response_time"], (75.0 + 120.0) / 2.0);
-    assert_eq!(data["average_first_response_time"], 75.0);
     assert_eq!(data["resolutions"], 1);
+    let (top_id, top_count) = want
+        .per_agent
+        .iter()
+        .max_by_key(|(id, n)| (**n, std::cmp::Reverse((*id).clone())))
+        .unwrap();
+    assert_eq!(data["most_active_agent"]["agent_id"], json!(top_id));
+    assert_eq!(data["most_active_agent"]["message_count"], json!(top_count));
     assert_eq!(
-        data["most_active_agent"]["agent_id"], "5",
-        "a tie goes to the smaller id"
-    );
-    assert_eq!(data["me"]["assigned"], 1);
-    assert_eq!(
-        data["me"]["resolved"], 1,
+        data["me"],
+        json!({"agent_id": "5", "messages": want.per_agent["5"], "assigned": 2, "resolved": 1}),
         "resolutions count for the assignee"
     );
     let daily = data["daily_stats"].as_array().unwrap();
-    for (i, (day, count)) in acme_per_day.iter().enumerate() {
-        assert_eq!(daily[i]["date"], *day);
-        assert_eq!(daily[i]["messages"], *count);
+    assert_eq!(daily.len(), 3);
+    for row in daily {
+        let (messages, responses) = &want.per_day[row["date"].as_str().unwrap()];
+        assert_eq!(row["messages"], *messages, "{row}");
+        assert_eq!(row["average_response_time"], mean(responses), "{row}");
     }
-    assert_eq!(daily[0]["conversations"], 1);
+    assert_eq!(
+        daily
+            .iter()
+            .map(|d| d["conversations"].as_i64().unwrap())
+            .collect::<Vec<_>>(),
+        vec![1, 1, 1]
+    );
 
     let (status, body) = env
         .get(
             GLOBAL,
             &token("adm", "acme", "admin"),
-            &[("from", "2024-06-01"), ("to", "2024-06-30")],
+            &[("from", "2024-06-01"), ("to", "2024-07-01")],
         )
         .await;
     assert_eq!(status, 200, "{body}");
     let data = &body["data"];
-    assert_eq!(data["total_conversations_all_users"], 1);
-    assert_eq!(data["total_messages_all_users"], 5);
-    assert_eq!(data["average_conversations_per_user"], 1.0);
-    let top = &data["top_performing_agents"][0];
+    assert_eq!(data["total_conversations_all_users"], 3);
+    assert_eq!(data["total_messages_all_users"], total);
+    assert_eq!(data["active_customers"], 2);
+    assert_eq!(data["active_customers_estimated"], false);
+    assert_eq!(data["average_conversations_per_user"], 1.5);
+    assert_eq!(data["average_response_time"], mean(&want.responses));
+    let top: BTreeMap<String, (i64, Option<f64>)> = data["top_performing_agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["agent_id"].as_str().unwrap().to_owned(),
+                (a["messages"].as_i64().unwrap(), a["success_rate"].as_f64()),
+            )
+        })
+        .collect();
     assert_eq!(
-        (top["agent_id"].as_str(), top["success_rate"].as_f64()),
-        (Some("5"), Some(100.0))
+        top["5"],
+        (want.per_agent["5"], Some(50.0)),
+        "1 of 2 assigned resolved"
     );
+    assert_eq!(top["6"], (want.per_agent["6"], Some(0.0)), "{top:?}");
 
     // The rollup is idempotent: a second run changes nothing.
     let before = env.table.items().await;
-    let again = env
-        .rollup
-        .run(json!({"from": "2024-06-29", "to": "2024-06-30"}))
-        .await
-        .unwrap();
+    let again = env.rollup.run(range).await.unwrap();
     assert_eq!(
         (again["written"].as_u64(), again["unchanged"].as_u64()),
-        (Some(0), Some(3))
+        (Some(0), Some(4))
     );
     assert_eq!(env.table.items().await, before);
 }
