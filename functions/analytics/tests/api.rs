@@ -521,6 +521,27 @@ async fn concurrent_and_lagging_runs_never_move_figures_back() {
     assert_eq!(not_rollups(&after), not_rollups(&before));
     assert_eq!(after.len(), before.len() + 1);
 
+    // The rollup found the rooms through a keys-only index (message posts never
+    // write it) and read the counters by key.
+    let described = store
+        .client()
+        .describe_table()
+        .table_name(store.table())
+        .send()
+        .await
+        .unwrap();
+    let gsi2 = described
+        .table
+        .and_then(|t| t.global_secondary_indexes)
+        .unwrap_or_default()
+        .into_iter()
+        .find(|g| g.index_name.as_deref() == Some(keys::GSI2))
+        .unwrap();
+    assert_eq!(
+        gsi2.projection.and_then(|p| p.projection_type),
+        Some(aws_sdk_dynamodb::types::ProjectionType::KeysOnly)
+    );
+
     // A lagging run (older view of the day) cannot put its figures over newer ones.
     assert!(!store.put_rollup("acme", &stale).await.unwrap());
     assert_eq!(env.table.items().await, after);

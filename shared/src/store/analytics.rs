@@ -3,7 +3,8 @@
 //! Every counter lives on a per-room, per-day item in the room's own partition
 //! (`STATS#{day}`), so no item takes more than one room's traffic. Those items carry
 //! GSI2 keys `DAY#{day}#{shard}` (16 shards, all tenants), which is how the rollup
-//! finds a day's active rooms without a Scan. The rollup writes one item per tenant
+//! finds a day's active rooms without a Scan. GSI2 projects keys only: the index is
+//! written once per room and day, not on every message. The rollup writes one item per tenant
 //! and day (`T#{org}#ROLLUP` / `DAY#{day}`), recomputed from scratch each run.
 
 use super::Store;
@@ -151,7 +152,7 @@ impl Store {
         names.insert("#g2pk".into(), keys::GSI2PK.into());
         names.insert("#g2sk".into(), keys::GSI2SK.into());
         let expression = format!(
-            "SET #e = :e, org = :org, room_id = :room, #day = :day, #g2pk = :g2pk, #g2sk = :g2sk ADD {}",
+            "SET #e = :e, org = :org, room_id = :room, #day = :day, #g2pk = if_not_exists(#g2pk, :g2pk), #g2sk = if_not_exists(#g2sk, :g2sk) ADD {}",
             adds.join(", ")
         );
         names.insert("#day".into(), "day".into());
@@ -246,7 +247,17 @@ impl Store {
                 .send()
                 .await
                 .map_err(|e| sdk_error("stats of day", e))?;
-            items.extend(out.items.unwrap_or_default());
+            // GSI2 projects keys only (so a counter update never writes the index);
+            // the items themselves come by key, strongly consistent.
+            let found: Vec<(String, String)> = out
+                .items
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|k| Some((k.string(keys::PK)?, k.string(keys::SK)?)))
+                .collect();
+            for chunk in found.chunks(100) {
+                items.extend(self.batch_get(chunk, "stats items").await?);
+            }
             start = out.last_evaluated_key;
             if start.is_none() {
                 return Ok(items);

@@ -202,8 +202,23 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), String> {
                 .index_name(g["IndexName"].as_str().unwrap_or_default())
                 .set_key_schema(Some(key_schema(&g["KeySchema"])))
                 .projection(
+                    // As the template declares it: a KEYS_ONLY index must answer
+                    // with keys only here too.
                     Projection::builder()
-                        .projection_type(ProjectionType::All)
+                        .projection_type(
+                            match g["Projection"]["ProjectionType"].as_str() {
+                                Some("KEYS_ONLY") => ProjectionType::KeysOnly,
+                                Some("INCLUDE") => ProjectionType::Include,
+                                _ => ProjectionType::All,
+                            },
+                        )
+                        .set_non_key_attributes(
+                            g["Projection"]["NonKeyAttributes"].as_array().map(|a| {
+                                a.iter()
+                                    .filter_map(|v| v.as_str().map(str::to_owned))
+                                    .collect()
+                            }),
+                        )
                         .build(),
                 )
                 .build()
