@@ -11,7 +11,10 @@ use serde_json::{Value, json};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RoomType {
+    // The order-chat platform's clients spell these with hyphens.
+    #[serde(alias = "agent-to-user")]
     AgentToUser,
+    #[serde(alias = "vendor-to-user")]
     VendorToUser,
     Support,
     Group,

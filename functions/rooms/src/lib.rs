@@ -4,11 +4,12 @@
 use chat_core::app::{self, path_param};
 use chat_core::auth::{AuthConfig, Principal};
 use chat_core::ids::{Role, RoomId, UserId, path_id};
-use chat_core::item::ItemExt;
 use chat_core::keys;
 use chat_core::model::{MAX_MEMBERS, Room, RoomType};
 use chat_core::request::{Query, json_body, required_text};
-use chat_core::store::{Product, Profile, RoomQuery, SharedChanges, Started, Store};
+use chat_core::store::{
+    MAX_PRODUCTS_PAGE, Product, Profile, RoomQuery, SharedChanges, Started, Store,
+};
 use chat_core::{ApiError, ApiResult, Reply, Runtime};
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
@@ -64,7 +65,7 @@ impl App {
                 "DELETE /rooms/{room_id}/members/{user_id}" => {
                     remove_member(store, &who, &req).await
                 }
-                "GET /products" => list_products(store, &who).await,
+                "GET /products" => list_products(store, &who, &req).await,
                 "POST /products" => create_product(store, &who, &req).await,
                 "PUT /profiles/me" => put_profile(store, &who, &req).await,
                 "GET /profiles/{user_id}" => get_profile(store, &who, &req).await,
@@ -190,11 +191,12 @@ async fn start(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply
     let natural_key = match room_type {
         RoomType::AgentToUser | RoomType::VendorToUser => Some(keys::natural_key_pk(
             &who.org,
+            // An absent part is empty: no id is (ids are 1+ characters).
             &[
                 room_type.as_str(),
-                order_id.as_deref().unwrap_or("-"),
-                vendor_id.as_deref().unwrap_or("-"),
-                agent_id.as_deref().unwrap_or("-"),
+                order_id.as_deref().unwrap_or_default(),
+                vendor_id.as_deref().unwrap_or_default(),
+                agent_id.as_deref().unwrap_or_default(),
             ],
         )),
         RoomType::Direct => {
@@ -235,36 +237,24 @@ async fn start(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply
         awaiting_since: None,
         first_response_at: None,
     };
+    // Write responses list members without profiles: a write is one transaction
+    // (plus the read it decides on); GET /rooms/{room_id} adds them.
     match store
         .start_room(&who.org, &room, &members, natural_key)
         .await?
     {
-        Started::Created => {
-            let profiles = store
-                .rooms_with_profiles(&who.org, &[], &room.members)
-                .await?
-                .1;
-            Ok(Reply::created(
-                "Room created successfully",
-                room_json(&room, &profiles),
-            ))
+        Started::Created => Ok(Reply::created(
+            "Room created successfully",
+            room_json(&room, None),
+        )),
+        Started::Existing(room) if room.visible_to(who) => {
+            Ok(Reply::ok("Room already exists", room_json(&room, None)))
         }
-        Started::Existing(id) => {
-            let room = visible_room(store, who, &id)
-                .await
-                .map_err(|_| ApiError::Conflict {
-                    code: "room_exists",
-                    message: "this chat was already started by other members".into(),
-                })?;
-            let profiles = store
-                .rooms_with_profiles(&who.org, &[], &room.members)
-                .await?
-                .1;
-            Ok(Reply::ok(
-                "Room already exists",
-                room_json(&room, &profiles),
-            ))
-        }
+        // Someone else's order chat: joining it takes its owner, an agent or an admin.
+        Started::Existing(_) => Err(ApiError::Conflict {
+            code: "room_exists",
+            message: "this chat was already started by other members".into(),
+        }),
     }
 }
 
@@ -276,12 +266,13 @@ async fn visible_room(store: &Store, who: &Principal, id: &RoomId) -> ApiResult<
         .ok_or(ApiError::NotFound("room"))
 }
 
-fn room_json(room: &Room, profiles: &HashMap<String, Profile>) -> Value {
+/// The room as the API shows it; with `profiles`, each member carries their profile
+/// snapshot (a member without a profile shows nulls).
+fn room_json(room: &Room, profiles: Option<&HashMap<String, Profile>>) -> Value {
     let members: Vec<Value> = room
         .members
         .iter()
         .map(|m| {
-            let profile = profiles.get(m).cloned().unwrap_or_default();
             let role = if *m == room.owner_id {
                 "owner"
             } else if room.agent_id.as_deref() == Some(m.as_str()) {
@@ -289,14 +280,15 @@ fn room_json(room: &Room, profiles: &HashMap<String, Profile>) -> Value {
             } else {
                 "participant"
             };
-            json!({
-                "user_id": m,
-                "role": role,
-                "username": profile.username,
-                "email": profile.email,
-                "phone": profile.phone,
-                "display_image": profile.display_image,
-            })
+            let mut member = json!({ "user_id": m, "role": role });
+            if let Some(profiles) = profiles {
+                let profile = profiles.get(m).cloned().unwrap_or_default();
+                member["username"] = json!(profile.username);
+                member["email"] = json!(profile.email);
+                member["phone"] = json!(profile.phone);
+                member["display_image"] = json!(profile.display_image);
+            }
+            member
         })
         .collect();
     let metadata: Value = room
@@ -309,6 +301,7 @@ fn room_json(room: &Room, profiles: &HashMap<String, Profile>) -> Value {
         "room_id": room.id,
         "type": room.room_type,
         "name": room.title,
+        "room_name": room.title,
         "detail": room.detail,
         "product": room.product,
         "order_id": room.order_id,
@@ -339,10 +332,10 @@ async fn list(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply>
         }
         Some(raw) => UserId::parse(raw).map_err(|e| ApiError::invalid("member", e))?,
     };
-    let room_type = q.get("type");
-    if let Some(t) = room_type {
-        RoomType::parse(t).ok_or_else(|| ApiError::invalid("type", "must be a room type"))?;
-    }
+    let room_type = q
+        .get("type")
+        .map(|t| RoomType::parse(t).ok_or_else(|| ApiError::invalid("type", "must be a room type")))
+        .transpose()?;
     let status = q.get("status");
     if let Some(s) = status {
         if !STATUSES.contains(&s) {
@@ -358,48 +351,33 @@ async fn list(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply>
         .transpose()?;
     let limit = q.limit(20, MAX_ROOMS_PAGE)?;
     let page = store
-        .list_member_rooms(
+        .room_page(
             &who.org,
             &member,
             RoomQuery {
                 limit,
                 cursor: q.get("cursor"),
-                room_type,
+                room_type: room_type.map(RoomType::as_str),
                 product: product.as_deref(),
                 status,
             },
         )
         .await?;
-    let ids: Vec<RoomId> = page
-        .items
+    let rooms: Vec<Value> = page
+        .rooms
         .iter()
-        .filter_map(|i| i.str("room_id"))
-        .filter_map(|r| RoomId::parse(r).ok())
-        .collect();
-    // Inbox rows carry their room's member list, so one BatchGetItem brings the
-    // rooms and their members' profiles (Query + BatchGetItem: 2 requests).
-    let mut everyone: Vec<String> = page
-        .items
-        .iter()
-        .flat_map(|i| i.string_set("members"))
-        .collect();
-    everyone.sort();
-    everyone.dedup();
-    let (rooms, profiles) = store.rooms_with_profiles(&who.org, &ids, &everyone).await?;
-    let by_id: HashMap<String, &Room> = rooms.iter().map(|r| (r.id.to_string(), r)).collect();
-    let rooms: Vec<Value> = ids
-        .iter()
-        .filter_map(|id| by_id.get(id.as_str()))
-        // A member's rooms, as the caller may see them.
-        .filter(|room| {
-            room.deleted_at.is_none()
-                && (member == who.user || room.visible_to(who) || who.role == Role::Admin)
-        })
-        .map(|room| room_json(room, &profiles))
+        // Another member's rooms, as far as the caller may see them.
+        .filter(|room| room.visible_to(who))
+        .map(|room| room_json(room, Some(&page.profiles)))
         .collect();
     Ok(Reply::ok(
         format!("Found {} rooms", rooms.len()),
-        json!({ "rooms": rooms, "limit": limit, "next_cursor": page.next_cursor, "has_more": page.next_cursor.is_some() }),
+        json!({
+            "rooms": rooms,
+            "limit": limit,
+            "next_cursor": page.next_cursor,
+            "has_more": page.next_cursor.is_some(),
+        }),
     ))
 }
 
@@ -410,7 +388,7 @@ async fn get(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply> 
         .rooms_with_profiles(&who.org, &[], &room.members)
         .await?
         .1;
-    Ok(Reply::ok("Room found", room_json(&room, &profiles)))
+    Ok(Reply::ok("Room found", room_json(&room, Some(&profiles))))
 }
 
 /// Owners, agents and admins manage a room's name, detail, status and members.
@@ -456,15 +434,11 @@ async fn update(store: &Store, who: &Principal, req: &Request) -> ApiResult<Repl
         ));
     }
     let room = store
-        .update_conversation(who, &id, &changes, &Default::default())
+        .update_conversation_from(who, room, &changes, &Default::default())
         .await?;
-    let profiles = store
-        .rooms_with_profiles(&who.org, &[], &room.members)
-        .await?
-        .1;
     Ok(Reply::ok(
         "Room updated successfully",
-        room_json(&room, &profiles),
+        room_json(&room, None),
     ))
 }
 
@@ -476,7 +450,7 @@ async fn delete(store: &Store, who: &Principal, req: &Request) -> ApiResult<Repl
             "only the owner or an admin deletes a room".into(),
         ));
     }
-    store.delete_room(who, &id).await?;
+    store.delete_room(who, room).await?;
     Ok(Reply::ok(
         "Room deleted successfully",
         json!({ "room_id": id }),
@@ -487,29 +461,19 @@ async fn delete(store: &Store, who: &Principal, req: &Request) -> ApiResult<Repl
 #[serde(deny_unknown_fields)]
 struct AddMember {
     user_id: UserId,
-    role: Option<String>,
 }
 
 async fn add_member(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply> {
     let id = path_id(path_param(req, "room_id"), "room")?;
     let body: AddMember = json_body(req)?;
-    let role = match body.role.as_deref() {
-        None | Some("participant") => "participant",
-        Some("agent") => "agent",
-        Some(_) => return Err(ApiError::invalid("role", "must be participant or agent")),
-    };
     let room = visible_room(store, who, &id).await?;
     if !may_manage(&room, who) {
         return Err(ApiError::Forbidden(
             "only the owner, agents and admins add members".into(),
         ));
     }
-    let room = store.add_member(who, &id, &body.user_id, role).await?;
-    let profiles = store
-        .rooms_with_profiles(&who.org, &[], &room.members)
-        .await?
-        .1;
-    Ok(Reply::created("Member added", room_json(&room, &profiles)))
+    let room = store.add_member(who, room, &body.user_id).await?;
+    Ok(Reply::created("Member added", room_json(&room, None)))
 }
 
 async fn remove_member(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply> {
@@ -524,18 +488,27 @@ async fn remove_member(store: &Store, who: &Principal, req: &Request) -> ApiResu
             "only the owner, agents and admins remove members".into(),
         ));
     }
-    store.remove_member(who, &id, &user).await?;
+    store.remove_member(who, room, &user).await?;
     Ok(Reply::ok(
         "Member removed",
         json!({ "room_id": id, "user_id": user }),
     ))
 }
 
-async fn list_products(store: &Store, who: &Principal) -> ApiResult<Reply> {
-    let products = store.list_products(&who.org).await?;
+async fn list_products(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply> {
+    let q = Query::of(req);
+    let limit = q.limit(MAX_PRODUCTS_PAGE, MAX_PRODUCTS_PAGE)?;
+    let page = store
+        .list_products(&who.org, limit, q.get("cursor"))
+        .await?;
     Ok(Reply::ok(
-        format!("Found {} products", products.len()),
-        json!({ "products": products }),
+        format!("Found {} products", page.items.len()),
+        json!({
+            "products": page.items,
+            "limit": limit,
+            "next_cursor": page.next_cursor,
+            "has_more": page.next_cursor.is_some(),
+        }),
     ))
 }
 

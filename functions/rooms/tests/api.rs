@@ -302,11 +302,19 @@ async fn listing_shows_members_profiles_and_last_messages_within_budget() {
     let (_, by_product) = env.list(&customer(), &[("product", "shop")]).await;
     assert_eq!(by_product["data"]["rooms"].as_array().unwrap().len(), 2);
     let (_, page) = env.list(&customer(), &[("limit", "2")]).await;
+    let first: Vec<&str> = page["data"]["rooms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(first, [order.as_str(), group.as_str()], "a full first page");
     let cursor = page["data"]["next_cursor"].as_str().unwrap().to_owned();
     let (_, rest) = env
         .list(&customer(), &[("limit", "2"), ("cursor", &cursor)])
         .await;
-    assert_eq!(rest["data"]["rooms"][0]["id"], group.as_str());
+    assert_eq!(rest["data"]["rooms"][0]["id"], support.as_str());
+    assert_eq!(rest["data"]["has_more"], false, "{rest}");
 
     // A profile change shows at once.
     let put = HttpEvent::new("PUT /profiles/me", "/profiles/me")
@@ -331,10 +339,23 @@ async fn listing_shows_members_profiles_and_last_messages_within_budget() {
         1,
         "an agent sees that member's support rooms only: {body}"
     );
-    let (status, _) = env
-        .list(&token("a-1", "acme", "admin"), &[("member", "u-100")])
+    let (status, body) = env
+        .list(&token("adm", "acme", "admin"), &[("member", "u-100")])
         .await;
     assert_eq!(status, 200);
+    assert_eq!(
+        body["data"]["rooms"].as_array().unwrap().len(),
+        1,
+        "admins too see only what GET /rooms/{{id}} would show them: {body}"
+    );
+    let (_, body) = env
+        .list(&token("141", "acme", "agent"), &[("member", "u-100")])
+        .await;
+    assert_eq!(
+        body["data"]["rooms"].as_array().unwrap().len(),
+        2,
+        "the order chat's agent sees it and the support room: {body}"
+    );
     let (status, body) = env
         .list(&token("u-200", "acme", "customer"), &[("member", "u-100")])
         .await;
@@ -626,40 +647,588 @@ async fn profiles_are_per_tenant_and_validated() {
     assert_eq!(env.send(get(&customer(), "nobody")).await.0, 404);
 }
 
+/// An events/ fixture with its room id replaced by a real one.
+fn fixture_on(name: &str, room: &str) -> Value {
+    let event = load_event(name);
+    let text = event.to_string();
+    match event["pathParameters"]["room_id"].as_str() {
+        Some(fixture) => serde_json::from_str(&text.replace(fixture, room)).unwrap(),
+        None => event,
+    }
+}
+
 #[tokio::test]
 async fn event_fixtures_drive_the_handlers() {
     let env = Env::new().await;
-    for name in [
-        "post-rooms.json",
-        "get-rooms.json",
-        "put-profiles-me.json",
-        "get-products.json",
-        "post-products.json",
+    let env = &env;
+    let call =
+        |event: Value| async move { response_json(&env.app.handle(to_request(&event)).await) };
+    // The fixtures' other user has a profile (GET /profiles/u-200 finds it).
+    let put = HttpEvent::new("PUT /profiles/me", "/profiles/me")
+        .bearer(&token("u-200", "acme", "customer"))
+        .json(&json!({"username": "Jane"}));
+    assert_eq!(env.send(put).await.0, 200);
+    for (name, want) in [
+        ("post-rooms.json", 201),
+        ("put-profiles-me.json", 200),
+        ("get-profiles-user.json", 200),
+        ("post-products.json", 201),
+        ("get-products.json", 200),
     ] {
-        let (status, body) = response_json(&env.app.handle(to_request(&load_event(name))).await);
-        assert!(status == 200 || status == 201, "{name}: {status} {body}");
+        let (status, body) = call(load_event(name)).await;
+        assert_eq!(status, want, "{name}: {body}");
     }
-    let (_, rooms) = response_json(
-        &env.app
-            .handle(to_request(&load_event("get-rooms.json")))
-            .await,
-    );
+    let (status, rooms) = call(load_event("get-rooms.json")).await;
+    assert_eq!(status, 200, "{rooms}");
     let id = rooms["data"]["rooms"][0]["id"].as_str().unwrap().to_owned();
-    for name in [
-        "get-rooms-id.json",
-        "post-rooms-id-members.json",
-        "patch-rooms-id.json",
+    // In order: the fixture room's participant u-200 is removed, added back, and
+    // the room renamed, then deleted by its owner.
+    for (name, want) in [
+        ("get-rooms-id.json", 200),
+        ("delete-rooms-id-members-user.json", 200),
+        ("post-rooms-id-members.json", 201),
+        ("patch-rooms-id.json", 200),
+        ("delete-rooms-id.json", 200),
+        ("get-rooms-id.json", 404),
     ] {
-        let event = load_event(name);
-        let fixture = event["pathParameters"]["room_id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        let event: Value = serde_json::from_str(&event.to_string().replace(&fixture, &id)).unwrap();
-        let (status, body) = response_json(&env.app.handle(to_request(&event)).await);
-        assert!(
-            status == 200 || status == 201 || status == 409,
-            "{name}: {status} {body}"
+        let (status, body) = call(fixture_on(name, &id)).await;
+        assert_eq!(status, want, "{name}: {body}");
+    }
+}
+
+/// Sends `event` and asserts the refusal and that nothing was written.
+async fn refused(env: &Env, event: HttpEvent, status: u16, code: &str, what: &str) {
+    let before = env.table.items().await;
+    let (got, body) = env.send(event).await;
+    assert_eq!(
+        (got, body["error"]["code"].as_str()),
+        (status, Some(code)),
+        "{what}: {body}"
+    );
+    assert_eq!(
+        env.table.items().await,
+        before,
+        "{what}: nothing was written"
+    );
+}
+
+#[tokio::test]
+async fn body_routes_refuse_bad_input_and_write_nothing() {
+    let env = Env::new().await;
+    let id = env
+        .started(&customer(), json!({"type": "group", "name": "Team"}))
+        .await;
+    let admin = token("adm", "acme", "admin");
+    let oversized = format!("{{\"name\": \"{}\"}}", "x".repeat(70_000));
+    let routes: Vec<(&str, HttpEvent, Vec<(Value, &str)>)> = vec![
+        (
+            "PATCH /rooms/{room_id}",
+            env.on_room("PATCH", "", &customer(), &id),
+            vec![
+                (json!({"name": ""}), "invalid_field"),
+                (json!({"name": "x".repeat(201)}), "invalid_field"),
+                (json!({"detail": "x".repeat(2001)}), "invalid_field"),
+                (json!({"status": "snoozed"}), "invalid_field"),
+                (json!({"name": 5}), "invalid_field"),
+                (json!({"members": []}), "unknown_field"),
+            ],
+        ),
+        (
+            "POST /rooms/{room_id}/members",
+            env.on_room("POST", "/members", &customer(), &id),
+            vec![
+                (json!({}), "invalid_field"),
+                (json!({"user_id": "a#b"}), "invalid_field"),
+                (json!({"user_id": -1}), "invalid_field"),
+                (json!({"user_id": "u-2", "role": "agent"}), "unknown_field"),
+            ],
+        ),
+        (
+            "POST /products",
+            HttpEvent::new("POST /products", "/products").bearer(&admin),
+            vec![
+                (json!({"name": "x"}), "invalid_field"),
+                (json!({"product_id": "p", "name": " "}), "invalid_field"),
+                (
+                    json!({"product_id": "p", "name": "x", "description": "x".repeat(2001)}),
+                    "invalid_field",
+                ),
+                (
+                    json!({"product_id": "p", "name": "x", "sku": 1}),
+                    "unknown_field",
+                ),
+            ],
+        ),
+        (
+            "PUT /profiles/me",
+            HttpEvent::new("PUT /profiles/me", "/profiles/me").bearer(&customer()),
+            vec![
+                (json!({"username": "x".repeat(101)}), "invalid_field"),
+                (json!({"phone": "1".repeat(33)}), "invalid_field"),
+                (json!({"email": "a@b"}), "invalid_field"),
+                (json!({"user_id": "someone-else"}), "unknown_field"),
+            ],
+        ),
+    ];
+    for (route, event, cases) in routes {
+        for (body, code) in cases {
+            let what = format!("{route} {body}");
+            refused(&env, event.clone().json(&body), 422, code, &what).await;
+        }
+        for (raw, status, code) in [
+            ("{,}", 400, "malformed_request"),
+            ("", 400, "malformed_request"),
+            ("[1]", 422, "invalid_field"),
+            (oversized.as_str(), 413, "payload_too_large"),
+        ] {
+            let what = format!("{route} {}", &raw[..raw.len().min(20)]);
+            refused(&env, event.clone().raw_body(raw), status, code, &what).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn roles_and_tenants_that_must_be_refused_write_nothing() {
+    let env = Env::new().await;
+    let group = env
+        .started(
+            &customer(),
+            json!({"type": "group", "name": "Team", "participant_ids": ["u-200"]}),
+        )
+        .await;
+    let support = env
+        .started(&customer(), json!({"type": "support", "detail": "help"}))
+        .await;
+    let participant = token("u-200", "acme", "customer");
+    let stranger = token("u-300", "acme", "customer");
+    let agent = token("a-1", "acme", "agent");
+    let elsewhere = token("u-100", "globex", "admin");
+    let remove = |tok: &str, room: &str, user: &str| {
+        HttpEvent::new(
+            "DELETE /rooms/{room_id}/members/{user_id}",
+            &format!("/rooms/{room}/members/{user}"),
+        )
+        .param("room_id", room)
+        .param("user_id", user)
+        .bearer(tok)
+    };
+    let rename = json!({"name": "Mine"});
+    let newcomer = json!({"user_id": "u-400"});
+    let cases: Vec<(HttpEvent, u16, &str, &str)> = vec![
+        // Members who do not own the room manage nothing but their own membership.
+        (
+            env.on_room("PATCH", "", &participant, &group).json(&rename),
+            403,
+            "forbidden",
+            "participant renames",
+        ),
+        (
+            env.on_room("DELETE", "", &participant, &group),
+            403,
+            "forbidden",
+            "participant deletes",
+        ),
+        (
+            env.on_room("POST", "/members", &participant, &group)
+                .json(&newcomer),
+            403,
+            "forbidden",
+            "participant adds",
+        ),
+        (
+            remove(&participant, &group, "u-100"),
+            403,
+            "forbidden",
+            "participant removes the owner",
+        ),
+        // Staff see support rooms; deleting one is for its owner or an admin.
+        (
+            env.on_room("DELETE", "", &agent, &support),
+            403,
+            "forbidden",
+            "agent deletes",
+        ),
+        // Whoever may not see a room learns nothing about it.
+        (
+            env.on_room("GET", "", &agent, &group),
+            404,
+            "not_found",
+            "agent reads a team room",
+        ),
+        (
+            env.on_room("PATCH", "", &agent, &group).json(&rename),
+            404,
+            "not_found",
+            "agent renames a team room",
+        ),
+        (
+            env.on_room("POST", "/members", &stranger, &group)
+                .json(&newcomer),
+            404,
+            "not_found",
+            "stranger adds",
+        ),
+        (
+            remove(&stranger, &group, "u-200"),
+            404,
+            "not_found",
+            "stranger removes",
+        ),
+        (
+            env.on_room("DELETE", "", &stranger, &support),
+            404,
+            "not_found",
+            "stranger deletes",
+        ),
+        // Another tenant, even its admin, finds nothing.
+        (
+            env.on_room("GET", "", &elsewhere, &group),
+            404,
+            "not_found",
+            "other tenant reads",
+        ),
+        (
+            env.on_room("PATCH", "", &elsewhere, &support).json(&rename),
+            404,
+            "not_found",
+            "other tenant renames",
+        ),
+        (
+            env.on_room("DELETE", "", &elsewhere, &support),
+            404,
+            "not_found",
+            "other tenant deletes",
+        ),
+        (
+            env.on_room("POST", "/members", &elsewhere, &group)
+                .json(&newcomer),
+            404,
+            "not_found",
+            "other tenant adds",
+        ),
+        (
+            remove(&elsewhere, &group, "u-200"),
+            404,
+            "not_found",
+            "other tenant removes",
+        ),
+        (
+            HttpEvent::new("GET /profiles/{user_id}", "/profiles/u-100")
+                .param("user_id", "u-100")
+                .bearer(&elsewhere),
+            404,
+            "not_found",
+            "other tenant's profile",
+        ),
+        (
+            HttpEvent::new("GET /rooms", "/rooms")
+                .query("member", "u-100")
+                .bearer(&participant),
+            403,
+            "forbidden",
+            "a customer lists another member's rooms",
+        ),
+        (
+            HttpEvent::new("POST /products", "/products")
+                .bearer(&agent)
+                .json(&json!({"product_id": "p", "name": "P"})),
+            403,
+            "forbidden",
+            "an agent writes the catalogue",
+        ),
+    ];
+    for (event, status, code, what) in cases {
+        refused(&env, event, status, code, what).await;
+    }
+    // What staff may do: an agent manages a support room it is not in, an admin
+    // deletes it; a participant leaves.
+    let (status, body) = env
+        .send(
+            env.on_room("PATCH", "", &agent, &support)
+                .json(&json!({"status": "pending"})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["data"]["status"].as_str()),
+        (200, Some("pending")),
+        "{body}"
+    );
+    assert_eq!(
+        env.send(remove(&participant, &group, "u-200")).await.0,
+        200,
+        "leave"
+    );
+    assert_eq!(
+        env.send(env.on_room("GET", "", &participant, &group))
+            .await
+            .0,
+        404
+    );
+    let (status, body) = env
+        .send(env.on_room("DELETE", "", &token("adm", "acme", "admin"), &support))
+        .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
+async fn a_page_is_two_requests_whatever_the_rooms_hold() {
+    let env = Env::new().await;
+    // 25 rooms of 10 members, 9 of them in no other room: a full page would need
+    // 25 rooms + 226 profiles, more than one BatchGetItem takes.
+    let mut created = Vec::new();
+    for r in 0..25 {
+        let others: Vec<String> = (0..9).map(|m| format!("u-{r}-{m}")).collect();
+        created.push(
+            env.started(
+                &customer(),
+                json!({"type": "group", "name": format!("Room {r}"), "participant_ids": others}),
+            )
+            .await,
         );
     }
+    created.reverse();
+    let store = &env.table.runtime.store;
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let mut query = vec![("limit", "25")];
+        if let Some(c) = &cursor {
+            query.push(("cursor", c));
+        }
+        let before = store.requests();
+        let (status, body) = env.list(&customer(), &query).await;
+        assert_eq!(status, 200, "{body}");
+        assert!(
+            store.requests() - before <= 2,
+            "a Query and one BatchGetItem"
+        );
+        pages += 1;
+        for room in body["data"]["rooms"].as_array().unwrap() {
+            assert_eq!(room["members"].as_array().unwrap().len(), 10);
+            seen.push(room["id"].as_str().unwrap().to_owned());
+        }
+        match body["data"]["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+        assert!(pages < 10, "pages move on");
+    }
+    assert_eq!(seen, created, "every room once, newest first");
+    assert!(pages >= 3, "{pages} pages");
+}
+
+#[tokio::test]
+async fn budgets_requests_per_route() {
+    let env = Env::new().await;
+    let env = &env;
+    let store = &env.table.runtime.store;
+    let admin = token("adm", "acme", "admin");
+    let count = |event: HttpEvent| async move {
+        let before = store.requests();
+        let (status, body) = env.send(event).await;
+        assert!(status < 300, "{status} {body}");
+        (store.requests() - before, body)
+    };
+    let (n, body) = count(
+        HttpEvent::new("POST /rooms", "/rooms")
+            .bearer(&customer())
+            .json(&order_chat()),
+    )
+    .await;
+    assert_eq!(n, 1, "start: one TransactWriteItems");
+    let id = body["data"]["id"].as_str().unwrap().to_owned();
+    let (n, _) = count(
+        HttpEvent::new("POST /rooms", "/rooms")
+            .bearer(&customer())
+            .json(&order_chat()),
+    )
+    .await;
+    assert_eq!(
+        n, 2,
+        "started again: the refused transaction names the room, one GetItem reads it"
+    );
+    let steps: Vec<(HttpEvent, u64, &str)> = vec![
+        (
+            env.on_room("GET", "", &customer(), &id),
+            2,
+            "room: GetItem + BatchGetItem of profiles",
+        ),
+        (
+            env.on_room("PATCH", "", &customer(), &id)
+                .json(&json!({"name": "n"})),
+            2,
+            "update: GetItem + TransactWriteItems",
+        ),
+        (
+            env.on_room("POST", "/members", &customer(), &id)
+                .json(&json!({"user_id": "u-9"})),
+            2,
+            "add member: GetItem + TransactWriteItems",
+        ),
+        (
+            HttpEvent::new(
+                "DELETE /rooms/{room_id}/members/{user_id}",
+                &format!("/rooms/{id}/members/u-9"),
+            )
+            .param("room_id", &id)
+            .param("user_id", "u-9")
+            .bearer(&customer()),
+            2,
+            "remove member: GetItem + TransactWriteItems",
+        ),
+        (
+            HttpEvent::new("PUT /profiles/me", "/profiles/me")
+                .bearer(&customer())
+                .json(&json!({"username": "Sam"})),
+            1,
+            "profile: one PutItem",
+        ),
+        (
+            HttpEvent::new("GET /profiles/{user_id}", "/profiles/u-100")
+                .param("user_id", "u-100")
+                .bearer(&customer()),
+            1,
+            "profile: one GetItem",
+        ),
+        (
+            HttpEvent::new("POST /products", "/products")
+                .bearer(&admin)
+                .json(&json!({"product_id": "shop", "name": "Shop"})),
+            1,
+            "product: one conditional PutItem",
+        ),
+        (
+            HttpEvent::new("GET /products", "/products").bearer(&customer()),
+            1,
+            "catalogue page: one Query",
+        ),
+        (
+            env.on_room("DELETE", "", &customer(), &id),
+            2,
+            "delete: GetItem + TransactWriteItems",
+        ),
+    ];
+    for (event, want, what) in steps {
+        assert_eq!(count(event).await.0, want, "{what}");
+    }
+}
+
+#[tokio::test]
+async fn a_deleted_order_chat_can_be_started_again() {
+    let env = Env::new().await;
+    let first = env.started(&customer(), order_chat()).await;
+    let (status, _) = env
+        .send(env.on_room("DELETE", "", &customer(), &first))
+        .await;
+    assert_eq!(status, 200);
+    let (status, body) = env.start(&customer(), order_chat()).await;
+    assert_eq!(status, 201, "a new chat for the order: {body}");
+    let second = body["data"]["id"].as_str().unwrap().to_owned();
+    assert_ne!(second, first);
+    let (status, body) = env.start(&customer(), order_chat()).await;
+    assert_eq!(
+        (status, body["data"]["id"].as_str()),
+        (200, Some(second.as_str()))
+    );
+    // Someone outside the order's chat who names the same order learns it exists
+    // (409) but gets neither the room nor a seat in it.
+    let (status, body) = env
+        .start(&token("u-999", "acme", "customer"), order_chat())
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("room_exists")),
+        "{body}"
+    );
+    assert!(body.get("data").is_none());
+}
+
+#[tokio::test]
+async fn seed_clients_start_order_chats_as_they_spell_them() {
+    let env = Env::new().await;
+    // The order-chat platform's body: hyphenated type, integer ids.
+    let (status, body) = env
+        .start(
+            &token("133", "acme", "agent"),
+            json!({"type": "agent-to-user", "order_id": 5, "vendor_id": 3, "participant_ids": [1]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let room = &body["data"];
+    assert_eq!(
+        (
+            room["type"].as_str(),
+            room["order_id"].as_str(),
+            room["agent_id"].as_str()
+        ),
+        (Some("agent_to_user"), Some("5"), Some("133"))
+    );
+    assert_eq!(room["room_name"], room["name"]);
+    let (status, body) = env
+        .list(
+            &token("1", "acme", "customer"),
+            &[("type", "agent-to-user")],
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["data"]["rooms"][0]["id"], room["id"]);
+}
+
+#[tokio::test]
+async fn direct_chats_stay_between_two() {
+    let env = Env::new().await;
+    let id = env
+        .started(
+            &customer(),
+            json!({"type": "direct", "participant_ids": ["u-2"]}),
+        )
+        .await;
+    refused(
+        &env,
+        env.on_room("POST", "/members", &customer(), &id)
+            .json(&json!({"user_id": "u-3"})),
+        409,
+        "direct_chat",
+        "a third member",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn the_catalogue_pages() {
+    let env = Env::new().await;
+    let admin = token("adm", "acme", "admin");
+    for p in ["a", "b", "c"] {
+        let event = HttpEvent::new("POST /products", "/products")
+            .bearer(&admin)
+            .json(&json!({"product_id": p, "name": p.to_uppercase()}));
+        assert_eq!(env.send(event).await.0, 201);
+    }
+    let list = |query: &[(&str, &str)]| {
+        let mut event = HttpEvent::new("GET /products", "/products").bearer(&customer());
+        for (k, v) in query {
+            event = event.query(k, v);
+        }
+        env.send(event)
+    };
+    let (_, page) = list(&[("limit", "2")]).await;
+    assert_eq!(page["data"]["products"].as_array().unwrap().len(), 2);
+    let cursor = page["data"]["next_cursor"].as_str().unwrap().to_owned();
+    let (_, rest) = list(&[("limit", "2"), ("cursor", &cursor)]).await;
+    assert_eq!(rest["data"]["products"][0]["product_id"], "c");
+    assert_eq!(list(&[("limit", "0")]).await.0, 422);
+    assert_eq!(list(&[("cursor", "forged")]).await.0, 400);
+    let (_, other) = env
+        .send(HttpEvent::new("GET /products", "/products").bearer(&token("x", "globex", "admin")))
+        .await;
+    let (status, _) = env
+        .send(
+            HttpEvent::new("GET /products", "/products")
+                .bearer(&token("x", "globex", "admin"))
+                .query("cursor", &cursor),
+        )
+        .await;
+    assert_eq!(status, 400, "a cursor names its tenant's catalogue");
+    assert_eq!(other["data"]["products"].as_array().unwrap().len(), 0);
 }

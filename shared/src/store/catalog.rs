@@ -1,6 +1,6 @@
 //! The tenant's product catalogue and its users' profiles.
 
-use super::Store;
+use super::{Page, Store};
 use crate::dynamo::sdk_error;
 use crate::error::{ApiError, ApiResult};
 use crate::ids::{OrgId, UserId};
@@ -15,6 +15,32 @@ pub struct Product {
     pub name: String,
     pub description: Option<String>,
     pub created_at: String,
+}
+
+/// Products per page of the catalogue.
+pub const MAX_PRODUCTS_PAGE: u32 = 100;
+
+impl Product {
+    fn to_item(&self, org: &OrgId) -> Item {
+        ItemBuilder::new()
+            .str(keys::PK, keys::products_pk(org))
+            .str(keys::SK, keys::product_sk(&self.product_id))
+            .str(keys::ENTITY, keys::entity::PRODUCT)
+            .str("product_id", &self.product_id)
+            .str("name", &self.name)
+            .opt_str("description", self.description.clone())
+            .str("created_at", &self.created_at)
+            .build()
+    }
+
+    pub fn from_item(item: &Item) -> Option<Product> {
+        (item.str(keys::ENTITY) == Some(keys::entity::PRODUCT)).then(|| Product {
+            product_id: item.string("product_id").unwrap_or_default(),
+            name: item.string("name").unwrap_or_default(),
+            description: item.string("description"),
+            created_at: item.string("created_at").unwrap_or_default(),
+        })
+    }
 }
 
 /// What member lists show of a user.
@@ -58,15 +84,7 @@ impl Profile {
 impl Store {
     /// Adds a product; an existing id is a conflict.
     pub async fn create_product(&self, org: &OrgId, product: &Product) -> ApiResult<()> {
-        let item = ItemBuilder::new()
-            .str(keys::PK, keys::products_pk(org))
-            .str(keys::SK, keys::product_sk(&product.product_id))
-            .str(keys::ENTITY, keys::entity::PRODUCT)
-            .str("product_id", &product.product_id)
-            .str("name", &product.name)
-            .opt_str("description", product.description.clone())
-            .str("created_at", &product.created_at)
-            .build();
+        let item = product.to_item(org);
         let result = self
             .client
             .put_item()
@@ -91,28 +109,46 @@ impl Store {
         }
     }
 
-    /// The tenant's catalogue, one Query (a catalogue is small: one page of up to 1 MB).
-    pub async fn list_products(&self, org: &OrgId) -> ApiResult<Vec<Product>> {
+    /// A page of the tenant's catalogue in product id order: one Query.
+    pub async fn list_products(
+        &self,
+        org: &OrgId,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> ApiResult<Page<Product>> {
+        let pk = keys::products_pk(org);
+        let start = cursor
+            .map(|raw| {
+                crate::cursor::decode(
+                    raw,
+                    crate::cursor::Partition {
+                        attribute: keys::PK,
+                        value: &pk,
+                    },
+                    &[keys::PK, keys::SK],
+                )
+            })
+            .transpose()?;
         let out = self
             .client
             .query()
             .table_name(&self.table)
             .key_condition_expression("PK = :pk")
-            .expression_attribute_values(":pk", s(keys::products_pk(org)))
+            .expression_attribute_values(":pk", s(&pk))
+            .limit(limit.min(MAX_PRODUCTS_PAGE) as i32)
+            .set_exclusive_start_key(start)
             .send()
             .await
             .map_err(|e| sdk_error("list products", e))?;
-        Ok(out
-            .items
-            .unwrap_or_default()
-            .iter()
-            .map(|item| Product {
-                product_id: item.string("product_id").unwrap_or_default(),
-                name: item.string("name").unwrap_or_default(),
-                description: item.string("description"),
-                created_at: item.string("created_at").unwrap_or_default(),
-            })
-            .collect())
+        Ok(Page {
+            items: out
+                .items
+                .unwrap_or_default()
+                .iter()
+                .filter_map(Product::from_item)
+                .collect(),
+            next_cursor: out.last_evaluated_key.as_ref().map(crate::cursor::encode),
+        })
     }
 
     pub async fn put_profile(
@@ -176,5 +212,48 @@ impl Store {
             .map(|p| (p.user_id.clone(), p))
             .collect();
         Ok((found_rooms, profiles))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn org() -> OrgId {
+        OrgId::parse("acme").unwrap()
+    }
+
+    #[test]
+    fn product_round_trips_through_its_item() {
+        let product = Product {
+            product_id: "shop".into(),
+            name: "Shop".into(),
+            description: Some("The web shop".into()),
+            created_at: "2024-06-29T10:00:00.000Z".into(),
+        };
+        let item = product.to_item(&org());
+        assert_eq!(item.str(keys::PK), Some("T#acme#PRODUCTS"));
+        assert_eq!(Product::from_item(&item), Some(product));
+    }
+
+    #[test]
+    fn profile_round_trips_through_its_item() {
+        let user = UserId::parse("u-1").unwrap();
+        let profile = Profile {
+            user_id: "u-1".into(),
+            username: Some("Sam".into()),
+            email: Some("sam@example.com".into()),
+            phone: None,
+            display_image: Some("https://example.com/s.png".into()),
+            updated_at: Some("2024-06-29T10:00:00.000Z".into()),
+        };
+        let item = profile.to_item(&org(), &user);
+        assert_eq!(item.str(keys::SK), Some(keys::PROFILE_SK));
+        assert_eq!(Profile::from_item(&item), Some(profile));
+        assert_eq!(
+            Product::from_item(&item),
+            None,
+            "entity tags tell items apart"
+        );
     }
 }

@@ -394,10 +394,11 @@ impl Store {
     }
 
     /// Soft-deletes the room for everyone: its messages stop being served and every
-    /// member's inbox row goes.
-    pub async fn delete_room(&self, who: &Principal, room_id: &RoomId) -> ApiResult<()> {
+    /// member's inbox row goes. From the room the caller read (one read, one write).
+    pub async fn delete_room(&self, who: &Principal, room: Room) -> ApiResult<()> {
         let now = crate::time::now_string();
-        self.room_transaction(who, room_id, "delete room", |room| {
+        let room_id = room.id.clone();
+        self.room_transaction_from(who, &room_id, room, "delete room", |room| {
             Ok(self.delete_writes(who, room, &now))
         })
         .await?;

@@ -10,12 +10,12 @@ mod messages;
 mod rooms;
 mod search;
 
-pub use catalog::{Product, Profile};
+pub use catalog::{MAX_PRODUCTS_PAGE, Product, Profile};
 pub use conversations::{MemberView, SharedChanges};
 pub use inbox::{Inbox, InboxQuery};
 pub use message_edits::MessageChange;
 pub use messages::{Direction, MessageList, MessageQuery, NewMessage, Posted, RoomCache};
-pub use rooms::{RoomQuery, Started};
+pub use rooms::{RoomPage, RoomQuery, Started};
 pub use search::{MAX_INDEXED_WORDS, MAX_QUERY_CHARS, index_words};
 
 use crate::dynamo::{RequestCounter, sdk_error};

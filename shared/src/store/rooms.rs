@@ -1,14 +1,18 @@
 //! Rooms and memberships.
 
-use super::{Store, put};
+use super::{Profile, Store, WRITE_ATTEMPTS, backoff, put, storage_busy};
 use crate::auth::Principal;
 use crate::dynamo::sdk_error;
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::ids::{OrgId, RoomId, UserId};
-use crate::item::{Item, n, s, values};
+use crate::item::{Item, ItemBuilder, ItemExt, n, s, values};
 use crate::keys;
-use crate::model::{Membership, Room};
-use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
+use crate::model::{Membership, Room, RoomType};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+};
+use std::collections::{HashMap, HashSet};
 
 impl Store {
     /// Creates a room with its members (each with an inbox row) in one transaction.
@@ -118,8 +122,9 @@ impl Store {
 /// The outcome of starting a room that may exist once (an order chat).
 pub enum Started {
     Created,
-    /// The room already started for this natural key.
-    Existing(RoomId),
+    /// The live room already started for this natural key, as read now (the caller
+    /// may not be one of its members).
+    Existing(Room),
 }
 
 pub struct RoomQuery<'a> {
@@ -130,10 +135,24 @@ pub struct RoomQuery<'a> {
     pub status: Option<&'a str>,
 }
 
+/// A page of a member's rooms with the profiles of everyone in them.
+#[derive(Debug)]
+pub struct RoomPage {
+    /// Newest activity first; rooms deleted since their row was read are left out.
+    pub rooms: Vec<Room>,
+    pub profiles: HashMap<String, Profile>,
+    pub next_cursor: Option<String>,
+}
+
+/// Keys one BatchGetItem takes.
+const BATCH_KEYS: usize = 100;
+
 impl Store {
     /// Creates a room with its members, or finds the one already started for the
     /// same natural key: the key item is written in the same transaction with a
-    /// condition, so two concurrent starts create one room.
+    /// condition, so two concurrent starts create one room. A key whose room was
+    /// deleted is taken over (conditioned on still naming that room), so a deleted
+    /// order chat can be started again.
     pub async fn start_room(
         &self,
         org: &OrgId,
@@ -145,63 +164,86 @@ impl Store {
             self.create_room(org, room, member_roles).await?;
             return Ok(Started::Created);
         };
-        let key_item = crate::item::ItemBuilder::new()
-            .str(keys::PK, &natural_key)
-            .str(keys::SK, keys::ORDER_KEY_SK)
-            .str(keys::ENTITY, keys::entity::ORDER_KEY)
-            .str("room_id", room.id.as_str())
-            .build();
-        let key_put = aws_sdk_dynamodb::types::Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(key_item))
-            .condition_expression("attribute_not_exists(PK)")
-            .return_values_on_condition_check_failure(
-                aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld,
-            )
-            .build()
-            .expect("put has item");
-        let mut writes = vec![TransactWriteItem::builder().put(key_put).build()];
-        writes.extend(self.room_writes(org, room, member_roles));
-        let err = match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(writes))
-            .send()
-            .await
-        {
-            Ok(_) => return Ok(Started::Created),
-            Err(err) => err,
-        };
-        use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-        if let Some(TransactWriteItemsError::TransactionCanceledException(c)) =
-            err.as_service_error()
-        {
-            let first = c.cancellation_reasons().first();
+        let mut replaces: Option<String> = None;
+        for attempt in 0..WRITE_ATTEMPTS {
+            let mut writes = vec![self.natural_key_put(&natural_key, room, replaces.as_deref())];
+            writes.extend(self.room_writes(org, room, member_roles));
+            let err = match self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(writes))
+                .send()
+                .await
+            {
+                Ok(_) => return Ok(Started::Created),
+                Err(err) => err,
+            };
+            let Some(TransactWriteItemsError::TransactionCanceledException(c)) =
+                err.as_service_error()
+            else {
+                return Err(sdk_error("start room", err));
+            };
+            let reasons = c.cancellation_reasons();
+            let first = reasons.first();
             if first.and_then(|r| r.code()) == Some("ConditionalCheckFailed") {
                 let existing = match first
                     .and_then(|r| r.item())
-                    .and_then(|i| crate::item::ItemExt::string(i, "room_id"))
+                    .and_then(|i| i.string("room_id"))
                 {
                     Some(id) => id,
                     None => self.natural_key_room(&natural_key).await?,
                 };
-                return RoomId::parse(&existing)
-                    .map(Started::Existing)
-                    .map_err(|e| crate::error::ApiError::internal("natural key", e));
+                let existing_id =
+                    RoomId::parse(&existing).map_err(|e| ApiError::internal("natural key", e))?;
+                match self.get_room(org, &existing_id).await? {
+                    Some(found) if found.deleted_at.is_none() => {
+                        return Ok(Started::Existing(found));
+                    }
+                    _ => replaces = Some(existing),
+                }
+                continue;
             }
-            if c.cancellation_reasons()
+            if !reasons
                 .iter()
-                .any(|r| r.code() == Some("TransactionConflict"))
+                .any(|r| matches!(r.code(), Some("TransactionConflict" | "ThrottlingError")))
             {
-                // A concurrent start holds the key: it wins; read what it wrote.
-                super::backoff(0).await;
-                let existing = self.natural_key_room(&natural_key).await?;
-                return RoomId::parse(&existing)
-                    .map(Started::Existing)
-                    .map_err(|e| crate::error::ApiError::internal("natural key", e));
+                return Err(ApiError::internal(
+                    "start room",
+                    format!("transaction cancelled: {reasons:?}"),
+                ));
             }
+            // A concurrent start holds the key: the next attempt finds what it wrote.
+            backoff(attempt).await;
         }
-        Err(sdk_error("start room", err))
+        Err(storage_busy())
+    }
+
+    /// The natural key item, new or replacing the key of a deleted room.
+    fn natural_key_put(
+        &self,
+        natural_key: &str,
+        room: &Room,
+        replaces: Option<&str>,
+    ) -> TransactWriteItem {
+        let item = ItemBuilder::new()
+            .str(keys::PK, natural_key)
+            .str(keys::SK, keys::ORDER_KEY_SK)
+            .str(keys::ENTITY, keys::entity::ORDER_KEY)
+            .str("room_id", room.id.as_str())
+            .build();
+        let mut put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        put = match replaces {
+            None => put.condition_expression("attribute_not_exists(PK)"),
+            Some(old) => put
+                .condition_expression("attribute_not_exists(PK) OR room_id = :old")
+                .expression_attribute_values(":old", s(old)),
+        };
+        TransactWriteItem::builder()
+            .put(put.build().expect("put has item"))
+            .build()
     }
 
     async fn natural_key_room(&self, natural_key: &str) -> ApiResult<String> {
@@ -217,8 +259,64 @@ impl Store {
             .map_err(|e| sdk_error("natural key", e))?;
         out.item
             .as_ref()
-            .and_then(|i| crate::item::ItemExt::string(i, "room_id"))
-            .ok_or_else(|| super::storage_busy())
+            .and_then(|i| i.string("room_id"))
+            .ok_or_else(storage_busy)
+    }
+
+    /// A page of `member`'s rooms with their members' profiles in two requests: the
+    /// Query of their inbox rows (which carry their room's member list), then one
+    /// BatchGetItem of the rooms and the profiles. A page whose rooms have more
+    /// distinct members than one BatchGetItem takes ends early, its cursor after the
+    /// last room that fit (a room has at most 40 members, so one always fits).
+    pub async fn room_page(
+        &self,
+        org: &OrgId,
+        member: &UserId,
+        q: RoomQuery<'_>,
+    ) -> ApiResult<RoomPage> {
+        let page = self.list_member_rooms(org, member, q).await?;
+        let mut item_keys: Vec<(String, String)> = Vec::new();
+        let mut order: Vec<String> = Vec::new();
+        let mut seen: HashSet<String> = HashSet::new();
+        let mut next_cursor = page.next_cursor;
+        for (i, row) in page.items.iter().enumerate() {
+            let Some(room_id) = row.str("room_id").and_then(|r| RoomId::parse(r).ok()) else {
+                continue;
+            };
+            let newcomers: Vec<UserId> = row
+                .string_set("members")
+                .iter()
+                .filter(|m| !seen.contains(m.as_str()))
+                .filter_map(|m| UserId::parse(m).ok())
+                .collect();
+            if !order.is_empty() && item_keys.len() + 1 + newcomers.len() > BATCH_KEYS {
+                next_cursor = Some(crate::cursor::encode(&row_key(&page.items[i - 1])));
+                break;
+            }
+            item_keys.push((keys::room_pk(org, &room_id), keys::ROOM_SK.to_owned()));
+            order.push(room_id.to_string());
+            for user in newcomers {
+                item_keys.push((keys::user_pk(org, &user), keys::PROFILE_SK.to_owned()));
+                seen.insert(user.to_string());
+            }
+        }
+        let found = self.batch_get(&item_keys, "rooms page").await?;
+        let mut rooms: HashMap<String, Room> = found
+            .iter()
+            .filter_map(Room::from_item)
+            .filter(|r| r.deleted_at.is_none())
+            .map(|r| (r.id.to_string(), r))
+            .collect();
+        let profiles = found
+            .iter()
+            .filter_map(Profile::from_item)
+            .map(|p| (p.user_id.clone(), p))
+            .collect();
+        Ok(RoomPage {
+            rooms: order.iter().filter_map(|id| rooms.remove(id)).collect(),
+            profiles,
+            next_cursor,
+        })
     }
 
     /// The caller's (or, for staff, `member`'s) rooms, newest activity first: their
@@ -242,7 +340,11 @@ impl Store {
             None => None,
         };
         let mut filters = vec!["#e = :member".to_owned()];
-        let mut vals = values([(":pk", s(&gsi1pk)), (":member", s(keys::entity::MEMBER))]);
+        let mut vals = values([
+            (":pk", s(&gsi1pk)),
+            (":rows", s(keys::INBOX_ENTRY_PREFIX)),
+            (":member", s(keys::entity::MEMBER)),
+        ]);
         for (name, value) in [
             ("room_type", q.room_type),
             ("product", q.product),
@@ -258,8 +360,11 @@ impl Store {
             .query()
             .table_name(&self.table)
             .index_name(keys::GSI1)
-            .key_condition_expression("#g1pk = :pk")
+            // Rows only: the inbox head shares the partition and would take a slot
+            // of `limit` on the first page.
+            .key_condition_expression("#g1pk = :pk AND begins_with(#g1sk, :rows)")
             .expression_attribute_names("#g1pk", keys::GSI1PK)
+            .expression_attribute_names("#g1sk", keys::GSI1SK)
             .expression_attribute_names("#e", keys::ENTITY)
             .filter_expression(filters.join(" AND "))
             .scan_index_forward(false)
@@ -286,25 +391,27 @@ impl Store {
     }
 
     /// Adds a member: the room's member list and version, their inbox row and count,
-    /// in one transaction conditioned on the room as read.
-    pub async fn add_member(
-        &self,
-        who: &Principal,
-        room_id: &RoomId,
-        user: &UserId,
-        member_role: &str,
-    ) -> ApiResult<Room> {
+    /// in one transaction conditioned on the room as the caller read it.
+    pub async fn add_member(&self, who: &Principal, room: Room, user: &UserId) -> ApiResult<Room> {
         let now = crate::time::now_string();
+        let room_id = room.id.clone();
         let mut room = self
-            .room_transaction(who, room_id, "add member", |room| {
+            .room_transaction_from(who, &room_id, room, "add member", |room| {
                 if room.is_member(user.as_str()) {
-                    return Err(crate::error::ApiError::Conflict {
+                    return Err(ApiError::Conflict {
                         code: "already_member",
                         message: "the user is already a member".into(),
                     });
                 }
+                if room.room_type == RoomType::Direct {
+                    // Its natural key is the pair; a third member would make it a group.
+                    return Err(ApiError::Conflict {
+                        code: "direct_chat",
+                        message: "a direct chat stays between two users; start a group".into(),
+                    });
+                }
                 if room.members.len() >= crate::model::MAX_MEMBERS {
-                    return Err(crate::error::ApiError::Conflict {
+                    return Err(ApiError::Conflict {
                         code: "room_full",
                         message: format!(
                             "a room has at most {} members",
@@ -314,10 +421,7 @@ impl Store {
                 }
                 let vals = values([
                     (":one", n(1)),
-                    (
-                        ":user",
-                        aws_sdk_dynamodb::types::AttributeValue::Ss(vec![user.to_string()]),
-                    ),
+                    (":user", AttributeValue::Ss(vec![user.to_string()])),
                     (":now", s(&now)),
                 ]);
                 let mut joined = room.clone();
@@ -336,7 +440,7 @@ impl Store {
                             &who.org,
                             &joined,
                             user.as_str(),
-                            member_role,
+                            "participant",
                             &now,
                         ),
                         true,
@@ -349,52 +453,56 @@ impl Store {
             .await?;
         room.members.push(user.to_string());
         room.member_version += 1;
+        room.updated_at = now;
         Ok(room)
     }
 
-    /// Removes a member (never the last one): they lose access at once, since every
-    /// read and write checks the room's current member list.
+    /// Removes a member (never the last one), from the room as the caller read it:
+    /// they lose access at once, since every read and write checks the room's
+    /// current member list.
     pub async fn remove_member(
         &self,
         who: &Principal,
-        room_id: &RoomId,
+        room: Room,
         user: &UserId,
-    ) -> ApiResult<()> {
+    ) -> ApiResult<Room> {
         let now = crate::time::now_string();
-        self.room_transaction(who, room_id, "remove member", |room| {
-            if !room.is_member(user.as_str()) {
-                return Err(crate::error::ApiError::NotFound("member"));
-            }
-            if room.members.len() == 1 {
-                return Err(crate::error::ApiError::Conflict {
-                    code: "last_member",
-                    message: "a room keeps at least one member; delete the room instead".into(),
-                });
-            }
-            let vals = values([
-                (":one", n(1)),
-                (
-                    ":user",
-                    aws_sdk_dynamodb::types::AttributeValue::Ss(vec![user.to_string()]),
-                ),
-                (":now", s(&now)),
-            ]);
-            let mut writes = vec![
-                self.room_update(
-                    room,
-                    who,
-                    "SET updated_at = :now ADD member_version :one DELETE members :user",
-                    vals,
-                    &[],
-                ),
-                self.member_delete(who, room_id, user),
-                self.inbox_head_change(&who.org, user.as_str(), -1),
-            ];
-            writes.extend(self.member_list_changes(who, room, "DELETE", user));
-            Ok(writes)
-        })
-        .await?;
-        Ok(())
+        let room_id = room.id.clone();
+        let mut room = self
+            .room_transaction_from(who, &room_id, room, "remove member", |room| {
+                if !room.is_member(user.as_str()) {
+                    return Err(ApiError::NotFound("member"));
+                }
+                if room.members.len() == 1 {
+                    return Err(ApiError::Conflict {
+                        code: "last_member",
+                        message: "a room keeps at least one member; delete the room instead".into(),
+                    });
+                }
+                let vals = values([
+                    (":one", n(1)),
+                    (":user", AttributeValue::Ss(vec![user.to_string()])),
+                    (":now", s(&now)),
+                ]);
+                let mut writes = vec![
+                    self.room_update(
+                        room,
+                        who,
+                        "SET updated_at = :now ADD member_version :one DELETE members :user",
+                        vals,
+                        &[],
+                    ),
+                    self.member_delete(who, &room.id, user),
+                    self.inbox_head_change(&who.org, user.as_str(), -1),
+                ];
+                writes.extend(self.member_list_changes(who, room, "DELETE", user));
+                Ok(writes)
+            })
+            .await?;
+        room.members.retain(|m| m != user.as_str());
+        room.member_version += 1;
+        room.updated_at = now;
+        Ok(room)
     }
 
     /// Keeps the member list copied on the other members' rows in step.
@@ -410,10 +518,7 @@ impl Store {
             .filter(|m| m.as_str() != user.as_str())
             .filter_map(|m| UserId::parse(m).ok())
             .map(|m| {
-                let vals = values([(
-                    ":user",
-                    aws_sdk_dynamodb::types::AttributeValue::Ss(vec![user.to_string()]),
-                )]);
+                let vals = values([(":user", AttributeValue::Ss(vec![user.to_string()]))]);
                 self.member_update(
                     who,
                     &room.id,
@@ -425,4 +530,12 @@ impl Store {
             })
             .collect()
     }
+}
+
+/// A GSI1 row's key: where the next page of the listing starts.
+fn row_key(row: &Item) -> Item {
+    [keys::PK, keys::SK, keys::GSI1PK, keys::GSI1SK]
+        .into_iter()
+        .filter_map(|k| row.get(k).map(|v| (k.to_owned(), v.clone())))
+        .collect()
 }
