@@ -32,7 +32,7 @@ rollup:
 
 # The performance bench: release bootstraps, a fresh in-memory DynamoDB Local on
 # BENCH_PORT, bounded loads on 127.0.0.1; rewrites docs/performance.md.
-BENCH_PORT := 8002
+BENCH_PORT ?= 8002
 bench: tools
 	trap '$(DDB) stop --port $(BENCH_PORT)' EXIT
 	$(DDB) stop --port $(BENCH_PORT)

@@ -894,13 +894,15 @@ impl Rie {
 
     /// Resident memory high-water mark of the bootstrap process (VmHWM), in KiB.
     pub fn bootstrap_peak_rss_kib(&self, bootstrap_name: &str) -> Option<u64> {
-        let children = std::fs::read_to_string(format!(
-            "/proc/{}/task/{}/children",
-            self.child.id(),
-            self.child.id()
-        ))
-        .ok()?;
-        children.split_whitespace().find_map(|pid| {
+        // The emulator is a Go program: any of its threads may have forked the
+        // bootstrap, and /proc lists children per thread.
+        let tasks = std::fs::read_dir(format!("/proc/{}/task", self.child.id())).ok()?;
+        let children: Vec<String> = tasks
+            .filter_map(Result::ok)
+            .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+            .flat_map(|c| c.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+            .collect();
+        children.iter().find_map(|pid| {
             let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
             if !status
                 .lines()
