@@ -38,6 +38,13 @@ impl Intercept for RequestCounter {
     }
 }
 
+/// Per connection and per attempt: a stalled DynamoDB costs one attempt, not the call.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
+/// All attempts of one call; well inside the functions' timeouts (template.yaml), so a
+/// failing DynamoDB answers 503 rather than timing the Lambda out.
+pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(6);
+
 /// Builds the client: SDK defaults (region, credentials from the Lambda environment),
 /// timeouts that fit well inside the function timeout, and the local endpoint if set.
 pub async fn client(config: &Config) -> (Client, RequestCounter) {
@@ -54,9 +61,9 @@ pub async fn client(config: &Config) -> (Client, RequestCounter) {
     let shared = loader
         .timeout_config(
             aws_config::timeout::TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(2))
-                .operation_attempt_timeout(Duration::from_secs(2))
-                .operation_timeout(Duration::from_secs(6))
+                .connect_timeout(CONNECT_TIMEOUT)
+                .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+                .operation_timeout(OPERATION_TIMEOUT)
                 .build(),
         )
         .load()

@@ -99,9 +99,12 @@ pub fn percent_decode(raw: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
+        // Byte-wise: slicing the str here panicked on a multi-byte character after
+        // `%` (found by fuzz/route_path).
+        let hex = |b: u8| (b as char).to_digit(16);
         if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Ok(b) = u8::from_str_radix(&raw[i + 1..i + 3], 16) {
-                out.push(b);
+            if let (Some(high), Some(low)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push((high * 16 + low) as u8);
                 i += 3;
                 continue;
             }
@@ -616,6 +619,20 @@ pub fn response_json(response: &lambda_http::Response<lambda_http::Body>) -> (u1
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn percent_decoding_never_splits_a_character() {
+        // fuzz/route_path regression: `%` then a multi-byte character.
+        assert_eq!(percent_decode("%a\u{68d}/x"), "%a\u{68d}/x");
+        assert_eq!(percent_decode("%%\u{68d}"), "%%\u{68d}");
+        assert_eq!(percent_decode("a%20b%2Fc%+1"), "a b/c%+1");
+        let route = Route {
+            function: "F".into(),
+            method: "GET".into(),
+            path: "/rooms/{room_id}".into(),
+        };
+        assert!(route.matches("GET", "/rooms/%%%%\u{68d}").is_some());
+    }
 
     #[test]
     fn routes_match_and_extract_parameters() {
