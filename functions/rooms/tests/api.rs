@@ -1232,3 +1232,187 @@ async fn the_catalogue_pages() {
     assert_eq!(status, 400, "a cursor names its tenant's catalogue");
     assert_eq!(other["data"]["products"].as_array().unwrap().len(), 0);
 }
+
+/// The room item, its member rows and every inbox head, straight from the table.
+async fn membership_state(
+    env: &Env,
+    id: &str,
+) -> (
+    Vec<String>,
+    u64,
+    Vec<(String, Vec<String>)>,
+    Vec<(String, i64)>,
+) {
+    let items = env.table.items().await;
+    let room_pk = items
+        .iter()
+        .find(|i| i.str("room_id") == Some(id) && i.str(keys::ENTITY) == Some(keys::entity::ROOM))
+        .and_then(|i| i.string(keys::PK))
+        .unwrap();
+    let room = items
+        .iter()
+        .find(|i| {
+            i.str(keys::PK) == Some(room_pk.as_str()) && i.str(keys::SK) == Some(keys::ROOM_SK)
+        })
+        .unwrap();
+    let mut members = room.string_set("members");
+    members.sort();
+    let mut rows: Vec<(String, Vec<String>)> = items
+        .iter()
+        .filter(|i| {
+            i.str(keys::PK) == Some(room_pk.as_str())
+                && i.str(keys::ENTITY) == Some(keys::entity::MEMBER)
+        })
+        .map(|i| {
+            let mut copy = i.string_set("members");
+            copy.sort();
+            (i.string("user_id").unwrap(), copy)
+        })
+        .collect();
+    rows.sort();
+    let mut heads: Vec<(String, i64)> = items
+        .iter()
+        .filter(|i| i.str(keys::ENTITY) == Some(keys::entity::INBOX_HEAD))
+        .map(|i| {
+            (
+                i.string("user_id").unwrap(),
+                i.num("conversation_count").unwrap(),
+            )
+        })
+        .collect();
+    heads.sort();
+    (members, room.num("member_version").unwrap(), rows, heads)
+}
+
+#[tokio::test]
+async fn concurrent_member_changes_keep_rows_copies_and_counts_right() {
+    let env = Arc::new(Env::new().await);
+    let id = env
+        .started(&customer(), json!({"type": "group", "name": "Team"}))
+        .await;
+    let newcomers: Vec<String> = (1..=5).map(|i| format!("u-{i}")).collect();
+    let mut tasks = Vec::new();
+    for user in newcomers.clone() {
+        let (env, id) = (env.clone(), id.clone());
+        tasks.push(tokio::spawn(async move {
+            env.send(
+                env.on_room("POST", "/members", &customer(), &id)
+                    .json(&json!({"user_id": user})),
+            )
+            .await
+        }));
+    }
+    for task in tasks {
+        let (status, body) = task.await.unwrap();
+        assert_eq!(status, 201, "{body}");
+    }
+    let (members, version, rows, heads) = membership_state(&env, &id).await;
+    let mut everyone = newcomers.clone();
+    everyone.push("u-100".into());
+    everyone.sort();
+    assert_eq!(members, everyone);
+    assert_eq!(version, 6, "one bump per change");
+    assert_eq!(
+        rows,
+        everyone
+            .iter()
+            .map(|u| (u.clone(), everyone.clone()))
+            .collect::<Vec<_>>(),
+        "a row per member, each with the whole member list"
+    );
+    assert!(heads.iter().all(|(_, n)| *n == 1), "{heads:?}");
+
+    // Two leave at once (one removed by the owner, one leaving).
+    let remove = |tok: String, user: &str| {
+        let (env, id, user) = (env.clone(), id.clone(), user.to_owned());
+        tokio::spawn(async move {
+            let event = HttpEvent::new(
+                "DELETE /rooms/{room_id}/members/{user_id}",
+                &format!("/rooms/{id}/members/{user}"),
+            )
+            .param("room_id", &id)
+            .param("user_id", &user)
+            .bearer(&tok);
+            env.send(event).await.0
+        })
+    };
+    let a = remove(customer(), "u-1");
+    let b = remove(token("u-2", "acme", "customer"), "u-2");
+    assert_eq!((a.await.unwrap(), b.await.unwrap()), (200, 200));
+    let (members, version, rows, heads) = membership_state(&env, &id).await;
+    let stayed = ["u-100", "u-3", "u-4", "u-5"].map(String::from).to_vec();
+    assert_eq!(members, stayed);
+    assert_eq!(version, 8);
+    assert_eq!(
+        rows,
+        stayed
+            .iter()
+            .map(|u| (u.clone(), stayed.clone()))
+            .collect::<Vec<_>>()
+    );
+    for (user, n) in &heads {
+        let want = i64::from(stayed.contains(user));
+        assert_eq!(*n, want, "{user}'s inbox count");
+    }
+    let (_, gone) = env.list(&token("u-1", "acme", "customer"), &[]).await;
+    assert_eq!(gone["data"]["rooms"].as_array().unwrap().len(), 0);
+
+    // Deleting the room empties every inbox.
+    assert_eq!(
+        env.send(env.on_room("DELETE", "", &customer(), &id))
+            .await
+            .0,
+        200
+    );
+    let items = env.table.items().await;
+    assert!(
+        !items
+            .iter()
+            .any(|i| i.str(keys::ENTITY) == Some(keys::entity::MEMBER))
+    );
+    assert!(
+        items
+            .iter()
+            .filter(|i| i.str(keys::ENTITY) == Some(keys::entity::INBOX_HEAD))
+            .all(|i| i.num::<i64>("conversation_count") == Some(0))
+    );
+}
+
+#[tokio::test]
+async fn concurrent_restarts_of_a_deleted_order_chat_create_one_room() {
+    let env = Arc::new(Env::new().await);
+    let first = env.started(&customer(), order_chat()).await;
+    assert_eq!(
+        env.send(env.on_room("DELETE", "", &customer(), &first))
+            .await
+            .0,
+        200
+    );
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let env = env.clone();
+        tasks.push(tokio::spawn(async move {
+            env.start(&customer(), order_chat()).await
+        }));
+    }
+    let mut ids = Vec::new();
+    let mut created = 0;
+    for task in tasks {
+        let (status, body) = task.await.unwrap();
+        assert!(status == 200 || status == 201, "{status} {body}");
+        created += usize::from(status == 201);
+        ids.push(body["data"]["id"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(created, 1);
+    assert!(ids.iter().all(|i| *i == ids[0] && *i != first));
+    let live = env
+        .table
+        .items()
+        .await
+        .iter()
+        .filter(|i| {
+            i.str(keys::ENTITY) == Some(keys::entity::ROOM) && i.str("deleted_at").is_none()
+        })
+        .count();
+    assert_eq!(live, 1);
+}
