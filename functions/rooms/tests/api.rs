@@ -1416,3 +1416,44 @@ async fn concurrent_restarts_of_a_deleted_order_chat_create_one_room() {
         .count();
     assert_eq!(live, 1);
 }
+
+#[tokio::test]
+async fn list_parameters_are_validated() {
+    let env = Env::new().await;
+    let agent = token("a-1", "acme", "agent");
+    for (tok, query, code) in [
+        (customer(), ("type", "chatroom"), "invalid_field"),
+        (customer(), ("status", "weird"), "invalid_field"),
+        (customer(), ("product", "a#b"), "invalid_field"),
+        (customer(), ("limit", "26"), "invalid_field"),
+        (customer(), ("limit", "0"), "invalid_field"),
+        (customer(), ("limit", "ten"), "invalid_field"),
+        (agent.clone(), ("member", "a#b"), "invalid_field"),
+        (customer(), ("cursor", "forged"), "invalid_cursor"),
+    ] {
+        let (status, body) = env.list(&tok, &[query]).await;
+        let want = if code == "invalid_cursor" { 400 } else { 422 };
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (want, Some(code)),
+            "{query:?}: {body}"
+        );
+        if code == "invalid_field" {
+            assert_eq!(body["error"]["details"]["field"], query.0, "{body}");
+        }
+    }
+    // A cursor of one member's listing does not open another's.
+    for r in 0..2 {
+        env.started(
+            &customer(),
+            json!({"type": "support", "detail": format!("{r}")}),
+        )
+        .await;
+    }
+    let (_, page) = env.list(&customer(), &[("limit", "1")]).await;
+    let cursor = page["data"]["next_cursor"].as_str().unwrap().to_owned();
+    let (status, _) = env
+        .list(&agent, &[("member", "u-200"), ("cursor", &cursor)])
+        .await;
+    assert_eq!(status, 400);
+}
