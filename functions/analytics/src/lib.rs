@@ -3,7 +3,7 @@
 
 use chat_core::app::{self};
 use chat_core::auth::{AuthConfig, Principal};
-use chat_core::ids::{Role, UserId};
+use chat_core::ids::{Role, RoomId, UserId};
 use chat_core::item::ItemExt;
 use chat_core::request::Query;
 use chat_core::store::analytics::{AgentFigures, DayRollup, distinct_customers};
@@ -139,8 +139,9 @@ fn daily_stats(rollups: &[DayRollup], from: Date, to: Date) -> Vec<Value> {
 }
 
 /// Agents and admins: the tenant's figures from the rollups (one Query), their own,
-/// and the most active agent's name (one BatchGetItem of a profile). Customers: their own conversations, from their inbox (one Query): rollups
-/// are the business's figures, not theirs to see.
+/// and the most active agent's name (one BatchGetItem of a profile). Customers: their
+/// own conversations, from their inbox (one Query), and those rooms' response figures
+/// (one BatchGetItem): rollups are the business's figures, not theirs to see.
 async fn dashboard(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply> {
     let (from, to) = range(req, DEFAULT_DASHBOARD_DAYS)?;
     if !who.role.is_staff() {
@@ -212,6 +213,7 @@ async fn customer_dashboard(
     let mut per_day: BTreeMap<String, (i64, i64)> = BTreeMap::new();
     let mut agents: BTreeMap<String, i64> = BTreeMap::new();
     let (mut conversations, mut messages) = (0i64, 0i64);
+    let mut rooms = Vec::new();
     for row in &inbox.entries.items {
         let created = row.str("created_at").unwrap_or_default();
         let day = &created[..10.min(created.len())];
@@ -219,6 +221,7 @@ async fn customer_dashboard(
             continue;
         }
         let total: i64 = row.num("total_messages").unwrap_or(0);
+        rooms.extend(row.str("room_id").and_then(|r| RoomId::parse(r).ok()));
         conversations += 1;
         messages += total;
         let entry = per_day.entry(day.to_owned()).or_default();
@@ -245,6 +248,8 @@ async fn customer_dashboard(
     let most_active = agents
         .iter()
         .max_by_key(|(id, n)| (**n, std::cmp::Reverse((*id).clone())));
+    // Answers to the customer in those conversations (kept on each room item).
+    let (responses, response_seconds) = store.room_responses(&who.org, &rooms).await?;
     Ok(Reply::ok(
         "Analytics retrieved",
         json!({
@@ -253,7 +258,7 @@ async fn customer_dashboard(
             "scope": "your conversations started in the range",
             "total_conversations": conversations,
             "total_messages": messages,
-            "average_response_time": Value::Null,
+            "average_response_time": average(response_seconds, responses),
             "most_active_agent": most_active.map(|(id, n)| json!({ "agent_id": id, "name": Value::Null, "conversation_count": n })),
             "daily_stats": daily,
         }),

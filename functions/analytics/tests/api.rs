@@ -129,6 +129,7 @@ struct Expected {
     first_responses: Vec<i64>,
     by_sender: BTreeMap<String, i64>,
     per_agent: BTreeMap<String, i64>,
+    per_room: BTreeMap<String, Vec<i64>>,
 }
 
 fn expected(items: &[chat_core::item::Item], org: &str) -> Expected {
@@ -161,6 +162,7 @@ fn expected(items: &[chat_core::item::Item], org: &str) -> Expected {
             let secs = seconds_between(&since, &at);
             day.1.push(secs);
             out.responses.push(secs);
+            out.per_room.entry(room.clone()).or_default().push(secs);
             if answered.insert(room) {
                 out.first_responses.push(secs);
             }
@@ -370,6 +372,34 @@ async fn rollup_figures_equal_the_messages_written_across_midnight() {
         "1 of 2 assigned resolved"
     );
     assert_eq!(top["6"], (want.per_agent["6"], Some(0.0)), "{top:?}");
+
+    // Customers see their own conversations' figures (no rollup needed): the inbox
+    // and those rooms, two requests.
+    for (tok, rooms) in [
+        (customer(), vec![id.clone()]),
+        (other_customer.clone(), vec![second.clone(), third.clone()]),
+    ] {
+        let requests = store.requests();
+        let (status, body) = env
+            .get(
+                DASHBOARD,
+                &tok,
+                &[("from", "2024-06-29"), ("to", "2024-07-01")],
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(store.requests() - requests, 2);
+        let answered: Vec<i64> = rooms
+            .iter()
+            .flat_map(|r| want.per_room.get(r).cloned().unwrap_or_default())
+            .collect();
+        assert_eq!(body["data"]["total_conversations"], rooms.len());
+        assert_eq!(
+            body["data"]["average_response_time"],
+            mean(&answered),
+            "{body}"
+        );
+    }
 
     // The rollup is idempotent: a second run changes nothing.
     let before = env.table.items().await;

@@ -116,7 +116,42 @@ pub fn message_counts(room: &Room, message: &Message, now: &str) -> Counts {
     counts
 }
 
+/// What the room item itself keeps of a message's figures, for the customer's
+/// dashboard (per conversation, lifetime): an answer adds to `response_count` and
+/// `response_seconds`. Returns the fragment for the room update's ADD clause (after
+/// `ADD total_messages :one`) and puts its values in `vals`.
+pub(crate) fn room_response_adds(
+    counts: &Counts,
+    vals: &mut HashMap<String, AttributeValue>,
+) -> &'static str {
+    match counts.0.get(counter::RESPONSE_SECONDS) {
+        Some(secs) => {
+            vals.insert(":response_secs".into(), n(*secs));
+            vals.insert(":response_one".into(), n(1));
+            ", response_count :response_one, response_seconds :response_secs"
+        }
+        None => "",
+    }
+}
+
 impl Store {
+    /// Responses to the customer in these rooms, from the room items: (count, seconds).
+    /// One BatchGetItem (at most 100 rooms).
+    pub async fn room_responses(&self, org: &OrgId, rooms: &[RoomId]) -> ApiResult<(i64, i64)> {
+        let item_keys: Vec<(String, String)> = rooms
+            .iter()
+            .take(100)
+            .map(|r| (keys::room_pk(org, r), keys::ROOM_SK.to_owned()))
+            .collect();
+        let items = self.batch_get(&item_keys, "room responses").await?;
+        Ok(items.iter().fold((0, 0), |(count, secs), room| {
+            (
+                count + room.num::<i64>("response_count").unwrap_or(0),
+                secs + room.num::<i64>("response_seconds").unwrap_or(0),
+            )
+        }))
+    }
+
     /// The update of a room's stats item for `day`, adding `counts`.
     pub(crate) fn stats_update(
         &self,

@@ -355,7 +355,8 @@ impl Store {
             } else {
                 format!(" REMOVE {}", removes.join(", "))
             };
-            format!("{sets}{remove} ADD total_messages :one")
+            let responses = crate::store::analytics::room_response_adds(&counts, &mut room_values);
+            format!("{sets}{remove} ADD total_messages :one{responses}")
         };
         writes.push(self.room_update(room, who, &room_expression, room_values, &[]));
         writes.extend(self.stats_update(
