@@ -242,10 +242,10 @@ impl Store {
                 .add(counter::RESOLUTIONS, 1)
                 .add(counter::resolved(&credited), 1);
         }
-        if let Some(Some(agent)) = assignee {
-            if room.assignee_id.as_deref() != Some(agent.as_str()) {
-                counts.add(counter::assigned(agent), 1);
-            }
+        if let Some(Some(agent)) = assignee
+            && room.assignee_id.as_deref() != Some(agent.as_str())
+        {
+            counts.add(counter::assigned(agent), 1);
         }
         self.stats_update(&who.org, &room.id, day_of(now), &counts)
     }
