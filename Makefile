@@ -11,7 +11,7 @@ TEMPLATE ?= template.yaml
 # Exported env for the recipe shell; scripts/local.env is the single source of values.
 LOAD_ENV := set -a; source scripts/local.env; set +a
 
-.PHONY: tools ddb-dev dev stop test rollup bench build
+.PHONY: tools ddb-dev dev stop test rollup bench build load fuzz fuzz-api
 
 tools:
 	scripts/ensure-tools.sh
@@ -49,6 +49,34 @@ build: tools
 	test -x .venv-build/bin/cargo-lambda || { python3 -m venv .venv-build && .venv-build/bin/pip install --disable-pip-version-check -q -r tools/requirements-build.txt; }
 	export PATH="$$PWD/.venv-build/bin:$$PATH" SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1}
 	time .venv/bin/sam build --parameter-overrides Architecture=$(ARCH)
+
+# The long load test (tools/devserver/tests/load.rs at LOAD_SCALE; `make test` runs
+# scale 1): concurrent senders/readers over HTTP on 127.0.0.1, its own in-memory
+# DynamoDB Local on LOAD_PORT. Figures in docs/reliability.md.
+LOAD_PORT ?= 8004
+LOAD_SCALE ?= 10
+load: tools
+	trap '$(DDB) stop --port $(LOAD_PORT)' EXIT
+	$(DDB) stop --port $(LOAD_PORT)
+	$(DDB) start --port $(LOAD_PORT) --in-memory
+	$(LOAD_ENV)
+	export DYNAMODB_ENDPOINT=http://127.0.0.1:$(LOAD_PORT) LOAD_SCALE=$(LOAD_SCALE) CHAT_METRICS=off RUST_LOG=warn
+	cargo test --locked -p devserver --test load -- --nocapture
+
+# cargo-fuzz targets of fuzz/ (request bodies, cursors, tokens, ids, dev-server paths),
+# FUZZ_SECONDS each. Needs `cargo install cargo-fuzz`; nightly features via RUSTC_BOOTSTRAP.
+FUZZ_SECONDS ?= 60
+fuzz:
+	cd fuzz
+	for target in $$(cargo fuzz list); do
+	  RUSTC_BOOTSTRAP=1 cargo fuzz run -O $$target -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048
+	done
+
+# schemathesis (PyPI, .venv-fuzz) from openapi.yaml against the dev server on
+# 127.0.0.1 as customer, agent and admin: no 5xx, every response as documented.
+EXAMPLES ?= 30
+fuzz-api: tools
+	scripts/fuzz-api.sh $(EXAMPLES)
 
 stop:
 	$(DDB) stop --port $(DEV_PORT)

@@ -103,14 +103,23 @@ impl Client {
             let result = self
                 .once(pick + attempt, method, path, tok, headers, body)
                 .await;
+            let mut wait = Duration::from_millis(20 * attempt as u64);
             match result {
-                Ok((status, _, _)) if (status == 429 || status == 503) && attempt < 5 => {}
+                Ok((status, headers, _)) if (status == 429 || status == 503) && attempt < 5 => {
+                    // Retry-After, capped: the test stays bounded.
+                    let after = headers
+                        .iter()
+                        .find(|(k, _)| k == "retry-after")
+                        .and_then(|(_, v)| v.parse::<u64>().ok())
+                        .unwrap_or(0);
+                    wait = wait.max(Duration::from_secs(after.min(1)));
+                }
                 Ok(answer) => return answer,
                 Err(e) if attempt >= 5 => panic!("{method} {path}: {e}"),
                 Err(_) => {}
             }
             self.tally.retries.fetch_add(1, Ordering::Relaxed);
-            tokio::time::sleep(Duration::from_millis(20 * attempt as u64)).await;
+            tokio::time::sleep(wait).await;
         }
     }
 }
