@@ -91,7 +91,8 @@ fn unavailable(response: &lambda_http::Response<lambda_http::Body>) -> String {
 
 #[tokio::test]
 async fn every_kind_of_throttling_and_server_error_on_a_read_is_a_503() {
-    let faults: Vec<(&str, fn() -> QueryError)> = vec![
+    type Fault = (&'static str, fn() -> QueryError);
+    let faults: Vec<Fault> = vec![
         ("provisioned throughput", || {
             QueryError::ProvisionedThroughputExceededException(
                 ProvisionedThroughputExceededException::builder().build(),

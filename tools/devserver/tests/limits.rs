@@ -153,6 +153,17 @@ async fn message_limits_body_content_and_attachments() {
     .await;
 }
 
+/// (function, route, path, token, accepted query, refused query, field named).
+type PageCase<'a> = (
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a str,
+    [(&'a str, &'a str); 1],
+    [(&'a str, &'a str); 1],
+    &'a str,
+);
+
 #[tokio::test]
 async fn page_sizes_offsets_search_and_date_ranges() {
     let env = Env::new().await;
@@ -162,15 +173,7 @@ async fn page_sizes_offsets_search_and_date_ranges() {
     let messages = format!("/chat/conversations/{id}/messages");
     let list_messages = "GET /chat/conversations/{conversation_id}/messages";
     let with_id = |e: HttpEvent| e.param("conversation_id", &id);
-    let cases: Vec<(
-        &str,
-        &str,
-        &str,
-        &str,
-        [(&str, &str); 1],
-        [(&str, &str); 1],
-        &str,
-    )> = vec![
+    let cases: Vec<PageCase> = vec![
         // (function, route, path, token, ok query, over query, field)
         (
             "MessagesFunction",
