@@ -45,6 +45,8 @@ impl Ddb {
 impl Drop for Ddb {
     fn drop(&mut self) {
         self.stop();
+        let log = format!(".local/dynamodb-{}.log", self.port);
+        let _ = std::fs::remove_file(chat_testkit::repo_root().join(log));
     }
 }
 
