@@ -410,9 +410,8 @@ impl Store {
     /// it is one read and one write. Returns whether it was deleted for everyone.
     pub async fn delete_conversation(&self, who: &Principal, room_id: &RoomId) -> ApiResult<bool> {
         let now = crate::time::now_string();
-        let for_everyone = |room: &Room| {
-            room.owner_id == who.user.as_str() || who.role == crate::ids::Role::Admin
-        };
+        let for_everyone =
+            |room: &Room| room.owner_id == who.user.as_str() || who.role == crate::ids::Role::Admin;
         let room = self
             .room_transaction(who, room_id, "delete conversation", |room| {
                 if for_everyone(room) {

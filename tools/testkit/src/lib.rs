@@ -209,20 +209,18 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), String> {
                     // As the template declares it: a KEYS_ONLY index must answer
                     // with keys only here too.
                     Projection::builder()
-                        .projection_type(
-                            match g["Projection"]["ProjectionType"].as_str() {
-                                Some("KEYS_ONLY") => ProjectionType::KeysOnly,
-                                Some("INCLUDE") => ProjectionType::Include,
-                                _ => ProjectionType::All,
-                            },
-                        )
-                        .set_non_key_attributes(
-                            g["Projection"]["NonKeyAttributes"].as_array().map(|a| {
+                        .projection_type(match g["Projection"]["ProjectionType"].as_str() {
+                            Some("KEYS_ONLY") => ProjectionType::KeysOnly,
+                            Some("INCLUDE") => ProjectionType::Include,
+                            _ => ProjectionType::All,
+                        })
+                        .set_non_key_attributes(g["Projection"]["NonKeyAttributes"].as_array().map(
+                            |a| {
                                 a.iter()
                                     .filter_map(|v| v.as_str().map(str::to_owned))
                                     .collect()
-                            }),
-                        )
+                            },
+                        ))
                         .build(),
                 )
                 .build()
@@ -629,7 +627,10 @@ mod tests {
             .query("\"", "null")
             .query("\u{f4} {x}", "a b\"");
         let req = event.request();
-        assert_eq!(req.uri().query(), Some("%22=null&%C3%B4%20%7Bx%7D=a%20b%22"));
+        assert_eq!(
+            req.uri().query(),
+            Some("%22=null&%C3%B4%20%7Bx%7D=a%20b%22")
+        );
     }
 
     #[test]
