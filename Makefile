@@ -91,5 +91,7 @@ test: tools
 	export DYNAMODB_ENDPOINT=http://127.0.0.1:$(TEST_PORT)
 	cargo test --workspace --locked
 	# Runtime fidelity: the built bootstraps under the Lambda Runtime Interface Emulator.
+	# `cargo test` only builds the binaries of packages with integration tests.
+	cargo build --workspace --bins --locked
 	cargo test --locked -p devserver --test rie -- --ignored
 	scripts/check-template.sh $(TEMPLATE)

@@ -53,14 +53,15 @@ PY
 ai_pid=$!
 export AI_PROVIDER=openai OPENAI_BASE_URL=http://127.0.0.1:$ai_port OPENAI_MODEL=local-double
 cargo build -q --locked -p devserver
-target/debug/devserver serve >.local/fuzz-api-server.log 2>&1 &
+devserver="${CARGO_TARGET_DIR:-target}/debug/devserver"
+"$devserver" serve >.local/fuzz-api-server.log 2>&1 &
 server_pid=$!
 for _ in $(seq 1 100); do
   curl -s -o /dev/null "http://127.0.0.1:$api_port/" && break
   sleep 0.1
 done
 
-token() { target/debug/devserver token --sub "$1" --role "$2" --org acme; }
+token() { "$devserver" token --sub "$1" --role "$2" --org acme; }
 # Some real data, so listings and searches have something to return.
 seed=$(token u-100 customer)
 for title in "Order 12345 late" "Refund for order 777"; do

@@ -312,7 +312,9 @@ async fn main() {
     }
 
     // Cold starts and memory, release bootstraps under the emulator.
-    let release = chat_testkit::repo_root().join("target/release");
+    // The bench binary sits beside the release bootstraps, wherever CARGO_TARGET_DIR points.
+    let bench_exe = std::env::current_exe().expect("bench executable path");
+    let release = bench_exe.parent().expect("bench lives in <target>/release").to_path_buf();
     let env = local_env(&test_endpoint(), &table.name);
     let event_of = |name: &str| -> Value {
         let event = load_event(name);

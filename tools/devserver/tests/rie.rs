@@ -17,13 +17,17 @@ const FIXTURE_ROOM: &str = "01HZX3K7Q8R9S0T1V2W3X4Y5Z6";
 const FIXTURE_MESSAGE: &str = "01HZX3K7Q8R9S0T1V2W3X4Y5Z7";
 
 fn bootstrap(name: &str) -> PathBuf {
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| chat_testkit::repo_root().join("target"));
-    let path = target.join("debug").join(name);
+    // This test runs from <target>/debug/deps/, whatever CARGO_TARGET_DIR says;
+    // the workspace's binaries sit one level up.
+    let exe = std::env::current_exe().expect("test executable path");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("test executable lives in <target>/<profile>/deps");
+    let path = profile_dir.join(name);
     assert!(
         path.exists(),
-        "{} is not built: run `cargo test --workspace` (make test) first",
+        "{} is not built: run `cargo build --workspace --bins` (make test does) first",
         path.display()
     );
     path
