@@ -2,6 +2,7 @@
 //! fails the cold start with a message naming every problem at once.
 
 use crate::auth::{AuthConfig, KeySource};
+use crate::aws::{AwsSettings, AwsSource, TlsRoots};
 use jsonwebtoken::Algorithm;
 use std::collections::HashMap;
 
@@ -15,6 +16,8 @@ pub struct Config {
     /// Set only for DynamoDB Local.
     pub dynamodb_endpoint: Option<String>,
     pub auth: AuthConfig,
+    /// How the AWS SDK clients are configured (region, credentials, TLS roots).
+    pub aws: AwsSettings,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -104,11 +107,31 @@ impl Config {
             _ => None,
         };
 
+        let dynamodb_endpoint = get("DYNAMODB_ENDPOINT").map(str::to_owned);
+        let tls_roots = TlsRoots::parse(get("CHAT_TLS_ROOTS")).unwrap_or_else(|problem| {
+            problems.push(problem);
+            TlsRoots::Amazon
+        });
+        let source = if dynamodb_endpoint.is_some() {
+            AwsSource::Local
+        } else if get("AWS_LAMBDA_FUNCTION_NAME").is_some() {
+            let region = get("AWS_REGION").unwrap_or_else(|| {
+                problems.push("AWS_REGION is required on Lambda".to_owned());
+                ""
+            });
+            AwsSource::Lambda {
+                region: region.to_owned(),
+            }
+        } else {
+            AwsSource::DefaultChain
+        };
+
         match (table_name, auth) {
             (Some(table_name), Some(auth)) if problems.is_empty() => Ok(Config {
                 table_name,
-                dynamodb_endpoint: get("DYNAMODB_ENDPOINT").map(str::to_owned),
+                dynamodb_endpoint,
                 auth,
+                aws: AwsSettings { source, tls_roots },
             }),
             _ => Err(ConfigError(problems)),
         }
@@ -132,6 +155,41 @@ mod tests {
         let text = err.to_string();
         assert!(text.contains("TABLE_NAME"), "{text}");
         assert!(text.contains("JWT_ALGORITHM"), "{text}");
+    }
+
+    #[test]
+    fn aws_settings_follow_where_the_function_runs() {
+        let base = [
+            ("TABLE_NAME", "t"),
+            ("JWT_ALGORITHM", "HS256"),
+            ("JWT_SECRET", "a-real-secret-of-32-bytes-length"),
+        ];
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut pairs = base.to_vec();
+            pairs.extend_from_slice(extra);
+            Config::from_map(&env(&pairs))
+        };
+        let lambda = with(&[
+            ("AWS_LAMBDA_FUNCTION_NAME", "chat-messages"),
+            ("AWS_REGION", "eu-west-1"),
+        ])
+        .unwrap();
+        assert_eq!(
+            lambda.aws.source,
+            AwsSource::Lambda {
+                region: "eu-west-1".into()
+            }
+        );
+        assert_eq!(lambda.aws.tls_roots, TlsRoots::Amazon);
+        let no_region = with(&[("AWS_LAMBDA_FUNCTION_NAME", "chat-messages")]).unwrap_err();
+        assert!(no_region.to_string().contains("AWS_REGION"), "{no_region}");
+        let local = with(&[("DYNAMODB_ENDPOINT", "http://127.0.0.1:8000")]).unwrap();
+        assert_eq!(local.aws.source, AwsSource::Local);
+        assert_eq!(with(&[]).unwrap().aws.source, AwsSource::DefaultChain);
+        let system = with(&[("CHAT_TLS_ROOTS", "system")]).unwrap();
+        assert_eq!(system.aws.tls_roots, TlsRoots::System);
+        let wrong = with(&[("CHAT_TLS_ROOTS", "mozilla")]).unwrap_err();
+        assert!(wrong.to_string().contains("CHAT_TLS_ROOTS"), "{wrong}");
     }
 
     #[test]

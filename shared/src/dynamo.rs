@@ -45,29 +45,10 @@ pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
 /// failing DynamoDB answers 503 rather than timing the Lambda out.
 pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(6);
 
-/// Builds the client: SDK defaults (region, credentials from the Lambda environment),
-/// timeouts that fit well inside the function timeout, and the local endpoint if set.
+/// Builds the client from the shared SDK configuration (crate::aws), with the local
+/// endpoint if set and the request counter.
 pub async fn client(config: &Config) -> (Client, RequestCounter) {
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-    if config.dynamodb_endpoint.is_some() {
-        // DynamoDB Local checks no signature: fixed credentials keep the local stack
-        // independent of whatever AWS profile the developer has.
-        loader = loader
-            .region(aws_config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-                "local", "local", None, None, "local",
-            ));
-    }
-    let shared = loader
-        .timeout_config(
-            aws_config::timeout::TimeoutConfig::builder()
-                .connect_timeout(CONNECT_TIMEOUT)
-                .operation_attempt_timeout(ATTEMPT_TIMEOUT)
-                .operation_timeout(OPERATION_TIMEOUT)
-                .build(),
-        )
-        .load()
-        .await;
+    let shared = crate::aws::sdk_config(&config.aws).await;
     let counter = RequestCounter::default();
     let mut builder = aws_sdk_dynamodb::config::Builder::from(&shared).interceptor(counter.clone());
     if let Some(endpoint) = &config.dynamodb_endpoint {

@@ -74,7 +74,10 @@ impl Ai {
 
     /// Reads AI_PROVIDER (off | bedrock | openai) and its settings; a provider with
     /// missing settings fails the cold start, naming what is missing.
-    pub async fn from_env(env: &HashMap<String, String>) -> Result<Ai, String> {
+    pub async fn from_env(
+        env: &HashMap<String, String>,
+        aws: &chat_core::aws::AwsSettings,
+    ) -> Result<Ai, String> {
         let get = |k: &str| env.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
         let price = match get("AI_PRICE_PER_1K_TOKENS") {
             None => 0.0,
@@ -103,7 +106,7 @@ impl Ai {
             "bedrock" => {
                 let model_id = get("BEDROCK_MODEL_ID")
                     .ok_or("BEDROCK_MODEL_ID is required for AI_PROVIDER=bedrock")?;
-                let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+                let shared = chat_core::aws::sdk_config(aws).await;
                 let mut builder = aws_sdk_bedrockruntime::config::Builder::from(&shared);
                 // Only for tests against a local double of the Converse API.
                 if let Some(endpoint) = get("BEDROCK_ENDPOINT") {
@@ -327,6 +330,13 @@ fn merge_turns(turns: &[Turn]) -> Vec<Turn> {
 mod tests {
     use super::*;
 
+    fn local_aws() -> chat_core::aws::AwsSettings {
+        chat_core::aws::AwsSettings {
+            source: chat_core::aws::AwsSource::Local,
+            tls_roots: chat_core::aws::TlsRoots::Amazon,
+        }
+    }
+
     fn turn(role: &'static str, text: &str) -> Turn {
         Turn {
             role,
@@ -363,20 +373,20 @@ mod tests {
                 .collect::<HashMap<_, _>>()
         };
         assert!(
-            Ai::from_env(&env(&[("AI_PROVIDER", "openai")]))
+            Ai::from_env(&env(&[("AI_PROVIDER", "openai")]), &local_aws())
                 .await
                 .unwrap_err()
                 .contains("OPENAI_BASE_URL")
         );
         assert!(
-            Ai::from_env(&env(&[("AI_PROVIDER", "bedrock")]))
+            Ai::from_env(&env(&[("AI_PROVIDER", "bedrock")]), &local_aws())
                 .await
                 .unwrap_err()
                 .contains("BEDROCK_MODEL_ID")
         );
-        assert!(Ai::from_env(&env(&[("AI_PROVIDER", "gpt")])).await.is_err());
+        assert!(Ai::from_env(&env(&[("AI_PROVIDER", "gpt")]), &local_aws()).await.is_err());
         assert!(matches!(
-            Ai::from_env(&env(&[])).await.unwrap().provider,
+            Ai::from_env(&env(&[]), &local_aws()).await.unwrap().provider,
             Provider::Off
         ));
     }

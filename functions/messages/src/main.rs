@@ -7,7 +7,7 @@ async fn main() -> Result<(), Error> {
     let config =
         Config::from_env().inspect_err(|e| tracing::error!(error = %e, "refusing to start"))?;
     let env = std::env::vars().collect();
-    let ai = messages::ai::Ai::from_env(&env)
+    let ai = messages::ai::Ai::from_env(&env, &config.aws)
         .await
         .inspect_err(|e| tracing::error!(error = %e, "refusing to start"))?;
     let app = messages::App::with_ai(Runtime::from_config(config).await, ai);

@@ -63,7 +63,7 @@ async fn serve() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         eprintln!("created table {} from template.yaml", config.table_name);
     }
     let routes = Arc::new(chat_testkit::template_routes(&chat_testkit::template()));
-    let ai = messages::ai::Ai::from_env(&std::env::vars().collect()).await?;
+    let ai = messages::ai::Ai::from_env(&std::env::vars().collect(), &config.aws).await?;
     let apps = Arc::new(Apps::with_ai(Runtime::from_config(config).await, ai));
     let port: u16 = std::env::var("PORT")
         .ok()
