@@ -11,7 +11,7 @@ TEMPLATE ?= template.yaml
 # Exported env for the recipe shell; scripts/local.env is the single source of values.
 LOAD_ENV := set -a; source scripts/local.env; set +a
 
-.PHONY: tools ddb-dev dev stop test rollup bench build load fuzz fuzz-api
+.PHONY: tools ddb-dev dev stop test rollup bench profile-ab build load fuzz fuzz-api
 
 tools:
 	scripts/ensure-tools.sh
@@ -41,6 +41,16 @@ bench: tools
 	export DYNAMODB_ENDPOINT=http://127.0.0.1:$(BENCH_PORT) CHAT_METRICS=off
 	cargo build --release --locked -p rooms -p conversations -p messages -p analytics -p analytics-rollup -p bench
 	cargo run --release --locked -q -p bench --bin bench
+
+# Release-profile A/B: each candidate profile (opt-level, LTO) builds into its own
+# target dir, then all are measured side by side; rewrites docs/release-profile.md.
+profile-ab: tools
+	trap '$(DDB) stop --port $(BENCH_PORT)' EXIT
+	$(DDB) stop --port $(BENCH_PORT)
+	$(DDB) start --port $(BENCH_PORT) --in-memory
+	$(LOAD_ENV)
+	export DYNAMODB_ENDPOINT=http://127.0.0.1:$(BENCH_PORT) CHAT_METRICS=off
+	scripts/profile-ab.sh
 
 # `sam build` with cargo-lambda and zig from PyPI (.venv-build). ARCH=x86_64 where no
 # aarch64 Rust target is installed (the default deploys arm64).

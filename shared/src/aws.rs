@@ -5,10 +5,10 @@
 //! Trust Services roots compiled into the binary instead of parsing the system store
 //! (about 150 certificates, most of the init time before this; docs/performance.md).
 
+use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::config::{Credentials, SharedCredentialsProvider};
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
-use aws_config::timeout::TimeoutConfig;
 
 /// Amazon Root CA 1–4 and the Starfield Services root that cross-signs them.
 pub const AMAZON_ROOTS_PEM: &[u8] = include_bytes!("../certs/amazon-trust-services.pem");
@@ -96,9 +96,7 @@ pub async fn sdk_config(settings: &AwsSettings) -> SdkConfig {
     match &settings.source {
         AwsSource::Local => from_env(
             "us-east-1",
-            SharedCredentialsProvider::new(Credentials::new(
-                "local", "local", None, None, "local",
-            )),
+            SharedCredentialsProvider::new(Credentials::new("local", "local", None, None, "local")),
         ),
         AwsSource::Lambda { region } => from_env(
             region,
@@ -135,7 +133,11 @@ mod tests {
     fn tls_roots_are_named() {
         assert_eq!(TlsRoots::parse(None), Ok(TlsRoots::Amazon));
         assert_eq!(TlsRoots::parse(Some("system")), Ok(TlsRoots::System));
-        assert!(TlsRoots::parse(Some("mozilla")).unwrap_err().contains("CHAT_TLS_ROOTS"));
+        assert!(
+            TlsRoots::parse(Some("mozilla"))
+                .unwrap_err()
+                .contains("CHAT_TLS_ROOTS")
+        );
     }
 
     #[tokio::test]

@@ -384,9 +384,16 @@ mod tests {
                 .unwrap_err()
                 .contains("BEDROCK_MODEL_ID")
         );
-        assert!(Ai::from_env(&env(&[("AI_PROVIDER", "gpt")]), &local_aws()).await.is_err());
+        assert!(
+            Ai::from_env(&env(&[("AI_PROVIDER", "gpt")]), &local_aws())
+                .await
+                .is_err()
+        );
         assert!(matches!(
-            Ai::from_env(&env(&[]), &local_aws()).await.unwrap().provider,
+            Ai::from_env(&env(&[]), &local_aws())
+                .await
+                .unwrap()
+                .provider,
             Provider::Off
         ));
     }

@@ -15,7 +15,7 @@ use aws_sdk_dynamodb::types::error::{
 use aws_smithy_mocks::{RuleMode, mock, mock_client};
 use chat_core::Runtime;
 use chat_core::dynamo::RequestCounter;
-use chat_core::ids::{OrgId, RoomId};
+use chat_core::ids::OrgId;
 use chat_core::model::{Room, RoomType};
 use chat_core::store::Store;
 use chat_testkit::{HttpEvent, local_config, response_json, token};
@@ -31,34 +31,7 @@ fn app(client: Client) -> messages::App {
 }
 
 fn room() -> Room {
-    let now = "2024-06-29T10:00:00.000Z".to_owned();
-    Room {
-        id: RoomId::parse(ROOM).unwrap(),
-        room_type: RoomType::Support,
-        title: "Help".into(),
-        detail: None,
-        product: None,
-        order_id: None,
-        vendor_id: None,
-        owner_id: "u-100".into(),
-        agent_id: None,
-        assignee_id: None,
-        conversation_type: "chat".into(),
-        status: "open".into(),
-        snoozed_until: None,
-        members: vec!["u-100".into()],
-        member_version: 1,
-        total_messages: 0,
-        note_count: 0,
-        last_message_at: None,
-        created_at: now.clone(),
-        updated_at: now,
-        deleted_at: None,
-        metadata: None,
-        last_message: None,
-        awaiting_since: None,
-        first_response_at: None,
-    }
+    chat_testkit::room_fixture(ROOM, RoomType::Support, "Help")
 }
 
 fn event(method: &str) -> HttpEvent {

@@ -27,33 +27,7 @@ fn app(client: Client) -> messages::App {
 }
 
 fn room() -> Room {
-    Room {
-        id: chat_core::ids::RoomId::parse(ROOM).unwrap(),
-        room_type: RoomType::Support,
-        title: "Help".into(),
-        detail: None,
-        product: None,
-        order_id: None,
-        vendor_id: None,
-        owner_id: "u-100".into(),
-        agent_id: None,
-        assignee_id: None,
-        conversation_type: "chat".into(),
-        status: "open".into(),
-        snoozed_until: None,
-        members: vec!["u-100".into()],
-        member_version: 1,
-        total_messages: 0,
-        note_count: 0,
-        last_message_at: None,
-        created_at: "2024-06-29T10:00:00.000Z".into(),
-        updated_at: "2024-06-29T10:00:00.000Z".into(),
-        deleted_at: None,
-        metadata: None,
-        last_message: None,
-        awaiting_since: None,
-        first_response_at: None,
-    }
+    chat_testkit::room_fixture(ROOM, RoomType::Support, "Help")
 }
 
 fn post() -> HttpEvent {

@@ -12,8 +12,8 @@ use aws_sdk_dynamodb::types::error::TransactionCanceledException;
 use aws_smithy_mocks::{RuleMode, mock, mock_client};
 use chat_core::Runtime;
 use chat_core::dynamo::RequestCounter;
-use chat_core::ids::{OrgId, RoomId};
-use chat_core::model::{Room, RoomType};
+use chat_core::ids::OrgId;
+use chat_core::model::RoomType;
 use chat_core::store::Store;
 use chat_testkit::{HttpEvent, local_config, response_json, token};
 use serde_json::json;
@@ -75,33 +75,7 @@ async fn a_start_that_keeps_conflicting_answers_503_with_retry_after() {
 
 #[tokio::test]
 async fn a_throttled_member_change_is_retried() {
-    let room = Room {
-        id: RoomId::parse(ROOM).unwrap(),
-        room_type: RoomType::Group,
-        title: "Team".into(),
-        detail: None,
-        product: None,
-        order_id: None,
-        vendor_id: None,
-        owner_id: "u-100".into(),
-        agent_id: None,
-        assignee_id: None,
-        conversation_type: "chat".into(),
-        status: "open".into(),
-        snoozed_until: None,
-        members: vec!["u-100".into()],
-        member_version: 1,
-        total_messages: 0,
-        note_count: 0,
-        last_message_at: None,
-        created_at: "2024-06-29T10:00:00.000Z".into(),
-        updated_at: "2024-06-29T10:00:00.000Z".into(),
-        deleted_at: None,
-        metadata: None,
-        last_message: None,
-        awaiting_since: None,
-        first_response_at: None,
-    };
+    let room = chat_testkit::room_fixture(ROOM, RoomType::Group, "Team");
     let item = room.to_item(&OrgId::parse("acme").unwrap());
     let get = mock!(Client::get_item).then_output(move || {
         GetItemOutput::builder()

@@ -26,6 +26,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const ROUNDS: usize = 300;
+const WARMUP_ROUNDS: usize = 30;
 const COLD_RUNS: usize = 7;
 const LOAD_INVOCATIONS: usize = 300;
 
@@ -44,7 +45,10 @@ fn ms(d: Duration) -> f64 {
 type Http = HttpClient<HttpConnector, Full<Bytes>>;
 
 async fn send(http: &Http, request: hyper::Request<Full<Bytes>>) -> (u16, Bytes) {
-    let response = http.request(request).await.expect("HTTP request on loopback");
+    let response = http
+        .request(request)
+        .await
+        .expect("HTTP request on loopback");
     let status = response.status().as_u16();
     let body = response
         .into_body()
@@ -128,7 +132,11 @@ async fn replay(http: &Http, wire: &WireRequest, body: String) -> (u16, Bytes) {
     for (name, value) in &wire.headers {
         request = request.header(name, value);
     }
-    send(http, request.body(Full::new(Bytes::from(body))).expect("request")).await
+    send(
+        http,
+        request.body(Full::new(Bytes::from(body))).expect("request"),
+    )
+    .await
 }
 
 /// The capacity a recorded request consumes: the same request once more, untimed,
@@ -253,7 +261,10 @@ async fn setup() -> Setup {
             Some(&json!({"content": format!("message {i} about my order")})),
         )
         .await;
-        message = posted["data"]["message_id"].as_str().unwrap_or_default().to_owned();
+        message = posted["data"]["message_id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
     }
     recorder.take();
     Setup {
@@ -281,24 +292,129 @@ fn endpoints(s: &Setup) -> Vec<Endpoint> {
         creates: None,
     };
     vec![
-        e("GET /chat/conversations", "1", "GET", "/chat/conversations?limit=20".into(), &s.customer, None),
-        e("GET /chat/conversations/{id}", "1", "GET", format!("/chat/conversations/{id}"), &s.customer, None),
-        e("GET …/messages (newest page)", "1", "GET", format!("/chat/conversations/{id}/messages?limit=50"), &s.customer, None),
+        e(
+            "GET /chat/conversations",
+            "1",
+            "GET",
+            "/chat/conversations?limit=20".into(),
+            &s.customer,
+            None,
+        ),
+        e(
+            "GET /chat/conversations/{id}",
+            "1",
+            "GET",
+            format!("/chat/conversations/{id}"),
+            &s.customer,
+            None,
+        ),
+        e(
+            "GET …/messages (newest page)",
+            "1",
+            "GET",
+            format!("/chat/conversations/{id}/messages?limit=50"),
+            &s.customer,
+            None,
+        ),
         Endpoint {
             creates: Some("message_id"),
-            ..e("POST …/messages (warm)", "1", "POST", format!("/chat/conversations/{id}/messages"), &s.customer, Some(json!({"content": "where is my order"})))
+            ..e(
+                "POST …/messages (warm)",
+                "1",
+                "POST",
+                format!("/chat/conversations/{id}/messages"),
+                &s.customer,
+                Some(json!({"content": "where is my order"})),
+            )
         },
-        e("POST …/read", "1", "POST", format!("/chat/conversations/{id}/read"), &s.agent, Some(json!({"message_id": s.message}))),
-        e("PUT /chat/conversations/{id} (pin)", "1", "PUT", format!("/chat/conversations/{id}"), &s.customer, Some(json!({"is_pinned": true}))),
-        e("GET /chat/search", "1", "GET", "/chat/search?q=order&limit=20".into(), &s.customer, None),
-        e("GET /rooms", "≤ 2", "GET", "/rooms?limit=20".into(), &s.customer, None),
-        e("GET /rooms/{id}", "1", "GET", format!("/rooms/{id}"), &s.customer, None),
-        e("GET /rooms/{id}/messages", "1", "GET", format!("/rooms/{id}/messages?limit=50"), &s.customer, None),
-        e("PUT /profiles/me", "1", "PUT", "/profiles/me".into(), &s.customer, Some(json!({"username": "Dana", "email": "dana@example.com"}))),
-        e("GET /profiles/{id}", "1", "GET", "/profiles/u-100".into(), &s.agent, None),
-        e("GET /products", "1", "GET", "/products".into(), &s.customer, None),
-        e("GET /chat/analytics/dashboard", "1", "GET", "/chat/analytics/dashboard".into(), &s.agent, None),
-        e("GET /chat/analytics/global", "1", "GET", "/chat/analytics/global".into(), &s.admin, None),
+        e(
+            "POST …/read",
+            "1",
+            "POST",
+            format!("/chat/conversations/{id}/read"),
+            &s.agent,
+            Some(json!({"message_id": s.message})),
+        ),
+        e(
+            "PUT /chat/conversations/{id} (pin)",
+            "1",
+            "PUT",
+            format!("/chat/conversations/{id}"),
+            &s.customer,
+            Some(json!({"is_pinned": true})),
+        ),
+        e(
+            "GET /chat/search",
+            "1",
+            "GET",
+            "/chat/search?q=order&limit=20".into(),
+            &s.customer,
+            None,
+        ),
+        e(
+            "GET /rooms",
+            "≤ 2",
+            "GET",
+            "/rooms?limit=20".into(),
+            &s.customer,
+            None,
+        ),
+        e(
+            "GET /rooms/{id}",
+            "1",
+            "GET",
+            format!("/rooms/{id}"),
+            &s.customer,
+            None,
+        ),
+        e(
+            "GET /rooms/{id}/messages",
+            "1",
+            "GET",
+            format!("/rooms/{id}/messages?limit=50"),
+            &s.customer,
+            None,
+        ),
+        e(
+            "PUT /profiles/me",
+            "1",
+            "PUT",
+            "/profiles/me".into(),
+            &s.customer,
+            Some(json!({"username": "Dana", "email": "dana@example.com"})),
+        ),
+        e(
+            "GET /profiles/{id}",
+            "1",
+            "GET",
+            "/profiles/u-100".into(),
+            &s.agent,
+            None,
+        ),
+        e(
+            "GET /products",
+            "1",
+            "GET",
+            "/products".into(),
+            &s.customer,
+            None,
+        ),
+        e(
+            "GET /chat/analytics/dashboard",
+            "1",
+            "GET",
+            "/chat/analytics/dashboard".into(),
+            &s.agent,
+            None,
+        ),
+        e(
+            "GET /chat/analytics/global",
+            "1",
+            "GET",
+            "/chat/analytics/global".into(),
+            &s.admin,
+            None,
+        ),
     ]
 }
 
@@ -309,6 +425,19 @@ async fn measure(s: &Setup, endpoint: &Endpoint) -> Row {
     let (mut lat, mut raw) = (Vec::with_capacity(ROUNDS), Vec::with_capacity(ROUNDS));
     let (mut requests, mut capacity, mut refused_replays) = (0usize, 0.0, 0usize);
     let name = endpoint.name;
+    // Untimed first: DynamoDB Local's JIT and the caches settle on every new shape.
+    for _ in 0..WARMUP_ROUNDS {
+        api(
+            &s.http,
+            s.port,
+            endpoint.method,
+            &endpoint.path,
+            &endpoint.token,
+            endpoint.body.as_ref(),
+        )
+        .await;
+        s.recorder.take();
+    }
     for round in 0..ROUNDS {
         let t = Instant::now();
         let (status, body) = api(
@@ -388,7 +517,13 @@ async fn main() {
         for r in &rows {
             println!(
                 "{}: {:.2} requests, p50 {:.3} ms, raw p50 {:.3} ms, ratio {:.2}, capacity {:.1}, refused replays {}",
-                r.endpoint, r.requests, r.p50, r.raw_p50, r.p50 / r.raw_p50, r.capacity, r.refused_replays
+                r.endpoint,
+                r.requests,
+                r.p50,
+                r.raw_p50,
+                r.p50 / r.raw_p50,
+                r.capacity,
+                r.refused_replays
             );
         }
         return;
@@ -412,69 +547,77 @@ struct Function {
     zipped: u64,
 }
 
+/// The functions (and the hello-world baseline) with the event each is measured on.
+const CASES: [(&str, &str); 6] = [
+    ("hello", "get-chat-conversations.json"),
+    ("conversations", "get-chat-conversations.json"),
+    ("messages", "get-chat-conversations-id-messages.json"),
+    ("rooms", "get-rooms.json"),
+    ("analytics", "get-chat-analytics-dashboard.json"),
+    ("analytics-rollup", "schedule-analytics-rollup.json"),
+];
+
 /// The release bootstraps in `release` (and the hello-world baseline) under the
-/// emulator: cold starts, then a bounded load for request time and peak memory.
+/// emulator.
 async fn functions(s: &Setup, release: &Path) -> Vec<Function> {
-    let env = local_env(&test_endpoint(), &s.table.name);
-    let event_of = |name: &str| -> Value {
-        let event = load_event(name).to_string();
-        serde_json::from_str(&event.replace("01HZX3K7Q8R9S0T1V2W3X4Y5Z6", &s.conversation))
-            .expect("event JSON")
-    };
-    let cases = [
-        ("hello", "get-chat-conversations.json"),
-        ("conversations", "get-chat-conversations.json"),
-        ("messages", "get-chat-conversations-id-messages.json"),
-        ("rooms", "get-rooms.json"),
-        ("analytics", "get-chat-analytics-dashboard.json"),
-        ("analytics-rollup", "schedule-analytics-rollup.json"),
-    ];
     let mut out = Vec::new();
-    for (binary, event) in cases {
-        let event = event_of(event);
-        let answered = |out: &Value| {
-            out.get("errorType").is_none()
-                && out.get("statusCode").is_none_or(|status| status == 200)
-        };
-        let (mut inits, mut firsts, mut seconds) = (Vec::new(), Vec::new(), Vec::new());
-        for _ in 0..COLD_RUNS {
-            let rie = Rie::start(&release.join(binary), binary, &env);
-            // The emulator starts the bootstrap on the first invocation; its log times
-            // the init (INIT REPORT) and each invocation (INVOKE RTDONE) itself, which
-            // leaves out the emulator's own start-up and our client.
-            for _ in 0..2 {
-                let out = rie.invoke(&event).await;
-                assert!(answered(&out), "{binary}: {out}");
-            }
-            drop(rie);
-            let log = rie_log(binary);
-            inits.push(rie_times(&log, "INIT REPORT(", "durationMs: ").first().copied().unwrap_or(f64::NAN));
-            let runs = rie_times(&log, "INVOKE RTDONE(", "duration: ");
-            firsts.push(runs.first().copied().unwrap_or(f64::NAN));
-            seconds.push(runs.get(1).copied().unwrap_or(f64::NAN));
-        }
-        // Peak RSS and warm request time under a bounded load of the same request.
-        let rie = Rie::start(&release.join(binary), binary, &env);
-        for _ in 0..LOAD_INVOCATIONS {
-            rie.invoke(&event).await;
-        }
-        let rss_kib = rie.bootstrap_peak_rss_kib(binary);
-        drop(rie);
-        let mut warm: Vec<f64> = rie_times(&rie_log(binary), "INVOKE RTDONE(", "duration: ")
-            .into_iter()
-            .skip(1)
-            .collect();
-        out.push(Function {
-            name: binary,
-            init: percentile(&mut inits, 0.5),
-            first: percentile(&mut firsts, 0.5),
-            second: percentile(&mut seconds, 0.5),
-            warm_p50: percentile(&mut warm, 0.5),
-            rss_kib,
-            zipped: zipped_size(&release.join(binary)),
-        });
+    for (binary, event) in CASES {
+        out.push(function(s, release, binary, event).await);
     }
     out
+}
+
+/// One bootstrap under the emulator: cold starts, then a bounded load for request
+/// time and peak memory.
+async fn function(s: &Setup, release: &Path, binary: &'static str, event: &str) -> Function {
+    let env = local_env(&test_endpoint(), &s.table.name);
+    let event: Value = serde_json::from_str(
+        &load_event(event)
+            .to_string()
+            .replace("01HZX3K7Q8R9S0T1V2W3X4Y5Z6", &s.conversation),
+    )
+    .expect("event JSON");
+    let answered = |out: &Value| {
+        out.get("errorType").is_none() && out.get("statusCode").is_none_or(|status| status == 200)
+    };
+    let (mut inits, mut firsts, mut seconds) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..COLD_RUNS {
+        let rie = Rie::start(&release.join(binary), binary, &env);
+        // The emulator starts the bootstrap on the first invocation; its log times
+        // the init (INIT REPORT) and each invocation (INVOKE RTDONE) itself, which
+        // leaves out the emulator's own start-up and our client.
+        for _ in 0..2 {
+            let out = rie.invoke(&event).await;
+            assert!(answered(&out), "{binary}: {out}");
+        }
+        drop(rie);
+        let log = rie_log(binary);
+        let init = rie_times(&log, "INIT REPORT(", "durationMs: ");
+        inits.push(init.first().copied().unwrap_or(f64::NAN));
+        let runs = rie_times(&log, "INVOKE RTDONE(", "duration: ");
+        firsts.push(runs.first().copied().unwrap_or(f64::NAN));
+        seconds.push(runs.get(1).copied().unwrap_or(f64::NAN));
+    }
+    // Peak RSS and warm request time under a bounded load of the same request.
+    let rie = Rie::start(&release.join(binary), binary, &env);
+    for _ in 0..LOAD_INVOCATIONS {
+        rie.invoke(&event).await;
+    }
+    let rss_kib = rie.bootstrap_peak_rss_kib(binary);
+    drop(rie);
+    let mut warm: Vec<f64> = rie_times(&rie_log(binary), "INVOKE RTDONE(", "duration: ")
+        .into_iter()
+        .skip(1)
+        .collect();
+    Function {
+        name: binary,
+        init: percentile(&mut inits, 0.5),
+        first: percentile(&mut firsts, 0.5),
+        second: percentile(&mut seconds, 0.5),
+        warm_p50: percentile(&mut warm, 0.5),
+        rss_kib,
+        zipped: zipped_size(&release.join(binary)),
+    }
 }
 
 fn rie_log(function: &str) -> String {
@@ -499,21 +642,44 @@ async fn profiles(s: &Setup, candidates: &[String]) {
     let mut md = String::new();
     let _ = writeln!(
         md,
-        "# Release profile\n\nWritten by `make profile-ab` (scripts/profile-ab.sh, tools/bench); regenerate it with that command. Machine: {}.\n\nEach candidate profile builds all functions and the bare lambda_http hello-world into its own target directory; each is then measured under the Lambda Runtime Interface Emulator against the same DynamoDB Local, in the same run: zipped bootstrap, init (median of {COLD_RUNS} cold starts), first request, warm request time (median over {LOAD_INVOCATIONS} invocations) and peak RSS.\n",
+        "# Release profile\n\nWritten by `make profile-ab` (scripts/profile-ab.sh, tools/bench); regenerate it with that command. Machine: {}.\n\nEach candidate profile builds all functions and the bare lambda_http hello-world into its own target directory; each is then measured under the Lambda Runtime Interface Emulator against the same DynamoDB Local, in the same run: zipped bootstrap, init (median of {COLD_RUNS} cold starts), first request, warm request time (median over {LOAD_INVOCATIONS} invocations) and peak RSS. One discarded pass warms DynamoDB Local first; then each function is measured for every candidate in turn, so drift in the machine's load falls on all alike. Request times are mostly DynamoDB Local's; init and size are the profile's own.\n",
         machine()
     );
     let mut summary = String::from(
-        "| profile | build s | zipped MB (all functions) | mean init ÷ hello | mean warm request ms | max peak RSS MB |\n|---|---|---|---|---|---|\n",
+        "| profile | build s (this run) | zipped MB (all functions) | mean init ÷ hello | mean warm request ms | max peak RSS MB |\n|---|---|---|---|---|---|\n",
     );
     let mut detail = String::from(
         "| profile | function | zipped MB | init ms | init ÷ hello | first request ms | warm request ms | peak RSS MB |\n|---|---|---|---|---|---|---|---|\n",
     );
-    for candidate in candidates {
-        let mut parts = candidate.splitn(3, '=');
-        let (name, dir) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
-        let built = parts.next().unwrap_or("–");
-        let measured = functions(s, Path::new(dir)).await;
-        let hello = measured.iter().find(|f| f.name == "hello").map_or(f64::NAN, |f| f.init);
+    let parsed: Vec<(&str, &Path, &str)> = candidates
+        .iter()
+        .map(|c| {
+            let mut parts = c.splitn(3, '=');
+            let name = parts.next().unwrap_or_default();
+            let dir = Path::new(parts.next().unwrap_or_default());
+            (name, dir, parts.next().unwrap_or("–"))
+        })
+        .collect();
+    // DynamoDB Local (a JVM) and the page cache warm up on the first runs: one pass,
+    // discarded, before anything counts. Then function by function, every candidate
+    // in turn, so drift in the machine's load falls on all candidates alike.
+    if let Some((_, dir, _)) = parsed.first() {
+        for (binary, event) in CASES {
+            function(s, dir, binary, event).await;
+        }
+    }
+    let mut measured: Vec<Vec<Function>> = parsed.iter().map(|_| Vec::new()).collect();
+    for (binary, event) in CASES {
+        for (i, (_, dir, _)) in parsed.iter().enumerate() {
+            measured[i].push(function(s, dir, binary, event).await);
+        }
+        println!("{binary}: measured");
+    }
+    for ((name, _, built), measured) in parsed.iter().zip(&measured) {
+        let hello = measured
+            .iter()
+            .find(|f| f.name == "hello")
+            .map_or(f64::NAN, |f| f.init);
         let ours: Vec<&Function> = measured.iter().filter(|f| f.name != "hello").collect();
         let n = ours.len() as f64;
         let _ = writeln!(
@@ -524,7 +690,7 @@ async fn profiles(s: &Setup, candidates: &[String]) {
             ours.iter().map(|f| f.warm_p50).sum::<f64>() / n,
             ours.iter().filter_map(|f| f.rss_kib).max().unwrap_or(0) as f64 / 1024.0,
         );
-        for f in &measured {
+        for f in measured {
             let _ = writeln!(
                 detail,
                 "| {name} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {} |",
@@ -537,7 +703,6 @@ async fn profiles(s: &Setup, candidates: &[String]) {
                 rss(f.rss_kib),
             );
         }
-        println!("{name}: measured");
     }
     let _ = writeln!(md, "## Summary\n\n{summary}\n## Per function\n\n{detail}");
     let path = chat_testkit::repo_root().join("docs/release-profile.md");
@@ -546,7 +711,9 @@ async fn profiles(s: &Setup, candidates: &[String]) {
 }
 
 fn rss(kib: Option<u64>) -> String {
-    kib.map_or("not measured".to_owned(), |kib| format!("{:.1}", kib as f64 / 1024.0))
+    kib.map_or("not measured".to_owned(), |kib| {
+        format!("{:.1}", kib as f64 / 1024.0)
+    })
 }
 
 /// Size of the bootstrap zipped as Lambda takes it (deflate, via Python's zipfile).
@@ -681,7 +848,14 @@ fn against_budgets(rows: &[Row], functions: &[Function], hello: f64) -> String {
     let over_ratio = rows
         .iter()
         .filter(|r| r.p50 / r.raw_p50 > 1.15)
-        .map(|r| format!("{} ({:.2}, +{:.0} µs)", r.endpoint, r.p50 / r.raw_p50, (r.p50 - r.raw_p50) * 1000.0))
+        .map(|r| {
+            format!(
+                "{} ({:.2}, +{:.0} µs)",
+                r.endpoint,
+                r.p50 / r.raw_p50,
+                (r.p50 - r.raw_p50) * 1000.0
+            )
+        })
         .collect();
     let over_init = functions
         .iter()

@@ -32,7 +32,8 @@ pub fn template() -> Value {
 /// Parses a SAM template; CloudFormation's short tags (`!Ref`, `!Sub`…) are kept as
 /// their plain values since only literal parts are read here.
 pub fn parse_template(text: &str) -> Value {
-    let yaml: serde_norway::Value = serde_norway::from_str(text).expect("template.yaml is YAML");
+    let yaml: serde_norway::Value =
+        serde_norway::from_str(text).expect("a YAML document (template.yaml or openapi.yaml)");
     fn plain(v: serde_norway::Value) -> Value {
         match v {
             serde_norway::Value::Null => Value::Null,
@@ -989,4 +990,41 @@ pub fn local_env(endpoint: &str, table: &str) -> Vec<(&'static str, String)> {
         ("AWS_SECRET_ACCESS_KEY", "local".to_owned()),
         ("RUST_LOG", "error".to_owned()),
     ]
+}
+
+/// A stored room as the store would read it back: the one owner as its only member,
+/// created 2024-06-29 10:00 UTC. For tests that hand the room to a mocked client.
+pub fn room_fixture(
+    id: &str,
+    room_type: chat_core::model::RoomType,
+    title: &str,
+) -> chat_core::model::Room {
+    let created = "2024-06-29T10:00:00.000Z".to_owned();
+    chat_core::model::Room {
+        id: chat_core::ids::RoomId::parse(id).expect("a room id"),
+        room_type,
+        title: title.into(),
+        detail: None,
+        product: None,
+        order_id: None,
+        vendor_id: None,
+        owner_id: "u-100".into(),
+        agent_id: None,
+        assignee_id: None,
+        conversation_type: "chat".into(),
+        status: "open".into(),
+        snoozed_until: None,
+        members: vec!["u-100".into()],
+        member_version: 1,
+        total_messages: 0,
+        note_count: 0,
+        last_message_at: None,
+        created_at: created.clone(),
+        updated_at: created,
+        deleted_at: None,
+        metadata: None,
+        last_message: None,
+        awaiting_since: None,
+        first_response_at: None,
+    }
 }
