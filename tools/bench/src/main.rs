@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 const ROUNDS: usize = 300;
 const WARMUP_ROUNDS: usize = 30;
-const COLD_RUNS: usize = 7;
+const COLD_RUNS: usize = 11;
 const LOAD_INVOCATIONS: usize = 300;
 
 fn percentile(samples: &mut [f64], p: f64) -> f64 {
@@ -539,6 +539,9 @@ async fn main() {
 struct Function {
     name: &'static str,
     init: f64,
+    /// Median over the cold starts of init ÷ the hello-world's init measured just
+    /// before it: pairs taken side by side, so the machine's drift cancels.
+    init_ratio: f64,
     first: f64,
     second: f64,
     /// Request time over the bounded load (INVOKE RTDONE), once warm.
@@ -581,7 +584,18 @@ async fn function(s: &Setup, release: &Path, binary: &'static str, event: &str) 
         out.get("errorType").is_none() && out.get("statusCode").is_none_or(|status| status == 200)
     };
     let (mut inits, mut firsts, mut seconds) = (Vec::new(), Vec::new(), Vec::new());
+    let mut ratios = Vec::new();
     for _ in 0..COLD_RUNS {
+        let hello_init = if binary == "hello" {
+            None
+        } else {
+            let rie = Rie::start(&release.join("hello"), "hello", &env);
+            rie.invoke(&event).await;
+            drop(rie);
+            rie_times(&rie_log("hello"), "INIT REPORT(", "durationMs: ")
+                .first()
+                .copied()
+        };
         let rie = Rie::start(&release.join(binary), binary, &env);
         // The emulator starts the bootstrap on the first invocation; its log times
         // the init (INIT REPORT) and each invocation (INVOKE RTDONE) itself, which
@@ -593,7 +607,9 @@ async fn function(s: &Setup, release: &Path, binary: &'static str, event: &str) 
         drop(rie);
         let log = rie_log(binary);
         let init = rie_times(&log, "INIT REPORT(", "durationMs: ");
-        inits.push(init.first().copied().unwrap_or(f64::NAN));
+        let init = init.first().copied().unwrap_or(f64::NAN);
+        inits.push(init);
+        ratios.push(hello_init.map_or(1.0, |hello| init / hello));
         let runs = rie_times(&log, "INVOKE RTDONE(", "duration: ");
         firsts.push(runs.first().copied().unwrap_or(f64::NAN));
         seconds.push(runs.get(1).copied().unwrap_or(f64::NAN));
@@ -612,6 +628,7 @@ async fn function(s: &Setup, release: &Path, binary: &'static str, event: &str) 
     Function {
         name: binary,
         init: percentile(&mut inits, 0.5),
+        init_ratio: percentile(&mut ratios, 0.5),
         first: percentile(&mut firsts, 0.5),
         second: percentile(&mut seconds, 0.5),
         warm_p50: percentile(&mut warm, 0.5),
@@ -676,17 +693,13 @@ async fn profiles(s: &Setup, candidates: &[String]) {
         println!("{binary}: measured");
     }
     for ((name, _, built), measured) in parsed.iter().zip(&measured) {
-        let hello = measured
-            .iter()
-            .find(|f| f.name == "hello")
-            .map_or(f64::NAN, |f| f.init);
         let ours: Vec<&Function> = measured.iter().filter(|f| f.name != "hello").collect();
         let n = ours.len() as f64;
         let _ = writeln!(
             summary,
             "| {name} | {built} | {:.2} | {:.2} | {:.2} | {:.1} |",
             ours.iter().map(|f| f.zipped as f64).sum::<f64>() / 1048576.0,
-            ours.iter().map(|f| f.init / hello).sum::<f64>() / n,
+            ours.iter().map(|f| f.init_ratio).sum::<f64>() / n,
             ours.iter().map(|f| f.warm_p50).sum::<f64>() / n,
             ours.iter().filter_map(|f| f.rss_kib).max().unwrap_or(0) as f64 / 1024.0,
         );
@@ -697,7 +710,7 @@ async fn profiles(s: &Setup, candidates: &[String]) {
                 f.name,
                 f.zipped as f64 / 1048576.0,
                 f.init,
-                f.init / hello,
+                f.init_ratio,
                 f.first,
                 f.warm_p50,
                 rss(f.rss_kib),
@@ -799,10 +812,6 @@ fn write_report(rows: &[Row], functions: &[Function]) {
         md,
         "\nHow it is measured: each round calls the endpoint through the dev server (a keep-alive HTTP/1.1 connection, the API Gateway event built from the request, JWT verification, the handler, JSON out), then issues the very DynamoDB requests that call sent — recorded on the wire by an SDK interceptor — directly to the same DynamoDB Local over a keep-alive connection, in the same order. A call that created a message is replayed with a fresh message id in its place, so the replay writes what the call wrote. Endpoint and raw figures are interleaved round by round, so changes in the machine's load hit both. Consumed capacity is that of the same requests, asked for once with `ReturnConsumedCapacity=TOTAL` (DynamoDB Local reports it as DynamoDB would).\n"
     );
-    let hello = functions
-        .iter()
-        .find(|f| f.name == "hello")
-        .map_or(f64::NAN, |f| f.init);
     let _ = writeln!(
         md,
         "## Functions (release build under the Lambda Runtime Interface Emulator)\n\n| function | init ms | init ÷ hello-world (budget ≤ 1.5) | first request ms | second request ms | warm request ms | peak RSS MB (budget ≤ 32) | zipped bootstrap MB (budget ≤ 4) |\n|---|---|---|---|---|---|---|---|"
@@ -813,7 +822,7 @@ fn write_report(rows: &[Row], functions: &[Function]) {
             "| {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {:.2} |",
             f.name,
             f.init,
-            f.init / hello,
+            f.init_ratio,
             f.first,
             f.second,
             f.warm_p50,
@@ -823,16 +832,16 @@ fn write_report(rows: &[Row], functions: &[Function]) {
     }
     let _ = writeln!(
         md,
-        "\nInit is the emulator's own INIT REPORT (bootstrap process start to its first call for an event: configuration, the SDK clients, JWT keys), the median of {COLD_RUNS} cold starts; request times are the emulator's INVOKE RTDONE (event handed over to response received), so neither includes the emulator's start-up or our client. The first request includes the SDK's first connection (plain HTTP to DynamoDB Local here). Warm request: median over {LOAD_INVOCATIONS} invocations of the same event, during which peak RSS is the bootstrap's VmHWM from /proc. Zipped: the release bootstrap deflated at level 9, as Lambda takes it. The events are those of `events/`; the rollup gets the schedule event.\n"
+        "\nInit is the emulator's own INIT REPORT (bootstrap process start to its first call for an event: configuration, the SDK clients, JWT keys), the median of {COLD_RUNS} cold starts; each cold start follows one of the hello-world, and the ratio is the median of those side-by-side pairs; request times are the emulator's INVOKE RTDONE (event handed over to response received), so neither includes the emulator's start-up or our client. The first request includes the SDK's first connection (plain HTTP to DynamoDB Local here). Warm request: median over {LOAD_INVOCATIONS} invocations of the same event, during which peak RSS is the bootstrap's VmHWM from /proc. Zipped: the release bootstrap deflated at level 9, as Lambda takes it. The events are those of `events/`; the rollup gets the schedule event.\n"
     );
-    md.push_str(&against_budgets(rows, functions, hello));
+    md.push_str(&against_budgets(rows, functions));
     let path = chat_testkit::repo_root().join("docs/performance.md");
     std::fs::write(&path, md).expect("write docs/performance.md");
     println!("wrote {}", path.display());
 }
 
 /// The figures over their budgets, named, with what explains them.
-fn against_budgets(rows: &[Row], functions: &[Function], hello: f64) -> String {
+fn against_budgets(rows: &[Row], functions: &[Function]) -> String {
     let list = |items: Vec<String>| {
         if items.is_empty() {
             "none".to_owned()
@@ -859,8 +868,8 @@ fn against_budgets(rows: &[Row], functions: &[Function], hello: f64) -> String {
         .collect();
     let over_init = functions
         .iter()
-        .filter(|f| f.name != "hello" && f.init / hello > 1.5)
-        .map(|f| format!("{} ({:.2})", f.name, f.init / hello))
+        .filter(|f| f.init_ratio > 1.5)
+        .map(|f| format!("{} ({:.2})", f.name, f.init_ratio))
         .collect();
     let over_memory = functions
         .iter()
