@@ -34,17 +34,24 @@ impl TlsRoots {
     }
 }
 
-/// Where the SDK's settings come from.
+/// Where the SDK's settings come from, by where the function runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AwsSource {
-    /// DynamoDB Local (or a double): it checks no signature, so fixed credentials keep
-    /// the local stack independent of the developer's AWS profile.
-    Local,
     /// On Lambda: AWS_REGION and the role's credentials in the environment.
     Lambda { region: String },
     /// Anywhere else (the dev server against a real table): the SDK's default chain,
     /// profiles included.
     DefaultChain,
+}
+
+/// What one client talks to. A local endpoint (DynamoDB Local, a protocol double)
+/// checks no signature: fixed credentials and region keep it independent of the
+/// developer's AWS profile, while the other clients of the same process (Bedrock from
+/// the dev server) still use the real ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    Aws,
+    Local,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,8 +88,8 @@ pub fn http_client(roots: TlsRoots) -> aws_sdk_dynamodb::config::SharedHttpClien
         .build_https()
 }
 
-/// The shared SDK configuration the clients (DynamoDB, Bedrock) are built from.
-pub async fn sdk_config(settings: &AwsSettings) -> SdkConfig {
+/// The SDK configuration a client (DynamoDB, Bedrock) is built from.
+pub async fn sdk_config(settings: &AwsSettings, endpoint: Endpoint) -> SdkConfig {
     let http = http_client(settings.tls_roots);
     let from_env = |region: &str, credentials: SharedCredentialsProvider| {
         SdkConfig::builder()
@@ -93,18 +100,18 @@ pub async fn sdk_config(settings: &AwsSettings) -> SdkConfig {
             .timeout_config(timeouts())
             .build()
     };
-    match &settings.source {
-        AwsSource::Local => from_env(
+    match (&settings.source, endpoint) {
+        (_, Endpoint::Local) => from_env(
             "us-east-1",
             SharedCredentialsProvider::new(Credentials::new("local", "local", None, None, "local")),
         ),
-        AwsSource::Lambda { region } => from_env(
+        (AwsSource::Lambda { region }, Endpoint::Aws) => from_env(
             region,
             SharedCredentialsProvider::new(
                 aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
             ),
         ),
-        AwsSource::DefaultChain => {
+        (AwsSource::DefaultChain, Endpoint::Aws) => {
             aws_config::defaults(BehaviorVersion::latest())
                 .http_client(http.clone())
                 .timeout_config(timeouts())
@@ -148,7 +155,7 @@ mod tests {
             },
             tls_roots: TlsRoots::Amazon,
         };
-        let config = sdk_config(&settings).await;
+        let config = sdk_config(&settings, Endpoint::Aws).await;
         assert_eq!(config.region().map(|r| r.as_ref()), Some("eu-west-1"));
         assert!(config.credentials_provider().is_some());
         assert!(config.http_client().is_some());

@@ -112,9 +112,7 @@ impl Config {
             problems.push(problem);
             TlsRoots::Amazon
         });
-        let source = if dynamodb_endpoint.is_some() {
-            AwsSource::Local
-        } else if get("AWS_LAMBDA_FUNCTION_NAME").is_some() {
+        let source = if get("AWS_LAMBDA_FUNCTION_NAME").is_some() {
             let region = get("AWS_REGION").unwrap_or_else(|| {
                 problems.push("AWS_REGION is required on Lambda".to_owned());
                 ""
@@ -184,7 +182,11 @@ mod tests {
         let no_region = with(&[("AWS_LAMBDA_FUNCTION_NAME", "chat-messages")]).unwrap_err();
         assert!(no_region.to_string().contains("AWS_REGION"), "{no_region}");
         let local = with(&[("DYNAMODB_ENDPOINT", "http://127.0.0.1:8000")]).unwrap();
-        assert_eq!(local.aws.source, AwsSource::Local);
+        assert_eq!(local.aws.source, AwsSource::DefaultChain);
+        assert_eq!(
+            local.dynamodb_endpoint.as_deref(),
+            Some("http://127.0.0.1:8000")
+        );
         assert_eq!(with(&[]).unwrap().aws.source, AwsSource::DefaultChain);
         let system = with(&[("CHAT_TLS_ROOTS", "system")]).unwrap();
         assert_eq!(system.aws.tls_roots, TlsRoots::System);

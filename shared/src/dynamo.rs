@@ -48,7 +48,11 @@ pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(6);
 /// Builds the client from the shared SDK configuration (crate::aws), with the local
 /// endpoint if set and the request counter.
 pub async fn client(config: &Config) -> (Client, RequestCounter) {
-    let shared = crate::aws::sdk_config(&config.aws).await;
+    let endpoint = match config.dynamodb_endpoint {
+        Some(_) => crate::aws::Endpoint::Local,
+        None => crate::aws::Endpoint::Aws,
+    };
+    let shared = crate::aws::sdk_config(&config.aws, endpoint).await;
     let counter = RequestCounter::default();
     let mut builder = aws_sdk_dynamodb::config::Builder::from(&shared).interceptor(counter.clone());
     if let Some(endpoint) = &config.dynamodb_endpoint {

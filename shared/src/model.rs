@@ -91,6 +91,46 @@ pub struct LastMessage {
 pub const PREVIEW_CHARS: usize = 200;
 
 impl Room {
+    /// A new open room as it is first written: `members` (the owner first) at member
+    /// version 1, no messages yet. Callers set the type's own fields (order, vendor,
+    /// product, agent…) with struct update syntax.
+    pub fn open(
+        id: RoomId,
+        room_type: RoomType,
+        title: String,
+        owner_id: String,
+        members: Vec<String>,
+        now: String,
+    ) -> Room {
+        Room {
+            id,
+            room_type,
+            title,
+            detail: None,
+            product: None,
+            order_id: None,
+            vendor_id: None,
+            owner_id,
+            agent_id: None,
+            assignee_id: None,
+            conversation_type: "chat".into(),
+            status: "open".into(),
+            snoozed_until: None,
+            members,
+            member_version: 1,
+            total_messages: 0,
+            note_count: 0,
+            last_message_at: None,
+            created_at: now.clone(),
+            updated_at: now,
+            deleted_at: None,
+            metadata: None,
+            last_message: None,
+            awaiting_since: None,
+            first_response_at: None,
+        }
+    }
+
     /// May this caller see the room? Members may; agents and admins may see their
     /// tenant's support rooms. (Other tenants' rooms are never even read: the tenant
     /// is part of every key.)

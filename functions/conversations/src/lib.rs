@@ -91,32 +91,19 @@ async fn create(store: &Store, who: &Principal, req: &Request) -> ApiResult<Repl
     if let Some(agent) = body.agent_id.as_ref().filter(|a| **a != who.user) {
         members.push((agent.to_string(), "agent"));
     }
+    let agent_id = body.agent_id.as_ref().map(ToString::to_string);
     let room = Room {
-        id: RoomId::generate(),
-        room_type: RoomType::Support,
-        title,
-        detail: None,
-        product: None,
-        order_id: None,
-        vendor_id: None,
-        owner_id: owner,
-        agent_id: body.agent_id.as_ref().map(ToString::to_string),
-        assignee_id: body.agent_id.as_ref().map(ToString::to_string),
+        assignee_id: agent_id.clone(),
+        agent_id,
         conversation_type,
-        status: "open".into(),
-        snoozed_until: None,
-        members: members.iter().map(|(m, _)| m.clone()).collect(),
-        member_version: 1,
-        total_messages: 0,
-        note_count: 0,
-        last_message_at: None,
-        created_at: now.clone(),
-        updated_at: now,
-        deleted_at: None,
-        metadata: None,
-        last_message: None,
-        awaiting_since: None,
-        first_response_at: None,
+        ..Room::open(
+            RoomId::generate(),
+            RoomType::Support,
+            title,
+            owner,
+            members.iter().map(|(m, _)| m.clone()).collect(),
+            now,
+        )
     };
     store.create_room(&who.org, &room, &members).await?;
     Ok(Reply::created(

@@ -106,10 +106,16 @@ impl Ai {
             "bedrock" => {
                 let model_id = get("BEDROCK_MODEL_ID")
                     .ok_or("BEDROCK_MODEL_ID is required for AI_PROVIDER=bedrock")?;
-                let shared = chat_core::aws::sdk_config(aws).await;
+                // BEDROCK_ENDPOINT: only for tests against a local double of the
+                // Converse API.
+                let double = get("BEDROCK_ENDPOINT");
+                let endpoint = match double {
+                    Some(_) => chat_core::aws::Endpoint::Local,
+                    None => chat_core::aws::Endpoint::Aws,
+                };
+                let shared = chat_core::aws::sdk_config(aws, endpoint).await;
                 let mut builder = aws_sdk_bedrockruntime::config::Builder::from(&shared);
-                // Only for tests against a local double of the Converse API.
-                if let Some(endpoint) = get("BEDROCK_ENDPOINT") {
+                if let Some(endpoint) = double {
                     builder = builder.endpoint_url(endpoint);
                 }
                 Provider::Bedrock {
@@ -330,9 +336,9 @@ fn merge_turns(turns: &[Turn]) -> Vec<Turn> {
 mod tests {
     use super::*;
 
-    fn local_aws() -> chat_core::aws::AwsSettings {
+    fn aws_settings() -> chat_core::aws::AwsSettings {
         chat_core::aws::AwsSettings {
-            source: chat_core::aws::AwsSource::Local,
+            source: chat_core::aws::AwsSource::DefaultChain,
             tls_roots: chat_core::aws::TlsRoots::Amazon,
         }
     }
@@ -373,24 +379,24 @@ mod tests {
                 .collect::<HashMap<_, _>>()
         };
         assert!(
-            Ai::from_env(&env(&[("AI_PROVIDER", "openai")]), &local_aws())
+            Ai::from_env(&env(&[("AI_PROVIDER", "openai")]), &aws_settings())
                 .await
                 .unwrap_err()
                 .contains("OPENAI_BASE_URL")
         );
         assert!(
-            Ai::from_env(&env(&[("AI_PROVIDER", "bedrock")]), &local_aws())
+            Ai::from_env(&env(&[("AI_PROVIDER", "bedrock")]), &aws_settings())
                 .await
                 .unwrap_err()
                 .contains("BEDROCK_MODEL_ID")
         );
         assert!(
-            Ai::from_env(&env(&[("AI_PROVIDER", "gpt")]), &local_aws())
+            Ai::from_env(&env(&[("AI_PROVIDER", "gpt")]), &aws_settings())
                 .await
                 .is_err()
         );
         assert!(matches!(
-            Ai::from_env(&env(&[]), &local_aws())
+            Ai::from_env(&env(&[]), &aws_settings())
                 .await
                 .unwrap()
                 .provider,

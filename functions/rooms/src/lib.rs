@@ -209,33 +209,22 @@ async fn start(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply
         }
         _ => None,
     };
-    let now = chat_core::time::now_string();
     let room = Room {
-        id: RoomId::generate(),
-        room_type,
-        title: name,
         detail,
         product,
         order_id,
         vendor_id,
-        owner_id: who.user.to_string(),
         agent_id: agent_id.clone(),
         assignee_id: agent_id,
-        conversation_type: "chat".into(),
-        status: "open".into(),
-        snoozed_until: None,
-        members: members.iter().map(|(m, _)| m.clone()).collect(),
-        member_version: 1,
-        total_messages: 0,
-        note_count: 0,
-        last_message_at: None,
-        created_at: now.clone(),
-        updated_at: now,
-        deleted_at: None,
         metadata,
-        last_message: None,
-        awaiting_since: None,
-        first_response_at: None,
+        ..Room::open(
+            RoomId::generate(),
+            room_type,
+            name,
+            who.user.to_string(),
+            members.iter().map(|(m, _)| m.clone()).collect(),
+            chat_core::time::now_string(),
+        )
     };
     // Write responses list members without profiles: a write is one transaction
     // (plus the read it decides on); GET /rooms/{room_id} adds them.

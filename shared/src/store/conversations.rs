@@ -41,6 +41,18 @@ pub struct MemberView {
 }
 
 impl MemberView {
+    /// The SET clauses and values that write this view onto the caller's member row.
+    fn add_sets(&self, sets: &mut Vec<&'static str>, vals: &mut HashMap<String, AttributeValue>) {
+        if let Some(pinned) = self.is_pinned {
+            sets.push("is_pinned = :pinned");
+            vals.insert(":pinned".into(), AttributeValue::Bool(pinned));
+        }
+        if let Some(archived) = self.is_archived {
+            sets.push("is_archived = :archived");
+            vals.insert(":archived".into(), AttributeValue::Bool(archived));
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         *self == MemberView::default()
     }
@@ -273,14 +285,7 @@ impl Store {
                     let mut sets = copies.clone();
                     let mut vals = copy_vals.clone();
                     if member_id == who.user {
-                        if let Some(pinned) = view.is_pinned {
-                            sets.push("is_pinned = :pinned");
-                            vals.insert(":pinned".into(), AttributeValue::Bool(pinned));
-                        }
-                        if let Some(archived) = view.is_archived {
-                            sets.push("is_archived = :archived");
-                            vals.insert(":archived".into(), AttributeValue::Bool(archived));
-                        }
+                        view.add_sets(&mut sets, &mut vals);
                     }
                     if sets.is_empty() {
                         continue;
@@ -337,14 +342,7 @@ impl Store {
     ) -> ApiResult<Item> {
         let mut sets = Vec::new();
         let mut vals = values([]);
-        if let Some(pinned) = view.is_pinned {
-            sets.push("is_pinned = :pinned");
-            vals.insert(":pinned".into(), AttributeValue::Bool(pinned));
-        }
-        if let Some(archived) = view.is_archived {
-            sets.push("is_archived = :archived");
-            vals.insert(":archived".into(), AttributeValue::Bool(archived));
-        }
+        view.add_sets(&mut sets, &mut vals);
         if sets.is_empty() {
             return Err(ApiError::invalid("body", "nothing to update"));
         }

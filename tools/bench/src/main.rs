@@ -182,6 +182,20 @@ struct Endpoint {
     creates: Option<&'static str>,
 }
 
+impl Endpoint {
+    async fn call(&self, s: &Setup) -> (u16, Value) {
+        api(
+            &s.http,
+            s.port,
+            self.method,
+            &self.path,
+            &self.token,
+            self.body.as_ref(),
+        )
+        .await
+    }
+}
+
 struct Row {
     endpoint: &'static str,
     budget: &'static str,
@@ -427,28 +441,12 @@ async fn measure(s: &Setup, endpoint: &Endpoint) -> Row {
     let name = endpoint.name;
     // Untimed first: DynamoDB Local's JIT and the caches settle on every new shape.
     for _ in 0..WARMUP_ROUNDS {
-        api(
-            &s.http,
-            s.port,
-            endpoint.method,
-            &endpoint.path,
-            &endpoint.token,
-            endpoint.body.as_ref(),
-        )
-        .await;
+        endpoint.call(s).await;
         s.recorder.take();
     }
     for round in 0..ROUNDS {
         let t = Instant::now();
-        let (status, body) = api(
-            &s.http,
-            s.port,
-            endpoint.method,
-            &endpoint.path,
-            &endpoint.token,
-            endpoint.body.as_ref(),
-        )
-        .await;
+        let (status, body) = endpoint.call(s).await;
         lat.push(ms(t.elapsed()));
         assert!(status < 300, "{name}: {status} {body}");
         let wire = s.recorder.take();

@@ -999,32 +999,12 @@ pub fn room_fixture(
     room_type: chat_core::model::RoomType,
     title: &str,
 ) -> chat_core::model::Room {
-    let created = "2024-06-29T10:00:00.000Z".to_owned();
-    chat_core::model::Room {
-        id: chat_core::ids::RoomId::parse(id).expect("a room id"),
+    chat_core::model::Room::open(
+        chat_core::ids::RoomId::parse(id).expect("a room id"),
         room_type,
-        title: title.into(),
-        detail: None,
-        product: None,
-        order_id: None,
-        vendor_id: None,
-        owner_id: "u-100".into(),
-        agent_id: None,
-        assignee_id: None,
-        conversation_type: "chat".into(),
-        status: "open".into(),
-        snoozed_until: None,
-        members: vec!["u-100".into()],
-        member_version: 1,
-        total_messages: 0,
-        note_count: 0,
-        last_message_at: None,
-        created_at: created.clone(),
-        updated_at: created,
-        deleted_at: None,
-        metadata: None,
-        last_message: None,
-        awaiting_since: None,
-        first_response_at: None,
-    }
+        title.into(),
+        "u-100".into(),
+        vec!["u-100".into()],
+        "2024-06-29T10:00:00.000Z".into(),
+    )
 }
