@@ -556,7 +556,7 @@ async fn concurrent_and_lagging_runs_never_move_figures_back() {
     let described = store
         .client()
         .describe_table()
-        .table_name(store.table())
+        .table_name(store.table().name())
         .send()
         .await
         .unwrap();

@@ -7,15 +7,14 @@
 //! written once per room and day, not on every message. The rollup writes one item per tenant
 //! and day (`T#{org}#ROLLUP` / `DAY#{day}`), recomputed from scratch each run.
 
-use super::Store;
+use super::{Store, WriteError};
 use crate::auth::Principal;
-use crate::dynamo::sdk_error;
 use crate::error::ApiResult;
 use crate::ids::{OrgId, RoomId};
 use crate::item::{Item, ItemBuilder, ItemExt, n, s, values};
 use crate::keys;
 use crate::model::{Message, Room};
-use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -192,7 +191,7 @@ impl Store {
         );
         names.insert("#day".into(), "day".into());
         let update = Update::builder()
-            .table_name(&self.table)
+            .table_name(self.name())
             .key(keys::PK, s(keys::room_pk(org, room)))
             .key(keys::SK, s(keys::stats_sk(day)))
             .update_expression(expression)
@@ -270,30 +269,26 @@ impl Store {
         let mut items = Vec::new();
         let mut start = None;
         loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(keys::GSI2)
-                .key_condition_expression("#pk = :pk")
-                .expression_attribute_names("#pk", keys::GSI2PK)
-                .expression_attribute_values(":pk", s(keys::stats_gsi2pk(day, shard)))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| sdk_error("stats of day", e))?;
+            let (page, last_key) = self
+                .table
+                .query("stats of day", start, |query| {
+                    query
+                        .index_name(keys::GSI2)
+                        .key_condition_expression("#pk = :pk")
+                        .expression_attribute_names("#pk", keys::GSI2PK)
+                        .expression_attribute_values(":pk", s(keys::stats_gsi2pk(day, shard)))
+                })
+                .await?;
             // GSI2 projects keys only (so a counter update never writes the index);
             // the items themselves come by key, strongly consistent.
-            let found: Vec<(String, String)> = out
-                .items
-                .unwrap_or_default()
+            let found: Vec<(String, String)> = page
                 .iter()
                 .filter_map(|k| Some((k.string(keys::PK)?, k.string(keys::SK)?)))
                 .collect();
             for chunk in found.chunks(100) {
                 items.extend(self.batch_get(chunk, "stats items").await?);
             }
-            start = out.last_evaluated_key;
+            start = last_key;
             if start.is_none() {
                 return Ok(items);
             }
@@ -315,10 +310,8 @@ impl Store {
             .num(counter::UPDATES, rollup.updates)
             .str("figures", &body)
             .build();
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
+        let put = Put::builder()
+            .table_name(self.name())
             .set_item(Some(item))
             .condition_expression(
                 "attribute_not_exists(figures) OR attribute_not_exists(#upd) OR #upd < :upd \
@@ -327,51 +320,33 @@ impl Store {
             .expression_attribute_names("#upd", counter::UPDATES)
             .expression_attribute_values(":upd", n(rollup.updates))
             .expression_attribute_values(":figures", s(&body))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(err) => Err(sdk_error("put rollup", err)),
+            .build()
+            .expect("put has item");
+        match self.table.put(put, "put rollup").await {
+            Ok(()) => Ok(true),
+            // The stored rollup is as new or newer.
+            Err(WriteError::ConditionFailed(_)) => Ok(false),
+            Err(WriteError::Api(err)) => Err(err),
         }
     }
 
     /// A tenant's daily rollups from `from` to `to` (inclusive): one Query.
     pub async fn rollups(&self, org: &OrgId, from: &str, to: &str) -> ApiResult<Vec<DayRollup>> {
-        let mut rollups = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("PK = :pk AND SK BETWEEN :from AND :to")
-                .expression_attribute_values(":pk", s(keys::rollup_pk(org.as_str())))
-                .expression_attribute_values(":from", s(keys::rollup_sk(from)))
-                .expression_attribute_values(":to", s(keys::rollup_sk(to)))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| sdk_error("rollups", e))?;
-            rollups.extend(
-                out.items
-                    .unwrap_or_default()
-                    .iter()
-                    .filter_map(|i| i.str("figures"))
-                    .filter_map(|f| serde_json::from_str(f).ok()),
-            );
-            start = out.last_evaluated_key;
-            if start.is_none() {
-                break;
-            }
-        }
-        Ok(rollups)
+        let items = self
+            .table
+            .query_all("rollups", |query| {
+                query
+                    .key_condition_expression("PK = :pk AND SK BETWEEN :from AND :to")
+                    .expression_attribute_values(":pk", s(keys::rollup_pk(org.as_str())))
+                    .expression_attribute_values(":from", s(keys::rollup_sk(from)))
+                    .expression_attribute_values(":to", s(keys::rollup_sk(to)))
+            })
+            .await?;
+        Ok(items
+            .iter()
+            .filter_map(|i| i.str("figures"))
+            .filter_map(|f| serde_json::from_str(f).ok())
+            .collect())
     }
 }
 

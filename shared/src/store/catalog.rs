@@ -1,11 +1,11 @@
 //! The tenant's product catalogue and its users' profiles.
 
-use super::{Page, Store};
-use crate::dynamo::sdk_error;
+use super::{Page, Store, WriteResultExt};
 use crate::error::{ApiError, ApiResult};
 use crate::ids::{OrgId, UserId};
 use crate::item::{Item, ItemBuilder, ItemExt, s};
 use crate::keys;
+use aws_sdk_dynamodb::types::Put;
 use serde::Serialize;
 use std::collections::HashMap;
 
@@ -85,28 +85,19 @@ impl Store {
     /// Adds a product; an existing id is a conflict.
     pub async fn create_product(&self, org: &OrgId, product: &Product) -> ApiResult<()> {
         let item = product.to_item(org);
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
+        let put = Put::builder()
+            .table_name(self.name())
             .set_item(Some(item))
             .condition_expression("attribute_not_exists(PK)")
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Err(ApiError::Conflict {
-                    code: "product_exists",
-                    message: "a product with this id exists".into(),
-                })
-            }
-            Err(err) => Err(sdk_error("create product", err)),
-        }
+            .build()
+            .expect("put has item");
+        self.table
+            .put(put, "create product")
+            .await
+            .or_condition(|_| ApiError::Conflict {
+                code: "product_exists",
+                message: "a product with this id exists".into(),
+            })
     }
 
     /// A page of the tenant's catalogue in product id order: one Query.
@@ -117,37 +108,27 @@ impl Store {
         cursor: Option<&str>,
     ) -> ApiResult<Page<Product>> {
         let pk = keys::products_pk(org);
-        let start = cursor
-            .map(|raw| {
-                crate::cursor::decode(
-                    raw,
-                    crate::cursor::Partition {
-                        attribute: keys::PK,
-                        value: &pk,
-                    },
-                    &[keys::PK, keys::SK],
-                )
-            })
-            .transpose()?;
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("PK = :pk")
-            .expression_attribute_values(":pk", s(&pk))
-            .limit(limit.min(MAX_PRODUCTS_PAGE) as i32)
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .map_err(|e| sdk_error("list products", e))?;
+        let page = self
+            .table
+            .query_page(
+                "list products",
+                cursor,
+                crate::cursor::Partition {
+                    attribute: keys::PK,
+                    value: &pk,
+                },
+                &[keys::PK, keys::SK],
+                |query| {
+                    query
+                        .key_condition_expression("PK = :pk")
+                        .expression_attribute_values(":pk", s(&pk))
+                        .limit(limit.min(MAX_PRODUCTS_PAGE) as i32)
+                },
+            )
+            .await?;
         Ok(Page {
-            items: out
-                .items
-                .unwrap_or_default()
-                .iter()
-                .filter_map(Product::from_item)
-                .collect(),
-            next_cursor: out.last_evaluated_key.as_ref().map(crate::cursor::encode),
+            items: page.items.iter().filter_map(Product::from_item).collect(),
+            next_cursor: page.next_cursor,
         })
     }
 
@@ -157,27 +138,26 @@ impl Store {
         user: &UserId,
         profile: &Profile,
     ) -> ApiResult<()> {
-        self.client
-            .put_item()
-            .table_name(&self.table)
+        let put = Put::builder()
+            .table_name(self.name())
             .set_item(Some(profile.to_item(org, user)))
-            .send()
+            .build()
+            .expect("put has item");
+        self.table
+            .put(put, "put profile")
             .await
-            .map_err(|e| sdk_error("put profile", e))?;
-        Ok(())
+            .or_condition(|c| ApiError::internal("put profile", format!("no condition: {c:?}")))
     }
 
     pub async fn get_profile(&self, org: &OrgId, user: &UserId) -> ApiResult<Option<Profile>> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(keys::PK, s(keys::user_pk(org, user)))
-            .key(keys::SK, s(keys::PROFILE_SK))
-            .send()
-            .await
-            .map_err(|e| sdk_error("get profile", e))?;
-        Ok(out.item.as_ref().and_then(Profile::from_item))
+        let item = self
+            .table
+            .get(
+                (keys::user_pk(org, user), keys::PROFILE_SK.to_owned()),
+                "get profile",
+            )
+            .await?;
+        Ok(item.as_ref().and_then(Profile::from_item))
     }
 
     /// Rooms and the profiles of their members in one BatchGetItem; members without

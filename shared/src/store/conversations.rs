@@ -1,17 +1,15 @@
 //! Changes to a conversation as a whole or to one member's view of it.
 
-use super::{Store, WRITE_ATTEMPTS, backoff, storage_busy};
+use super::{Store, WriteError, rebuilds, storage_busy};
 use crate::auth::Principal;
-use crate::dynamo::sdk_error;
 use crate::error::{ApiError, ApiResult};
 use crate::ids::{RoomId, UserId};
 use crate::item::{Item, n, s, values};
 use crate::keys;
 use crate::model::Room;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, CancellationReason, Delete, ReturnValue, ReturnValuesOnConditionCheckFailure,
-    TransactWriteItem, Update,
+    AttributeValue, Delete, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+    Update,
 };
 use std::collections::HashMap;
 
@@ -86,53 +84,24 @@ impl Store {
         let mut room = Some(room)
             .filter(|r| r.visible_to(who))
             .ok_or(ApiError::NotFound("conversation"))?;
-        for attempt in 0..WRITE_ATTEMPTS {
+        for attempt in rebuilds() {
+            attempt.pause().await;
             let writes = build(&room)?;
-            let err = match self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(writes))
-                .send()
-                .await
-            {
-                Ok(_) => return Ok(room),
-                Err(err) => err,
+            let cancelled = match self.table.transact(writes, context).await {
+                Ok(()) => return Ok(room),
+                Err(WriteError::Api(err)) => return Err(err),
+                Err(WriteError::ConditionFailed(c)) => c,
             };
-            let reasons = match err.as_service_error() {
-                Some(TransactWriteItemsError::TransactionCanceledException(c)) => {
-                    c.cancellation_reasons().to_vec()
-                }
-                _ => return Err(sdk_error(context, err)),
+            // The room moved (its old state came back with the failure), or a member
+            // row did (e.g. they left, and the room's version moved with it): rebuild
+            // from the room as it is now.
+            let current = match cancelled.old_item(0).and_then(Room::from_item) {
+                Some(current) if cancelled.failed(0) => Some(current),
+                _ => self.get_room(&who.org, room_id).await?,
             };
-            if reasons.first().and_then(CancellationReason::code) == Some("ConditionalCheckFailed")
-            {
-                room = match reasons[0].item().and_then(Room::from_item) {
-                    Some(current) => Some(current),
-                    None => self.get_room(&who.org, room_id).await?,
-                }
+            room = current
                 .filter(|r| r.visible_to(who))
                 .ok_or(ApiError::NotFound("conversation"))?;
-                continue;
-            }
-            if reasons
-                .iter()
-                .any(|r| r.code() == Some("ConditionalCheckFailed"))
-            {
-                // A member row changed under us (e.g. they left): the room's version
-                // moved too, so re-read it.
-                room = self.visible_room(who, room_id).await?;
-                continue;
-            }
-            if !reasons
-                .iter()
-                .any(|r| matches!(r.code(), Some("TransactionConflict" | "ThrottlingError")))
-            {
-                return Err(ApiError::internal(
-                    context,
-                    format!("transaction cancelled: {reasons:?}"),
-                ));
-            }
-            backoff(attempt).await;
         }
         Err(storage_busy())
     }
@@ -155,7 +124,7 @@ impl Store {
         );
         vals.insert(":none".into(), s("-"));
         let mut update = Update::builder()
-            .table_name(&self.table)
+            .table_name(self.name())
             .key(keys::PK, s(keys::room_pk(&who.org, &room.id)))
             .key(keys::SK, s(keys::ROOM_SK))
             .update_expression(expression)
@@ -186,7 +155,7 @@ impl Store {
         names: &[(&str, &str)],
     ) -> TransactWriteItem {
         let mut update = Update::builder()
-            .table_name(&self.table)
+            .table_name(self.name())
             .key(keys::PK, s(keys::room_pk(&who.org, room)))
             .key(keys::SK, s(keys::member_sk(member)))
             .update_expression(expression)
@@ -346,27 +315,23 @@ impl Store {
         if sets.is_empty() {
             return Err(ApiError::invalid("body", "nothing to update"));
         }
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
+        let update = Update::builder()
+            .table_name(self.name())
             .key(keys::PK, s(keys::room_pk(&who.org, room_id)))
             .key(keys::SK, s(keys::member_sk(&who.user)))
             .update_expression(format!("SET {}", sets.join(", ")))
             .condition_expression("attribute_exists(PK)")
             .set_expression_attribute_values(Some(vals))
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await;
-        match result {
-            Ok(out) => out
-                .attributes
+            .build()
+            .expect("update has key and expression");
+        match self
+            .table
+            .update(update, Some(ReturnValue::AllNew), "update member view")
+            .await
+        {
+            Ok(item) => item
                 .ok_or_else(|| ApiError::internal("update member view", "no attributes returned")),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
+            Err(WriteError::ConditionFailed(_)) => {
                 // Not a member: staff who see the room are refused, anyone else learns
                 // nothing (this read happens only on the refusal path).
                 self.visible_room(who, room_id).await?;
@@ -374,7 +339,7 @@ impl Store {
                     "only members have their own view of a conversation".into(),
                 ))
             }
-            Err(err) => Err(sdk_error("update member view", err)),
+            Err(WriteError::Api(err)) => Err(err),
         }
     }
 
@@ -473,7 +438,7 @@ impl Store {
         member: &UserId,
     ) -> TransactWriteItem {
         let delete = Delete::builder()
-            .table_name(&self.table)
+            .table_name(self.name())
             .key(keys::PK, s(keys::room_pk(&who.org, room)))
             .key(keys::SK, s(keys::member_sk(member)))
             .build()

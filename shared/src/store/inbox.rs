@@ -2,7 +2,6 @@
 
 use super::{Page, Store};
 use crate::cursor::{self, Partition};
-use crate::dynamo::sdk_error;
 use crate::error::ApiResult;
 use crate::ids::{OrgId, UserId};
 use crate::item::{Item, ItemExt, s, values};
@@ -59,34 +58,32 @@ impl Store {
             filters.push("is_pinned = :pinned");
             vals.insert(":pinned".into(), AttributeValue::Bool(pinned));
         }
-        let mut query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(keys::GSI1)
-            .key_condition_expression("#g1pk = :pk")
-            .expression_attribute_names("#g1pk", keys::GSI1PK)
-            .scan_index_forward(false)
-            .limit((q.offset + q.limit + u32::from(first_page)) as i32)
-            .set_exclusive_start_key(start);
-        if !filters.is_empty() {
+        let mut names = vec![("#g1pk".to_owned(), keys::GSI1PK.to_owned())];
+        let filter = (!filters.is_empty()).then(|| {
             // The head item always passes, so the first page still carries the total.
             vals.insert(":head".into(), s(keys::entity::INBOX_HEAD));
-            query = query
-                .filter_expression(format!("#e = :head OR ({})", filters.join(" AND ")))
-                .expression_attribute_names("#e", keys::ENTITY);
+            names.push(("#e".to_owned(), keys::ENTITY.to_owned()));
             if q.status.is_some() {
-                query = query.expression_attribute_names("#status", "status");
+                names.push(("#status".to_owned(), "status".to_owned()));
             }
-        }
-        let out = query
-            .set_expression_attribute_values(Some(vals))
-            .send()
-            .await
-            .map_err(|e| sdk_error("list inbox", e))?;
+            format!("#e = :head OR ({})", filters.join(" AND "))
+        });
+        let (found, last_key) = self
+            .table
+            .query("list inbox", start, |query| {
+                query
+                    .index_name(keys::GSI1)
+                    .key_condition_expression("#g1pk = :pk")
+                    .set_expression_attribute_names(Some(names.into_iter().collect()))
+                    .scan_index_forward(false)
+                    .limit((q.offset + q.limit + u32::from(first_page)) as i32)
+                    .set_filter_expression(filter)
+                    .set_expression_attribute_values(Some(vals))
+            })
+            .await?;
         let mut total = None;
         let mut entries = Vec::new();
-        for item in out.items.unwrap_or_default() {
+        for item in found {
             if item.str(keys::ENTITY) == Some(keys::entity::INBOX_HEAD) {
                 total = Some(item.num::<i64>("conversation_count").unwrap_or(0).max(0) as u64);
             } else {
@@ -100,7 +97,7 @@ impl Store {
         Ok(Inbox {
             entries: Page {
                 items,
-                next_cursor: out.last_evaluated_key.as_ref().map(cursor::encode),
+                next_cursor: last_key.as_ref().map(cursor::encode),
             },
             total,
         })

@@ -1,17 +1,13 @@
 //! Editing and deleting messages, and moving a member's read marker.
 
-use super::{Store, WRITE_ATTEMPTS, backoff, storage_busy};
+use super::{Store, WriteError, rebuilds, storage_busy};
 use crate::auth::Principal;
-use crate::dynamo::sdk_error;
 use crate::error::{ApiError, ApiResult};
 use crate::ids::{MessageId, Role, RoomId};
 use crate::item::{Item, ItemExt, n, s, values};
 use crate::keys;
 use crate::model::{MAX_PREVIOUS_VERSIONS, Message, PreviousVersion, Room};
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{
-    AttributeValue, CancellationReason, ConditionCheck, TransactWriteItem, Update,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, TransactWriteItem, Update};
 
 pub enum MessageChange {
     Edit { content: String },
@@ -60,7 +56,8 @@ impl Store {
         message_id: &MessageId,
         change: MessageChange,
     ) -> ApiResult<Message> {
-        for attempt in 0..WRITE_ATTEMPTS {
+        for attempt in rebuilds() {
+            attempt.pause().await;
             let (room, mut message) = self.room_and_message(who, room_id, message_id).await?;
             if message.deleted_at.is_some() {
                 return Err(ApiError::NotFound("message"));
@@ -116,7 +113,7 @@ impl Store {
                 None => "attribute_not_exists(deleted_at) AND attribute_not_exists(edited_at)",
             };
             let update = Update::builder()
-                .table_name(&self.table)
+                .table_name(self.name())
                 .key(keys::PK, s(keys::room_pk(&who.org, room_id)))
                 .key(keys::SK, s(keys::message_sk(message_id)))
                 .update_expression(expression)
@@ -137,28 +134,11 @@ impl Store {
             };
             let mut writes = vec![TransactWriteItem::builder().update(update).build(), access];
             writes.extend(self.search_changes_for(who, &room, &message, &change));
-            match self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(writes))
-                .send()
-                .await
-            {
-                Ok(_) => return Ok(message),
-                Err(err) => match err.as_service_error() {
-                    // The message or the room moved since we read them: read again.
-                    Some(TransactWriteItemsError::TransactionCanceledException(c))
-                        if c.cancellation_reasons().iter().any(|r| {
-                            matches!(
-                                r.code(),
-                                Some("ConditionalCheckFailed" | "TransactionConflict")
-                            )
-                        }) =>
-                    {
-                        backoff(attempt).await
-                    }
-                    _ => return Err(sdk_error("change message", err)),
-                },
+            match self.table.transact(writes, "change message").await {
+                Ok(()) => return Ok(message),
+                // The message or the room moved since we read them: read again.
+                Err(WriteError::ConditionFailed(_)) => continue,
+                Err(WriteError::Api(err)) => return Err(err),
             }
         }
         Err(storage_busy())
@@ -167,7 +147,7 @@ impl Store {
     /// A check that the room is still as read (members, not deleted).
     pub(crate) fn room_unchanged(&self, who: &Principal, room: &Room) -> TransactWriteItem {
         let check = ConditionCheck::builder()
-            .table_name(&self.table)
+            .table_name(self.name())
             .key(keys::PK, s(keys::room_pk(&who.org, &room.id)))
             .key(keys::SK, s(keys::ROOM_SK))
             .condition_expression("member_version = :v AND attribute_not_exists(deleted_at)")
@@ -195,7 +175,7 @@ impl Store {
                 .collect(),
         };
         let update = Update::builder()
-            .table_name(&self.table)
+            .table_name(self.name())
             .key(keys::PK, s(keys::room_pk(&who.org, &room.id)))
             .key(keys::SK, s(keys::ROOM_SK))
             .update_expression("SET last_message_preview = :preview")
@@ -221,7 +201,8 @@ impl Store {
         upto: Option<&MessageId>,
     ) -> ApiResult<(String, u64)> {
         let pk = keys::room_pk(&who.org, room_id);
-        for attempt in 0..WRITE_ATTEMPTS {
+        for attempt in rebuilds() {
+            attempt.pause().await;
             // With a marker: ascending from it to META (the later messages, then the
             // room). Without: descending from META, the room and the newest message
             // (by id, which is the list order; the last *committed* may be older).
@@ -232,25 +213,23 @@ impl Store {
             let mut items: Vec<Item> = Vec::new();
             let mut start = None;
             loop {
-                let out = self
-                    .client
-                    .query()
-                    .table_name(&self.table)
-                    .key_condition_expression("PK = :pk AND SK BETWEEN :lo AND :hi")
-                    .expression_attribute_values(":pk", s(&pk))
-                    .expression_attribute_values(":lo", s(&lower))
-                    .expression_attribute_values(":hi", s(keys::ROOM_SK))
-                    .projection_expression("PK, SK, #e, sender_id, message_type, message_id, room_id, room_type, members, member_version, total_messages, deleted_at, owner_id")
-                    .expression_attribute_names("#e", keys::ENTITY)
-                    .consistent_read(true)
-                    .scan_index_forward(forward)
-                    .set_limit(limit)
-                    .set_exclusive_start_key(start)
-                    .send()
-                    .await
-                    .map_err(|e| sdk_error("count unread", e))?;
-                items.extend(out.items.unwrap_or_default());
-                start = out.last_evaluated_key;
+                let (page, last_key) = self
+                    .table
+                    .query("count unread", start, |query| {
+                        query
+                            .key_condition_expression("PK = :pk AND SK BETWEEN :lo AND :hi")
+                            .expression_attribute_values(":pk", s(&pk))
+                            .expression_attribute_values(":lo", s(&lower))
+                            .expression_attribute_values(":hi", s(keys::ROOM_SK))
+                            .projection_expression("PK, SK, #e, sender_id, message_type, message_id, room_id, room_type, members, member_version, total_messages, deleted_at, owner_id")
+                            .expression_attribute_names("#e", keys::ENTITY)
+                            .consistent_read(true)
+                            .scan_index_forward(forward)
+                            .set_limit(limit)
+                    })
+                    .await?;
+                items.extend(page);
+                start = last_key;
                 // Without a marker, stop at the newest message the caller can see
                 // (customers never get a note's id).
                 let found = !forward
@@ -317,7 +296,7 @@ impl Store {
                 .and_then(|i| i.num("total_messages"))
                 .unwrap_or(0);
             let check = ConditionCheck::builder()
-                .table_name(&self.table)
+                .table_name(self.name())
                 .key(keys::PK, s(&pk))
                 .key(keys::SK, s(keys::ROOM_SK))
                 .condition_expression("member_version = :v AND attribute_not_exists(deleted_at) AND (total_messages = :t OR (attribute_not_exists(total_messages) AND :t = :zero))")
@@ -333,7 +312,7 @@ impl Store {
                 vals.insert(":mid".into(), s(&marker));
             }
             let update = Update::builder()
-                .table_name(&self.table)
+                .table_name(self.name())
                 .key(keys::PK, s(&pk))
                 .key(keys::SK, s(keys::member_sk(&who.user)))
                 .update_expression(format!("SET {}", set.join(", ")))
@@ -345,29 +324,11 @@ impl Store {
                 TransactWriteItem::builder().condition_check(check).build(),
                 TransactWriteItem::builder().update(update).build(),
             ];
-            match self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(writes))
-                .send()
-                .await
-            {
-                Ok(_) => return Ok((marker, unread)),
-                Err(err) => match err.as_service_error() {
-                    Some(TransactWriteItemsError::TransactionCanceledException(c))
-                        if c.cancellation_reasons()
-                            .iter()
-                            .any(|r: &CancellationReason| {
-                                matches!(
-                                    r.code(),
-                                    Some("ConditionalCheckFailed" | "TransactionConflict")
-                                )
-                            }) =>
-                    {
-                        backoff(attempt).await
-                    }
-                    _ => return Err(sdk_error("mark read", err)),
-                },
+            match self.table.transact(writes, "mark read").await {
+                Ok(()) => return Ok((marker, unread)),
+                // A message arrived or the members changed meanwhile: count again.
+                Err(WriteError::ConditionFailed(_)) => continue,
+                Err(WriteError::Api(err)) => return Err(err),
             }
         }
         Err(storage_busy())

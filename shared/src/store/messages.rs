@@ -1,18 +1,14 @@
 //! Messages: listing, and posting with idempotency in one transaction.
 
-use super::{IDEMPOTENCY_TTL_SECS, Page, Store, WRITE_ATTEMPTS, backoff, put, storage_busy};
+use super::{IDEMPOTENCY_TTL_SECS, Page, Store, WriteError, put, rebuilds, storage_busy};
 use crate::auth::Principal;
 use crate::cursor::{self, Partition};
-use crate::dynamo::sdk_error;
 use crate::error::{ApiError, ApiResult};
 use crate::ids::{MessageId, RoomId, UserId};
 use crate::item::{Item, ItemBuilder, ItemExt, n, s, values};
 use crate::keys;
 use crate::model::{Message, Room};
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{
-    CancellationReason, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
-};
+use aws_sdk_dynamodb::types::{Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem};
 use serde_json::Value;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,26 +99,23 @@ impl Store {
         } else {
             "PK = :pk AND begins_with(SK, :lo)"
         };
-        let mut query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression(key_condition)
-            .consistent_read(true)
-            .scan_index_forward(q.direction == Direction::Newer)
-            .limit((q.offset + q.limit + u32::from(with_room)) as i32)
-            .set_exclusive_start_key(start);
-        if !q.include_notes {
+        let filter = (!q.include_notes).then(|| {
             vals.insert(":note".into(), s("note"));
-            query = query
-                .filter_expression("attribute_not_exists(message_type) OR message_type <> :note");
-        }
-        let out = query
-            .set_expression_attribute_values(Some(vals))
-            .send()
-            .await
-            .map_err(|e| sdk_error("list messages", e))?;
-        let mut items = out.items.unwrap_or_default().into_iter();
+            "attribute_not_exists(message_type) OR message_type <> :note"
+        });
+        let (items, last_key) = self
+            .table
+            .query("list messages", start, |query| {
+                query
+                    .key_condition_expression(key_condition)
+                    .consistent_read(true)
+                    .scan_index_forward(q.direction == Direction::Newer)
+                    .limit((q.offset + q.limit + u32::from(with_room)) as i32)
+                    .set_filter_expression(filter.map(str::to_owned))
+                    .set_expression_attribute_values(Some(vals))
+            })
+            .await?;
+        let mut items = items.into_iter();
         let room = match room {
             Some(room) => room,
             None => items
@@ -139,7 +132,7 @@ impl Store {
             room,
             messages: Page {
                 items: messages,
-                next_cursor: out.last_evaluated_key.as_ref().map(cursor::encode),
+                next_cursor: last_key.as_ref().map(cursor::encode),
             },
         })
     }
@@ -173,7 +166,8 @@ impl Store {
             None => self.visible_room(who, room_id).await?,
         };
         let request_hash = fingerprint(&new);
-        for attempt in 0..WRITE_ATTEMPTS {
+        for attempt in rebuilds() {
+            attempt.pause().await;
             let now = crate::time::now_string();
             let message = Message {
                 id: MessageId::generate(),
@@ -199,30 +193,16 @@ impl Store {
             let response = response_of(&message);
             let (writes, idem_index) =
                 self.message_writes(who, &room, &message, &new, &request_hash, &response, &now);
-            let err = match self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(writes))
-                .send()
-                .await
-            {
-                Ok(_) => {
+            let cancelled = match self.table.transact(writes, "post message").await {
+                Ok(()) => {
                     cache.put(&who.org, room.after_message(&message, who.role.is_staff()));
                     return Ok(Posted::Created(Box::new(message)));
                 }
-                Err(err) => err,
+                Err(WriteError::Api(err)) => return Err(err),
+                Err(WriteError::ConditionFailed(c)) => c,
             };
-            let reasons = match err.as_service_error() {
-                Some(TransactWriteItemsError::TransactionCanceledException(c)) => {
-                    c.cancellation_reasons().to_vec()
-                }
-                _ => return Err(sdk_error("post message", err)),
-            };
-            let failed = |i: usize| {
-                reasons.get(i).and_then(CancellationReason::code) == Some("ConditionalCheckFailed")
-            };
-            if let Some(i) = idem_index.filter(|&i| failed(i)) {
-                let stored = match reasons[i].item() {
+            if let Some(i) = idem_index.filter(|&i| cancelled.failed(i)) {
+                let stored = match cancelled.old_item(i) {
                     Some(item) => item.clone(),
                     None => {
                         self.idempotency_record(
@@ -236,37 +216,26 @@ impl Store {
                 return replay(&stored, &request_hash).map(Posted::Replayed);
             }
             let room_index = 1 + usize::from(idem_index.is_some());
-            if failed(room_index) {
-                // The room changed under us (members or deletion): re-check access with
-                // its current state and try again.
-                let current = match reasons[room_index].item().and_then(Room::from_item) {
-                    Some(current) => Some(current),
-                    None => self.get_room(&who.org, room_id).await?,
-                };
-                match &current {
-                    Some(current) => cache.put(&who.org, current.clone()),
-                    None => cache.remove(&who.org, room_id),
-                }
-                room = current
-                    .filter(|r| r.visible_to(who))
-                    .ok_or(ApiError::NotFound("conversation"))?;
-                continue;
-            }
-            let conflict = reasons.iter().any(|r| {
-                matches!(
-                    r.code(),
-                    Some("TransactionConflict")
-                        | Some("ThrottlingError")
-                        | Some("ProvisionedThroughputExceeded")
-                )
-            });
-            if !conflict {
+            if !cancelled.failed(room_index) {
+                // Only the message itself can fail otherwise: a new id that exists.
                 return Err(ApiError::internal(
                     "post message",
-                    format!("transaction cancelled: {reasons:?}"),
+                    format!("new message exists: {cancelled:?}"),
                 ));
             }
-            backoff(attempt).await;
+            // The room changed under us (members or deletion): re-check access with
+            // its current state and try again.
+            let current = match cancelled.old_item(room_index).and_then(Room::from_item) {
+                Some(current) => Some(current),
+                None => self.get_room(&who.org, room_id).await?,
+            };
+            match &current {
+                Some(current) => cache.put(&who.org, current.clone()),
+                None => cache.remove(&who.org, room_id),
+            }
+            room = current
+                .filter(|r| r.visible_to(who))
+                .ok_or(ApiError::NotFound("conversation"))?;
         }
         Err(storage_busy())
     }
@@ -284,7 +253,7 @@ impl Store {
     ) -> (Vec<TransactWriteItem>, Option<usize>) {
         let org = &who.org;
         let pk = keys::room_pk(org, &room.id);
-        let mut writes = vec![put(&self.table, message.to_item(org), true)];
+        let mut writes = vec![put(self.name(), message.to_item(org), true)];
         let mut idem_index = None;
         if let Some(key) = &new.idempotency_key {
             let expires = crate::time::now().unix_timestamp() + IDEMPOTENCY_TTL_SECS;
@@ -299,7 +268,7 @@ impl Store {
                 .build();
             idem_index = Some(writes.len());
             let put = Put::builder()
-                .table_name(&self.table)
+                .table_name(self.name())
                 .set_item(Some(record))
                 .condition_expression("attribute_not_exists(PK)")
                 .return_values_on_condition_check_failure(
@@ -438,17 +407,15 @@ impl Store {
         room_id: &RoomId,
         key: &str,
     ) -> ApiResult<Option<Item>> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(keys::PK, s(keys::room_pk(&who.org, room_id)))
-            .key(keys::SK, s(keys::idempotency_sk(&who.user, key)))
-            .consistent_read(true)
-            .send()
+        self.table
+            .get(
+                (
+                    keys::room_pk(&who.org, room_id),
+                    keys::idempotency_sk(&who.user, key),
+                ),
+                "get idempotency record",
+            )
             .await
-            .map_err(|e| sdk_error("get idempotency record", e))?;
-        Ok(out.item)
     }
 }
 

@@ -9,6 +9,7 @@ mod message_edits;
 mod messages;
 mod rooms;
 mod search;
+mod table;
 
 pub use catalog::{MAX_PRODUCTS_PAGE, Product, Profile};
 pub use conversations::{MemberView, SharedChanges};
@@ -18,24 +19,22 @@ pub use messages::{Direction, MessageList, MessageQuery, NewMessage, Posted, Roo
 pub use rooms::{RoomPage, RoomQuery, Started};
 pub use search::{MAX_INDEXED_WORDS, MAX_QUERY_CHARS, index_words};
 
-use crate::dynamo::{RequestCounter, sdk_error};
-use crate::error::{ApiError, ApiResult};
-use crate::item::{Item, s};
-use crate::keys;
+use crate::dynamo::RequestCounter;
+use crate::error::ApiResult;
+use crate::item::Item;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{KeysAndAttributes, Put, TransactWriteItem};
-use std::time::Duration;
+use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+pub use table::{
+    Cancellation, ItemKey, Table, WriteError, WriteResultExt, rebuilds, storage_busy,
+    storage_unavailable,
+};
 
 /// Idempotency records are kept this long; a retry after that is a new message.
 pub const IDEMPOTENCY_TTL_SECS: i64 = 24 * 3600;
-/// Attempts for a transaction that loses a race (conflict or stale member list).
-const WRITE_ATTEMPTS: u32 = 6;
 
 #[derive(Clone, Debug)]
 pub struct Store {
-    client: Client,
-    table: String,
-    counter: RequestCounter,
+    table: Table,
 }
 
 /// A page of results with the cursor to the next one.
@@ -48,65 +47,36 @@ pub struct Page<T> {
 impl Store {
     pub fn new(client: Client, table: impl Into<String>, counter: RequestCounter) -> Self {
         Store {
-            client,
-            table: table.into(),
-            counter,
+            table: Table::new(client, table, counter),
         }
     }
 
-    pub fn client(&self) -> &Client {
-        &self.client
+    /// The table layer every request of the store goes through.
+    pub fn table(&self) -> &Table {
+        &self.table
     }
 
-    pub fn table(&self) -> &str {
-        &self.table
+    pub fn client(&self) -> &Client {
+        self.table.client()
     }
 
     /// DynamoDB requests sent so far by this store's client.
     pub fn requests(&self) -> u64 {
-        self.counter.get()
+        self.table.requests()
     }
-}
 
-impl Store {
-    /// Items by key in one BatchGetItem (at most 100 keys), retrying unprocessed keys
-    /// briefly; still unprocessed after that is a 503.
+    /// Items by key in one BatchGetItem (see [`Table::batch_get`]).
     pub(crate) async fn batch_get(
         &self,
-        item_keys: &[(String, String)],
+        item_keys: &[ItemKey],
         context: &str,
     ) -> ApiResult<Vec<Item>> {
-        if item_keys.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut request = KeysAndAttributes::builder().consistent_read(true);
-        for (pk, sk) in item_keys.iter().take(100) {
-            request =
-                request.keys([(keys::PK.to_owned(), s(pk)), (keys::SK.to_owned(), s(sk))].into());
-        }
-        let mut pending = Some(request.build().expect("keys set"));
-        let mut found = Vec::new();
-        for attempt in 0..3 {
-            let Some(request) = pending.take() else { break };
-            if attempt > 0 {
-                tokio::time::sleep(Duration::from_millis(20 << attempt)).await;
-            }
-            let out = self
-                .client
-                .batch_get_item()
-                .request_items(&self.table, request)
-                .send()
-                .await
-                .map_err(|e| sdk_error(context, e))?;
-            if let Some(items) = out.responses.and_then(|mut r| r.remove(&self.table)) {
-                found.extend(items);
-            }
-            pending = out.unprocessed_keys.and_then(|mut u| u.remove(&self.table));
-        }
-        if pending.is_some() {
-            return Err(storage_busy());
-        }
-        Ok(found)
+        self.table.batch_get(item_keys, context).await
+    }
+
+    /// The table's name, for the write builders of the plans.
+    fn name(&self) -> &str {
+        self.table.name()
     }
 }
 
@@ -118,18 +88,4 @@ pub(crate) fn put(table: &str, item: Item, must_be_new: bool) -> TransactWriteIt
     TransactWriteItem::builder()
         .put(put.build().expect("put has item"))
         .build()
-}
-
-pub(crate) fn storage_busy() -> ApiError {
-    ApiError::Unavailable {
-        code: "storage_busy",
-        message: "the conversation is busy, retry shortly".into(),
-        retry_after_secs: 1,
-    }
-}
-
-pub(crate) async fn backoff(attempt: u32) {
-    let base = 10u64 << attempt.min(5);
-    let jitter = rand::random::<u64>() % base.max(1);
-    tokio::time::sleep(Duration::from_millis(base + jitter)).await;
 }

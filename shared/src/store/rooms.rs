@@ -1,14 +1,13 @@
 //! Rooms and memberships.
 
-use super::{Profile, Store, WRITE_ATTEMPTS, backoff, put, storage_busy};
+use super::{Profile, Store, WriteError, WriteResultExt, put, rebuilds, storage_busy};
 use crate::auth::Principal;
-use crate::dynamo::sdk_error;
+use crate::cursor::Partition;
 use crate::error::{ApiError, ApiResult};
 use crate::ids::{OrgId, RoomId, UserId};
 use crate::item::{Item, ItemBuilder, ItemExt, n, s, values};
 use crate::keys;
 use crate::model::{Membership, Room, RoomType};
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
@@ -23,13 +22,10 @@ impl Store {
         member_roles: &[(String, &str)],
     ) -> ApiResult<()> {
         let writes = self.room_writes(org, room, member_roles);
-        self.client
-            .transact_write_items()
-            .set_transact_items(Some(writes))
-            .send()
+        self.table
+            .transact(writes, "create room")
             .await
-            .map_err(|e| sdk_error("create room", e))?;
-        Ok(())
+            .or_condition(|c| ApiError::internal("create room", format!("new items exist: {c:?}")))
     }
 
     /// The room, each member's inbox row and inbox count.
@@ -39,11 +35,11 @@ impl Store {
         room: &Room,
         member_roles: &[(String, &str)],
     ) -> Vec<TransactWriteItem> {
-        let mut writes = vec![put(&self.table, room.to_item(org), true)];
+        let mut writes = vec![put(self.name(), room.to_item(org), true)];
         writes.extend(self.room_created_stats(org, room));
         for (user, member_role) in member_roles {
             writes.push(put(
-                &self.table,
+                self.name(),
                 crate::model::member_item(org, room, user, member_role, &room.created_at),
                 true,
             ));
@@ -60,7 +56,7 @@ impl Store {
     ) -> TransactWriteItem {
         let user = UserId::parse(user).expect("validated member id");
         let update = Update::builder()
-            .table_name(&self.table)
+            .table_name(self.name())
             .key(keys::PK, s(keys::user_pk(org, &user)))
             .key(keys::SK, s(keys::INBOX_HEAD_SK))
             .update_expression(
@@ -83,17 +79,14 @@ impl Store {
 
     /// The room, read consistently (membership changes must show at once).
     pub async fn get_room(&self, org: &OrgId, room: &RoomId) -> ApiResult<Option<Room>> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(keys::PK, s(keys::room_pk(org, room)))
-            .key(keys::SK, s(keys::ROOM_SK))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| sdk_error("get room", e))?;
-        Ok(out.item.as_ref().and_then(Room::from_item))
+        let item = self
+            .table
+            .get(
+                (keys::room_pk(org, room), keys::ROOM_SK.to_owned()),
+                "get room",
+            )
+            .await?;
+        Ok(item.as_ref().and_then(Room::from_item))
     }
 
     /// The room and the caller's membership, in one BatchGetItem.
@@ -144,8 +137,7 @@ pub struct RoomPage {
     pub next_cursor: Option<String>,
 }
 
-/// Keys one BatchGetItem takes.
-const BATCH_KEYS: usize = 100;
+use super::table::BATCH_KEYS;
 
 impl Store {
     /// Creates a room with its members, or finds the one already started for the
@@ -165,55 +157,33 @@ impl Store {
             return Ok(Started::Created);
         };
         let mut replaces: Option<String> = None;
-        for attempt in 0..WRITE_ATTEMPTS {
+        for attempt in rebuilds() {
+            attempt.pause().await;
             let mut writes = vec![self.natural_key_put(&natural_key, room, replaces.as_deref())];
             writes.extend(self.room_writes(org, room, member_roles));
-            let err = match self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(writes))
-                .send()
-                .await
-            {
-                Ok(_) => return Ok(Started::Created),
-                Err(err) => err,
-            };
-            let Some(TransactWriteItemsError::TransactionCanceledException(c)) =
-                err.as_service_error()
-            else {
-                return Err(sdk_error("start room", err));
-            };
-            let reasons = c.cancellation_reasons();
-            let first = reasons.first();
-            if first.and_then(|r| r.code()) == Some("ConditionalCheckFailed") {
-                let existing = match first
-                    .and_then(|r| r.item())
-                    .and_then(|i| i.string("room_id"))
-                {
-                    Some(id) => id,
-                    None => self.natural_key_room(&natural_key).await?,
-                };
-                let existing_id =
-                    RoomId::parse(&existing).map_err(|e| ApiError::internal("natural key", e))?;
-                match self.get_room(org, &existing_id).await? {
-                    Some(found) if found.deleted_at.is_none() => {
-                        return Ok(Started::Existing(found));
-                    }
-                    _ => replaces = Some(existing),
+            let cancelled = match self.table.transact(writes, "start room").await {
+                Ok(()) => return Ok(Started::Created),
+                Err(WriteError::Api(err)) => return Err(err),
+                Err(WriteError::ConditionFailed(c)) if c.failed(0) => c,
+                Err(WriteError::ConditionFailed(c)) => {
+                    return Err(ApiError::internal(
+                        "start room",
+                        format!("new items exist: {c:?}"),
+                    ));
                 }
-                continue;
+            };
+            // The key names another room: that one, unless it was deleted (then the
+            // next attempt takes the key over).
+            let existing = match cancelled.old_item(0).and_then(|i| i.string("room_id")) {
+                Some(id) => id,
+                None => self.natural_key_room(&natural_key).await?,
+            };
+            let existing_id =
+                RoomId::parse(&existing).map_err(|e| ApiError::internal("natural key", e))?;
+            match self.get_room(org, &existing_id).await? {
+                Some(found) if found.deleted_at.is_none() => return Ok(Started::Existing(found)),
+                _ => replaces = Some(existing),
             }
-            if !reasons
-                .iter()
-                .any(|r| matches!(r.code(), Some("TransactionConflict" | "ThrottlingError")))
-            {
-                return Err(ApiError::internal(
-                    "start room",
-                    format!("transaction cancelled: {reasons:?}"),
-                ));
-            }
-            // A concurrent start holds the key: the next attempt finds what it wrote.
-            backoff(attempt).await;
         }
         Err(storage_busy())
     }
@@ -232,7 +202,7 @@ impl Store {
             .str("room_id", room.id.as_str())
             .build();
         let mut put = Put::builder()
-            .table_name(&self.table)
+            .table_name(self.name())
             .set_item(Some(item))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
         put = match replaces {
@@ -247,17 +217,12 @@ impl Store {
     }
 
     async fn natural_key_room(&self, natural_key: &str) -> ApiResult<String> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(keys::PK, s(natural_key))
-            .key(keys::SK, s(keys::ORDER_KEY_SK))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| sdk_error("natural key", e))?;
-        out.item
+        self.table
+            .get(
+                (natural_key.to_owned(), keys::ORDER_KEY_SK.to_owned()),
+                "natural key",
+            )
+            .await?
             .as_ref()
             .and_then(|i| i.string("room_id"))
             .ok_or_else(storage_busy)
@@ -328,23 +293,17 @@ impl Store {
         q: RoomQuery<'_>,
     ) -> ApiResult<super::Page<Item>> {
         let gsi1pk = keys::inbox_gsi1pk(org, member);
-        let start = match q.cursor {
-            Some(raw) => Some(crate::cursor::decode(
-                raw,
-                crate::cursor::Partition {
-                    attribute: keys::GSI1PK,
-                    value: &gsi1pk,
-                },
-                &[keys::PK, keys::SK, keys::GSI1PK, keys::GSI1SK],
-            )?),
-            None => None,
-        };
         let mut filters = vec!["#e = :member".to_owned()];
         let mut vals = values([
             (":pk", s(&gsi1pk)),
             (":rows", s(keys::INBOX_ENTRY_PREFIX)),
             (":member", s(keys::entity::MEMBER)),
         ]);
+        let mut names = vec![
+            ("#g1pk".to_owned(), keys::GSI1PK.to_owned()),
+            ("#g1sk".to_owned(), keys::GSI1SK.to_owned()),
+            ("#e".to_owned(), keys::ENTITY.to_owned()),
+        ];
         for (name, value) in [
             ("room_type", q.room_type),
             ("product", q.product),
@@ -353,40 +312,36 @@ impl Store {
             if let Some(value) = value {
                 filters.push(format!("#{name} = :{name}"));
                 vals.insert(format!(":{name}"), s(value));
+                names.push((format!("#{name}"), name.to_owned()));
             }
         }
-        let mut query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(keys::GSI1)
-            // Rows only: the inbox head shares the partition and would take a slot
-            // of `limit` on the first page.
-            .key_condition_expression("#g1pk = :pk AND begins_with(#g1sk, :rows)")
-            .expression_attribute_names("#g1pk", keys::GSI1PK)
-            .expression_attribute_names("#g1sk", keys::GSI1SK)
-            .expression_attribute_names("#e", keys::ENTITY)
-            .filter_expression(filters.join(" AND "))
-            .scan_index_forward(false)
-            .limit(q.limit as i32)
-            .set_exclusive_start_key(start);
-        for (name, value) in [
-            ("room_type", q.room_type),
-            ("product", q.product),
-            ("status", q.status),
-        ] {
-            if value.is_some() {
-                query = query.expression_attribute_names(format!("#{name}"), name);
-            }
-        }
-        let out = query
-            .set_expression_attribute_values(Some(vals))
-            .send()
-            .await
-            .map_err(|e| sdk_error("list rooms", e))?;
+        let page = self
+            .table
+            .query_page(
+                "list rooms",
+                q.cursor,
+                Partition {
+                    attribute: keys::GSI1PK,
+                    value: &gsi1pk,
+                },
+                &[keys::PK, keys::SK, keys::GSI1PK, keys::GSI1SK],
+                |query| {
+                    query
+                        .index_name(keys::GSI1)
+                        // Rows only: the inbox head shares the partition and would
+                        // take a slot of `limit` on the first page.
+                        .key_condition_expression("#g1pk = :pk AND begins_with(#g1sk, :rows)")
+                        .set_expression_attribute_names(Some(names.into_iter().collect()))
+                        .filter_expression(filters.join(" AND "))
+                        .scan_index_forward(false)
+                        .limit(q.limit as i32)
+                        .set_expression_attribute_values(Some(vals))
+                },
+            )
+            .await?;
         Ok(super::Page {
-            items: out.items.unwrap_or_default(),
-            next_cursor: out.last_evaluated_key.as_ref().map(crate::cursor::encode),
+            items: page.items,
+            next_cursor: page.next_cursor,
         })
     }
 
@@ -435,7 +390,7 @@ impl Store {
                         &[],
                     ),
                     put(
-                        &self.table,
+                        self.name(),
                         crate::model::member_item(
                             &who.org,
                             &joined,

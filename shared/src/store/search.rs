@@ -5,10 +5,9 @@
 use super::{Page, Store};
 use crate::auth::Principal;
 use crate::cursor::{self, Partition};
-use crate::dynamo::sdk_error;
 use crate::error::{ApiError, ApiResult};
 use crate::ids::{OrgId, RoomId};
-use crate::item::{Item, ItemBuilder, ItemExt, s};
+use crate::item::{Item, ItemBuilder, ItemExt, s, values};
 use crate::keys;
 use crate::model::{Message, Room, RoomType};
 use crate::store::message_edits::MessageChange;
@@ -79,7 +78,7 @@ impl Store {
             .flag("note", message.is_note())
             .set("words", AttributeValue::Ss(words.to_vec()))
             .build();
-        super::put(&self.table, item, false)
+        super::put(self.name(), item, false)
     }
 
     fn search_delete(
@@ -90,7 +89,7 @@ impl Store {
         word: &str,
     ) -> TransactWriteItem {
         let delete = Delete::builder()
-            .table_name(&self.table)
+            .table_name(self.name())
             .key(keys::PK, s(keys::search_pk(org, word)))
             .key(keys::SK, s(keys::search_sk(&message.id, &room.id)))
             .build()
@@ -177,33 +176,31 @@ impl Store {
             None => None,
         };
         let mut filters = Vec::new();
-        let mut request = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("PK = :pk")
-            .expression_attribute_values(":pk", s(&pk))
-            .scan_index_forward(false)
-            .limit(ENTRIES_PER_READ)
-            .set_exclusive_start_key(start);
+        let mut vals = values([(":pk", s(&pk))]);
         for (i, word) in words.iter().filter(|w| **w != lead).enumerate() {
             filters.push(format!("contains(words, :w{i})"));
-            request = request.expression_attribute_values(format!(":w{i}"), s(word));
+            vals.insert(format!(":w{i}"), s(word));
         }
         if !who.role.is_staff() {
             filters.push("note = :false".to_owned());
-            request = request.expression_attribute_values(":false", AttributeValue::Bool(false));
+            vals.insert(":false".into(), AttributeValue::Bool(false));
         }
-        if !filters.is_empty() {
-            request = request.filter_expression(filters.join(" AND "));
-        }
-        let out = request.send().await.map_err(|e| sdk_error("search", e))?;
-        let entries = out.items.unwrap_or_default();
+        let (entries, last_key) = self
+            .table
+            .query("search", start, |query| {
+                query
+                    .key_condition_expression("PK = :pk")
+                    .set_expression_attribute_values(Some(vals))
+                    .scan_index_forward(false)
+                    .limit(ENTRIES_PER_READ)
+                    .set_filter_expression((!filters.is_empty()).then(|| filters.join(" AND ")))
+            })
+            .await?;
         let rooms = self
             .rooms_by_id(&who.org, entries.iter().filter_map(|e| e.str("room_id")))
             .await?;
         let mut items = Vec::new();
-        let mut next = out.last_evaluated_key;
+        let mut next = last_key;
         for entry in entries {
             let visible = entry
                 .str("room_id")

@@ -1,6 +1,8 @@
 //! The local API: routes requests exactly as template.yaml's HttpApi does, into the
 //! same handlers the Lambda functions run.
 
+pub mod test_app;
+
 use chat_core::Runtime;
 use chat_testkit::{HttpEvent, Route};
 use http_body_util::{BodyExt, Full};
@@ -12,6 +14,7 @@ use lambda_http::{Body, Request, Response};
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Arc;
+pub use test_app::TestApp;
 
 /// The route keys each function (template logical id) declares in its crate.
 pub fn declared_routes() -> Vec<(&'static str, &'static [&'static str])> {

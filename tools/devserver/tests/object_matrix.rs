@@ -5,19 +5,16 @@
 //! template later is covered without editing this file. Then the rows that need a
 //! role (403) and cursors carried to another listing (400).
 
-use chat_testkit::{Route, TestTable, load_event, template, template_routes, to_request, token};
-use devserver::Apps;
+use chat_testkit::token;
+use devserver::TestApp;
+use devserver::test_app::path_names;
 use serde_json::{Value, json};
-use std::collections::HashMap;
 
 /// Words that exist only in tenant acme's data: no answer to anyone else may hold them.
 const SECRETS: &[&str] = &["zebracorn", "Zelda", "Quokka"];
 
 struct World {
-    table: TestTable,
-    apps: Apps,
-    routes: Vec<Route>,
-    fixtures: HashMap<String, Value>,
+    app: TestApp,
     /// acme support conversation of u-100 (customer) with agent a-1, and its message.
     conversation: String,
     message: String,
@@ -26,26 +23,17 @@ struct World {
     group_message: String,
 }
 
+impl std::ops::Deref for World {
+    type Target = TestApp;
+    fn deref(&self) -> &TestApp {
+        &self.app
+    }
+}
+
 impl World {
     async fn new() -> World {
-        let table = TestTable::new().await;
-        let apps = Apps::new(table.runtime.clone());
-        let routes = template_routes(&template());
-        let mut fixtures = HashMap::new();
-        for entry in std::fs::read_dir(chat_testkit::repo_root().join("events")).unwrap() {
-            let name = entry.unwrap().file_name().into_string().unwrap();
-            if name.ends_with(".json") {
-                let event = load_event(&name);
-                if let Some(key) = event["routeKey"].as_str() {
-                    fixtures.insert(key.to_owned(), event);
-                }
-            }
-        }
         let mut world = World {
-            table,
-            apps,
-            routes,
-            fixtures,
+            app: TestApp::new().await,
             conversation: String::new(),
             message: String::new(),
             group: String::new(),
@@ -122,85 +110,6 @@ impl World {
         world
     }
 
-    fn route(&self, key: &str) -> &Route {
-        self.routes
-            .iter()
-            .find(|r| r.key() == key)
-            .unwrap_or_else(|| panic!("no route {key} in template.yaml"))
-    }
-
-    /// Calls `key` with its events/ fixture (query, body), these path parameters, this
-    /// token, and optionally another body and extra query parameters.
-    async fn send(
-        &self,
-        key: &str,
-        params: &[(&str, &str)],
-        token: &str,
-        body: Option<Value>,
-        query: &[(&str, &str)],
-    ) -> (u16, Value) {
-        let route = self.route(key).clone();
-        let mut event = self.fixtures[key].clone();
-        let mut path = route.path.clone();
-        let mut path_params = serde_json::Map::new();
-        for (name, value) in params {
-            let slot = format!("{{{name}}}");
-            if path.contains(&slot) {
-                path = path.replace(&slot, value);
-                path_params.insert((*name).into(), json!(value));
-            }
-        }
-        event["rawPath"] = json!(path);
-        event["requestContext"]["http"]["path"] = json!(path);
-        if path_params.is_empty() {
-            event.as_object_mut().unwrap().remove("pathParameters");
-        } else {
-            event["pathParameters"] = Value::Object(path_params);
-        }
-        event["headers"]["authorization"] = json!(format!("Bearer {token}"));
-        // A fixture's idempotency key would make every post after the first a replay.
-        event["headers"]
-            .as_object_mut()
-            .unwrap()
-            .remove("idempotency-key");
-        match body {
-            Some(body) => event["body"] = json!(body.to_string()),
-            // `sender_type` only asserts the caller's role (the fixtures' is a customer).
-            None => {
-                if let Some(mut fixture) = event["body"]
-                    .as_str()
-                    .and_then(|b| serde_json::from_str::<Value>(b).ok())
-                    .filter(|b| b.get("sender_type").is_some())
-                {
-                    fixture.as_object_mut().unwrap().remove("sender_type");
-                    event["body"] = json!(fixture.to_string());
-                }
-            }
-        }
-        if !query.is_empty() {
-            let mut q = event["queryStringParameters"]
-                .as_object()
-                .cloned()
-                .unwrap_or_default();
-            for (k, v) in query {
-                q.insert((*k).into(), json!(v));
-            }
-            event["rawQueryString"] = json!(
-                q.iter()
-                    .map(|(k, v)| format!("{k}={}", v.as_str().unwrap()))
-                    .collect::<Vec<_>>()
-                    .join("&")
-            );
-            event["queryStringParameters"] = Value::Object(q);
-        }
-        let response = self
-            .apps
-            .call(&route.function, to_request(&event))
-            .await
-            .expect("known function");
-        chat_testkit::response_json(&response)
-    }
-
     /// Path parameters naming real objects: the conversation (or group) and its message.
     fn real_ids<'a>(&'a self, room: &'a str, message: &'a str) -> Vec<(&'a str, &'a str)> {
         vec![
@@ -210,15 +119,6 @@ impl World {
             ("user_id", "u-100"),
         ]
     }
-}
-
-fn path_names(route: &Route) -> Vec<String> {
-    route
-        .path
-        .split('/')
-        .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
-        .map(str::to_owned)
-        .collect()
 }
 
 /// Ids that name nothing (well-formed, so the answer is "not found", not "invalid").

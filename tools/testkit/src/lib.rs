@@ -2,6 +2,8 @@
 //! created from template.yaml's own definition, tokens are minted with the local
 //! secret, and API Gateway payload 2.0 events are built or loaded from `events/`.
 
+pub mod faults;
+
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
@@ -464,6 +466,31 @@ impl TestTable {
             client,
             runtime,
         }
+    }
+
+    /// A fresh table whose runtime's writes fail with the fault armed on the
+    /// returned switch (see [`faults`]); reads and unarmed writes reach the table.
+    pub async fn with_faults() -> (TestTable, faults::Faults) {
+        let table = TestTable::new().await;
+        let faults = faults::Faults::default();
+        let config = table.runtime.config.clone();
+        let shared = chat_core::aws::sdk_config(&config.aws, chat_core::aws::Endpoint::Local).await;
+        let inner = shared
+            .http_client()
+            .expect("the SDK config has an HTTP client");
+        let counter = chat_core::dynamo::RequestCounter::default();
+        let client_config = aws_sdk_dynamodb::config::Builder::from(&shared)
+            .http_client(faults.client(inner))
+            .interceptor(counter.clone())
+            .endpoint_url(test_endpoint())
+            .build();
+        let store = chat_core::store::Store::new(
+            Client::from_conf(client_config),
+            table.name.clone(),
+            counter,
+        );
+        let runtime = chat_core::Runtime { config, store };
+        (TestTable { runtime, ..table }, faults)
     }
 
     pub async fn items(&self) -> Vec<Item> {

@@ -1,0 +1,170 @@
+//! The test app of the integration suites: a fresh table, every function's handlers
+//! behind the template's routes, and each route's events/ fixture, so a test calls a
+//! route by its key the way API Gateway would.
+
+use crate::Apps;
+use chat_testkit::{Route, TestTable, load_event, template, template_routes, to_request};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+
+pub struct TestApp {
+    pub table: TestTable,
+    pub apps: Apps,
+    pub routes: Vec<Route>,
+    /// The events/ fixture of each route key.
+    pub fixtures: HashMap<String, Value>,
+}
+
+impl TestApp {
+    /// On a fresh table, with AI replies off.
+    pub async fn new() -> TestApp {
+        Self::on(TestTable::new().await, messages::ai::Ai::off())
+    }
+
+    /// On `table`, with `ai` for AI replies.
+    pub fn on(table: TestTable, ai: messages::ai::Ai) -> TestApp {
+        let apps = Apps::with_ai(table.runtime.clone(), ai);
+        TestApp {
+            table,
+            apps,
+            routes: template_routes(&template()),
+            fixtures: fixtures(),
+        }
+    }
+
+    pub fn route(&self, key: &str) -> &Route {
+        self.routes
+            .iter()
+            .find(|r| r.key() == key)
+            .unwrap_or_else(|| panic!("no route {key} in template.yaml"))
+    }
+
+    /// Calls `key` with its events/ fixture (query, body), these path parameters (those
+    /// the route has), this token, and optionally another body and extra query
+    /// parameters.
+    pub async fn send(
+        &self,
+        key: &str,
+        params: &[(&str, &str)],
+        token: &str,
+        body: Option<Value>,
+        query: &[(&str, &str)],
+    ) -> (u16, Value) {
+        let response = self.respond(key, params, token, body, query).await;
+        chat_testkit::response_json(&response)
+    }
+
+    /// [`Self::send`], answering the whole response (status, headers, body).
+    pub async fn respond(
+        &self,
+        key: &str,
+        params: &[(&str, &str)],
+        token: &str,
+        body: Option<Value>,
+        query: &[(&str, &str)],
+    ) -> lambda_http::Response<lambda_http::Body> {
+        let route = self.route(key).clone();
+        let event = fixture_event(&self.fixtures[key], &route, params, token, body, query);
+        self.apps
+            .call(&route.function, to_request(&event))
+            .await
+            .expect("known function")
+    }
+}
+
+/// Every events/ fixture of a route, by route key.
+pub fn fixtures() -> HashMap<String, Value> {
+    let mut fixtures = HashMap::new();
+    for entry in std::fs::read_dir(chat_testkit::repo_root().join("events")).expect("events/") {
+        let name = entry
+            .expect("entry")
+            .file_name()
+            .into_string()
+            .expect("utf-8");
+        if name.ends_with(".json") {
+            let event = load_event(&name);
+            if let Some(key) = event["routeKey"].as_str() {
+                fixtures.insert(key.to_owned(), event);
+            }
+        }
+    }
+    fixtures
+}
+
+/// The path parameters a route's path names.
+pub fn path_names(route: &Route) -> Vec<String> {
+    route
+        .path
+        .split('/')
+        .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// `fixture` with these path parameters, token, body and extra query parameters.
+fn fixture_event(
+    fixture: &Value,
+    route: &Route,
+    params: &[(&str, &str)],
+    token: &str,
+    body: Option<Value>,
+    query: &[(&str, &str)],
+) -> Value {
+    let mut event = fixture.clone();
+    let mut path = route.path.clone();
+    let mut path_params = serde_json::Map::new();
+    for (name, value) in params {
+        let slot = format!("{{{name}}}");
+        if path.contains(&slot) {
+            path = path.replace(&slot, value);
+            path_params.insert((*name).into(), json!(value));
+        }
+    }
+    event["rawPath"] = json!(path);
+    event["requestContext"]["http"]["path"] = json!(path);
+    if path_params.is_empty() {
+        event
+            .as_object_mut()
+            .expect("event")
+            .remove("pathParameters");
+    } else {
+        event["pathParameters"] = Value::Object(path_params);
+    }
+    event["headers"]["authorization"] = json!(format!("Bearer {token}"));
+    // A fixture's idempotency key would make every post after the first a replay.
+    event["headers"]
+        .as_object_mut()
+        .expect("headers")
+        .remove("idempotency-key");
+    match body {
+        Some(body) => event["body"] = json!(body.to_string()),
+        // `sender_type` only asserts the caller's role (the fixtures' is a customer).
+        None => {
+            if let Some(mut fixture) = event["body"]
+                .as_str()
+                .and_then(|b| serde_json::from_str::<Value>(b).ok())
+                .filter(|b| b.get("sender_type").is_some())
+            {
+                fixture.as_object_mut().expect("body").remove("sender_type");
+                event["body"] = json!(fixture.to_string());
+            }
+        }
+    }
+    if !query.is_empty() {
+        let mut q = event["queryStringParameters"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        for (k, v) in query {
+            q.insert((*k).into(), json!(v));
+        }
+        event["rawQueryString"] = json!(
+            q.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect::<Vec<_>>()
+                .join("&")
+        );
+        event["queryStringParameters"] = Value::Object(q);
+    }
+    event
+}

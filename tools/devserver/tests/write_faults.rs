@@ -1,0 +1,267 @@
+//! The fault matrix, generated from the route table: every route of template.yaml
+//! that writes (every method but GET) meets, at its write, a throttled write, a
+//! conflicting write and a write that never answers (faults DynamoDB Local never
+//! produces, injected at the SDK's HTTP client seam; reads reach the real table).
+//! Each answers 503 with Retry-After and the storage code of its cause, and nothing
+//! is written. A route added to the template later is covered without editing this
+//! file: it is called with its events/ fixture on real ids, by the first of the
+//! room's owner, a staff member and an admin that it does not refuse.
+
+use chat_testkit::faults::{Fault, Faults};
+use chat_testkit::{HttpDouble, TestTable, token};
+use devserver::TestApp;
+use messages::ai::{Ai, Provider};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+
+struct World {
+    app: TestApp,
+    faults: Faults,
+    /// The AI provider's double (kept alive for the AI reply route).
+    _ai: HttpDouble,
+    /// acme support conversation of u-100 (customer) with agent a-1, and its message.
+    conversation: String,
+    message: String,
+    /// acme group room of u-100 (owner) with u-300, and u-100's message.
+    group: String,
+    group_message: String,
+}
+
+/// Who may be calling: the rooms' owner, the conversation's agent, an admin.
+fn callers() -> [String; 3] {
+    [
+        token("u-100", "acme", "customer"),
+        token("a-1", "acme", "agent"),
+        token("a-9", "acme", "admin"),
+    ]
+}
+
+async fn ai_double() -> HttpDouble {
+    HttpDouble::start(|_| {
+        let answer = json!({
+            "id": "chatcmpl-1", "object": "chat.completion", "model": "local-model",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "On its way."}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 20, "completion_tokens": 10, "total_tokens": 30},
+        });
+        (200, answer.to_string(), Duration::ZERO)
+    })
+    .await
+}
+
+impl World {
+    async fn new() -> World {
+        let (table, faults) = TestTable::with_faults().await;
+        let double = ai_double().await;
+        let ai = Ai {
+            provider: Provider::openai(&format!("{}/v1", double.url()), "local-model", None)
+                .expect("provider"),
+            price_per_1k_tokens: 0.002,
+            timeout: Duration::from_secs(2),
+        };
+        let app = TestApp::on(table, ai);
+        let [owner, _, _] = callers();
+        let support = created(
+            app.send(
+                "POST /chat/conversations",
+                &[],
+                &owner,
+                Some(json!({"title": "Order 4242", "agent_id": "a-1"})),
+                &[],
+            )
+            .await,
+        );
+        let group = created(
+            app.send(
+                "POST /rooms",
+                &[],
+                &owner,
+                Some(json!({"type": "group", "name": "Team", "participant_ids": ["u-300"]})),
+                &[],
+            )
+            .await,
+        );
+        let (conversation, group) = (
+            support["data"]["conversation_id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+            group["data"]["id"].as_str().unwrap().to_owned(),
+        );
+        let mut ids = Vec::new();
+        for room in [&conversation, &group] {
+            let posted = created(
+                app.send(
+                    "POST /chat/conversations/{conversation_id}/messages",
+                    &[("conversation_id", room)],
+                    &owner,
+                    Some(json!({"content": "where is my parcel"})),
+                    &[],
+                )
+                .await,
+            );
+            ids.push(posted["data"]["id"].as_str().unwrap().to_owned());
+        }
+        World {
+            app,
+            faults,
+            _ai: double,
+            conversation,
+            message: ids[0].clone(),
+            group,
+            group_message: ids[1].clone(),
+        }
+    }
+
+    /// Real ids for `route`'s path: conversation routes on the conversation, room
+    /// routes on the group; the member is the group's other member.
+    fn params(&self, path: &str) -> Vec<(&'static str, String)> {
+        let (room, message) = if path.starts_with("/chat/") {
+            (&self.conversation, &self.message)
+        } else {
+            (&self.group, &self.group_message)
+        };
+        vec![
+            ("room_id", room.clone()),
+            ("conversation_id", room.clone()),
+            ("message_id", message.clone()),
+            ("user_id", "u-300".to_owned()),
+        ]
+    }
+
+    /// The route's fixture body with any `message_id` naming the real message.
+    fn body(&self, key: &str, message: &str) -> Option<Value> {
+        let mut body: Value =
+            serde_json::from_str(self.app.fixtures[key]["body"].as_str()?).ok()?;
+        if body.get("message_id").is_some() {
+            body["message_id"] = json!(message);
+        }
+        body.as_object_mut()?.remove("sender_type");
+        Some(body)
+    }
+}
+
+fn created((status, body): (u16, Value)) -> Value {
+    assert!(status == 201 || status == 200, "{status} {body}");
+    body
+}
+
+/// Calls every writing route with `fault` armed; see the module's comment.
+async fn every_write_meets(fault: Fault, expected_code: &str) {
+    let world = Arc::new(World::new().await);
+    let before = world.app.table.items().await;
+    world.faults.arm(fault);
+    let mut calls = tokio::task::JoinSet::new();
+    let writes: Vec<_> = world
+        .app
+        .routes
+        .iter()
+        .filter(|r| r.method != "GET")
+        .map(|r| (r.key(), r.path.clone()))
+        .collect();
+    assert!(
+        writes.len() >= 17,
+        "the template's writing routes: {writes:?}"
+    );
+    for (key, path) in writes {
+        let world = world.clone();
+        calls.spawn(async move {
+            let params = world.params(&path);
+            let params: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let message = params.iter().find(|(k, _)| *k == "message_id").unwrap().1;
+            let body = world.body(&key, message);
+            let mut refusals = Vec::new();
+            for caller in callers() {
+                let response = world
+                    .app
+                    .respond(&key, &params, &caller, body.clone(), &[])
+                    .await;
+                let retry_after = response.headers().get("retry-after").is_some();
+                let (status, answer) = chat_testkit::response_json(&response);
+                if matches!(status, 403 | 404) {
+                    refusals.push((status, answer));
+                    continue;
+                }
+                return (key, status, answer, retry_after);
+            }
+            panic!("{key}: every caller was refused: {refusals:?}");
+        });
+    }
+    while let Some(done) = calls.join_next().await {
+        let (key, status, body, retry_after) = done.expect("call");
+        assert_eq!(status, 503, "{fault:?} {key}: {body}");
+        assert_eq!(
+            body["error"]["code"], expected_code,
+            "{fault:?} {key}: the write was reached and its cause named: {body}"
+        );
+        assert!(retry_after, "{fault:?} {key}: Retry-After is set");
+        assert!(
+            !body.to_string().contains("Exception"),
+            "{key}: no internals leak: {body}"
+        );
+    }
+    world.faults.disarm();
+    assert!(world.faults.injected() > 0);
+    assert_eq!(
+        world.app.table.items().await,
+        before,
+        "{fault:?}: nothing was written"
+    );
+}
+
+#[tokio::test]
+async fn every_write_that_is_throttled_answers_503_and_writes_nothing() {
+    every_write_meets(Fault::Throttled, "storage_unavailable").await;
+}
+
+#[tokio::test]
+async fn every_write_that_keeps_conflicting_answers_503_and_writes_nothing() {
+    every_write_meets(Fault::Conflict, "storage_busy").await;
+}
+
+#[tokio::test]
+async fn every_write_that_never_answers_is_503_within_the_timeouts_and_writes_nothing() {
+    every_write_meets(Fault::Timeout, "storage_unavailable").await;
+}
+
+#[tokio::test]
+async fn without_a_fault_the_same_calls_succeed() {
+    // The matrix's calls are real ones: unarmed, each route's call as above succeeds.
+    let world = World::new().await;
+    let writes: Vec<_> = world
+        .app
+        .routes
+        .iter()
+        .filter(|r| r.method != "GET")
+        .map(|r| (r.key(), r.path.clone()))
+        .collect();
+    // Deletions last, so the other calls still find what they act on.
+    let (mut deletes, others): (Vec<_>, Vec<_>) = writes
+        .into_iter()
+        .partition(|(k, _)| k.starts_with("DELETE"));
+    // A message or a member before its room.
+    deletes.sort_by_key(|(_, path)| std::cmp::Reverse(path.matches('/').count()));
+    for (key, path) in others.into_iter().chain(deletes) {
+        let params = world.params(&path);
+        let params: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let message = params.iter().find(|(k, _)| *k == "message_id").unwrap().1;
+        let body = world.body(&key, message);
+        let mut answers = Vec::new();
+        for caller in callers() {
+            let (status, answer) = world
+                .app
+                .send(&key, &params, &caller, body.clone(), &[])
+                .await;
+            answers.push((status, answer));
+            if !matches!(status, 403 | 404) {
+                break;
+            }
+        }
+        let (status, answer) = answers.last().unwrap();
+        assert!(
+            (200..300).contains(status),
+            "{key}: {status} {answer} after {answers:?}"
+        );
+    }
+    assert_eq!(world.faults.injected(), 0);
+}
