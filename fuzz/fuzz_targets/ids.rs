@@ -3,7 +3,7 @@
 //! (strings or integers) obey the same rules.
 #![no_main]
 
-use chat_core::ids::{OrgId, Role, Ulid, UserId, path_id};
+use chat_core::ids::{OrgId, Role, RoomId, Ulid, UserId, path_id};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -21,7 +21,7 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(id.as_str().len(), 26);
         assert!(!raw.contains('#'));
     }
-    match path_id(Some(raw), "room") {
+    match path_id::<RoomId>(Some(raw), "room") {
         Ok(id) => assert_eq!(id.as_str(), raw),
         Err(err) => assert_eq!(err.status().as_u16(), 404),
     }

@@ -140,6 +140,68 @@ pub fn emf_line(route: &str, status: u16, latency_ms: f64, dynamodb_requests: u6
     .to_string()
 }
 
+/// The answer for a route key the function does not serve.
+pub fn unknown_route() -> ApiResult<Reply> {
+    Err(ApiError::RouteNotFound)
+}
+
+/// A function's app as its Lambda runs it: answers one HTTP API event.
+pub trait HttpApp {
+    fn handle(&self, req: Request) -> impl Future<Output = Response<Body>> + Send;
+}
+
+/// Every HTTP function's `main`: logs, configuration from the environment (a bad one
+/// refuses to start, logged), the app built once by `build`, then the Lambda loop.
+pub async fn run<A, B, Fut>(build: B) -> Result<(), lambda_http::Error>
+where
+    A: HttpApp + Sync,
+    B: FnOnce(crate::config::Config) -> Fut,
+    Fut: Future<Output = Result<A, lambda_http::Error>>,
+{
+    let config = start()?;
+    let app = build(config)
+        .await
+        .inspect_err(|e| tracing::error!(error = %e, "refusing to start"))?;
+    let app = &app;
+    lambda_http::run(lambda_http::service_fn(move |req| async move {
+        Ok::<_, lambda_http::Error>(app.handle(req).await)
+    }))
+    .await
+}
+
+/// Logs on, and the configuration from the environment (refusing to start, logged,
+/// when it is not usable).
+pub fn start() -> Result<crate::config::Config, crate::config::ConfigError> {
+    init_tracing();
+    crate::config::Config::from_env()
+        .inspect_err(|e| tracing::error!(error = %e, "refusing to start"))
+}
+
+/// A function's route table, written once: each route key of template.yaml with the
+/// handler expression that answers it (over the names given for the app, the caller
+/// and the request). It defines `ROUTES`, the keys the template must declare (the
+/// dev server's tests hold the two equal), and `dispatch`, which runs a key's handler.
+#[macro_export]
+macro_rules! route_table {
+    ($app:ident: $app_ty:ty, $who:ident, $req:ident; $($key:literal => $handler:expr,)*) => {
+        /// The route keys this function serves, exactly as template.yaml declares them.
+        pub const ROUTES: &[&str] = &[$($key),*];
+
+        /// Runs the handler of `route`, from the route table.
+        async fn dispatch(
+            $app: &$app_ty,
+            route: &str,
+            $who: &$crate::Principal,
+            $req: &lambda_http::Request,
+        ) -> $crate::ApiResult<$crate::Reply> {
+            match route {
+                $($key => $handler.await,)*
+                _ => $crate::app::unknown_route(),
+            }
+        }
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,9 +227,4 @@ mod tests {
         );
         assert_eq!(line["route"], "GET /rooms");
     }
-}
-
-/// The answer for a route key the function does not serve.
-pub fn unknown_route() -> ApiResult<Reply> {
-    Err(ApiError::RouteNotFound)
 }

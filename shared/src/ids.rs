@@ -124,14 +124,64 @@ impl<'de> Deserialize<'de> for Ulid {
     }
 }
 
-pub type RoomId = Ulid;
-pub type MessageId = Ulid;
+/// Ids of different things are different types, all ULIDs.
+macro_rules! ulid_id {
+    ($(#[$meta:meta])* $name:ident) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(Ulid);
+
+        impl $name {
+            pub fn generate() -> Self {
+                Self(Ulid::generate())
+            }
+
+            pub fn from_parts(millis: u64, random: u128) -> Self {
+                Self(Ulid::from_parts(millis, random))
+            }
+
+            pub fn parse(raw: &str) -> Result<Self, String> {
+                Ulid::parse(raw).map(Self)
+            }
+
+            pub fn as_str(&self) -> &str {
+                self.0.as_str()
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+
+        impl FromPath for $name {
+            fn parse_path(raw: &str) -> Option<Self> {
+                Self::parse(raw).ok()
+            }
+        }
+    };
+}
+
+ulid_id!(
+    /// A room (a conversation is a room seen from a member's inbox).
+    RoomId
+);
+ulid_id!(
+    /// A message; its order within the room is the list order.
+    MessageId
+);
+
+/// An id a path or query names.
+pub trait FromPath: Sized {
+    fn parse_path(raw: &str) -> Option<Self>;
+}
 
 /// Parses a path or query value into an id, answering 404 for ids that cannot exist
 /// (a malformed id names nothing, and saying so leaks nothing).
-pub fn path_id(raw: Option<&str>, what: &'static str) -> Result<Ulid, ApiError> {
-    raw.and_then(|r| Ulid::parse(r).ok())
-        .ok_or(ApiError::NotFound(what))
+pub fn path_id<T: FromPath>(raw: Option<&str>, what: &'static str) -> Result<T, ApiError> {
+    raw.and_then(T::parse_path).ok_or(ApiError::NotFound(what))
 }
 
 /// The caller's role, from the token.
@@ -218,9 +268,10 @@ mod tests {
     #[test]
     fn malformed_path_ids_are_not_found() {
         assert!(matches!(
-            path_id(Some("nope"), "room"),
+            path_id::<RoomId>(Some("nope"), "room"),
             Err(ApiError::NotFound("room"))
         ));
-        assert!(path_id(Some("01HZX3K7Q8R9S0T1V2W3X4Y5Z6"), "room").is_ok());
+        assert!(path_id::<RoomId>(Some("01HZX3K7Q8R9S0T1V2W3X4Y5Z6"), "room").is_ok());
+        assert!(path_id::<MessageId>(None, "message").is_err());
     }
 }

@@ -174,6 +174,10 @@ mod tests {
         let other = OrgId::parse("globex").unwrap();
         assert_ne!(room_pk(&org(), &room), room_pk(&other, &room));
         assert!(room_pk(&org(), &room).starts_with("T#acme#"));
-        assert_eq!(message_id_from_sk(&message_sk(&room)), Some(room.as_str()));
+        let message = MessageId::from_parts(1, 1);
+        assert_eq!(
+            message_id_from_sk(&message_sk(&message)),
+            Some(message.as_str())
+        );
     }
 }

@@ -1,12 +1,10 @@
-use chat_core::{Runtime, config::Config};
+use chat_core::Runtime;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::Value;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    chat_core::app::init_tracing();
-    let config =
-        Config::from_env().inspect_err(|e| tracing::error!(error = %e, "refusing to start"))?;
+    let config = chat_core::app::start()?;
     let lookback = std::env::var("ROLLUP_LOOKBACK_DAYS")
         .ok()
         .and_then(|d| d.parse().ok())

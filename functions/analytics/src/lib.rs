@@ -14,11 +14,10 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use time::{Date, Duration};
 
-/// The route keys this function serves, exactly as template.yaml declares them.
-pub const ROUTES: &[&str] = &[
-    "GET /chat/analytics/dashboard",
-    "GET /chat/analytics/global",
-];
+chat_core::route_table! { app: App, who, req;
+    "GET /chat/analytics/dashboard" => dashboard(&app.store, who, req),
+    "GET /chat/analytics/global" => global(&app.store, who, req),
+}
 
 /// Longest `from`..`to` range, in days (one Query of at most this many items).
 pub const MAX_RANGE_DAYS: i64 = 92;
@@ -41,13 +40,15 @@ impl App {
 
     pub async fn handle(&self, req: Request) -> Response<Body> {
         app::serve(&self.auth, &self.store, req, |route, who, req| async move {
-            match route.as_str() {
-                "GET /chat/analytics/dashboard" => dashboard(&self.store, &who, &req).await,
-                "GET /chat/analytics/global" => global(&self.store, &who, &req).await,
-                _ => app::unknown_route(),
-            }
+            dispatch(self, &route, &who, &req).await
         })
         .await
+    }
+}
+
+impl app::HttpApp for App {
+    fn handle(&self, req: Request) -> impl Future<Output = Response<Body>> + Send {
+        App::handle(self, req)
     }
 }
 

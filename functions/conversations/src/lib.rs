@@ -12,14 +12,13 @@ use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 use serde_json::json;
 
-/// The route keys this function serves, exactly as template.yaml declares them.
-pub const ROUTES: &[&str] = &[
-    "GET /chat/conversations",
-    "POST /chat/conversations",
-    "GET /chat/conversations/{conversation_id}",
-    "PUT /chat/conversations/{conversation_id}",
-    "DELETE /chat/conversations/{conversation_id}",
-];
+chat_core::route_table! { app: App, who, req;
+    "GET /chat/conversations" => list(&app.store, who, req),
+    "POST /chat/conversations" => create(&app.store, who, req),
+    "GET /chat/conversations/{conversation_id}" => get(&app.store, who, req),
+    "PUT /chat/conversations/{conversation_id}" => update(&app.store, who, req),
+    "DELETE /chat/conversations/{conversation_id}" => delete(&app.store, who, req),
+}
 
 pub const MAX_TITLE_CHARS: usize = 200;
 pub const DEFAULT_PAGE: u32 = 20;
@@ -41,20 +40,15 @@ impl App {
 
     pub async fn handle(&self, req: Request) -> Response<Body> {
         app::serve(&self.auth, &self.store, req, |route, who, req| async move {
-            match route.as_str() {
-                "GET /chat/conversations" => list(&self.store, &who, &req).await,
-                "POST /chat/conversations" => create(&self.store, &who, &req).await,
-                "GET /chat/conversations/{conversation_id}" => get(&self.store, &who, &req).await,
-                "PUT /chat/conversations/{conversation_id}" => {
-                    update(&self.store, &who, &req).await
-                }
-                "DELETE /chat/conversations/{conversation_id}" => {
-                    delete(&self.store, &who, &req).await
-                }
-                _ => app::unknown_route(),
-            }
+            dispatch(self, &route, &who, &req).await
         })
         .await
+    }
+}
+
+impl app::HttpApp for App {
+    fn handle(&self, req: Request) -> impl Future<Output = Response<Body>> + Send {
+        App::handle(self, req)
     }
 }
 

@@ -16,21 +16,21 @@ use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 use serde_json::json;
 
-/// The route keys this function serves, exactly as template.yaml declares them.
-pub const ROUTES: &[&str] = &[
-    "GET /rooms/{room_id}/messages",
-    "POST /rooms/{room_id}/messages",
-    "PATCH /rooms/{room_id}/messages/{message_id}",
-    "DELETE /rooms/{room_id}/messages/{message_id}",
-    "POST /rooms/{room_id}/read",
-    "GET /chat/conversations/{conversation_id}/messages",
-    "POST /chat/conversations/{conversation_id}/messages",
-    "PATCH /chat/conversations/{conversation_id}/messages/{message_id}",
-    "DELETE /chat/conversations/{conversation_id}/messages/{message_id}",
-    "POST /chat/conversations/{conversation_id}/read",
-    "POST /chat/conversations/{conversation_id}/ai-response",
-    "GET /chat/search",
-];
+// The same handlers serve both path families of a room.
+chat_core::route_table! { app: App, who, req;
+    "GET /rooms/{room_id}/messages" => list(&app.store, who, req),
+    "POST /rooms/{room_id}/messages" => post(&app.store, &app.rooms, who, req),
+    "PATCH /rooms/{room_id}/messages/{message_id}" => edit(&app.store, who, req),
+    "DELETE /rooms/{room_id}/messages/{message_id}" => delete(&app.store, who, req),
+    "POST /rooms/{room_id}/read" => read(&app.store, who, req),
+    "GET /chat/conversations/{conversation_id}/messages" => list(&app.store, who, req),
+    "POST /chat/conversations/{conversation_id}/messages" => post(&app.store, &app.rooms, who, req),
+    "PATCH /chat/conversations/{conversation_id}/messages/{message_id}" => edit(&app.store, who, req),
+    "DELETE /chat/conversations/{conversation_id}/messages/{message_id}" => delete(&app.store, who, req),
+    "POST /chat/conversations/{conversation_id}/read" => read(&app.store, who, req),
+    "POST /chat/conversations/{conversation_id}/ai-response" => ai_response(&app.store, &app.rooms, &app.ai, who, req),
+    "GET /chat/search" => search(&app.store, who, req),
+}
 
 pub const MAX_CONTENT_CHARS: usize = 4000;
 pub const MAX_ATTACHMENTS: usize = 10;
@@ -68,24 +68,15 @@ impl App {
 
     pub async fn handle(&self, req: Request) -> Response<Body> {
         app::serve(&self.auth, &self.store, req, |route, who, req| async move {
-            let (method, path) = route.split_once(' ').unwrap_or_default();
-            let tail = path
-                .strip_prefix("/rooms/{room_id}")
-                .or_else(|| path.strip_prefix("/chat/conversations/{conversation_id}"));
-            match (method, tail) {
-                ("GET", Some("/messages")) => list(&self.store, &who, &req).await,
-                ("POST", Some("/messages")) => post(&self.store, &self.rooms, &who, &req).await,
-                ("PATCH", Some("/messages/{message_id}")) => edit(&self.store, &who, &req).await,
-                ("DELETE", Some("/messages/{message_id}")) => delete(&self.store, &who, &req).await,
-                ("POST", Some("/read")) => read(&self.store, &who, &req).await,
-                ("POST", Some("/ai-response")) => {
-                    ai_response(&self.store, &self.rooms, &self.ai, &who, &req).await
-                }
-                ("GET", None) if path == "/chat/search" => search(&self.store, &who, &req).await,
-                _ => app::unknown_route(),
-            }
+            dispatch(self, &route, &who, &req).await
         })
         .await
+    }
+}
+
+impl app::HttpApp for App {
+    fn handle(&self, req: Request) -> impl Future<Output = Response<Body>> + Send {
+        App::handle(self, req)
     }
 }
 

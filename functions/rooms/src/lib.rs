@@ -16,20 +16,19 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 
-/// The route keys this function serves, exactly as template.yaml declares them.
-pub const ROUTES: &[&str] = &[
-    "POST /rooms",
-    "GET /rooms",
-    "GET /rooms/{room_id}",
-    "PATCH /rooms/{room_id}",
-    "DELETE /rooms/{room_id}",
-    "POST /rooms/{room_id}/members",
-    "DELETE /rooms/{room_id}/members/{user_id}",
-    "GET /products",
-    "POST /products",
-    "PUT /profiles/me",
-    "GET /profiles/{user_id}",
-];
+chat_core::route_table! { app: App, who, req;
+    "POST /rooms" => start(&app.store, who, req),
+    "GET /rooms" => list(&app.store, who, req),
+    "GET /rooms/{room_id}" => get(&app.store, who, req),
+    "PATCH /rooms/{room_id}" => update(&app.store, who, req),
+    "DELETE /rooms/{room_id}" => delete(&app.store, who, req),
+    "POST /rooms/{room_id}/members" => add_member(&app.store, who, req),
+    "DELETE /rooms/{room_id}/members/{user_id}" => remove_member(&app.store, who, req),
+    "GET /products" => list_products(&app.store, who, req),
+    "POST /products" => create_product(&app.store, who, req),
+    "PUT /profiles/me" => put_profile(&app.store, who, req),
+    "GET /profiles/{user_id}" => get_profile(&app.store, who, req),
+}
 
 pub const MAX_NAME_CHARS: usize = 200;
 pub const MAX_DETAIL_CHARS: usize = 2000;
@@ -54,25 +53,15 @@ impl App {
 
     pub async fn handle(&self, req: Request) -> Response<Body> {
         app::serve(&self.auth, &self.store, req, |route, who, req| async move {
-            let store = &self.store;
-            match route.as_str() {
-                "POST /rooms" => start(store, &who, &req).await,
-                "GET /rooms" => list(store, &who, &req).await,
-                "GET /rooms/{room_id}" => get(store, &who, &req).await,
-                "PATCH /rooms/{room_id}" => update(store, &who, &req).await,
-                "DELETE /rooms/{room_id}" => delete(store, &who, &req).await,
-                "POST /rooms/{room_id}/members" => add_member(store, &who, &req).await,
-                "DELETE /rooms/{room_id}/members/{user_id}" => {
-                    remove_member(store, &who, &req).await
-                }
-                "GET /products" => list_products(store, &who, &req).await,
-                "POST /products" => create_product(store, &who, &req).await,
-                "PUT /profiles/me" => put_profile(store, &who, &req).await,
-                "GET /profiles/{user_id}" => get_profile(store, &who, &req).await,
-                _ => app::unknown_route(),
-            }
+            dispatch(self, &route, &who, &req).await
         })
         .await
+    }
+}
+
+impl app::HttpApp for App {
+    fn handle(&self, req: Request) -> impl Future<Output = Response<Body>> + Send {
+        App::handle(self, req)
     }
 }
 

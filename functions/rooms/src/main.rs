@@ -1,15 +1,7 @@
-use chat_core::{Runtime, config::Config};
-use lambda_http::{Error, service_fn};
+use chat_core::Runtime;
 
 #[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), Error> {
-    chat_core::app::init_tracing();
-    let config =
-        Config::from_env().inspect_err(|e| tracing::error!(error = %e, "refusing to start"))?;
-    let app = rooms::App::new(Runtime::from_config(config).await);
-    let app = &app;
-    lambda_http::run(service_fn(move |req| async move {
-        Ok::<_, Error>(app.handle(req).await)
-    }))
-    .await
+async fn main() -> Result<(), lambda_http::Error> {
+    chat_core::app::run(|config| async { Ok(rooms::App::new(Runtime::from_config(config).await)) })
+        .await
 }
