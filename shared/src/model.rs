@@ -90,6 +90,19 @@ pub struct LastMessage {
 /// Characters of a message kept as the room's preview.
 pub const PREVIEW_CHARS: usize = 200;
 
+/// A message's effect on its room (see [`Room::message_effect`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MessageEffect {
+    /// Back to `open` (snooze cleared), for the room and every member's row.
+    pub reopen: bool,
+    /// A customer starts waiting (`awaiting_since`).
+    pub start_waiting: bool,
+    /// The wait ends.
+    pub end_waiting: bool,
+    /// The room's first answer (`first_response_at`).
+    pub first_response: bool,
+}
+
 impl Room {
     /// A new open room as it is first written: `members` (the owner first) at member
     /// version 1, no messages yet. Callers set the type's own fields (order, vendor,
@@ -140,20 +153,45 @@ impl Room {
                 || (who.role.is_staff() && self.room_type == RoomType::Support))
     }
 
-    /// The room as a message just left it (for caches: what later writes condition on).
-    pub fn after_message(mut self, message: &Message, staff_sender: bool) -> Room {
+    /// What `message` does to this room's state: the one place of the rule that the
+    /// post transaction writes and the caches mirror.
+    pub fn message_effect(&self, message: &Message, staff_sender: bool) -> MessageEffect {
         if message.is_note() {
-            return self;
+            return MessageEffect::default();
         }
         if message.sender == "user" {
-            // As the post transaction does: a customer's reply reopens the conversation.
-            if !staff_sender && matches!(self.status.as_str(), "resolved" | "snoozed") {
-                self.status = "open".into();
-                self.snoozed_until = None;
+            MessageEffect {
+                // A customer's reply reopens a resolved or snoozed conversation (as
+                // support inboxes do), for every member.
+                reopen: !staff_sender && matches!(self.status.as_str(), "resolved" | "snoozed"),
+                start_waiting: self.awaiting_since.is_none(),
+                ..MessageEffect::default()
             }
-            self.awaiting_since
-                .get_or_insert_with(|| message.created_at.clone());
-        } else if self.awaiting_since.take().is_some() && self.first_response_at.is_none() {
+        } else {
+            // An agent's (or bot's) answer ends the wait; the first one is remembered.
+            let waiting = self.awaiting_since.is_some();
+            MessageEffect {
+                end_waiting: waiting,
+                first_response: waiting && self.first_response_at.is_none(),
+                ..MessageEffect::default()
+            }
+        }
+    }
+
+    /// The room as a message just left it (for caches: what later writes condition on).
+    pub fn after_message(mut self, message: &Message, staff_sender: bool) -> Room {
+        let effect = self.message_effect(message, staff_sender);
+        if effect.reopen {
+            self.status = "open".into();
+            self.snoozed_until = None;
+        }
+        if effect.start_waiting {
+            self.awaiting_since = Some(message.created_at.clone());
+        }
+        if effect.end_waiting {
+            self.awaiting_since = None;
+        }
+        if effect.first_response {
             self.first_response_at = Some(message.created_at.clone());
         }
         self
@@ -490,11 +528,11 @@ impl Message {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::ids::UserId;
 
-    fn room() -> Room {
+    pub(crate) fn room() -> Room {
         Room {
             id: RoomId::from_parts(1, 2),
             room_type: RoomType::Support,
@@ -540,10 +578,8 @@ mod tests {
         assert_eq!(Room::from_item(&item), Some(room()));
     }
 
-    #[test]
-    fn message_round_trips_through_its_item() {
-        let org = OrgId::parse("acme").unwrap();
-        let message = Message {
+    pub(crate) fn message() -> Message {
+        Message {
             id: MessageId::from_parts(5, 5),
             room_id: RoomId::from_parts(1, 2),
             sender_id: "u-1".into(),
@@ -568,8 +604,59 @@ mod tests {
                 content: "hello".into(),
                 replaced_at: "2024-06-29T10:01:00.000Z".into(),
             }],
-        };
+        }
+    }
+
+    #[test]
+    fn message_round_trips_through_its_item() {
+        let org = OrgId::parse("acme").unwrap();
+        let message = message();
         assert_eq!(Message::from_item(&message.to_item(&org)), Some(message));
+    }
+
+    #[test]
+    fn a_message_reopens_waits_and_answers_by_one_rule() {
+        let customer_reply = Message {
+            sender: "user".into(),
+            ..message()
+        };
+        let answer = Message {
+            sender: "agent".into(),
+            sender_id: "5".into(),
+            ..message()
+        };
+        let note = Message {
+            message_type: "note".into(),
+            ..answer.clone()
+        };
+        let mut resolved = room();
+        resolved.status = "resolved".into();
+        resolved.awaiting_since = None;
+        let effect = resolved.message_effect(&customer_reply, false);
+        assert!(effect.reopen && effect.start_waiting && !effect.end_waiting);
+        assert!(
+            !resolved.message_effect(&customer_reply, true).reopen,
+            "staff writing as the user do not reopen"
+        );
+        let after = resolved.clone().after_message(&customer_reply, false);
+        assert_eq!(after.status, "open");
+        assert_eq!(
+            after.awaiting_since.as_deref(),
+            Some(customer_reply.created_at.as_str())
+        );
+        let answered = room().message_effect(&answer, true);
+        assert!(answered.end_waiting && answered.first_response);
+        let after = room().after_message(&answer, true);
+        assert_eq!(after.awaiting_since, None);
+        assert_eq!(
+            after.first_response_at.as_deref(),
+            Some(answer.created_at.as_str())
+        );
+        assert!(
+            !after.message_effect(&answer, true).first_response,
+            "only the first"
+        );
+        assert_eq!(room().message_effect(&note, true), MessageEffect::default());
     }
 
     #[test]

@@ -7,9 +7,12 @@ use crate::error::{ApiError, ApiResult};
 use crate::ids::{MessageId, RoomId, UserId};
 use crate::item::{Item, ItemBuilder, ItemExt, n, s, values};
 use crate::keys;
-use crate::model::{Message, Room};
-use aws_sdk_dynamodb::types::{Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem};
+use crate::model::{Message, MessageEffect, Room};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+};
 use serde_json::Value;
+use std::collections::HashMap;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
@@ -256,78 +259,13 @@ impl Store {
         let mut writes = vec![put(self.name(), message.to_item(org), true)];
         let mut idem_index = None;
         if let Some(key) = &new.idempotency_key {
-            let expires = crate::time::now().unix_timestamp() + IDEMPOTENCY_TTL_SECS;
-            let record = ItemBuilder::new()
-                .str(keys::PK, &pk)
-                .str(keys::SK, keys::idempotency_sk(&who.user, key))
-                .str(keys::ENTITY, keys::entity::IDEMPOTENCY)
-                .str("message_id", message.id.as_str())
-                .str("request_hash", request_hash)
-                .str("response", response.to_string())
-                .num(keys::TTL, expires)
-                .build();
             idem_index = Some(writes.len());
-            let put = Put::builder()
-                .table_name(self.name())
-                .set_item(Some(record))
-                .condition_expression("attribute_not_exists(PK)")
-                .return_values_on_condition_check_failure(
-                    ReturnValuesOnConditionCheckFailure::AllOld,
-                )
-                .build()
-                .expect("put has item");
-            writes.push(TransactWriteItem::builder().put(put).build());
+            writes.push(self.idempotency_put(who, &pk, key, message, request_hash, response));
         }
-        let note = message.is_note();
-        // A customer's reply reopens a resolved or snoozed conversation (as support
-        // inboxes do), for every member.
-        let reopen = !note
-            && !who.role.is_staff()
-            && message.sender == "user"
-            && matches!(room.status.as_str(), "resolved" | "snoozed");
+        let effect = room.message_effect(message, who.role.is_staff());
         let counts = crate::store::analytics::message_counts(room, message, now);
-        let mut room_values = values([(":now", s(now)), (":one", n(1))]);
-        let room_expression = if note {
-            "SET updated_at = :now ADD note_count :one".to_owned()
-        } else {
-            room_values.insert(":mid".into(), s(message.id.as_str()));
-            room_values.insert(":sid".into(), s(&message.sender_id));
-            room_values.insert(
-                ":preview".into(),
-                s(message
-                    .content
-                    .chars()
-                    .take(crate::model::PREVIEW_CHARS)
-                    .collect::<String>()),
-            );
-            let mut sets = "SET updated_at = :now, last_message_at = :now, last_message_id = :mid, last_sender_id = :sid, last_message_preview = :preview".to_owned();
-            let mut removes = Vec::new();
-            if reopen {
-                sets.push_str(", #st = :open");
-                room_values.insert(":open".into(), s("open"));
-                removes.push("snoozed_until");
-            }
-            // Response times: a customer starts waiting; an agent's (or bot's) answer
-            // ends the wait, and the first answer is remembered.
-            if message.sender == "user" {
-                if room.awaiting_since.is_none() {
-                    sets.push_str(", awaiting_since = :now");
-                }
-            } else if room.awaiting_since.is_some() {
-                removes.push("awaiting_since");
-                if room.first_response_at.is_none() {
-                    sets.push_str(", first_response_at = :now");
-                }
-            }
-            let remove = if removes.is_empty() {
-                String::new()
-            } else {
-                format!(" REMOVE {}", removes.join(", "))
-            };
-            let responses = crate::store::analytics::room_response_adds(&counts, &mut room_values);
-            format!("{sets}{remove} ADD total_messages :one{responses}")
-        };
-        writes.push(self.room_update(room, who, &room_expression, room_values, &[]));
+        let (expression, vals) = room_message_update(message, effect, &counts, now);
+        writes.push(self.room_update(room, who, &expression, vals, &[]));
         writes.extend(self.stats_update(
             org,
             &room.id,
@@ -335,41 +273,46 @@ impl Store {
             &counts,
         ));
         writes.extend(self.search_writes(org, room, message));
-        if note {
+        if message.is_note() {
             // Notes are internal: no inbox row moves, no unread count changes.
             return (writes, idem_index);
         }
-        for member in &room.members {
-            let Ok(member_id) = UserId::parse(member) else {
-                continue;
-            };
-            let is_sender = member_id.as_str() == message.sender_id;
-            let mut sets = vec!["last_message_at = :now", "#g1pk = :g1pk", "#g1sk = :g1sk"];
-            let mut adds = vec!["total_messages :one"];
-            let mut vals = values([
-                (":now", s(now)),
-                (":g1pk", s(keys::inbox_gsi1pk(org, &member_id))),
-                (":g1sk", s(keys::inbox_gsi1sk(now, &room.id))),
-                (":one", n(1)),
-            ]);
-            if is_sender {
-                // Sending reads everything before it.
-                sets.extend(["unread_count = :zero", "last_read_message_id = :mid"]);
-                vals.insert(":zero".into(), n(0));
-                vals.insert(":mid".into(), s(message.id.as_str()));
-            } else {
-                adds.push("unread_count :one");
-            }
-            let mut names = vec![("#g1pk", keys::GSI1PK), ("#g1sk", keys::GSI1SK)];
-            if reopen {
-                sets.push("#st = :open");
-                vals.insert(":open".into(), s("open"));
-                names.push(("#st", "status"));
-            }
-            let expression = format!("SET {} ADD {}", sets.join(", "), adds.join(", "));
-            writes.push(self.member_update(who, &room.id, &member_id, &expression, vals, &names));
+        for member in room.members.iter().filter_map(|m| UserId::parse(m).ok()) {
+            let (expression, vals, names) =
+                inbox_row_update(org, room, &member, message, effect, now);
+            writes.push(self.member_update(who, &room.id, &member, &expression, vals, &names));
         }
         (writes, idem_index)
+    }
+
+    /// The idempotency record of a post: new, or the failure returns the first one.
+    fn idempotency_put(
+        &self,
+        who: &Principal,
+        pk: &str,
+        key: &str,
+        message: &Message,
+        request_hash: &str,
+        response: &Value,
+    ) -> TransactWriteItem {
+        let expires = crate::time::now().unix_timestamp() + IDEMPOTENCY_TTL_SECS;
+        let record = ItemBuilder::new()
+            .str(keys::PK, pk)
+            .str(keys::SK, keys::idempotency_sk(&who.user, key))
+            .str(keys::ENTITY, keys::entity::IDEMPOTENCY)
+            .str("message_id", message.id.as_str())
+            .str("request_hash", request_hash)
+            .str("response", response.to_string())
+            .num(keys::TTL, expires)
+            .build();
+        let put = Put::builder()
+            .table_name(self.name())
+            .set_item(Some(record))
+            .condition_expression("attribute_not_exists(PK)")
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .expect("put has item");
+        TransactWriteItem::builder().put(put).build()
     }
 
     /// The first answer to a request with this idempotency key, if there was one: lets
@@ -417,6 +360,100 @@ impl Store {
             )
             .await
     }
+}
+
+/// The room item's update for a new message: its summary, counters and the state
+/// the message's effect changes.
+fn room_message_update(
+    message: &Message,
+    effect: MessageEffect,
+    counts: &crate::store::analytics::Counts,
+    now: &str,
+) -> (String, HashMap<String, AttributeValue>) {
+    let mut vals = values([(":now", s(now)), (":one", n(1))]);
+    if message.is_note() {
+        return ("SET updated_at = :now ADD note_count :one".to_owned(), vals);
+    }
+    vals.insert(":mid".into(), s(message.id.as_str()));
+    vals.insert(":sid".into(), s(&message.sender_id));
+    vals.insert(":preview".into(), s(preview(&message.content)));
+    let mut sets = vec![
+        "updated_at = :now",
+        "last_message_at = :now",
+        "last_message_id = :mid",
+        "last_sender_id = :sid",
+        "last_message_preview = :preview",
+    ];
+    let mut removes = Vec::new();
+    if effect.reopen {
+        sets.push("#st = :open");
+        vals.insert(":open".into(), s("open"));
+        removes.push("snoozed_until");
+    }
+    if effect.start_waiting {
+        sets.push("awaiting_since = :now");
+    }
+    if effect.end_waiting {
+        removes.push("awaiting_since");
+    }
+    if effect.first_response {
+        sets.push("first_response_at = :now");
+    }
+    let remove = match removes.is_empty() {
+        true => String::new(),
+        false => format!(" REMOVE {}", removes.join(", ")),
+    };
+    let responses = crate::store::analytics::room_response_adds(counts, &mut vals);
+    let expression = format!(
+        "SET {}{remove} ADD total_messages :one{responses}",
+        sets.join(", ")
+    );
+    (expression, vals)
+}
+
+/// A member's inbox row after a new public message: it moves to the top of their
+/// inbox, counts the message, and is unread for everyone but the sender (sending
+/// reads everything before it).
+fn inbox_row_update(
+    org: &crate::ids::OrgId,
+    room: &Room,
+    member: &UserId,
+    message: &Message,
+    effect: MessageEffect,
+    now: &str,
+) -> (
+    String,
+    HashMap<String, AttributeValue>,
+    Vec<(&'static str, &'static str)>,
+) {
+    let mut sets = vec!["last_message_at = :now", "#g1pk = :g1pk", "#g1sk = :g1sk"];
+    let mut adds = vec!["total_messages :one"];
+    let mut vals = values([
+        (":now", s(now)),
+        (":g1pk", s(keys::inbox_gsi1pk(org, member))),
+        (":g1sk", s(keys::inbox_gsi1sk(now, &room.id))),
+        (":one", n(1)),
+    ]);
+    if member.as_str() == message.sender_id {
+        sets.extend(["unread_count = :zero", "last_read_message_id = :mid"]);
+        vals.insert(":zero".into(), n(0));
+        vals.insert(":mid".into(), s(message.id.as_str()));
+    } else {
+        adds.push("unread_count :one");
+    }
+    let mut names = vec![("#g1pk", keys::GSI1PK), ("#g1sk", keys::GSI1SK)];
+    if effect.reopen {
+        sets.push("#st = :open");
+        vals.insert(":open".into(), s("open"));
+        names.push(("#st", "status"));
+    }
+    let expression = format!("SET {} ADD {}", sets.join(", "), adds.join(", "));
+    (expression, vals, names)
+}
+
+/// The room's preview of a message's text.
+pub(crate) fn preview(content: &str) -> String {
+    content.chars().take(crate::model::PREVIEW_CHARS).collect()
 }
 
 /// The stored first answer, if the record is for the same request.
@@ -489,5 +526,62 @@ impl RoomCache {
         if let Ok(mut map) = self.0.lock() {
             map.remove(&Self::key(org, room));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::tests::{message, room};
+
+    #[test]
+    fn a_reply_that_reopens_writes_the_status_and_clears_the_snooze_on_room_and_rows() {
+        let effect = MessageEffect {
+            reopen: true,
+            start_waiting: true,
+            ..MessageEffect::default()
+        };
+        let counts = crate::store::analytics::Counts::default();
+        let (expression, vals) = room_message_update(&message(), effect, &counts, "now");
+        assert!(expression.contains("#st = :open"), "{expression}");
+        assert!(expression.contains("awaiting_since = :now"), "{expression}");
+        assert!(expression.contains("REMOVE snoozed_until"), "{expression}");
+        assert_eq!(vals[":preview"], s("hi"));
+        let member = UserId::parse("5").unwrap();
+        let org = crate::ids::OrgId::parse("acme").unwrap();
+        let (row, vals, names) =
+            inbox_row_update(&org, &room(), &member, &message(), effect, "now");
+        assert!(
+            row.contains("#st = :open") && names.contains(&("#st", "status")),
+            "{row}"
+        );
+        assert!(
+            row.contains("unread_count :one"),
+            "another member's row counts it: {row}"
+        );
+        assert_eq!(vals[":open"], s("open"));
+    }
+
+    #[test]
+    fn the_senders_row_is_read_up_to_their_message_and_a_note_touches_only_the_note_count() {
+        let sender = UserId::parse("u-1").unwrap();
+        let org = crate::ids::OrgId::parse("acme").unwrap();
+        let (row, _, names) = inbox_row_update(
+            &org,
+            &room(),
+            &sender,
+            &message(),
+            MessageEffect::default(),
+            "now",
+        );
+        assert!(row.contains("unread_count = :zero") && !row.contains("unread_count :one"));
+        assert!(!names.iter().any(|(n, _)| *n == "#st"));
+        let note = Message {
+            message_type: "note".into(),
+            ..message()
+        };
+        let counts = crate::store::analytics::Counts::default();
+        let (expression, _) = room_message_update(&note, MessageEffect::default(), &counts, "now");
+        assert_eq!(expression, "SET updated_at = :now ADD note_count :one");
     }
 }
