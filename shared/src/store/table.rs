@@ -340,86 +340,71 @@ impl Table {
         plan: Vec<TransactWriteItem>,
         context: &str,
     ) -> Result<(), WriteError> {
-        let mut last = Verdict::Contention;
-        for attempt in 0..WRITE_ATTEMPTS {
-            if attempt > 0 {
-                backoff(attempt - 1).await;
-            }
-            let err = match self
+        self.under_rule(context, || {
+            let request = self
                 .client
                 .transact_write_items()
-                .set_transact_items(Some(plan.clone()))
-                .send()
-                .await
-            {
-                Ok(_) => return Ok(()),
-                Err(err) => err,
-            };
-            let reasons = match err.as_service_error() {
-                Some(TransactWriteItemsError::TransactionCanceledException(c)) => {
-                    c.cancellation_reasons().to_vec()
-                }
-                Some(TransactWriteItemsError::TransactionInProgressException(_)) => {
-                    last = Verdict::Contention;
-                    continue;
-                }
-                _ => return Err(sdk_error(context, err).into()),
-            };
-            let codes: Vec<Option<&str>> = reasons.iter().map(CancellationReason::code).collect();
-            last = verdict(&codes);
-            match last {
-                Verdict::Condition => {
-                    return Err(WriteError::ConditionFailed(Cancellation {
+                .set_transact_items(Some(plan.clone()));
+            async move {
+                let err = match request.send().await {
+                    Ok(_) => return Sent::Done(()),
+                    Err(err) => err,
+                };
+                let reasons = match err.as_service_error() {
+                    Some(TransactWriteItemsError::TransactionCanceledException(c)) => {
+                        c.cancellation_reasons().to_vec()
+                    }
+                    Some(TransactWriteItemsError::TransactionInProgressException(_)) => {
+                        return Sent::Again(Verdict::Contention);
+                    }
+                    _ => return Sent::Failed(sdk_error(context, err).into()),
+                };
+                let codes: Vec<Option<&str>> =
+                    reasons.iter().map(CancellationReason::code).collect();
+                match verdict(&codes) {
+                    Verdict::Condition => Sent::Failed(WriteError::ConditionFailed(Cancellation {
                         reasons,
                         single_old: None,
-                    }));
-                }
-                Verdict::Contention | Verdict::Throttled => {
-                    tracing::debug!(context, attempt, ?codes, "transaction cancelled, resending");
-                }
-                Verdict::Invalid => {
-                    return Err(ApiError::internal(
-                        context,
-                        format!("transaction cancelled: {codes:?}"),
-                    )
-                    .into());
+                    })),
+                    Verdict::Invalid => Sent::Failed(
+                        ApiError::internal(context, format!("transaction cancelled: {codes:?}"))
+                            .into(),
+                    ),
+                    again => Sent::Again(again),
                 }
             }
-        }
-        Err(exhausted(context, last).into())
+        })
+        .await
     }
 
     /// One PutItem under the rule of this module.
     pub async fn put(&self, put: Put, context: &str) -> Result<(), WriteError> {
-        let mut last = Verdict::Contention;
-        for attempt in 0..WRITE_ATTEMPTS {
-            if attempt > 0 {
-                backoff(attempt - 1).await;
-            }
-            let err = match self
+        self.under_rule(context, || {
+            let request = self
                 .client
                 .put_item()
                 .table_name(&self.name)
                 .set_item(Some(put.item().clone()))
                 .set_condition_expression(put.condition_expression().map(str::to_owned))
                 .set_expression_attribute_names(put.expression_attribute_names().cloned())
-                .set_expression_attribute_values(put.expression_attribute_values().cloned())
-                .send()
-                .await
-            {
-                Ok(_) => return Ok(()),
-                Err(err) => err,
-            };
-            last = match err.as_service_error() {
-                Some(PutItemError::ConditionalCheckFailedException(e)) => {
-                    return Err(condition_failed(e.item().cloned()));
+                .set_expression_attribute_values(put.expression_attribute_values().cloned());
+            async move {
+                match request.send().await {
+                    Ok(_) => Sent::Done(()),
+                    Err(err) => match err.as_service_error() {
+                        Some(PutItemError::ConditionalCheckFailedException(e)) => {
+                            Sent::Failed(condition_failed(e.item().cloned()))
+                        }
+                        Some(PutItemError::TransactionConflictException(_)) => {
+                            Sent::Again(Verdict::Contention)
+                        }
+                        // Throttling was already retried by the SDK within its own bound.
+                        _ => Sent::Failed(sdk_error(context, err).into()),
+                    },
                 }
-                Some(PutItemError::TransactionConflictException(_)) => Verdict::Contention,
-                // Throttling was already retried by the SDK within its own bound.
-                _ => return Err(sdk_error(context, err).into()),
-            };
-        }
-        Err(exhausted(context, last).into())
+            }
+        })
+        .await
     }
 
     /// One UpdateItem under the rule of this module; returns the item as written
@@ -430,12 +415,8 @@ impl Table {
         returns: Option<ReturnValue>,
         context: &str,
     ) -> Result<Option<Item>, WriteError> {
-        let mut last = Verdict::Contention;
-        for attempt in 0..WRITE_ATTEMPTS {
-            if attempt > 0 {
-                backoff(attempt - 1).await;
-            }
-            let err = match self
+        self.under_rule(context, || {
+            let request = self
                 .client
                 .update_item()
                 .table_name(&self.name)
@@ -444,24 +425,56 @@ impl Table {
                 .set_condition_expression(update.condition_expression().map(str::to_owned))
                 .set_expression_attribute_names(update.expression_attribute_names().cloned())
                 .set_expression_attribute_values(update.expression_attribute_values().cloned())
-                .set_return_values(returns.clone())
-                .send()
-                .await
-            {
-                Ok(out) => return Ok(out.attributes),
-                Err(err) => err,
-            };
-            last = match err.as_service_error() {
-                Some(UpdateItemError::ConditionalCheckFailedException(e)) => {
-                    return Err(condition_failed(e.item().cloned()));
+                .set_return_values(returns.clone());
+            async move {
+                match request.send().await {
+                    Ok(out) => Sent::Done(out.attributes),
+                    Err(err) => match err.as_service_error() {
+                        Some(UpdateItemError::ConditionalCheckFailedException(e)) => {
+                            Sent::Failed(condition_failed(e.item().cloned()))
+                        }
+                        Some(UpdateItemError::TransactionConflictException(_)) => {
+                            Sent::Again(Verdict::Contention)
+                        }
+                        _ => Sent::Failed(sdk_error(context, err).into()),
+                    },
                 }
-                Some(UpdateItemError::TransactionConflictException(_)) => Verdict::Contention,
-                // Throttling was already retried by the SDK within its own bound.
-                _ => return Err(sdk_error(context, err).into()),
-            };
+            }
+        })
+        .await
+    }
+
+    /// The rule's loop: sends while the answer is contention or throttling, at most
+    /// [`WRITE_ATTEMPTS`] times with backoff, then answers 503.
+    async fn under_rule<T, F, Fut>(&self, context: &str, mut send: F) -> Result<T, WriteError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Sent<T>>,
+    {
+        let mut last = Verdict::Contention;
+        for attempt in 0..WRITE_ATTEMPTS {
+            if attempt > 0 {
+                backoff(attempt - 1).await;
+            }
+            match send().await {
+                Sent::Done(value) => return Ok(value),
+                Sent::Failed(err) => return Err(err),
+                Sent::Again(verdict) => {
+                    tracing::debug!(context, attempt, ?verdict, "write cancelled, resending");
+                    last = verdict;
+                }
+            }
         }
         Err(exhausted(context, last).into())
     }
+}
+
+/// One send's outcome under the rule.
+enum Sent<T> {
+    Done(T),
+    Failed(WriteError),
+    /// Contention or throttling: nothing was written, the same request may go again.
+    Again(Verdict),
 }
 
 fn condition_failed(old: Option<Item>) -> WriteError {

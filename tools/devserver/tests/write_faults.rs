@@ -141,6 +141,41 @@ impl World {
     }
 }
 
+impl World {
+    /// The template's writing routes: key and path.
+    fn writes(&self) -> Vec<(String, String)> {
+        self.app
+            .routes
+            .iter()
+            .filter(|r| r.method != "GET")
+            .map(|r| (r.key(), r.path.clone()))
+            .collect()
+    }
+
+    /// Calls `key` on real ids with its fixture body, as each caller in turn until one
+    /// is not refused (403 or 404): every answer, with whether it set Retry-After.
+    async fn call(&self, key: &str, path: &str) -> Vec<(u16, Value, bool)> {
+        let params = self.params(path);
+        let params: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let message = params.iter().find(|(k, _)| *k == "message_id").unwrap().1;
+        let body = self.body(key, message);
+        let mut answers = Vec::new();
+        for caller in callers() {
+            let response = self
+                .app
+                .respond(key, &params, &caller, body.clone(), &[])
+                .await;
+            let retry_after = response.headers().get("retry-after").is_some();
+            let (status, answer) = chat_testkit::response_json(&response);
+            answers.push((status, answer, retry_after));
+            if !matches!(status, 403 | 404) {
+                break;
+            }
+        }
+        answers
+    }
+}
+
 fn created((status, body): (u16, Value)) -> Value {
     assert!(status == 201 || status == 200, "{status} {body}");
     body
@@ -152,13 +187,7 @@ async fn every_write_meets(fault: Fault, expected_code: &str) {
     let before = world.app.table.items().await;
     world.faults.arm(fault);
     let mut calls = tokio::task::JoinSet::new();
-    let writes: Vec<_> = world
-        .app
-        .routes
-        .iter()
-        .filter(|r| r.method != "GET")
-        .map(|r| (r.key(), r.path.clone()))
-        .collect();
+    let writes = world.writes();
     assert!(
         writes.len() >= 17,
         "the template's writing routes: {writes:?}"
@@ -166,25 +195,9 @@ async fn every_write_meets(fault: Fault, expected_code: &str) {
     for (key, path) in writes {
         let world = world.clone();
         calls.spawn(async move {
-            let params = world.params(&path);
-            let params: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            let message = params.iter().find(|(k, _)| *k == "message_id").unwrap().1;
-            let body = world.body(&key, message);
-            let mut refusals = Vec::new();
-            for caller in callers() {
-                let response = world
-                    .app
-                    .respond(&key, &params, &caller, body.clone(), &[])
-                    .await;
-                let retry_after = response.headers().get("retry-after").is_some();
-                let (status, answer) = chat_testkit::response_json(&response);
-                if matches!(status, 403 | 404) {
-                    refusals.push((status, answer));
-                    continue;
-                }
-                return (key, status, answer, retry_after);
-            }
-            panic!("{key}: every caller was refused: {refusals:?}");
+            let answers = world.call(&key, &path).await;
+            let (status, answer, retry_after) = answers.last().cloned().unwrap();
+            (key, status, answer, retry_after)
         });
     }
     while let Some(done) = calls.join_next().await {
@@ -228,36 +241,16 @@ async fn every_write_that_never_answers_is_503_within_the_timeouts_and_writes_no
 async fn without_a_fault_the_same_calls_succeed() {
     // The matrix's calls are real ones: unarmed, each route's call as above succeeds.
     let world = World::new().await;
-    let writes: Vec<_> = world
-        .app
-        .routes
-        .iter()
-        .filter(|r| r.method != "GET")
-        .map(|r| (r.key(), r.path.clone()))
-        .collect();
     // Deletions last, so the other calls still find what they act on.
-    let (mut deletes, others): (Vec<_>, Vec<_>) = writes
+    let (mut deletes, others): (Vec<_>, Vec<_>) = world
+        .writes()
         .into_iter()
         .partition(|(k, _)| k.starts_with("DELETE"));
     // A message or a member before its room.
     deletes.sort_by_key(|(_, path)| std::cmp::Reverse(path.matches('/').count()));
     for (key, path) in others.into_iter().chain(deletes) {
-        let params = world.params(&path);
-        let params: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let message = params.iter().find(|(k, _)| *k == "message_id").unwrap().1;
-        let body = world.body(&key, message);
-        let mut answers = Vec::new();
-        for caller in callers() {
-            let (status, answer) = world
-                .app
-                .send(&key, &params, &caller, body.clone(), &[])
-                .await;
-            answers.push((status, answer));
-            if !matches!(status, 403 | 404) {
-                break;
-            }
-        }
-        let (status, answer) = answers.last().unwrap();
+        let answers = world.call(&key, &path).await;
+        let (status, answer, _) = answers.last().unwrap();
         assert!(
             (200..300).contains(status),
             "{key}: {status} {answer} after {answers:?}"
