@@ -37,6 +37,60 @@ impl RoomType {
     }
 }
 
+/// Where a room stands in a support workflow; every room has one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RoomStatus {
+    Open,
+    Pending,
+    /// Until `snoozed_until` or a customer's reply.
+    Snoozed,
+    Resolved,
+    Closed,
+}
+
+impl RoomStatus {
+    pub const ALL: [RoomStatus; 5] = [
+        RoomStatus::Open,
+        RoomStatus::Pending,
+        RoomStatus::Snoozed,
+        RoomStatus::Resolved,
+        RoomStatus::Closed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RoomStatus::Open => "open",
+            RoomStatus::Pending => "pending",
+            RoomStatus::Snoozed => "snoozed",
+            RoomStatus::Resolved => "resolved",
+            RoomStatus::Closed => "closed",
+        }
+    }
+
+    /// A status given in a request; the error names the field and the choices.
+    pub fn parse(field: &str, raw: &str) -> Result<RoomStatus, crate::ApiError> {
+        Self::ALL
+            .into_iter()
+            .find(|s| s.as_str() == raw)
+            .ok_or_else(|| {
+                let choices: Vec<&str> = Self::ALL.iter().map(|s| s.as_str()).collect();
+                crate::ApiError::invalid(field, format!("must be one of {}", choices.join(", ")))
+            })
+    }
+
+    /// A customer's reply brings these back to `open`.
+    pub fn reopens_on_reply(self) -> bool {
+        matches!(self, RoomStatus::Resolved | RoomStatus::Snoozed)
+    }
+}
+
+impl std::fmt::Display for RoomStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Most members a room may have: a message is one transaction that touches every
 /// member's inbox row (plus its search entries), and deleting a room removes every
 /// row and inbox count; a transaction holds at most 100 items.
@@ -56,7 +110,7 @@ pub struct Room {
     pub agent_id: Option<String>,
     pub assignee_id: Option<String>,
     pub conversation_type: String,
-    pub status: String,
+    pub status: RoomStatus,
     /// Set while `status` is `snoozed`.
     pub snoozed_until: Option<String>,
     pub members: Vec<String>,
@@ -127,7 +181,7 @@ impl Room {
             agent_id: None,
             assignee_id: None,
             conversation_type: "chat".into(),
-            status: "open".into(),
+            status: RoomStatus::Open,
             snoozed_until: None,
             members,
             member_version: 1,
@@ -163,7 +217,7 @@ impl Room {
             MessageEffect {
                 // A customer's reply reopens a resolved or snoozed conversation (as
                 // support inboxes do), for every member.
-                reopen: !staff_sender && matches!(self.status.as_str(), "resolved" | "snoozed"),
+                reopen: !staff_sender && self.status.reopens_on_reply(),
                 start_waiting: self.awaiting_since.is_none(),
                 ..MessageEffect::default()
             }
@@ -182,7 +236,7 @@ impl Room {
     pub fn after_message(mut self, message: &Message, staff_sender: bool) -> Room {
         let effect = self.message_effect(message, staff_sender);
         if effect.reopen {
-            self.status = "open".into();
+            self.status = RoomStatus::Open;
             self.snoozed_until = None;
         }
         if effect.start_waiting {
@@ -217,7 +271,7 @@ impl Room {
             .opt_str("agent_id", self.agent_id.clone())
             .opt_str("assignee_id", self.assignee_id.clone())
             .str("conversation_type", &self.conversation_type)
-            .str("status", &self.status)
+            .str("status", self.status.as_str())
             .opt_str("snoozed_until", self.snoozed_until.clone())
             .set("members", AttributeValue::Ss(self.members.clone()))
             .num("member_version", self.member_version)
@@ -251,7 +305,10 @@ impl Room {
             conversation_type: item
                 .string("conversation_type")
                 .unwrap_or_else(|| "chat".into()),
-            status: item.string("status").unwrap_or_else(|| "open".into()),
+            status: item
+                .str("status")
+                .and_then(|s| RoomStatus::parse("status", s).ok())
+                .unwrap_or(RoomStatus::Open),
             snoozed_until: item.string("snoozed_until"),
             members: item.string_set("members"),
             member_version: item.num("member_version").unwrap_or(0),
@@ -334,7 +391,7 @@ pub fn member_item(org: &OrgId, room: &Room, user: &str, member_role: &str, now:
         .num("total_messages", room.total_messages)
         .opt_str("last_message_at", room.last_message_at.clone())
         .str("title", &room.title)
-        .str("status", &room.status)
+        .str("status", room.status.as_str())
         .str("room_type", room.room_type.as_str())
         .opt_str("product", room.product.clone())
         // The member list rides on every row so a rooms page needs no extra read.
@@ -545,7 +602,7 @@ pub(crate) mod tests {
             agent_id: Some("5".into()),
             assignee_id: None,
             conversation_type: "chat".into(),
-            status: "open".into(),
+            status: RoomStatus::Open,
             snoozed_until: None,
             members: vec!["u-1".into(), "5".into()],
             member_version: 1,
@@ -630,7 +687,7 @@ pub(crate) mod tests {
             ..answer.clone()
         };
         let mut resolved = room();
-        resolved.status = "resolved".into();
+        resolved.status = RoomStatus::Resolved;
         resolved.awaiting_since = None;
         let effect = resolved.message_effect(&customer_reply, false);
         assert!(effect.reopen && effect.start_waiting && !effect.end_waiting);
@@ -639,7 +696,7 @@ pub(crate) mod tests {
             "staff writing as the user do not reopen"
         );
         let after = resolved.clone().after_message(&customer_reply, false);
-        assert_eq!(after.status, "open");
+        assert_eq!(after.status, RoomStatus::Open);
         assert_eq!(
             after.awaiting_since.as_deref(),
             Some(customer_reply.created_at.as_str())

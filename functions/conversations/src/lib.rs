@@ -4,7 +4,7 @@
 use chat_core::app::{self, path_param};
 use chat_core::auth::{AuthConfig, Principal};
 use chat_core::ids::{RoomId, UserId, path_id};
-use chat_core::model::{Room, RoomType, conversation_json, inbox_entry_json};
+use chat_core::model::{Room, RoomStatus, RoomType, conversation_json, inbox_entry_json};
 use chat_core::request::{Query, json_body, required_text};
 use chat_core::store::{InboxQuery, MemberView, SharedChanges, Store};
 use chat_core::{ApiError, ApiResult, Reply, Runtime};
@@ -110,15 +110,10 @@ async fn list(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply>
     let q = Query::of(req);
     let limit = q.limit(DEFAULT_PAGE, MAX_PAGE)?;
     let offset = q.offset(MAX_OFFSET)?;
-    let status = q.get("status");
-    if let Some(status) = status
-        && !STATUSES.contains(&status)
-    {
-        return Err(ApiError::invalid(
-            "status",
-            format!("must be one of {}", STATUSES.join(", ")),
-        ));
-    }
+    let status = q
+        .get("status")
+        .map(|s| RoomStatus::parse("status", s))
+        .transpose()?;
     let inbox = store
         .list_inbox(
             &who.org,
@@ -151,8 +146,6 @@ async fn list(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply>
         }),
     ))
 }
-
-pub const STATUSES: &[&str] = &["open", "pending", "snoozed", "resolved", "closed"];
 
 async fn get(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply> {
     let room_id = path_id(path_param(req, "conversation_id"), "conversation")?;
@@ -213,24 +206,23 @@ async fn update(store: &Store, who: &Principal, req: &Request) -> ApiResult<Repl
     if let Some(title) = &body.title {
         shared.title = Some(required_text("title", title, MAX_TITLE_CHARS)?);
     }
-    if let Some(status) = &body.status {
-        if !STATUSES.contains(&status.as_str()) {
-            return Err(ApiError::invalid(
-                "status",
-                format!("must be one of {}", STATUSES.join(", ")),
-            ));
-        }
-        shared.status = Some(status.clone());
+    let status = body
+        .status
+        .as_deref()
+        .map(|s| RoomStatus::parse("status", s))
+        .transpose()?;
+    if let Some(status) = status {
+        shared.status = Some(status);
         // Leaving the snoozed state clears its deadline.
-        if status != "snoozed" {
+        if status != RoomStatus::Snoozed {
             shared.snoozed_until = Some(None);
         }
     }
-    match (&body.snoozed_until, body.status.as_deref()) {
-        (Some(Some(until)), Some("snoozed")) => {
+    match (&body.snoozed_until, status) {
+        (Some(Some(until)), Some(RoomStatus::Snoozed)) => {
             shared.snoozed_until = Some(Some(future_instant("snoozed_until", until)?))
         }
-        (None | Some(None), Some("snoozed")) => {
+        (None | Some(None), Some(RoomStatus::Snoozed)) => {
             return Err(ApiError::invalid(
                 "snoozed_until",
                 "is required when status is snoozed",

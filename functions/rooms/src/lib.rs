@@ -5,7 +5,7 @@ use chat_core::app::{self, path_param};
 use chat_core::auth::{AuthConfig, Principal};
 use chat_core::ids::{Role, RoomId, UserId, path_id};
 use chat_core::keys;
-use chat_core::model::{MAX_MEMBERS, Room, RoomType};
+use chat_core::model::{MAX_MEMBERS, Room, RoomStatus, RoomType};
 use chat_core::request::{Query, json_body, required_text};
 use chat_core::store::{
     MAX_PRODUCTS_PAGE, Product, Profile, RoomQuery, SharedChanges, Started, Store,
@@ -36,7 +36,6 @@ pub const MAX_METADATA_BYTES: usize = 2048;
 /// Rooms per page of GET /rooms: with their members' profiles they must fit one
 /// BatchGetItem of 100 keys in the common case.
 pub const MAX_ROOMS_PAGE: u32 = 25;
-pub const STATUSES: &[&str] = &["open", "pending", "snoozed", "resolved", "closed"];
 
 pub struct App {
     auth: AuthConfig,
@@ -314,15 +313,10 @@ async fn list(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply>
         .get("type")
         .map(|t| RoomType::parse(t).ok_or_else(|| ApiError::invalid("type", "must be a room type")))
         .transpose()?;
-    let status = q.get("status");
-    if let Some(s) = status {
-        if !STATUSES.contains(&s) {
-            return Err(ApiError::invalid(
-                "status",
-                format!("must be one of {}", STATUSES.join(", ")),
-            ));
-        }
-    }
+    let status = q
+        .get("status")
+        .map(|s| RoomStatus::parse("status", s))
+        .transpose()?;
     let product = q
         .get("product")
         .map(|p| external_id("product", p))
@@ -393,13 +387,14 @@ async fn update(store: &Store, who: &Principal, req: &Request) -> ApiResult<Repl
         changes.detail = Some(required_text("detail", detail, MAX_DETAIL_CHARS)?);
     }
     if let Some(status) = &body.status {
-        if !STATUSES.contains(&status.as_str()) || status == "snoozed" {
-            return Err(ApiError::invalid(
-                "status",
-                "must be one of open, pending, resolved, closed",
-            ));
-        }
-        changes.status = Some(status.clone());
+        // A snooze needs its end, which only the conversation's PUT takes.
+        let status = RoomStatus::parse("status", status)
+            .ok()
+            .filter(|s| *s != RoomStatus::Snoozed)
+            .ok_or_else(|| {
+                ApiError::invalid("status", "must be one of open, pending, resolved, closed")
+            })?;
+        changes.status = Some(status);
         changes.snoozed_until = Some(None);
     }
     if changes.is_empty() {

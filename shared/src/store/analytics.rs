@@ -13,7 +13,7 @@ use crate::error::ApiResult;
 use crate::ids::{OrgId, RoomId};
 use crate::item::{Item, ItemBuilder, ItemExt, n, s, values};
 use crate::keys;
-use crate::model::{Message, Room};
+use crate::model::{Message, Room, RoomStatus};
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -224,12 +224,12 @@ impl Store {
         &self,
         who: &Principal,
         room: &Room,
-        status: Option<&str>,
+        status: Option<RoomStatus>,
         assignee: Option<&Option<String>>,
         now: &str,
     ) -> Option<TransactWriteItem> {
         let mut counts = Counts::default();
-        if status == Some("resolved") && room.status != "resolved" {
+        if status == Some(RoomStatus::Resolved) && room.status != RoomStatus::Resolved {
             // Resolutions count for the assignee (the agent the conversation was
             // theirs to solve), else for whoever resolved it.
             let credited = assignee

@@ -6,7 +6,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::ids::{RoomId, UserId};
 use crate::item::{Item, n, s, values};
 use crate::keys;
-use crate::model::Room;
+use crate::model::{Room, RoomStatus};
 use aws_sdk_dynamodb::types::{
     AttributeValue, Delete, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
     Update,
@@ -19,7 +19,7 @@ pub struct SharedChanges {
     pub title: Option<String>,
     /// Rooms' longer description (not copied to inbox rows).
     pub detail: Option<String>,
-    pub status: Option<String>,
+    pub status: Option<RoomStatus>,
     /// `Some(None)` clears it.
     pub snoozed_until: Option<Option<String>>,
     pub assignee_id: Option<Option<String>>,
@@ -117,7 +117,7 @@ impl Store {
         names: &[(&str, &str)],
     ) -> TransactWriteItem {
         vals.insert(":v".into(), n(room.member_version));
-        vals.insert(":seen_status".into(), s(&room.status));
+        vals.insert(":seen_status".into(), s(room.status.as_str()));
         vals.insert(
             ":seen_awaiting".into(),
             s(room.awaiting_since.as_deref().unwrap_or("-")),
@@ -211,9 +211,9 @@ impl Store {
                 }
                 if let Some(status) = &shared.status {
                     sets.push("#st = :status");
-                    vals.insert(":status".into(), s(status));
+                    vals.insert(":status".into(), s(status.as_str()));
                     copies.push("#st = :status");
-                    copy_vals.insert(":status".into(), s(status));
+                    copy_vals.insert(":status".into(), s(status.as_str()));
                 }
                 if let Some(detail) = &shared.detail {
                     sets.push("detail = :detail");
@@ -243,7 +243,7 @@ impl Store {
                 writes.extend(self.room_changed_stats(
                     who,
                     room,
-                    shared.status.as_deref(),
+                    shared.status,
                     shared.assignee_id.as_ref(),
                     &now,
                 ));
@@ -285,8 +285,8 @@ impl Store {
         if let Some(title) = &shared.title {
             room.title = title.clone();
         }
-        if let Some(status) = &shared.status {
-            room.status = status.clone();
+        if let Some(status) = shared.status {
+            room.status = status;
         }
         if let Some(assignee) = &shared.assignee_id {
             room.assignee_id = assignee.clone();

@@ -6,13 +6,14 @@ use crate::error::ApiResult;
 use crate::ids::{OrgId, UserId};
 use crate::item::{Item, ItemExt, s, values};
 use crate::keys;
+use crate::model::RoomStatus;
 use aws_sdk_dynamodb::types::AttributeValue;
 
 pub struct InboxQuery<'a> {
     pub limit: u32,
     pub offset: u32,
     pub cursor: Option<&'a str>,
-    pub status: Option<&'a str>,
+    pub status: Option<RoomStatus>,
     pub archived: Option<bool>,
     pub pinned: Option<bool>,
 }
@@ -48,7 +49,7 @@ impl Store {
         let mut vals = values([(":pk", s(&gsi1pk))]);
         if let Some(status) = q.status {
             filters.push("#status = :status");
-            vals.insert(":status".into(), s(status));
+            vals.insert(":status".into(), s(status.as_str()));
         }
         if let Some(archived) = q.archived {
             filters.push("is_archived = :archived");

@@ -7,7 +7,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::ids::{OrgId, RoomId, UserId};
 use crate::item::{Item, ItemBuilder, ItemExt, n, s, values};
 use crate::keys;
-use crate::model::{Membership, Room, RoomType};
+use crate::model::{Membership, Room, RoomStatus, RoomType};
 use aws_sdk_dynamodb::types::{
     AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
@@ -125,7 +125,7 @@ pub struct RoomQuery<'a> {
     pub cursor: Option<&'a str>,
     pub room_type: Option<&'a str>,
     pub product: Option<&'a str>,
-    pub status: Option<&'a str>,
+    pub status: Option<RoomStatus>,
 }
 
 /// A page of a member's rooms with the profiles of everyone in them.
@@ -307,7 +307,7 @@ impl Store {
         for (name, value) in [
             ("room_type", q.room_type),
             ("product", q.product),
-            ("status", q.status),
+            ("status", q.status.map(RoomStatus::as_str)),
         ] {
             if let Some(value) = value {
                 filters.push(format!("#{name} = :{name}"));
