@@ -4,6 +4,7 @@
 pub mod app;
 pub mod auth;
 pub mod aws;
+pub mod commands;
 pub mod config;
 pub mod cursor;
 pub mod dynamo;

@@ -3,13 +3,12 @@
 
 use chat_core::app::{self, path_param};
 use chat_core::auth::{AuthConfig, Principal};
-use chat_core::ids::{RoomId, UserId, path_id};
+use chat_core::ids::{RoomId, path_id};
 use chat_core::model::{Room, RoomStatus, RoomType, conversation_json, inbox_entry_json};
-use chat_core::request::{Query, json_body, required_text};
-use chat_core::store::{InboxQuery, MemberView, SharedChanges, Store};
+use chat_core::request::{Query, json_body};
+use chat_core::store::{InboxQuery, Store};
 use chat_core::{ApiError, ApiResult, Reply, Runtime};
 use lambda_http::{Body, Request, Response};
-use serde::Deserialize;
 use serde_json::json;
 
 chat_core::route_table! { app: App, who, req;
@@ -20,7 +19,10 @@ chat_core::route_table! { app: App, who, req;
     "DELETE /chat/conversations/{conversation_id}" => delete(&app.store, who, req),
 }
 
-pub const MAX_TITLE_CHARS: usize = 200;
+pub use chat_core::commands::conversations::MAX_TITLE_CHARS;
+use chat_core::commands::conversations::{
+    ConversationUpdate, CreateConversation, NewConversation, UpdateConversation,
+};
 pub const DEFAULT_PAGE: u32 = 20;
 pub const MAX_PAGE: u32 = 100;
 pub const MAX_OFFSET: u32 = 500;
@@ -52,48 +54,23 @@ impl app::HttpApp for App {
     }
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CreateConversation {
-    title: String,
-    agent_id: Option<UserId>,
-    conversation_type: Option<String>,
-}
-
-fn conversation_type(raw: Option<&str>) -> ApiResult<String> {
-    let value = raw.unwrap_or("chat");
-    let ok = !value.is_empty()
-        && value.len() <= 32
-        && value.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
-    if ok {
-        Ok(value.to_owned())
-    } else {
-        Err(ApiError::invalid(
-            "conversation_type",
-            "must be 1 to 32 lowercase letters or _",
-        ))
-    }
-}
-
 async fn create(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply> {
-    let body: CreateConversation = json_body(req)?;
-    let title = required_text("title", &body.title, MAX_TITLE_CHARS)?;
-    let conversation_type = conversation_type(body.conversation_type.as_deref())?;
+    let new = NewConversation::try_from(json_body::<CreateConversation>(req)?)?;
     let now = chat_core::time::now_string();
     let owner = who.user.to_string();
     let mut members = vec![(owner.clone(), "owner")];
-    if let Some(agent) = body.agent_id.as_ref().filter(|a| **a != who.user) {
+    if let Some(agent) = new.agent_id.as_ref().filter(|a| **a != who.user) {
         members.push((agent.to_string(), "agent"));
     }
-    let agent_id = body.agent_id.as_ref().map(ToString::to_string);
+    let agent_id = new.agent_id.as_ref().map(ToString::to_string);
     let room = Room {
         assignee_id: agent_id.clone(),
         agent_id,
-        conversation_type,
+        conversation_type: new.conversation_type,
         ..Room::open(
             RoomId::generate(),
             RoomType::Support,
-            title,
+            new.title,
             owner,
             members.iter().map(|(m, _)| m.clone()).collect(),
             now,
@@ -161,87 +138,10 @@ async fn get(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply> 
     ))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct UpdateConversation {
-    title: Option<String>,
-    is_pinned: Option<bool>,
-    is_archived: Option<bool>,
-    status: Option<String>,
-    /// RFC 3339; required with `status: snoozed`, `null` clears it.
-    #[serde(default, deserialize_with = "present")]
-    snoozed_until: Option<Option<String>>,
-    /// A user id, or `null` to unassign.
-    #[serde(default, deserialize_with = "present")]
-    assignee_id: Option<Option<UserId>>,
-}
-
-/// Tells an absent field (None) from an explicit null (Some(None)).
-fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(deserializer).map(Some)
-}
-
-fn future_instant(field: &str, raw: &str) -> ApiResult<String> {
-    use time::format_description::well_known::Rfc3339;
-    let at = time::OffsetDateTime::parse(raw, &Rfc3339)
-        .map_err(|_| ApiError::invalid(field, "must be an RFC 3339 date-time"))?;
-    if at <= chat_core::time::now() {
-        return Err(ApiError::invalid(field, "must be in the future"));
-    }
-    Ok(chat_core::time::format(at))
-}
-
 async fn update(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply> {
     let room_id = path_id(path_param(req, "conversation_id"), "conversation")?;
-    let body: UpdateConversation = json_body(req)?;
-    let view = MemberView {
-        is_pinned: body.is_pinned,
-        is_archived: body.is_archived,
-    };
-    let mut shared = SharedChanges::default();
-    if let Some(title) = &body.title {
-        shared.title = Some(required_text("title", title, MAX_TITLE_CHARS)?);
-    }
-    let status = body
-        .status
-        .as_deref()
-        .map(|s| RoomStatus::parse("status", s))
-        .transpose()?;
-    if let Some(status) = status {
-        shared.status = Some(status);
-        // Leaving the snoozed state clears its deadline.
-        if status != RoomStatus::Snoozed {
-            shared.snoozed_until = Some(None);
-        }
-    }
-    match (&body.snoozed_until, status) {
-        (Some(Some(until)), Some(RoomStatus::Snoozed)) => {
-            shared.snoozed_until = Some(Some(future_instant("snoozed_until", until)?))
-        }
-        (None | Some(None), Some(RoomStatus::Snoozed)) => {
-            return Err(ApiError::invalid(
-                "snoozed_until",
-                "is required when status is snoozed",
-            ));
-        }
-        (Some(_), _) => {
-            return Err(ApiError::invalid(
-                "snoozed_until",
-                "goes with status snoozed",
-            ));
-        }
-        (None, _) => {}
-    }
-    if let Some(assignee) = &body.assignee_id {
-        shared.assignee_id = Some(assignee.as_ref().map(ToString::to_string));
-    }
-    if shared.is_empty() && view.is_empty() {
-        return Err(ApiError::invalid("body", "nothing to update"));
-    }
+    let ConversationUpdate { shared, view } =
+        ConversationUpdate::try_from(json_body::<UpdateConversation>(req)?)?;
     if !shared.is_empty() && !who.role.is_staff() {
         // Existence first: another tenant's or a stranger's id is a 404, not a 403.
         store.visible_room(who, &room_id).await?;

@@ -6,14 +6,13 @@ use chat_core::auth::{AuthConfig, Principal};
 use chat_core::ids::MessageId;
 use chat_core::ids::{RoomId, path_id};
 use chat_core::item::ItemExt;
-use chat_core::model::{Attachment, Message};
+use chat_core::model::Message;
 use chat_core::request::{Query, json_body};
 use chat_core::store::{
     Direction, MessageChange, MessageQuery, NewMessage, Posted, RoomCache, Store,
 };
 use chat_core::{ApiError, ApiResult, Reply, Runtime};
 use lambda_http::{Body, Request, Response};
-use serde::Deserialize;
 use serde_json::json;
 
 // The same handlers serve both path families of a room.
@@ -32,15 +31,16 @@ chat_core::route_table! { app: App, who, req;
     "GET /chat/search" => search(&app.store, who, req),
 }
 
-pub const MAX_CONTENT_CHARS: usize = 4000;
-pub const MAX_ATTACHMENTS: usize = 10;
-pub const MAX_ATTACHMENT_BYTES: u64 = 100 * 1024 * 1024;
+use chat_core::commands::messages::{
+    AiQuestion, AiRequest, EditMessage, EditedText, MarkRead, MessageDraft, MessageKind,
+    PostMessage, idempotency_key,
+};
+pub use chat_core::commands::messages::{
+    CONTENT_TYPES, MAX_ATTACHMENT_BYTES, MAX_ATTACHMENTS, MAX_CONTENT_CHARS,
+};
 pub const DEFAULT_PAGE: u32 = 50;
 pub const MAX_PAGE: u32 = 100;
 pub const MAX_OFFSET: u32 = 500;
-pub const CONTENT_TYPES: &[&str] = &[
-    "text", "markdown", "image", "file", "audio", "video", "location",
-];
 
 pub mod ai;
 
@@ -132,74 +132,6 @@ async fn list(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply>
     ))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PostMessage {
-    #[serde(default)]
-    content: String,
-    content_type: Option<String>,
-    message_type: Option<String>,
-    sender_type: Option<String>,
-    #[serde(default)]
-    attachments: Vec<Attachment>,
-    client_message_id: Option<String>,
-}
-
-/// Idempotency keys and client message ids: short, printable, no key separator.
-fn idempotency_key(field: &str, raw: &str) -> ApiResult<String> {
-    let ok = !raw.is_empty()
-        && raw.len() <= 128
-        && raw
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
-    if ok {
-        Ok(raw.to_owned())
-    } else {
-        Err(ApiError::invalid(
-            field,
-            "must be 1 to 128 characters of letters, digits, - _ . :",
-        ))
-    }
-}
-
-fn validate_attachments(attachments: &[Attachment]) -> ApiResult<()> {
-    if attachments.len() > MAX_ATTACHMENTS {
-        return Err(ApiError::invalid(
-            "attachments",
-            format!("at most {MAX_ATTACHMENTS} per message"),
-        ));
-    }
-    for (i, a) in attachments.iter().enumerate() {
-        let field = |name: &str| format!("attachments[{i}].{name}");
-        if a.name.trim().is_empty() || a.name.chars().count() > 255 {
-            return Err(ApiError::invalid(
-                field("name"),
-                "must be 1 to 255 characters",
-            ));
-        }
-        if a.content_type.is_empty() || a.content_type.len() > 100 || !a.content_type.contains('/')
-        {
-            return Err(ApiError::invalid(
-                field("type"),
-                "must be a media type such as image/png",
-            ));
-        }
-        if a.size > MAX_ATTACHMENT_BYTES {
-            return Err(ApiError::invalid(
-                field("size"),
-                format!("must be at most {MAX_ATTACHMENT_BYTES} bytes"),
-            ));
-        }
-        if a.url.len() > 2048 || !(a.url.starts_with("https://") || a.url.starts_with("http://")) {
-            return Err(ApiError::invalid(
-                field("url"),
-                "must be an http(s) URL of at most 2048 characters",
-            ));
-        }
-    }
-    Ok(())
-}
-
 async fn post(
     store: &Store,
     rooms: &RoomCache,
@@ -207,65 +139,33 @@ async fn post(
     req: &Request,
 ) -> ApiResult<Reply> {
     let room_id = room_of(req)?;
-    let body: PostMessage = json_body(req)?;
-    let content = body.content.trim().to_owned();
-    if content.is_empty() && body.attachments.is_empty() {
-        return Err(ApiError::invalid(
-            "content",
-            "must not be empty without attachments",
+    let draft = MessageDraft::try_from(json_body::<PostMessage>(req)?)?;
+    if draft.kind == MessageKind::Note && !who.role.is_staff() {
+        return Err(ApiError::Forbidden(
+            "internal notes are for agents and admins".into(),
         ));
-    }
-    if content.chars().count() > MAX_CONTENT_CHARS {
-        return Err(ApiError::invalid(
-            "content",
-            format!("must be at most {MAX_CONTENT_CHARS} characters"),
-        ));
-    }
-    let content_type = body.content_type.unwrap_or_else(|| "text".into());
-    if !CONTENT_TYPES.contains(&content_type.as_str()) {
-        return Err(ApiError::invalid(
-            "content_type",
-            format!("must be one of {}", CONTENT_TYPES.join(", ")),
-        ));
-    }
-    let message_type = body.message_type.unwrap_or_else(|| "text".into());
-    match message_type.as_str() {
-        "text" => {}
-        "note" if who.role.is_staff() => {}
-        "note" => {
-            return Err(ApiError::Forbidden(
-                "internal notes are for agents and admins".into(),
-            ));
-        }
-        _ => return Err(ApiError::invalid("message_type", "must be text or note")),
     }
     let sender = who.role.sender_type();
-    if let Some(claimed) = body.sender_type.as_deref() {
-        if claimed != sender {
-            return Err(ApiError::invalid(
-                "sender_type",
-                format!("must be {sender} for a {} caller", who.role.as_str()),
-            ));
-        }
+    if let Some(claimed) = draft.sender_type.as_deref()
+        && claimed != sender
+    {
+        return Err(ApiError::invalid(
+            "sender_type",
+            format!("must be {sender} for a {} caller", who.role.as_str()),
+        ));
     }
-    validate_attachments(&body.attachments)?;
-    let client_message_id = body
-        .client_message_id
-        .as_deref()
-        .map(|c| idempotency_key("client_message_id", c))
-        .transpose()?;
     let idempotency = match header(req, "idempotency-key") {
         Some(raw) => Some(idempotency_key("Idempotency-Key", raw)?),
-        None => client_message_id.clone(),
+        None => draft.client_message_id.clone(),
     };
     let new = NewMessage {
-        content,
-        content_type,
-        message_type,
+        content: draft.content,
+        content_type: draft.content_type,
+        message_type: draft.kind.as_str().to_owned(),
         sender: sender.to_owned(),
         sender_id: None,
-        attachments: body.attachments,
-        client_message_id,
+        attachments: draft.attachments,
+        client_message_id: draft.client_message_id,
         idempotency_key: idempotency,
         tokens_used: None,
         processing_time: None,
@@ -289,16 +189,9 @@ fn message_of(req: &Request) -> ApiResult<MessageId> {
     path_id(path_param(req, "message_id"), "message")
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct EditMessage {
-    content: String,
-}
-
 async fn edit(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply> {
     let (room_id, message_id) = (room_of(req)?, message_of(req)?);
-    let body: EditMessage = json_body(req)?;
-    let content = chat_core::request::required_text("content", &body.content, MAX_CONTENT_CHARS)?;
+    let EditedText(content) = EditedText::try_from(json_body::<EditMessage>(req)?)?;
     let message = store
         .change_message(who, &room_id, &message_id, MessageChange::Edit { content })
         .await?;
@@ -311,12 +204,6 @@ async fn delete(store: &Store, who: &Principal, req: &Request) -> ApiResult<Repl
         .change_message(who, &room_id, &message_id, MessageChange::Delete)
         .await?;
     Ok(Reply::ok("Message deleted successfully", message.to_json()))
-}
-
-#[derive(Debug, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct MarkRead {
-    message_id: Option<MessageId>,
 }
 
 async fn read(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply> {
@@ -384,18 +271,28 @@ async fn search(store: &Store, who: &Principal, req: &Request) -> ApiResult<Repl
     ))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AiRequest {
-    message: String,
-    /// The bot agent the reply is from (`agent_id: 5`); defaults to "bot".
-    agent_id: Option<chat_core::ids::UserId>,
-    #[serde(default = "yes")]
-    include_context: bool,
-}
-
-fn yes() -> bool {
-    true
+/// What the model is asked: the conversation's recent public messages, oldest first
+/// (when asked for), then the caller's question.
+fn turns_of(question: &AiQuestion, recent: &[Message]) -> Vec<ai::Turn> {
+    let context = recent
+        .iter()
+        .rev()
+        .filter(|_| question.include_context)
+        .filter(|m| m.deleted_at.is_none())
+        .map(|m| ai::Turn {
+            role: if m.sender == "user" {
+                "user"
+            } else {
+                "assistant"
+            },
+            text: m.content.clone(),
+        });
+    context
+        .chain([ai::Turn {
+            role: "user",
+            text: question.prompt.clone(),
+        }])
+        .collect()
 }
 
 /// The caller's own question: the last turn.
@@ -414,8 +311,7 @@ async fn ai_response(
     req: &Request,
 ) -> ApiResult<Reply> {
     let room_id = room_of(req)?;
-    let body: AiRequest = json_body(req)?;
-    let prompt = chat_core::request::required_text("message", &body.message, MAX_CONTENT_CHARS)?;
+    let question = AiQuestion::try_from(json_body::<AiRequest>(req)?)?;
     let idempotency = header(req, "idempotency-key")
         .map(|k| idempotency_key("Idempotency-Key", k))
         .transpose()?;
@@ -434,30 +330,9 @@ async fn ai_response(
             },
         )
         .await?;
-    let mut turns: Vec<ai::Turn> = Vec::new();
-    if body.include_context {
-        turns.extend(
-            list.messages
-                .items
-                .iter()
-                .rev()
-                .filter(|m| m.deleted_at.is_none())
-                .map(|m| ai::Turn {
-                    role: if m.sender == "user" {
-                        "user"
-                    } else {
-                        "assistant"
-                    },
-                    text: m.content.clone(),
-                }),
-        );
-    }
-    turns.push(ai::Turn {
-        role: "user",
-        text: prompt,
-    });
+    let turns = turns_of(&question, &list.messages.items);
     // A retry answers what the first request stored, without asking the model again.
-    let request = json!({"message": prompt_of(&turns), "agent_id": body.agent_id, "include_context": body.include_context}).to_string();
+    let request = json!({"message": prompt_of(&turns), "agent_id": question.agent_id, "include_context": question.include_context}).to_string();
     if let Some(key) = &idempotency {
         if let Some(first) = store.earlier_answer(who, &room_id, key, &request).await? {
             return Ok(Reply::created("AI response generated", first)
@@ -474,7 +349,8 @@ async fn ai_response(
         message_type: "text".into(),
         sender: "bot".into(),
         sender_id: Some(
-            body.agent_id
+            question
+                .agent_id
                 .map(|a| a.to_string())
                 .unwrap_or_else(|| "bot".into()),
         ),

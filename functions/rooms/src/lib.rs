@@ -6,13 +6,12 @@ use chat_core::auth::{AuthConfig, Principal};
 use chat_core::ids::{Role, RoomId, UserId, path_id};
 use chat_core::keys;
 use chat_core::model::{MAX_MEMBERS, Room, RoomStatus, RoomType};
-use chat_core::request::{Query, json_body, required_text};
+use chat_core::request::{Query, json_body};
 use chat_core::store::{
     MAX_PRODUCTS_PAGE, Product, Profile, RoomQuery, SharedChanges, Started, Store,
 };
 use chat_core::{ApiError, ApiResult, Reply, Runtime};
 use lambda_http::{Body, Request, Response};
-use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 
@@ -30,9 +29,10 @@ chat_core::route_table! { app: App, who, req;
     "GET /profiles/{user_id}" => get_profile(&app.store, who, req),
 }
 
-pub const MAX_NAME_CHARS: usize = 200;
-pub const MAX_DETAIL_CHARS: usize = 2000;
-pub const MAX_METADATA_BYTES: usize = 2048;
+use chat_core::commands::rooms::{
+    AddMember, NewProduct, ProfileFields, PutProfile, RoomDraft, StartRoom, UpdateRoom, external_id,
+};
+pub use chat_core::commands::rooms::{MAX_DETAIL_CHARS, MAX_METADATA_BYTES, MAX_NAME_CHARS};
 /// Rooms per page of GET /rooms: with their members' profiles they must fit one
 /// BatchGetItem of 100 keys in the common case.
 pub const MAX_ROOMS_PAGE: u32 = 25;
@@ -64,151 +64,27 @@ impl app::HttpApp for App {
     }
 }
 
-/// Order, vendor and product ids: the same rules as user ids (no key separator).
-fn external_id(field: &str, raw: &str) -> ApiResult<String> {
-    UserId::parse(raw)
-        .map(|id| id.to_string())
-        .map_err(|e| ApiError::invalid(field, e.replace("user id", field)))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct StartRoom {
-    #[serde(rename = "type")]
-    room_type: RoomType,
-    name: Option<String>,
-    detail: Option<String>,
-    product: Option<String>,
-    order_id: Option<UserId>,
-    vendor_id: Option<UserId>,
-    agent_id: Option<UserId>,
-    #[serde(default)]
-    participant_ids: Vec<UserId>,
-    metadata: Option<serde_json::Map<String, Value>>,
-}
-
 async fn start(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply> {
-    let body: StartRoom = json_body(req)?;
-    let room_type = body.room_type;
-    let order_chat = matches!(room_type, RoomType::AgentToUser | RoomType::VendorToUser);
-    let order_id = body.order_id.as_ref().map(ToString::to_string);
-    let vendor_id = body.vendor_id.as_ref().map(ToString::to_string);
-    if order_chat && order_id.is_none() {
-        return Err(ApiError::invalid(
-            "order_id",
-            "is required for an order chat",
-        ));
-    }
-    if room_type == RoomType::VendorToUser && vendor_id.is_none() {
-        return Err(ApiError::invalid(
-            "vendor_id",
-            "is required for a vendor_to_user chat",
-        ));
-    }
-    if !order_chat && (order_id.is_some() || vendor_id.is_some()) {
-        return Err(ApiError::invalid(
-            "order_id",
-            "goes with agent_to_user and vendor_to_user chats",
-        ));
-    }
+    let draft = RoomDraft::try_from(json_body::<StartRoom>(req)?)?;
     // The agent of an agent's order chat is the caller when they are one.
-    let agent_id = body.agent_id.as_ref().map(ToString::to_string).or_else(|| {
-        (room_type == RoomType::AgentToUser && who.role.is_staff()).then(|| who.user.to_string())
+    let agent_id = draft.agent_id.clone().or_else(|| {
+        (draft.room_type == RoomType::AgentToUser && who.role.is_staff())
+            .then(|| who.user.to_string())
     });
-    let name = match &body.name {
-        Some(name) => required_text("name", name, MAX_NAME_CHARS)?,
-        None if room_type == RoomType::Group => {
-            return Err(ApiError::invalid("name", "is required for a group"));
-        }
-        None => match (&order_id, &vendor_id) {
-            (Some(order), Some(vendor)) => format!("Order {order} / vendor {vendor}"),
-            (Some(order), None) => format!("Order {order}"),
-            _ => format!("{} chat", room_type.as_str().replace('_', " ")),
-        },
-    };
-    let detail = body
-        .detail
-        .as_deref()
-        .map(|d| required_text("detail", d, MAX_DETAIL_CHARS))
-        .transpose()?;
-    let product = body
-        .product
-        .as_deref()
-        .map(|p| external_id("product", p))
-        .transpose()?;
-    let metadata = match &body.metadata {
-        Some(map) => {
-            let text = Value::Object(map.clone()).to_string();
-            if text.len() > MAX_METADATA_BYTES {
-                return Err(ApiError::invalid(
-                    "metadata",
-                    format!("must be at most {MAX_METADATA_BYTES} bytes of JSON"),
-                ));
-            }
-            Some(text)
-        }
-        None => None,
-    };
-    // Members: the caller (owner), the participants and the agent, each once.
-    let mut members: Vec<(String, &str)> = vec![(who.user.to_string(), "owner")];
-    for participant in &body.participant_ids {
-        if !members.iter().any(|(m, _)| m == participant.as_str()) {
-            members.push((participant.to_string(), "participant"));
-        }
-    }
-    if let Some(agent) = &agent_id {
-        match members.iter_mut().find(|(m, _)| m == agent) {
-            Some(existing) if existing.1 != "owner" => existing.1 = "agent",
-            Some(_) => {}
-            None => members.push((agent.clone(), "agent")),
-        }
-    }
-    if members.len() > MAX_MEMBERS {
-        return Err(ApiError::invalid(
-            "participant_ids",
-            format!("a room has at most {MAX_MEMBERS} members"),
-        ));
-    }
-    if room_type == RoomType::Direct && members.len() != 2 {
-        return Err(ApiError::invalid(
-            "participant_ids",
-            "a direct chat is between the caller and one other user",
-        ));
-    }
-    // Order chats and direct chats exist once per natural key.
-    let natural_key = match room_type {
-        RoomType::AgentToUser | RoomType::VendorToUser => Some(keys::natural_key_pk(
-            &who.org,
-            // An absent part is empty: no id is (ids are 1+ characters).
-            &[
-                room_type.as_str(),
-                order_id.as_deref().unwrap_or_default(),
-                vendor_id.as_deref().unwrap_or_default(),
-                agent_id.as_deref().unwrap_or_default(),
-            ],
-        )),
-        RoomType::Direct => {
-            let mut pair = [members[0].0.as_str(), members[1].0.as_str()];
-            pair.sort();
-            Some(keys::natural_key_pk(
-                &who.org,
-                &["direct", pair[0], pair[1]],
-            ))
-        }
-        _ => None,
-    };
+    let members = members_of(&draft, who, agent_id.as_deref())?;
+    let natural_key = natural_key(&draft, who, agent_id.as_deref(), &members);
     let room = Room {
-        detail,
-        product,
-        order_id,
-        vendor_id,
+        detail: draft.detail,
+        product: draft.product,
+        order_id: draft.order_id,
+        vendor_id: draft.vendor_id,
         agent_id: agent_id.clone(),
         assignee_id: agent_id,
-        metadata,
+        metadata: draft.metadata,
         ..Room::open(
             RoomId::generate(),
-            room_type,
-            name,
+            draft.room_type,
+            draft.name,
             who.user.to_string(),
             members.iter().map(|(m, _)| m.clone()).collect(),
             chat_core::time::now_string(),
@@ -232,6 +108,71 @@ async fn start(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply
             code: "room_exists",
             message: "this chat was already started by other members".into(),
         }),
+    }
+}
+
+/// Members of a new room with their roles: the caller (owner), the participants and
+/// the agent, each once.
+fn members_of(
+    draft: &RoomDraft,
+    who: &Principal,
+    agent_id: Option<&str>,
+) -> ApiResult<Vec<(String, &'static str)>> {
+    let mut members: Vec<(String, &str)> = vec![(who.user.to_string(), "owner")];
+    for participant in &draft.participant_ids {
+        if !members.iter().any(|(m, _)| m == participant.as_str()) {
+            members.push((participant.to_string(), "participant"));
+        }
+    }
+    if let Some(agent) = agent_id {
+        match members.iter_mut().find(|(m, _)| m == agent) {
+            Some(existing) if existing.1 != "owner" => existing.1 = "agent",
+            Some(_) => {}
+            None => members.push((agent.to_owned(), "agent")),
+        }
+    }
+    if members.len() > MAX_MEMBERS {
+        return Err(ApiError::invalid(
+            "participant_ids",
+            format!("a room has at most {MAX_MEMBERS} members"),
+        ));
+    }
+    if draft.room_type == RoomType::Direct && members.len() != 2 {
+        return Err(ApiError::invalid(
+            "participant_ids",
+            "a direct chat is between the caller and one other user",
+        ));
+    }
+    Ok(members)
+}
+
+/// Order chats and direct chats exist once per natural key.
+fn natural_key(
+    draft: &RoomDraft,
+    who: &Principal,
+    agent_id: Option<&str>,
+    members: &[(String, &str)],
+) -> Option<String> {
+    match draft.room_type {
+        RoomType::AgentToUser | RoomType::VendorToUser => Some(keys::natural_key_pk(
+            &who.org,
+            // An absent part is empty: no id is (ids are 1+ characters).
+            &[
+                draft.room_type.as_str(),
+                draft.order_id.as_deref().unwrap_or_default(),
+                draft.vendor_id.as_deref().unwrap_or_default(),
+                agent_id.unwrap_or_default(),
+            ],
+        )),
+        RoomType::Direct => {
+            let mut pair = [members[0].0.as_str(), members[1].0.as_str()];
+            pair.sort();
+            Some(keys::natural_key_pk(
+                &who.org,
+                &["direct", pair[0], pair[1]],
+            ))
+        }
+        _ => None,
     }
 }
 
@@ -368,38 +309,9 @@ fn may_manage(room: &Room, who: &Principal) -> bool {
     who.role.is_staff() || room.owner_id == who.user.as_str()
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct UpdateRoom {
-    name: Option<String>,
-    detail: Option<String>,
-    status: Option<String>,
-}
-
 async fn update(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply> {
     let id = path_id(path_param(req, "room_id"), "room")?;
-    let body: UpdateRoom = json_body(req)?;
-    let mut changes = SharedChanges::default();
-    if let Some(name) = &body.name {
-        changes.title = Some(required_text("name", name, MAX_NAME_CHARS)?);
-    }
-    if let Some(detail) = &body.detail {
-        changes.detail = Some(required_text("detail", detail, MAX_DETAIL_CHARS)?);
-    }
-    if let Some(status) = &body.status {
-        // A snooze needs its end, which only the conversation's PUT takes.
-        let status = RoomStatus::parse("status", status)
-            .ok()
-            .filter(|s| *s != RoomStatus::Snoozed)
-            .ok_or_else(|| {
-                ApiError::invalid("status", "must be one of open, pending, resolved, closed")
-            })?;
-        changes.status = Some(status);
-        changes.snoozed_until = Some(None);
-    }
-    if changes.is_empty() {
-        return Err(ApiError::invalid("body", "nothing to update"));
-    }
+    let changes = SharedChanges::try_from(json_body::<UpdateRoom>(req)?)?;
     let room = visible_room(store, who, &id).await?;
     if !may_manage(&room, who) {
         return Err(ApiError::Forbidden(
@@ -428,12 +340,6 @@ async fn delete(store: &Store, who: &Principal, req: &Request) -> ApiResult<Repl
         "Room deleted successfully",
         json!({ "room_id": id }),
     ))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AddMember {
-    user_id: UserId,
 }
 
 async fn add_member(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply> {
@@ -485,96 +391,26 @@ async fn list_products(store: &Store, who: &Principal, req: &Request) -> ApiResu
     ))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NewProduct {
-    product_id: String,
-    name: String,
-    description: Option<String>,
-}
-
 async fn create_product(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply> {
-    let body: NewProduct = json_body(req)?;
+    // Authorization before validation: a role without the right learns no schema.
     if who.role != Role::Admin {
         return Err(ApiError::Forbidden(
             "only admins change the product catalogue".into(),
         ));
     }
-    let product = Product {
-        product_id: external_id("product_id", &body.product_id)?,
-        name: required_text("name", &body.name, MAX_NAME_CHARS)?,
-        description: body
-            .description
-            .as_deref()
-            .map(|d| required_text("description", d, MAX_DETAIL_CHARS))
-            .transpose()?,
-        created_at: chat_core::time::now_string(),
-    };
+    let product = Product::try_from(json_body::<NewProduct>(req)?)?;
     store.create_product(&who.org, &product).await?;
     Ok(Reply::created("Product created", product))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PutProfile {
-    username: Option<String>,
-    email: Option<String>,
-    phone: Option<String>,
-    display_image: Option<String>,
-}
-
 async fn put_profile(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply> {
-    let body: PutProfile = json_body(req)?;
-    let username = body
-        .username
-        .as_deref()
-        .map(|u| required_text("username", u, 100))
-        .transpose()?;
-    let email = body
-        .email
-        .as_deref()
-        .map(|e| required_text("email", e, 254))
-        .transpose()?;
-    if let Some(email) = &email {
-        let ok = email
-            .split_once('@')
-            .is_some_and(|(a, d)| !a.is_empty() && d.contains('.') && !email.contains(' '));
-        if !ok {
-            return Err(ApiError::invalid("email", "must be an email address"));
-        }
-    }
-    let phone = body
-        .phone
-        .as_deref()
-        .map(|p| required_text("phone", p, 32))
-        .transpose()?;
-    if let Some(phone) = &phone {
-        if !phone
-            .chars()
-            .all(|c| c.is_ascii_digit() || " +-().".contains(c))
-        {
-            return Err(ApiError::invalid(
-                "phone",
-                "may contain digits, spaces and + - ( ) .",
-            ));
-        }
-    }
-    let display_image = body
-        .display_image
-        .as_deref()
-        .map(|d| required_text("display_image", d, 2048))
-        .transpose()?;
-    if let Some(url) = &display_image {
-        if !(url.starts_with("https://") || url.starts_with("http://")) {
-            return Err(ApiError::invalid("display_image", "must be an http(s) URL"));
-        }
-    }
+    let fields = ProfileFields::try_from(json_body::<PutProfile>(req)?)?;
     let profile = Profile {
         user_id: who.user.to_string(),
-        username,
-        email,
-        phone,
-        display_image,
+        username: fields.username,
+        email: fields.email,
+        phone: fields.phone,
+        display_image: fields.display_image,
         updated_at: Some(chat_core::time::now_string()),
     };
     store.put_profile(&who.org, &who.user, &profile).await?;
