@@ -172,16 +172,16 @@ async fn post(
         cost: None,
         request: None,
     };
-    match store
-        .post_message(who, &room_id, new, Message::to_json, rooms)
-        .await?
-    {
+    match store.post_message(who, &room_id, new, rooms).await? {
         Posted::Created(message) => Ok(Reply::created(
             "Message added successfully",
             message.to_json(),
         )),
-        Posted::Replayed(first) => Ok(Reply::created("Message added successfully", first)
-            .header("idempotent-replayed", "true")),
+        Posted::Replayed(first) => Ok(Reply::created(
+            "Message added successfully",
+            first.to_json(),
+        )
+        .header("idempotent-replayed", "true")),
     }
 }
 
@@ -333,11 +333,13 @@ async fn ai_response(
     let turns = turns_of(&question, &list.messages.items);
     // A retry answers what the first request stored, without asking the model again.
     let request = json!({"message": prompt_of(&turns), "agent_id": question.agent_id, "include_context": question.include_context}).to_string();
-    if let Some(key) = &idempotency {
-        if let Some(first) = store.earlier_answer(who, &room_id, key, &request).await? {
-            return Ok(Reply::created("AI response generated", first)
-                .header("idempotent-replayed", "true"));
-        }
+    if let Some(key) = &idempotency
+        && let Some(first) = store.earlier_answer(who, &room_id, key, &request).await?
+    {
+        return Ok(
+            Reply::created("AI response generated", ai_reply_json(&first))
+                .header("idempotent-replayed", "true"),
+        );
     }
     // The context read returned the room: the post's transaction needs no read first.
     rooms.put(&who.org, list.room);
@@ -362,23 +364,31 @@ async fn ai_response(
         cost: Some(cost),
         request: Some(request),
     };
-    let reply = |m: &Message| {
-        json!({
-            "message_id": m.id,
-            "conversation_id": m.room_id,
-            "ai_response": m.content,
-            "tokens_used": m.tokens_used,
-            "processing_time": m.processing_time,
-            "cost": m.cost,
-            "sender": m.sender,
-            "sender_id": m.sender_id,
-            "created_at": m.created_at,
-        })
-    };
-    match store.post_message(who, &room_id, new, reply, rooms).await? {
-        Posted::Created(message) => Ok(Reply::created("AI response generated", reply(&message))),
-        Posted::Replayed(first) => Ok(
-            Reply::created("AI response generated", first).header("idempotent-replayed", "true")
-        ),
+
+    match store.post_message(who, &room_id, new, rooms).await? {
+        Posted::Created(message) => Ok(Reply::created(
+            "AI response generated",
+            ai_reply_json(&message),
+        )),
+        Posted::Replayed(first) => Ok(Reply::created(
+            "AI response generated",
+            ai_reply_json(&first),
+        )
+        .header("idempotent-replayed", "true")),
     }
+}
+
+/// An AI reply as the conversations API's clients read it.
+fn ai_reply_json(m: &Message) -> serde_json::Value {
+    json!({
+        "message_id": m.id,
+        "conversation_id": m.room_id,
+        "ai_response": m.content,
+        "tokens_used": m.tokens_used,
+        "processing_time": m.processing_time,
+        "cost": m.cost,
+        "sender": m.sender,
+        "sender_id": m.sender_id,
+        "created_at": m.created_at,
+    })
 }

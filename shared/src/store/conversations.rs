@@ -29,6 +29,84 @@ impl SharedChanges {
     pub fn is_empty(&self) -> bool {
         *self == SharedChanges::default()
     }
+
+    /// The room item's update expression and values for these changes.
+    fn room_update(&self, now: &str) -> (String, HashMap<String, AttributeValue>) {
+        let mut sets = vec!["updated_at = :now"];
+        let mut removes = Vec::new();
+        let mut vals = values([(":now", s(now))]);
+        let mut set = |clause: &'static str, name: &str, value: &str| {
+            sets.push(clause);
+            vals.insert(name.to_owned(), s(value));
+        };
+        if let Some(title) = &self.title {
+            set("title = :title", ":title", title);
+        }
+        if let Some(status) = self.status {
+            set("#st = :status", ":status", status.as_str());
+        }
+        if let Some(detail) = &self.detail {
+            set("detail = :detail", ":detail", detail);
+        }
+        match &self.snoozed_until {
+            Some(Some(until)) => set("snoozed_until = :until", ":until", until),
+            Some(None) => removes.push("snoozed_until"),
+            None => {}
+        }
+        match &self.assignee_id {
+            Some(Some(assignee)) => set("assignee_id = :assignee", ":assignee", assignee),
+            Some(None) => removes.push("assignee_id"),
+            None => {}
+        }
+        let mut expression = format!("SET {}", sets.join(", "));
+        if !removes.is_empty() {
+            expression.push_str(&format!(" REMOVE {}", removes.join(", ")));
+        }
+        (expression, vals)
+    }
+
+    /// A member row's update: the copies it carries (title, status), and the caller's
+    /// own view on their row; None when nothing on the row changes.
+    fn row_update(
+        &self,
+        own_view: Option<&MemberView>,
+    ) -> Option<(String, HashMap<String, AttributeValue>)> {
+        let mut sets = Vec::new();
+        let mut vals = values([]);
+        if let Some(title) = &self.title {
+            sets.push("title = :title");
+            vals.insert(":title".into(), s(title));
+        }
+        if let Some(status) = self.status {
+            sets.push("#st = :status");
+            vals.insert(":status".into(), s(status.as_str()));
+        }
+        if let Some(view) = own_view {
+            view.add_sets(&mut sets, &mut vals);
+        }
+        (!sets.is_empty()).then(|| (format!("SET {}", sets.join(", ")), vals))
+    }
+
+    /// `room` with these changes made at `now`.
+    fn applied_to(&self, mut room: Room, now: String) -> Room {
+        if let Some(title) = &self.title {
+            room.title = title.clone();
+        }
+        if let Some(status) = self.status {
+            room.status = status;
+        }
+        if let Some(assignee) = &self.assignee_id {
+            room.assignee_id = assignee.clone();
+        }
+        if let Some(until) = &self.snoozed_until {
+            room.snoozed_until = until.clone();
+        }
+        if let Some(detail) = &self.detail {
+            room.detail = Some(detail.clone());
+        }
+        room.updated_at = now;
+        room
+    }
 }
 
 /// The caller's own view of the conversation.
@@ -195,50 +273,15 @@ impl Store {
         view: &MemberView,
     ) -> ApiResult<Room> {
         let now = crate::time::now_string();
-        let room_id = &room.id.clone();
-        let mut room = self
-            .room_transaction_from(who, room_id, room, "update conversation", |room| {
-                let mut sets = vec!["updated_at = :now"];
-                let mut removes = Vec::new();
-                let mut vals = values([(":now", s(&now))]);
-                let mut copies = Vec::new();
-                let mut copy_vals = values([]);
-                if let Some(title) = &shared.title {
-                    sets.push("title = :title");
-                    vals.insert(":title".into(), s(title));
-                    copies.push("title = :title");
-                    copy_vals.insert(":title".into(), s(title));
+        let room_id = room.id.clone();
+        let room = self
+            .room_transaction_from(who, &room_id, room, "update conversation", |room| {
+                if !view.is_empty() && !room.is_member(who.user.as_str()) {
+                    return Err(ApiError::Forbidden(
+                        "only members have their own view of a conversation".into(),
+                    ));
                 }
-                if let Some(status) = &shared.status {
-                    sets.push("#st = :status");
-                    vals.insert(":status".into(), s(status.as_str()));
-                    copies.push("#st = :status");
-                    copy_vals.insert(":status".into(), s(status.as_str()));
-                }
-                if let Some(detail) = &shared.detail {
-                    sets.push("detail = :detail");
-                    vals.insert(":detail".into(), s(detail));
-                }
-                match &shared.snoozed_until {
-                    Some(Some(until)) => {
-                        sets.push("snoozed_until = :until");
-                        vals.insert(":until".into(), s(until));
-                    }
-                    Some(None) => removes.push("snoozed_until"),
-                    None => {}
-                }
-                match &shared.assignee_id {
-                    Some(Some(assignee)) => {
-                        sets.push("assignee_id = :assignee");
-                        vals.insert(":assignee".into(), s(assignee));
-                    }
-                    Some(None) => removes.push("assignee_id"),
-                    None => {}
-                }
-                let mut expression = format!("SET {}", sets.join(", "));
-                if !removes.is_empty() {
-                    expression.push_str(&format!(" REMOVE {}", removes.join(", ")));
-                }
+                let (expression, vals) = shared.room_update(&now);
                 let mut writes = vec![self.room_update(room, who, &expression, vals, &[])];
                 writes.extend(self.room_changed_stats(
                     who,
@@ -247,58 +290,28 @@ impl Store {
                     shared.assignee_id.as_ref(),
                     &now,
                 ));
-                for member in &room.members {
-                    let Ok(member_id) = UserId::parse(member) else {
-                        continue;
-                    };
-                    let mut sets = copies.clone();
-                    let mut vals = copy_vals.clone();
-                    if member_id == who.user {
-                        view.add_sets(&mut sets, &mut vals);
+                let names: &[(&str, &str)] = match shared.status {
+                    Some(_) => &[("#st", "status")],
+                    None => &[],
+                };
+                for member in room.members.iter().filter_map(|m| UserId::parse(m).ok()) {
+                    let own_view = (member == who.user).then_some(view);
+                    if let Some((expression, vals)) = shared.row_update(own_view) {
+                        writes.push(self.member_update(
+                            who,
+                            &room_id,
+                            &member,
+                            &expression,
+                            vals,
+                            names,
+                        ));
                     }
-                    if sets.is_empty() {
-                        continue;
-                    }
-                    let names: &[(&str, &str)] = if shared.status.is_some() {
-                        &[("#st", "status")]
-                    } else {
-                        &[]
-                    };
-                    writes.push(self.member_update(
-                        who,
-                        room_id,
-                        &member_id,
-                        &format!("SET {}", sets.join(", ")),
-                        vals,
-                        names,
-                    ));
-                }
-                if !view.is_empty() && !room.is_member(who.user.as_str()) {
-                    return Err(ApiError::Forbidden(
-                        "only members have their own view of a conversation".into(),
-                    ));
                 }
                 Ok(writes)
             })
             .await?;
         // The returned room is the state the write was built on; reflect the change.
-        if let Some(title) = &shared.title {
-            room.title = title.clone();
-        }
-        if let Some(status) = shared.status {
-            room.status = status;
-        }
-        if let Some(assignee) = &shared.assignee_id {
-            room.assignee_id = assignee.clone();
-        }
-        if let Some(until) = &shared.snoozed_until {
-            room.snoozed_until = until.clone();
-        }
-        if let Some(detail) = &shared.detail {
-            room.detail = Some(detail.clone());
-        }
-        room.updated_at = now;
-        Ok(room)
+        Ok(shared.applied_to(room, now))
     }
 
     /// Pin or archive for the caller only: one UpdateItem on their own row, which it
@@ -444,5 +457,50 @@ impl Store {
             .build()
             .expect("delete has key");
         TransactWriteItem::builder().delete(delete).build()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shared_changes_write_the_room_and_copy_title_and_status_to_every_row() {
+        let changes = SharedChanges {
+            title: Some("Renamed".into()),
+            status: Some(RoomStatus::Resolved),
+            snoozed_until: Some(None),
+            assignee_id: Some(None),
+            ..SharedChanges::default()
+        };
+        let (room, vals) = changes.room_update("now");
+        assert_eq!(
+            room,
+            "SET updated_at = :now, title = :title, #st = :status REMOVE snoozed_until, assignee_id"
+        );
+        assert_eq!(vals[":status"], s("resolved"));
+        let (row, _) = changes.row_update(None).unwrap();
+        assert_eq!(row, "SET title = :title, #st = :status");
+        let pin = MemberView {
+            is_pinned: Some(true),
+            ..MemberView::default()
+        };
+        let (own, vals) = changes.row_update(Some(&pin)).unwrap();
+        assert!(own.ends_with("is_pinned = :pinned"), "{own}");
+        assert_eq!(vals[":pinned"], AttributeValue::Bool(true));
+        let detail_only = SharedChanges {
+            detail: Some("x".into()),
+            ..SharedChanges::default()
+        };
+        assert!(
+            detail_only.row_update(None).is_none(),
+            "rows carry no detail"
+        );
+        let room = changes.applied_to(crate::model::tests::room(), "later".into());
+        assert_eq!(
+            (room.title.as_str(), room.status),
+            ("Renamed", RoomStatus::Resolved)
+        );
+        assert_eq!(room.assignee_id, None);
     }
 }

@@ -8,10 +8,72 @@ use crate::item::{Item, ItemExt, n, s, values};
 use crate::keys;
 use crate::model::{MAX_PREVIOUS_VERSIONS, Message, PreviousVersion, Room};
 use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, TransactWriteItem, Update};
+use std::collections::HashMap;
 
 pub enum MessageChange {
     Edit { content: String },
     Delete,
+}
+
+impl MessageChange {
+    /// The sender edits their message; the sender or an admin deletes one.
+    fn permitted(&self, who: &Principal, message: &Message) -> ApiResult<()> {
+        let own = message.sender_id == who.user.as_str();
+        match self {
+            MessageChange::Edit { .. } if !own => Err(ApiError::Forbidden(
+                "only the sender edits a message".into(),
+            )),
+            MessageChange::Delete if !own && who.role != Role::Admin => Err(ApiError::Forbidden(
+                "only the sender or an admin deletes a message".into(),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// The message item's update (expression, condition on the message as read,
+    /// values); `message` becomes the message as changed.
+    fn message_update(
+        &self,
+        message: &mut Message,
+        now: &str,
+    ) -> (&'static str, &'static str, HashMap<String, AttributeValue>) {
+        let mut vals = values([(":now", s(now))]);
+        let condition = match &message.edited_at {
+            Some(at) => {
+                vals.insert(":seen".into(), s(at));
+                "attribute_not_exists(deleted_at) AND edited_at = :seen"
+            }
+            None => "attribute_not_exists(deleted_at) AND attribute_not_exists(edited_at)",
+        };
+        let expression = match self {
+            MessageChange::Edit { content } => {
+                message.previous_versions.push(PreviousVersion {
+                    content: std::mem::replace(&mut message.content, content.clone()),
+                    replaced_at: now.to_owned(),
+                });
+                let excess = message
+                    .previous_versions
+                    .len()
+                    .saturating_sub(MAX_PREVIOUS_VERSIONS);
+                message.previous_versions.drain(..excess);
+                message.edited_at = Some(now.to_owned());
+                vals.insert(":content".into(), s(content));
+                vals.insert(
+                    ":versions".into(),
+                    s(serde_json::to_string(&message.previous_versions)
+                        .expect("versions serialize")),
+                );
+                "SET content = :content, edited_at = :now, previous_versions = :versions"
+            }
+            MessageChange::Delete => {
+                message.deleted_at = Some(now.to_owned());
+                vals.insert(":empty".into(), s(""));
+                // The tombstone keeps its place and counters; its text goes.
+                "SET deleted_at = :now, content = :empty REMOVE attachments, previous_versions"
+            }
+        };
+        (expression, condition, vals)
+    }
 }
 
 impl Store {
@@ -62,56 +124,9 @@ impl Store {
             if message.deleted_at.is_some() {
                 return Err(ApiError::NotFound("message"));
             }
-            let own = message.sender_id == who.user.as_str();
-            let seen_edit = message.edited_at.clone();
+            change.permitted(who, &message)?;
             let now = crate::time::now_string();
-            let mut vals = values([(":now", s(&now))]);
-            let expression = match &change {
-                MessageChange::Edit { content } => {
-                    if !own {
-                        return Err(ApiError::Forbidden(
-                            "only the sender edits a message".into(),
-                        ));
-                    }
-                    message.previous_versions.push(PreviousVersion {
-                        content: std::mem::replace(&mut message.content, content.clone()),
-                        replaced_at: now.clone(),
-                    });
-                    let excess = message
-                        .previous_versions
-                        .len()
-                        .saturating_sub(MAX_PREVIOUS_VERSIONS);
-                    message.previous_versions.drain(..excess);
-                    message.edited_at = Some(now.clone());
-                    vals.insert(":content".into(), s(content));
-                    vals.insert(
-                        ":versions".into(),
-                        s(serde_json::to_string(&message.previous_versions)
-                            .expect("versions serialize")),
-                    );
-                    "SET content = :content, edited_at = :now, previous_versions = :versions"
-                }
-                MessageChange::Delete => {
-                    if !own && who.role != Role::Admin {
-                        return Err(ApiError::Forbidden(
-                            "only the sender or an admin deletes a message".into(),
-                        ));
-                    }
-                    message.deleted_at = Some(now.clone());
-                    // The tombstone keeps its place and counters; its text goes.
-                    "SET deleted_at = :now, content = :empty REMOVE attachments, previous_versions"
-                }
-            };
-            if matches!(change, MessageChange::Delete) {
-                vals.insert(":empty".into(), s(""));
-            }
-            let condition = match &seen_edit {
-                Some(at) => {
-                    vals.insert(":seen".into(), s(at));
-                    "attribute_not_exists(deleted_at) AND edited_at = :seen"
-                }
-                None => "attribute_not_exists(deleted_at) AND attribute_not_exists(edited_at)",
-            };
+            let (expression, condition, vals) = change.message_update(&mut message, &now);
             let update = Update::builder()
                 .table_name(self.name())
                 .key(keys::PK, s(keys::room_pk(&who.org, room_id)))
@@ -425,5 +440,46 @@ mod tests {
         let outsider = who("u-9", Role::Customer);
         let err = ReadMarker::from_window(&outsider, Some(&upto), window).unwrap_err();
         assert_eq!(err.status(), 404, "a room one cannot see is not found");
+    }
+
+    #[test]
+    fn the_sender_edits_keeping_ten_earlier_texts_and_an_admin_may_delete() {
+        let mut message = crate::model::tests::message();
+        let edit = MessageChange::Edit {
+            content: "new".into(),
+        };
+        assert!(
+            edit.permitted(&who("u-1", Role::Customer), &message)
+                .is_ok()
+        );
+        assert_eq!(
+            edit.permitted(&who("a-1", Role::Admin), &message)
+                .unwrap_err()
+                .status(),
+            403
+        );
+        for _ in 0..12 {
+            let (expression, condition, vals) = edit.message_update(&mut message, "t");
+            assert!(expression.starts_with("SET content = :content"));
+            assert!(
+                condition.ends_with("edited_at = :seen"),
+                "conditioned on the read"
+            );
+            assert!(vals.contains_key(":versions"));
+        }
+        assert_eq!(message.previous_versions.len(), MAX_PREVIOUS_VERSIONS);
+        assert!(
+            MessageChange::Delete
+                .permitted(&who("a-1", Role::Admin), &message)
+                .is_ok()
+        );
+        assert!(
+            MessageChange::Delete
+                .permitted(&who("u-2", Role::Customer), &message)
+                .is_err()
+        );
+        let (expression, _, _) = MessageChange::Delete.message_update(&mut message, "t");
+        assert!(expression.contains("REMOVE attachments"));
+        assert_eq!(message.deleted_at.as_deref(), Some("t"));
     }
 }

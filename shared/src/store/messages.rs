@@ -11,7 +11,6 @@ use crate::model::{Message, MessageEffect, Room};
 use aws_sdk_dynamodb::types::{
     AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
 };
-use serde_json::Value;
 use std::collections::HashMap;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,10 +53,37 @@ pub struct NewMessage {
     pub request: Option<String>,
 }
 
+impl NewMessage {
+    /// The message this makes, sent by the caller (or `sender_id`) at `now`.
+    fn message(&self, who: &Principal, room_id: &RoomId, now: &str) -> Message {
+        Message {
+            id: MessageId::generate(),
+            room_id: room_id.clone(),
+            sender_id: self
+                .sender_id
+                .clone()
+                .unwrap_or_else(|| who.user.to_string()),
+            sender: self.sender.clone(),
+            content: self.content.clone(),
+            content_type: self.content_type.clone(),
+            message_type: self.message_type.clone(),
+            attachments: self.attachments.clone(),
+            client_message_id: self.client_message_id.clone(),
+            tokens_used: self.tokens_used,
+            processing_time: self.processing_time,
+            cost: self.cost,
+            created_at: now.to_owned(),
+            edited_at: None,
+            deleted_at: None,
+            previous_versions: Vec::new(),
+        }
+    }
+}
+
 pub enum Posted {
     Created(Box<Message>),
-    /// A retry of an earlier request: the first answer, as stored.
-    Replayed(Value),
+    /// A retry of an earlier request: the message it created, as it was then.
+    Replayed(Box<Message>),
 }
 
 impl Store {
@@ -161,7 +187,6 @@ impl Store {
         who: &Principal,
         room_id: &RoomId,
         new: NewMessage,
-        response_of: impl Fn(&Message) -> Value,
         cache: &RoomCache,
     ) -> ApiResult<Posted> {
         let mut room = match cache.get(&who.org, room_id).filter(|r| r.visible_to(who)) {
@@ -172,30 +197,9 @@ impl Store {
         for attempt in rebuilds() {
             attempt.pause().await;
             let now = crate::time::now_string();
-            let message = Message {
-                id: MessageId::generate(),
-                room_id: room_id.clone(),
-                sender_id: new
-                    .sender_id
-                    .clone()
-                    .unwrap_or_else(|| who.user.to_string()),
-                sender: new.sender.clone(),
-                content: new.content.clone(),
-                content_type: new.content_type.clone(),
-                message_type: new.message_type.clone(),
-                attachments: new.attachments.clone(),
-                client_message_id: new.client_message_id.clone(),
-                tokens_used: new.tokens_used,
-                processing_time: new.processing_time,
-                cost: new.cost,
-                created_at: now.clone(),
-                edited_at: None,
-                deleted_at: None,
-                previous_versions: Vec::new(),
-            };
-            let response = response_of(&message);
+            let message = new.message(who, room_id, &now);
             let (writes, idem_index) =
-                self.message_writes(who, &room, &message, &new, &request_hash, &response, &now);
+                self.message_writes(who, &room, &message, &new, &request_hash, &now);
             let cancelled = match self.table.transact(writes, "post message").await {
                 Ok(()) => {
                     cache.put(&who.org, room.after_message(&message, who.role.is_staff()));
@@ -216,7 +220,7 @@ impl Store {
                         .await?
                     }
                 };
-                return replay(&stored, &request_hash).map(Posted::Replayed);
+                return replay(&stored, &request_hash).map(|m| Posted::Replayed(Box::new(m)));
             }
             let room_index = 1 + usize::from(idem_index.is_some());
             if !cancelled.failed(room_index) {
@@ -251,7 +255,6 @@ impl Store {
         message: &Message,
         new: &NewMessage,
         request_hash: &str,
-        response: &Value,
         now: &str,
     ) -> (Vec<TransactWriteItem>, Option<usize>) {
         let org = &who.org;
@@ -260,7 +263,7 @@ impl Store {
         let mut idem_index = None;
         if let Some(key) = &new.idempotency_key {
             idem_index = Some(writes.len());
-            writes.push(self.idempotency_put(who, &pk, key, message, request_hash, response));
+            writes.push(self.idempotency_put(who, &pk, key, message, request_hash));
         }
         let effect = room.message_effect(message, who.role.is_staff());
         let counts = crate::store::analytics::message_counts(room, message, now);
@@ -293,7 +296,6 @@ impl Store {
         key: &str,
         message: &Message,
         request_hash: &str,
-        response: &Value,
     ) -> TransactWriteItem {
         let expires = crate::time::now().unix_timestamp() + IDEMPOTENCY_TTL_SECS;
         let record = ItemBuilder::new()
@@ -302,7 +304,11 @@ impl Store {
             .str(keys::ENTITY, keys::entity::IDEMPOTENCY)
             .str("message_id", message.id.as_str())
             .str("request_hash", request_hash)
-            .str("response", response.to_string())
+            // The message as created: a retry answers it, whatever happened since.
+            .set(
+                "message",
+                AttributeValue::M(stored_message(message, &who.org)),
+            )
             .num(keys::TTL, expires)
             .build();
         let put = Put::builder()
@@ -324,7 +330,7 @@ impl Store {
         room_id: &RoomId,
         key: &str,
         request: &str,
-    ) -> ApiResult<Option<Value>> {
+    ) -> ApiResult<Option<Message>> {
         match self.get_idempotency_record(who, room_id, key).await? {
             Some(stored) => replay(&stored, &hash_parts(&[request])).map(Some),
             None => Ok(None),
@@ -456,18 +462,27 @@ pub(crate) fn preview(content: &str) -> String {
     content.chars().take(crate::model::PREVIEW_CHARS).collect()
 }
 
-/// The stored first answer, if the record is for the same request.
-fn replay(stored: &Item, request_hash: &str) -> ApiResult<Value> {
+/// The message as an idempotency record keeps it: its attributes without its keys.
+fn stored_message(message: &Message, org: &crate::ids::OrgId) -> Item {
+    let mut item = message.to_item(org);
+    item.remove(keys::PK);
+    item.remove(keys::SK);
+    item
+}
+
+/// The message the first request created, if the record is for the same request.
+fn replay(stored: &Item, request_hash: &str) -> ApiResult<Message> {
     if stored.str("request_hash") != Some(request_hash) {
         return Err(ApiError::Conflict {
             code: "idempotency_key_reused",
             message: "this idempotency key was used for a different message".into(),
         });
     }
-    stored
-        .str("response")
-        .and_then(|r| serde_json::from_str(r).ok())
-        .ok_or_else(|| ApiError::internal("idempotency record", "no stored response"))
+    match stored.get("message") {
+        Some(AttributeValue::M(item)) => Message::from_item(item),
+        _ => None,
+    }
+    .ok_or_else(|| ApiError::internal("idempotency record", "no stored message"))
 }
 
 /// A stable fingerprint of what a message says, to tell a true retry from a reused
