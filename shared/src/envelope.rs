@@ -11,7 +11,8 @@ use serde_json::json;
 pub struct Reply {
     pub status: StatusCode,
     pub message: String,
-    pub data: serde_json::Value,
+    /// The data, serialized once (no intermediate JSON tree).
+    pub data: String,
     pub headers: Vec<(&'static str, String)>,
 }
 
@@ -33,7 +34,7 @@ impl Reply {
             status,
             message: message.into(),
             // Serializing our own response types cannot fail (no maps with non-string keys).
-            data: serde_json::to_value(data).unwrap_or(serde_json::Value::Null),
+            data: serde_json::to_string(&data).unwrap_or_else(|_| "null".into()),
             headers: Vec::new(),
         }
     }
@@ -44,8 +45,12 @@ impl Reply {
     }
 
     pub fn into_response(self) -> Response<Body> {
-        let body = json!({ "success": true, "message": self.message, "data": self.data });
-        let mut response = json_response(self.status, &body);
+        let message = serde_json::to_string(&self.message).expect("a string serializes");
+        let body = format!(
+            "{{\"success\":true,\"message\":{message},\"data\":{}}}",
+            self.data
+        );
+        let mut response = text_response(self.status, body);
         for (name, value) in self.headers {
             if let Ok(value) = HeaderValue::from_str(&value) {
                 response.headers_mut().insert(name, value);
@@ -71,7 +76,11 @@ pub fn error_response(err: &ApiError) -> Response<Body> {
 }
 
 fn json_response(status: StatusCode, body: &serde_json::Value) -> Response<Body> {
-    let mut response = Response::new(Body::Text(body.to_string()));
+    text_response(status, body.to_string())
+}
+
+fn text_response(status: StatusCode, body: String) -> Response<Body> {
+    let mut response = Response::new(Body::Text(body));
     *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,

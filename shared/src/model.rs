@@ -428,24 +428,75 @@ pub fn conversation_json(room: &Room, membership: Option<&Membership>, role: Rol
 }
 
 /// An inbox row as the list route shows it (the room summary copied on the row).
-pub fn inbox_entry_json(item: &Item) -> Option<Value> {
-    let m = Membership::from_item(item)?;
-    Some(json!({
-        "id": item.str("room_id"),
-        "conversation_id": item.str("room_id"),
-        "title": item.str("title"),
-        "user_id": item.str("owner_id"),
-        "agent_id": item.str("agent_id"),
-        "conversation_type": item.str("conversation_type"),
-        "room_type": item.str("room_type"),
-        "status": item.str("status"),
-        "is_archived": m.is_archived,
-        "is_pinned": m.is_pinned,
-        "unread_count": m.unread_count,
-        "total_messages": m.total_messages,
-        "last_message_at": m.last_message_at,
-        "created_at": item.str("created_at"),
-    }))
+/// A row of a member's inbox: their membership with the copy of the room's summary
+/// it carries (title, status, type), so an inbox page is one Query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InboxEntry {
+    pub room_id: String,
+    pub title: Option<String>,
+    pub owner_id: Option<String>,
+    pub agent_id: Option<String>,
+    pub conversation_type: Option<String>,
+    pub room_type: Option<String>,
+    pub status: Option<String>,
+    pub created_at: Option<String>,
+    pub membership: Membership,
+}
+
+impl InboxEntry {
+    pub fn from_item(item: &Item) -> Option<InboxEntry> {
+        Some(InboxEntry {
+            membership: Membership::from_item(item)?,
+            room_id: item.string("room_id")?,
+            title: item.string("title"),
+            owner_id: item.string("owner_id"),
+            agent_id: item.string("agent_id"),
+            conversation_type: item.string("conversation_type"),
+            room_type: item.string("room_type"),
+            status: item.string("status"),
+            created_at: item.string("created_at"),
+        })
+    }
+
+    /// The row as the inbox shows it.
+    pub fn view(&self) -> InboxEntryView<'_> {
+        let m = &self.membership;
+        InboxEntryView {
+            id: &self.room_id,
+            conversation_id: &self.room_id,
+            title: self.title.as_deref(),
+            user_id: self.owner_id.as_deref(),
+            agent_id: self.agent_id.as_deref(),
+            conversation_type: self.conversation_type.as_deref(),
+            room_type: self.room_type.as_deref(),
+            status: self.status.as_deref(),
+            is_archived: m.is_archived,
+            is_pinned: m.is_pinned,
+            unread_count: m.unread_count,
+            total_messages: m.total_messages,
+            last_message_at: m.last_message_at.as_deref(),
+            created_at: self.created_at.as_deref(),
+        }
+    }
+}
+
+/// An inbox row as the API shows it (borrowed, serialized straight into the answer).
+#[derive(Debug, Serialize)]
+pub struct InboxEntryView<'a> {
+    pub id: &'a str,
+    pub conversation_id: &'a str,
+    pub title: Option<&'a str>,
+    pub user_id: Option<&'a str>,
+    pub agent_id: Option<&'a str>,
+    pub conversation_type: Option<&'a str>,
+    pub room_type: Option<&'a str>,
+    pub status: Option<&'a str>,
+    pub is_archived: bool,
+    pub is_pinned: bool,
+    pub unread_count: u64,
+    pub total_messages: u64,
+    pub last_message_at: Option<&'a str>,
+    pub created_at: Option<&'a str>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -557,31 +608,62 @@ impl Message {
 
     /// The message as the API shows it; a deleted message keeps its place as a
     /// tombstone without its content.
-    pub fn to_json(&self) -> Value {
+    pub fn view(&self) -> MessageView<'_> {
         let deleted = self.deleted_at.is_some();
-        json!({
-            "id": self.id,
-            "message_id": self.id,
-            "conversation_id": self.room_id,
-            "room_id": self.room_id,
-            "sender_id": self.sender_id,
-            "sender": self.sender,
-            "content": if deleted { "" } else { self.content.as_str() },
-            "content_type": self.content_type,
-            "message_type": self.message_type,
-            "status": if deleted { "deleted" } else { "sent" },
-            "attachments": if deleted { &[][..] } else { &self.attachments[..] },
-            "client_message_id": self.client_message_id,
-            "tokens_used": self.tokens_used,
-            "processing_time": self.processing_time,
-            "cost": self.cost,
-            "created_at": self.created_at,
-            "edited_at": self.edited_at,
-            "edit_count": self.previous_versions.len(),
-            "deleted_at": self.deleted_at,
-            "is_deleted": deleted,
-        })
+        MessageView {
+            id: &self.id,
+            message_id: &self.id,
+            conversation_id: &self.room_id,
+            room_id: &self.room_id,
+            sender_id: &self.sender_id,
+            sender: &self.sender,
+            content: if deleted { "" } else { &self.content },
+            content_type: &self.content_type,
+            message_type: &self.message_type,
+            status: if deleted { "deleted" } else { "sent" },
+            attachments: if deleted { &[] } else { &self.attachments },
+            client_message_id: self.client_message_id.as_deref(),
+            tokens_used: self.tokens_used,
+            processing_time: self.processing_time,
+            cost: self.cost,
+            created_at: &self.created_at,
+            edited_at: self.edited_at.as_deref(),
+            edit_count: self.previous_versions.len(),
+            deleted_at: self.deleted_at.as_deref(),
+            is_deleted: deleted,
+        }
     }
+
+    /// [`Self::view`] as a JSON value.
+    pub fn to_json(&self) -> Value {
+        serde_json::to_value(self.view()).expect("a message view serializes")
+    }
+}
+
+/// A message as the API shows it, borrowed from the message: serialized straight
+/// into the response, with no intermediate JSON tree.
+#[derive(Debug, Serialize)]
+pub struct MessageView<'a> {
+    pub id: &'a MessageId,
+    pub message_id: &'a MessageId,
+    pub conversation_id: &'a RoomId,
+    pub room_id: &'a RoomId,
+    pub sender_id: &'a str,
+    pub sender: &'a str,
+    pub content: &'a str,
+    pub content_type: &'a str,
+    pub message_type: &'a str,
+    pub status: &'static str,
+    pub attachments: &'a [Attachment],
+    pub client_message_id: Option<&'a str>,
+    pub tokens_used: Option<u64>,
+    pub processing_time: Option<f64>,
+    pub cost: Option<f64>,
+    pub created_at: &'a str,
+    pub edited_at: Option<&'a str>,
+    pub edit_count: usize,
+    pub deleted_at: Option<&'a str>,
+    pub is_deleted: bool,
 }
 
 #[cfg(test)]

@@ -4,7 +4,6 @@
 use chat_core::app::{self};
 use chat_core::auth::{AuthConfig, Principal};
 use chat_core::ids::{Role, RoomId, UserId};
-use chat_core::item::ItemExt;
 use chat_core::request::Query;
 use chat_core::store::analytics::{AgentFigures, DayRollup, distinct_customers};
 use chat_core::store::{InboxQuery, Store};
@@ -216,19 +215,19 @@ async fn customer_dashboard(
     let (mut conversations, mut messages) = (0i64, 0i64);
     let mut rooms = Vec::new();
     for row in &inbox.entries.items {
-        let created = row.str("created_at").unwrap_or_default();
+        let created = row.created_at.as_deref().unwrap_or_default();
         let day = &created[..10.min(created.len())];
         if day < from_s.as_str() || day > to_s.as_str() {
             continue;
         }
-        let total: i64 = row.num("total_messages").unwrap_or(0);
-        rooms.extend(row.str("room_id").and_then(|r| RoomId::parse(r).ok()));
+        let total = row.membership.total_messages as i64;
+        rooms.extend(RoomId::parse(&row.room_id).ok());
         conversations += 1;
         messages += total;
         let entry = per_day.entry(day.to_owned()).or_default();
         entry.0 += 1;
         entry.1 += total;
-        if let Some(agent) = row.str("agent_id") {
+        if let Some(agent) = row.agent_id.as_deref() {
             *agents.entry(agent.to_owned()).or_default() += 1;
         }
     }

@@ -4,7 +4,7 @@
 use chat_core::app::{self, path_param};
 use chat_core::auth::{AuthConfig, Principal};
 use chat_core::ids::{RoomId, path_id};
-use chat_core::model::{Room, RoomStatus, RoomType, conversation_json, inbox_entry_json};
+use chat_core::model::{InboxEntry, Room, RoomStatus, RoomType, conversation_json};
 use chat_core::request::{Query, json_body};
 use chat_core::store::{InboxQuery, Store};
 use chat_core::{ApiError, ApiResult, Reply, Runtime};
@@ -105,12 +105,7 @@ async fn list(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply>
             },
         )
         .await?;
-    let conversations: Vec<_> = inbox
-        .entries
-        .items
-        .iter()
-        .filter_map(inbox_entry_json)
-        .collect();
+    let conversations: Vec<_> = inbox.entries.items.iter().map(InboxEntry::view).collect();
     Ok(Reply::ok(
         format!("Found {} conversations", conversations.len()),
         json!({
@@ -154,7 +149,7 @@ async fn update(store: &Store, who: &Principal, req: &Request) -> ApiResult<Repl
         let row = store.update_member_view(who, &room_id, &view).await?;
         return Ok(Reply::ok(
             "Conversation updated successfully",
-            json!({ "conversation_id": room_id, "conversation": inbox_entry_json(&row) }),
+            json!({ "conversation_id": room_id, "conversation": row.view() }),
         ));
     }
     // The room (checked and conditioned on by the write) and the caller's row (for the

@@ -80,6 +80,18 @@ impl app::HttpApp for App {
     }
 }
 
+/// A page of messages as GET …/messages answers it.
+#[derive(serde::Serialize)]
+struct MessagePage<'a> {
+    messages: Vec<chat_core::model::MessageView<'a>>,
+    order: &'static str,
+    total: u64,
+    limit: u32,
+    offset: u32,
+    next_cursor: Option<&'a str>,
+    has_more: bool,
+}
+
 /// The room a message route addresses, whichever path family it came by.
 fn room_of(req: &Request) -> ApiResult<RoomId> {
     path_id(
@@ -117,18 +129,21 @@ async fn list(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply>
             },
         )
         .await?;
-    let messages: Vec<_> = list.messages.items.iter().map(Message::to_json).collect();
+    let page = MessagePage {
+        messages: list.messages.items.iter().map(Message::view).collect(),
+        order: match direction {
+            Direction::Older => "newest_first",
+            Direction::Newer => "oldest_first",
+        },
+        total: list.room.total_messages,
+        limit,
+        offset,
+        next_cursor: list.messages.next_cursor.as_deref(),
+        has_more: list.messages.next_cursor.is_some(),
+    };
     Ok(Reply::ok(
-        format!("Found {} messages", messages.len()),
-        json!({
-            "messages": messages,
-            "order": if direction == Direction::Older { "newest_first" } else { "oldest_first" },
-            "total": list.room.total_messages,
-            "limit": limit,
-            "offset": offset,
-            "next_cursor": list.messages.next_cursor,
-            "has_more": list.messages.next_cursor.is_some(),
-        }),
+        format!("Found {} messages", page.messages.len()),
+        page,
     ))
 }
 

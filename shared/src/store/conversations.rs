@@ -4,9 +4,9 @@ use super::{Store, WriteError, rebuilds, storage_busy};
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 use crate::ids::{RoomId, UserId};
-use crate::item::{Item, n, s, values};
+use crate::item::{n, s, values};
 use crate::keys;
-use crate::model::{Room, RoomStatus};
+use crate::model::{InboxEntry, Room, RoomStatus};
 use aws_sdk_dynamodb::types::{
     AttributeValue, Delete, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
     Update,
@@ -321,7 +321,7 @@ impl Store {
         who: &Principal,
         room_id: &RoomId,
         view: &MemberView,
-    ) -> ApiResult<Item> {
+    ) -> ApiResult<InboxEntry> {
         let mut sets = Vec::new();
         let mut vals = values([]);
         view.add_sets(&mut sets, &mut vals);
@@ -343,7 +343,9 @@ impl Store {
             .await
         {
             Ok(item) => item
-                .ok_or_else(|| ApiError::internal("update member view", "no attributes returned")),
+                .as_ref()
+                .and_then(InboxEntry::from_item)
+                .ok_or_else(|| ApiError::internal("update member view", "no member row returned")),
             Err(WriteError::ConditionFailed(_)) => {
                 // Not a member: staff who see the room are refused, anyone else learns
                 // nothing (this read happens only on the refusal path).

@@ -4,9 +4,9 @@ use super::{Page, Store};
 use crate::cursor::{self, Partition};
 use crate::error::ApiResult;
 use crate::ids::{OrgId, UserId};
-use crate::item::{Item, ItemExt, s, values};
+use crate::item::{ItemExt, s, values};
 use crate::keys;
-use crate::model::RoomStatus;
+use crate::model::{InboxEntry, RoomStatus};
 use aws_sdk_dynamodb::types::AttributeValue;
 
 pub struct InboxQuery<'a> {
@@ -19,7 +19,7 @@ pub struct InboxQuery<'a> {
 }
 
 pub struct Inbox {
-    pub entries: Page<Item>,
+    pub entries: Page<InboxEntry>,
     /// Conversations in the inbox, from its head item (first page only).
     pub total: Option<u64>,
 }
@@ -94,7 +94,11 @@ impl Store {
         if first_page && total.is_none() {
             total = Some(0);
         }
-        let items: Vec<Item> = entries.into_iter().skip(q.offset as usize).collect();
+        let items: Vec<InboxEntry> = entries
+            .iter()
+            .skip(q.offset as usize)
+            .filter_map(InboxEntry::from_item)
+            .collect();
         Ok(Inbox {
             entries: Page {
                 items,
