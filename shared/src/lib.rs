@@ -14,6 +14,7 @@ pub mod ids;
 pub mod item;
 pub mod keys;
 pub mod model;
+pub mod policy;
 pub mod request;
 pub mod store;
 pub mod time;

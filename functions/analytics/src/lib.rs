@@ -3,7 +3,8 @@
 
 use chat_core::app::{self};
 use chat_core::auth::{AuthConfig, Principal};
-use chat_core::ids::{Role, RoomId, UserId};
+use chat_core::ids::{RoomId, UserId};
+use chat_core::policy::{self, Action, Relation};
 use chat_core::request::Query;
 use chat_core::store::analytics::{AgentFigures, DayRollup, distinct_customers};
 use chat_core::store::{InboxQuery, Store};
@@ -269,11 +270,7 @@ async fn customer_dashboard(
 /// success rate (resolved ÷ assigned), from the rollups plus one BatchGetItem of the
 /// top agents' profiles.
 async fn global(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply> {
-    if who.role != Role::Admin {
-        return Err(ApiError::Forbidden(
-            "global analytics are for admins".into(),
-        ));
-    }
+    policy::require(Action::ReadGlobalAnalytics, who, Relation::default())?;
     let (from, to) = range(req, DEFAULT_GLOBAL_DAYS)?;
     let rollups = store
         .rollups(&who.org, &format_day(from), &format_day(to))

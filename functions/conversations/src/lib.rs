@@ -5,6 +5,7 @@ use chat_core::app::{self, path_param};
 use chat_core::auth::{AuthConfig, Principal};
 use chat_core::ids::{RoomId, path_id};
 use chat_core::model::{InboxEntry, Room, RoomStatus, RoomType, conversation_json};
+use chat_core::policy::{self, Action, Relation};
 use chat_core::request::{Query, json_body};
 use chat_core::store::{InboxQuery, Store};
 use chat_core::{ApiError, ApiResult, Reply, Runtime};
@@ -137,12 +138,12 @@ async fn update(store: &Store, who: &Principal, req: &Request) -> ApiResult<Repl
     let room_id = path_id(path_param(req, "conversation_id"), "conversation")?;
     let ConversationUpdate { shared, view } =
         ConversationUpdate::try_from(json_body::<UpdateConversation>(req)?)?;
-    if !shared.is_empty() && !who.role.is_staff() {
+    if !shared.is_empty()
+        && !policy::allows(Action::ChangeConversation, who.role, Relation::default())
+    {
         // Existence first: another tenant's or a stranger's id is a 404, not a 403.
         store.visible_room(who, &room_id).await?;
-        return Err(ApiError::Forbidden(
-            "only agents and admins change a conversation's title, status or assignee".into(),
-        ));
+        return Err(policy::Refused(Action::ChangeConversation).into());
     }
     if shared.is_empty() {
         // Only the caller's view: one UpdateItem on their row, which answers.

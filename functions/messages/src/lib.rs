@@ -7,6 +7,7 @@ use chat_core::ids::MessageId;
 use chat_core::ids::{RoomId, path_id};
 use chat_core::item::ItemExt;
 use chat_core::model::Message;
+use chat_core::policy::{self, Action, Relation};
 use chat_core::request::{Query, json_body};
 use chat_core::store::{
     Direction, MessageChange, MessageQuery, NewMessage, Posted, RoomCache, Store,
@@ -155,10 +156,8 @@ async fn post(
 ) -> ApiResult<Reply> {
     let room_id = room_of(req)?;
     let draft = MessageDraft::try_from(json_body::<PostMessage>(req)?)?;
-    if draft.kind == MessageKind::Note && !who.role.is_staff() {
-        return Err(ApiError::Forbidden(
-            "internal notes are for agents and admins".into(),
-        ));
+    if draft.kind == MessageKind::Note {
+        policy::require(Action::PostNote, who, Relation::default())?;
     }
     let sender = who.role.sender_type();
     if let Some(claimed) = draft.sender_type.as_deref()

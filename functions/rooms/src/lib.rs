@@ -3,9 +3,10 @@
 
 use chat_core::app::{self, path_param};
 use chat_core::auth::{AuthConfig, Principal};
-use chat_core::ids::{Role, RoomId, UserId, path_id};
+use chat_core::ids::{RoomId, UserId, path_id};
 use chat_core::keys;
 use chat_core::model::{MAX_MEMBERS, Room, RoomStatus, RoomType};
+use chat_core::policy::{self, Action, Relation};
 use chat_core::request::{Query, json_body};
 use chat_core::store::{
     MAX_PRODUCTS_PAGE, Product, Profile, RoomQuery, SharedChanges, Started, Store,
@@ -243,10 +244,8 @@ async fn list(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply>
     let q = Query::of(req);
     let member = match q.get("member") {
         None => who.user.clone(),
-        Some(_) if !who.role.is_staff() => {
-            return Err(ApiError::Forbidden(
-                "only agents and admins list another member's rooms".into(),
-            ));
+        Some(_) if !policy::allows(Action::ListOthersRooms, who.role, Relation::default()) => {
+            return Err(policy::Refused(Action::ListOthersRooms).into());
         }
         Some(raw) => UserId::parse(raw).map_err(|e| ApiError::invalid("member", e))?,
     };
@@ -304,20 +303,11 @@ async fn get(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply> 
     Ok(Reply::ok("Room found", room_json(&room, Some(&profiles))))
 }
 
-/// Owners, agents and admins manage a room's name, detail, status and members.
-fn may_manage(room: &Room, who: &Principal) -> bool {
-    who.role.is_staff() || room.owner_id == who.user.as_str()
-}
-
 async fn update(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply> {
     let id = path_id(path_param(req, "room_id"), "room")?;
     let changes = SharedChanges::try_from(json_body::<UpdateRoom>(req)?)?;
     let room = visible_room(store, who, &id).await?;
-    if !may_manage(&room, who) {
-        return Err(ApiError::Forbidden(
-            "only the owner, agents and admins change a room".into(),
-        ));
-    }
+    policy::require(Action::ChangeRoom, who, policy::relation_to(who, &room))?;
     let room = store
         .update_conversation_from(who, room, &changes, &Default::default())
         .await?;
@@ -330,11 +320,7 @@ async fn update(store: &Store, who: &Principal, req: &Request) -> ApiResult<Repl
 async fn delete(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply> {
     let id = path_id(path_param(req, "room_id"), "room")?;
     let room = visible_room(store, who, &id).await?;
-    if room.owner_id != who.user.as_str() && who.role != Role::Admin {
-        return Err(ApiError::Forbidden(
-            "only the owner or an admin deletes a room".into(),
-        ));
-    }
+    policy::require(Action::DeleteRoom, who, policy::relation_to(who, &room))?;
     store.delete_room(who, room).await?;
     Ok(Reply::ok(
         "Room deleted successfully",
@@ -346,11 +332,7 @@ async fn add_member(store: &Store, who: &Principal, req: &Request) -> ApiResult<
     let id = path_id(path_param(req, "room_id"), "room")?;
     let body: AddMember = json_body(req)?;
     let room = visible_room(store, who, &id).await?;
-    if !may_manage(&room, who) {
-        return Err(ApiError::Forbidden(
-            "only the owner, agents and admins add members".into(),
-        ));
-    }
+    policy::require(Action::AddMember, who, policy::relation_to(who, &room))?;
     let room = store.add_member(who, room, &body.user_id).await?;
     Ok(Reply::created("Member added", room_json(&room, None)))
 }
@@ -362,10 +344,8 @@ async fn remove_member(store: &Store, who: &Principal, req: &Request) -> ApiResu
         .ok_or(ApiError::NotFound("member"))?;
     let room = visible_room(store, who, &id).await?;
     // Members may leave; the owner, agents and admins remove others.
-    if user != who.user && !may_manage(&room, who) {
-        return Err(ApiError::Forbidden(
-            "only the owner, agents and admins remove members".into(),
-        ));
+    if user != who.user {
+        policy::require(Action::RemoveMember, who, policy::relation_to(who, &room))?;
     }
     store.remove_member(who, room, &user).await?;
     Ok(Reply::ok(
@@ -393,11 +373,7 @@ async fn list_products(store: &Store, who: &Principal, req: &Request) -> ApiResu
 
 async fn create_product(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply> {
     // Authorization before validation: a role without the right learns no schema.
-    if who.role != Role::Admin {
-        return Err(ApiError::Forbidden(
-            "only admins change the product catalogue".into(),
-        ));
-    }
+    policy::require(Action::ChangeCatalogue, who, Relation::default())?;
     let product = Product::try_from(json_body::<NewProduct>(req)?)?;
     store.create_product(&who.org, &product).await?;
     Ok(Reply::created("Product created", product))

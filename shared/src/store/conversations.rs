@@ -7,6 +7,7 @@ use crate::ids::{RoomId, UserId};
 use crate::item::{n, s, values};
 use crate::keys;
 use crate::model::{InboxEntry, Room, RoomStatus};
+use crate::policy::{self, Action};
 use aws_sdk_dynamodb::types::{
     AttributeValue, Delete, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
     Update,
@@ -276,10 +277,8 @@ impl Store {
         let room_id = room.id.clone();
         let room = self
             .room_transaction_from(who, &room_id, room, "update conversation", |room| {
-                if !view.is_empty() && !room.is_member(who.user.as_str()) {
-                    return Err(ApiError::Forbidden(
-                        "only members have their own view of a conversation".into(),
-                    ));
+                if !view.is_empty() {
+                    policy::require(Action::OwnView, who, policy::relation_to(who, room))?;
                 }
                 let (expression, vals) = shared.room_update(&now);
                 let mut writes = vec![self.room_update(room, who, &expression, vals, &[])];
@@ -350,9 +349,7 @@ impl Store {
                 // Not a member: staff who see the room are refused, anyone else learns
                 // nothing (this read happens only on the refusal path).
                 self.visible_room(who, room_id).await?;
-                Err(ApiError::Forbidden(
-                    "only members have their own view of a conversation".into(),
-                ))
+                Err(policy::Refused(Action::OwnView).into())
             }
             Err(WriteError::Api(err)) => Err(err),
         }
@@ -388,8 +385,9 @@ impl Store {
     /// it is one read and one write. Returns whether it was deleted for everyone.
     pub async fn delete_conversation(&self, who: &Principal, room_id: &RoomId) -> ApiResult<bool> {
         let now = crate::time::now_string();
-        let for_everyone =
-            |room: &Room| room.owner_id == who.user.as_str() || who.role == crate::ids::Role::Admin;
+        let for_everyone = |room: &Room| {
+            policy::allows(Action::DeleteRoom, who.role, policy::relation_to(who, room))
+        };
         let room = self
             .room_transaction(who, room_id, "delete conversation", |room| {
                 if for_everyone(room) {

@@ -3,10 +3,11 @@
 use super::{Store, WriteError, rebuilds, storage_busy};
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
-use crate::ids::{MessageId, Role, RoomId};
+use crate::ids::{MessageId, RoomId};
 use crate::item::{Item, ItemExt, n, s, values};
 use crate::keys;
 use crate::model::{MAX_PREVIOUS_VERSIONS, Message, PreviousVersion, Room};
+use crate::policy::{self, Action, Relation};
 use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, TransactWriteItem, Update};
 use std::collections::HashMap;
 
@@ -18,16 +19,15 @@ pub enum MessageChange {
 impl MessageChange {
     /// The sender edits their message; the sender or an admin deletes one.
     fn permitted(&self, who: &Principal, message: &Message) -> ApiResult<()> {
-        let own = message.sender_id == who.user.as_str();
-        match self {
-            MessageChange::Edit { .. } if !own => Err(ApiError::Forbidden(
-                "only the sender edits a message".into(),
-            )),
-            MessageChange::Delete if !own && who.role != Role::Admin => Err(ApiError::Forbidden(
-                "only the sender or an admin deletes a message".into(),
-            )),
-            _ => Ok(()),
-        }
+        let action = match self {
+            MessageChange::Edit { .. } => Action::EditMessage,
+            MessageChange::Delete => Action::DeleteMessage,
+        };
+        let relation = Relation {
+            sender: message.sender_id == who.user.as_str(),
+            ..Relation::default()
+        };
+        Ok(policy::require(action, who, relation)?)
     }
 
     /// The message item's update (expression, condition on the message as read,
@@ -347,11 +347,7 @@ impl ReadMarker {
             .and_then(room_summary)
             .filter(|r| r.visible_to(who))
             .ok_or(ApiError::NotFound("conversation"))?;
-        if !room.is_member(who.user.as_str()) {
-            return Err(ApiError::Forbidden(
-                "only members have a read marker".into(),
-            ));
-        }
+        policy::require(Action::OwnView, who, policy::relation_to(who, &room))?;
         let first = window.first().and_then(|i| i.string("message_id"));
         let marker = match upto {
             Some(id) if first.as_deref() != Some(id.as_str()) => {
@@ -398,6 +394,7 @@ fn room_summary(item: &Item) -> Option<Room> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::Role;
     use crate::ids::{OrgId, UserId};
     use crate::item::ItemBuilder;
     use crate::model::tests::room;
