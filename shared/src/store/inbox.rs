@@ -1,13 +1,15 @@
 //! A user's inbox: their membership rows on GSI1, newest activity first.
 
-use super::{Page, Store};
+use crate::auth::Principal;
 use crate::cursor::{self, Partition};
-use crate::error::ApiResult;
-use crate::ids::{OrgId, UserId};
-use crate::item::{ItemExt, s, values};
+use crate::error::{ApiError, ApiResult};
+use crate::ids::{MessageId, OrgId, RoomId, UserId};
+use crate::item::{Item, ItemExt, n, s, values};
 use crate::keys;
-use crate::model::{InboxEntry, RoomStatus};
-use aws_sdk_dynamodb::types::AttributeValue;
+use crate::model::{InboxEntry, Room, RoomStatus};
+use crate::policy::{self, Action};
+use crate::store::{Page, Store, WriteError, rebuilds, storage_busy};
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, TransactWriteItem, Update};
 
 pub struct InboxQuery<'a> {
     pub limit: u32,
@@ -106,5 +108,273 @@ impl Store {
             },
             total,
         })
+    }
+}
+
+impl Store {
+    pub(crate) fn inbox_head_change(
+        &self,
+        org: &OrgId,
+        user: &str,
+        delta: i64,
+    ) -> TransactWriteItem {
+        let user = UserId::parse(user).expect("validated member id");
+        let update = Update::builder()
+            .table_name(self.name())
+            .key(keys::PK, s(keys::user_pk(org, &user)))
+            .key(keys::SK, s(keys::INBOX_HEAD_SK))
+            .update_expression(
+                "SET #e = :e, #g1pk = :g1pk, #g1sk = :g1sk, user_id = :u ADD conversation_count :d",
+            )
+            .expression_attribute_names("#e", keys::ENTITY)
+            .expression_attribute_names("#g1pk", keys::GSI1PK)
+            .expression_attribute_names("#g1sk", keys::GSI1SK)
+            .set_expression_attribute_values(Some(values([
+                (":e", s(keys::entity::INBOX_HEAD)),
+                (":g1pk", s(keys::inbox_gsi1pk(org, &user))),
+                (":g1sk", s(keys::INBOX_HEAD_GSI1SK)),
+                (":u", s(user.as_str())),
+                (":d", n(delta)),
+            ])))
+            .build()
+            .expect("update has key and expression");
+        TransactWriteItem::builder().update(update).build()
+    }
+
+    /// Moves the caller's read marker to `upto` (default: the latest message) and
+    /// sets their unread count to the exact number of later public messages from
+    /// others. The write is conditioned on the room's message count being the one
+    /// counted, so a message arriving meanwhile makes it count again.
+    pub async fn mark_read(
+        &self,
+        who: &Principal,
+        room_id: &RoomId,
+        upto: Option<&MessageId>,
+    ) -> ApiResult<(String, u64)> {
+        for attempt in rebuilds() {
+            attempt.pause().await;
+            let window = self.read_window(who, room_id, upto).await?;
+            let read = ReadMarker::from_window(who, upto, window)?;
+            match self
+                .table
+                .transact(self.read_plan(who, &read), "mark read")
+                .await
+            {
+                Ok(()) => return Ok((read.marker, read.unread)),
+                // A message arrived or the members changed meanwhile: count again.
+                Err(WriteError::ConditionFailed(_)) => continue,
+                Err(WriteError::Api(err)) => return Err(err),
+            }
+        }
+        Err(storage_busy())
+    }
+
+    /// What a read marker is computed from, in ascending order with the room item
+    /// last. With a marker: from it to the room item (the later messages, then the
+    /// room). Without: the newest message the caller can see (by id, which is the
+    /// list order; the last *committed* may be older) and the room item.
+    async fn read_window(
+        &self,
+        who: &Principal,
+        room_id: &RoomId,
+        upto: Option<&MessageId>,
+    ) -> ApiResult<Vec<Item>> {
+        let pk = keys::room_pk(&who.org, room_id);
+        let (lower, forward, limit) = match upto {
+            Some(id) => (keys::message_sk(id), true, None),
+            None => (keys::MESSAGE_SK_PREFIX.to_owned(), false, Some(10)),
+        };
+        // Customers never get a note's id.
+        let visible = |i: &Item| {
+            i.str(keys::ENTITY) == Some(keys::entity::MESSAGE)
+                && (who.role.is_staff() || i.str("message_type") != Some("note"))
+        };
+        let mut items: Vec<Item> = Vec::new();
+        let mut start = None;
+        loop {
+            let (page, last_key) = self
+                .table
+                .query("count unread", start, |query| {
+                    query
+                        .key_condition_expression("PK = :pk AND SK BETWEEN :lo AND :hi")
+                        .expression_attribute_values(":pk", s(&pk))
+                        .expression_attribute_values(":lo", s(&lower))
+                        .expression_attribute_values(":hi", s(keys::ROOM_SK))
+                        .projection_expression("PK, SK, #e, sender_id, message_type, message_id, room_id, room_type, members, member_version, total_messages, deleted_at, owner_id")
+                        .expression_attribute_names("#e", keys::ENTITY)
+                        .consistent_read(true)
+                        .scan_index_forward(forward)
+                        .set_limit(limit)
+                })
+                .await?;
+            items.extend(page);
+            start = last_key;
+            // Without a marker, stop at the newest message the caller can see.
+            if start.is_none() || (!forward && items.iter().any(visible)) {
+                break;
+            }
+        }
+        if forward {
+            return Ok(items);
+        }
+        // Keep the newest visible message and the room item, in ascending order.
+        let newest = items.iter().position(visible).map(|i| items[i].clone());
+        let meta = items
+            .first()
+            .filter(|i| i.str(keys::SK) == Some(keys::ROOM_SK))
+            .cloned();
+        Ok(newest.into_iter().chain(meta).collect())
+    }
+
+    /// The marker's write: the caller's row, on the room being as counted.
+    fn read_plan(&self, who: &Principal, read: &ReadMarker) -> Vec<TransactWriteItem> {
+        let pk = keys::room_pk(&who.org, &read.room.id);
+        let check = ConditionCheck::builder()
+            .table_name(self.name())
+            .key(keys::PK, s(&pk))
+            .key(keys::SK, s(keys::ROOM_SK))
+            .condition_expression("member_version = :v AND attribute_not_exists(deleted_at) AND (total_messages = :t OR (attribute_not_exists(total_messages) AND :t = :zero))")
+            .expression_attribute_values(":v", n(read.room.member_version))
+            .expression_attribute_values(":t", n(read.total))
+            .expression_attribute_values(":zero", n(0))
+            .build()
+            .expect("check has key and condition");
+        let mut set = vec!["unread_count = :unread"];
+        let mut vals = values([(":unread", n(read.unread))]);
+        if !read.marker.is_empty() {
+            set.push("last_read_message_id = :mid");
+            vals.insert(":mid".into(), s(&read.marker));
+        }
+        let update = Update::builder()
+            .table_name(self.name())
+            .key(keys::PK, s(&pk))
+            .key(keys::SK, s(keys::member_sk(&who.user)))
+            .update_expression(format!("SET {}", set.join(", ")))
+            .condition_expression("attribute_exists(PK)")
+            .set_expression_attribute_values(Some(vals))
+            .build()
+            .expect("update has key and expression");
+        vec![
+            TransactWriteItem::builder().condition_check(check).build(),
+            TransactWriteItem::builder().update(update).build(),
+        ]
+    }
+}
+
+/// A member's read marker as counted from a [`Store::read_window`].
+#[derive(Debug)]
+struct ReadMarker {
+    room: Room,
+    /// The message read up to (empty in a room without messages).
+    marker: String,
+    /// Later public messages from others.
+    unread: u64,
+    /// The room's message count the unread count was taken at.
+    total: u64,
+}
+
+impl ReadMarker {
+    fn from_window(
+        who: &Principal,
+        upto: Option<&MessageId>,
+        mut window: Vec<Item>,
+    ) -> ApiResult<ReadMarker> {
+        let room_item = window
+            .pop()
+            .filter(|i| i.str(keys::SK) == Some(keys::ROOM_SK));
+        let room = room_item
+            .as_ref()
+            .and_then(room_summary)
+            .filter(|r| r.visible_to(who))
+            .ok_or(ApiError::NotFound("conversation"))?;
+        policy::require(Action::OwnView, who, policy::relation_to(who, &room))?;
+        let first = window.first().and_then(|i| i.string("message_id"));
+        let marker = match upto {
+            Some(id) if first.as_deref() != Some(id.as_str()) => {
+                return Err(ApiError::NotFound("message"));
+            }
+            _ => first.unwrap_or_default(),
+        };
+        let unread = window
+            .iter()
+            .skip(1)
+            .filter(|i| {
+                i.str("sender_id") != Some(who.user.as_str())
+                    && i.str("message_type") != Some("note")
+            })
+            .count() as u64;
+        let total = room_item
+            .as_ref()
+            .and_then(|i| i.num("total_messages"))
+            .unwrap_or(0);
+        Ok(ReadMarker {
+            room,
+            marker,
+            unread,
+            total,
+        })
+    }
+}
+
+/// The access-relevant part of a room from a projected item.
+fn room_summary(item: &Item) -> Option<Room> {
+    let mut full = item.clone();
+    for (k, v) in [
+        ("title", ""),
+        ("owner_id", ""),
+        ("created_at", ""),
+        ("updated_at", ""),
+    ] {
+        full.entry(k.to_owned())
+            .or_insert_with(|| AttributeValue::S(v.to_owned()));
+    }
+    Room::from_item(&full)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::{OrgId, Role, UserId};
+    use crate::item::ItemBuilder;
+    use crate::model::tests::room;
+
+    fn who(user: &str, role: Role) -> Principal {
+        Principal {
+            user: UserId::parse(user).unwrap(),
+            org: OrgId::parse("acme").unwrap(),
+            role,
+        }
+    }
+
+    fn entry(id: u64, sender: &str, kind: &str) -> Item {
+        ItemBuilder::new()
+            .str(keys::ENTITY, keys::entity::MESSAGE)
+            .str("message_id", MessageId::from_parts(id, 0).as_str())
+            .str("sender_id", sender)
+            .str("message_type", kind)
+            .build()
+    }
+
+    #[test]
+    fn unread_counts_later_public_messages_from_others_and_the_marker_must_exist() {
+        let org = OrgId::parse("acme").unwrap();
+        let window = vec![
+            entry(1, "5", "text"),
+            entry(2, "5", "text"),
+            entry(3, "u-1", "text"),
+            entry(4, "5", "note"),
+            room().to_item(&org),
+        ];
+        let customer = who("u-1", Role::Customer);
+        let upto = MessageId::from_parts(1, 0);
+        let read = ReadMarker::from_window(&customer, Some(&upto), window.clone()).unwrap();
+        assert_eq!((read.marker.as_str(), read.unread), (upto.as_str(), 1));
+        assert_eq!(read.total, 3);
+        let elsewhere = MessageId::from_parts(9, 0);
+        let err = ReadMarker::from_window(&customer, Some(&elsewhere), window.clone()).unwrap_err();
+        assert_eq!(err.status(), 404);
+        let outsider = who("u-9", Role::Customer);
+        let err = ReadMarker::from_window(&outsider, Some(&upto), window).unwrap_err();
+        assert_eq!(err.status(), 404, "a room one cannot see is not found");
     }
 }

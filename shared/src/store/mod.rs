@@ -3,20 +3,18 @@
 
 pub mod analytics;
 mod catalog;
-mod conversations;
 mod inbox;
-mod message_edits;
-mod messages;
-mod rooms;
+mod message;
+mod room;
 mod search;
 mod table;
 
 pub use catalog::{MAX_PRODUCTS_PAGE, Product, Profile};
-pub use conversations::{MemberView, SharedChanges};
 pub use inbox::{Inbox, InboxQuery};
-pub use message_edits::MessageChange;
-pub use messages::{Direction, MessageList, MessageQuery, NewMessage, Posted, RoomCache};
-pub use rooms::{RoomPage, RoomQuery, Started};
+pub use message::{
+    Direction, MessageChange, MessageList, MessageQuery, NewMessage, Posted, RoomCache,
+};
+pub use room::{MemberView, RoomPage, RoomQuery, SharedChanges, Started};
 pub use search::{MAX_INDEXED_WORDS, MAX_QUERY_CHARS, index_words};
 
 use crate::dynamo::RequestCounter;

@@ -10,7 +10,7 @@ use crate::ids::{OrgId, RoomId};
 use crate::item::{Item, ItemBuilder, ItemExt, s, values};
 use crate::keys;
 use crate::model::{Message, Room, RoomType};
-use crate::store::message_edits::MessageChange;
+use crate::store::MessageChange;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, TransactWriteItem};
 use std::collections::{BTreeSet, HashMap};
 

@@ -1,17 +1,14 @@
 //! Changes to a conversation as a whole or to one member's view of it.
 
-use super::{Store, WriteError, rebuilds, storage_busy};
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 use crate::ids::{RoomId, UserId};
-use crate::item::{n, s, values};
+use crate::item::{s, values};
 use crate::keys;
 use crate::model::{InboxEntry, Room, RoomStatus};
 use crate::policy::{self, Action};
-use aws_sdk_dynamodb::types::{
-    AttributeValue, Delete, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
-    Update,
-};
+use crate::store::{Store, WriteError};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, Update};
 use std::collections::HashMap;
 
 /// Fields every member sees; only agents and admins change them.
@@ -32,7 +29,7 @@ impl SharedChanges {
     }
 
     /// The room item's update expression and values for these changes.
-    fn room_update(&self, now: &str) -> (String, HashMap<String, AttributeValue>) {
+    fn room_expression(&self, now: &str) -> (String, HashMap<String, AttributeValue>) {
         let mut sets = vec!["updated_at = :now"];
         let mut removes = Vec::new();
         let mut vals = values([(":now", s(now))]);
@@ -136,118 +133,6 @@ impl MemberView {
 }
 
 impl Store {
-    /// Runs a transaction built from the room's current state. The first write must be
-    /// the room's own update, conditioned on what the build relied on; when it fails
-    /// the transaction is rebuilt from the room it returns (ALL_OLD).
-    pub(crate) async fn room_transaction(
-        &self,
-        who: &Principal,
-        room_id: &RoomId,
-        context: &str,
-        build: impl Fn(&Room) -> ApiResult<Vec<TransactWriteItem>>,
-    ) -> ApiResult<Room> {
-        let room = self.visible_room(who, room_id).await?;
-        self.room_transaction_from(who, room_id, room, context, build)
-            .await
-    }
-
-    /// [`Self::room_transaction`] from a room the caller already read (checked here).
-    pub(crate) async fn room_transaction_from(
-        &self,
-        who: &Principal,
-        room_id: &RoomId,
-        room: Room,
-        context: &str,
-        build: impl Fn(&Room) -> ApiResult<Vec<TransactWriteItem>>,
-    ) -> ApiResult<Room> {
-        let mut room = Some(room)
-            .filter(|r| r.visible_to(who))
-            .ok_or(ApiError::NotFound("conversation"))?;
-        for attempt in rebuilds() {
-            attempt.pause().await;
-            let writes = build(&room)?;
-            let cancelled = match self.table.transact(writes, context).await {
-                Ok(()) => return Ok(room),
-                Err(WriteError::Api(err)) => return Err(err),
-                Err(WriteError::ConditionFailed(c)) => c,
-            };
-            // The room moved (its old state came back with the failure), or a member
-            // row did (e.g. they left, and the room's version moved with it): rebuild
-            // from the room as it is now.
-            let current = match cancelled.old_item(0).and_then(Room::from_item) {
-                Some(current) if cancelled.failed(0) => Some(current),
-                _ => self.get_room(&who.org, room_id).await?,
-            };
-            room = current
-                .filter(|r| r.visible_to(who))
-                .ok_or(ApiError::NotFound("conversation"))?;
-        }
-        Err(storage_busy())
-    }
-
-    /// The room's own update, conditioned on the state the caller's write relied on.
-    /// `#st` names the status attribute in `expression` and `names`.
-    pub(crate) fn room_update(
-        &self,
-        room: &Room,
-        who: &Principal,
-        expression: &str,
-        mut vals: HashMap<String, AttributeValue>,
-        names: &[(&str, &str)],
-    ) -> TransactWriteItem {
-        vals.insert(":v".into(), n(room.member_version));
-        vals.insert(":seen_status".into(), s(room.status.as_str()));
-        vals.insert(
-            ":seen_awaiting".into(),
-            s(room.awaiting_since.as_deref().unwrap_or("-")),
-        );
-        vals.insert(":none".into(), s("-"));
-        let mut update = Update::builder()
-            .table_name(self.name())
-            .key(keys::PK, s(keys::room_pk(&who.org, &room.id)))
-            .key(keys::SK, s(keys::ROOM_SK))
-            .update_expression(expression)
-            // Members, status and the waiting customer are what writes fan out or
-            // decide on: if any moved, the transaction is rebuilt from the current room.
-            .condition_expression(
-                "member_version = :v AND #st = :seen_status AND attribute_not_exists(deleted_at) \
-                 AND (awaiting_since = :seen_awaiting OR (attribute_not_exists(awaiting_since) AND :seen_awaiting = :none))",
-            )
-            .expression_attribute_names("#st", "status")
-            .set_expression_attribute_values(Some(vals))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
-        for (k, v) in names {
-            update = update.expression_attribute_names(*k, *v);
-        }
-        TransactWriteItem::builder()
-            .update(update.build().expect("update has key and expression"))
-            .build()
-    }
-
-    pub(crate) fn member_update(
-        &self,
-        who: &Principal,
-        room: &RoomId,
-        member: &UserId,
-        expression: &str,
-        vals: HashMap<String, AttributeValue>,
-        names: &[(&str, &str)],
-    ) -> TransactWriteItem {
-        let mut update = Update::builder()
-            .table_name(self.name())
-            .key(keys::PK, s(keys::room_pk(&who.org, room)))
-            .key(keys::SK, s(keys::member_sk(member)))
-            .update_expression(expression)
-            .condition_expression("attribute_exists(PK)")
-            .set_expression_attribute_values(Some(vals));
-        for (k, v) in names {
-            update = update.expression_attribute_names(*k, *v);
-        }
-        TransactWriteItem::builder()
-            .update(update.build().expect("update has key and expression"))
-            .build()
-    }
-
     /// Applies a PUT: shared fields go to the room and to every member's inbox row
     /// (they carry a copy), the caller's view to their own row, in one transaction.
     pub async fn update_conversation(
@@ -280,7 +165,7 @@ impl Store {
                 if !view.is_empty() {
                     policy::require(Action::OwnView, who, policy::relation_to(who, room))?;
                 }
-                let (expression, vals) = shared.room_update(&now);
+                let (expression, vals) = shared.room_expression(&now);
                 let mut writes = vec![self.room_update(room, who, &expression, vals, &[])];
                 writes.extend(self.room_changed_stats(
                     who,
@@ -354,110 +239,6 @@ impl Store {
             Err(WriteError::Api(err)) => Err(err),
         }
     }
-
-    /// The caller leaves: out of the member list (version bumped, so in-flight
-    /// writes re-read it), their row deleted and their inbox count decremented.
-    pub async fn leave_room(&self, who: &Principal, room_id: &RoomId) -> ApiResult<()> {
-        self.room_transaction(who, room_id, "leave room", |room| {
-            if !room.is_member(who.user.as_str()) {
-                return Err(ApiError::NotFound("conversation"));
-            }
-            Ok(self.leave_writes(who, room))
-        })
-        .await?;
-        Ok(())
-    }
-
-    /// Soft-deletes the room for everyone: its messages stop being served and every
-    /// member's inbox row goes. From the room the caller read (one read, one write).
-    pub async fn delete_room(&self, who: &Principal, room: Room) -> ApiResult<()> {
-        let now = crate::time::now_string();
-        let room_id = room.id.clone();
-        self.room_transaction_from(who, &room_id, room, "delete room", |room| {
-            Ok(self.delete_writes(who, room, &now))
-        })
-        .await?;
-        Ok(())
-    }
-
-    /// DELETE of a conversation: the owner or an admin deletes it for everyone, any
-    /// other member leaves it. Decided on the room the transaction is built from, so
-    /// it is one read and one write. Returns whether it was deleted for everyone.
-    pub async fn delete_conversation(&self, who: &Principal, room_id: &RoomId) -> ApiResult<bool> {
-        let now = crate::time::now_string();
-        let for_everyone = |room: &Room| {
-            policy::allows(Action::DeleteRoom, who.role, policy::relation_to(who, room))
-        };
-        let room = self
-            .room_transaction(who, room_id, "delete conversation", |room| {
-                if for_everyone(room) {
-                    Ok(self.delete_writes(who, room, &now))
-                } else if room.is_member(who.user.as_str()) {
-                    Ok(self.leave_writes(who, room))
-                } else {
-                    // Staff who see a support room without being in it.
-                    Err(ApiError::Forbidden(
-                        "only members leave a conversation; its owner or an admin deletes it"
-                            .into(),
-                    ))
-                }
-            })
-            .await?;
-        Ok(for_everyone(&room))
-    }
-
-    fn leave_writes(&self, who: &Principal, room: &Room) -> Vec<TransactWriteItem> {
-        let vals = values([
-            (":one", n(1)),
-            (":me", AttributeValue::Ss(vec![who.user.to_string()])),
-            (":now", s(crate::time::now_string())),
-        ]);
-        vec![
-            self.room_update(
-                room,
-                who,
-                "SET updated_at = :now ADD member_version :one DELETE members :me",
-                vals,
-                &[],
-            ),
-            self.member_delete(who, &room.id, &who.user),
-            self.inbox_head_change(&who.org, who.user.as_str(), -1),
-        ]
-    }
-
-    fn delete_writes(&self, who: &Principal, room: &Room, now: &str) -> Vec<TransactWriteItem> {
-        let vals = values([(":now", s(now)), (":one", n(1))]);
-        let mut writes = vec![self.room_update(
-            room,
-            who,
-            "SET deleted_at = :now, updated_at = :now ADD member_version :one",
-            vals,
-            &[],
-        )];
-        for member in &room.members {
-            let Ok(member_id) = UserId::parse(member) else {
-                continue;
-            };
-            writes.push(self.member_delete(who, &room.id, &member_id));
-            writes.push(self.inbox_head_change(&who.org, member, -1));
-        }
-        writes
-    }
-
-    pub(crate) fn member_delete(
-        &self,
-        who: &Principal,
-        room: &RoomId,
-        member: &UserId,
-    ) -> TransactWriteItem {
-        let delete = Delete::builder()
-            .table_name(self.name())
-            .key(keys::PK, s(keys::room_pk(&who.org, room)))
-            .key(keys::SK, s(keys::member_sk(member)))
-            .build()
-            .expect("delete has key");
-        TransactWriteItem::builder().delete(delete).build()
-    }
 }
 
 #[cfg(test)]
@@ -473,7 +254,7 @@ mod tests {
             assignee_id: Some(None),
             ..SharedChanges::default()
         };
-        let (room, vals) = changes.room_update("now");
+        let (room, vals) = changes.room_expression("now");
         assert_eq!(
             room,
             "SET updated_at = :now, title = :title, #st = :status REMOVE snoozed_until, assignee_id"

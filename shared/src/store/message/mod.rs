@@ -1,6 +1,10 @@
-//! Messages: listing, and posting with idempotency in one transaction.
+//! The message aggregate: a room's messages in its partition, their idempotency
+//! records, listing, and posting in one transaction (edits and deletes: `edits`).
 
-use super::{IDEMPOTENCY_TTL_SECS, Page, Store, WriteError, put, rebuilds, storage_busy};
+mod edits;
+
+pub use edits::MessageChange;
+
 use crate::auth::Principal;
 use crate::cursor::{self, Partition};
 use crate::error::{ApiError, ApiResult};
@@ -8,6 +12,7 @@ use crate::ids::{MessageId, RoomId, UserId};
 use crate::item::{Item, ItemBuilder, ItemExt, n, s, values};
 use crate::keys;
 use crate::model::{Message, MessageEffect, Room};
+use crate::store::{IDEMPOTENCY_TTL_SECS, Page, Store, WriteError, put, rebuilds, storage_busy};
 use aws_sdk_dynamodb::types::{
     AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
 };
@@ -164,13 +169,6 @@ impl Store {
                 next_cursor: last_key.as_ref().map(cursor::encode),
             },
         })
-    }
-
-    pub async fn visible_room(&self, who: &Principal, room_id: &RoomId) -> ApiResult<Room> {
-        self.get_room(&who.org, room_id)
-            .await?
-            .filter(|room| room.visible_to(who))
-            .ok_or(ApiError::NotFound("conversation"))
     }
 
     /// Stores a message with everything it changes, in one TransactWriteItems: the

@@ -1,0 +1,246 @@
+//! Editing and deleting messages, and moving a member's read marker.
+
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiResult};
+use crate::ids::{MessageId, RoomId};
+use crate::item::{n, s, values};
+use crate::keys;
+use crate::model::{MAX_PREVIOUS_VERSIONS, Message, PreviousVersion, Room};
+use crate::policy::{self, Action, Relation};
+use crate::store::{Store, WriteError, rebuilds, storage_busy};
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
+use std::collections::HashMap;
+
+pub enum MessageChange {
+    Edit { content: String },
+    Delete,
+}
+
+impl MessageChange {
+    /// The sender edits their message; the sender or an admin deletes one.
+    fn permitted(&self, who: &Principal, message: &Message) -> ApiResult<()> {
+        let action = match self {
+            MessageChange::Edit { .. } => Action::EditMessage,
+            MessageChange::Delete => Action::DeleteMessage,
+        };
+        let relation = Relation {
+            sender: message.sender_id == who.user.as_str(),
+            ..Relation::default()
+        };
+        Ok(policy::require(action, who, relation)?)
+    }
+
+    /// The message item's update (expression, condition on the message as read,
+    /// values); `message` becomes the message as changed.
+    fn message_update(
+        &self,
+        message: &mut Message,
+        now: &str,
+    ) -> (&'static str, &'static str, HashMap<String, AttributeValue>) {
+        let mut vals = values([(":now", s(now))]);
+        let condition = match &message.edited_at {
+            Some(at) => {
+                vals.insert(":seen".into(), s(at));
+                "attribute_not_exists(deleted_at) AND edited_at = :seen"
+            }
+            None => "attribute_not_exists(deleted_at) AND attribute_not_exists(edited_at)",
+        };
+        let expression = match self {
+            MessageChange::Edit { content } => {
+                message.previous_versions.push(PreviousVersion {
+                    content: std::mem::replace(&mut message.content, content.clone()),
+                    replaced_at: now.to_owned(),
+                });
+                let excess = message
+                    .previous_versions
+                    .len()
+                    .saturating_sub(MAX_PREVIOUS_VERSIONS);
+                message.previous_versions.drain(..excess);
+                message.edited_at = Some(now.to_owned());
+                vals.insert(":content".into(), s(content));
+                vals.insert(
+                    ":versions".into(),
+                    s(serde_json::to_string(&message.previous_versions)
+                        .expect("versions serialize")),
+                );
+                "SET content = :content, edited_at = :now, previous_versions = :versions"
+            }
+            MessageChange::Delete => {
+                message.deleted_at = Some(now.to_owned());
+                vals.insert(":empty".into(), s(""));
+                // The tombstone keeps its place and counters; its text goes.
+                "SET deleted_at = :now, content = :empty REMOVE attachments, previous_versions"
+            }
+        };
+        (expression, condition, vals)
+    }
+}
+
+impl Store {
+    /// The room and one message, in one BatchGetItem (consistent).
+    async fn room_and_message(
+        &self,
+        who: &Principal,
+        room_id: &RoomId,
+        message_id: &MessageId,
+    ) -> ApiResult<(Room, Message)> {
+        let pk = keys::room_pk(&who.org, room_id);
+        let items = self
+            .batch_get(
+                &[
+                    (pk.clone(), keys::ROOM_SK.to_owned()),
+                    (pk, keys::message_sk(message_id)),
+                ],
+                "get room and message",
+            )
+            .await?;
+        let room = items
+            .iter()
+            .find_map(Room::from_item)
+            .filter(|r| r.visible_to(who))
+            .ok_or(ApiError::NotFound("conversation"))?;
+        let message = items
+            .iter()
+            .find_map(Message::from_item)
+            // Customers cannot even address internal notes.
+            .filter(|m| who.role.is_staff() || !m.is_note())
+            .ok_or(ApiError::NotFound("message"))?;
+        Ok((room, message))
+    }
+
+    /// Edits (own messages only, earlier text kept) or soft-deletes (own messages,
+    /// or any message for admins) a message. The write is conditioned on the message
+    /// being as read and the caller still having access to the room.
+    pub async fn change_message(
+        &self,
+        who: &Principal,
+        room_id: &RoomId,
+        message_id: &MessageId,
+        change: MessageChange,
+    ) -> ApiResult<Message> {
+        for attempt in rebuilds() {
+            attempt.pause().await;
+            let (room, mut message) = self.room_and_message(who, room_id, message_id).await?;
+            if message.deleted_at.is_some() {
+                return Err(ApiError::NotFound("message"));
+            }
+            change.permitted(who, &message)?;
+            let now = crate::time::now_string();
+            let (expression, condition, vals) = change.message_update(&mut message, &now);
+            let update = Update::builder()
+                .table_name(self.name())
+                .key(keys::PK, s(keys::room_pk(&who.org, room_id)))
+                .key(keys::SK, s(keys::message_sk(message_id)))
+                .update_expression(expression)
+                .condition_expression(condition)
+                .set_expression_attribute_values(Some(vals))
+                .build()
+                .expect("update has key and expression");
+            // The room's preview of its last message follows an edit or delete of it
+            // (a deleted text must not live on in room lists).
+            let is_last = room
+                .last_message
+                .as_ref()
+                .is_some_and(|last| last.message_id == message_id.as_str());
+            let access = if is_last {
+                self.last_preview_update(who, &room, &message)
+            } else {
+                self.room_unchanged(who, &room)
+            };
+            let mut writes = vec![TransactWriteItem::builder().update(update).build(), access];
+            writes.extend(self.search_changes_for(who, &room, &message, &change));
+            match self.table.transact(writes, "change message").await {
+                Ok(()) => return Ok(message),
+                // The message or the room moved since we read them: read again.
+                Err(WriteError::ConditionFailed(_)) => continue,
+                Err(WriteError::Api(err)) => return Err(err),
+            }
+        }
+        Err(storage_busy())
+    }
+
+    /// Rewrites the room's last-message preview, on the same conditions as
+    /// [`Self::room_unchanged`] and on the message still being the last one.
+    fn last_preview_update(
+        &self,
+        who: &Principal,
+        room: &Room,
+        message: &Message,
+    ) -> TransactWriteItem {
+        // A deleted message still holds its text here (its search entries need it).
+        let preview = match message.deleted_at {
+            Some(_) => String::new(),
+            None => super::preview(&message.content),
+        };
+        let update = Update::builder()
+            .table_name(self.name())
+            .key(keys::PK, s(keys::room_pk(&who.org, &room.id)))
+            .key(keys::SK, s(keys::ROOM_SK))
+            .update_expression("SET last_message_preview = :preview")
+            .condition_expression(
+                "member_version = :v AND attribute_not_exists(deleted_at) AND last_message_id = :mid",
+            )
+            .expression_attribute_values(":v", n(room.member_version))
+            .expression_attribute_values(":mid", s(message.id.as_str()))
+            .expression_attribute_values(":preview", s(preview))
+            .build()
+            .expect("update has key and expression");
+        TransactWriteItem::builder().update(update).build()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::Role;
+    use crate::ids::{OrgId, UserId};
+
+    fn who(user: &str, role: Role) -> Principal {
+        Principal {
+            user: UserId::parse(user).unwrap(),
+            org: OrgId::parse("acme").unwrap(),
+            role,
+        }
+    }
+
+    #[test]
+    fn the_sender_edits_keeping_ten_earlier_texts_and_an_admin_may_delete() {
+        let mut message = crate::model::tests::message();
+        let edit = MessageChange::Edit {
+            content: "new".into(),
+        };
+        assert!(
+            edit.permitted(&who("u-1", Role::Customer), &message)
+                .is_ok()
+        );
+        assert_eq!(
+            edit.permitted(&who("a-1", Role::Admin), &message)
+                .unwrap_err()
+                .status(),
+            403
+        );
+        for _ in 0..12 {
+            let (expression, condition, vals) = edit.message_update(&mut message, "t");
+            assert!(expression.starts_with("SET content = :content"));
+            assert!(
+                condition.ends_with("edited_at = :seen"),
+                "conditioned on the read"
+            );
+            assert!(vals.contains_key(":versions"));
+        }
+        assert_eq!(message.previous_versions.len(), MAX_PREVIOUS_VERSIONS);
+        assert!(
+            MessageChange::Delete
+                .permitted(&who("a-1", Role::Admin), &message)
+                .is_ok()
+        );
+        assert!(
+            MessageChange::Delete
+                .permitted(&who("u-2", Role::Customer), &message)
+                .is_err()
+        );
+        let (expression, _, _) = MessageChange::Delete.message_update(&mut message, "t");
+        assert!(expression.contains("REMOVE attachments"));
+        assert_eq!(message.deleted_at.as_deref(), Some("t"));
+    }
+}
