@@ -30,90 +30,20 @@ impl Config {
     }
 
     pub fn from_map(env: &HashMap<String, String>) -> Result<Self, ConfigError> {
-        let get = |name: &str| env.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
+        let env = Env(env);
         let mut problems = Vec::new();
-
-        let table_name = get("TABLE_NAME").map(str::to_owned);
+        let table_name = env.get("TABLE_NAME").map(str::to_owned);
         if table_name.is_none() {
             problems.push("TABLE_NAME is required".to_owned());
         }
-        let local = get("CHAT_LOCAL") == Some("1");
-
-        let algorithm = match get("JWT_ALGORITHM") {
-            Some("HS256") => Some(Algorithm::HS256),
-            Some("RS256") => Some(Algorithm::RS256),
-            Some("ES256") => Some(Algorithm::ES256),
-            Some(other) => {
-                problems.push(format!(
-                    "JWT_ALGORITHM {other:?} is not one of HS256, RS256, ES256"
-                ));
-                None
-            }
-            None => {
-                problems.push("JWT_ALGORITHM is required (HS256, RS256 or ES256)".to_owned());
-                None
-            }
-        };
-
-        let keys = match algorithm {
-            Some(Algorithm::HS256) => match get("JWT_SECRET") {
-                None => {
-                    problems.push("JWT_SECRET is required for HS256".to_owned());
-                    None
-                }
-                Some(LOCAL_DEV_SECRET) if !local => {
-                    problems.push(
-                        "JWT_SECRET is the local development secret; set a real one".to_owned(),
-                    );
-                    None
-                }
-                Some(secret) if secret.len() < 16 && !local => {
-                    problems.push("JWT_SECRET must be at least 16 bytes".to_owned());
-                    None
-                }
-                Some(secret) => Some(KeySource::Secret(secret.as_bytes().to_vec())),
-            },
-            Some(_) => match get("JWT_JWKS") {
-                None => {
-                    problems.push(
-                        "JWT_JWKS (a JWKS JSON document) is required for RS256/ES256".to_owned(),
-                    );
-                    None
-                }
-                Some(doc) => Some(KeySource::Jwks(doc.to_owned())),
-            },
-            None => None,
-        };
-
-        let claim = |name: &str, default: &str| get(name).unwrap_or(default).to_owned();
-        let auth = match (algorithm, keys) {
-            (Some(algorithm), Some(keys)) => match AuthConfig::new(
-                algorithm,
-                keys,
-                get("JWT_ISSUER").map(str::to_owned),
-                get("JWT_AUDIENCE").map(str::to_owned),
-                [
-                    claim("JWT_CLAIM_SUB", "sub"),
-                    claim("JWT_CLAIM_ORG", "org"),
-                    claim("JWT_CLAIM_ROLE", "role"),
-                ],
-            ) {
-                Ok(auth) => Some(auth),
-                Err(problem) => {
-                    problems.push(problem);
-                    None
-                }
-            },
-            _ => None,
-        };
-
-        let dynamodb_endpoint = get("DYNAMODB_ENDPOINT").map(str::to_owned);
-        let tls_roots = TlsRoots::parse(get("CHAT_TLS_ROOTS")).unwrap_or_else(|problem| {
+        let auth = auth_from(&env, &mut problems);
+        let dynamodb_endpoint = env.get("DYNAMODB_ENDPOINT").map(str::to_owned);
+        let tls_roots = TlsRoots::parse(env.get("CHAT_TLS_ROOTS")).unwrap_or_else(|problem| {
             problems.push(problem);
             TlsRoots::Amazon
         });
-        let source = if get("AWS_LAMBDA_FUNCTION_NAME").is_some() {
-            let region = get("AWS_REGION").unwrap_or_else(|| {
+        let source = if env.get("AWS_LAMBDA_FUNCTION_NAME").is_some() {
+            let region = env.get("AWS_REGION").unwrap_or_else(|| {
                 problems.push("AWS_REGION is required on Lambda".to_owned());
                 ""
             });
@@ -123,7 +53,6 @@ impl Config {
         } else {
             AwsSource::DefaultChain
         };
-
         match (table_name, auth) {
             (Some(table_name), Some(auth)) if problems.is_empty() => Ok(Config {
                 table_name,
@@ -133,6 +62,79 @@ impl Config {
             }),
             _ => Err(ConfigError(problems)),
         }
+    }
+}
+
+/// The environment's variables; blank counts as unset.
+struct Env<'a>(&'a HashMap<String, String>);
+
+impl Env<'_> {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(|v| v.trim()).filter(|v| !v.is_empty())
+    }
+}
+
+/// Token verification: the pinned algorithm, its keys, issuer, audience and claim
+/// names; every problem is noted in `problems`.
+fn auth_from(env: &Env<'_>, problems: &mut Vec<String>) -> Option<AuthConfig> {
+    let algorithm = match env.get("JWT_ALGORITHM") {
+        Some("HS256") => Some(Algorithm::HS256),
+        Some("RS256") => Some(Algorithm::RS256),
+        Some("ES256") => Some(Algorithm::ES256),
+        Some(other) => {
+            problems.push(format!(
+                "JWT_ALGORITHM {other:?} is not one of HS256, RS256, ES256"
+            ));
+            None
+        }
+        None => {
+            problems.push("JWT_ALGORITHM is required (HS256, RS256 or ES256)".to_owned());
+            None
+        }
+    };
+    let keys = algorithm.and_then(|algorithm| keys_from(env, algorithm, problems));
+    let claim = |name: &str, default: &str| env.get(name).unwrap_or(default).to_owned();
+    let auth = AuthConfig::new(
+        algorithm?,
+        keys?,
+        env.get("JWT_ISSUER").map(str::to_owned),
+        env.get("JWT_AUDIENCE").map(str::to_owned),
+        [
+            claim("JWT_CLAIM_SUB", "sub"),
+            claim("JWT_CLAIM_ORG", "org"),
+            claim("JWT_CLAIM_ROLE", "role"),
+        ],
+    );
+    auth.map_err(|problem| problems.push(problem)).ok()
+}
+
+/// The keys of `algorithm`: a shared secret (never the local one outside the local
+/// stack) or a JWKS document.
+fn keys_from(env: &Env<'_>, algorithm: Algorithm, problems: &mut Vec<String>) -> Option<KeySource> {
+    let local = env.get("CHAT_LOCAL") == Some("1");
+    let problem = |problems: &mut Vec<String>, text: &str| {
+        problems.push(text.to_owned());
+        None
+    };
+    if algorithm != Algorithm::HS256 {
+        return match env.get("JWT_JWKS") {
+            None => problem(
+                problems,
+                "JWT_JWKS (a JWKS JSON document) is required for RS256/ES256",
+            ),
+            Some(doc) => Some(KeySource::Jwks(doc.to_owned())),
+        };
+    }
+    match env.get("JWT_SECRET") {
+        None => problem(problems, "JWT_SECRET is required for HS256"),
+        Some(LOCAL_DEV_SECRET) if !local => problem(
+            problems,
+            "JWT_SECRET is the local development secret; set a real one",
+        ),
+        Some(secret) if secret.len() < 16 && !local => {
+            problem(problems, "JWT_SECRET must be at least 16 bytes")
+        }
+        Some(secret) => Some(KeySource::Secret(secret.as_bytes().to_vec())),
     }
 }
 

@@ -799,6 +799,28 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_member_row_reads_back_as_its_membership_and_inbox_entry() {
+        let org = OrgId::parse("acme").unwrap();
+        let item = member_item(&org, &room(), "5", "agent", "2024-06-29T11:00:00.000Z");
+        let entry = InboxEntry::from_item(&item).unwrap();
+        assert_eq!(entry.room_id, room().id.as_str());
+        assert_eq!(entry.title.as_deref(), Some("Help"));
+        assert_eq!(entry.status.as_deref(), Some("open"));
+        assert_eq!(entry.owner_id.as_deref(), Some("u-1"));
+        let m = &entry.membership;
+        assert_eq!((m.user_id.as_str(), m.member_role.as_str()), ("5", "agent"));
+        assert_eq!((m.unread_count, m.total_messages), (0, 3));
+        assert_eq!(m.last_message_at, room().last_message_at);
+        let view = serde_json::to_value(entry.view()).unwrap();
+        assert_eq!(view["conversation_id"], room().id.as_str());
+        assert_eq!(view["is_pinned"], false);
+        assert!(
+            InboxEntry::from_item(&room().to_item(&org)).is_none(),
+            "a room is no row"
+        );
+    }
+
+    #[test]
     fn visibility_rules() {
         let r = room();
         assert!(r.visible_to(&principal("u-1", Role::Customer)));
