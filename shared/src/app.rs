@@ -180,12 +180,37 @@ pub fn start() -> Result<crate::config::Config, crate::config::ConfigError> {
 /// A function's route table, written once: each route key of template.yaml with the
 /// handler expression that answers it (over the names given for the app, the caller
 /// and the request). It defines `ROUTES`, the keys the template must declare (the
-/// dev server's tests hold the two equal), and `dispatch`, which runs a key's handler.
+/// dev server's tests hold the two equal), the app's `handle` (the app has `auth` and
+/// `store` fields) and its `HttpApp` implementation for `app::run`.
 #[macro_export]
 macro_rules! route_table {
     ($app:ident: $app_ty:ty, $who:ident, $req:ident; $($key:literal => $handler:expr,)*) => {
         /// The route keys this function serves, exactly as template.yaml declares them.
         pub const ROUTES: &[&str] = &[$($key),*];
+
+        impl $app_ty {
+            /// Answers one API Gateway event: authentication, the route's handler from
+            /// the table, the envelope and the request's log line.
+            pub async fn handle(
+                &self,
+                req: lambda_http::Request,
+            ) -> lambda_http::Response<lambda_http::Body> {
+                $crate::app::serve(&self.auth, &self.store, req, |route, who, req| async move {
+                    dispatch(self, &route, &who, &req).await
+                })
+                .await
+            }
+        }
+
+        impl $crate::app::HttpApp for $app_ty {
+            fn handle(
+                &self,
+                req: lambda_http::Request,
+            ) -> impl std::future::Future<Output = lambda_http::Response<lambda_http::Body>> + Send
+            {
+                <$app_ty>::handle(self, req)
+            }
+        }
 
         /// Runs the handler of `route`, from the route table.
         async fn dispatch(

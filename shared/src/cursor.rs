@@ -18,7 +18,47 @@ pub struct Partition<'a> {
     pub value: &'a str,
 }
 
+impl<'a> Partition<'a> {
+    /// A partition of the table itself (by `PK`).
+    pub fn pk(value: &'a str) -> Self {
+        Partition {
+            attribute: crate::keys::PK,
+            value,
+        }
+    }
+}
+
+impl<'a> Partition<'a> {
+    /// A partition of GSI1 (a member's inbox rows).
+    pub fn gsi1(value: &'a str) -> Self {
+        Partition {
+            attribute: crate::keys::GSI1PK,
+            value,
+        }
+    }
+}
+
+/// The key attributes of a cursor over the table itself.
+pub const TABLE_KEYS: &[&str] = &[crate::keys::PK, crate::keys::SK];
+/// The key attributes of a cursor over GSI1.
+pub const GSI1_KEYS: &[&str] = &[
+    crate::keys::PK,
+    crate::keys::SK,
+    crate::keys::GSI1PK,
+    crate::keys::GSI1SK,
+];
+
 pub type Key = HashMap<String, AttributeValue>;
+
+/// Where a listing starts: after the client's cursor, if it sent one (checked as
+/// [`decode`] does).
+pub fn start(
+    raw: Option<&str>,
+    partition: Partition<'_>,
+    allowed: &[&str],
+) -> Result<Option<Key>, ApiError> {
+    raw.map(|raw| decode(raw, partition, allowed)).transpose()
+}
 
 pub fn encode(key: &Key) -> String {
     let mut plain: BTreeMap<&str, &str> = BTreeMap::new();

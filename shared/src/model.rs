@@ -701,7 +701,7 @@ pub(crate) mod tests {
         }
     }
 
-    fn principal(user: &str, role: Role) -> Principal {
+    pub(crate) fn principal(user: &str, role: Role) -> Principal {
         Principal {
             user: UserId::parse(user).unwrap(),
             org: OrgId::parse("acme").unwrap(),

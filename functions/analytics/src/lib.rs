@@ -1,7 +1,6 @@
 //! The `analytics` function: the caller's dashboard and the tenant-wide figures,
 //! read from the daily rollups (a bounded number of requests whatever the range).
 
-use chat_core::app::{self};
 use chat_core::auth::{AuthConfig, Principal};
 use chat_core::ids::{RoomId, UserId};
 use chat_core::policy::{self, Action, Relation};
@@ -9,7 +8,7 @@ use chat_core::request::Query;
 use chat_core::store::analytics::{AgentFigures, DayRollup, distinct_customers};
 use chat_core::store::{InboxQuery, Store};
 use chat_core::{ApiError, ApiResult, Reply, Runtime};
-use lambda_http::{Body, Request, Response};
+use lambda_http::Request;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use time::{Date, Duration};
@@ -36,19 +35,6 @@ impl App {
             auth: runtime.config.auth,
             store: runtime.store,
         }
-    }
-
-    pub async fn handle(&self, req: Request) -> Response<Body> {
-        app::serve(&self.auth, &self.store, req, |route, who, req| async move {
-            dispatch(self, &route, &who, &req).await
-        })
-        .await
-    }
-}
-
-impl app::HttpApp for App {
-    fn handle(&self, req: Request) -> impl Future<Output = Response<Body>> + Send {
-        App::handle(self, req)
     }
 }
 

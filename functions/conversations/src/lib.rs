@@ -1,7 +1,7 @@
 //! The `conversations` function: a user's inbox. A conversation is a support room
 //! seen through the caller's membership (pin, archive, unread).
 
-use chat_core::app::{self, path_param};
+use chat_core::app::path_param;
 use chat_core::auth::{AuthConfig, Principal};
 use chat_core::ids::{RoomId, path_id};
 use chat_core::model::{InboxEntry, Room, RoomStatus, RoomType, conversation_json};
@@ -9,7 +9,7 @@ use chat_core::policy::{self, Action, Relation};
 use chat_core::request::{Query, json_body};
 use chat_core::store::{InboxQuery, Store};
 use chat_core::{ApiError, ApiResult, Reply, Runtime};
-use lambda_http::{Body, Request, Response};
+use lambda_http::Request;
 use serde_json::json;
 
 chat_core::route_table! { app: App, who, req;
@@ -39,19 +39,6 @@ impl App {
             auth: runtime.config.auth,
             store: runtime.store,
         }
-    }
-
-    pub async fn handle(&self, req: Request) -> Response<Body> {
-        app::serve(&self.auth, &self.store, req, |route, who, req| async move {
-            dispatch(self, &route, &who, &req).await
-        })
-        .await
-    }
-}
-
-impl app::HttpApp for App {
-    fn handle(&self, req: Request) -> impl Future<Output = Response<Body>> + Send {
-        App::handle(self, req)
     }
 }
 

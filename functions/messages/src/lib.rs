@@ -1,7 +1,7 @@
 //! The `messages` function: the messages of a room, under `/rooms/{room_id}` and
 //! `/chat/conversations/{conversation_id}` alike.
 
-use chat_core::app::{self, header, path_param};
+use chat_core::app::{header, path_param};
 use chat_core::auth::{AuthConfig, Principal};
 use chat_core::ids::MessageId;
 use chat_core::ids::{RoomId, path_id};
@@ -13,7 +13,7 @@ use chat_core::store::{
     Direction, MessageChange, MessageQuery, NewMessage, Posted, RoomCache, Store,
 };
 use chat_core::{ApiError, ApiResult, Reply, Runtime};
-use lambda_http::{Body, Request, Response};
+use lambda_http::Request;
 use serde_json::json;
 
 // The same handlers serve both path families of a room.
@@ -65,19 +65,6 @@ impl App {
             ai,
             rooms: RoomCache::default(),
         }
-    }
-
-    pub async fn handle(&self, req: Request) -> Response<Body> {
-        app::serve(&self.auth, &self.store, req, |route, who, req| async move {
-            dispatch(self, &route, &who, &req).await
-        })
-        .await
-    }
-}
-
-impl app::HttpApp for App {
-    fn handle(&self, req: Request) -> impl Future<Output = Response<Body>> + Send {
-        App::handle(self, req)
     }
 }
 

@@ -1,7 +1,7 @@
 //! The `rooms` function: shared chat spaces (order chats, support rooms, team rooms),
 //! their members, the tenant's products and its users' profiles.
 
-use chat_core::app::{self, path_param};
+use chat_core::app::path_param;
 use chat_core::auth::{AuthConfig, Principal};
 use chat_core::ids::{RoomId, UserId, path_id};
 use chat_core::keys;
@@ -12,7 +12,7 @@ use chat_core::store::{
     MAX_PRODUCTS_PAGE, Product, Profile, RoomQuery, SharedChanges, Started, Store,
 };
 use chat_core::{ApiError, ApiResult, Reply, Runtime};
-use lambda_http::{Body, Request, Response};
+use lambda_http::Request;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 
@@ -49,19 +49,6 @@ impl App {
             auth: runtime.config.auth,
             store: runtime.store,
         }
-    }
-
-    pub async fn handle(&self, req: Request) -> Response<Body> {
-        app::serve(&self.auth, &self.store, req, |route, who, req| async move {
-            dispatch(self, &route, &who, &req).await
-        })
-        .await
-    }
-}
-
-impl app::HttpApp for App {
-    fn handle(&self, req: Request) -> impl Future<Output = Response<Body>> + Send {
-        App::handle(self, req)
     }
 }
 

@@ -113,11 +113,8 @@ impl Store {
             .query_page(
                 "list products",
                 cursor,
-                crate::cursor::Partition {
-                    attribute: keys::PK,
-                    value: &pk,
-                },
-                &[keys::PK, keys::SK],
+                crate::cursor::Partition::pk(&pk),
+                crate::cursor::TABLE_KEYS,
                 |query| {
                     query
                         .key_condition_expression("PK = :pk")

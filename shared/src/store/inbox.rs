@@ -35,17 +35,7 @@ impl Store {
         q: InboxQuery<'_>,
     ) -> ApiResult<Inbox> {
         let gsi1pk = keys::inbox_gsi1pk(org, user);
-        let start = match q.cursor {
-            Some(raw) => Some(cursor::decode(
-                raw,
-                Partition {
-                    attribute: keys::GSI1PK,
-                    value: &gsi1pk,
-                },
-                &[keys::PK, keys::SK, keys::GSI1PK, keys::GSI1SK],
-            )?),
-            None => None,
-        };
+        let start = cursor::start(q.cursor, Partition::gsi1(&gsi1pk), cursor::GSI1_KEYS)?;
         let first_page = start.is_none();
         let mut filters = Vec::new();
         let mut vals = values([(":pk", s(&gsi1pk))]);
@@ -334,16 +324,12 @@ fn room_summary(item: &Item) -> Option<Room> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::{OrgId, Role, UserId};
+    use crate::ids::{OrgId, Role};
     use crate::item::ItemBuilder;
     use crate::model::tests::room;
 
     fn who(user: &str, role: Role) -> Principal {
-        Principal {
-            user: UserId::parse(user).unwrap(),
-            org: OrgId::parse("acme").unwrap(),
-            role,
-        }
+        crate::model::tests::principal(user, role)
     }
 
     fn entry(id: u64, sender: &str, kind: &str) -> Item {

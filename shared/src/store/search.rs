@@ -164,17 +164,7 @@ impl Store {
             ));
         };
         let pk = keys::search_pk(&who.org, &lead);
-        let start = match cursor_raw {
-            Some(raw) => Some(cursor::decode(
-                raw,
-                Partition {
-                    attribute: keys::PK,
-                    value: &pk,
-                },
-                &[keys::PK, keys::SK],
-            )?),
-            None => None,
-        };
+        let start = cursor::start(cursor_raw, Partition::pk(&pk), cursor::TABLE_KEYS)?;
         let mut filters = Vec::new();
         let mut vals = values([(":pk", s(&pk))]);
         for (i, word) in words.iter().filter(|w| **w != lead).enumerate() {

@@ -324,9 +324,7 @@ impl Table {
         cursor_keys: &[&str],
         build: impl FnOnce(QueryFluentBuilder) -> QueryFluentBuilder,
     ) -> ApiResult<QueryPage> {
-        let start = cursor
-            .map(|raw| cursor::decode(raw, partition, cursor_keys))
-            .transpose()?;
+        let start = cursor::start(cursor, partition, cursor_keys)?;
         let (items, last) = self.query(context, start, build).await?;
         Ok(QueryPage {
             items,

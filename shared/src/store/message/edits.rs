@@ -193,14 +193,9 @@ impl Store {
 mod tests {
     use super::*;
     use crate::ids::Role;
-    use crate::ids::{OrgId, UserId};
 
     fn who(user: &str, role: Role) -> Principal {
-        Principal {
-            user: UserId::parse(user).unwrap(),
-            org: OrgId::parse("acme").unwrap(),
-            role,
-        }
+        crate::model::tests::principal(user, role)
     }
 
     #[test]

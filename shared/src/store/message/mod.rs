@@ -102,17 +102,7 @@ impl Store {
         q: MessageQuery<'_>,
     ) -> ApiResult<MessageList> {
         let pk = keys::room_pk(&who.org, room_id);
-        let start = match q.cursor {
-            Some(raw) => Some(cursor::decode(
-                raw,
-                Partition {
-                    attribute: keys::PK,
-                    value: &pk,
-                },
-                &[keys::PK, keys::SK],
-            )?),
-            None => None,
-        };
+        let start = cursor::start(q.cursor, Partition::pk(&pk), cursor::TABLE_KEYS)?;
         if start.as_ref().is_some_and(|k| {
             k.get(keys::SK)
                 .and_then(|v| v.as_s().ok())

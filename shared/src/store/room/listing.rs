@@ -120,11 +120,8 @@ impl Store {
             .query_page(
                 "list rooms",
                 q.cursor,
-                Partition {
-                    attribute: keys::GSI1PK,
-                    value: &gsi1pk,
-                },
-                &[keys::PK, keys::SK, keys::GSI1PK, keys::GSI1SK],
+                Partition::gsi1(&gsi1pk),
+                crate::cursor::GSI1_KEYS,
                 |query| {
                     query
                         .index_name(keys::GSI1)
@@ -148,8 +145,8 @@ impl Store {
 
 /// A GSI1 row's key: where the next page of the listing starts.
 fn row_key(row: &Item) -> Item {
-    [keys::PK, keys::SK, keys::GSI1PK, keys::GSI1SK]
-        .into_iter()
-        .filter_map(|k| row.get(k).map(|v| (k.to_owned(), v.clone())))
+    crate::cursor::GSI1_KEYS
+        .iter()
+        .filter_map(|k| row.get(*k).map(|v| ((*k).to_owned(), v.clone())))
         .collect()
 }
