@@ -60,9 +60,38 @@ pub fn start(
     raw.map(|raw| decode(raw, partition, allowed)).transpose()
 }
 
+/// The key attributes `attributes` of an item: where a page that ends on it continues.
+pub fn key_of(item: &Key, attributes: &[&str]) -> Key {
+    attributes
+        .iter()
+        .filter_map(|k| item.get(*k).map(|v| ((*k).to_owned(), v.clone())))
+        .collect()
+}
+
+/// What a cursor carries: the last key of its page, which listing it continues (two
+/// listings of one partition must not take each other's cursors) and, for listings
+/// that count, the total as of their first page.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cursor {
+    pub key: Key,
+    pub total: Option<u64>,
+}
+
 pub fn encode(key: &Key) -> String {
+    encode_tagged("", key, None)
+}
+
+/// A cursor of `listing` (empty: a listing that is alone in its partition).
+pub fn encode_tagged(listing: &str, key: &Key, total: Option<u64>) -> String {
+    let total = total.map(|t| t.to_string());
     let mut plain: BTreeMap<&str, &str> = BTreeMap::new();
     plain.insert("v", VERSION);
+    if !listing.is_empty() {
+        plain.insert(LISTING, listing);
+    }
+    if let Some(total) = &total {
+        plain.insert(TOTAL, total);
+    }
     for (name, value) in key {
         if let AttributeValue::S(s) = value {
             plain.insert(name.as_str(), s.as_str());
@@ -71,8 +100,23 @@ pub fn encode(key: &Key) -> String {
     URL_SAFE_NO_PAD.encode(serde_json::to_vec(&plain).expect("string map serializes"))
 }
 
+/// Entries of a cursor that are not key attributes (no attribute has these names).
+const LISTING: &str = "~l";
+const TOTAL: &str = "~n";
+
 /// Decodes a cursor for `partition`, accepting only the key attributes `allowed`.
 pub fn decode(raw: &str, partition: Partition<'_>, allowed: &[&str]) -> Result<Key, ApiError> {
+    Ok(decode_tagged(raw, "", partition, allowed)?.key)
+}
+
+/// Decodes a cursor of `listing` for `partition`, accepting only the key attributes
+/// `allowed`.
+pub fn decode_tagged(
+    raw: &str,
+    listing: &str,
+    partition: Partition<'_>,
+    allowed: &[&str],
+) -> Result<Cursor, ApiError> {
     if raw.is_empty() || raw.len() > MAX_CURSOR_LEN {
         return Err(ApiError::InvalidCursor);
     }
@@ -84,16 +128,24 @@ pub fn decode(raw: &str, partition: Partition<'_>, allowed: &[&str]) -> Result<K
     if plain.remove("v").as_deref() != Some(VERSION) {
         return Err(ApiError::InvalidCursor);
     }
+    if plain.remove(LISTING).unwrap_or_default() != listing {
+        return Err(ApiError::InvalidCursor);
+    }
+    let total = match plain.remove(TOTAL) {
+        Some(t) => Some(t.parse().map_err(|_| ApiError::InvalidCursor)?),
+        None => None,
+    };
     if plain.get(partition.attribute).map(String::as_str) != Some(partition.value) {
         return Err(ApiError::InvalidCursor);
     }
     if plain.len() != allowed.len() || !plain.keys().all(|k| allowed.contains(&k.as_str())) {
         return Err(ApiError::InvalidCursor);
     }
-    Ok(plain
+    let key = plain
         .into_iter()
         .map(|(k, v)| (k, AttributeValue::S(v)))
-        .collect())
+        .collect();
+    Ok(Cursor { key, total })
 }
 
 #[cfg(test)]
@@ -126,6 +178,28 @@ mod tests {
             decode(&other, ROOM, &["PK", "SK"]),
             Err(ApiError::InvalidCursor)
         ));
+    }
+
+    #[test]
+    fn a_cursor_continues_only_its_own_listing_and_carries_its_total() {
+        let last = key(&[("PK", "T#acme#R#1"), ("SK", "M#01")]);
+        let rooms = encode_tagged("list rooms", &last, None);
+        let inbox = encode_tagged("list inbox", &last, Some(7));
+        let allowed = &["PK", "SK"];
+        assert!(decode_tagged(&rooms, "list inbox", ROOM, allowed).is_err());
+        assert!(decode_tagged(&inbox, "list rooms", ROOM, allowed).is_err());
+        assert!(
+            decode(&inbox, ROOM, allowed).is_err(),
+            "an untagged listing refuses it"
+        );
+        let read = decode_tagged(&inbox, "list inbox", ROOM, allowed).unwrap();
+        assert_eq!((read.key, read.total), (last.clone(), Some(7)));
+        assert_eq!(
+            decode_tagged(&rooms, "list rooms", ROOM, allowed)
+                .unwrap()
+                .total,
+            None
+        );
     }
 
     #[test]

@@ -529,6 +529,8 @@ pub struct Message {
     pub deleted_at: Option<String>,
     /// Earlier texts of an edited message, oldest first (kept for moderation).
     pub previous_versions: Vec<PreviousVersion>,
+    /// Edits made, all of them (only the last ten earlier texts are kept).
+    pub edit_count: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -573,6 +575,7 @@ impl Message {
                     serde_json::to_string(&self.previous_versions).expect("versions serialize")
                 }),
             )
+            .num("edit_count", self.edit_count)
             .build()
     }
 
@@ -580,6 +583,14 @@ impl Message {
         if item.str(keys::ENTITY) != Some(keys::entity::MESSAGE) {
             return None;
         }
+        let previous_versions: Vec<PreviousVersion> = item
+            .str("previous_versions")
+            .and_then(|raw| serde_json::from_str(raw).ok())
+            .unwrap_or_default();
+        // Messages edited before edits were counted: their kept texts.
+        let edit_count = item
+            .num("edit_count")
+            .unwrap_or(previous_versions.len() as u64);
         Some(Message {
             id: MessageId::parse(item.str("message_id")?).ok()?,
             room_id: RoomId::parse(item.str("room_id")?).ok()?,
@@ -599,10 +610,8 @@ impl Message {
             created_at: item.string("created_at").unwrap_or_default(),
             edited_at: item.string("edited_at"),
             deleted_at: item.string("deleted_at"),
-            previous_versions: item
-                .str("previous_versions")
-                .and_then(|raw| serde_json::from_str(raw).ok())
-                .unwrap_or_default(),
+            previous_versions,
+            edit_count,
         })
     }
 
@@ -628,7 +637,7 @@ impl Message {
             cost: self.cost,
             created_at: &self.created_at,
             edited_at: self.edited_at.as_deref(),
-            edit_count: self.previous_versions.len(),
+            edit_count: self.edit_count,
             deleted_at: self.deleted_at.as_deref(),
             is_deleted: deleted,
         }
@@ -661,7 +670,7 @@ pub struct MessageView<'a> {
     pub cost: Option<f64>,
     pub created_at: &'a str,
     pub edited_at: Option<&'a str>,
-    pub edit_count: usize,
+    pub edit_count: u64,
     pub deleted_at: Option<&'a str>,
     pub is_deleted: bool,
 }
@@ -743,6 +752,7 @@ pub(crate) mod tests {
                 content: "hello".into(),
                 replaced_at: "2024-06-29T10:01:00.000Z".into(),
             }],
+            edit_count: 1,
         }
     }
 

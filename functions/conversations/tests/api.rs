@@ -690,3 +690,38 @@ async fn delete_leaves_for_members_and_deletes_for_the_owner() {
         (Some(0), 0)
     );
 }
+
+#[tokio::test]
+async fn inbox_pages_tell_the_truth_about_the_total_and_the_end() {
+    let env = Env::new().await;
+    for title in ["one", "two", "three"] {
+        env.create(&customer(), json!({ "title": title })).await;
+    }
+    // Exactly the inbox: the page ends it.
+    let (status, page) = env.list(&customer(), &[("limit", "3")]).await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["data"]["conversations"].as_array().unwrap().len(), 3);
+    assert_eq!(page["data"]["has_more"], false, "{page}");
+    assert!(page["data"]["next_cursor"].is_null());
+    assert_eq!(page["data"]["total"], 3);
+    // Two pages: both carry the total; the last one says it is the last.
+    let (_, first) = env.list(&customer(), &[("limit", "2")]).await;
+    assert_eq!(
+        (
+            first["data"]["total"].as_u64(),
+            first["data"]["has_more"].as_bool()
+        ),
+        (Some(3), Some(true))
+    );
+    let cursor = first["data"]["next_cursor"].as_str().unwrap().to_owned();
+    let (status, second) = env
+        .list(&customer(), &[("limit", "2"), ("cursor", &cursor)])
+        .await;
+    assert_eq!(status, 200, "{second}");
+    assert_eq!(second["data"]["conversations"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        second["data"]["total"], 3,
+        "the total on every page: {second}"
+    );
+    assert_eq!(second["data"]["has_more"], false);
+}

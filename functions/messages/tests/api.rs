@@ -1192,3 +1192,91 @@ async fn the_rooms_last_message_preview_follows_edits_and_deletes() {
         "a deleted text does not live on in room lists"
     );
 }
+
+#[tokio::test]
+async fn edit_count_counts_every_edit_not_the_kept_texts() {
+    let env = Env::new().await;
+    let id = env.conversation().await;
+    let (_, posted) = env.post(&customer(), &id, json!({"content": "v0"})).await;
+    let mid = message_id(&posted);
+    for i in 1..=12 {
+        let (status, body) = env
+            .send(
+                env.message_event("PATCH", &customer(), &id, &mid)
+                    .json(&json!({ "content": format!("v{i}") })),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["data"]["edit_count"], i, "after edit {i}");
+    }
+    let (_, page) = env.list(&customer(), &id, &[]).await;
+    let listed = &page["data"]["messages"][0];
+    assert_eq!(
+        (listed["content"].as_str(), listed["edit_count"].as_u64()),
+        (Some("v12"), Some(12))
+    );
+}
+
+#[tokio::test]
+async fn a_customer_cannot_read_up_to_an_internal_note() {
+    let env = Env::new().await;
+    let id = env.conversation().await;
+    env.post(&customer(), &id, json!({"content": "hello"}))
+        .await;
+    let (status, note) = env
+        .post(
+            &agent(),
+            &id,
+            json!({"content": "vip", "message_type": "note"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{note}");
+    let note_id = message_id(&note);
+    let before = env.table.items().await;
+    let (status, body) = env
+        .read(&customer(), &id, Some(json!({ "message_id": note_id })))
+        .await;
+    let (missing, missing_body) = env
+        .read(
+            &customer(),
+            &id,
+            Some(json!({"message_id": "01J0000000000000000000000Y"})),
+        )
+        .await;
+    assert_eq!(
+        (status, &body),
+        (missing, &missing_body),
+        "a note's id is a missing id"
+    );
+    assert_eq!(status, 404);
+    assert_eq!(env.table.items().await, before, "nothing was written");
+    let (status, body) = env
+        .read(&agent(), &id, Some(json!({ "message_id": note_id })))
+        .await;
+    assert_eq!(status, 200, "staff read up to a note: {body}");
+}
+
+#[tokio::test]
+async fn a_page_that_ends_the_room_says_so() {
+    let env = Env::new().await;
+    let id = env.conversation().await;
+    for i in 0..20 {
+        env.post(&customer(), &id, json!({ "content": format!("m{i}") }))
+            .await;
+    }
+    let (status, page) = env.list(&customer(), &id, &[("limit", "20")]).await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["data"]["messages"].as_array().unwrap().len(), 20);
+    assert_eq!(page["data"]["has_more"], false, "{page}");
+    assert!(page["data"]["next_cursor"].is_null());
+    let (_, page) = env.list(&customer(), &id, &[("limit", "19")]).await;
+    assert_eq!(page["data"]["has_more"], true);
+    let cursor = page["data"]["next_cursor"].as_str().unwrap().to_owned();
+    let (_, rest) = env
+        .list(&customer(), &id, &[("limit", "19"), ("before", &cursor)])
+        .await;
+    let rest_messages = rest["data"]["messages"].as_array().unwrap();
+    assert_eq!(rest_messages.len(), 1, "{rest}");
+    assert_eq!(rest_messages[0]["content"], "m0");
+    assert_eq!(rest["data"]["has_more"], false);
+}

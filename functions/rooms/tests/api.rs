@@ -1457,3 +1457,54 @@ async fn list_parameters_are_validated() {
         .await;
     assert_eq!(status, 400);
 }
+
+#[tokio::test]
+async fn a_removed_member_retrying_an_old_idempotency_key_gets_what_any_call_of_theirs_gets() {
+    let env = Env::new().await;
+    let owner = token("u-100", "acme", "customer");
+    let member = token("u-200", "acme", "customer");
+    let room = env
+        .started(
+            &owner,
+            json!({"type": "group", "name": "Team", "participant_ids": ["u-200"]}),
+        )
+        .await;
+    let post = || {
+        HttpEvent::new(
+            "POST /rooms/{room_id}/messages",
+            &format!("/rooms/{room}/messages"),
+        )
+        .param("room_id", &room)
+        .bearer(&member)
+        .header("idempotency-key", "retry-1")
+        .json(&json!({"content": "before I was removed"}))
+    };
+    let (status, first) = response_json(&env.messages.handle(post().request()).await);
+    assert_eq!(status, 201, "{first}");
+    // Removed through the rooms function: the messages function's copy of the room
+    // (its per-instance cache) still lists them.
+    let (status, body) = env
+        .send(
+            HttpEvent::new(
+                "DELETE /rooms/{room_id}/members/{user_id}",
+                &format!("/rooms/{room}/members/u-200"),
+            )
+            .param("room_id", &room)
+            .param("user_id", "u-200")
+            .bearer(&owner),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let before = env.table.items().await;
+    let (status, retried) = response_json(&env.messages.handle(post().request()).await);
+    let list = HttpEvent::new(
+        "GET /rooms/{room_id}/messages",
+        &format!("/rooms/{room}/messages"),
+    )
+    .param("room_id", &room)
+    .bearer(&member);
+    let (list_status, listed) = response_json(&env.messages.handle(list.request()).await);
+    assert_eq!((status, list_status), (404, 404), "{retried} {listed}");
+    assert_eq!(retried["error"], listed["error"]);
+    assert_eq!(env.table.items().await, before, "nothing was written");
+}

@@ -11,6 +11,9 @@ use crate::policy::{self, Action};
 use crate::store::{Page, Store, WriteError, rebuilds, storage_busy};
 use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, TransactWriteItem, Update};
 
+/// The inbox listing's name in its cursors.
+const LISTING: &str = "list inbox";
+
 pub struct InboxQuery<'a> {
     pub limit: u32,
     pub offset: u32,
@@ -22,7 +25,7 @@ pub struct InboxQuery<'a> {
 
 pub struct Inbox {
     pub entries: Page<InboxEntry>,
-    /// Conversations in the inbox, from its head item (first page only).
+    /// Conversations in the inbox, from its head item as the first page read it.
     pub total: Option<u64>,
 }
 
@@ -35,8 +38,19 @@ impl Store {
         q: InboxQuery<'_>,
     ) -> ApiResult<Inbox> {
         let gsi1pk = keys::inbox_gsi1pk(org, user);
-        let start = cursor::start(q.cursor, Partition::gsi1(&gsi1pk), cursor::GSI1_KEYS)?;
-        let first_page = start.is_none();
+        // Inbox cursors are this listing's own (GET /rooms reads the same partition)
+        // and carry the total the first page read from the head item.
+        let resumed = q
+            .cursor
+            .map(|raw| {
+                cursor::decode_tagged(raw, LISTING, Partition::gsi1(&gsi1pk), cursor::GSI1_KEYS)
+            })
+            .transpose()?;
+        let first_page = resumed.is_none();
+        let (start, mut total) = match resumed {
+            Some(c) => (Some(c.key), c.total),
+            None => (None, None),
+        };
         let mut filters = Vec::new();
         let mut vals = values([(":pk", s(&gsi1pk))]);
         if let Some(status) = q.status {
@@ -63,18 +77,18 @@ impl Store {
         });
         let (found, last_key) = self
             .table
-            .query("list inbox", start, |query| {
+            .query(LISTING, start, |query| {
                 query
                     .index_name(keys::GSI1)
                     .key_condition_expression("#g1pk = :pk")
                     .set_expression_attribute_names(Some(names.into_iter().collect()))
                     .scan_index_forward(false)
-                    .limit((q.offset + q.limit + u32::from(first_page)) as i32)
+                    // The head on the first page, and one row more than the page shows.
+                    .limit((q.offset + q.limit + u32::from(first_page) + 1) as i32)
                     .set_filter_expression(filter)
                     .set_expression_attribute_values(Some(vals))
             })
             .await?;
-        let mut total = None;
         let mut entries = Vec::new();
         for item in found {
             if item.str(keys::ENTITY) == Some(keys::entity::INBOX_HEAD) {
@@ -86,15 +100,14 @@ impl Store {
         if first_page && total.is_none() {
             total = Some(0);
         }
-        let items: Vec<InboxEntry> = entries
-            .iter()
-            .skip(q.offset as usize)
-            .filter_map(InboxEntry::from_item)
-            .collect();
+        let rows: Vec<Item> = entries.into_iter().skip(q.offset as usize).collect();
+        let (rows, next) = super::table::probed_page(rows, q.limit as usize, last_key, |row| {
+            cursor::key_of(row, cursor::GSI1_KEYS)
+        });
         Ok(Inbox {
             entries: Page {
-                items,
-                next_cursor: last_key.as_ref().map(cursor::encode),
+                items: rows.iter().filter_map(InboxEntry::from_item).collect(),
+                next_cursor: next.map(|key| cursor::encode_tagged(LISTING, &key, total)),
             },
             total,
         })
@@ -278,12 +291,16 @@ impl ReadMarker {
             .filter(|r| r.visible_to(who))
             .ok_or(ApiError::NotFound("conversation"))?;
         policy::require(Action::OwnView, who, policy::relation_to(who, &room))?;
-        let first = window.first().and_then(|i| i.string("message_id"));
+        let first = window.first();
+        // Customers cannot even address internal notes: a note's id is a missing id.
+        let addressable =
+            first.is_some_and(|i| who.role.is_staff() || i.str("message_type") != Some("note"));
+        let first_id = first.and_then(|i| i.string("message_id"));
         let marker = match upto {
-            Some(id) if first.as_deref() != Some(id.as_str()) => {
+            Some(id) if !addressable || first_id.as_deref() != Some(id.as_str()) => {
                 return Err(ApiError::NotFound("message"));
             }
-            _ => first.unwrap_or_default(),
+            _ => first_id.unwrap_or_default(),
         };
         let unread = window
             .iter()
@@ -359,6 +376,13 @@ mod tests {
         let elsewhere = MessageId::from_parts(9, 0);
         let err = ReadMarker::from_window(&customer, Some(&elsewhere), window.clone()).unwrap_err();
         assert_eq!(err.status(), 404);
+        let note = MessageId::from_parts(4, 0);
+        let err =
+            ReadMarker::from_window(&customer, Some(&note), window[3..].to_vec()).unwrap_err();
+        assert_eq!(err.status(), 404, "a customer cannot read up to a note");
+        let agent = who("5", Role::Agent);
+        let read = ReadMarker::from_window(&agent, Some(&note), window[3..].to_vec()).unwrap();
+        assert_eq!(read.marker, note.as_str());
         let outsider = who("u-9", Role::Customer);
         let err = ReadMarker::from_window(&outsider, Some(&upto), window).unwrap_err();
         assert_eq!(err.status(), 404, "a room one cannot see is not found");

@@ -56,6 +56,25 @@ pub struct QueryPage {
     pub next_cursor: Option<String>,
 }
 
+/// A page read with one item more than it shows (the probe). If the probe came, the
+/// page ends after its `limit`th item and continues there; if not, the listing ended,
+/// unless DynamoDB stopped early (a filter left the read short), then it continues
+/// where DynamoDB stopped. So `has_more` is never true on a page that ends the list.
+pub fn probed_page<T>(
+    mut items: Vec<T>,
+    limit: usize,
+    stopped_at: Option<Item>,
+    key_of: impl Fn(&T) -> Item,
+) -> (Vec<T>, Option<Item>) {
+    if items.len() > limit {
+        items.truncate(limit);
+        let next = items.last().map(key_of);
+        (items, next)
+    } else {
+        (items, stopped_at)
+    }
+}
+
 /// Why a write did not happen.
 #[derive(Debug)]
 pub enum WriteError {
@@ -313,9 +332,10 @@ impl Table {
         }
     }
 
-    /// One page of a listing: the client's cursor is checked to name `partition` and
-    /// only the key attributes `cursor_keys` (a forged or borrowed cursor is
-    /// refused), and the page's last key goes back out as the next cursor.
+    /// One page of a listing: the client's cursor is checked to be one of this
+    /// listing's (`context`), to name `partition` and only the key attributes
+    /// `cursor_keys` (a forged or borrowed cursor is refused), and the page's last key
+    /// goes back out as the next cursor.
     pub async fn query_page(
         &self,
         context: &str,
@@ -324,11 +344,15 @@ impl Table {
         cursor_keys: &[&str],
         build: impl FnOnce(QueryFluentBuilder) -> QueryFluentBuilder,
     ) -> ApiResult<QueryPage> {
-        let start = cursor::start(cursor, partition, cursor_keys)?;
+        // The context names the listing: its cursors continue it and nothing else.
+        let start = cursor
+            .map(|raw| cursor::decode_tagged(raw, context, partition, cursor_keys))
+            .transpose()?
+            .map(|c| c.key);
         let (items, last) = self.query(context, start, build).await?;
         Ok(QueryPage {
             items,
-            next_cursor: last.as_ref().map(cursor::encode),
+            next_cursor: last.map(|key| cursor::encode_tagged(context, &key, None)),
         })
     }
 
@@ -494,6 +518,22 @@ fn exhausted(context: &str, last: Verdict) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_page_that_ends_the_list_says_so() {
+        let key = |i: &u32| -> Item { [("SK".to_owned(), s(i.to_string()))].into() };
+        let stopped: Item = [("SK".to_owned(), s("3"))].into();
+        // Exactly `limit` items, and DynamoDB stopped at its Limit (limit + 1): the end.
+        let (items, next) = probed_page(vec![1, 2, 3], 3, None, key);
+        assert_eq!((items.len(), next), (3, None));
+        // The probe came: three shown, continuing after the third.
+        let (items, next) = probed_page(vec![1, 2, 3, 4], 3, Some(stopped.clone()), key);
+        assert_eq!(items, vec![1, 2, 3]);
+        assert_eq!(next, Some(key(&3)));
+        // A filter left the read short: continue where DynamoDB stopped.
+        let (_, next) = probed_page(vec![1], 3, Some(stopped.clone()), key);
+        assert_eq!(next, Some(stopped));
+    }
 
     #[test]
     fn a_failed_condition_wins_over_contention_and_throttling() {

@@ -408,6 +408,29 @@ async fn a_cursor_from_another_listing_is_refused() {
         .send("GET /rooms", &[], &owner, None, &[("limit", "1")])
         .await;
     let cursor = next(&page);
+    // The two listings of one's own memberships do not take each other's cursors.
+    let (_, inbox_page) = world
+        .send(
+            "GET /chat/conversations",
+            &[],
+            &owner,
+            None,
+            &[("limit", "1")],
+        )
+        .await;
+    for (key, other) in [
+        ("GET /chat/conversations", &cursor),
+        ("GET /rooms", &next(&inbox_page)),
+    ] {
+        let (status, body) = world
+            .send(key, &[], &owner, None, &[("cursor", other)])
+            .await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (400, Some("invalid_cursor")),
+            "{key} with the other listing's cursor: {body}"
+        );
+    }
     let participant = token("u-200", "acme", "customer");
     let (status, body) = world
         .send(

@@ -57,13 +57,15 @@ impl MessageChange {
                     .saturating_sub(MAX_PREVIOUS_VERSIONS);
                 message.previous_versions.drain(..excess);
                 message.edited_at = Some(now.to_owned());
+                message.edit_count += 1;
                 vals.insert(":content".into(), s(content));
                 vals.insert(
                     ":versions".into(),
                     s(serde_json::to_string(&message.previous_versions)
                         .expect("versions serialize")),
                 );
-                "SET content = :content, edited_at = :now, previous_versions = :versions"
+                vals.insert(":one".into(), n(1));
+                "SET content = :content, edited_at = :now, previous_versions = :versions ADD edit_count :one"
             }
             MessageChange::Delete => {
                 message.deleted_at = Some(now.to_owned());
@@ -224,6 +226,10 @@ mod tests {
             assert!(vals.contains_key(":versions"));
         }
         assert_eq!(message.previous_versions.len(), MAX_PREVIOUS_VERSIONS);
+        assert_eq!(
+            message.edit_count, 13,
+            "every edit counts, not only the kept texts"
+        );
         assert!(
             MessageChange::Delete
                 .permitted(&who("a-1", Role::Admin), &message)

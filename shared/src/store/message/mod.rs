@@ -81,6 +81,7 @@ impl NewMessage {
             edited_at: None,
             deleted_at: None,
             previous_versions: Vec::new(),
+            edit_count: 0,
         }
     }
 }
@@ -134,7 +135,9 @@ impl Store {
                     .key_condition_expression(key_condition)
                     .consistent_read(true)
                     .scan_index_forward(q.direction == Direction::Newer)
-                    .limit((q.offset + q.limit + u32::from(with_room)) as i32)
+                    // The room item first when asked, and one message more than the
+                    // page shows (so a page that ends the room says so).
+                    .limit((q.offset + q.limit + u32::from(with_room) + 1) as i32)
                     .set_filter_expression(filter.map(str::to_owned))
                     .set_expression_attribute_values(Some(vals))
             })
@@ -152,11 +155,19 @@ impl Store {
             .filter_map(|item| Message::from_item(&item))
             .skip(q.offset as usize)
             .collect();
+        let (messages, next) =
+            super::table::probed_page(messages, q.limit as usize, last_key, |m| {
+                [
+                    (keys::PK.to_owned(), s(&pk)),
+                    (keys::SK.to_owned(), s(keys::message_sk(&m.id))),
+                ]
+                .into()
+            });
         Ok(MessageList {
             room,
             messages: Page {
                 items: messages,
-                next_cursor: last_key.as_ref().map(cursor::encode),
+                next_cursor: next.as_ref().map(cursor::encode),
             },
         })
     }
@@ -196,7 +207,17 @@ impl Store {
                 Err(WriteError::Api(err)) => return Err(err),
                 Err(WriteError::ConditionFailed(c)) => c,
             };
+            let room_index = 1 + usize::from(idem_index.is_some());
             if let Some(i) = idem_index.filter(|&i| cancelled.failed(i)) {
+                // A retry is answered only to who may still post here: the room we
+                // held (perhaps cached) may be older than a removal.
+                let current = match cancelled.old_item(room_index).and_then(Room::from_item) {
+                    Some(room) => Some(room),
+                    None => self.get_room(&who.org, room_id).await?,
+                };
+                current
+                    .filter(|r| r.visible_to(who))
+                    .ok_or(ApiError::NotFound("conversation"))?;
                 let stored = match cancelled.old_item(i) {
                     Some(item) => item.clone(),
                     None => {
@@ -210,7 +231,6 @@ impl Store {
                 };
                 return replay(&stored, &request_hash).map(|m| Posted::Replayed(Box::new(m)));
             }
-            let room_index = 1 + usize::from(idem_index.is_some());
             if !cancelled.failed(room_index) {
                 // Only the message itself can fail otherwise: a new id that exists.
                 return Err(ApiError::internal(

@@ -55,7 +55,11 @@ impl Store {
                 .filter_map(|m| UserId::parse(m).ok())
                 .collect();
             if !order.is_empty() && item_keys.len() + 1 + newcomers.len() > BATCH_KEYS {
-                next_cursor = Some(crate::cursor::encode(&row_key(&page.items[i - 1])));
+                next_cursor = Some(crate::cursor::encode_tagged(
+                    LISTING,
+                    &row_key(&page.items[i - 1]),
+                    None,
+                ));
                 break;
             }
             item_keys.push((keys::room_pk(org, &room_id), keys::ROOM_SK.to_owned()));
@@ -118,7 +122,7 @@ impl Store {
         let page = self
             .table
             .query_page(
-                "list rooms",
+                LISTING,
                 q.cursor,
                 Partition::gsi1(&gsi1pk),
                 crate::cursor::GSI1_KEYS,
@@ -144,9 +148,10 @@ impl Store {
 }
 
 /// A GSI1 row's key: where the next page of the listing starts.
+/// The rooms listing's name: its cursors continue it (and not the inbox, which
+/// reads the same GSI1 partition).
+const LISTING: &str = "list rooms";
+
 fn row_key(row: &Item) -> Item {
-    crate::cursor::GSI1_KEYS
-        .iter()
-        .filter_map(|k| row.get(*k).map(|v| ((*k).to_owned(), v.clone())))
-        .collect()
+    crate::cursor::key_of(row, crate::cursor::GSI1_KEYS)
 }
