@@ -201,10 +201,16 @@ impl Room {
     /// May this caller see the room? Members may; agents and admins may see their
     /// tenant's support rooms. (Other tenants' rooms are never even read: the tenant
     /// is part of every key.)
+    /// Who sees the room at all: its members; the tenant's agents and admins its
+    /// support rooms; its admins also its order chats (to open, moderate and delete
+    /// them in a dispute). Team rooms and direct chats stay members-only.
     pub fn visible_to(&self, who: &Principal) -> bool {
-        self.deleted_at.is_none()
-            && (self.is_member(who.user.as_str())
-                || (who.role.is_staff() && self.room_type == RoomType::Support))
+        let staff_sees = match self.room_type {
+            RoomType::Support => who.role.is_staff(),
+            RoomType::AgentToUser | RoomType::VendorToUser => who.role == Role::Admin,
+            RoomType::Group | RoomType::Direct => false,
+        };
+        self.deleted_at.is_none() && (staff_sees || self.is_member(who.user.as_str()))
     }
 
     /// What `message` does to this room's state: the one place of the rule that the

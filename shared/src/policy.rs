@@ -18,8 +18,8 @@ pub enum Action {
     RemoveMember,
     /// DELETE /rooms/{id}, or a conversation for everyone.
     DeleteRoom,
-    /// PUT /chat/conversations/{id}: title, status, snooze, assignee.
-    ChangeConversation,
+    /// Setting or clearing a conversation's assignee.
+    Assign,
     PostNote,
     EditMessage,
     DeleteMessage,
@@ -37,7 +37,7 @@ impl Action {
         Action::AddMember,
         Action::RemoveMember,
         Action::DeleteRoom,
-        Action::ChangeConversation,
+        Action::Assign,
         Action::PostNote,
         Action::EditMessage,
         Action::DeleteMessage,
@@ -50,13 +50,13 @@ impl Action {
     /// Who may, in words (the refusal's message and the docs' table).
     pub fn who_may(self) -> &'static str {
         match self {
-            Action::ChangeRoom => "only the owner, agents and admins change a room",
+            Action::ChangeRoom => {
+                "only the owner, agents and admins change a room's name, detail or status"
+            }
             Action::AddMember => "only the owner, agents and admins add members",
             Action::RemoveMember => "only the owner, agents and admins remove members",
             Action::DeleteRoom => "only the owner or an admin deletes a room",
-            Action::ChangeConversation => {
-                "only agents and admins change a conversation's title, status or assignee"
-            }
+            Action::Assign => "only agents and admins assign a conversation",
             Action::PostNote => "internal notes are for agents and admins",
             Action::EditMessage => "only the sender edits a message",
             Action::DeleteMessage => "only the sender or an admin deletes a message",
@@ -87,7 +87,7 @@ pub fn allows(action: Action, role: Role, relation: Relation) -> bool {
     match action {
         Action::ChangeRoom | Action::AddMember | Action::RemoveMember => staff || relation.owner,
         Action::DeleteRoom => admin || relation.owner,
-        Action::ChangeConversation | Action::PostNote | Action::ListOthersRooms => staff,
+        Action::Assign | Action::PostNote | Action::ListOthersRooms => staff,
         Action::EditMessage => relation.sender,
         Action::DeleteMessage => admin || relation.sender,
         Action::OwnView => relation.member,

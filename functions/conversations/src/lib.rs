@@ -5,7 +5,7 @@ use chat_core::app::path_param;
 use chat_core::auth::{AuthConfig, Principal};
 use chat_core::ids::{RoomId, path_id};
 use chat_core::model::{InboxEntry, Room, RoomStatus, RoomType, conversation_json};
-use chat_core::policy::{self, Action, Relation};
+use chat_core::policy;
 use chat_core::request::{Query, json_body};
 use chat_core::store::{InboxQuery, Store};
 use chat_core::{ApiError, ApiResult, Reply, Runtime};
@@ -125,13 +125,6 @@ async fn update(store: &Store, who: &Principal, req: &Request) -> ApiResult<Repl
     let room_id = path_id(path_param(req, "conversation_id"), "conversation")?;
     let ConversationUpdate { shared, view } =
         ConversationUpdate::try_from(json_body::<UpdateConversation>(req)?)?;
-    if !shared.is_empty()
-        && !policy::allows(Action::ChangeConversation, who.role, Relation::default())
-    {
-        // Existence first: another tenant's or a stranger's id is a 404, not a 403.
-        store.visible_room(who, &room_id).await?;
-        return Err(policy::Refused(Action::ChangeConversation).into());
-    }
     if shared.is_empty() {
         // Only the caller's view: one UpdateItem on their row, which answers.
         let row = store.update_member_view(who, &room_id, &view).await?;
@@ -145,7 +138,15 @@ async fn update(store: &Store, who: &Principal, req: &Request) -> ApiResult<Repl
     let (room, membership) = store
         .get_room_and_membership(&who.org, &room_id, &who.user)
         .await?;
-    let room = room.ok_or(ApiError::NotFound("conversation"))?;
+    // Existence first: another tenant's or a stranger's id is a 404, not a 403.
+    let room = room
+        .filter(|r| r.visible_to(who))
+        .ok_or(ApiError::NotFound("conversation"))?;
+    // The same rule as PATCH /rooms for the same change: renaming and the status are
+    // the owner's and staff's, assigning is staff's.
+    for action in shared.actions() {
+        policy::require(action, who, policy::relation_to(who, &room))?;
+    }
     let room = store
         .update_conversation_from(who, room, &shared, &view)
         .await?;

@@ -484,17 +484,16 @@ async fn pin_and_archive_change_only_the_callers_view() {
 }
 
 #[tokio::test]
-async fn shared_fields_are_for_staff_and_reach_every_inbox() {
+async fn shared_fields_follow_the_rooms_rule_and_reach_every_inbox() {
     let env = Env::new().await;
     let id = env
         .create(&customer(), json!({"title": "Help", "agent_id": 5}))
         .await;
     let before = env.table.items().await;
+    // Assigning is staff's, with or without other changes.
     for body in [
-        json!({"title": "Mine now"}),
-        json!({"status": "closed"}),
         json!({"assignee_id": "u-100"}),
-        json!({"status": "resolved", "is_pinned": true}),
+        json!({"title": "Mine now", "assignee_id": null}),
     ] {
         let (status, resp) = env.put(&customer(), &id, body.clone()).await;
         assert_eq!(
@@ -503,7 +502,33 @@ async fn shared_fields_are_for_staff_and_reach_every_inbox() {
             "{body}"
         );
     }
+    // Another customer of the tenant finds nothing to change.
+    let stranger = token("u-999", "acme", "customer");
+    let (status, _) = env.put(&stranger, &id, json!({"title": "Mine"})).await;
+    assert_eq!(status, 404);
     assert_eq!(env.table.items().await, before, "nothing was written");
+    // The owner renames and resolves it, as PATCH /rooms lets them: exactly the
+    // call of the conversations API's own client.
+    let (status, resp) = env
+        .put(
+            &customer(),
+            &id,
+            json!({"title": "Updated Conversation Title", "is_pinned": true}),
+        )
+        .await;
+    assert_eq!(status, 200, "{resp}");
+    assert_eq!(
+        resp["data"]["conversation"]["title"],
+        "Updated Conversation Title"
+    );
+    assert_eq!(resp["data"]["conversation"]["is_pinned"], true);
+    let (status, resp) = env
+        .put(&customer(), &id, json!({"status": "resolved"}))
+        .await;
+    assert_eq!(
+        (status, resp["data"]["conversation"]["status"].as_str()),
+        (200, Some("resolved"))
+    );
 
     let (status, body) = env
         .put(

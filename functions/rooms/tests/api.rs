@@ -345,8 +345,8 @@ async fn listing_shows_members_profiles_and_last_messages_within_budget() {
     assert_eq!(status, 200);
     assert_eq!(
         body["data"]["rooms"].as_array().unwrap().len(),
-        1,
-        "admins too see only what GET /rooms/{{id}} would show them: {body}"
+        2,
+        "admins see what GET /rooms/{{id}} shows them: the support room and the order chat, not the team room: {body}"
     );
     let (_, body) = env
         .list(&token("141", "acme", "agent"), &[("member", "u-100")])
@@ -1507,4 +1507,41 @@ async fn a_removed_member_retrying_an_old_idempotency_key_gets_what_any_call_of_
     assert_eq!((status, list_status), (404, 404), "{retried} {listed}");
     assert_eq!(retried["error"], listed["error"]);
     assert_eq!(env.table.items().await, before, "nothing was written");
+}
+
+#[tokio::test]
+async fn admins_open_and_delete_any_order_chat_of_their_tenant_but_not_private_rooms() {
+    let env = Env::new().await;
+    let order = env
+        .started(
+            &customer(),
+            json!({"type": "vendor_to_user", "order_id": "77", "vendor_id": "7"}),
+        )
+        .await;
+    let group = env
+        .started(
+            &customer(),
+            json!({"type": "group", "name": "Private", "participant_ids": ["u-200"]}),
+        )
+        .await;
+    let admin = token("adm", "acme", "admin");
+    let agent = token("a-1", "acme", "agent");
+    let (status, body) = env.send(env.on_room("GET", "", &admin, &order)).await;
+    assert_eq!(status, 200, "an operator opens a dispute's chat: {body}");
+    for (who, room) in [(&agent, &order), (&admin, &group)] {
+        let (status, _) = env.send(env.on_room("GET", "", who, room)).await;
+        assert_eq!(
+            status, 404,
+            "order chats are the admins', team rooms the members'"
+        );
+    }
+    let globex = token("adm", "globex", "admin");
+    assert_eq!(
+        env.send(env.on_room("GET", "", &globex, &order)).await.0,
+        404
+    );
+    let (status, body) = env.send(env.on_room("DELETE", "", &admin, &order)).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = env.send(env.on_room("GET", "", &customer(), &order)).await;
+    assert_eq!(status, 404, "deleted for everyone");
 }

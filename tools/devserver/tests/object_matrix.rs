@@ -278,13 +278,6 @@ async fn a_role_without_the_right_is_refused_and_writes_nothing() {
             "customer",
             "PUT /chat/conversations/{conversation_id}",
             vec![("conversation_id", &c)],
-            Some(json!({"status": "resolved"})),
-            vec![],
-        ),
-        (
-            "customer",
-            "PUT /chat/conversations/{conversation_id}",
-            vec![("conversation_id", &c)],
             Some(json!({"assignee_id": "u-100"})),
             vec![],
         ),
