@@ -123,10 +123,11 @@ async fn get(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply> 
 
 async fn update(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply> {
     let room_id = path_id(path_param(req, "conversation_id"), "conversation")?;
-    let ConversationUpdate { shared, view } =
-        ConversationUpdate::try_from(json_body::<UpdateConversation>(req)?)?;
-    if shared.is_empty() {
+    let body = json_body::<UpdateConversation>(req)?;
+    let actions = body.actions();
+    if actions.is_empty() {
         // Only the caller's view: one UpdateItem on their row, which answers.
+        let ConversationUpdate { view, .. } = ConversationUpdate::try_from(body)?;
         let row = store.update_member_view(who, &room_id, &view).await?;
         return Ok(Reply::ok(
             "Conversation updated successfully",
@@ -138,15 +139,15 @@ async fn update(store: &Store, who: &Principal, req: &Request) -> ApiResult<Repl
     let (room, membership) = store
         .get_room_and_membership(&who.org, &room_id, &who.user)
         .await?;
-    // Existence first: another tenant's or a stranger's id is a 404, not a 403.
+    // Existence first (another tenant's or a stranger's id is a 404, not a 403), then
+    // the right (the same rule as PATCH /rooms for the same change), then the values.
     let room = room
         .filter(|r| r.visible_to(who))
         .ok_or(ApiError::NotFound("conversation"))?;
-    // The same rule as PATCH /rooms for the same change: renaming and the status are
-    // the owner's and staff's, assigning is staff's.
-    for action in shared.actions() {
+    for action in actions {
         policy::require(action, who, policy::relation_to(who, &room))?;
     }
+    let ConversationUpdate { shared, view } = ConversationUpdate::try_from(body)?;
     let room = store
         .update_conversation_from(who, room, &shared, &view)
         .await?;

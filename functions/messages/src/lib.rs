@@ -33,8 +33,8 @@ chat_core::route_table! { app: App, who, req;
 }
 
 use chat_core::commands::messages::{
-    AiQuestion, AiRequest, EditMessage, EditedText, MarkRead, MessageDraft, MessageKind,
-    PostMessage, idempotency_key,
+    AiQuestion, AiRequest, EditMessage, MarkRead, MessageDraft, MessageKind, PostMessage,
+    idempotency_key,
 };
 pub use chat_core::commands::messages::{
     CONTENT_TYPES, MAX_ATTACHMENT_BYTES, MAX_ATTACHMENTS, MAX_CONTENT_CHARS,
@@ -142,10 +142,12 @@ async fn post(
     req: &Request,
 ) -> ApiResult<Reply> {
     let room_id = room_of(req)?;
-    let draft = MessageDraft::try_from(json_body::<PostMessage>(req)?)?;
-    if draft.kind == MessageKind::Note {
+    let body = json_body::<PostMessage>(req)?;
+    // Authorization before validation: a role without the right learns no more.
+    if body.message_type.as_deref() == Some(MessageKind::Note.as_str()) {
         policy::require(Action::PostNote, who, Relation::default())?;
     }
+    let draft = MessageDraft::try_from(body)?;
     let sender = who.role.sender_type();
     if let Some(claimed) = draft.sender_type.as_deref()
         && claimed != sender
@@ -192,7 +194,8 @@ fn message_of(req: &Request) -> ApiResult<MessageId> {
 
 async fn edit(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply> {
     let (room_id, message_id) = (room_of(req)?, message_of(req)?);
-    let EditedText(content) = EditedText::try_from(json_body::<EditMessage>(req)?)?;
+    // Checked once the store knows the caller may edit it.
+    let EditMessage { content } = json_body::<EditMessage>(req)?;
     let message = store
         .change_message(who, &room_id, &message_id, MessageChange::Edit { content })
         .await?;

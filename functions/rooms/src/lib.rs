@@ -292,9 +292,10 @@ async fn get(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply> 
 
 async fn update(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply> {
     let id = path_id(path_param(req, "room_id"), "room")?;
-    let changes = SharedChanges::try_from(json_body::<UpdateRoom>(req)?)?;
+    let body = json_body::<UpdateRoom>(req)?;
     let room = visible_room(store, who, &id).await?;
     policy::require(Action::ChangeRoom, who, policy::relation_to(who, &room))?;
+    let changes = SharedChanges::try_from(body)?;
     let room = store
         .update_conversation_from(who, room, &changes, &Default::default())
         .await?;

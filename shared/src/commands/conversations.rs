@@ -68,6 +68,21 @@ pub struct UpdateConversation {
     pub assignee_id: Option<Option<UserId>>,
 }
 
+impl UpdateConversation {
+    /// The actions this body asks for beyond the caller's own view (each needs its
+    /// right, decided before the values are checked).
+    pub fn actions(&self) -> Vec<crate::policy::Action> {
+        let mut actions = Vec::new();
+        if self.title.is_some() || self.status.is_some() || self.snoozed_until.is_some() {
+            actions.push(crate::policy::Action::ChangeRoom);
+        }
+        if self.assignee_id.is_some() {
+            actions.push(crate::policy::Action::Assign);
+        }
+        actions
+    }
+}
+
 /// What a PUT changes: fields every member sees, and the caller's own view.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConversationUpdate {

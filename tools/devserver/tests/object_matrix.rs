@@ -356,6 +356,35 @@ async fn a_role_without_the_right_is_refused_and_writes_nothing() {
         assert_eq!(status, 403, "{who} on {key}: {response}");
         assert_eq!(response["error"]["code"], "forbidden", "{who} on {key}");
         assert_eq!(response["success"], false);
+        // Authorization before validation: the same refusal with values that would
+        // not pass (each text blanked), so a role without the right learns no rules.
+        if let Some(Value::Object(fields)) = body {
+            let blanked: serde_json::Map<String, Value> = fields
+                .iter()
+                .map(|(k, v)| match (k.as_str(), v) {
+                    ("message_type" | "user_id" | "assignee_id", _) => (k.clone(), v.clone()),
+                    (_, Value::String(_)) => (k.clone(), json!("")),
+                    _ => (k.clone(), v.clone()),
+                })
+                .collect();
+            let (status, response) = world
+                .send(
+                    key,
+                    params,
+                    tok,
+                    Some(Value::Object(blanked.clone())),
+                    query,
+                )
+                .await;
+            assert_eq!(status, 403, "{who} on {key} with {blanked:?}: {response}");
+        }
+    }
+    // The catalogue's write with an incomplete body, by a role without the right.
+    for tok in [&owner, &agent] {
+        let (status, response) = world
+            .send("POST /products", &[], tok, Some(json!({"name": ""})), &[])
+            .await;
+        assert_eq!(status, 403, "{response}");
     }
     assert_eq!(world.table.items().await, before, "nothing was written");
 }

@@ -12,7 +12,11 @@ use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 use std::collections::HashMap;
 
 pub enum MessageChange {
-    Edit { content: String },
+    /// The new text as the client sent it: checked once the caller may edit (so a
+    /// caller without the right learns nothing from the answer).
+    Edit {
+        content: String,
+    },
     Delete,
 }
 
@@ -28,6 +32,20 @@ impl MessageChange {
             ..Relation::default()
         };
         Ok(policy::require(action, who, relation)?)
+    }
+
+    /// The change with its values checked (an edit's text trimmed and bounded).
+    fn checked(&self) -> ApiResult<MessageChange> {
+        use crate::commands::messages::{EditMessage, EditedText};
+        Ok(match self {
+            MessageChange::Edit { content } => {
+                let EditedText(content) = EditedText::try_from(EditMessage {
+                    content: content.clone(),
+                })?;
+                MessageChange::Edit { content }
+            }
+            MessageChange::Delete => MessageChange::Delete,
+        })
     }
 
     /// The message item's update (expression, condition on the message as read,
@@ -127,6 +145,7 @@ impl Store {
                 return Err(ApiError::NotFound("message"));
             }
             change.permitted(who, &message)?;
+            let change = change.checked()?;
             let now = crate::time::now_string();
             let (expression, condition, vals) = change.message_update(&mut message, &now);
             let update = Update::builder()

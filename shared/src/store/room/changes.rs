@@ -28,22 +28,6 @@ impl SharedChanges {
         *self == SharedChanges::default()
     }
 
-    /// The actions these changes take: each needs its own right.
-    pub fn actions(&self) -> Vec<crate::policy::Action> {
-        let mut actions = Vec::new();
-        if self.title.is_some()
-            || self.detail.is_some()
-            || self.status.is_some()
-            || self.snoozed_until.is_some()
-        {
-            actions.push(crate::policy::Action::ChangeRoom);
-        }
-        if self.assignee_id.is_some() {
-            actions.push(crate::policy::Action::Assign);
-        }
-        actions
-    }
-
     /// The room item's update expression and values for these changes.
     fn room_expression(&self, now: &str) -> (String, HashMap<String, AttributeValue>) {
         let mut sets = vec!["updated_at = :now"];
