@@ -89,6 +89,7 @@ async fn start(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply
             room_json(&room, None),
         )),
         Started::Existing(room) if room.visible_to(who) => {
+            let room = with_members(store, who, room, &members).await?;
             Ok(Reply::ok("Room already exists", room_json(&room, None)))
         }
         // Someone else's order chat: joining it takes its owner, an agent or an admin.
@@ -97,6 +98,40 @@ async fn start(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply
             message: "this chat was already started by other members".into(),
         }),
     }
+}
+
+/// The existing room of a start, with the members the start named: a start never
+/// answers a room whose members differ from the ones asked for. Who may add members
+/// gets them added (one transaction each); anyone else is refused, naming who is
+/// missing.
+async fn with_members(
+    store: &Store,
+    who: &Principal,
+    mut room: Room,
+    members: &[(String, &str)],
+) -> ApiResult<Room> {
+    let missing: Vec<UserId> = members
+        .iter()
+        .filter(|(m, _)| !room.is_member(m))
+        .filter_map(|(m, _)| UserId::parse(m).ok())
+        .collect();
+    if missing.is_empty() {
+        return Ok(room);
+    }
+    if !policy::allows(Action::AddMember, who.role, policy::relation_to(who, &room)) {
+        let names: Vec<&str> = missing.iter().map(UserId::as_str).collect();
+        return Err(ApiError::Conflict {
+            code: "room_members_differ",
+            message: format!(
+                "this chat exists without {}; its owner, an agent or an admin adds members",
+                names.join(", ")
+            ),
+        });
+    }
+    for user in &missing {
+        room = store.add_member(who, room, user).await?;
+    }
+    Ok(room)
 }
 
 /// Members of a new room with their roles: the caller (owner), the participants and

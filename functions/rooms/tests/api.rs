@@ -1545,3 +1545,48 @@ async fn admins_open_and_delete_any_order_chat_of_their_tenant_but_not_private_r
     let (status, _) = env.send(env.on_room("GET", "", &customer(), &order)).await;
     assert_eq!(status, 404, "deleted for everyone");
 }
+
+#[tokio::test]
+async fn a_start_never_answers_a_room_with_other_members_than_asked() {
+    let env = Env::new().await;
+    let order =
+        json!({"type": "vendor_to_user", "order_id": "10", "vendor_id": "v-7", "agent_id": "a-1"});
+    // The customer starts the order chat with only themself (and the named agent).
+    let id = env.started(&customer(), order.clone()).await;
+    // The agent starts the same order naming the real customer and the vendor: the
+    // same room, now with them, not the first room as it was.
+    let mut with_vendor = order.clone();
+    with_vendor["participant_ids"] = json!(["u-100", "v-7"]);
+    let (status, body) = env.start(&token("a-1", "acme", "agent"), with_vendor).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["id"], id.as_str());
+    let members: Vec<&str> = body["data"]["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["user_id"].as_str().unwrap())
+        .collect();
+    assert!(
+        members.contains(&"v-7"),
+        "the vendor was added: {members:?}"
+    );
+    // The vendor, a member who may not add members, naming someone else: refused,
+    // naming who is missing, and nothing written.
+    let before = env.table.items().await;
+    let mut stranger = order.clone();
+    stranger["participant_ids"] = json!(["u-900"]);
+    let (status, body) = env.start(&token("v-7", "acme", "customer"), stranger).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("room_members_differ")),
+        "{body}"
+    );
+    assert!(
+        body["message"].as_str().unwrap().contains("u-900"),
+        "{body}"
+    );
+    assert_eq!(env.table.items().await, before, "nothing was written");
+    // Asking for exactly the members it has is the room, unchanged.
+    let (status, _) = env.start(&customer(), order).await;
+    assert_eq!(status, 200);
+}
