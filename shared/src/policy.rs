@@ -26,13 +26,16 @@ pub enum Action {
     /// The caller's own state in a room: pin, archive, read marker, leaving.
     OwnView,
     ChangeCatalogue,
+    /// A profile's email and phone: its user ("owner"), staff, and whoever shares a
+    /// room with them ("member").
+    SeeContact,
     /// GET /rooms?member= of another user.
     ListOthersRooms,
     ReadGlobalAnalytics,
 }
 
 impl Action {
-    pub const ALL: [Action; 12] = [
+    pub const ALL: [Action; 13] = [
         Action::ChangeRoom,
         Action::AddMember,
         Action::RemoveMember,
@@ -43,6 +46,7 @@ impl Action {
         Action::DeleteMessage,
         Action::OwnView,
         Action::ChangeCatalogue,
+        Action::SeeContact,
         Action::ListOthersRooms,
         Action::ReadGlobalAnalytics,
     ];
@@ -62,6 +66,9 @@ impl Action {
             Action::DeleteMessage => "only the sender or an admin deletes a message",
             Action::OwnView => "only members have their own view of a conversation",
             Action::ChangeCatalogue => "only admins change the product catalogue",
+            Action::SeeContact => {
+                "a profile's contact details are for its user, staff and who shares a room with them"
+            }
             Action::ListOthersRooms => "only agents and admins list another member's rooms",
             Action::ReadGlobalAnalytics => "global analytics are for admins",
         }
@@ -91,6 +98,7 @@ pub fn allows(action: Action, role: Role, relation: Relation) -> bool {
         Action::EditMessage => relation.sender,
         Action::DeleteMessage => admin || relation.sender,
         Action::OwnView => relation.member,
+        Action::SeeContact => staff || relation.owner || relation.member,
         Action::ChangeCatalogue | Action::ReadGlobalAnalytics => admin,
     }
 }

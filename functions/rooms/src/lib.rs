@@ -420,9 +420,23 @@ async fn get_profile(store: &Store, who: &Principal, req: &Request) -> ApiResult
     let user = path_param(req, "user_id")
         .and_then(|u| UserId::parse(u).ok())
         .ok_or(ApiError::NotFound("profile"))?;
-    let profile = store
+    let mut profile = store
         .get_profile(&who.org, &user)
         .await?
         .ok_or(ApiError::NotFound("profile"))?;
+    // Contact details are its user's, staff's and their rooms' fellow members'; only
+    // a customer looking at someone else costs the read of whether they share a room.
+    let yours = user == who.user;
+    let relation = Relation {
+        owner: yours,
+        member: !yours
+            && !who.role.is_staff()
+            && store.shares_a_room(&who.org, &who.user, &user).await?,
+        sender: false,
+    };
+    if !policy::allows(Action::SeeContact, who.role, relation) {
+        profile.email = None;
+        profile.phone = None;
+    }
     Ok(Reply::ok("Profile found", profile))
 }

@@ -1590,3 +1590,40 @@ async fn a_start_never_answers_a_room_with_other_members_than_asked() {
     let (status, _) = env.start(&customer(), order).await;
     assert_eq!(status, 200);
 }
+
+#[tokio::test]
+async fn contact_details_are_for_their_user_staff_and_who_shares_a_room() {
+    let env = Env::new().await;
+    let put = HttpEvent::new("PUT /profiles/me", "/profiles/me")
+        .bearer(&customer())
+        .json(&json!({"username": "Jane", "email": "jane@example.com", "phone": "+15550100"}));
+    assert_eq!(env.send(put).await.0, 200);
+    env.started(
+        &customer(),
+        json!({"type": "group", "name": "Team", "participant_ids": ["u-200"]}),
+    )
+    .await;
+    let get = |tok: &str| {
+        HttpEvent::new("GET /profiles/{user_id}", "/profiles/u-100")
+            .param("user_id", "u-100")
+            .bearer(tok)
+    };
+    for (who, sees) in [
+        (customer(), true),
+        (token("u-200", "acme", "customer"), true),
+        (token("a-1", "acme", "agent"), true),
+        (token("u-300", "acme", "customer"), false),
+    ] {
+        let (status, body) = env.send(get(&who)).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["data"]["username"], "Jane", "the name is for everyone");
+        assert_eq!(
+            (
+                body["data"]["email"].is_string(),
+                body["data"]["phone"].is_string()
+            ),
+            (sees, sees),
+            "{body}"
+        );
+    }
+}

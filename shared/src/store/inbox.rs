@@ -115,6 +115,42 @@ impl Store {
 }
 
 impl Store {
+    /// Whether `user` and `other` are members of one room: `user`'s inbox rows carry
+    /// their room's member list, read until one names `other`.
+    pub async fn shares_a_room(
+        &self,
+        org: &OrgId,
+        user: &UserId,
+        other: &UserId,
+    ) -> ApiResult<bool> {
+        let gsi1pk = keys::inbox_gsi1pk(org, user);
+        let mut start = None;
+        loop {
+            let (found, next) = self
+                .table
+                .query("shares a room", start, |query| {
+                    query
+                        .index_name(keys::GSI1)
+                        .key_condition_expression("#g1pk = :pk AND begins_with(#g1sk, :rows)")
+                        .filter_expression("contains(members, :other)")
+                        .expression_attribute_names("#g1pk", keys::GSI1PK)
+                        .expression_attribute_names("#g1sk", keys::GSI1SK)
+                        .expression_attribute_values(":pk", s(&gsi1pk))
+                        .expression_attribute_values(":rows", s(keys::INBOX_ENTRY_PREFIX))
+                        .expression_attribute_values(":other", s(other.as_str()))
+                        .projection_expression("room_id")
+                })
+                .await?;
+            if !found.is_empty() {
+                return Ok(true);
+            }
+            match next {
+                Some(key) => start = Some(key),
+                None => return Ok(false),
+            }
+        }
+    }
+
     pub(crate) fn inbox_head_change(
         &self,
         org: &OrgId,
