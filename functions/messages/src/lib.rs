@@ -144,8 +144,12 @@ async fn post(
     let room_id = room_of(req)?;
     let body = json_body::<PostMessage>(req)?;
     // Authorization before validation: a role without the right learns no more.
-    if body.message_type.as_deref() == Some(MessageKind::Note.as_str()) {
-        policy::require(Action::PostNote, who, Relation::default())?;
+    if body.message_type.as_deref() == Some(MessageKind::Note.as_str())
+        && !policy::allows(Action::PostNote, who.role, Relation::default())
+    {
+        // Existence first: a room the caller may not see is a 404, not a 403.
+        store.visible_room(who, &room_id).await?;
+        return Err(policy::Refused(Action::PostNote).into());
     }
     let draft = MessageDraft::try_from(body)?;
     let sender = who.role.sender_type();
