@@ -67,7 +67,7 @@ where
     let requests_before = store.requests();
     let route = route_key(&req).unwrap_or_default().to_owned();
     let request_id = request_id(&req);
-    let principal = auth.authenticate(header(&req, "authorization"));
+    let principal = auth.verify(header(&req, "authorization")).await;
     let tenant = principal
         .as_ref()
         .map(|p| p.org.to_string())
@@ -196,7 +196,9 @@ macro_rules! route_table {
                 req: lambda_http::Request,
             ) -> lambda_http::Response<lambda_http::Body> {
                 $crate::app::serve(&self.auth, &self.store, req, |route, who, req| async move {
-                    dispatch(self, &route, &who, &req).await
+                    // Boxed: the handlers' futures are large, and debug builds' test
+                    // threads have small stacks.
+                    Box::pin(dispatch(self, &route, &who, &req)).await
                 })
                 .await
             }

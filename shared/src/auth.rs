@@ -4,7 +4,6 @@
 
 use crate::error::ApiError;
 use crate::ids::{OrgId, Role, UserId};
-use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::Value;
 use std::fmt;
@@ -21,13 +20,25 @@ pub enum KeySource {
     Secret(Vec<u8>),
     /// A JWKS JSON document.
     Jwks(String),
+    /// A JWKS document's URL, fetched on first use and refreshed on an unknown key
+    /// id at most once per `refresh` (crate::jwks).
+    JwksUrl {
+        url: String,
+        refresh: std::time::Duration,
+    },
+}
+
+/// Where the verification keys are.
+#[derive(Clone)]
+enum Keys {
+    Known(crate::jwks::Keys),
+    Remote(std::sync::Arc<crate::jwks::RemoteKeys>),
 }
 
 #[derive(Clone)]
 pub struct AuthConfig {
     pub algorithm: Algorithm,
-    /// (kid, key); a token's `kid` picks the key, or the only key when it has none.
-    keys: Vec<(Option<String>, DecodingKey)>,
+    keys: Keys,
     pub issuer: Option<String>,
     pub audience: Option<String>,
     validation: Validation,
@@ -40,7 +51,13 @@ impl fmt::Debug for AuthConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AuthConfig")
             .field("algorithm", &self.algorithm)
-            .field("keys", &self.keys.len())
+            .field(
+                "keys",
+                &match &self.keys {
+                    Keys::Known(keys) => format!("{} known", keys.len()),
+                    Keys::Remote(remote) => remote.url().to_owned(),
+                },
+            )
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
             .finish_non_exhaustive()
@@ -56,30 +73,16 @@ impl AuthConfig {
         [claim_sub, claim_org, claim_role]: [String; 3],
     ) -> Result<Self, String> {
         let keys = match keys {
-            KeySource::Secret(secret) => vec![(None, DecodingKey::from_secret(&secret))],
-            KeySource::Jwks(doc) => {
-                let set: JwkSet = serde_json::from_str(&doc)
-                    .map_err(|e| format!("JWT_JWKS is not a JWKS document: {e}"))?;
-                let mut keys = Vec::new();
-                for jwk in &set.keys {
-                    // Keys published for another algorithm are skipped, never used.
-                    let alg_matches = jwk
-                        .common
-                        .key_algorithm
-                        .map(|a| format!("{a:?}") == format!("{algorithm:?}"))
-                        .unwrap_or(true);
-                    if !alg_matches {
-                        continue;
-                    }
-                    if let Ok(key) = DecodingKey::from_jwk(jwk) {
-                        keys.push((jwk.common.key_id.clone(), key));
-                    }
-                }
-                if keys.is_empty() {
-                    return Err(format!("JWT_JWKS has no usable {algorithm:?} key"));
-                }
-                keys
+            KeySource::Secret(secret) => {
+                Keys::Known(vec![(None, DecodingKey::from_secret(&secret))])
             }
+            KeySource::Jwks(doc) => Keys::Known(
+                crate::jwks::keys_from_document(&doc, algorithm)
+                    .map_err(|e| format!("JWT_JWKS: {e}"))?,
+            ),
+            KeySource::JwksUrl { url, refresh } => Keys::Remote(std::sync::Arc::new(
+                crate::jwks::RemoteKeys::new(url, algorithm, refresh),
+            )),
         };
         let mut validation = Validation::new(algorithm);
         validation.algorithms = vec![algorithm];
@@ -106,34 +109,59 @@ impl AuthConfig {
         })
     }
 
-    /// Verifies an `Authorization` header value and returns the principal.
+    /// Verifies an `Authorization` header value and returns the principal, fetching
+    /// the issuer's keys first when they come from a JWKS URL.
+    pub async fn verify(&self, authorization: Option<&str>) -> Result<Principal, ApiError> {
+        let (token, header) = bearer_token(authorization)?;
+        match &self.keys {
+            Keys::Known(keys) => self.verify_with(token, &header, keys),
+            Keys::Remote(remote) => {
+                // Boxed: the fetch's future is large, and every request's future would
+                // otherwise carry it.
+                let keys = Box::pin(remote.keys_for(header.kid.as_deref())).await?;
+                self.verify_with(token, &header, &keys)
+            }
+        }
+    }
+
+    /// [`Self::verify`] for keys known at init (a secret or an inline JWKS).
     pub fn authenticate(&self, authorization: Option<&str>) -> Result<Principal, ApiError> {
+        let (token, header) = bearer_token(authorization)?;
+        match &self.keys {
+            Keys::Known(keys) => self.verify_with(token, &header, keys),
+            Keys::Remote(_) => Err(ApiError::internal(
+                "authenticate",
+                "keys from a JWKS URL are verified with AuthConfig::verify",
+            )),
+        }
+    }
+
+    /// The JWKS URL's fetches so far (None with known keys).
+    pub fn key_fetches(&self) -> Option<u64> {
+        match &self.keys {
+            Keys::Known(_) => None,
+            Keys::Remote(remote) => Some(remote.fetches()),
+        }
+    }
+
+    fn verify_with(
+        &self,
+        token: &str,
+        header: &jsonwebtoken::Header,
+        keys: &crate::jwks::Keys,
+    ) -> Result<Principal, ApiError> {
         let unauthenticated = |why: &str| ApiError::Unauthenticated(why.to_owned());
-        let token = authorization
-            .and_then(|h| {
-                h.strip_prefix("Bearer ")
-                    .or_else(|| h.strip_prefix("bearer "))
-            })
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| unauthenticated("missing bearer token"))?;
-        let header =
-            jsonwebtoken::decode_header(token).map_err(|_| unauthenticated("malformed token"))?;
         if header.alg != self.algorithm {
             return Err(unauthenticated("token algorithm not accepted"));
         }
         // A token naming a key must get that key (rotation); a token naming none may
         // only use a sole key.
-        let key = match (&header.kid, self.keys.as_slice()) {
-            (Some(kid), keys) => keys
-                .iter()
-                .find(|(k, _)| k.as_deref() == Some(kid.as_str()))
-                .or_else(|| keys.first().filter(|(k, _)| k.is_none() && keys.len() == 1))
-                .map(|(_, key)| key)
-                .ok_or_else(|| unauthenticated("unknown signing key"))?,
-            (None, [(_, only)]) => only,
-            (None, _) => return Err(unauthenticated("token has no key id")),
-        };
+        let key = crate::jwks::pick(keys, header.kid.as_deref()).ok_or_else(|| {
+            unauthenticated(match header.kid {
+                Some(_) => "unknown signing key",
+                None => "token has no key id",
+            })
+        })?;
         let data =
             jsonwebtoken::decode::<serde_json::Map<String, Value>>(token, key, &self.validation)
                 .map_err(|e| {
@@ -166,6 +194,22 @@ impl AuthConfig {
             .ok_or_else(|| ApiError::Unauthenticated("token has no valid role".into()))?;
         Ok(Principal { user, org, role })
     }
+}
+
+/// The bearer token of an `Authorization` header, and its header (unverified).
+fn bearer_token(authorization: Option<&str>) -> Result<(&str, jsonwebtoken::Header), ApiError> {
+    let unauthenticated = |why: &str| ApiError::Unauthenticated(why.to_owned());
+    let token = authorization
+        .and_then(|h| {
+            h.strip_prefix("Bearer ")
+                .or_else(|| h.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| unauthenticated("missing bearer token"))?;
+    let header =
+        jsonwebtoken::decode_header(token).map_err(|_| unauthenticated("malformed token"))?;
+    Ok((token, header))
 }
 
 /// A role claim is a string, or a list such as `cognito:groups`: the strongest known

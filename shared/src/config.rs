@@ -117,12 +117,33 @@ fn keys_from(env: &Env<'_>, algorithm: Algorithm, problems: &mut Vec<String>) ->
         None
     };
     if algorithm != Algorithm::HS256 {
-        return match env.get("JWT_JWKS") {
-            None => problem(
+        return match (env.get("JWT_JWKS"), env.get("JWT_JWKS_URL")) {
+            (None, None) => problem(
                 problems,
-                "JWT_JWKS (a JWKS JSON document) is required for RS256/ES256",
+                "JWT_JWKS (a JWKS JSON document) or JWT_JWKS_URL is required for RS256/ES256",
             ),
-            Some(doc) => Some(KeySource::Jwks(doc.to_owned())),
+            (Some(_), Some(_)) => problem(problems, "set JWT_JWKS or JWT_JWKS_URL, not both"),
+            (Some(doc), None) => Some(KeySource::Jwks(doc.to_owned())),
+            // Keys travel over TLS; plain HTTP only for the local stack's own tests.
+            (None, Some(url)) if !url.starts_with("https://") && !local => {
+                problem(problems, "JWT_JWKS_URL must be an https:// URL")
+            }
+            (None, Some(url)) => {
+                let refresh = match env.get("JWT_JWKS_REFRESH_SECS").map(str::parse::<u64>) {
+                    None => crate::jwks::REFRESH_INTERVAL,
+                    Some(Ok(secs)) if secs >= 1 => std::time::Duration::from_secs(secs),
+                    Some(_) => {
+                        return problem(
+                            problems,
+                            "JWT_JWKS_REFRESH_SECS must be a whole number of seconds, at least 1",
+                        );
+                    }
+                };
+                Some(KeySource::JwksUrl {
+                    url: url.to_owned(),
+                    refresh,
+                })
+            }
         };
     }
     match env.get("JWT_SECRET") {
@@ -247,5 +268,30 @@ mod tests {
                 .to_string()
                 .contains("not one of")
         );
+    }
+
+    #[test]
+    fn a_jwks_url_is_https_and_alone_and_init_fetches_nothing() {
+        let base = |extra: &[(&str, &str)]| -> HashMap<String, String> {
+            [("TABLE_NAME", "t"), ("JWT_ALGORITHM", "RS256")]
+                .iter()
+                .chain(extra)
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        // An address where nothing answers: building the config fetches nothing.
+        let config = Config::from_map(&base(&[(
+            "JWT_JWKS_URL",
+            "https://127.0.0.1:1/.well-known/jwks.json",
+        )]))
+        .unwrap();
+        assert_eq!(config.auth.key_fetches(), Some(0));
+        let plain = Config::from_map(&base(&[("JWT_JWKS_URL", "http://idp.example/jwks")]));
+        assert!(plain.unwrap_err().0.iter().any(|p| p.contains("https")));
+        let both = Config::from_map(&base(&[
+            ("JWT_JWKS_URL", "https://x/j"),
+            ("JWT_JWKS", "{}"),
+        ]));
+        assert!(both.unwrap_err().0.iter().any(|p| p.contains("not both")));
     }
 }

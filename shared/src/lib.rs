@@ -12,6 +12,7 @@ pub mod envelope;
 pub mod error;
 pub mod ids;
 pub mod item;
+pub mod jwks;
 pub mod keys;
 pub mod model;
 pub mod policy;
