@@ -10,6 +10,42 @@ use crate::model::{InboxEntry, Room, RoomStatus};
 use crate::policy::{self, Action};
 use crate::store::{Page, Store, WriteError, rebuilds, storage_busy};
 use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, TransactWriteItem, Update};
+use std::collections::HashMap;
+
+/// The filter of an inbox Query (status, archived, pinned), with its names and
+/// values. The head item always passes, so the first page still carries the total.
+fn inbox_filter(
+    q: &InboxQuery<'_>,
+    gsi1pk: &str,
+) -> (
+    Option<String>,
+    Vec<(String, String)>,
+    HashMap<String, AttributeValue>,
+) {
+    let mut filters = Vec::new();
+    let mut vals = values([(":pk", s(gsi1pk))]);
+    let mut names = vec![("#g1pk".to_owned(), keys::GSI1PK.to_owned())];
+    if let Some(status) = q.status {
+        filters.push("#status = :status");
+        vals.insert(":status".into(), s(status.as_str()));
+        names.push(("#status".to_owned(), "status".to_owned()));
+    }
+    if let Some(archived) = q.archived {
+        filters.push("is_archived = :archived");
+        vals.insert(":archived".into(), AttributeValue::Bool(archived));
+    }
+    if let Some(pinned) = q.pinned {
+        filters.push("is_pinned = :pinned");
+        vals.insert(":pinned".into(), AttributeValue::Bool(pinned));
+    }
+    if filters.is_empty() {
+        return (None, names, vals);
+    }
+    vals.insert(":head".into(), s(keys::entity::INBOX_HEAD));
+    names.push(("#e".to_owned(), keys::ENTITY.to_owned()));
+    let filter = format!("#e = :head OR ({})", filters.join(" AND "));
+    (Some(filter), names, vals)
+}
 
 /// The inbox listing's name in its cursors.
 const LISTING: &str = "list inbox";
@@ -51,30 +87,7 @@ impl Store {
             Some(c) => (Some(c.key), c.total),
             None => (None, None),
         };
-        let mut filters = Vec::new();
-        let mut vals = values([(":pk", s(&gsi1pk))]);
-        if let Some(status) = q.status {
-            filters.push("#status = :status");
-            vals.insert(":status".into(), s(status.as_str()));
-        }
-        if let Some(archived) = q.archived {
-            filters.push("is_archived = :archived");
-            vals.insert(":archived".into(), AttributeValue::Bool(archived));
-        }
-        if let Some(pinned) = q.pinned {
-            filters.push("is_pinned = :pinned");
-            vals.insert(":pinned".into(), AttributeValue::Bool(pinned));
-        }
-        let mut names = vec![("#g1pk".to_owned(), keys::GSI1PK.to_owned())];
-        let filter = (!filters.is_empty()).then(|| {
-            // The head item always passes, so the first page still carries the total.
-            vals.insert(":head".into(), s(keys::entity::INBOX_HEAD));
-            names.push(("#e".to_owned(), keys::ENTITY.to_owned()));
-            if q.status.is_some() {
-                names.push(("#status".to_owned(), "status".to_owned()));
-            }
-            format!("#e = :head OR ({})", filters.join(" AND "))
-        });
+        let (filter, names, vals) = inbox_filter(&q, &gsi1pk);
         let (found, last_key) = self
             .table
             .query(LISTING, start, |query| {

@@ -72,6 +72,19 @@ impl TestApp {
     }
 }
 
+/// The dev server for `table` on a free port of 127.0.0.1, serving until the process
+/// ends (AI replies off): the port.
+pub async fn serve_locally(table: &TestTable) -> u16 {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .expect("bind 127.0.0.1");
+    let port = listener.local_addr().expect("local address").port();
+    let routes = std::sync::Arc::new(template_routes(&template()));
+    let apps = std::sync::Arc::new(Apps::new(table.runtime.clone()));
+    tokio::spawn(crate::serve(listener, routes, apps));
+    port
+}
+
 /// Every events/ fixture of a route, by route key.
 pub fn fixtures() -> HashMap<String, Value> {
     let mut fixtures = HashMap::new();

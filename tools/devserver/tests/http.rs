@@ -1,9 +1,7 @@
 //! The dev server over real HTTP on 127.0.0.1, against DynamoDB Local.
 
-use chat_testkit::{TestTable, template, template_routes, token};
-use devserver::Apps;
+use chat_testkit::{TestTable, token};
 use serde_json::{Value, json};
-use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn request(
@@ -38,13 +36,7 @@ async fn request(
 #[tokio::test]
 async fn the_slice_works_end_to_end_over_http() {
     let table = TestTable::new().await;
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
-        .await
-        .unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let routes = Arc::new(template_routes(&template()));
-    let apps = Arc::new(Apps::new(table.runtime.clone()));
-    tokio::spawn(devserver::serve(listener, routes, apps));
+    let port = devserver::test_app::serve_locally(&table).await;
 
     let customer = token("u-100", "acme", "customer");
     let (status, body) = request(

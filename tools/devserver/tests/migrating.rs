@@ -3,8 +3,7 @@
 //! 127.0.0.1 (DynamoDB Local as in http.rs), with only BASE, CUSTOMER, AGENT and
 //! ADMIN set for it (plus PATH and HOME, to find curl and python3). Each must exit 0.
 
-use chat_testkit::{TestTable, repo_root, template, template_routes, token};
-use devserver::Apps;
+use chat_testkit::{TestTable, repo_root, token};
 use std::io::Read;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -140,13 +139,7 @@ async fn every_example_of_the_migration_guide_runs_against_the_dev_server() {
     );
 
     let table = TestTable::new().await;
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
-        .await
-        .unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let routes = Arc::new(template_routes(&template()));
-    let apps = Arc::new(Apps::new(table.runtime.clone()));
-    tokio::spawn(devserver::serve(listener, routes, apps));
+    let port = devserver::test_app::serve_locally(&table).await;
 
     let vars: Arc<Vec<(&str, String)>> = Arc::new(vec![
         ("BASE", format!("http://127.0.0.1:{port}")),

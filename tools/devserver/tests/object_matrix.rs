@@ -430,19 +430,23 @@ async fn a_cursor_from_another_listing_is_refused() {
         .send("GET /rooms", &[], &owner, None, &[("limit", "1")])
         .await;
     let cursor = next(&page);
-    // The two listings of one's own memberships do not take each other's cursors.
-    let (_, inbox_page) = world
-        .send(
-            "GET /chat/conversations",
-            &[],
-            &owner,
-            None,
-            &[("limit", "1")],
-        )
-        .await;
+    // The two listings of one's own memberships do not take each other's cursors
+    // (`page` above is the owner's first inbox page).
+    let inbox_cursor = {
+        let (_, inbox_page) = world
+            .send(
+                "GET /chat/conversations",
+                &[],
+                &owner,
+                None,
+                &[("limit", "1")],
+            )
+            .await;
+        next(&inbox_page)
+    };
     for (key, other) in [
         ("GET /chat/conversations", &cursor),
-        ("GET /rooms", &next(&inbox_page)),
+        ("GET /rooms", &inbox_cursor),
     ] {
         let (status, body) = world
             .send(key, &[], &owner, None, &[("cursor", other)])

@@ -229,7 +229,9 @@ impl Store {
                         .await?
                     }
                 };
-                return replay(&stored, &request_hash).map(|m| Posted::Replayed(Box::new(m)));
+                let stored = replay(&stored, &request_hash)?;
+                let first = self.replayed(who, room_id, stored).await?;
+                return Ok(Posted::Replayed(Box::new(first)));
             }
             if !cancelled.failed(room_index) {
                 // Only the message itself can fail otherwise: a new id that exists.
@@ -340,7 +342,10 @@ impl Store {
         request: &str,
     ) -> ApiResult<Option<Message>> {
         match self.get_idempotency_record(who, room_id, key).await? {
-            Some(stored) => replay(&stored, &hash_parts(&[request])).map(Some),
+            Some(stored) => {
+                let stored = replay(&stored, &hash_parts(&[request]))?;
+                Ok(Some(self.replayed(who, room_id, stored).await?))
+            }
             None => Ok(None),
         }
     }
@@ -479,18 +484,55 @@ fn stored_message(message: &Message, org: &crate::ids::OrgId) -> Item {
 }
 
 /// The message the first request created, if the record is for the same request.
-fn replay(stored: &Item, request_hash: &str) -> ApiResult<Message> {
+fn replay(stored: &Item, request_hash: &str) -> ApiResult<Stored> {
     if stored.str("request_hash") != Some(request_hash) {
         return Err(ApiError::Conflict {
             code: "idempotency_key_reused",
             message: "this idempotency key was used for a different message".into(),
         });
     }
-    match stored.get("message") {
-        Some(AttributeValue::M(item)) => Message::from_item(item),
-        _ => None,
+    if let Some(AttributeValue::M(item)) = stored.get("message") {
+        return Message::from_item(item)
+            .map(Stored::Message)
+            .ok_or_else(|| ApiError::internal("idempotency record", "unreadable message"));
     }
-    .ok_or_else(|| ApiError::internal("idempotency record", "no stored message"))
+    // Records written before they kept the message name it by id.
+    stored
+        .str("message_id")
+        .and_then(|id| MessageId::parse(id).ok())
+        .map(Stored::Id)
+        .ok_or_else(|| ApiError::internal("idempotency record", "no stored message"))
+}
+
+/// What an idempotency record gives back.
+enum Stored {
+    Message(Message),
+    /// An older record's message, to be read.
+    Id(MessageId),
+}
+
+impl Store {
+    /// The message a record gives back, read by id for older records.
+    async fn replayed(
+        &self,
+        who: &Principal,
+        room_id: &RoomId,
+        stored: Stored,
+    ) -> ApiResult<Message> {
+        match stored {
+            Stored::Message(message) => Ok(message),
+            Stored::Id(id) => self
+                .table
+                .get(
+                    (keys::room_pk(&who.org, room_id), keys::message_sk(&id)),
+                    "replayed message",
+                )
+                .await?
+                .as_ref()
+                .and_then(Message::from_item)
+                .ok_or(ApiError::NotFound("message")),
+        }
+    }
 }
 
 /// A stable fingerprint of what a message says, to tell a true retry from a reused
@@ -606,5 +648,23 @@ mod tests {
         let counts = crate::store::analytics::Counts::default();
         let (expression, _) = room_message_update(&note, MessageEffect::default(), &counts, "now");
         assert_eq!(expression, "SET updated_at = :now ADD note_count :one");
+    }
+
+    #[test]
+    fn a_record_gives_back_its_message_or_names_it_when_older() {
+        let org = crate::ids::OrgId::parse("acme").unwrap();
+        let kept = ItemBuilder::new()
+            .str("request_hash", "h")
+            .set("message", AttributeValue::M(stored_message(&message(), &org)))
+            .build();
+        assert!(matches!(replay(&kept, "h"), Ok(Stored::Message(m)) if m == message()));
+        let older = ItemBuilder::new()
+            .str("request_hash", "h")
+            .str("message_id", message().id.as_str())
+            .str("response", "{}")
+            .build();
+        assert!(matches!(replay(&older, "h"), Ok(Stored::Id(id)) if id == message().id));
+        let err = replay(&kept, "other").err().unwrap();
+        assert_eq!(err.code(), "idempotency_key_reused");
     }
 }
