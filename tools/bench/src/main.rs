@@ -365,6 +365,26 @@ fn endpoints(s: &Setup) -> Vec<Endpoint> {
             &s.customer,
             None,
         ),
+    ]
+    .into_iter()
+    .chain(room_endpoints(s, &e))
+    .collect()
+}
+
+/// The rooms function's endpoints (the rest of [`endpoints`]).
+fn room_endpoints(
+    s: &Setup,
+    e: &dyn Fn(
+        &'static str,
+        &'static str,
+        &'static str,
+        String,
+        &String,
+        Option<Value>,
+    ) -> Endpoint,
+) -> Vec<Endpoint> {
+    let id = &s.conversation;
+    vec![
         e(
             "GET /rooms",
             "≤ 2",

@@ -166,36 +166,19 @@ pub async fn local_client(endpoint: &str) -> Client {
 pub async fn create_table(client: &Client, table: &str) -> Result<(), String> {
     let template = template();
     let props = &template["Resources"]["ChatTable"]["Properties"];
-    let attr_type = |t: &str| match t {
-        "N" => ScalarAttributeType::N,
-        "B" => ScalarAttributeType::B,
-        _ => ScalarAttributeType::S,
-    };
-    let key_schema = |v: &Value| -> Vec<KeySchemaElement> {
-        v.as_array()
-            .into_iter()
-            .flatten()
-            .map(|k| {
-                KeySchemaElement::builder()
-                    .attribute_name(k["AttributeName"].as_str().unwrap_or_default())
-                    .key_type(if k["KeyType"] == "RANGE" {
-                        KeyType::Range
-                    } else {
-                        KeyType::Hash
-                    })
-                    .build()
-                    .expect("key schema element")
-            })
-            .collect()
-    };
     let attributes: Vec<AttributeDefinition> = props["AttributeDefinitions"]
         .as_array()
         .ok_or("ChatTable has no AttributeDefinitions")?
         .iter()
         .map(|a| {
+            let attribute_type = match a["AttributeType"].as_str() {
+                Some("N") => ScalarAttributeType::N,
+                Some("B") => ScalarAttributeType::B,
+                _ => ScalarAttributeType::S,
+            };
             AttributeDefinition::builder()
                 .attribute_name(a["AttributeName"].as_str().unwrap_or_default())
-                .attribute_type(attr_type(a["AttributeType"].as_str().unwrap_or("S")))
+                .attribute_type(attribute_type)
                 .build()
                 .expect("attribute definition")
         })
@@ -204,31 +187,7 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), String> {
         .as_array()
         .into_iter()
         .flatten()
-        .map(|g| {
-            GlobalSecondaryIndex::builder()
-                .index_name(g["IndexName"].as_str().unwrap_or_default())
-                .set_key_schema(Some(key_schema(&g["KeySchema"])))
-                .projection(
-                    // As the template declares it: a KEYS_ONLY index must answer
-                    // with keys only here too.
-                    Projection::builder()
-                        .projection_type(match g["Projection"]["ProjectionType"].as_str() {
-                            Some("KEYS_ONLY") => ProjectionType::KeysOnly,
-                            Some("INCLUDE") => ProjectionType::Include,
-                            _ => ProjectionType::All,
-                        })
-                        .set_non_key_attributes(g["Projection"]["NonKeyAttributes"].as_array().map(
-                            |a| {
-                                a.iter()
-                                    .filter_map(|v| v.as_str().map(str::to_owned))
-                                    .collect()
-                            },
-                        ))
-                        .build(),
-                )
-                .build()
-                .expect("global secondary index")
-        })
+        .map(global_index)
         .collect();
     let mut request = client
         .create_table()
@@ -268,6 +227,50 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), String> {
             .await;
     }
     Ok(())
+}
+
+/// A template KeySchema as the SDK's.
+fn key_schema(v: &Value) -> Vec<KeySchemaElement> {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .map(|k| {
+            KeySchemaElement::builder()
+                .attribute_name(k["AttributeName"].as_str().unwrap_or_default())
+                .key_type(if k["KeyType"] == "RANGE" {
+                    KeyType::Range
+                } else {
+                    KeyType::Hash
+                })
+                .build()
+                .expect("key schema element")
+        })
+        .collect()
+}
+
+/// A template GSI as the SDK's, with its projection as declared (a KEYS_ONLY index
+/// must answer with keys only here too).
+fn global_index(g: &Value) -> GlobalSecondaryIndex {
+    let projection = &g["Projection"];
+    GlobalSecondaryIndex::builder()
+        .index_name(g["IndexName"].as_str().unwrap_or_default())
+        .set_key_schema(Some(key_schema(&g["KeySchema"])))
+        .projection(
+            Projection::builder()
+                .projection_type(match projection["ProjectionType"].as_str() {
+                    Some("KEYS_ONLY") => ProjectionType::KeysOnly,
+                    Some("INCLUDE") => ProjectionType::Include,
+                    _ => ProjectionType::All,
+                })
+                .set_non_key_attributes(projection["NonKeyAttributes"].as_array().map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(str::to_owned))
+                        .collect()
+                }))
+                .build(),
+        )
+        .build()
+        .expect("global secondary index")
 }
 
 pub async fn table_exists(client: &Client, table: &str) -> bool {

@@ -655,7 +655,10 @@ mod tests {
         let org = crate::ids::OrgId::parse("acme").unwrap();
         let kept = ItemBuilder::new()
             .str("request_hash", "h")
-            .set("message", AttributeValue::M(stored_message(&message(), &org)))
+            .set(
+                "message",
+                AttributeValue::M(stored_message(&message(), &org)),
+            )
             .build();
         assert!(matches!(replay(&kept, "h"), Ok(Stored::Message(m)) if m == message()));
         let older = ItemBuilder::new()
