@@ -493,11 +493,37 @@ impl TestTable {
             counter,
         );
         let runtime = chat_core::Runtime { config, store };
-        (TestTable { runtime, ..table }, faults)
+        let mut table = table;
+        table.runtime = runtime;
+        (table, faults)
     }
 
     pub async fn items(&self) -> Vec<Item> {
         dump_table(&self.client, &self.name).await
+    }
+}
+
+/// A test's table goes with it: DynamoDB Local slows down as tables pile up in one
+/// process (a full `make test` creates about two hundred), and a slow DynamoDB fails
+/// the load test's timeouts. Deleted from a thread of its own, since a test's runtime
+/// may be ending.
+impl Drop for TestTable {
+    fn drop(&mut self) {
+        let name = std::mem::take(&mut self.name);
+        let endpoint = test_endpoint();
+        let _ = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            runtime.block_on(async {
+                let client = local_client(&endpoint).await;
+                let _ = client.delete_table().table_name(&name).send().await;
+            });
+        })
+        .join();
     }
 }
 
