@@ -1627,3 +1627,25 @@ async fn contact_details_are_for_their_user_staff_and_who_shares_a_room() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_rooms_page_that_ends_the_list_says_so() {
+    let env = Env::new().await;
+    for name in ["one", "two", "three"] {
+        env.started(&customer(), json!({"type": "group", "name": name}))
+            .await;
+    }
+    let (status, page) = env.list(&customer(), &[("limit", "3")]).await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["data"]["rooms"].as_array().unwrap().len(), 3);
+    assert_eq!(page["data"]["has_more"], false, "{page}");
+    assert!(page["data"]["next_cursor"].is_null());
+    let (_, first) = env.list(&customer(), &[("limit", "2")]).await;
+    assert_eq!(first["data"]["has_more"], true);
+    let cursor = first["data"]["next_cursor"].as_str().unwrap().to_owned();
+    let (_, rest) = env
+        .list(&customer(), &[("limit", "2"), ("cursor", &cursor)])
+        .await;
+    assert_eq!(rest["data"]["rooms"].as_array().unwrap().len(), 1, "{rest}");
+    assert_eq!(rest["data"]["has_more"], false);
+}

@@ -135,15 +135,22 @@ impl Store {
                         .set_expression_attribute_names(Some(names.into_iter().collect()))
                         .filter_expression(filters.join(" AND "))
                         .scan_index_forward(false)
-                        .limit(q.limit as i32)
+                        // One row more than the page shows: a page that ends the
+                        // list says so.
+                        .limit(q.limit as i32 + 1)
                         .set_expression_attribute_values(Some(vals))
                 },
             )
             .await?;
-        Ok(super::Page {
-            items: page.items,
-            next_cursor: page.next_cursor,
-        })
+        let mut items = page.items;
+        let mut next_cursor = page.next_cursor;
+        if items.len() > q.limit as usize {
+            items.truncate(q.limit as usize);
+            next_cursor = items
+                .last()
+                .map(|row| crate::cursor::encode_tagged(LISTING, &row_key(row), None));
+        }
+        Ok(super::Page { items, next_cursor })
     }
 }
 
