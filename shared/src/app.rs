@@ -177,6 +177,28 @@ pub fn start() -> Result<crate::config::Config, crate::config::ConfigError> {
         .inspect_err(|e| tracing::error!(error = %e, "refusing to start"))
 }
 
+/// A function's app that holds nothing but what every route needs: the token
+/// verification and the store, both built once per cold start.
+#[macro_export]
+macro_rules! store_app {
+    ($name:ident) => {
+        /// This function's app: built once per cold start, then answers every event.
+        pub struct $name {
+            auth: $crate::auth::AuthConfig,
+            store: $crate::store::Store,
+        }
+
+        impl $name {
+            pub fn new(runtime: $crate::Runtime) -> Self {
+                $name {
+                    auth: runtime.config.auth,
+                    store: runtime.store,
+                }
+            }
+        }
+    };
+}
+
 /// A function's route table, written once: each route key of template.yaml with the
 /// handler expression that answers it (over the names given for the app, the caller
 /// and the request). It defines `ROUTES`, the keys the template must declare (the

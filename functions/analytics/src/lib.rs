@@ -1,13 +1,13 @@
 //! The `analytics` function: the caller's dashboard and the tenant-wide figures,
 //! read from the daily rollups (a bounded number of requests whatever the range).
 
-use chat_core::auth::{AuthConfig, Principal};
+use chat_core::auth::Principal;
 use chat_core::ids::{RoomId, UserId};
 use chat_core::policy::{self, Action, Relation};
 use chat_core::request::Query;
 use chat_core::store::analytics::{AgentFigures, DayRollup, distinct_customers};
 use chat_core::store::{InboxQuery, Store};
-use chat_core::{ApiError, ApiResult, Reply, Runtime};
+use chat_core::{ApiError, ApiResult, Reply};
 use lambda_http::Request;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -24,19 +24,7 @@ pub const DEFAULT_DASHBOARD_DAYS: i64 = 7;
 pub const DEFAULT_GLOBAL_DAYS: i64 = 30;
 const TOP_AGENTS: usize = 10;
 
-pub struct App {
-    auth: AuthConfig,
-    store: Store,
-}
-
-impl App {
-    pub fn new(runtime: Runtime) -> Self {
-        App {
-            auth: runtime.config.auth,
-            store: runtime.store,
-        }
-    }
-}
+chat_core::store_app!(App);
 
 fn parse_day(field: &str, raw: &str) -> ApiResult<Date> {
     let format = time::macros::format_description!("[year]-[month]-[day]");

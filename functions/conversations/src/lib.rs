@@ -2,13 +2,13 @@
 //! seen through the caller's membership (pin, archive, unread).
 
 use chat_core::app::path_param;
-use chat_core::auth::{AuthConfig, Principal};
+use chat_core::auth::Principal;
 use chat_core::ids::{RoomId, path_id};
 use chat_core::model::{InboxEntry, Room, RoomStatus, RoomType, conversation_json};
 use chat_core::policy;
 use chat_core::request::{Query, json_body};
 use chat_core::store::{InboxQuery, Store};
-use chat_core::{ApiError, ApiResult, Reply, Runtime};
+use chat_core::{ApiError, ApiResult, Reply};
 use lambda_http::Request;
 use serde_json::json;
 
@@ -28,19 +28,7 @@ pub const DEFAULT_PAGE: u32 = 20;
 pub const MAX_PAGE: u32 = 100;
 pub const MAX_OFFSET: u32 = 500;
 
-pub struct App {
-    auth: AuthConfig,
-    store: Store,
-}
-
-impl App {
-    pub fn new(runtime: Runtime) -> Self {
-        App {
-            auth: runtime.config.auth,
-            store: runtime.store,
-        }
-    }
-}
+chat_core::store_app!(App);
 
 async fn create(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply> {
     let new = NewConversation::try_from(json_body::<CreateConversation>(req)?)?;

@@ -2,7 +2,7 @@
 //! their members, the tenant's products and its users' profiles.
 
 use chat_core::app::path_param;
-use chat_core::auth::{AuthConfig, Principal};
+use chat_core::auth::Principal;
 use chat_core::ids::{RoomId, UserId, path_id};
 use chat_core::keys;
 use chat_core::model::{MAX_MEMBERS, Room, RoomStatus, RoomType};
@@ -11,7 +11,7 @@ use chat_core::request::{Query, json_body};
 use chat_core::store::{
     MAX_PRODUCTS_PAGE, Product, Profile, RoomQuery, SharedChanges, Started, Store,
 };
-use chat_core::{ApiError, ApiResult, Reply, Runtime};
+use chat_core::{ApiError, ApiResult, Reply};
 use lambda_http::Request;
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -38,19 +38,7 @@ pub use chat_core::commands::rooms::{MAX_DETAIL_CHARS, MAX_METADATA_BYTES, MAX_N
 /// BatchGetItem of 100 keys in the common case.
 pub const MAX_ROOMS_PAGE: u32 = 25;
 
-pub struct App {
-    auth: AuthConfig,
-    store: Store,
-}
-
-impl App {
-    pub fn new(runtime: Runtime) -> Self {
-        App {
-            auth: runtime.config.auth,
-            store: runtime.store,
-        }
-    }
-}
+chat_core::store_app!(App);
 
 async fn start(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply> {
     let draft = RoomDraft::try_from(json_body::<StartRoom>(req)?)?;
