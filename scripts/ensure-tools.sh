@@ -6,6 +6,9 @@ cd "$(dirname "$0")/.."
 
 die() { echo "ensure-tools: $*" >&2; exit 1; }
 
+# docs/migrating.md's examples (run by make test) are curl scripts.
+command -v curl >/dev/null || die "curl not found; install it (Debian: apt-get install curl)"
+
 # DynamoDB Local 3.x needs Java 17+.
 command -v java >/dev/null || die "java not found; install a JDK/JRE >= 17"
 java_version=$(java -version 2>&1 | awk -F'"' '/version/ {print $2; exit}')

@@ -94,11 +94,7 @@ where
     ) || matches!(code.as_str(), "InternalServerError" | "ServiceUnavailable");
     if throttled || unreachable {
         tracing::warn!(context, code, error = %aws_sdk_dynamodb::error::DisplayErrorContext(&err), "DynamoDB unavailable");
-        return ApiError::Unavailable {
-            code: "storage_unavailable",
-            message: "storage is temporarily unavailable, retry shortly".into(),
-            retry_after_secs: 1,
-        };
+        return crate::store::storage_unavailable();
     }
     ApiError::internal(context, aws_sdk_dynamodb::error::DisplayErrorContext(&err))
 }
