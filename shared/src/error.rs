@@ -44,6 +44,9 @@ pub enum ApiError {
     },
     #[error("{message}")]
     BadGateway { code: &'static str, message: String },
+    /// What the request names is no longer kept (e.g. a feed position past retention).
+    #[error("{message}")]
+    Gone { code: &'static str, message: String },
     /// The cause was logged by whoever raised this; the client sees a fixed text.
     #[error("internal error")]
     Internal,
@@ -79,6 +82,7 @@ impl ApiError {
             ApiError::NotImplemented => StatusCode::NOT_IMPLEMENTED,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::BadGateway { .. } => StatusCode::BAD_GATEWAY,
+            ApiError::Gone { .. } => StatusCode::GONE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -99,6 +103,7 @@ impl ApiError {
             ApiError::NotImplemented => "not_implemented",
             ApiError::Unavailable { code, .. } => code,
             ApiError::BadGateway { code, .. } => code,
+            ApiError::Gone { code, .. } => code,
             ApiError::Internal => "internal_error",
         }
     }

@@ -7,6 +7,8 @@
 //! | message         | T#{org}#R#{room}        | M#{message ulid}  |                     |                         |
 //! | member / inbox  | T#{org}#R#{room}        | U#{user}          | T#{org}#INBOX#{user}| A#{last activity}#{room}|
 //! | idempotency     | T#{org}#R#{room}        | I#{user}#{key}    |                     |                         |
+//! | feed event      | T#{org}#R#{room}        | E#{seq, 12 digits}|                     |                         |
+//! | socket subscription | T#{org}#R#{room}    | S#{connection}    |                     |                         |
 //! | inbox head      | T#{org}#USER#{user}     | INBOX             | T#{org}#INBOX#{user}| ~HEAD                   |
 //! | profile         | T#{org}#USER#{user}     | PROFILE           |                     |                         |
 //! | product         | T#{org}#PRODUCTS        | P#{product}       |                     |                         |
@@ -43,6 +45,7 @@ pub mod entity {
     pub const SEARCH_ENTRY: &str = "search_entry";
     pub const ROOM_STATS: &str = "room_stats";
     pub const ROLLUP: &str = "rollup";
+    pub const EVENT: &str = "event";
 }
 
 pub const ROOM_SK: &str = "META";
@@ -67,6 +70,23 @@ pub fn message_id_from_sk(sk: &str) -> Option<&str> {
 
 pub fn member_sk(user: &UserId) -> String {
     format!("{MEMBER_SK_PREFIX}{user}")
+}
+
+/// A member row's sort key from a user id already known to be valid (a room's list).
+pub fn member_sk_str(user: &str) -> String {
+    format!("{MEMBER_SK_PREFIX}{user}")
+}
+
+/// The user of a member row's sort key, if it is one.
+pub fn member_of_sk(sk: &str) -> Option<&str> {
+    sk.strip_prefix(MEMBER_SK_PREFIX)
+}
+
+pub const EVENT_SK_PREFIX: &str = "E#";
+
+/// A feed event's sort key: zero-padded so that keys sort as numbers.
+pub fn event_sk(seq: u64) -> String {
+    format!("{EVENT_SK_PREFIX}{seq:012}")
 }
 
 pub fn idempotency_sk(user: &UserId, key: &str) -> String {

@@ -131,6 +131,8 @@ pub struct Room {
     /// When the customer's oldest unanswered message arrived (response times).
     pub awaiting_since: Option<String>,
     pub first_response_at: Option<String>,
+    /// The number of the room's latest change in its feed (0: none yet).
+    pub last_seq: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -195,6 +197,7 @@ impl Room {
             last_message: None,
             awaiting_since: None,
             first_response_at: None,
+            last_seq: 0,
         }
     }
 
@@ -254,6 +257,9 @@ impl Room {
         if effect.first_response {
             self.first_response_at = Some(message.created_at.clone());
         }
+        if let Some(seq) = message.seq {
+            self.last_seq = seq;
+        }
         self
     }
 
@@ -290,6 +296,7 @@ impl Room {
             .opt_str("metadata", self.metadata.clone())
             .opt_str("awaiting_since", self.awaiting_since.clone())
             .opt_str("first_response_at", self.first_response_at.clone())
+            .num("last_seq", self.last_seq)
             .build()
     }
 
@@ -327,6 +334,7 @@ impl Room {
             metadata: item.string("metadata"),
             awaiting_since: item.string("awaiting_since"),
             first_response_at: item.string("first_response_at"),
+            last_seq: item.num("last_seq").unwrap_or(0),
             last_message: match (item.str("last_message_id"), item.str("last_sender_id")) {
                 (Some(id), Some(sender)) => Some(LastMessage {
                     message_id: id.to_owned(),
@@ -430,6 +438,7 @@ pub fn conversation_json(room: &Room, membership: Option<&Membership>, role: Rol
         "last_message_at": room.last_message_at,
         "created_at": room.created_at,
         "updated_at": room.updated_at,
+        "last_seq": room.last_seq,
     })
 }
 
@@ -446,6 +455,9 @@ pub struct InboxEntry {
     pub room_type: Option<String>,
     pub status: Option<String>,
     pub created_at: Option<String>,
+    /// The room's `last_seq` as of the row's last write (every sequenced change
+    /// writes every row).
+    pub last_seq: u64,
     pub membership: Membership,
 }
 
@@ -461,6 +473,7 @@ impl InboxEntry {
             room_type: item.string("room_type"),
             status: item.string("status"),
             created_at: item.string("created_at"),
+            last_seq: item.num("last_seq").unwrap_or(0),
         })
     }
 
@@ -482,6 +495,7 @@ impl InboxEntry {
             total_messages: m.total_messages,
             last_message_at: m.last_message_at.as_deref(),
             created_at: self.created_at.as_deref(),
+            last_seq: self.last_seq,
         }
     }
 }
@@ -503,6 +517,7 @@ pub struct InboxEntryView<'a> {
     pub total_messages: u64,
     pub last_message_at: Option<&'a str>,
     pub created_at: Option<&'a str>,
+    pub last_seq: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -537,6 +552,8 @@ pub struct Message {
     pub previous_versions: Vec<PreviousVersion>,
     /// Edits made, all of them (only the last ten earlier texts are kept).
     pub edit_count: u64,
+    /// The room feed's number of the message's creation (none before the feed).
+    pub seq: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -582,6 +599,7 @@ impl Message {
                 }),
             )
             .num("edit_count", self.edit_count)
+            .opt_num("seq", self.seq)
             .build()
     }
 
@@ -618,6 +636,7 @@ impl Message {
             deleted_at: item.string("deleted_at"),
             previous_versions,
             edit_count,
+            seq: item.num("seq"),
         })
     }
 
@@ -644,6 +663,7 @@ impl Message {
             created_at: &self.created_at,
             edited_at: self.edited_at.as_deref(),
             edit_count: self.edit_count,
+            seq: self.seq,
             deleted_at: self.deleted_at.as_deref(),
             is_deleted: deleted,
         }
@@ -677,6 +697,7 @@ pub struct MessageView<'a> {
     pub created_at: &'a str,
     pub edited_at: Option<&'a str>,
     pub edit_count: u64,
+    pub seq: Option<u64>,
     pub deleted_at: Option<&'a str>,
     pub is_deleted: bool,
 }
@@ -713,6 +734,7 @@ pub(crate) mod tests {
             last_message: None,
             awaiting_since: Some("2024-06-29T09:59:00.000Z".into()),
             first_response_at: None,
+            last_seq: 3,
         }
     }
 
@@ -759,6 +781,7 @@ pub(crate) mod tests {
                 replaced_at: "2024-06-29T10:01:00.000Z".into(),
             }],
             edit_count: 1,
+            seq: Some(2),
         }
     }
 

@@ -10,7 +10,7 @@ use chat_core::model::Message;
 use chat_core::policy::{self, Action, Relation};
 use chat_core::request::{Query, json_body};
 use chat_core::store::{
-    Direction, MessageChange, MessageQuery, NewMessage, Posted, RoomCache, Store,
+    Direction, MAX_EVENTS_PAGE, MessageChange, MessageQuery, NewMessage, Posted, RoomCache, Store,
 };
 use chat_core::{ApiError, ApiResult, Reply, Runtime};
 use lambda_http::Request;
@@ -30,6 +30,8 @@ chat_core::route_table! { app: App, who, req;
     "POST /chat/conversations/{conversation_id}/read" => read(&app.store, who, req),
     "POST /chat/conversations/{conversation_id}/ai-response" => ai_response(&app.store, &app.rooms, &app.ai, who, req),
     "GET /chat/search" => search(&app.store, who, req),
+    "GET /rooms/{room_id}/events" => events(&app.store, who, req),
+    "GET /chat/conversations/{conversation_id}/events" => events(&app.store, who, req),
 }
 
 use chat_core::commands::messages::{
@@ -78,6 +80,54 @@ struct MessagePage<'a> {
     offset: u32,
     next_cursor: Option<&'a str>,
     has_more: bool,
+    /// The room's latest change in its feed: a client that applied it is up to date.
+    last_seq: u64,
+}
+
+/// A page of a room's change feed as GET …/events answers it.
+#[derive(serde::Serialize)]
+struct EventsPage {
+    events: Vec<Box<serde_json::value::RawValue>>,
+    /// The room's latest change: the client is up to date once it has applied it.
+    last_seq: u64,
+    /// Where the next page starts (`after=`), when there is one.
+    next_after: Option<u64>,
+    has_more: bool,
+}
+
+/// The room's changes after `after` (0: from the start), oldest first. A change the
+/// caller may not see (an internal note, to a customer) comes as its number only.
+async fn events(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply> {
+    let room_id = room_of(req)?;
+    let q = Query::of(req);
+    let limit = q.limit(DEFAULT_PAGE, MAX_EVENTS_PAGE)?;
+    let after = match q.get("after") {
+        None => 0,
+        Some(raw) => raw
+            .parse::<u64>()
+            .map_err(|_| ApiError::invalid("after", "a seq: a whole number, 0 or more"))?,
+    };
+    let page = store.room_events(who, &room_id, after, limit).await?;
+    let staff = who.role.is_staff();
+    let events = page
+        .events
+        .iter()
+        .map(|e| serde_json::value::RawValue::from_string(e.json_for(staff)))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ApiError::internal("render events", e))?;
+    let answer = EventsPage {
+        next_after: page
+            .has_more
+            .then(|| page.events.last().map(|e| e.seq))
+            .flatten(),
+        last_seq: page.room.last_seq,
+        has_more: page.has_more,
+        events,
+    };
+    Ok(Reply::ok(
+        format!("Found {} events", answer.events.len()),
+        answer,
+    ))
 }
 
 /// The room a message route addresses, whichever path family it came by.
@@ -128,6 +178,7 @@ async fn list(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply>
         offset,
         next_cursor: list.messages.next_cursor.as_deref(),
         has_more: list.messages.next_cursor.is_some(),
+        last_seq: list.room.last_seq,
     };
     Ok(Reply::ok(
         format!("Found {} messages", page.messages.len()),

@@ -247,6 +247,7 @@ fn room_json(room: &Room, profiles: Option<&HashMap<String, Profile>>) -> Value 
         "last_messages": room.last_message.iter().collect::<Vec<_>>(),
         "created_at": room.created_at,
         "updated_at": room.updated_at,
+        "last_seq": room.last_seq,
     })
 }
 

@@ -3,6 +3,7 @@
 
 pub mod analytics;
 mod catalog;
+mod feed;
 mod inbox;
 mod message;
 mod room;
@@ -10,6 +11,10 @@ mod search;
 mod table;
 
 pub use catalog::{MAX_PRODUCTS_PAGE, Product, Profile};
+pub(crate) use feed::Plan;
+pub use feed::{
+    Change, Event, EventKind, EventPage, FEED_RETENTION_SECS, MAX_EVENT_DATA_BYTES, MAX_EVENTS_PAGE,
+};
 pub use inbox::{Inbox, InboxQuery};
 pub use message::{
     Direction, MessageChange, MessageList, MessageQuery, NewMessage, Posted, RoomCache,
@@ -78,6 +83,7 @@ impl Store {
     }
 }
 
+
 pub(crate) fn put(table: &str, item: Item, must_be_new: bool) -> TransactWriteItem {
     let mut put = Put::builder().table_name(table).set_item(Some(item));
     if must_be_new {
@@ -86,4 +92,20 @@ pub(crate) fn put(table: &str, item: Item, must_be_new: bool) -> TransactWriteIt
     TransactWriteItem::builder()
         .put(put.build().expect("put has item"))
         .build()
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    /// A store whose client is never sent anything: for plans built without DynamoDB.
+    pub(crate) fn offline_store() -> super::Store {
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+            .build();
+        super::Store::new(
+            aws_sdk_dynamodb::Client::from_conf(config),
+            "chat",
+            crate::dynamo::RequestCounter::default(),
+        )
+    }
 }

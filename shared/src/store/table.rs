@@ -188,11 +188,20 @@ async fn backoff(attempt: u32) {
     tokio::time::sleep(Duration::from_millis(base + jitter)).await;
 }
 
+/// Rebuilds of a plan whose conditions failed. More than blind resends: a failed
+/// condition means another write committed (the room's feed moved), so every lost
+/// race is someone's progress and the next plan starts from the state it returned.
+/// A room's writes commit one after another (about one per transaction's latency),
+/// so a burst of N writers into one room needs up to N rounds.
+pub const REBUILD_ATTEMPTS: u32 = 32;
+
 /// The attempts of an optimistic write whose plan is rebuilt from fresh state when
 /// its conditions fail: `for attempt in rebuilds() { … }`, then [`storage_busy`].
-/// Backs off before every attempt but the first.
+/// Before every attempt but the first it waits a short, fully jittered time (up to
+/// 2 ms, 4 ms, … 32 ms): writers that lost the same race spread out instead of
+/// colliding again.
 pub fn rebuilds() -> impl Iterator<Item = Rebuild> {
-    (0..WRITE_ATTEMPTS).map(Rebuild)
+    (0..REBUILD_ATTEMPTS).map(Rebuild)
 }
 
 /// One attempt of [`rebuilds`].
@@ -203,7 +212,9 @@ impl Rebuild {
     /// Waits before a rebuild (not before the first attempt).
     pub async fn pause(self) {
         if self.0 > 0 {
-            backoff(self.0 - 1).await;
+            let ceiling = 2u64 << (self.0 - 1).min(4);
+            let wait = rand::random::<u64>() % ceiling;
+            tokio::time::sleep(Duration::from_millis(wait)).await;
         }
     }
 }

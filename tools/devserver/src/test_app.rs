@@ -63,10 +63,41 @@ impl TestApp {
         body: Option<Value>,
         query: &[(&str, &str)],
     ) -> lambda_http::Response<lambda_http::Body> {
+        self.respond_on(&self.apps, key, params, token, body, query)
+            .await
+    }
+
+    /// Another instance of every function on the same table: its own handlers and
+    /// caches, as a second Lambda instance (or dev server) has.
+    pub fn instance(&self) -> Apps {
+        Apps::new(self.table.runtime.clone())
+    }
+
+    /// [`Self::send`] through `apps` (see [`Self::instance`]).
+    pub async fn send_on(
+        &self,
+        apps: &Apps,
+        key: &str,
+        params: &[(&str, &str)],
+        token: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let response = self.respond_on(apps, key, params, token, body, &[]).await;
+        chat_testkit::response_json(&response)
+    }
+
+    async fn respond_on(
+        &self,
+        apps: &Apps,
+        key: &str,
+        params: &[(&str, &str)],
+        token: &str,
+        body: Option<Value>,
+        query: &[(&str, &str)],
+    ) -> lambda_http::Response<lambda_http::Body> {
         let route = self.route(key).clone();
         let event = fixture_event(&self.fixtures[key], &route, params, token, body, query);
-        self.apps
-            .call(&route.function, to_request(&event))
+        apps.call(&route.function, to_request(&event))
             .await
             .expect("known function")
     }

@@ -28,6 +28,8 @@ const VISIBILITY_ONLY: &[&str] = &[
     "GET /rooms/{room_id}/messages",
     "POST /rooms/{room_id}/messages",
     "GET /chat/conversations/{conversation_id}/messages",
+    "GET /rooms/{room_id}/events",
+    "GET /chat/conversations/{conversation_id}/events",
     "POST /chat/conversations/{conversation_id}/ai-response",
     "GET /chat/search",
     "GET /chat/analytics/dashboard",

@@ -7,7 +7,7 @@ use crate::item::{n, s, values};
 use crate::keys;
 use crate::model::{MAX_PREVIOUS_VERSIONS, Message, PreviousVersion, Room};
 use crate::policy::{self, Action, Relation};
-use crate::store::{Store, WriteError, rebuilds, storage_busy};
+use crate::store::{Change, EventKind, Plan, Store, WriteError, rebuilds, storage_busy};
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 use std::collections::HashMap;
 
@@ -158,18 +158,30 @@ impl Store {
                 .build()
                 .expect("update has key and expression");
             // The room's preview of its last message follows an edit or delete of it
-            // (a deleted text must not live on in room lists).
+            // (a deleted text must not live on in room lists). The room's update is
+            // conditioned on its `last_seq`, so the message is still the last one.
             let is_last = room
                 .last_message
                 .as_ref()
                 .is_some_and(|last| last.message_id == message_id.as_str());
-            let access = if is_last {
-                self.last_preview_update(who, &room, &message)
-            } else {
-                self.room_unchanged(who, &room)
+            let (expression, vals) = match is_last {
+                true => (
+                    "SET last_message_preview = :preview",
+                    values([(":preview", s(last_preview(&message)))]),
+                ),
+                false => ("", values([])),
             };
-            let mut writes = vec![TransactWriteItem::builder().update(update).build(), access];
+            let mut writes = vec![
+                self.room_update(&room, who, expression, vals, &[]),
+                TransactWriteItem::builder().update(update).build(),
+            ];
             writes.extend(self.search_changes_for(who, &room, &message, &change));
+            let kind = match &change {
+                MessageChange::Edit { .. } => EventKind::MessageUpdated,
+                MessageChange::Delete => EventKind::MessageDeleted,
+            };
+            let plan = Plan::new(writes, Change::message(kind, &message));
+            let writes = self.sequenced(who, &room, plan, &now);
             match self.table.transact(writes, "change message").await {
                 Ok(()) => return Ok(message),
                 // The message or the room moved since we read them: read again.
@@ -179,34 +191,14 @@ impl Store {
         }
         Err(storage_busy())
     }
+}
 
-    /// Rewrites the room's last-message preview, on the same conditions as
-    /// [`Self::room_unchanged`] and on the message still being the last one.
-    fn last_preview_update(
-        &self,
-        who: &Principal,
-        room: &Room,
-        message: &Message,
-    ) -> TransactWriteItem {
-        // A deleted message still holds its text here (its search entries need it).
-        let preview = match message.deleted_at {
-            Some(_) => String::new(),
-            None => super::preview(&message.content),
-        };
-        let update = Update::builder()
-            .table_name(self.name())
-            .key(keys::PK, s(keys::room_pk(&who.org, &room.id)))
-            .key(keys::SK, s(keys::ROOM_SK))
-            .update_expression("SET last_message_preview = :preview")
-            .condition_expression(
-                "member_version = :v AND attribute_not_exists(deleted_at) AND last_message_id = :mid",
-            )
-            .expression_attribute_values(":v", n(room.member_version))
-            .expression_attribute_values(":mid", s(message.id.as_str()))
-            .expression_attribute_values(":preview", s(preview))
-            .build()
-            .expect("update has key and expression");
-        TransactWriteItem::builder().update(update).build()
+/// The room's preview of its last message after it changed (a deleted message still
+/// holds its text, which its search entries need, but shows none).
+fn last_preview(message: &Message) -> String {
+    match message.deleted_at {
+        Some(_) => String::new(),
+        None => super::preview(&message.content),
     }
 }
 

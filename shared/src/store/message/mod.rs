@@ -12,7 +12,10 @@ use crate::ids::{MessageId, RoomId, UserId};
 use crate::item::{Item, ItemBuilder, ItemExt, n, s, values};
 use crate::keys;
 use crate::model::{Message, MessageEffect, Room};
-use crate::store::{IDEMPOTENCY_TTL_SECS, Page, Store, WriteError, put, rebuilds, storage_busy};
+use crate::store::{
+    Change, EventKind, IDEMPOTENCY_TTL_SECS, Page, Plan, Store, WriteError, put, rebuilds,
+    storage_busy,
+};
 use aws_sdk_dynamodb::types::{
     AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
 };
@@ -82,6 +85,7 @@ impl NewMessage {
             deleted_at: None,
             previous_versions: Vec::new(),
             edit_count: 0,
+            seq: None,
         }
     }
 }
@@ -188,6 +192,10 @@ impl Store {
         new: NewMessage,
         cache: &RoomCache,
     ) -> ApiResult<Posted> {
+        // Posts of one instance into one room go one at a time: each then starts from
+        // the feed position the previous one left in the cache, instead of racing it
+        // (a Lambda instance serves one request at a time; a dev server, many).
+        let _turn = cache.turn(&who.org, room_id).await;
         let mut room = match cache.get(&who.org, room_id).filter(|r| r.visible_to(who)) {
             Some(room) => room,
             None => self.visible_room(who, room_id).await?,
@@ -196,9 +204,12 @@ impl Store {
         for attempt in rebuilds() {
             attempt.pause().await;
             let now = crate::time::now_string();
-            let message = new.message(who, room_id, &now);
+            let mut message = new.message(who, room_id, &now);
+            message.seq = Some(room.last_seq + 1);
             let (writes, idem_index) =
                 self.message_writes(who, &room, &message, &new, &request_hash, &now);
+            let plan = Plan::new(writes, Change::message(EventKind::MessageNew, &message));
+            let writes = self.sequenced(who, &room, plan, &now);
             let cancelled = match self.table.transact(writes, "post message").await {
                 Ok(()) => {
                     cache.put(&who.org, room.after_message(&message, who.role.is_staff()));
@@ -561,10 +572,14 @@ fn hash_parts(parts: &[&str]) -> String {
     format!("{hash:016x}")
 }
 
-/// Rooms (members, version, status) a warm instance has seen, so that posting needs
-/// no read first. Bounded; entries are only hints, every write re-checks them.
+/// Rooms (members, version, status, feed position) a warm instance has seen, so that
+/// posting needs no read first. Bounded; entries are only hints, every write re-checks
+/// them.
 #[derive(Debug, Default)]
-pub struct RoomCache(std::sync::Mutex<std::collections::HashMap<String, Room>>);
+pub struct RoomCache {
+    rooms: std::sync::Mutex<HashMap<String, Room>>,
+    turns: std::sync::Mutex<HashMap<String, std::sync::Arc<tokio::sync::Mutex<()>>>>,
+}
 
 /// Rooms kept per instance; past it the cache starts over.
 const ROOM_CACHE_ENTRIES: usize = 1024;
@@ -575,11 +590,28 @@ impl RoomCache {
     }
 
     pub fn get(&self, org: &crate::ids::OrgId, room: &RoomId) -> Option<Room> {
-        self.0.lock().ok()?.get(&Self::key(org, room)).cloned()
+        self.rooms.lock().ok()?.get(&Self::key(org, room)).cloned()
+    }
+
+    /// This instance's turn to write the room: held while a post is built and sent.
+    pub async fn turn(
+        &self,
+        org: &crate::ids::OrgId,
+        room: &RoomId,
+    ) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        let lock = {
+            let mut turns = self.turns.lock().ok()?;
+            // Rooms nobody waits for any more are forgotten.
+            if turns.len() >= ROOM_CACHE_ENTRIES {
+                turns.retain(|_, lock| std::sync::Arc::strong_count(lock) > 1);
+            }
+            turns.entry(Self::key(org, room)).or_default().clone()
+        };
+        Some(lock.lock_owned().await)
     }
 
     pub fn put(&self, org: &crate::ids::OrgId, room: Room) {
-        if let Ok(mut map) = self.0.lock() {
+        if let Ok(mut map) = self.rooms.lock() {
             if map.len() >= ROOM_CACHE_ENTRIES {
                 map.clear();
             }
@@ -588,7 +620,7 @@ impl RoomCache {
     }
 
     pub fn remove(&self, org: &crate::ids::OrgId, room: &RoomId) {
-        if let Ok(mut map) = self.0.lock() {
+        if let Ok(mut map) = self.rooms.lock() {
             map.remove(&Self::key(org, room));
         }
     }

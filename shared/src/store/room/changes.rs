@@ -7,7 +7,7 @@ use crate::item::{s, values};
 use crate::keys;
 use crate::model::{InboxEntry, Room, RoomStatus};
 use crate::policy::{self, Action};
-use crate::store::{Store, WriteError};
+use crate::store::{Change, Plan, Store, WriteError};
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, Update};
 use std::collections::HashMap;
 
@@ -191,7 +191,7 @@ impl Store {
                         ));
                     }
                 }
-                Ok(writes)
+                Ok(Plan::new(writes, Change::room_updated(shared)))
             })
             .await?;
         // The returned room is the state the write was built on; reflect the change.

@@ -8,7 +8,9 @@ use crate::item::{ItemBuilder, ItemExt, n, s, values};
 use crate::keys;
 use crate::model::Room;
 use crate::policy::{self, Action};
-use crate::store::{Store, WriteError, WriteResultExt, put, rebuilds, storage_busy};
+use crate::store::{
+    Change, EventKind, Plan, Store, WriteError, WriteResultExt, put, rebuilds, storage_busy,
+};
 use aws_sdk_dynamodb::types::{
     AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
 };
@@ -195,13 +197,13 @@ impl Store {
         Ok(for_everyone(&room))
     }
 
-    fn leave_writes(&self, who: &Principal, room: &Room) -> Vec<TransactWriteItem> {
+    fn leave_writes(&self, who: &Principal, room: &Room) -> Plan {
         let vals = values([
             (":one", n(1)),
             (":me", AttributeValue::Ss(vec![who.user.to_string()])),
             (":now", s(crate::time::now_string())),
         ]);
-        vec![
+        let writes = vec![
             self.room_update(
                 room,
                 who,
@@ -211,10 +213,14 @@ impl Store {
             ),
             self.member_delete(who, &room.id, &who.user),
             self.inbox_head_change(&who.org, who.user.as_str(), -1),
-        ]
+        ];
+        Plan::new(
+            writes,
+            Change::member(EventKind::MemberRemoved, &who.user, "left"),
+        )
     }
 
-    fn delete_writes(&self, who: &Principal, room: &Room, now: &str) -> Vec<TransactWriteItem> {
+    fn delete_writes(&self, who: &Principal, room: &Room, now: &str) -> Plan {
         let vals = values([(":now", s(now)), (":one", n(1))]);
         let mut writes = vec![self.room_update(
             room,
@@ -230,6 +236,6 @@ impl Store {
             writes.push(self.member_delete(who, &room.id, &member_id));
             writes.push(self.inbox_head_change(&who.org, member, -1));
         }
-        writes
+        Plan::new(writes, Change::room_deleted())
     }
 }

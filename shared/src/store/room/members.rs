@@ -6,7 +6,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::ids::UserId;
 use crate::item::{n, s, values};
 use crate::model::{Room, RoomType};
-use crate::store::{Store, put};
+use crate::store::{Change, EventKind, Plan, Store, put};
 use aws_sdk_dynamodb::types::AttributeValue;
 
 impl Store {
@@ -68,7 +68,10 @@ impl Store {
                     self.inbox_head_change(&who.org, user.as_str(), 1),
                 ];
                 writes.extend(self.member_list_changes(who, room, "ADD", user));
-                Ok(writes)
+                Ok(Plan::new(
+                    writes,
+                    Change::member(EventKind::MemberAdded, user, "added"),
+                ))
             })
             .await?;
         room.members.push(user.to_string());
@@ -116,7 +119,10 @@ impl Store {
                     self.inbox_head_change(&who.org, user.as_str(), -1),
                 ];
                 writes.extend(self.member_list_changes(who, room, "DELETE", user));
-                Ok(writes)
+                Ok(Plan::new(
+                    writes,
+                    Change::member(EventKind::MemberRemoved, user, "removed"),
+                ))
             })
             .await?;
         room.members.retain(|m| m != user.as_str());

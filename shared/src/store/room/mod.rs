@@ -18,10 +18,9 @@ use crate::ids::{OrgId, RoomId, UserId};
 use crate::item::{n, s, values};
 use crate::keys;
 use crate::model::{Membership, Room};
-use crate::store::{Page, Store, WriteError, rebuilds, storage_busy};
+use crate::store::{Page, Plan, Store, WriteError, rebuilds, storage_busy};
 use aws_sdk_dynamodb::types::{
-    AttributeValue, ConditionCheck, Delete, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
-    Update,
+    AttributeValue, Delete, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
 use std::collections::HashMap;
 
@@ -108,13 +107,15 @@ impl Store {
 
     /// Runs a transaction built from the room's current state. The first write must be
     /// the room's own update, conditioned on what the build relied on; when it fails
-    /// the transaction is rebuilt from the room it returns (ALL_OLD).
+    /// the transaction is rebuilt from the room it returns (ALL_OLD). The plan's
+    /// changes are numbered in the room's feed in the same transaction. Returns the
+    /// room the transaction was built from, with its new `last_seq`.
     pub(crate) async fn room_transaction(
         &self,
         who: &Principal,
         room_id: &RoomId,
         context: &str,
-        build: impl Fn(&Room) -> ApiResult<Vec<TransactWriteItem>>,
+        build: impl Fn(&Room) -> ApiResult<Plan>,
     ) -> ApiResult<Room> {
         let room = self.visible_room(who, room_id).await?;
         self.room_transaction_from(who, room_id, room, context, build)
@@ -128,16 +129,21 @@ impl Store {
         room_id: &RoomId,
         room: Room,
         context: &str,
-        build: impl Fn(&Room) -> ApiResult<Vec<TransactWriteItem>>,
+        build: impl Fn(&Room) -> ApiResult<Plan>,
     ) -> ApiResult<Room> {
         let mut room = Some(room)
             .filter(|r| r.visible_to(who))
             .ok_or(ApiError::NotFound("conversation"))?;
         for attempt in rebuilds() {
             attempt.pause().await;
-            let writes = build(&room)?;
+            let plan = build(&room)?;
+            let changes = plan.changes.len() as u64;
+            let writes = self.sequenced(who, &room, plan, &crate::time::now_string());
             let cancelled = match self.table.transact(writes, context).await {
-                Ok(()) => return Ok(room),
+                Ok(()) => {
+                    room.last_seq += changes;
+                    return Ok(room);
+                }
                 Err(WriteError::Api(err)) => return Err(err),
                 Err(WriteError::ConditionFailed(c)) => c,
             };
@@ -192,19 +198,6 @@ impl Store {
             .build()
             .expect("delete has key");
         TransactWriteItem::builder().delete(delete).build()
-    }
-
-    /// A check that the room is still as read (members, not deleted).
-    pub(crate) fn room_unchanged(&self, who: &Principal, room: &Room) -> TransactWriteItem {
-        let check = ConditionCheck::builder()
-            .table_name(self.name())
-            .key(keys::PK, s(keys::room_pk(&who.org, &room.id)))
-            .key(keys::SK, s(keys::ROOM_SK))
-            .condition_expression("member_version = :v AND attribute_not_exists(deleted_at)")
-            .expression_attribute_values(":v", n(room.member_version))
-            .build()
-            .expect("check has key and condition");
-        TransactWriteItem::builder().condition_check(check).build()
     }
 
     /// Keeps the member list copied on the other members' rows in step.
