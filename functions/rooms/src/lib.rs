@@ -28,6 +28,7 @@ chat_core::route_table! { app: App, who, req;
     "POST /products" => create_product(&app.store, who, req),
     "PUT /profiles/me" => put_profile(&app.store, who, req),
     "GET /profiles/{user_id}" => get_profile(&app.store, who, req),
+    "POST /realtime/tickets" => realtime_ticket(&app.store, who),
 }
 
 use chat_core::commands::rooms::{
@@ -185,6 +186,20 @@ fn natural_key(
         }
         _ => None,
     }
+}
+
+/// A single-use ticket for the WebSocket API's `$connect` (`?ticket=`): browsers
+/// cannot set headers on a WebSocket, and a long-lived token in a URL ends up in logs.
+async fn realtime_ticket(store: &Store, who: &Principal) -> ApiResult<Reply> {
+    let (ticket, expires_at) = store.issue_ticket(who).await?;
+    Ok(Reply::created(
+        "Ticket issued",
+        json!({
+            "ticket": ticket,
+            "expires_at": expires_at,
+            "expires_in": chat_core::store::TICKET_TTL_SECS,
+        }),
+    ))
 }
 
 async fn visible_room(store: &Store, who: &Principal, id: &RoomId) -> ApiResult<Room> {

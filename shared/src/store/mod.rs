@@ -6,6 +6,7 @@ mod catalog;
 mod feed;
 mod inbox;
 mod message;
+mod realtime;
 mod room;
 mod search;
 mod table;
@@ -18,6 +19,10 @@ pub use feed::{
 pub use inbox::{Inbox, InboxQuery};
 pub use message::{
     Direction, MessageChange, MessageList, MessageQuery, NewMessage, Posted, RoomCache,
+};
+pub use realtime::{
+    Audience, CONNECTION_TTL_SECS, Connection, MAX_SUBSCRIPTIONS, Subscription, TICKET_TTL_SECS,
+    TYPING_INTERVAL_MS,
 };
 pub use room::{MemberView, RoomPage, RoomQuery, SharedChanges, Started};
 pub use search::{MAX_INDEXED_WORDS, MAX_QUERY_CHARS, index_words};
@@ -82,7 +87,6 @@ impl Store {
         self.table.name()
     }
 }
-
 
 pub(crate) fn put(table: &str, item: Item, must_be_new: bool) -> TransactWriteItem {
     let mut put = Put::builder().table_name(table).set_item(Some(item));

@@ -21,13 +21,14 @@ use crate::error::{ApiError, ApiResult};
 use crate::item::{Item, s};
 use crate::keys;
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::get_item::builders::GetItemFluentBuilder;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    CancellationReason, KeysAndAttributes, Put, ReturnValue, TransactWriteItem, Update,
+    CancellationReason, Delete, KeysAndAttributes, Put, ReturnValue, TransactWriteItem, Update,
 };
 use std::time::Duration;
 
@@ -82,6 +83,18 @@ pub enum WriteError {
     ConditionFailed(Cancellation),
     /// Any other failure, already mapped (503 after the retry bound, or 500).
     Api(ApiError),
+}
+
+impl WriteError {
+    /// For writes whose condition cannot fail but by a bug: that is an internal error.
+    pub fn into_api(self) -> ApiError {
+        match self {
+            WriteError::Api(err) => err,
+            WriteError::ConditionFailed(c) => {
+                ApiError::internal("write", format!("unexpected condition failure: {c:?}"))
+            }
+        }
+    }
 }
 
 impl From<ApiError> for WriteError {
@@ -467,6 +480,36 @@ impl Table {
                             Sent::Failed(condition_failed(e.item().cloned()))
                         }
                         Some(UpdateItemError::TransactionConflictException(_)) => {
+                            Sent::Again(Verdict::Contention)
+                        }
+                        _ => Sent::Failed(sdk_error(context, err).into()),
+                    },
+                }
+            }
+        })
+        .await
+    }
+
+    /// One DeleteItem under the rule of this module; returns the item as it was.
+    pub async fn delete(&self, delete: Delete, context: &str) -> Result<Option<Item>, WriteError> {
+        self.under_rule(context, || {
+            let request = self
+                .client
+                .delete_item()
+                .table_name(&self.name)
+                .set_key(Some(delete.key().clone()))
+                .set_condition_expression(delete.condition_expression().map(str::to_owned))
+                .set_expression_attribute_names(delete.expression_attribute_names().cloned())
+                .set_expression_attribute_values(delete.expression_attribute_values().cloned())
+                .return_values(ReturnValue::AllOld);
+            async move {
+                match request.send().await {
+                    Ok(out) => Sent::Done(out.attributes),
+                    Err(err) => match err.as_service_error() {
+                        Some(DeleteItemError::ConditionalCheckFailedException(e)) => {
+                            Sent::Failed(condition_failed(e.item().cloned()))
+                        }
+                        Some(DeleteItemError::TransactionConflictException(_)) => {
                             Sent::Again(Verdict::Contention)
                         }
                         _ => Sent::Failed(sdk_error(context, err).into()),

@@ -1,6 +1,7 @@
 //! The local API: routes requests exactly as template.yaml's HttpApi does, into the
 //! same handlers the Lambda functions run.
 
+pub mod realtime;
 pub mod test_app;
 
 use chat_core::Runtime;

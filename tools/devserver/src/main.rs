@@ -64,7 +64,13 @@ async fn serve() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     }
     let routes = Arc::new(chat_testkit::template_routes(&chat_testkit::template()));
     let ai = messages::ai::Ai::from_env(&std::env::vars().collect(), &config.aws).await?;
-    let apps = Arc::new(Apps::with_ai(Runtime::from_config(config).await, ai));
+    let runtime = Runtime::from_config(config).await;
+    let ws_port: u16 = std::env::var("WS_PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(3001);
+    let (ws_port, _realtime) = devserver::realtime::serve_realtime(&runtime, ws_port).await?;
+    let apps = Arc::new(Apps::with_ai(runtime, ai));
     let port: u16 = std::env::var("PORT")
         .ok()
         .and_then(|p| p.parse().ok())
@@ -73,7 +79,8 @@ async fn serve() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     eprintln!(
         "chat API on http://127.0.0.1:{port} ({} routes from template.yaml)\n\
          mint a local token: cargo run -q -p devserver -- token --sub u-100 --role customer [--org acme]\n\
-         then: curl -H \"Authorization: Bearer $TOKEN\" http://127.0.0.1:{port}/chat/conversations",
+         then: curl -H \"Authorization: Bearer $TOKEN\" http://127.0.0.1:{port}/chat/conversations\n\
+         WebSocket API on ws://127.0.0.1:{ws_port}/?ticket=… (a ticket: POST /realtime/tickets; docs/realtime.md)",
         routes.len()
     );
     devserver::serve(listener, routes, apps).await?;

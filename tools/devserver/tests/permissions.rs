@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 /// Routes that take no action beyond reading or writing what the caller may see (or
 /// their own things), checked by the object and input matrices.
 const VISIBILITY_ONLY: &[&str] = &[
+    "POST /realtime/tickets",
     "POST /rooms",
     "GET /rooms",
     "GET /rooms/{room_id}",

@@ -40,6 +40,8 @@ fn binary_of(function: &str) -> &'static str {
         "MessagesFunction" => "messages",
         "AnalyticsFunction" => "analytics",
         "AnalyticsRollupFunction" => "analytics-rollup",
+        "RealtimeFunction" => "realtime",
+        "FanoutFunction" => "fanout",
         other => panic!("no binary for {other}"),
     }
 }
@@ -140,9 +142,12 @@ fn retarget(name: &str, event: &Value, ids: &BTreeMap<&str, String>) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
-/// Deletes run last (the room delete very last), so every other fixture finds its items.
+/// The socket connects first and disconnects late; deletes run last (the room delete
+/// very last), so every other fixture finds its items.
 fn order(name: &str) -> (u8, String) {
     let rank = match name {
+        "websocket-connect.json" => 0,
+        "websocket-disconnect.json" => 2,
         n if n.starts_with("delete-rooms-id.")
             || n.starts_with("delete-chat-conversations-id.") =>
         {
@@ -161,7 +166,15 @@ async fn every_event_through_every_bootstrap_under_the_emulator() {
     let apps = Apps::new(table.runtime.clone());
     let ids = seed(&apps).await;
     let routes = template_routes(&template());
-    let env = local_env(&test_endpoint(), &table.name);
+    // The sockets' Management API: the dev server's, on this table.
+    let (ws_port, _) = devserver::realtime::serve_realtime(&table.runtime, 0)
+        .await
+        .unwrap();
+    let mut env = local_env(&test_endpoint(), &table.name);
+    env.push((
+        realtime::MANAGEMENT_URL_VAR,
+        format!("http://127.0.0.1:{ws_port}"),
+    ));
     let mut emulators: BTreeMap<String, Rie> = BTreeMap::new();
     let mut names: Vec<String> = std::fs::read_dir(chat_testkit::repo_root().join("events"))
         .unwrap()
@@ -173,6 +186,8 @@ async fn every_event_through_every_bootstrap_under_the_emulator() {
     for name in names {
         let event = load_event(&name);
         let function = match event["routeKey"].as_str() {
+            None if event["requestContext"]["eventType"].is_string() => "RealtimeFunction".into(),
+            None if event["Records"].is_array() => "FanoutFunction".into(),
             Some(key) => routes
                 .iter()
                 .find(|r| r.key() == key)
@@ -184,8 +199,33 @@ async fn every_event_through_every_bootstrap_under_the_emulator() {
         let rie = emulators.entry(function.clone()).or_insert_with(|| {
             Rie::start(&bootstrap(binary_of(&function)), binary_of(&function), &env)
         });
-        let event = retarget(&name, &event, &ids);
+        let mut event = retarget(&name, &event, &ids);
+        if name == "websocket-connect.json" {
+            // A real ticket, as POST /realtime/tickets gives one.
+            let ticket = call(
+                &apps,
+                "RoomsFunction",
+                HttpEvent::new("POST /realtime/tickets", "/realtime/tickets")
+                    .bearer(&token("u-100", "acme", "customer")),
+            )
+            .await;
+            event["queryStringParameters"]["ticket"] = ticket["ticket"].clone();
+        }
         let answer = rie.invoke(&event).await;
+        if function == "FanoutFunction" {
+            assert_eq!(answer, json!({"batchItemFailures": []}), "{name}");
+            checked += 1;
+            continue;
+        }
+        if function == "RealtimeFunction" {
+            assert_eq!(answer["statusCode"], 200, "{name}: {answer}");
+            if let Some(body) = answer["body"].as_str() {
+                let frame: Value = serde_json::from_str(body).unwrap();
+                assert_ne!(frame["type"], "error", "{name}: {frame}");
+            }
+            checked += 1;
+            continue;
+        }
         if function == "AnalyticsRollupFunction" {
             assert!(
                 answer["days"].as_u64().is_some_and(|d| d >= 1),
@@ -221,5 +261,5 @@ async fn every_event_through_every_bootstrap_under_the_emulator() {
         }
         checked += 1;
     }
-    assert!(checked >= 31, "checked {checked} events");
+    assert!(checked >= 41, "checked {checked} events");
 }

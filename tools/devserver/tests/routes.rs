@@ -1,12 +1,45 @@
 //! One route table, checked both ways: template.yaml's HttpApi routes, the routes
 //! each function declares, the dev server's routing and the events/ fixtures.
 
-use chat_testkit::{Route, load_event, template, template_routes};
+use chat_testkit::{Route, load_event, template, template_routes, websocket_routes};
 use devserver::{declared_routes, find_route};
 use std::collections::BTreeSet;
 
 fn routes() -> Vec<Route> {
     template_routes(&template())
+}
+
+#[test]
+fn every_websocket_route_has_an_event_and_the_realtime_function_answers_it() {
+    let declared: BTreeSet<String> = websocket_routes(&template()).into_iter().collect();
+    let expected: BTreeSet<String> = [
+        "$connect",
+        "$disconnect",
+        "$default",
+        "subscribe",
+        "unsubscribe",
+        "resume",
+        "typing",
+        "ping",
+    ]
+    .map(String::from)
+    .into();
+    assert_eq!(declared, expected);
+    for route in [
+        "$connect",
+        "$disconnect",
+        "subscribe",
+        "resume",
+        "typing",
+        "ping",
+    ] {
+        let file = format!("websocket-{}.json", route.trim_start_matches('$'));
+        assert_eq!(
+            load_event(&file)["requestContext"]["routeKey"],
+            route,
+            "{file}"
+        );
+    }
 }
 
 #[test]
@@ -46,10 +79,24 @@ fn every_route_has_an_event_and_every_event_a_route() {
             continue;
         }
         let event = load_event(&name);
+        if let Some(socket_route) = event["requestContext"]["routeKey"]
+            .as_str()
+            .filter(|_| event.get("routeKey").is_none())
+        {
+            // A WebSocket API event: its route is one the template declares.
+            assert!(
+                websocket_routes(&template())
+                    .iter()
+                    .any(|r| r == socket_route),
+                "{name}: no WebSocket route {socket_route}"
+            );
+            continue;
+        }
         if event.get("routeKey").is_none() {
-            assert_eq!(
-                event["source"], "aws.events",
-                "{name} is neither an HTTP API nor a schedule event"
+            let stream = event["Records"][0]["eventSource"] == "aws:dynamodb";
+            assert!(
+                event["source"] == "aws.events" || stream,
+                "{name} is neither an HTTP API, a WebSocket, a stream nor a schedule event"
             );
             continue;
         }

@@ -147,6 +147,50 @@ pub fn template_routes(template: &Value) -> Vec<Route> {
     routes
 }
 
+/// The WebSocket API's route keys (`$connect`, `subscribe`, …), as template.yaml's
+/// `AWS::ApiGatewayV2::Route` resources declare them.
+pub fn websocket_routes(template: &Value) -> Vec<String> {
+    let Some(resources) = template["Resources"].as_object() else {
+        return Vec::new();
+    };
+    resources
+        .values()
+        .filter(|r| r["Type"] == "AWS::ApiGatewayV2::Route")
+        .filter_map(|r| r["Properties"]["RouteKey"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// The filter patterns of `function`'s DynamoDB stream event source, parsed.
+pub fn stream_filters(template: &Value, function: &str) -> Vec<Value> {
+    let Some(events) = template["Resources"][function]["Properties"]["Events"].as_object() else {
+        return Vec::new();
+    };
+    events
+        .values()
+        .filter(|e| e["Type"] == "DynamoDB")
+        .flat_map(|e| {
+            e["Properties"]["FilterCriteria"]["Filters"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .filter_map(|f| serde_json::from_str(f["Pattern"].as_str()?).ok())
+        .collect()
+}
+
+/// Whether a record matches an event filter pattern the way Lambda's event source
+/// mapping matches it, for the patterns the template uses: every key of the pattern
+/// is in the record, an array lists the values allowed, an object nests.
+pub fn matches_pattern(pattern: &Value, record: &Value) -> bool {
+    match pattern {
+        Value::Object(fields) => fields
+            .iter()
+            .all(|(k, p)| record.get(k).is_some_and(|v| matches_pattern(p, v))),
+        Value::Array(allowed) => allowed.iter().any(|a| a == record),
+        other => other == record,
+    }
+}
+
 /// A DynamoDB client for DynamoDB Local.
 pub async fn local_client(endpoint: &str) -> Client {
     let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())

@@ -1,0 +1,342 @@
+//! The fan-out: consumes the table's stream (filtered to feed events and member rows)
+//! and posts each change to the connections that follow its room and may read it —
+//! decided on the room as it is at delivery, so a removed member stops receiving at
+//! once. Partial batch failures name the first record of a room that could not be
+//! delivered; a gone connection is forgotten and never fails the batch.
+
+use crate::gateway::{Delivery, Gateway};
+use aws_sdk_dynamodb::types::AttributeValue;
+use base64::Engine;
+use chat_core::ApiError;
+use chat_core::ids::{OrgId, RoomId};
+use chat_core::item::{Item, ItemExt};
+use chat_core::keys;
+use chat_core::model::Room;
+use chat_core::store::{Event, EventKind, Store, Subscription};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+
+pub struct Fanout {
+    store: Store,
+    gateway: Gateway,
+}
+
+/// What one stream record asks to deliver.
+#[derive(Debug, Clone, PartialEq)]
+enum Work {
+    Change(Event),
+    /// A member's read marker moved: to their own other devices.
+    Read {
+        user: String,
+        last_read_message_id: String,
+        unread_count: u64,
+    },
+}
+
+impl Fanout {
+    pub fn new(store: Store, gateway: Gateway) -> Fanout {
+        Fanout { store, gateway }
+    }
+
+    pub fn gateway(&self) -> &Gateway {
+        &self.gateway
+    }
+
+    /// One batch of stream records (Lambda's DynamoDB event); answers the partial
+    /// batch response (`batchItemFailures`).
+    pub async fn handle(&self, batch: Value) -> Value {
+        let records = batch["Records"].as_array().cloned().unwrap_or_default();
+        // Per room, in stream order; rooms are independent of each other.
+        let mut rooms: BTreeMap<(String, String), Vec<(String, Work)>> = BTreeMap::new();
+        for record in &records {
+            let sequence = record["dynamodb"]["SequenceNumber"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            if let Some((org, room, work)) = work_of(record) {
+                rooms.entry((org, room)).or_default().push((sequence, work));
+            }
+        }
+        let mut failures = Vec::new();
+        for ((org, room), works) in rooms {
+            let first = works[0].0.clone();
+            if let Err(err) = self.deliver(&org, &room, works).await {
+                tracing::error!(org, room, %err, "delivery failed; the batch is retried from this room's first record");
+                failures.push(json!({ "itemIdentifier": first }));
+            }
+        }
+        json!({ "batchItemFailures": failures })
+    }
+
+    async fn deliver(
+        &self,
+        org: &str,
+        room: &str,
+        mut works: Vec<(String, Work)>,
+    ) -> Result<(), ApiError> {
+        let (Ok(org), Ok(room_id)) = (OrgId::parse(org), RoomId::parse(room)) else {
+            return Ok(());
+        };
+        works.sort_by_key(|(_, w)| match w {
+            Work::Change(e) => e.seq,
+            Work::Read { .. } => u64::MAX,
+        });
+        let audience = self.store.audience(&org, &room_id).await?;
+        for subscription in &audience.subscriptions {
+            for (_, work) in &works {
+                let Some(frame) = frame_for(audience.room.as_ref(), subscription, work) else {
+                    continue;
+                };
+                let delivery = self
+                    .gateway
+                    .post(&subscription.connection_id, &frame)
+                    .await?;
+                if delivery == Delivery::Gone {
+                    self.store
+                        .close_connection(&subscription.connection_id)
+                        .await?;
+                    break;
+                }
+            }
+            // Whoever may no longer read the room stops following it.
+            let may_read = audience
+                .room
+                .as_ref()
+                .is_some_and(|r| r.visible_to(&subscription.who));
+            if !may_read {
+                self.store
+                    .drop_subscription(&org, &room_id, &subscription.connection_id)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The frame `subscription` gets for `work`, if any, decided on the room as it is now.
+fn frame_for(room: Option<&Room>, subscription: &Subscription, work: &Work) -> Option<String> {
+    let who = &subscription.who;
+    match work {
+        Work::Change(event) => {
+            let may_read = room.is_some_and(|r| r.visible_to(who));
+            let told_anyway = match event.kind {
+                // Its members learn that it went (the room now reads as deleted).
+                EventKind::RoomDeleted => room.is_some_and(|r| r.is_member(who.user.as_str())),
+                // Whoever was removed learns it, once.
+                EventKind::MemberRemoved => {
+                    removed_user(event).as_deref() == Some(who.user.as_str())
+                }
+                _ => false,
+            };
+            (may_read || told_anyway).then(|| event.json_for(who.role.is_staff()))
+        }
+        Work::Read {
+            user,
+            last_read_message_id,
+            unread_count,
+        } => (who.user.as_str() == user && room.is_some_and(|r| r.visible_to(who))).then(|| {
+            json!({
+                "type": "read",
+                "room_id": room.map(|r| &r.id),
+                "user_id": user,
+                "last_read_message_id": last_read_message_id,
+                "unread_count": unread_count,
+            })
+            .to_string()
+        }),
+    }
+}
+
+fn removed_user(event: &Event) -> Option<String> {
+    let data: Value = serde_json::from_str(&event.data).ok()?;
+    data.get("user_id")?.as_str().map(str::to_owned)
+}
+
+/// The room and the work of one stream record, if it is one the fan-out delivers.
+fn work_of(record: &Value) -> Option<(String, String, Work)> {
+    let new = item_of(&record["dynamodb"]["NewImage"])?;
+    match (record["eventName"].as_str()?, new.str(keys::ENTITY)?) {
+        ("INSERT", keys::entity::EVENT) => {
+            let event = Event::from_item(&new)?;
+            Some((
+                new.string("org")?,
+                event.room_id.to_string(),
+                Work::Change(event),
+            ))
+        }
+        ("MODIFY", keys::entity::MEMBER) => {
+            let old = item_of(&record["dynamodb"]["OldImage"]).unwrap_or_default();
+            let marker = new.string("last_read_message_id")?;
+            if old.str("last_read_message_id") == Some(marker.as_str()) {
+                return None;
+            }
+            let pk = new.str(keys::PK)?;
+            let org = pk.strip_prefix("T#")?.split('#').next()?.to_owned();
+            Some((
+                org,
+                new.string("room_id")?,
+                Work::Read {
+                    user: new.string("user_id")?,
+                    last_read_message_id: marker,
+                    unread_count: new.num("unread_count").unwrap_or(0),
+                },
+            ))
+        }
+        _ => None,
+    }
+}
+
+/// An item from a stream record's image (DynamoDB JSON: `{"attr": {"S": "…"}}`).
+pub fn item_of(image: &Value) -> Option<Item> {
+    image
+        .as_object()?
+        .iter()
+        .map(|(name, value)| Some((name.clone(), attribute_of(value)?)))
+        .collect()
+}
+
+fn attribute_of(value: &Value) -> Option<AttributeValue> {
+    let (kind, inner) = value.as_object()?.iter().next()?;
+    let strings = |v: &Value| -> Option<Vec<String>> {
+        v.as_array()?
+            .iter()
+            .map(|s| s.as_str().map(str::to_owned))
+            .collect()
+    };
+    let bytes = |v: &Value| {
+        base64::engine::general_purpose::STANDARD
+            .decode(v.as_str()?)
+            .ok()
+            .map(aws_sdk_dynamodb::primitives::Blob::new)
+    };
+    Some(match kind.as_str() {
+        "S" => AttributeValue::S(inner.as_str()?.to_owned()),
+        "N" => AttributeValue::N(inner.as_str()?.to_owned()),
+        "BOOL" => AttributeValue::Bool(inner.as_bool()?),
+        "NULL" => AttributeValue::Null(true),
+        "SS" => AttributeValue::Ss(strings(inner)?),
+        "NS" => AttributeValue::Ns(strings(inner)?),
+        "B" => AttributeValue::B(bytes(inner)?),
+        "BS" => AttributeValue::Bs(inner.as_array()?.iter().map(bytes).collect::<Option<_>>()?),
+        "L" => AttributeValue::L(
+            inner
+                .as_array()?
+                .iter()
+                .map(attribute_of)
+                .collect::<Option<_>>()?,
+        ),
+        "M" => AttributeValue::M(item_of(inner)?),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chat_core::Principal;
+    use chat_core::ids::{Role, UserId};
+
+    fn record(name: &str, new: Value, old: Value) -> Value {
+        json!({"eventName": name, "dynamodb": {"NewImage": new, "OldImage": old, "SequenceNumber": "1"}})
+    }
+
+    fn event_image(kind: &str, staff_only: bool, data: &str) -> Value {
+        json!({
+            "PK": {"S": "T#acme#R#01HZX3K7Q8R9S0T1V2W3X4Y5Z6"}, "SK": {"S": "E#000000000003"},
+            "entity": {"S": "event"}, "org": {"S": "acme"}, "room_id": {"S": "01HZX3K7Q8R9S0T1V2W3X4Y5Z6"},
+            "seq": {"N": "3"}, "type": {"S": kind}, "at": {"S": "t"}, "actor_id": {"S": "a-1"},
+            "staff_only": {"BOOL": staff_only}, "data": {"S": data}, "expires_at": {"N": "99"}
+        })
+    }
+
+    fn subscriber(user: &str, role: Role) -> Subscription {
+        Subscription {
+            connection_id: format!("c-{user}"),
+            who: Principal {
+                user: UserId::parse(user).unwrap(),
+                org: OrgId::parse("acme").unwrap(),
+                role,
+            },
+            expires_at: i64::MAX,
+        }
+    }
+
+    fn support_room(members: &[&str]) -> Room {
+        Room::open(
+            RoomId::parse("01HZX3K7Q8R9S0T1V2W3X4Y5Z6").unwrap(),
+            chat_core::model::RoomType::Support,
+            "Help".into(),
+            members[0].into(),
+            members.iter().map(|m| m.to_string()).collect(),
+            "t".into(),
+        )
+    }
+
+    #[test]
+    fn a_stream_record_becomes_a_change_or_a_read_marker_or_nothing() {
+        let (org, room, work) = work_of(&record(
+            "INSERT",
+            event_image("message.new", false, "{}"),
+            Value::Null,
+        ))
+        .unwrap();
+        assert_eq!(
+            (org.as_str(), room.as_str()),
+            ("acme", "01HZX3K7Q8R9S0T1V2W3X4Y5Z6")
+        );
+        assert!(matches!(work, Work::Change(e) if e.seq == 3));
+        let row = |marker: &str| {
+            json!({"PK": {"S": "T#acme#R#01HZX3K7Q8R9S0T1V2W3X4Y5Z6"}, "SK": {"S": "U#u-1"},
+                   "entity": {"S": "member"}, "room_id": {"S": "01HZX3K7Q8R9S0T1V2W3X4Y5Z6"},
+                   "user_id": {"S": "u-1"}, "last_read_message_id": {"S": marker},
+                   "unread_count": {"N": "0"}, "members": {"SS": ["u-1", "a-1"]}})
+        };
+        let moved = work_of(&record("MODIFY", row("m2"), row("m1"))).unwrap();
+        assert!(matches!(moved.2, Work::Read { ref user, .. } if user == "u-1"));
+        assert_eq!(
+            work_of(&record("MODIFY", row("m1"), row("m1"))),
+            None,
+            "marker unchanged"
+        );
+        assert_eq!(work_of(&record("REMOVE", row("m1"), Value::Null)), None);
+    }
+
+    #[test]
+    fn delivery_is_decided_on_the_room_now_and_notes_are_numbers_to_customers() {
+        let note = Event::from_item(
+            &item_of(&event_image("message.new", true, r#"{"content":"secret"}"#)).unwrap(),
+        )
+        .unwrap();
+        let room = support_room(&["u-1", "a-1"]);
+        let customer = subscriber("u-1", Role::Customer);
+        let agent = subscriber("a-1", Role::Agent);
+        let stranger = subscriber("u-9", Role::Customer);
+        let work = Work::Change(note);
+        assert!(
+            frame_for(Some(&room), &agent, &work)
+                .unwrap()
+                .contains("secret")
+        );
+        let theirs = frame_for(Some(&room), &customer, &work).unwrap();
+        assert!(theirs.contains("hidden") && !theirs.contains("secret"));
+        assert_eq!(frame_for(Some(&room), &stranger, &work), None);
+        let removed = Event::from_item(
+            &item_of(&event_image(
+                "member.removed",
+                false,
+                r#"{"user_id":"u-9","reason":"removed"}"#,
+            ))
+            .unwrap(),
+        )
+        .unwrap();
+        assert!(
+            frame_for(Some(&room), &stranger, &Work::Change(removed)).is_some(),
+            "the removed user learns it"
+        );
+        assert_eq!(
+            frame_for(None, &customer, &work),
+            None,
+            "a room that is gone"
+        );
+    }
+}
