@@ -25,6 +25,8 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+mod realtime;
+
 const ROUNDS: usize = 300;
 const WARMUP_ROUNDS: usize = 30;
 const COLD_RUNS: usize = 11;
@@ -222,8 +224,8 @@ struct Setup {
     admin: String,
 }
 
-async fn setup() -> Setup {
-    let table = TestTable::new().await;
+/// The table's runtime with a client whose requests are counted and recorded.
+fn instrumented_runtime(table: &TestTable) -> (chat_core::Runtime, RequestCounter, Recorder) {
     let recorder = Recorder::default();
     let counter = RequestCounter::default();
     let client = aws_sdk_dynamodb::Client::from_conf(
@@ -239,6 +241,16 @@ async fn setup() -> Setup {
         config: table.runtime.config.clone(),
         store: chat_core::store::Store::new(client, table.name.clone(), counter.clone()),
     };
+    (runtime, counter, recorder)
+}
+
+fn http_client() -> Http {
+    HttpClient::builder(TokioExecutor::new()).build_http()
+}
+
+async fn setup() -> Setup {
+    let table = TestTable::new().await;
+    let (runtime, _, recorder) = instrumented_runtime(&table);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
         .await
         .expect("bind on loopback");
@@ -249,7 +261,7 @@ async fn setup() -> Setup {
         routes,
         Arc::new(devserver::Apps::new(runtime)),
     ));
-    let http: Http = HttpClient::builder(TokioExecutor::new()).build_http();
+    let http = http_client();
     let customer = token("u-100", "acme", "customer");
     let (_, created) = api(
         &http,
@@ -549,8 +561,9 @@ async fn main() {
     // The bench binary sits beside the release bootstraps, wherever CARGO_TARGET_DIR points.
     let bench_exe = std::env::current_exe().expect("bench executable path");
     let release = bench_exe.parent().expect("bench lives in <target>/release");
+    let realtime = realtime::measure(&s.table).await;
     let functions = functions(&s, release).await;
-    write_report(&rows, &functions);
+    write_report(&rows, &realtime, &functions);
 }
 
 /// A function's figures under the emulator (times in ms, medians).
@@ -569,13 +582,16 @@ struct Function {
 }
 
 /// The functions (and the hello-world baseline) with the event each is measured on.
-const CASES: [(&str, &str); 6] = [
+const CASES: [(&str, &str); 8] = [
     ("hello", "get-chat-conversations.json"),
     ("conversations", "get-chat-conversations.json"),
     ("messages", "get-chat-conversations-id-messages.json"),
     ("rooms", "get-rooms.json"),
     ("analytics", "get-chat-analytics-dashboard.json"),
     ("analytics-rollup", "schedule-analytics-rollup.json"),
+    // An action on a socket (its connection unknown here: the answer is an error frame).
+    ("realtime", "websocket-ping.json"),
+    ("fanout", "dynamodb-stream-fanout.json"),
 ];
 
 /// The release bootstraps in `release` (and the hello-world baseline) under the
@@ -591,7 +607,9 @@ async fn functions(s: &Setup, release: &Path) -> Vec<Function> {
 /// One bootstrap under the emulator: cold starts, then a bounded load for request
 /// time and peak memory.
 async fn function(s: &Setup, release: &Path, binary: &'static str, event: &str) -> Function {
-    let env = local_env(&test_endpoint(), &s.table.name);
+    let mut env = local_env(&test_endpoint(), &s.table.name);
+    // The realtime functions' Management API; nothing listens (no socket is open).
+    env.push(("WEBSOCKET_MANAGEMENT_URL", "http://127.0.0.1:9".to_owned()));
     let event: Value = serde_json::from_str(
         &load_event(event)
             .to_string()
@@ -795,7 +813,7 @@ fn machine() -> String {
     )
 }
 
-fn write_report(rows: &[Row], functions: &[Function]) {
+fn write_report(rows: &[Row], live: &realtime::RealtimeReport, functions: &[Function]) {
     let mut md = String::new();
     let _ = writeln!(
         md,
@@ -829,6 +847,30 @@ fn write_report(rows: &[Row], functions: &[Function]) {
     let _ = writeln!(
         md,
         "\nHow it is measured: each round calls the endpoint through the dev server (a keep-alive HTTP/1.1 connection, the API Gateway event built from the request, JWT verification, the handler, JSON out), then issues the very DynamoDB requests that call sent — recorded on the wire by an SDK interceptor — directly to the same DynamoDB Local over a keep-alive connection, in the same order. A call that created a message is replayed with a fresh message id in its place, so the replay writes what the call wrote. Endpoint and raw figures are interleaved round by round, so changes in the machine's load hit both. Consumed capacity is that of the same requests, asked for once with `ReturnConsumedCapacity=TOTAL` (DynamoDB Local reports it as DynamoDB would).\n"
+    );
+    let _ = writeln!(
+        md,
+        "## Realtime (the WebSocket API and the fan-out, through the dev server)\n\n| members (each on its own socket) | DynamoDB requests / post | items in the post's transaction | fan-out DynamoDB requests / message | `PostToConnection` / message | commit-to-delivery p50 ms | p99 ms |\n|---|---|---|---|---|---|---|"
+    );
+    for r in &live.rows {
+        let _ = writeln!(
+            md,
+            "| {} | {:.2} | {:.1} | {:.2} | {:.2} | {:.1} | {:.1} |",
+            r.members,
+            r.post_requests,
+            r.post_items,
+            r.fanout_requests,
+            r.posts_to_connections,
+            r.p50_ms,
+            r.p99_ms
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\nHow it is measured: a group room of N members, each following it on its own WebSocket (the dev server's gateway, `realtime` and `fanout` handlers, DynamoDB Local's stream polled every 20 ms as the event source mapping would); {} posts by one member through the dev server after {} warm-up posts, one at a time. Commit-to-delivery runs from the post's answer (the transaction has committed) to the frame's arrival on each socket, so it includes the stream's poll interval; on AWS the event source mapping's own delay (typically tens to a few hundred ms) takes its place. The post's transaction holds the message, the room, the day's stats, search entries, every member row and the feed event: before the feed it had one item fewer and was the same one request. Fan-out requests per message: one Query of the room and its subscriptions for the message's event, and one for the sender's read marker (their own row moved). A post whose instance did not write the room last finds its cached `last_seq` stale and rebuilds once from the room the failure returns: {:.2} requests per post when two instances alternate (1.00 when the same instance posts).\n",
+        realtime::POSTS_MEASURED,
+        realtime::WARMUP,
+        live.stale_post_requests
     );
     let _ = writeln!(
         md,
