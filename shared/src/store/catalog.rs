@@ -5,7 +5,6 @@ use crate::error::{ApiError, ApiResult};
 use crate::ids::{OrgId, UserId};
 use crate::item::{Item, ItemBuilder, ItemExt, s};
 use crate::keys;
-use aws_sdk_dynamodb::types::Put;
 use serde::Serialize;
 use std::collections::HashMap;
 
@@ -85,14 +84,8 @@ impl Store {
     /// Adds a product; an existing id is a conflict.
     pub async fn create_product(&self, org: &OrgId, product: &Product) -> ApiResult<()> {
         let item = product.to_item(org);
-        let put = Put::builder()
-            .table_name(self.name())
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(PK)")
-            .build()
-            .expect("put has item");
         self.table
-            .put(put, "create product")
+            .put(super::put_of(self.name(), item, true), "create product")
             .await
             .or_condition(|_| ApiError::Conflict {
                 code: "product_exists",
@@ -135,15 +128,11 @@ impl Store {
         user: &UserId,
         profile: &Profile,
     ) -> ApiResult<()> {
-        let put = Put::builder()
-            .table_name(self.name())
-            .set_item(Some(profile.to_item(org, user)))
-            .build()
-            .expect("put has item");
+        let put = super::put_of(self.name(), profile.to_item(org, user), false);
         self.table
             .put(put, "put profile")
             .await
-            .or_condition(|c| ApiError::internal("put profile", format!("no condition: {c:?}")))
+            .map_err(super::WriteError::into_api)
     }
 
     pub async fn get_profile(&self, org: &OrgId, user: &UserId) -> ApiResult<Option<Profile>> {

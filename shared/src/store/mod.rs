@@ -88,13 +88,19 @@ impl Store {
     }
 }
 
-pub(crate) fn put(table: &str, item: Item, must_be_new: bool) -> TransactWriteItem {
+/// A Put of `item`; with `must_be_new`, it fails if the key exists.
+pub(crate) fn put_of(table: &str, item: Item, must_be_new: bool) -> Put {
     let mut put = Put::builder().table_name(table).set_item(Some(item));
     if must_be_new {
         put = put.condition_expression("attribute_not_exists(PK)");
     }
+    put.build().expect("put has item")
+}
+
+/// [`put_of`] as a write of a transaction.
+pub(crate) fn put(table: &str, item: Item, must_be_new: bool) -> TransactWriteItem {
     TransactWriteItem::builder()
-        .put(put.build().expect("put has item"))
+        .put(put_of(table, item, must_be_new))
         .build()
 }
 

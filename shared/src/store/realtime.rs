@@ -18,7 +18,7 @@ use crate::ids::{OrgId, Role, RoomId, UserId};
 use crate::item::{Item, ItemBuilder, ItemExt, n, s, values};
 use crate::keys;
 use crate::model::Room;
-use crate::store::{Store, WriteError, put};
+use crate::store::{Store, WriteError, put, put_of};
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, TransactWriteItem, Update};
 use base64::Engine;
 
@@ -122,14 +122,8 @@ impl Store {
             .str("role", who.role.as_str())
             .num(keys::TTL, expires_at)
             .build();
-        let put = aws_sdk_dynamodb::types::Put::builder()
-            .table_name(self.name())
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(PK)")
-            .build()
-            .expect("put has item");
         self.table
-            .put(put, "issue ticket")
+            .put(put_of(self.name(), item, true), "issue ticket")
             .await
             .map_err(WriteError::into_api)?;
         Ok((ticket, crate::time::format(expires)))
@@ -177,13 +171,8 @@ impl Store {
             .str("connected_at", &connection.connected_at)
             .num(keys::TTL, connection.expires_at)
             .build();
-        let put = aws_sdk_dynamodb::types::Put::builder()
-            .table_name(self.name())
-            .set_item(Some(item))
-            .build()
-            .expect("put has item");
         self.table
-            .put(put, "open connection")
+            .put(put_of(self.name(), item, false), "open connection")
             .await
             .map_err(WriteError::into_api)?;
         Ok(connection)

@@ -67,6 +67,20 @@ impl TestApp {
             .await
     }
 
+    /// [`Self::send`] of a call that must succeed with `status`: its `data`.
+    pub async fn expect(
+        &self,
+        status: u16,
+        key: &str,
+        params: &[(&str, &str)],
+        token: &str,
+        body: Value,
+    ) -> Value {
+        let (got, answer) = self.send(key, params, token, Some(body), &[]).await;
+        assert_eq!(got, status, "{key}: {answer}");
+        answer["data"].clone()
+    }
+
     /// Another instance of every function on the same table: its own handlers and
     /// caches, as a second Lambda instance (or dev server) has.
     pub fn instance(&self) -> Apps {

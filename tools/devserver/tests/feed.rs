@@ -19,17 +19,16 @@ fn agent() -> String {
 }
 
 async fn conversation(app: &TestApp) -> String {
-    let (status, body) = app
-        .send(
+    let created = app
+        .expect(
+            201,
             "POST /chat/conversations",
             &[],
             &customer(),
-            Some(json!({"title": "Broken kettle", "agent_id": "a-1"})),
-            &[],
+            json!({"title": "Broken kettle", "agent_id": "a-1"}),
         )
         .await;
-    assert_eq!(status, 201, "{body}");
-    body["data"]["conversation_id"].as_str().unwrap().to_owned()
+    created["conversation_id"].as_str().unwrap().to_owned()
 }
 
 async fn events(app: &TestApp, id: &str, tok: &str, after: u64) -> (u16, Value) {
@@ -44,17 +43,9 @@ async fn events(app: &TestApp, id: &str, tok: &str, after: u64) -> (u16, Value) 
 }
 
 async fn post(app: &TestApp, id: &str, tok: &str, body: Value) -> Value {
-    let (status, body) = app
-        .send(
-            "POST /chat/conversations/{conversation_id}/messages",
-            &[("conversation_id", id)],
-            tok,
-            Some(body),
-            &[],
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
-    body["data"].clone()
+    let key = "POST /chat/conversations/{conversation_id}/messages";
+    app.expect(201, key, &[("conversation_id", id)], tok, body)
+        .await
 }
 
 fn types(page: &Value) -> Vec<(u64, String)> {

@@ -63,48 +63,25 @@ impl Stack {
     }
 
     async fn post(&self, room: &str, tok: &str, body: Value) -> Value {
-        let (status, body) = self
-            .app
-            .send(
-                "POST /rooms/{room_id}/messages",
-                &[("room_id", room)],
-                tok,
-                Some(body),
-                &[],
-            )
-            .await;
-        assert_eq!(status, 201, "{body}");
-        body["data"].clone()
+        let key = "POST /rooms/{room_id}/messages";
+        self.app
+            .expect(201, key, &[("room_id", room)], tok, body)
+            .await
     }
 
     async fn conversation(&self, tok: &str, agent: &str) -> String {
-        let (status, body) = self
+        let body = json!({"title": "Where is my order", "agent_id": agent});
+        let created = self
             .app
-            .send(
-                "POST /chat/conversations",
-                &[],
-                tok,
-                Some(json!({"title": "Where is my order", "agent_id": agent})),
-                &[],
-            )
+            .expect(201, "POST /chat/conversations", &[], tok, body)
             .await;
-        assert_eq!(status, 201, "{body}");
-        body["data"]["conversation_id"].as_str().unwrap().to_owned()
+        created["conversation_id"].as_str().unwrap().to_owned()
     }
 
     async fn group(&self, tok: &str, others: &[&str]) -> String {
-        let (status, body) = self
-            .app
-            .send(
-                "POST /rooms",
-                &[],
-                tok,
-                Some(json!({"type": "group", "name": "Team", "participant_ids": others})),
-                &[],
-            )
-            .await;
-        assert_eq!(status, 201, "{body}");
-        body["data"]["id"].as_str().unwrap().to_owned()
+        let body = json!({"type": "group", "name": "Team", "participant_ids": others});
+        let created = self.app.expect(201, "POST /rooms", &[], tok, body).await;
+        created["id"].as_str().unwrap().to_owned()
     }
 }
 
