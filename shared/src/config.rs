@@ -18,6 +18,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// How the AWS SDK clients are configured (region, credentials, TLS roots).
     pub aws: AwsSettings,
+    /// The attachments' bucket, when uploads are on (`UPLOADS_BUCKET`).
+    pub uploads: Option<crate::uploads::UploadsConfig>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -53,12 +55,20 @@ impl Config {
         } else {
             AwsSource::DefaultChain
         };
+        let uploads = env
+            .get("UPLOADS_BUCKET")
+            .map(|bucket| crate::uploads::UploadsConfig {
+                bucket: bucket.to_owned(),
+                endpoint: env.get("S3_ENDPOINT").map(str::to_owned),
+                region: env.get("AWS_REGION").unwrap_or("us-east-1").to_owned(),
+            });
         match (table_name, auth) {
             (Some(table_name), Some(auth)) if problems.is_empty() => Ok(Config {
                 table_name,
                 dynamodb_endpoint,
                 auth,
                 aws: AwsSettings { source, tls_roots },
+                uploads,
             }),
             _ => Err(ConfigError(problems)),
         }

@@ -19,6 +19,7 @@ pub mod policy;
 pub mod request;
 pub mod store;
 pub mod time;
+pub mod uploads;
 
 pub use auth::Principal;
 pub use envelope::Reply;

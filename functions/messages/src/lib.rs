@@ -32,6 +32,8 @@ chat_core::route_table! { app: App, who, req;
     "GET /chat/search" => search(&app.store, who, req),
     "GET /rooms/{room_id}/events" => events(&app.store, who, req),
     "GET /chat/conversations/{conversation_id}/events" => events(&app.store, who, req),
+    "POST /rooms/{room_id}/uploads" => upload(&app.store, app.uploads.as_ref(), who, req),
+    "POST /chat/conversations/{conversation_id}/uploads" => upload(&app.store, app.uploads.as_ref(), who, req),
 }
 
 use chat_core::commands::messages::{
@@ -52,6 +54,7 @@ pub struct App {
     store: Store,
     ai: ai::Ai,
     rooms: RoomCache,
+    uploads: Option<chat_core::uploads::Uploads>,
 }
 
 impl App {
@@ -61,11 +64,17 @@ impl App {
     }
 
     pub fn with_ai(runtime: Runtime, ai: ai::Ai) -> Self {
+        let uploads = runtime
+            .config
+            .uploads
+            .clone()
+            .map(|config| chat_core::uploads::Uploads::new(config, runtime.config.aws.clone()));
         App {
             auth: runtime.config.auth,
             store: runtime.store,
             ai,
             rooms: RoomCache::default(),
+            uploads,
         }
     }
 }
@@ -82,6 +91,40 @@ struct MessagePage<'a> {
     has_more: bool,
     /// The room's latest change in its feed: a client that applied it is up to date.
     last_seq: u64,
+}
+
+/// A presigned POST for one file, to the room's prefix of the attachments' bucket,
+/// for whoever may post in the room (checked before the body is).
+async fn upload(
+    store: &Store,
+    uploads: Option<&chat_core::uploads::Uploads>,
+    who: &Principal,
+    req: &Request,
+) -> ApiResult<Reply> {
+    use chat_core::uploads::{NewUpload, UploadBody, pending_key};
+    let room_id = room_of(req)?;
+    store.visible_room(who, &room_id).await?;
+    let upload = NewUpload::try_from(json_body::<UploadBody>(req)?)?;
+    let uploads = uploads.ok_or_else(|| ApiError::Unavailable {
+        code: "uploads_unavailable",
+        message: "uploads are not configured (UPLOADS_BUCKET)".into(),
+        retry_after_secs: 60,
+    })?;
+    let upload_id = chat_core::ids::Ulid::generate();
+    let key = pending_key(&who.org, &room_id, &upload_id);
+    let form = uploads.presign_post(&key, &upload).await?;
+    Ok(Reply::created(
+        "Upload ready: POST the fields, then the file, to the url",
+        json!({
+            "upload_id": upload_id.as_str(),
+            "name": upload.name,
+            "content_type": upload.content_type,
+            "size": upload.size,
+            "url": form.url,
+            "fields": form.fields,
+            "expires_at": form.expires_at,
+        }),
+    ))
 }
 
 /// A page of a room's change feed as GET …/events answers it.

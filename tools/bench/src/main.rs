@@ -186,7 +186,11 @@ fn feed_neutral(body: String) -> String {
     let Ok(mut request) = serde_json::from_str::<Value>(&body) else {
         return body;
     };
-    for item in request["TransactItems"].as_array_mut().into_iter().flatten() {
+    for item in request["TransactItems"]
+        .as_array_mut()
+        .into_iter()
+        .flatten()
+    {
         if let Some(update) = item.get_mut("Update")
             && let Some(condition) = update["ConditionExpression"].as_str()
             && condition.contains(CLAUSE)

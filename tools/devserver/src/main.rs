@@ -64,6 +64,22 @@ async fn serve() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     }
     let routes = Arc::new(chat_testkit::template_routes(&chat_testkit::template()));
     let ai = messages::ai::Ai::from_env(&std::env::vars().collect(), &config.aws).await?;
+    if let Some(uploads) = &config.uploads {
+        // The local S3 server for uploads, as the endpoint in the environment names it.
+        let port = uploads
+            .endpoint
+            .as_deref()
+            .and_then(|e| e.rsplit(':').next())
+            .and_then(|p| p.trim_end_matches('/').parse().ok())
+            .unwrap_or(9000);
+        let root = chat_testkit::repo_root().join(".local/s3-data");
+        chat_testkit::serve_s3(&root, port)?;
+        chat_testkit::make_bucket(&root, &uploads.bucket)?;
+        eprintln!(
+            "S3 (uploads) on http://127.0.0.1:{port}, bucket {}",
+            uploads.bucket
+        );
+    }
     let runtime = Runtime::from_config(config).await;
     let ws_port: u16 = std::env::var("WS_PORT")
         .ok()

@@ -16,6 +16,8 @@ use serde_json::{Value, json};
 /// their own things), checked by the object and input matrices.
 const VISIBILITY_ONLY: &[&str] = &[
     "POST /realtime/tickets",
+    "POST /rooms/{room_id}/uploads",
+    "POST /chat/conversations/{conversation_id}/uploads",
     "POST /rooms",
     "GET /rooms",
     "GET /rooms/{room_id}",

@@ -466,6 +466,9 @@ pub fn local_config(endpoint: &str, table: &str) -> Config {
     let env: HashMap<String, String> = [
         ("TABLE_NAME", table),
         ("DYNAMODB_ENDPOINT", endpoint),
+        // Uploads go to the tests' S3 server, in a bucket named as the table.
+        ("UPLOADS_BUCKET", table),
+        ("S3_ENDPOINT", local_s3().0.as_str()),
         ("CHAT_LOCAL", "1"),
         ("JWT_ALGORITHM", "HS256"),
         ("JWT_SECRET", LOCAL_DEV_SECRET),
@@ -507,6 +510,9 @@ impl TestTable {
             panic!("{e}\n(is DynamoDB Local running at {endpoint}? `make test` starts it)")
         });
         let config = config(&endpoint, &name);
+        if let Some(uploads) = &config.uploads {
+            make_bucket(&local_s3().1, &uploads.bucket).expect("make the table's bucket");
+        }
         let runtime = chat_core::Runtime::from_config(config).await;
         TestTable {
             name,
@@ -1080,6 +1086,8 @@ pub fn local_env(endpoint: &str, table: &str) -> Vec<(&'static str, String)> {
     vec![
         ("TABLE_NAME", table.to_owned()),
         ("DYNAMODB_ENDPOINT", endpoint.to_owned()),
+        ("UPLOADS_BUCKET", table.to_owned()),
+        ("S3_ENDPOINT", local_s3().0.clone()),
         ("CHAT_LOCAL", "1".to_owned()),
         ("JWT_ALGORITHM", "HS256".to_owned()),
         ("JWT_SECRET", LOCAL_DEV_SECRET.to_owned()),
@@ -1107,4 +1115,74 @@ pub fn room_fixture(
         vec!["u-100".into()],
         "2024-06-29T10:00:00.000Z".into(),
     )
+}
+
+/// The local S3 server's credentials: the same fixed pair the local stack's SDK
+/// clients sign with (`chat_core::aws::sdk_config` for `Endpoint::Local`).
+pub const LOCAL_S3_ACCESS_KEY: &str = "local";
+pub const LOCAL_S3_SECRET_KEY: &str = "local";
+
+/// Serves S3 on 127.0.0.1:`port` (0: any free port) from `root` until the process
+/// ends: `s3s-fs` (crates.io), which verifies SigV4 signatures, presigned URLs' expiry
+/// and POST policies (signature, expiration, conditions, content-length-range). Its
+/// buckets are `root`'s directories. Runs on a thread of its own, so it outlives the
+/// test runtime that started it. Answers the port.
+pub fn serve_s3(root: &std::path::Path, port: u16) -> std::io::Result<u16> {
+    std::fs::create_dir_all(root)?;
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port))?;
+    listener.set_nonblocking(true)?;
+    let port = listener.local_addr()?.port();
+    let fs = s3s_fs::FileSystem::new(root).map_err(|e| std::io::Error::other(format!("{e:?}")))?;
+    let service = {
+        let mut builder = s3s::service::S3ServiceBuilder::new(fs);
+        builder.set_auth(s3s::auth::SimpleAuth::from_single(
+            LOCAL_S3_ACCESS_KEY,
+            LOCAL_S3_SECRET_KEY,
+        ));
+        builder.build()
+    };
+    std::thread::Builder::new()
+        .name(format!("s3-{port}"))
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("the S3 server's runtime");
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+                loop {
+                    let Ok((socket, _)) = listener.accept().await else {
+                        continue;
+                    };
+                    let service = service.clone();
+                    tokio::spawn(async move {
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(hyper_util::rt::TokioIo::new(socket), service)
+                            .await;
+                    });
+                }
+            });
+        })?;
+    Ok(port)
+}
+
+/// The tests' S3 server (one per test process, on a free port, in a fresh temporary
+/// directory): its endpoint and its root, where each test table's bucket is made.
+pub fn local_s3() -> &'static (String, std::path::PathBuf) {
+    static S3: std::sync::OnceLock<(String, std::path::PathBuf)> = std::sync::OnceLock::new();
+    S3.get_or_init(|| {
+        let root = std::env::temp_dir().join(format!(
+            "chat-s3-{}-{}",
+            std::process::id(),
+            chat_core::ids::Ulid::generate().as_str().to_lowercase()
+        ));
+        let port = serve_s3(&root, 0).expect("start the local S3 server");
+        (format!("http://127.0.0.1:{port}"), root)
+    })
+}
+
+/// Makes `bucket` on the local S3 server rooted at `root` (a bucket is a directory).
+pub fn make_bucket(root: &std::path::Path, bucket: &str) -> std::io::Result<()> {
+    std::fs::create_dir_all(root.join(bucket))
 }

@@ -1,0 +1,339 @@
+//! Attachments uploaded straight to S3 from the client, never through a Lambda: a
+//! member asks for an upload and gets a presigned POST (a policy that allows exactly
+//! one object: this key, this content type, this size, for a few minutes), signed
+//! with the function's own credentials by the AWS SDK's SigV4 signer.
+//!
+//! Keys: `pending/{org}/{room}/{upload_id}` until a message attaches the upload (the
+//! bucket's lifecycle rule expires what is never attached).
+
+use crate::ApiError;
+use crate::aws::{AwsSettings, Endpoint};
+use crate::ids::{OrgId, RoomId, Ulid};
+use aws_sdk_dynamodb::config::{ProvideCredentials, SharedCredentialsProvider};
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use std::time::{Duration, SystemTime};
+
+/// What may be uploaded: images, PDFs, plain text and CSV, short video and audio.
+pub const UPLOAD_TYPES: &[&str] = &[
+    "image/png",
+    "image/jpeg",
+    "image/gif",
+    "image/webp",
+    "application/pdf",
+    "text/plain",
+    "text/csv",
+    "video/mp4",
+    "audio/mpeg",
+];
+/// The largest upload.
+pub const MAX_UPLOAD_BYTES: u64 = 25 * 1024 * 1024;
+/// A file name's length in characters.
+pub const MAX_UPLOAD_NAME_CHARS: usize = 255;
+/// How long a presigned POST may be used.
+pub const UPLOAD_TTL_SECS: u64 = 300;
+
+/// Where uploads go (`UPLOADS_BUCKET`, and `S3_ENDPOINT` for a local S3 server).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadsConfig {
+    pub bucket: String,
+    pub endpoint: Option<String>,
+    pub region: String,
+}
+
+/// POST …/uploads as clients send it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UploadBody {
+    pub name: String,
+    pub content_type: String,
+    pub size: u64,
+}
+
+/// An upload request that passed its checks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewUpload {
+    pub name: String,
+    pub content_type: String,
+    pub size: u64,
+}
+
+impl TryFrom<UploadBody> for NewUpload {
+    type Error = ApiError;
+
+    fn try_from(body: UploadBody) -> Result<Self, ApiError> {
+        let name = body.name.trim();
+        if name.is_empty() || name.chars().count() > MAX_UPLOAD_NAME_CHARS {
+            return Err(ApiError::invalid(
+                "name",
+                format!("1 to {MAX_UPLOAD_NAME_CHARS} characters"),
+            ));
+        }
+        if name
+            .chars()
+            .any(|c| c.is_control() || c == '/' || c == '\\')
+        {
+            return Err(ApiError::invalid(
+                "name",
+                "a file name: no path separators or control characters",
+            ));
+        }
+        if !UPLOAD_TYPES.contains(&body.content_type.as_str()) {
+            return Err(ApiError::invalid(
+                "content_type",
+                format!("one of {}", UPLOAD_TYPES.join(", ")),
+            ));
+        }
+        if body.size == 0 || body.size > MAX_UPLOAD_BYTES {
+            return Err(ApiError::invalid(
+                "size",
+                format!("1 to {MAX_UPLOAD_BYTES} bytes"),
+            ));
+        }
+        Ok(NewUpload {
+            name: name.to_owned(),
+            content_type: body.content_type,
+            size: body.size,
+        })
+    }
+}
+
+/// The key an upload is posted to, under its tenant's and room's prefix.
+pub fn pending_key(org: &OrgId, room: &RoomId, upload: &Ulid) -> String {
+    format!("pending/{org}/{room}/{upload}")
+}
+
+/// A presigned POST: the form the client sends (its fields, then the file) to `url`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PresignedPost {
+    pub url: String,
+    pub fields: serde_json::Map<String, serde_json::Value>,
+    pub expires_at: String,
+}
+
+/// Signing identity of a POST policy.
+pub struct Signer<'a> {
+    pub access_key: &'a str,
+    pub secret_key: &'a str,
+    pub session_token: Option<&'a str>,
+    pub region: &'a str,
+}
+
+/// The POST form for exactly one object: `key`, of `content_type`, of exactly `size`
+/// bytes, in `bucket`, before `now + ttl`. The policy is signed with SigV4 (the AWS
+/// SDK's signer: signing key of the date, region and `s3`, HMAC of the base64 policy).
+pub fn post_form(
+    bucket: &str,
+    url: String,
+    key: &str,
+    content_type: &str,
+    size: u64,
+    signer: &Signer<'_>,
+    now: SystemTime,
+    ttl: Duration,
+) -> PresignedPost {
+    let at = time::OffsetDateTime::from(now);
+    let date = format!("{:04}{:02}{:02}", at.year(), at.month() as u8, at.day());
+    let amz_date = format!(
+        "{date}T{:02}{:02}{:02}Z",
+        at.hour(),
+        at.minute(),
+        at.second()
+    );
+    let credential = format!(
+        "{}/{date}/{}/s3/aws4_request",
+        signer.access_key, signer.region
+    );
+    let expires = crate::time::format(at + ttl);
+    let mut fields = serde_json::Map::new();
+    let mut conditions = vec![serde_json::json!({ "bucket": bucket })];
+    let mut field = |name: &str, value: &str| {
+        fields.insert(name.to_owned(), value.into());
+        conditions.push(serde_json::json!(["eq", format!("${name}"), value]));
+    };
+    field("key", key);
+    field("Content-Type", content_type);
+    field("x-amz-algorithm", "AWS4-HMAC-SHA256");
+    field("x-amz-credential", &credential);
+    field("x-amz-date", &amz_date);
+    if let Some(token) = signer.session_token {
+        field("x-amz-security-token", token);
+    }
+    conditions.push(serde_json::json!(["content-length-range", size, size]));
+    let policy = serde_json::json!({ "expiration": expires, "conditions": conditions });
+    let policy = base64::engine::general_purpose::STANDARD.encode(policy.to_string());
+    let signing_key =
+        aws_sigv4::sign::v4::generate_signing_key(signer.secret_key, now, signer.region, "s3");
+    let signature = aws_sigv4::sign::v4::calculate_signature(signing_key, policy.as_bytes());
+    fields.insert("policy".into(), policy.into());
+    fields.insert("x-amz-signature".into(), signature.into());
+    PresignedPost {
+        url,
+        fields,
+        expires_at: expires,
+    }
+}
+
+/// The bucket, with the credentials that sign its POST policies (resolved on first
+/// use, so a cold start that serves no upload pays nothing for them).
+#[derive(Debug)]
+pub struct Uploads {
+    config: UploadsConfig,
+    aws: AwsSettings,
+    credentials: tokio::sync::OnceCell<Option<SharedCredentialsProvider>>,
+}
+
+impl Uploads {
+    pub fn new(config: UploadsConfig, aws: AwsSettings) -> Uploads {
+        Uploads {
+            config,
+            aws,
+            credentials: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    pub fn config(&self) -> &UploadsConfig {
+        &self.config
+    }
+
+    /// Where the form is posted: the bucket's virtual-hosted URL on AWS, path-style on
+    /// a local server.
+    fn post_url(&self) -> String {
+        match &self.config.endpoint {
+            Some(endpoint) => format!("{}/{}", endpoint.trim_end_matches('/'), self.config.bucket),
+            None => format!(
+                "https://{}.s3.{}.amazonaws.com/",
+                self.config.bucket, self.config.region
+            ),
+        }
+    }
+
+    /// A presigned POST for `upload` at `key`.
+    pub async fn presign_post(
+        &self,
+        key: &str,
+        upload: &NewUpload,
+    ) -> Result<PresignedPost, ApiError> {
+        let endpoint = match self.config.endpoint {
+            Some(_) => Endpoint::Local,
+            None => Endpoint::Aws,
+        };
+        let provider = self
+            .credentials
+            .get_or_init(|| async {
+                crate::aws::sdk_config(&self.aws, endpoint)
+                    .await
+                    .credentials_provider()
+            })
+            .await
+            .as_ref()
+            .ok_or_else(|| ApiError::internal("presign upload", "no credentials provider"))?;
+        let credentials = provider
+            .provide_credentials()
+            .await
+            .map_err(|e| ApiError::internal("presign upload", e))?;
+        let signer = Signer {
+            access_key: credentials.access_key_id(),
+            secret_key: credentials.secret_access_key(),
+            session_token: credentials.session_token(),
+            region: &self.config.region,
+        };
+        Ok(post_form(
+            &self.config.bucket,
+            self.post_url(),
+            key,
+            &upload.content_type,
+            upload.size,
+            &signer,
+            SystemTime::from(crate::time::now()),
+            Duration::from_secs(UPLOAD_TTL_SECS),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(name: &str, content_type: &str, size: u64) -> UploadBody {
+        UploadBody {
+            name: name.into(),
+            content_type: content_type.into(),
+            size,
+        }
+    }
+
+    #[test]
+    fn an_upload_names_a_file_of_an_allowed_type_and_size() {
+        assert!(NewUpload::try_from(body("kettle.jpg", "image/jpeg", 1)).is_ok());
+        assert!(NewUpload::try_from(body("k.pdf", "application/pdf", MAX_UPLOAD_BYTES)).is_ok());
+        for (bad, field) in [
+            (body("", "image/jpeg", 1), "name"),
+            (body("../etc/passwd", "image/jpeg", 1), "name"),
+            (body("a\u{0}b", "image/jpeg", 1), "name"),
+            (body(&"x".repeat(256), "image/jpeg", 1), "name"),
+            (body("a.exe", "application/x-msdownload", 1), "content_type"),
+            (body("a.svg", "image/svg+xml", 1), "content_type"),
+            (body("a.jpg", "image/jpeg", 0), "size"),
+            (body("a.jpg", "image/jpeg", MAX_UPLOAD_BYTES + 1), "size"),
+        ] {
+            let err = NewUpload::try_from(bad).unwrap_err();
+            assert!(
+                matches!(&err, ApiError::InvalidField { field: f, .. } if f == field),
+                "{err:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_post_policy_allows_exactly_one_object_and_is_signed() {
+        let signer = Signer {
+            access_key: "AKIAIOSFODNN7EXAMPLE",
+            secret_key: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+            session_token: Some("token"),
+            region: "us-east-1",
+        };
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_451_347_200); // 2015-12-29
+        let form = post_form(
+            "sigv4examplebucket",
+            "https://sigv4examplebucket.s3.us-east-1.amazonaws.com/".into(),
+            "pending/acme/r/u",
+            "image/png",
+            42,
+            &signer,
+            now,
+            Duration::from_secs(300),
+        );
+        assert_eq!(form.fields["x-amz-date"], "20151229T000000Z");
+        assert_eq!(
+            form.fields["x-amz-credential"],
+            "AKIAIOSFODNN7EXAMPLE/20151229/us-east-1/s3/aws4_request"
+        );
+        let policy: serde_json::Value = serde_json::from_slice(
+            &base64::engine::general_purpose::STANDARD
+                .decode(form.fields["policy"].as_str().unwrap())
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(policy["expiration"], "2015-12-29T00:05:00.000Z");
+        let conditions = policy["conditions"].as_array().unwrap();
+        for wanted in [
+            serde_json::json!({"bucket": "sigv4examplebucket"}),
+            serde_json::json!(["eq", "$key", "pending/acme/r/u"]),
+            serde_json::json!(["eq", "$Content-Type", "image/png"]),
+            serde_json::json!(["eq", "$x-amz-security-token", "token"]),
+            serde_json::json!(["content-length-range", 42, 42]),
+        ] {
+            assert!(conditions.contains(&wanted), "{wanted} in {conditions:?}");
+        }
+        // The signature is the SDK signer's HMAC of the policy with the day's key.
+        let key =
+            aws_sigv4::sign::v4::generate_signing_key(signer.secret_key, now, "us-east-1", "s3");
+        let expected = aws_sigv4::sign::v4::calculate_signature(
+            key,
+            form.fields["policy"].as_str().unwrap().as_bytes(),
+        );
+        assert_eq!(form.fields["x-amz-signature"], expected.as_str());
+        assert_eq!(expected.len(), 64);
+    }
+}
