@@ -178,6 +178,13 @@ pub trait FromPath: Sized {
     fn parse_path(raw: &str) -> Option<Self>;
 }
 
+/// An upload's id in a path.
+impl FromPath for Ulid {
+    fn parse_path(raw: &str) -> Option<Self> {
+        Ulid::parse(raw).ok()
+    }
+}
+
 /// Parses a path or query value into an id, answering 404 for ids that cannot exist
 /// (a malformed id names nothing, and saying so leaks nothing).
 pub fn path_id<T: FromPath>(raw: Option<&str>, what: &'static str) -> Result<T, ApiError> {

@@ -524,10 +524,17 @@ pub struct InboxEntryView<'a> {
 #[serde(deny_unknown_fields)]
 pub struct Attachment {
     pub name: String,
-    #[serde(rename = "type")]
+    /// A link's type as the client states it; an upload's as the storage holds it.
+    #[serde(rename = "type", default)]
     pub content_type: String,
+    #[serde(default)]
     pub size: u64,
+    /// A link; empty for an upload (fetched by `GET …/attachments/{upload_id}`).
+    #[serde(default)]
     pub url: String,
+    /// A file uploaded with `POST …/uploads` (stored under the room's prefix).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -768,6 +775,7 @@ pub(crate) mod tests {
                 content_type: "image/png".into(),
                 size: 3,
                 url: "https://x/a.png".into(),
+                upload_id: None,
             }],
             client_message_id: Some("c1".into()),
             tokens_used: Some(12),

@@ -8,7 +8,7 @@
 
 use crate::ApiError;
 use crate::aws::{AwsSettings, Endpoint};
-use crate::ids::{OrgId, RoomId, Ulid};
+use crate::ids::{OrgId, RoomId};
 use aws_sdk_dynamodb::config::{ProvideCredentials, SharedCredentialsProvider};
 use base64::Engine;
 use serde::{Deserialize, Serialize};
@@ -32,6 +32,8 @@ pub const MAX_UPLOAD_BYTES: u64 = 25 * 1024 * 1024;
 pub const MAX_UPLOAD_NAME_CHARS: usize = 255;
 /// How long a presigned POST may be used.
 pub const UPLOAD_TTL_SECS: u64 = 300;
+/// How long a download link works.
+pub const DOWNLOAD_TTL_SECS: u64 = 300;
 
 /// Where uploads go (`UPLOADS_BUCKET`, and `S3_ENDPOINT` for a local S3 server).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,8 +101,20 @@ impl TryFrom<UploadBody> for NewUpload {
 }
 
 /// The key an upload is posted to, under its tenant's and room's prefix.
-pub fn pending_key(org: &OrgId, room: &RoomId, upload: &Ulid) -> String {
+pub fn pending_key(org: &OrgId, room: &RoomId, upload: &str) -> String {
     format!("pending/{org}/{room}/{upload}")
+}
+
+/// Where an upload lives once a message holds it (no lifecycle rule here).
+pub fn attached_key(org: &OrgId, room: &RoomId, upload: &str) -> String {
+    format!("files/{org}/{room}/{upload}")
+}
+
+/// What S3 says of a stored object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    pub size: u64,
+    pub content_type: String,
 }
 
 /// A presigned POST: the form the client sends (its fields, then the file) to `url`.
@@ -176,11 +190,36 @@ pub fn post_form(
 
 /// The bucket, with the credentials that sign its POST policies (resolved on first
 /// use, so a cold start that serves no upload pays nothing for them).
-#[derive(Debug)]
 pub struct Uploads {
     config: UploadsConfig,
     aws: AwsSettings,
     credentials: tokio::sync::OnceCell<Option<SharedCredentialsProvider>>,
+    http: std::sync::OnceLock<Result<S3Client, String>>,
+}
+
+type S3Client = hyper_util::client::legacy::Client<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    http_body_util::Empty<hyper::body::Bytes>,
+>;
+
+/// One S3 request, all of it.
+const S3_TIMEOUT: Duration = Duration::from_secs(5);
+
+fn storage_error(cause: &str) -> ApiError {
+    tracing::warn!(cause, "S3 unavailable");
+    ApiError::Unavailable {
+        code: "storage_unavailable",
+        message: "file storage is temporarily unavailable, retry shortly".into(),
+        retry_after_secs: 1,
+    }
+}
+
+impl std::fmt::Debug for Uploads {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Uploads")
+            .field("config", &self.config)
+            .finish()
+    }
 }
 
 impl Uploads {
@@ -189,11 +228,201 @@ impl Uploads {
             config,
             aws,
             credentials: tokio::sync::OnceCell::new(),
+            http: std::sync::OnceLock::new(),
         }
     }
 
     pub fn config(&self) -> &UploadsConfig {
         &self.config
+    }
+
+    /// An object's URL: virtual-hosted on AWS, path-style on a local server.
+    fn object_url(&self, key: &str) -> String {
+        let key: String = key
+            .split('/')
+            .map(|part| {
+                part.bytes()
+                    .map(|b| match b {
+                        b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                            (b as char).to_string()
+                        }
+                        _ => format!("%{b:02X}"),
+                    })
+                    .collect::<String>()
+            })
+            .collect::<Vec<_>>()
+            .join("/");
+        match &self.config.endpoint {
+            Some(endpoint) => format!(
+                "{}/{}/{key}",
+                endpoint.trim_end_matches('/'),
+                self.config.bucket
+            ),
+            None => format!(
+                "https://{}.s3.{}.amazonaws.com/{key}",
+                self.config.bucket, self.config.region
+            ),
+        }
+    }
+
+    async fn credentials(&self) -> Result<aws_sdk_dynamodb::config::Credentials, ApiError> {
+        let endpoint = match self.config.endpoint {
+            Some(_) => Endpoint::Local,
+            None => Endpoint::Aws,
+        };
+        let provider = self
+            .credentials
+            .get_or_init(|| async {
+                crate::aws::sdk_config(&self.aws, endpoint)
+                    .await
+                    .credentials_provider()
+            })
+            .await
+            .as_ref()
+            .ok_or_else(|| ApiError::internal("uploads", "no credentials provider"))?;
+        provider
+            .provide_credentials()
+            .await
+            .map_err(|e| ApiError::internal("uploads", e))
+    }
+
+    /// A request to the bucket signed by the AWS SDK's SigV4 signer: in its headers,
+    /// or in its query string when `presign` (valid that long).
+    async fn signed(
+        &self,
+        method: &str,
+        key: &str,
+        headers: &[(&str, &str)],
+        presign: Option<Duration>,
+    ) -> Result<lambda_http::http::Request<()>, ApiError> {
+        use aws_sigv4::http_request::{
+            PayloadChecksumKind, SignableBody, SignableRequest, SignatureLocation, SigningSettings,
+            sign,
+        };
+        let credentials = self.credentials().await?;
+        let identity: aws_smithy_runtime_api::client::identity::Identity = credentials.into();
+        let mut settings = SigningSettings::default();
+        settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
+        if let Some(ttl) = presign {
+            settings.signature_location = SignatureLocation::QueryParams;
+            settings.expires_in = Some(ttl);
+        }
+        let params = aws_sigv4::sign::v4::SigningParams::builder()
+            .identity(&identity)
+            .region(&self.config.region)
+            .name("s3")
+            .time(SystemTime::from(crate::time::now()))
+            .settings(settings)
+            .build()
+            .map_err(|e| ApiError::internal("sign S3 request", e))?
+            .into();
+        let url = self.object_url(key);
+        let signable = SignableRequest::new(
+            method,
+            url.as_str(),
+            headers.iter().copied(),
+            SignableBody::UnsignedPayload,
+        )
+        .map_err(|e| ApiError::internal("sign S3 request", e))?;
+        let (instructions, _) = sign(signable, &params)
+            .map_err(|e| ApiError::internal("sign S3 request", e))?
+            .into_parts();
+        let mut request = lambda_http::http::Request::builder()
+            .method(method)
+            .uri(&url);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let mut request = request
+            .body(())
+            .map_err(|e| ApiError::internal("S3 request", e))?;
+        instructions.apply_to_request_http1x(&mut request);
+        Ok(request)
+    }
+
+    /// Sends a signed request: its status and headers.
+    async fn send(
+        &self,
+        request: lambda_http::http::Request<()>,
+    ) -> Result<(u16, lambda_http::http::HeaderMap), ApiError> {
+        let (parts, ()) = request.into_parts();
+        let mut builder = hyper::Request::builder()
+            .method(parts.method)
+            .uri(parts.uri);
+        for (name, value) in &parts.headers {
+            builder = builder.header(name, value);
+        }
+        let request = builder
+            .body(http_body_util::Empty::<hyper::body::Bytes>::new())
+            .map_err(|e| ApiError::internal("S3 request", e))?;
+        let client = self.http.get_or_init(|| {
+            let connector = hyper_rustls::HttpsConnectorBuilder::new()
+                .with_native_roots()
+                .map(|b| b.https_or_http().enable_http1().build());
+            connector.map(|c| {
+                hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                    .build(c)
+            })
+            .map_err(|e| e.to_string())
+        });
+        let client = client
+            .as_ref()
+            .map_err(|e| ApiError::internal("S3 client", e))?;
+        let response = tokio::time::timeout(S3_TIMEOUT, client.request(request))
+            .await
+            .map_err(|_| storage_error("S3 timed out"))?
+            .map_err(|e| storage_error(&e.to_string()))?;
+        Ok((response.status().as_u16(), response.headers().clone()))
+    }
+
+    /// The object's size and type, if it exists (one HeadObject).
+    pub async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, ApiError> {
+        let (status, headers) = self
+            .send(self.signed("HEAD", key, &[], None).await?)
+            .await?;
+        match status {
+            200 => {
+                let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+                Ok(Some(ObjectInfo {
+                    size: header("content-length")
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0),
+                    content_type: header("content-type").unwrap_or_default().to_owned(),
+                }))
+            }
+            404 | 403 => Ok(None),
+            other => Err(storage_error(&format!("HeadObject answered {other}"))),
+        }
+    }
+
+    /// Copies an object within the bucket (server-side: no bytes through here).
+    pub async fn copy(&self, from: &str, to: &str) -> Result<(), ApiError> {
+        let source = format!("{}/{from}", self.config.bucket);
+        let request = self
+            .signed("PUT", to, &[("x-amz-copy-source", source.as_str())], None)
+            .await?;
+        match self.send(request).await?.0 {
+            200 => Ok(()),
+            other => Err(storage_error(&format!("CopyObject answered {other}"))),
+        }
+    }
+
+    /// Deletes an object (gone already is fine).
+    pub async fn delete(&self, key: &str) -> Result<(), ApiError> {
+        let request = self.signed("DELETE", key, &[], None).await?;
+        match self.send(request).await?.0 {
+            200 | 204 | 404 => Ok(()),
+            other => Err(storage_error(&format!("DeleteObject answered {other}"))),
+        }
+    }
+
+    /// A presigned GET of the object, valid for `ttl`.
+    pub async fn presign_get(&self, key: &str, ttl: Duration) -> Result<String, ApiError> {
+        Ok(self
+            .signed("GET", key, &[], Some(ttl))
+            .await?
+            .uri()
+            .to_string())
     }
 
     /// Where the form is posted: the bucket's virtual-hosted URL on AWS, path-style on
@@ -214,24 +443,7 @@ impl Uploads {
         key: &str,
         upload: &NewUpload,
     ) -> Result<PresignedPost, ApiError> {
-        let endpoint = match self.config.endpoint {
-            Some(_) => Endpoint::Local,
-            None => Endpoint::Aws,
-        };
-        let provider = self
-            .credentials
-            .get_or_init(|| async {
-                crate::aws::sdk_config(&self.aws, endpoint)
-                    .await
-                    .credentials_provider()
-            })
-            .await
-            .as_ref()
-            .ok_or_else(|| ApiError::internal("presign upload", "no credentials provider"))?;
-        let credentials = provider
-            .provide_credentials()
-            .await
-            .map_err(|e| ApiError::internal("presign upload", e))?;
+        let credentials = self.credentials().await?;
         let signer = Signer {
             access_key: credentials.access_key_id(),
             secret_key: credentials.secret_access_key(),

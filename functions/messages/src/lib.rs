@@ -19,14 +19,14 @@ use serde_json::json;
 // The same handlers serve both path families of a room.
 chat_core::route_table! { app: App, who, req;
     "GET /rooms/{room_id}/messages" => list(&app.store, who, req),
-    "POST /rooms/{room_id}/messages" => post(&app.store, &app.rooms, who, req),
+    "POST /rooms/{room_id}/messages" => post(&app.store, &app.rooms, app.uploads.as_ref(), who, req),
     "PATCH /rooms/{room_id}/messages/{message_id}" => edit(&app.store, who, req),
-    "DELETE /rooms/{room_id}/messages/{message_id}" => delete(&app.store, who, req),
+    "DELETE /rooms/{room_id}/messages/{message_id}" => delete(&app.store, app.uploads.as_ref(), who, req),
     "POST /rooms/{room_id}/read" => read(&app.store, who, req),
     "GET /chat/conversations/{conversation_id}/messages" => list(&app.store, who, req),
-    "POST /chat/conversations/{conversation_id}/messages" => post(&app.store, &app.rooms, who, req),
+    "POST /chat/conversations/{conversation_id}/messages" => post(&app.store, &app.rooms, app.uploads.as_ref(), who, req),
     "PATCH /chat/conversations/{conversation_id}/messages/{message_id}" => edit(&app.store, who, req),
-    "DELETE /chat/conversations/{conversation_id}/messages/{message_id}" => delete(&app.store, who, req),
+    "DELETE /chat/conversations/{conversation_id}/messages/{message_id}" => delete(&app.store, app.uploads.as_ref(), who, req),
     "POST /chat/conversations/{conversation_id}/read" => read(&app.store, who, req),
     "POST /chat/conversations/{conversation_id}/ai-response" => ai_response(&app.store, &app.rooms, &app.ai, who, req),
     "GET /chat/search" => search(&app.store, who, req),
@@ -34,6 +34,8 @@ chat_core::route_table! { app: App, who, req;
     "GET /chat/conversations/{conversation_id}/events" => events(&app.store, who, req),
     "POST /rooms/{room_id}/uploads" => upload(&app.store, app.uploads.as_ref(), who, req),
     "POST /chat/conversations/{conversation_id}/uploads" => upload(&app.store, app.uploads.as_ref(), who, req),
+    "GET /rooms/{room_id}/attachments/{upload_id}" => download(&app.store, app.uploads.as_ref(), who, req),
+    "GET /chat/conversations/{conversation_id}/attachments/{upload_id}" => download(&app.store, app.uploads.as_ref(), who, req),
 }
 
 use chat_core::commands::messages::{
@@ -93,6 +95,93 @@ struct MessagePage<'a> {
     last_seq: u64,
 }
 
+/// A short-lived presigned GET of an uploaded file of the room, for who may read it:
+/// anyone else gets 404 and no link.
+async fn download(
+    store: &Store,
+    uploads: Option<&chat_core::uploads::Uploads>,
+    who: &Principal,
+    req: &Request,
+) -> ApiResult<Reply> {
+    let room_id = room_of(req)?;
+    store.visible_room(who, &room_id).await?;
+    let upload: chat_core::ids::Ulid = path_id(path_param(req, "upload_id"), "attachment")?;
+    let uploads = uploads.ok_or_else(uploads_off)?;
+    let key = chat_core::uploads::attached_key(&who.org, &room_id, upload.as_str());
+    if uploads.head(&key).await?.is_none() {
+        return Err(ApiError::NotFound("attachment"));
+    }
+    let ttl = std::time::Duration::from_secs(chat_core::uploads::DOWNLOAD_TTL_SECS);
+    let url = uploads.presign_get(&key, ttl).await?;
+    let expires_at = chat_core::time::format(chat_core::time::now() + ttl);
+    Ok(Reply::ok(
+        "Download link",
+        json!({ "upload_id": upload.as_str(), "url": url, "expires_at": expires_at }),
+    ))
+}
+
+/// Checks each cited upload against the storage (one HeadObject: it exists under this
+/// tenant's and room's prefix, and is of the stated type and size), takes its type and
+/// size from there, and moves it out of reach of the unattached-uploads lifecycle rule
+/// (a server-side copy) before the message is written: a message never cites a file
+/// that is not there.
+async fn attach_uploads(
+    uploads: Option<&chat_core::uploads::Uploads>,
+    who: &Principal,
+    room_id: &RoomId,
+    attachments: &mut [chat_core::model::Attachment],
+) -> ApiResult<()> {
+    use chat_core::uploads::{attached_key, pending_key};
+    let uploads = uploads.ok_or_else(uploads_off)?;
+    for (i, attachment) in attachments.iter_mut().enumerate() {
+        let Some(upload) = attachment.upload_id.clone() else {
+            continue;
+        };
+        let field = |name: &str| format!("attachments[{i}].{name}");
+        let pending = pending_key(&who.org, room_id, &upload);
+        let attached = attached_key(&who.org, room_id, &upload);
+        let (info, from) = match uploads.head(&pending).await? {
+            Some(info) => (info, Some(pending)),
+            // A retry of a post that already moved it.
+            None => match uploads.head(&attached).await? {
+                Some(info) => (info, None),
+                None => {
+                    return Err(ApiError::invalid(
+                        field("upload_id"),
+                        "no finished upload with this id in this conversation",
+                    ));
+                }
+            },
+        };
+        if !attachment.content_type.is_empty() && attachment.content_type != info.content_type {
+            return Err(ApiError::invalid(
+                field("type"),
+                format!("the upload is {}", info.content_type),
+            ));
+        }
+        if attachment.size != 0 && attachment.size != info.size {
+            return Err(ApiError::invalid(
+                field("size"),
+                format!("the upload is {} bytes", info.size),
+            ));
+        }
+        if let Some(from) = from {
+            uploads.copy(&from, &attached).await?;
+        }
+        attachment.content_type = info.content_type;
+        attachment.size = info.size;
+    }
+    Ok(())
+}
+
+fn uploads_off() -> ApiError {
+    ApiError::Unavailable {
+        code: "uploads_unavailable",
+        message: "uploads are not configured (UPLOADS_BUCKET)".into(),
+        retry_after_secs: 60,
+    }
+}
+
 /// A presigned POST for one file, to the room's prefix of the attachments' bucket,
 /// for whoever may post in the room (checked before the body is).
 async fn upload(
@@ -105,13 +194,9 @@ async fn upload(
     let room_id = room_of(req)?;
     store.visible_room(who, &room_id).await?;
     let upload = NewUpload::try_from(json_body::<UploadBody>(req)?)?;
-    let uploads = uploads.ok_or_else(|| ApiError::Unavailable {
-        code: "uploads_unavailable",
-        message: "uploads are not configured (UPLOADS_BUCKET)".into(),
-        retry_after_secs: 60,
-    })?;
+    let uploads = uploads.ok_or_else(uploads_off)?;
     let upload_id = chat_core::ids::Ulid::generate();
-    let key = pending_key(&who.org, &room_id, &upload_id);
+    let key = pending_key(&who.org, &room_id, upload_id.as_str());
     let form = uploads.presign_post(&key, &upload).await?;
     Ok(Reply::created(
         "Upload ready: POST the fields, then the file, to the url",
@@ -232,6 +317,7 @@ async fn list(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply>
 async fn post(
     store: &Store,
     rooms: &RoomCache,
+    uploads: Option<&chat_core::uploads::Uploads>,
     who: &Principal,
     req: &Request,
 ) -> ApiResult<Reply> {
@@ -259,13 +345,19 @@ async fn post(
         Some(raw) => Some(idempotency_key("Idempotency-Key", raw)?),
         None => draft.client_message_id.clone(),
     };
+    let mut attachments = draft.attachments;
+    if attachments.iter().any(|a| a.upload_id.is_some()) {
+        // Who may post here is decided before any upload is looked at.
+        store.visible_room(who, &room_id).await?;
+        attach_uploads(uploads, who, &room_id, &mut attachments).await?;
+    }
     let new = NewMessage {
         content: draft.content,
         content_type: draft.content_type,
         message_type: draft.kind.as_str().to_owned(),
         sender: sender.to_owned(),
         sender_id: None,
-        attachments: draft.attachments,
+        attachments,
         client_message_id: draft.client_message_id,
         idempotency_key: idempotency,
         tokens_used: None,
@@ -300,11 +392,33 @@ async fn edit(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply>
     Ok(Reply::ok("Message updated successfully", message.to_json()))
 }
 
-async fn delete(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply> {
+async fn delete(
+    store: &Store,
+    uploads: Option<&chat_core::uploads::Uploads>,
+    who: &Principal,
+    req: &Request,
+) -> ApiResult<Reply> {
     let (room_id, message_id) = (room_of(req)?, message_of(req)?);
     let message = store
         .change_message(who, &room_id, &message_id, MessageChange::Delete)
         .await?;
+    // Its uploaded files go with it (after the delete committed; a failure is logged
+    // and leaves an object no message cites).
+    for upload in message
+        .attachments
+        .iter()
+        .filter_map(|a| a.upload_id.as_deref())
+    {
+        let key = chat_core::uploads::attached_key(&who.org, &room_id, upload);
+        match uploads {
+            Some(uploads) => {
+                if let Err(err) = uploads.delete(&key).await {
+                    tracing::warn!(key, %err, "deleting a deleted message's file failed");
+                }
+            }
+            None => tracing::warn!(key, "uploads are off: a deleted message's file stays"),
+        }
+    }
     Ok(Reply::ok("Message deleted successfully", message.to_json()))
 }
 

@@ -134,6 +134,19 @@ fn validate_attachments(attachments: &[Attachment]) -> ApiResult<()> {
                 "must be 1 to 255 characters",
             ));
         }
+        if let Some(upload) = &a.upload_id {
+            // An upload: the storage knows its type and size; stated ones must match.
+            if crate::ids::Ulid::parse(upload).is_err() {
+                return Err(ApiError::invalid(
+                    field("upload_id"),
+                    "an upload_id from POST …/uploads",
+                ));
+            }
+            if !a.url.is_empty() {
+                return Err(ApiError::invalid(field("url"), "an upload has no url"));
+            }
+            continue;
+        }
         if a.content_type.is_empty() || a.content_type.len() > 100 || !a.content_type.contains('/')
         {
             return Err(ApiError::invalid(

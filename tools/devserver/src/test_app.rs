@@ -81,6 +81,13 @@ impl TestApp {
         answer["data"].clone()
     }
 
+    /// A GET that must succeed: its `data`.
+    pub async fn expect_get(&self, key: &str, params: &[(&str, &str)], token: &str) -> Value {
+        let (got, answer) = self.send(key, params, token, None, &[]).await;
+        assert_eq!(got, 200, "{key}: {answer}");
+        answer["data"].clone()
+    }
+
     /// Another instance of every function on the same table: its own handlers and
     /// caches, as a second Lambda instance (or dev server) has.
     pub fn instance(&self) -> Apps {

@@ -21,6 +21,8 @@ struct World {
     /// acme group room of u-100 (owner) with participant u-200, and u-100's message.
     group: String,
     group_message: String,
+    /// A file attached to a message in each: the conversation's, the group's.
+    uploads: [String; 2],
 }
 
 impl std::ops::Deref for World {
@@ -38,6 +40,7 @@ impl World {
             message: String::new(),
             group: String::new(),
             group_message: String::new(),
+            uploads: Default::default(),
         };
         let owner = token("u-100", "acme", "customer");
         let (_, created) = world
@@ -86,6 +89,7 @@ impl World {
             } else {
                 world.group_message = first;
             }
+            world.uploads[slot] = world.attach(&room, &owner).await;
         }
         let (status, _) = world
             .send(
@@ -110,13 +114,43 @@ impl World {
         world
     }
 
-    /// Path parameters naming real objects: the conversation (or group) and its message.
+    /// A file uploaded into `room` and attached to a message there: its upload id.
+    async fn attach(&self, room: &str, owner: &str) -> String {
+        let ask = json!({"name": "zebracorn.pdf", "content_type": "application/pdf", "size": 5});
+        let key = "POST /chat/conversations/{conversation_id}/uploads";
+        let form = self
+            .expect(201, key, &[("conversation_id", room)], owner, ask)
+            .await;
+        let fields = form["fields"].as_object().unwrap();
+        let status = chat_testkit::post_form(
+            form["url"].as_str().unwrap(),
+            fields,
+            b"%PDF-",
+            "application/pdf",
+        )
+        .await;
+        assert!((200..300).contains(&status), "upload: {status}");
+        let upload = form["upload_id"].as_str().unwrap().to_owned();
+        let body = json!({"content": "zebracorn file", "attachments": [{"name": "zebracorn.pdf", "upload_id": upload}]});
+        let key = "POST /chat/conversations/{conversation_id}/messages";
+        self.expect(201, key, &[("conversation_id", room)], owner, body)
+            .await;
+        upload
+    }
+
+    /// Path parameters naming real objects: the conversation (or group), its message
+    /// and its attached file.
     fn real_ids<'a>(&'a self, room: &'a str, message: &'a str) -> Vec<(&'a str, &'a str)> {
+        let upload = match room == self.conversation {
+            true => &self.uploads[0],
+            false => &self.uploads[1],
+        };
         vec![
             ("room_id", room),
             ("conversation_id", room),
             ("message_id", message),
             ("user_id", "u-100"),
+            ("upload_id", upload),
         ]
     }
 }
@@ -127,6 +161,7 @@ const MISSING: &[(&str, &str)] = &[
     ("conversation_id", "01J0000000000000000000000Z"),
     ("message_id", "01J0000000000000000000000Y"),
     ("user_id", "u-nobody"),
+    ("upload_id", "01J0000000000000000000000X"),
 ];
 
 fn assert_no_secret(what: &str, body: &Value) {

@@ -17,6 +17,8 @@ use serde_json::{Value, json};
 const VISIBILITY_ONLY: &[&str] = &[
     "POST /realtime/tickets",
     "POST /rooms/{room_id}/uploads",
+    "GET /rooms/{room_id}/attachments/{upload_id}",
+    "GET /chat/conversations/{conversation_id}/attachments/{upload_id}",
     "POST /chat/conversations/{conversation_id}/uploads",
     "POST /rooms",
     "GET /rooms",

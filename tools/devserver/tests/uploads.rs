@@ -3,7 +3,7 @@
 //! the file by a real multipart POST; a larger file, an altered or expired form are
 //! refused by the storage itself; who may not post in the room gets 404 and no form.
 
-use chat_testkit::{LOCAL_S3_ACCESS_KEY, LOCAL_S3_SECRET_KEY, local_s3, token};
+use chat_testkit::{LOCAL_S3_ACCESS_KEY, LOCAL_S3_SECRET_KEY, local_s3, post_form, token};
 use devserver::TestApp;
 use serde_json::{Value, json};
 use std::path::PathBuf;
@@ -22,47 +22,6 @@ async fn conversation(app: &TestApp) -> String {
         .expect(201, "POST /chat/conversations", &[], &customer(), body)
         .await;
     created["conversation_id"].as_str().unwrap().to_owned()
-}
-
-/// POSTs a multipart form (the fields in order, then the file) to `url`: the status.
-async fn post_form(
-    url: &str,
-    fields: &serde_json::Map<String, Value>,
-    file: &[u8],
-    file_type: &str,
-) -> u16 {
-    let boundary = "----chat-upload-boundary-7MA4YWxkTrZu0gW";
-    let mut body = Vec::new();
-    for (name, value) in fields {
-        body.extend_from_slice(
-            format!(
-                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{}\r\n",
-                value.as_str().unwrap()
-            )
-            .as_bytes(),
-        );
-    }
-    body.extend_from_slice(
-        format!(
-            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"photo\"\r\nContent-Type: {file_type}\r\n\r\n"
-        )
-        .as_bytes(),
-    );
-    body.extend_from_slice(file);
-    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-    let rest = url.strip_prefix("http://").unwrap();
-    let (host, path) = rest.split_once('/').unwrap();
-    let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
-    let head = format!(
-        "POST /{path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await.unwrap();
-    stream.write_all(&body).await.unwrap();
-    let mut answer = Vec::new();
-    stream.read_to_end(&mut answer).await.unwrap();
-    let answer = String::from_utf8_lossy(&answer);
-    answer.split(' ').nth(1).unwrap().parse().unwrap()
 }
 
 /// Where the local S3 server keeps an object of the test's bucket.
@@ -142,6 +101,203 @@ async fn a_member_uploads_straight_to_storage_within_the_policy_only() {
     let status = post_form(url, &expired.fields, &photo, "image/png").await;
     assert!((400..500).contains(&status), "expired: {status}");
     assert!(!stored(&app, &expired_key).exists());
+
+    // A message cites the upload: type and size come from the storage, and the file
+    // moves out of reach of the unattached-uploads rule.
+    let upload_id = form["upload_id"].as_str().unwrap();
+    let posted = app
+        .expect(
+            201,
+            "POST /chat/conversations/{conversation_id}/messages",
+            &[("conversation_id", &id)],
+            &customer(),
+            json!({"content": "see photo", "attachments": [{"name": "kettle.png", "upload_id": upload_id}]}),
+        )
+        .await;
+    let attachment = &posted["attachments"][0];
+    assert_eq!(
+        (
+            attachment["type"].as_str(),
+            attachment["size"].as_u64(),
+            attachment["upload_id"].as_str()
+        ),
+        (Some("image/png"), Some(photo.len() as u64), Some(upload_id))
+    );
+    let attached = format!("files/acme/{id}/{upload_id}");
+    assert_eq!(std::fs::read(stored(&app, &attached)).unwrap(), photo);
+
+    // Members fetch it with a short-lived presigned GET; the storage checks it.
+    let link = app
+        .expect_get(
+            "GET /chat/conversations/{conversation_id}/attachments/{upload_id}",
+            &[("conversation_id", &id), ("upload_id", upload_id)],
+            &customer(),
+        )
+        .await;
+    let got = get(link["url"].as_str().unwrap()).await;
+    assert_eq!(got, (200, photo.clone()));
+    let tampered = link["url"]
+        .as_str()
+        .unwrap()
+        .replace("X-Amz-Signature=", "X-Amz-Signature=0");
+    let refused = get(&tampered).await.0;
+    assert!(
+        (400..500).contains(&refused),
+        "an altered link is refused: {refused}"
+    );
+
+    // Deleting the message deletes its file.
+    let (status, _) = app
+        .send(
+            "DELETE /chat/conversations/{conversation_id}/messages/{message_id}",
+            &[
+                ("conversation_id", &id),
+                ("message_id", posted["id"].as_str().unwrap()),
+            ],
+            &customer(),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(
+        !stored(&app, &attached).exists(),
+        "the file went with the message"
+    );
+}
+
+/// GETs `url`: status and body.
+async fn get(url: &str) -> (u16, Vec<u8>) {
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_once('/').unwrap();
+    let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
+    let head = format!("GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.unwrap();
+    let split = answer.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&answer[..split]).into_owned();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let mut body = answer[split + 4..].to_vec();
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        body = dechunk(&body);
+    }
+    (status, body)
+}
+
+fn dechunk(mut raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = raw.windows(2).position(|w| w == b"\r\n").unwrap();
+        let size = usize::from_str_radix(std::str::from_utf8(&raw[..line_end]).unwrap().trim(), 16)
+            .unwrap();
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&raw[line_end + 2..line_end + 2 + size]);
+        raw = &raw[line_end + 4 + size..];
+    }
+}
+
+#[tokio::test]
+async fn a_message_cites_only_finished_uploads_of_its_own_room() {
+    let app = TestApp::new().await;
+    let id = conversation(&app).await;
+    let other = conversation(&app).await;
+    let ask = json!({"name": "a.pdf", "content_type": "application/pdf", "size": 5});
+    let form = app
+        .expect(
+            201,
+            UPLOAD,
+            &[("conversation_id", &other)],
+            &customer(),
+            ask.clone(),
+        )
+        .await;
+    let status = post_form(
+        form["url"].as_str().unwrap(),
+        form["fields"].as_object().unwrap(),
+        b"%PDF-",
+        "application/pdf",
+    )
+    .await;
+    assert!((200..300).contains(&status));
+    let never_uploaded = app
+        .expect(201, UPLOAD, &[("conversation_id", &id)], &customer(), ask)
+        .await;
+    let key = "POST /chat/conversations/{conversation_id}/messages";
+    for (upload_id, what) in [
+        (form["upload_id"].as_str().unwrap(), "another room's upload"),
+        (
+            never_uploaded["upload_id"].as_str().unwrap(),
+            "a form never used",
+        ),
+        ("01J00000000000000000000000", "an unknown id"),
+    ] {
+        let body =
+            json!({"content": "x", "attachments": [{"name": "a.pdf", "upload_id": upload_id}]});
+        let (status, answer) = app
+            .send(
+                key,
+                &[("conversation_id", &id)],
+                &customer(),
+                Some(body),
+                &[],
+            )
+            .await;
+        assert_eq!(
+            (status, answer["error"]["details"]["field"].as_str()),
+            (422, Some("attachments[0].upload_id")),
+            "{what}: {answer}"
+        );
+    }
+    // A stated type or size that differs from the stored file is refused too.
+    let own = app
+        .expect(
+            201,
+            UPLOAD,
+            &[("conversation_id", &id)],
+            &customer(),
+            json!({"name": "b.pdf", "content_type": "application/pdf", "size": 5}),
+        )
+        .await;
+    post_form(
+        own["url"].as_str().unwrap(),
+        own["fields"].as_object().unwrap(),
+        b"%PDF-",
+        "application/pdf",
+    )
+    .await;
+    let body = json!({"content": "x", "attachments": [{"name": "b.pdf", "upload_id": own["upload_id"], "size": 6}]});
+    let (status, answer) = app
+        .send(
+            key,
+            &[("conversation_id", &id)],
+            &customer(),
+            Some(body),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (status, answer["error"]["details"]["field"].as_str()),
+        (422, Some("attachments[0].size"))
+    );
+    let messages = app
+        .table
+        .items()
+        .await
+        .iter()
+        .filter(|i| {
+            i.get("entity")
+                .and_then(|v| v.as_s().ok())
+                .map(String::as_str)
+                == Some("message")
+        })
+        .count();
+    assert_eq!(messages, 0, "nothing written");
 }
 
 #[tokio::test]
