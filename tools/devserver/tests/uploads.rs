@@ -318,12 +318,34 @@ async fn who_may_not_post_in_the_room_gets_404_and_no_form() {
         .to_owned();
     let ask = json!({"name": "a.pdf", "content_type": "application/pdf", "size": 10});
     let key = "POST /rooms/{room_id}/uploads";
+    let member = token("u-200", "acme", "customer");
+    let form = app
+        .expect(201, key, &[("room_id", &room)], &member, ask.clone())
+        .await;
+    let fields = form["fields"].as_object().unwrap();
+    post_form(
+        form["url"].as_str().unwrap(),
+        fields,
+        b"0123456789",
+        "application/pdf",
+    )
+    .await;
+    let upload = form["upload_id"].as_str().unwrap();
+    let body =
+        json!({"content": "minutes", "attachments": [{"name": "a.pdf", "upload_id": upload}]});
     app.expect(
         201,
-        key,
+        "POST /rooms/{room_id}/messages",
         &[("room_id", &room)],
-        &token("u-200", "acme", "customer"),
-        ask.clone(),
+        &member,
+        body,
+    )
+    .await;
+    let download = "GET /rooms/{room_id}/attachments/{upload_id}";
+    app.expect_get(
+        download,
+        &[("room_id", &room), ("upload_id", upload)],
+        &member,
     )
     .await;
     let (status, _) = app
@@ -350,6 +372,10 @@ async fn who_may_not_post_in_the_room_gets_404_and_no_form() {
             "{what}"
         );
         assert!(body["data"].get("fields").is_none(), "{what}");
+        let params = [("room_id", room.as_str()), ("upload_id", upload)];
+        let (status, body) = app.send(download, &params, &who, None, &[]).await;
+        assert_eq!(status, 404, "{what} gets no link: {body}");
+        assert!(!body.to_string().contains("X-Amz-Signature"), "{what}");
     }
     // Bad input: refused by name, nothing signed.
     for (bad, field) in [
