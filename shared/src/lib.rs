@@ -20,6 +20,7 @@ pub mod request;
 pub mod store;
 pub mod time;
 pub mod uploads;
+pub mod webhooks;
 
 pub use auth::Principal;
 pub use envelope::Reply;
