@@ -20,6 +20,9 @@ pub struct Config {
     pub aws: AwsSettings,
     /// The attachments' bucket, when uploads are on (`UPLOADS_BUCKET`).
     pub uploads: Option<crate::uploads::UploadsConfig>,
+    /// The local stack (`CHAT_LOCAL=1`): webhooks may then target http://127.0.0.1
+    /// for its own tests; a deployed stack never sets it.
+    pub local: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +72,7 @@ impl Config {
                 auth,
                 aws: AwsSettings { source, tls_roots },
                 uploads,
+                local: env.get("CHAT_LOCAL") == Some("1"),
             }),
             _ => Err(ConfigError(problems)),
         }

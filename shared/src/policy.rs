@@ -32,10 +32,12 @@ pub enum Action {
     /// GET /rooms?member= of another user.
     ListOthersRooms,
     ReadGlobalAnalytics,
+    /// The tenant's webhook endpoints.
+    ManageWebhooks,
 }
 
 impl Action {
-    pub const ALL: [Action; 13] = [
+    pub const ALL: [Action; 14] = [
         Action::ChangeRoom,
         Action::AddMember,
         Action::RemoveMember,
@@ -49,6 +51,7 @@ impl Action {
         Action::SeeContact,
         Action::ListOthersRooms,
         Action::ReadGlobalAnalytics,
+        Action::ManageWebhooks,
     ];
 
     /// Who may, in words (the refusal's message and the docs' table).
@@ -71,6 +74,7 @@ impl Action {
             }
             Action::ListOthersRooms => "only agents and admins list another member's rooms",
             Action::ReadGlobalAnalytics => "global analytics are for admins",
+            Action::ManageWebhooks => "only admins manage the tenant's webhooks",
         }
     }
 }
@@ -99,7 +103,7 @@ pub fn allows(action: Action, role: Role, relation: Relation) -> bool {
         Action::DeleteMessage => admin || relation.sender,
         Action::OwnView => relation.member,
         Action::SeeContact => staff || relation.owner || relation.member,
-        Action::ChangeCatalogue | Action::ReadGlobalAnalytics => admin,
+        Action::ChangeCatalogue | Action::ReadGlobalAnalytics | Action::ManageWebhooks => admin,
     }
 }
 

@@ -10,6 +10,7 @@ mod realtime;
 mod room;
 mod search;
 mod table;
+mod webhooks;
 
 pub use catalog::{MAX_PRODUCTS_PAGE, Product, Profile};
 pub(crate) use feed::Plan;
@@ -26,6 +27,7 @@ pub use realtime::{
 };
 pub use room::{MemberView, RoomPage, RoomQuery, SharedChanges, Started};
 pub use search::{MAX_INDEXED_WORDS, MAX_QUERY_CHARS, index_words};
+pub use webhooks::{Webhook, WebhookSecret};
 
 use crate::dynamo::RequestCounter;
 use crate::error::ApiResult;

@@ -24,6 +24,7 @@ pub fn declared_routes() -> Vec<(&'static str, &'static [&'static str])> {
         ("ConversationsFunction", conversations::ROUTES),
         ("MessagesFunction", messages::ROUTES),
         ("AnalyticsFunction", analytics::ROUTES),
+        ("WebhooksFunction", webhooks::ROUTES),
     ]
 }
 
@@ -32,6 +33,7 @@ pub struct Apps {
     conversations: conversations::App,
     messages: messages::App,
     analytics: analytics::App,
+    webhooks: webhooks::App,
 }
 
 impl Apps {
@@ -45,6 +47,7 @@ impl Apps {
             rooms: rooms::App::new(runtime.clone()),
             conversations: conversations::App::new(runtime.clone()),
             messages: messages::App::with_ai(runtime.clone(), ai),
+            webhooks: webhooks::App::new(runtime.clone()),
             analytics: analytics::App::new(runtime),
         }
     }
@@ -55,6 +58,7 @@ impl Apps {
             "ConversationsFunction" => self.conversations.handle(req).await,
             "MessagesFunction" => self.messages.handle(req).await,
             "AnalyticsFunction" => self.analytics.handle(req).await,
+            "WebhooksFunction" => self.webhooks.handle(req).await,
             _ => return None,
         })
     }

@@ -81,6 +81,14 @@ impl TestApp {
         answer["data"].clone()
     }
 
+    /// A webhook endpoint of tenant acme, made by one of its admins: its id.
+    pub async fn webhook(&self) -> String {
+        let body = json!({"url": "https://crm.example.com/hooks", "event_types": ["message.new"]});
+        let admin = chat_testkit::token("a-9", "acme", "admin");
+        let made = self.expect(201, "POST /webhooks", &[], &admin, body).await;
+        made["id"].as_str().expect("webhook id").to_owned()
+    }
+
     /// A GET that must succeed: its `data`.
     pub async fn expect_get(&self, key: &str, params: &[(&str, &str)], token: &str) -> Value {
         let (got, answer) = self.send(key, params, token, None, &[]).await;

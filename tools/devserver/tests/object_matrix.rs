@@ -23,6 +23,8 @@ struct World {
     group_message: String,
     /// A file attached to a message in each: the conversation's, the group's.
     uploads: [String; 2],
+    /// acme's webhook endpoint.
+    webhook: String,
 }
 
 impl std::ops::Deref for World {
@@ -41,6 +43,7 @@ impl World {
             group: String::new(),
             group_message: String::new(),
             uploads: Default::default(),
+            webhook: String::new(),
         };
         let owner = token("u-100", "acme", "customer");
         let (_, created) = world
@@ -91,6 +94,7 @@ impl World {
             }
             world.uploads[slot] = world.attach(&room, &owner).await;
         }
+        world.webhook = world.app.webhook().await;
         let (status, _) = world
             .send(
                 "PUT /profiles/me",
@@ -151,6 +155,7 @@ impl World {
             ("message_id", message),
             ("user_id", "u-100"),
             ("upload_id", upload),
+            ("webhook_id", &self.webhook),
         ]
     }
 }
@@ -162,6 +167,7 @@ const MISSING: &[(&str, &str)] = &[
     ("message_id", "01J0000000000000000000000Y"),
     ("user_id", "u-nobody"),
     ("upload_id", "01J0000000000000000000000X"),
+    ("webhook_id", "01J0000000000000000000000W"),
 ];
 
 fn assert_no_secret(what: &str, body: &Value) {

@@ -195,6 +195,42 @@ fn cases() -> Vec<Case> {
             query: &[("member", "u-100")],
             ..case("GET /rooms", Tenant, None, Action::ListOthersRooms, false)
         },
+        case(
+            "POST /webhooks",
+            Tenant,
+            Some(json!({"url": "https://erp.example.com/in", "event_types": ["room.updated"]})),
+            Action::ManageWebhooks,
+            false,
+        ),
+        case("GET /webhooks", Tenant, None, Action::ManageWebhooks, false),
+        case(
+            "GET /webhooks/{webhook_id}",
+            Tenant,
+            None,
+            Action::ManageWebhooks,
+            false,
+        ),
+        case(
+            "PATCH /webhooks/{webhook_id}",
+            Tenant,
+            Some(json!({"enabled": false})),
+            Action::ManageWebhooks,
+            false,
+        ),
+        case(
+            "POST /webhooks/{webhook_id}/rotate-secret",
+            Tenant,
+            None,
+            Action::ManageWebhooks,
+            false,
+        ),
+        case(
+            "DELETE /webhooks/{webhook_id}",
+            Tenant,
+            None,
+            Action::ManageWebhooks,
+            true,
+        ),
     ]
 }
 
@@ -292,6 +328,7 @@ struct World {
     conversation: String,
     group_message: String,
     message: String,
+    webhook: String,
 }
 
 impl World {
@@ -332,12 +369,14 @@ impl World {
             assert_eq!(status, 201, "{posted}");
             ids.push(posted["data"]["id"].as_str().unwrap().to_owned());
         }
+        let webhook = app.webhook().await;
         World {
             app,
             group,
             conversation,
             group_message: ids[0].clone(),
             message: ids[1].clone(),
+            webhook,
         }
     }
 
@@ -351,6 +390,7 @@ impl World {
             ("conversation_id", room),
             ("message_id", message),
             ("user_id", "u-200"),
+            ("webhook_id", self.webhook.as_str()),
         ];
         let tok = token(caller.user, "acme", role_name(caller.role));
         self.app

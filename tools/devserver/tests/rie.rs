@@ -15,6 +15,7 @@ use std::path::PathBuf;
 
 const FIXTURE_ROOM: &str = "01HZX3K7Q8R9S0T1V2W3X4Y5Z6";
 const FIXTURE_MESSAGE: &str = "01HZX3K7Q8R9S0T1V2W3X4Y5Z7";
+const FIXTURE_WEBHOOK: &str = "01HZX3K7Q8R9S0T1V2W3X4Y5Z9";
 
 fn bootstrap(name: &str) -> PathBuf {
     // This test runs from <target>/debug/deps/, whatever CARGO_TARGET_DIR says;
@@ -42,6 +43,7 @@ fn binary_of(function: &str) -> &'static str {
         "AnalyticsRollupFunction" => "analytics-rollup",
         "RealtimeFunction" => "realtime",
         "FanoutFunction" => "fanout",
+        "WebhooksFunction" => "webhooks",
         other => panic!("no binary for {other}"),
     }
 }
@@ -118,6 +120,15 @@ async fn seed(apps: &Apps) -> BTreeMap<&'static str, String> {
             .json(&json!({"username": "Jane"})),
     )
     .await;
+    let webhook = call(
+        apps,
+        "WebhooksFunction",
+        HttpEvent::new("POST /webhooks", "/webhooks")
+            .bearer(&token("admin-1", "acme", "admin"))
+            .json(&json!({"url": "https://crm.example.com/hooks", "event_types": ["message.new"]})),
+    )
+    .await;
+    ids.insert("webhook", webhook["id"].as_str().unwrap().to_owned());
     ids.insert("conversation", conversation);
     ids.insert("room", room);
     ids
@@ -138,7 +149,8 @@ fn retarget(name: &str, event: &Value, ids: &BTreeMap<&str, String>) -> Value {
     let text = event
         .to_string()
         .replace(FIXTURE_ROOM, room)
-        .replace(FIXTURE_MESSAGE, message);
+        .replace(FIXTURE_MESSAGE, message)
+        .replace(FIXTURE_WEBHOOK, &ids["webhook"]);
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 

@@ -26,6 +26,7 @@ struct World {
     /// acme group room of u-100 (owner) with u-300, and u-100's message.
     group: String,
     group_message: String,
+    webhook: String,
 }
 
 /// Who may be calling: the rooms' owner, the conversation's agent, an admin.
@@ -102,10 +103,12 @@ impl World {
             );
             ids.push(posted["data"]["id"].as_str().unwrap().to_owned());
         }
+        let webhook = app.webhook().await;
         World {
             app,
             faults,
             _ai: double,
+            webhook,
             conversation,
             message: ids[0].clone(),
             group,
@@ -126,6 +129,7 @@ impl World {
             ("conversation_id", room.clone()),
             ("message_id", message.clone()),
             ("user_id", "u-300".to_owned()),
+            ("webhook_id", self.webhook.clone()),
         ]
     }
 

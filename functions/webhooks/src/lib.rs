@@ -1,0 +1,115 @@
+//! The `webhooks` function: a tenant's webhook endpoints, managed by its admins. The
+//! secret is shown once, when an endpoint is made or its secret rotated (docs/webhooks.md).
+
+use chat_core::app::path_param;
+use chat_core::auth::Principal;
+use chat_core::ids::{Ulid, path_id};
+use chat_core::policy::{self, Action, Relation};
+use chat_core::request::json_body;
+use chat_core::store::Store;
+use chat_core::webhooks::{NewWebhookBody, WebhookChanges, WebhookChangesBody, WebhookDraft};
+use chat_core::{ApiResult, Reply};
+use lambda_http::Request;
+use serde_json::json;
+
+chat_core::route_table! { app: App, who, req;
+    "POST /webhooks" => create(app, who, req),
+    "GET /webhooks" => list(&app.store, who),
+    "GET /webhooks/{webhook_id}" => get(&app.store, who, req),
+    "PATCH /webhooks/{webhook_id}" => update(app, who, req),
+    "DELETE /webhooks/{webhook_id}" => delete(&app.store, who, req),
+    "POST /webhooks/{webhook_id}/rotate-secret" => rotate(&app.store, who, req),
+}
+
+/// This function's app: built once per cold start, then answers every event.
+pub struct App {
+    auth: chat_core::auth::AuthConfig,
+    store: Store,
+    /// The local stack's own tests may register http://127.0.0.1 receivers.
+    allow_loopback: bool,
+}
+
+impl App {
+    pub fn new(runtime: chat_core::Runtime) -> Self {
+        App {
+            allow_loopback: runtime.config.local,
+            auth: runtime.config.auth,
+            store: runtime.store,
+        }
+    }
+}
+
+/// Admins only, decided before anything is read or validated.
+fn admin(who: &Principal) -> ApiResult<()> {
+    Ok(policy::require(
+        Action::ManageWebhooks,
+        who,
+        Relation::default(),
+    )?)
+}
+
+fn webhook_id(req: &Request) -> ApiResult<Ulid> {
+    path_id(path_param(req, "webhook_id"), "webhook")
+}
+
+async fn create(app: &App, who: &Principal, req: &Request) -> ApiResult<Reply> {
+    admin(who)?;
+    let draft = WebhookDraft::from_body(json_body::<NewWebhookBody>(req)?, app.allow_loopback)?;
+    let webhook = app.store.create_webhook(&who.org, draft).await?;
+    let mut body = webhook.json();
+    // Shown this once: keep it to verify signatures.
+    body["secret"] = json!(webhook.secrets[0].secret);
+    Ok(Reply::created(
+        "Webhook created; keep its secret, it is not shown again",
+        body,
+    ))
+}
+
+async fn list(store: &Store, who: &Principal) -> ApiResult<Reply> {
+    admin(who)?;
+    let webhooks: Vec<_> = store
+        .list_webhooks(&who.org)
+        .await?
+        .iter()
+        .map(|w| w.json())
+        .collect();
+    Ok(Reply::ok(
+        format!("Found {} webhooks", webhooks.len()),
+        json!({ "webhooks": webhooks }),
+    ))
+}
+
+async fn get(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply> {
+    admin(who)?;
+    let webhook = store.get_webhook(&who.org, &webhook_id(req)?).await?;
+    Ok(Reply::ok("Webhook", webhook.json()))
+}
+
+async fn update(app: &App, who: &Principal, req: &Request) -> ApiResult<Reply> {
+    admin(who)?;
+    let id = webhook_id(req)?;
+    let changes =
+        WebhookChanges::from_body(json_body::<WebhookChangesBody>(req)?, app.allow_loopback)?;
+    let webhook = app.store.update_webhook(&who.org, &id, &changes).await?;
+    Ok(Reply::ok("Webhook updated", webhook.json()))
+}
+
+async fn delete(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply> {
+    admin(who)?;
+    let id = webhook_id(req)?;
+    store.delete_webhook(&who.org, &id).await?;
+    Ok(Reply::ok("Webhook deleted", json!({ "id": id.as_str() })))
+}
+
+async fn rotate(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply> {
+    admin(who)?;
+    let (webhook, secret) = store
+        .rotate_webhook_secret(&who.org, &webhook_id(req)?)
+        .await?;
+    let mut body = webhook.json();
+    body["secret"] = json!(secret);
+    Ok(Reply::ok(
+        "Secret rotated: both secrets sign until previous_secret_expires_at",
+        body,
+    ))
+}
