@@ -84,6 +84,15 @@ pub fn member_of_sk(sk: &str) -> Option<&str> {
 
 pub const EVENT_SK_PREFIX: &str = "E#";
 
+/// GSI1 of feed events: the tenant's changes of every room, in time order.
+pub fn tenant_feed_gsi1pk(org: &OrgId) -> String {
+    format!("T#{org}#FEED")
+}
+
+pub fn tenant_feed_gsi1sk(at: &str, room: &RoomId, seq: u64) -> String {
+    format!("{at}#{room}#{seq:012}")
+}
+
 /// A feed event's sort key: zero-padded so that keys sort as numbers.
 pub fn event_sk(seq: u64) -> String {
     format!("{EVENT_SK_PREFIX}{seq:012}")

@@ -5,7 +5,7 @@ use chat_core::app::path_param;
 use chat_core::auth::Principal;
 use chat_core::ids::{Ulid, path_id};
 use chat_core::policy::{self, Action, Relation};
-use chat_core::request::json_body;
+use chat_core::request::{Query, json_body};
 use chat_core::store::Store;
 use chat_core::webhooks::{NewWebhookBody, WebhookChanges, WebhookChangesBody, WebhookDraft};
 use chat_core::{ApiResult, Reply};
@@ -19,6 +19,7 @@ chat_core::route_table! { app: App, who, req;
     "PATCH /webhooks/{webhook_id}" => update(app, who, req),
     "DELETE /webhooks/{webhook_id}" => delete(&app.store, who, req),
     "POST /webhooks/{webhook_id}/rotate-secret" => rotate(&app.store, who, req),
+    "GET /events" => tenant_events(&app.store, who, req),
 }
 
 /// This function's app: built once per cold start, then answers every event.
@@ -111,5 +112,23 @@ async fn rotate(store: &Store, who: &Principal, req: &Request) -> ApiResult<Repl
     Ok(Reply::ok(
         "Secret rotated: both secrets sign until previous_secret_expires_at",
         body,
+    ))
+}
+
+/// The tenant's changes of every room, oldest first, for a receiver catching up by
+/// itself (admins): page with `after=<next_after>` until `next_after` is null.
+async fn tenant_events(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply> {
+    admin(who)?;
+    let q = Query::of(req);
+    let limit = q.limit(100, chat_core::store::MAX_EVENTS_PAGE)?;
+    let page = store.tenant_events(&who.org, q.get("after"), limit).await?;
+    let events: Vec<serde_json::Value> = page
+        .events
+        .iter()
+        .filter_map(|e| serde_json::from_str(&e.json_for(true)).ok())
+        .collect();
+    Ok(Reply::ok(
+        format!("Found {} events", events.len()),
+        json!({ "events": events, "next_after": page.next_after, "has_more": page.next_after.is_some() }),
     ))
 }

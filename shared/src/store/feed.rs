@@ -162,6 +162,11 @@ impl Event {
             .str(keys::PK, keys::room_pk(org, &self.room_id))
             .str(keys::SK, keys::event_sk(self.seq))
             .str(keys::ENTITY, keys::entity::EVENT)
+            .str(keys::GSI1PK, keys::tenant_feed_gsi1pk(org))
+            .str(
+                keys::GSI1SK,
+                keys::tenant_feed_gsi1sk(&self.at, &self.room_id, self.seq),
+            )
             .str("org", org.as_str())
             .str("room_id", self.room_id.as_str())
             .num("seq", self.seq)
@@ -217,6 +222,18 @@ pub struct EventPage {
     pub events: Vec<Event>,
     pub has_more: bool,
 }
+
+/// A page of the tenant's changes of every room, oldest first.
+#[derive(Debug)]
+pub struct TenantEvents {
+    pub events: Vec<Event>,
+    /// Where the next page starts (`after=`), when this one is full.
+    pub next_after: Option<String>,
+}
+
+/// The tenant feed stops this far behind now: an event whose transaction began
+/// earlier but committed later still lands before a reader pages past it.
+pub const TENANT_FEED_SETTLE_MS: i64 = 2000;
 
 /// The writes and changes of one transaction on a room, before the feed numbers them.
 #[derive(Debug, Default)]
@@ -359,6 +376,82 @@ impl Store {
             has_more,
         })
     }
+}
+
+impl Store {
+    /// The tenant's changes of every room after `after` (a cursor from the last page,
+    /// or none for the retention's start), oldest first, up to the settle window.
+    /// Ordered by time, not densely numbered: each event's room and `seq` let a
+    /// reader detect a hole in a room and fill it from that room's feed.
+    pub async fn tenant_events(
+        &self,
+        org: &OrgId,
+        after: Option<&str>,
+        limit: u32,
+    ) -> ApiResult<TenantEvents> {
+        let after = match after {
+            Some(cursor) => tenant_cursor(cursor).ok_or(ApiError::InvalidCursor)?,
+            None => String::new(),
+        };
+        let now = crate::time::now();
+        let until = crate::time::format(now - time::Duration::milliseconds(TENANT_FEED_SETTLE_MS));
+        let (items, _) = self
+            .table
+            .query("tenant events", None, |query| {
+                query
+                    .index_name(keys::GSI1)
+                    .key_condition_expression("#pk = :pk AND #sk BETWEEN :after AND :until")
+                    .expression_attribute_names("#pk", keys::GSI1PK)
+                    .expression_attribute_names("#sk", keys::GSI1SK)
+                    .set_expression_attribute_values(Some(values([
+                        (":pk", s(keys::tenant_feed_gsi1pk(org))),
+                        (":after", s(format!("{after}\u{1}"))),
+                        (":until", s(until.clone())),
+                    ])))
+                    .limit(limit as i32 + 1)
+            })
+            .await?;
+        let unix = now.unix_timestamp();
+        let mut events: Vec<(String, Event)> = items
+            .iter()
+            .filter_map(|i| Some((i.string(keys::GSI1SK)?, Event::from_item(i)?)))
+            .collect();
+        let full = events.len() > limit as usize;
+        events.truncate(limit as usize);
+        let next_after = full
+            .then(|| events.last().map(|(sk, _)| encode_tenant_cursor(sk)))
+            .flatten();
+        Ok(TenantEvents {
+            events: events
+                .into_iter()
+                .map(|(_, e)| e)
+                .filter(|e| e.expires_at > unix)
+                .collect(),
+            next_after,
+        })
+    }
+}
+
+fn encode_tenant_cursor(sk: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sk)
+}
+
+/// A tenant-feed cursor back to its sort key, if it is one of ours.
+fn tenant_cursor(cursor: &str) -> Option<String> {
+    use base64::Engine;
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()?;
+    let sk = String::from_utf8(raw).ok()?;
+    let mut parts = sk.split('#');
+    let (at, room, seq) = (parts.next()?, parts.next()?, parts.next()?);
+    (parts.next().is_none()
+        && at.len() == 24
+        && RoomId::parse(room).is_ok()
+        && seq.len() == 12
+        && seq.bytes().all(|b| b.is_ascii_digit()))
+    .then_some(sk)
 }
 
 /// The sort key of the item this write touches, when it is in partition `pk`.

@@ -15,7 +15,8 @@ mod webhooks;
 pub use catalog::{MAX_PRODUCTS_PAGE, Product, Profile};
 pub(crate) use feed::Plan;
 pub use feed::{
-    Change, Event, EventKind, EventPage, FEED_RETENTION_SECS, MAX_EVENT_DATA_BYTES, MAX_EVENTS_PAGE,
+    Change, Event, EventKind, EventPage, FEED_RETENTION_SECS, MAX_EVENT_DATA_BYTES,
+    MAX_EVENTS_PAGE, TENANT_FEED_SETTLE_MS, TenantEvents,
 };
 pub use inbox::{Inbox, InboxQuery};
 pub use message::{

@@ -203,6 +203,7 @@ fn cases() -> Vec<Case> {
             false,
         ),
         case("GET /webhooks", Tenant, None, Action::ManageWebhooks, false),
+        case("GET /events", Tenant, None, Action::ManageWebhooks, false),
         case(
             "GET /webhooks/{webhook_id}",
             Tenant,

@@ -185,3 +185,85 @@ async fn only_admins_of_the_tenant_reach_its_endpoints_and_urls_must_be_public_h
     let body = json!({"url": "http://127.0.0.1:9999/hook", "event_types": ["message.new"]});
     app.expect(201, "POST /webhooks", &[], &admin(), body).await;
 }
+
+#[tokio::test]
+async fn the_tenant_feed_pages_every_rooms_changes_of_its_own_tenant_only() {
+    let app = TestApp::new().await;
+    let mut rooms = Vec::new();
+    for (org, title) in [
+        ("acme", "Acme one"),
+        ("acme", "Acme two"),
+        ("globex", "Globex"),
+    ] {
+        let customer = token("u-100", org, "customer");
+        let made = app
+            .expect(
+                201,
+                "POST /chat/conversations",
+                &[],
+                &customer,
+                json!({"title": title, "agent_id": "a-1"}),
+            )
+            .await;
+        let id = made["conversation_id"].as_str().unwrap().to_owned();
+        for k in 0..3 {
+            let body = json!({"content": format!("{title} {k}")});
+            app.expect(
+                201,
+                "POST /chat/conversations/{conversation_id}/messages",
+                &[("conversation_id", &id)],
+                &customer,
+                body,
+            )
+            .await;
+        }
+        rooms.push(id);
+    }
+    // Past the settle window, everything has landed.
+    tokio::time::sleep(std::time::Duration::from_millis(
+        chat_core::store::TENANT_FEED_SETTLE_MS as u64 + 300,
+    ))
+    .await;
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    for _ in 0..10 {
+        let mut query = vec![("limit", "2".to_owned())];
+        if let Some(cursor) = &after {
+            query.push(("after", cursor.clone()));
+        }
+        let query: Vec<(&str, &str)> = query.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (status, page) = app.send("GET /events", &[], &admin(), None, &query).await;
+        assert_eq!(status, 200, "{page}");
+        for event in page["data"]["events"].as_array().unwrap() {
+            seen.push((
+                event["room_id"].as_str().unwrap().to_owned(),
+                event["seq"].as_u64().unwrap(),
+            ));
+        }
+        match page["data"]["next_after"].as_str() {
+            Some(next) => after = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    let mut expected: Vec<(String, u64)> = rooms[..2]
+        .iter()
+        .flat_map(|r| (1..=3).map(move |s| (r.clone(), s)))
+        .collect();
+    let mut got = seen.clone();
+    got.sort();
+    expected.sort();
+    assert_eq!(got, expected, "every acme change once, nothing of globex");
+    let (status, body) = app
+        .send(
+            "GET /events",
+            &[],
+            &admin(),
+            None,
+            &[("after", "not-a-cursor")],
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_cursor"))
+    );
+}
