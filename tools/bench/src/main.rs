@@ -620,7 +620,7 @@ struct Function {
 }
 
 /// The functions (and the hello-world baseline) with the event each is measured on.
-const CASES: [(&str, &str); 8] = [
+const CASES: [(&str, &str); 9] = [
     ("hello", "get-chat-conversations.json"),
     ("conversations", "get-chat-conversations.json"),
     ("messages", "get-chat-conversations-id-messages.json"),
@@ -630,6 +630,7 @@ const CASES: [(&str, &str); 8] = [
     // An action on a socket (its connection unknown here: the answer is an error frame).
     ("realtime", "websocket-ping.json"),
     ("fanout", "dynamodb-stream-fanout.json"),
+    ("webhooks", "get-webhooks.json"),
 ];
 
 /// The release bootstraps in `release` (and the hello-world baseline) under the
