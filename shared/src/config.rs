@@ -72,7 +72,7 @@ impl Config {
                 auth,
                 aws: AwsSettings { source, tls_roots },
                 uploads,
-                local: env.get("CHAT_LOCAL") == Some("1"),
+                local: env.local(),
             }),
             _ => Err(ConfigError(problems)),
         }
@@ -85,6 +85,11 @@ struct Env<'a>(&'a HashMap<String, String>);
 impl Env<'_> {
     fn get(&self, name: &str) -> Option<&str> {
         self.0.get(name).map(|v| v.trim()).filter(|v| !v.is_empty())
+    }
+
+    /// The local stack (`CHAT_LOCAL=1`), never set in a deployed stack.
+    fn local(&self) -> bool {
+        self.get("CHAT_LOCAL") == Some("1")
     }
 }
 
@@ -125,7 +130,7 @@ fn auth_from(env: &Env<'_>, problems: &mut Vec<String>) -> Option<AuthConfig> {
 /// The keys of `algorithm`: a shared secret (never the local one outside the local
 /// stack) or a JWKS document.
 fn keys_from(env: &Env<'_>, algorithm: Algorithm, problems: &mut Vec<String>) -> Option<KeySource> {
-    let local = env.get("CHAT_LOCAL") == Some("1");
+    let local = env.local();
     let problem = |problems: &mut Vec<String>, text: &str| {
         problems.push(text.to_owned());
         None

@@ -30,7 +30,20 @@ pub const FETCH_TIMEOUT: Duration = Duration::from_secs(3);
 /// Largest JWKS document read.
 const MAX_DOCUMENT_BYTES: usize = 64 * 1024;
 
-type Https = Client<hyper_rustls::HttpsConnector<HttpConnector>, Empty<Bytes>>;
+/// The plain hyper client the crate's own HTTPS calls share (JWKS, S3 requests signed
+/// by the SDK's signer): the platform's roots, HTTP/1.1, `http://` for local doubles.
+pub(crate) type Https = Client<hyper_rustls::HttpsConnector<HttpConnector>, Empty<Bytes>>;
+
+/// Builds [`Https`]; callers build it on first use and keep it.
+pub(crate) fn https_client() -> Result<Https, String> {
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_native_roots()
+        .map_err(|e| format!("no TLS roots: {e}"))?
+        .https_or_http()
+        .enable_http1()
+        .build();
+    Ok(Client::builder(TokioExecutor::new()).build(connector))
+}
 
 /// The usable keys of a JWKS document for `algorithm` (keys published for another
 /// algorithm are skipped, never used).
@@ -142,15 +155,7 @@ impl RemoteKeys {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let client = self
             .client
-            .get_or_init(|| {
-                let connector = hyper_rustls::HttpsConnectorBuilder::new()
-                    .with_native_roots()
-                    .map_err(|e| format!("no TLS roots: {e}"))?
-                    .https_or_http()
-                    .enable_http1()
-                    .build();
-                Ok(Client::builder(TokioExecutor::new()).build(connector))
-            })
+            .get_or_init(https_client)
             .as_ref()
             .map_err(Clone::clone)?;
         let uri: hyper::Uri = self.url.parse().map_err(|e| format!("bad URL: {e}"))?;

@@ -133,19 +133,30 @@ pub struct Signer<'a> {
     pub region: &'a str,
 }
 
-/// The POST form for exactly one object: `key`, of `content_type`, of exactly `size`
-/// bytes, in `bucket`, before `now + ttl`. The policy is signed with SigV4 (the AWS
+/// The POST form for exactly one object: its key, of its content type, of exactly its
+/// size, in its bucket, before `now + ttl`. The policy is signed with SigV4 (the AWS
 /// SDK's signer: signing key of the date, region and `s3`, HMAC of the base64 policy).
-pub fn post_form(
-    bucket: &str,
+/// The one object a POST policy allows.
+pub struct PolicyObject<'a> {
+    pub bucket: &'a str,
+    pub key: &'a str,
+    pub content_type: &'a str,
+    pub size: u64,
+}
+
+pub fn signed_post_form(
+    object: &PolicyObject<'_>,
     url: String,
-    key: &str,
-    content_type: &str,
-    size: u64,
     signer: &Signer<'_>,
     now: SystemTime,
     ttl: Duration,
 ) -> PresignedPost {
+    let PolicyObject {
+        bucket,
+        key,
+        content_type,
+        size,
+    } = *object;
     let at = time::OffsetDateTime::from(now);
     let date = format!("{:04}{:02}{:02}", at.year(), at.month() as u8, at.day());
     let amz_date = format!(
@@ -194,24 +205,16 @@ pub struct Uploads {
     config: UploadsConfig,
     aws: AwsSettings,
     credentials: tokio::sync::OnceCell<Option<SharedCredentialsProvider>>,
-    http: std::sync::OnceLock<Result<S3Client, String>>,
+    http: std::sync::OnceLock<Result<crate::jwks::Https, String>>,
 }
-
-type S3Client = hyper_util::client::legacy::Client<
-    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
-    http_body_util::Empty<hyper::body::Bytes>,
->;
 
 /// One S3 request, all of it.
 const S3_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// S3 unreachable or failing: the store's own 503 (Retry-After), the cause logged.
 fn storage_error(cause: &str) -> ApiError {
     tracing::warn!(cause, "S3 unavailable");
-    ApiError::Unavailable {
-        code: "storage_unavailable",
-        message: "file storage is temporarily unavailable, retry shortly".into(),
-        retry_after_secs: 1,
-    }
+    crate::store::storage_unavailable()
 }
 
 impl std::fmt::Debug for Uploads {
@@ -355,16 +358,7 @@ impl Uploads {
         let request = builder
             .body(http_body_util::Empty::<hyper::body::Bytes>::new())
             .map_err(|e| ApiError::internal("S3 request", e))?;
-        let client = self.http.get_or_init(|| {
-            let connector = hyper_rustls::HttpsConnectorBuilder::new()
-                .with_native_roots()
-                .map(|b| b.https_or_http().enable_http1().build());
-            connector.map(|c| {
-                hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                    .build(c)
-            })
-            .map_err(|e| e.to_string())
-        });
+        let client = self.http.get_or_init(crate::jwks::https_client);
         let client = client
             .as_ref()
             .map_err(|e| ApiError::internal("S3 client", e))?;
@@ -450,12 +444,15 @@ impl Uploads {
             session_token: credentials.session_token(),
             region: &self.config.region,
         };
-        Ok(post_form(
-            &self.config.bucket,
-            self.post_url(),
+        let object = PolicyObject {
+            bucket: &self.config.bucket,
             key,
-            &upload.content_type,
-            upload.size,
+            content_type: &upload.content_type,
+            size: upload.size,
+        };
+        Ok(signed_post_form(
+            &object,
+            self.post_url(),
             &signer,
             SystemTime::from(crate::time::now()),
             Duration::from_secs(UPLOAD_TTL_SECS),
@@ -506,12 +503,15 @@ mod tests {
             region: "us-east-1",
         };
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_451_347_200); // 2015-12-29
-        let form = post_form(
-            "sigv4examplebucket",
+        let object = PolicyObject {
+            bucket: "sigv4examplebucket",
+            key: "pending/acme/r/u",
+            content_type: "image/png",
+            size: 42,
+        };
+        let form = signed_post_form(
+            &object,
             "https://sigv4examplebucket.s3.us-east-1.amazonaws.com/".into(),
-            "pending/acme/r/u",
-            "image/png",
-            42,
             &signer,
             now,
             Duration::from_secs(300),

@@ -76,7 +76,19 @@ impl TestApp {
         token: &str,
         body: Value,
     ) -> Value {
-        let (got, answer) = self.send(key, params, token, Some(body), &[]).await;
+        self.expect_answer(status, key, params, token, Some(body))
+            .await
+    }
+
+    async fn expect_answer(
+        &self,
+        status: u16,
+        key: &str,
+        params: &[(&str, &str)],
+        token: &str,
+        body: Option<Value>,
+    ) -> Value {
+        let (got, answer) = self.send(key, params, token, body, &[]).await;
         assert_eq!(got, status, "{key}: {answer}");
         answer["data"].clone()
     }
@@ -91,9 +103,7 @@ impl TestApp {
 
     /// A GET that must succeed: its `data`.
     pub async fn expect_get(&self, key: &str, params: &[(&str, &str)], token: &str) -> Value {
-        let (got, answer) = self.send(key, params, token, None, &[]).await;
-        assert_eq!(got, 200, "{key}: {answer}");
-        answer["data"].clone()
+        self.expect_answer(200, key, params, token, None).await
     }
 
     /// Another instance of every function on the same table: its own handlers and

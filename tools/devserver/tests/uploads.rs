@@ -88,12 +88,15 @@ async fn a_member_uploads_straight_to_storage_within_the_policy_only() {
         region: "us-east-1",
     };
     let expired_key = format!("pending/acme/{id}/expired");
-    let expired = chat_core::uploads::post_form(
-        &app.table.name,
+    let object = chat_core::uploads::PolicyObject {
+        bucket: &app.table.name,
+        key: &expired_key,
+        content_type: "image/png",
+        size: photo.len() as u64,
+    };
+    let expired = chat_core::uploads::signed_post_form(
+        &object,
         url.to_owned(),
-        &expired_key,
-        "image/png",
-        photo.len() as u64,
         &signer,
         SystemTime::now() - Duration::from_secs(400),
         Duration::from_secs(300),
