@@ -23,6 +23,8 @@ pub struct Config {
     /// The local stack (`CHAT_LOCAL=1`): webhooks may then target http://127.0.0.1
     /// for its own tests; a deployed stack never sets it.
     pub local: bool,
+    /// How webhook deliveries are attempted and retried.
+    pub webhooks: crate::webhooks::DeliverySettings,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +67,15 @@ impl Config {
                 endpoint: env.get("S3_ENDPOINT").map(str::to_owned),
                 region: env.get("AWS_REGION").unwrap_or("us-east-1").to_owned(),
             });
+        let webhooks = crate::webhooks::DeliverySettings::from_values(
+            env.get("WEBHOOK_RETRY_SCHEDULE"),
+            env.get("WEBHOOK_ATTEMPT_TIMEOUT_SECONDS"),
+            env.get("WEBHOOK_DISABLE_AFTER_SECONDS"),
+        )
+        .unwrap_or_else(|found| {
+            problems.extend(found);
+            Default::default()
+        });
         match (table_name, auth) {
             (Some(table_name), Some(auth)) if problems.is_empty() => Ok(Config {
                 table_name,
@@ -73,6 +84,7 @@ impl Config {
                 aws: AwsSettings { source, tls_roots },
                 uploads,
                 local: env.local(),
+                webhooks,
             }),
             _ => Err(ConfigError(problems)),
         }

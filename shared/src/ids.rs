@@ -172,6 +172,15 @@ ulid_id!(
     /// A message; its order within the room is the list order.
     MessageId
 );
+ulid_id!(
+    /// A tenant's webhook endpoint.
+    WebhookId
+);
+ulid_id!(
+    /// One event's delivery to one endpoint: the `webhook-id` header of each of its
+    /// attempts.
+    DeliveryId
+);
 
 /// An id a path or query names.
 pub trait FromPath: Sized {

@@ -7,7 +7,7 @@
 //! | message         | T#{org}#R#{room}        | M#{message ulid}  |                     |                         |
 //! | member / inbox  | T#{org}#R#{room}        | U#{user}          | T#{org}#INBOX#{user}| A#{last activity}#{room}|
 //! | idempotency     | T#{org}#R#{room}        | I#{user}#{key}    |                     |                         |
-//! | feed event      | T#{org}#R#{room}        | E#{seq, 12 digits}|                     |                         |
+//! | feed event      | T#{org}#R#{room}        | E#{seq, 12 digits}| T#{org}#FEED        | {at}#{room}#{seq}       |
 //! | socket subscription | T#{org}#R#{room}    | S#{connection}    |                     |                         |
 //! | inbox head      | T#{org}#USER#{user}     | INBOX             | T#{org}#INBOX#{user}| ~HEAD                   |
 //! | profile         | T#{org}#USER#{user}     | PROFILE           |                     |                         |
@@ -16,11 +16,13 @@
 //! | search entry    | T#{org}#W#{word}        | M#{message}#{room}|                     |                         |
 //! | room day stats  | T#{org}#R#{room}        | STATS#{day}       | (GSI2) DAY#{day}#{shard} | {org}#{room}       |
 //! | tenant rollup   | T#{org}#ROLLUP          | DAY#{day}         |                     |                         |
+//! | webhook endpoint| T#{org}#WEBHOOKS        | W#{webhook}       |                     |                         |
+//! | delivery        | T#{org}#WEBHOOKS#{webhook} | D#{delivery}   | WEBHOOKS#DUE#{0..3} (pending only) | {next attempt ms}#{delivery} |
 //!
 //! Room items sort as `M#…` < `META` < `U#…`, so one descending Query from `META`
 //! returns the room and then its newest messages.
 
-use crate::ids::{MessageId, OrgId, RoomId, UserId};
+use crate::ids::{DeliveryId, MessageId, OrgId, RoomId, UserId, WebhookId};
 
 pub const PK: &str = "PK";
 pub const SK: &str = "SK";
@@ -46,6 +48,8 @@ pub mod entity {
     pub const ROOM_STATS: &str = "room_stats";
     pub const ROLLUP: &str = "rollup";
     pub const EVENT: &str = "event";
+    pub const WEBHOOK: &str = "webhook";
+    pub const DELIVERY: &str = "delivery";
 }
 
 pub const ROOM_SK: &str = "META";
@@ -83,6 +87,36 @@ pub fn member_of_sk(sk: &str) -> Option<&str> {
 }
 
 pub const EVENT_SK_PREFIX: &str = "E#";
+
+/// A tenant's webhook endpoints, one item each.
+pub fn webhooks_pk(org: &OrgId) -> String {
+    format!("T#{org}#WEBHOOKS")
+}
+
+pub fn webhook_sk(webhook: &WebhookId) -> String {
+    format!("W#{webhook}")
+}
+
+/// One endpoint's deliveries, newest last by id (ULIDs sort by time).
+pub fn deliveries_pk(org: &OrgId, webhook: &WebhookId) -> String {
+    format!("T#{org}#WEBHOOKS#{webhook}")
+}
+
+pub const DELIVERY_SK_PREFIX: &str = "D#";
+
+pub fn delivery_sk(delivery: &DeliveryId) -> String {
+    format!("{DELIVERY_SK_PREFIX}{delivery}")
+}
+
+/// GSI1 of deliveries waiting for an attempt (a sparse index: only pending ones carry
+/// it), spread over a few partitions, each in order of the next attempt's time.
+pub fn due_gsi1pk(shard: u32) -> String {
+    format!("WEBHOOKS#DUE#{shard}")
+}
+
+pub fn due_gsi1sk(next_attempt_ms: i64, delivery: &DeliveryId) -> String {
+    format!("{next_attempt_ms:013}#{delivery}")
+}
 
 /// GSI1 of feed events: the tenant's changes of every room, in time order.
 pub fn tenant_feed_gsi1pk(org: &OrgId) -> String {

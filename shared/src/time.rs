@@ -34,6 +34,13 @@ pub fn now_string() -> String {
     format(now())
 }
 
+/// One of our timestamps (or any RFC 3339 time) back to a time.
+pub fn parse(raw: &str) -> Option<OffsetDateTime> {
+    OffsetDateTime::parse(raw, FORMAT)
+        .or_else(|_| OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339))
+        .ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

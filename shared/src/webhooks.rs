@@ -4,6 +4,7 @@
 //! base64 after `whsec_`. During a rotation both secrets sign (space-separated).
 
 use crate::ApiError;
+use crate::ids::RoomId;
 use crate::store::EventKind;
 use base64::Engine;
 use hmac::{Hmac, KeyInit, Mac};
@@ -70,6 +71,212 @@ pub fn verify(secret: &str, id: &str, timestamp: i64, now: i64, body: &[u8], hea
                 .fold(0u8, |acc, (a, b)| acc | (a ^ b))
                 == 0
     })
+}
+
+/// How deliveries are attempted and retried (`WEBHOOK_*` in the environment).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliverySettings {
+    /// Seconds to wait after the 1st, 2nd, … failed attempt of one round; when they
+    /// are used up the delivery has failed.
+    pub schedule_secs: Vec<i64>,
+    /// One attempt's whole time (connect, send, answer): at most 10 s.
+    pub attempt_timeout_secs: u64,
+    /// An endpoint whose every attempt failed for this long is disabled.
+    pub disable_after_secs: i64,
+}
+
+/// Immediately, then 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h: the last attempt
+/// comes about 27.6 hours after the event, so a day's outage loses nothing.
+pub const DEFAULT_SCHEDULE_SECS: [i64; 7] = [5, 300, 1800, 7200, 18000, 36000, 36000];
+pub const MAX_ATTEMPT_TIMEOUT_SECS: u64 = 10;
+/// Five days of nothing but failures disables an endpoint.
+pub const DEFAULT_DISABLE_AFTER_SECS: i64 = 5 * 24 * 3600;
+/// A `Retry-After` further out than this is capped (a receiver cannot park a
+/// delivery past its retention).
+pub const MAX_RETRY_AFTER_SECS: i64 = 12 * 3600;
+
+impl Default for DeliverySettings {
+    fn default() -> Self {
+        DeliverySettings {
+            schedule_secs: DEFAULT_SCHEDULE_SECS.to_vec(),
+            attempt_timeout_secs: MAX_ATTEMPT_TIMEOUT_SECS,
+            disable_after_secs: DEFAULT_DISABLE_AFTER_SECS,
+        }
+    }
+}
+
+impl DeliverySettings {
+    /// From `WEBHOOK_RETRY_SCHEDULE` (seconds, comma-separated),
+    /// `WEBHOOK_ATTEMPT_TIMEOUT_SECONDS` (1–10) and `WEBHOOK_DISABLE_AFTER_SECONDS`;
+    /// each problem is named.
+    pub fn from_values(
+        schedule: Option<&str>,
+        timeout: Option<&str>,
+        disable_after: Option<&str>,
+    ) -> Result<Self, Vec<String>> {
+        let mut settings = DeliverySettings::default();
+        let mut problems = Vec::new();
+        if let Some(raw) = schedule {
+            match raw
+                .split(',')
+                .map(|p| p.trim().parse::<i64>().ok().filter(|s| *s > 0))
+                .collect::<Option<Vec<_>>>()
+            {
+                Some(list) if !list.is_empty() => settings.schedule_secs = list,
+                _ => problems.push(format!(
+                    "WEBHOOK_RETRY_SCHEDULE {raw:?} is not a list of positive seconds"
+                )),
+            }
+        }
+        if let Some(raw) = timeout {
+            match raw.parse::<u64>() {
+                Ok(secs) if (1..=MAX_ATTEMPT_TIMEOUT_SECS).contains(&secs) => {
+                    settings.attempt_timeout_secs = secs
+                }
+                _ => problems.push(format!(
+                    "WEBHOOK_ATTEMPT_TIMEOUT_SECONDS {raw:?} is not 1 to {MAX_ATTEMPT_TIMEOUT_SECS}"
+                )),
+            }
+        }
+        if let Some(raw) = disable_after {
+            match raw.parse::<i64>() {
+                Ok(secs) if secs > 0 => settings.disable_after_secs = secs,
+                _ => problems.push(format!(
+                    "WEBHOOK_DISABLE_AFTER_SECONDS {raw:?} is not a positive number"
+                )),
+            }
+        }
+        if problems.is_empty() {
+            Ok(settings)
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// Seconds until the next attempt after the `round`th failed one (1-based) of the
+    /// current round, or None when the schedule is used up. The scheduled wait gets
+    /// ±20 % jitter (`jitter` in [0, 1)) so that endpoints recovering together are not
+    /// hit together; a receiver's `Retry-After` is honoured as the least wait.
+    pub fn wait_after(&self, round: u32, retry_after: Option<i64>, jitter: f64) -> Option<i64> {
+        let scheduled = *self.schedule_secs.get(round.checked_sub(1)? as usize)?;
+        let jittered = (scheduled as f64 * (0.8 + 0.4 * jitter)).round() as i64;
+        let asked = retry_after.unwrap_or(0).clamp(0, MAX_RETRY_AFTER_SECS);
+        Some(jittered.max(asked).max(1))
+    }
+}
+
+/// What one attempt came to, from the receiver's answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AttemptOutcome {
+    /// A 2xx.
+    Delivered { status: u16 },
+    /// 410 Gone: the receiver says the endpoint is no more; it is disabled.
+    Gone,
+    /// Anything else: no answer, a timeout, a refused address, a redirect (never
+    /// followed), another status.
+    Failed {
+        status: Option<u16>,
+        error: String,
+        retry_after: Option<i64>,
+    },
+}
+
+impl AttemptOutcome {
+    /// The outcome of an answer with `status` and, for 429 and 503, its `Retry-After`
+    /// (seconds, or an HTTP date) as of `now` (unix seconds).
+    pub fn of_answer(status: u16, retry_after: Option<&str>, now: i64) -> AttemptOutcome {
+        match status {
+            200..=299 => AttemptOutcome::Delivered { status },
+            410 => AttemptOutcome::Gone,
+            300..=399 => AttemptOutcome::Failed {
+                status: Some(status),
+                error: "redirects are not followed".into(),
+                retry_after: None,
+            },
+            _ => AttemptOutcome::Failed {
+                status: Some(status),
+                error: format!("answered {status}"),
+                retry_after: matches!(status, 429 | 503)
+                    .then(|| retry_after.and_then(|v| retry_after_secs(v, now)))
+                    .flatten(),
+            },
+        }
+    }
+}
+
+/// A `Retry-After` value as seconds from `now`: delta-seconds or an HTTP date.
+pub fn retry_after_secs(value: &str, now: i64) -> Option<i64> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<i64>() {
+        return (secs >= 0).then_some(secs);
+    }
+    let format = time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
+    let at = time::PrimitiveDateTime::parse(value, format).ok()?;
+    Some((at.assume_utc().unix_timestamp() - now).max(0))
+}
+
+/// POST /webhooks/{webhook_id}/replay: exactly one of `room_id` (with `after_seq`,
+/// default 0), `since` (RFC 3339) or `after` (a `next_after` of `GET /events` or of an
+/// earlier replay).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayBody {
+    pub room_id: Option<String>,
+    pub after_seq: Option<u64>,
+    pub since: Option<String>,
+    pub after: Option<String>,
+}
+
+/// Where a replay starts.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReplayFrom {
+    Room { room: RoomId, after_seq: u64 },
+    Since(time::OffsetDateTime),
+    After(String),
+}
+
+impl TryFrom<ReplayBody> for ReplayFrom {
+    type Error = ApiError;
+
+    fn try_from(body: ReplayBody) -> Result<Self, ApiError> {
+        let one_of = "exactly one of room_id (with after_seq), since or after";
+        let from = match (body.room_id, body.since, body.after) {
+            (Some(room), None, None) => ReplayFrom::Room {
+                room: RoomId::parse(&room)
+                    .map_err(|_| ApiError::invalid("room_id", "not a room id"))?,
+                after_seq: body.after_seq.unwrap_or(0),
+            },
+            (None, Some(since), None) => {
+                let at = crate::time::parse(&since)
+                    .ok_or_else(|| ApiError::invalid("since", "an RFC 3339 time"))?;
+                if at > crate::time::now() {
+                    return Err(ApiError::invalid("since", "in the future"));
+                }
+                ReplayFrom::Since(at)
+            }
+            (None, None, Some(after)) => ReplayFrom::After(after),
+            _ => return Err(ApiError::invalid("body", one_of)),
+        };
+        if body.after_seq.is_some() && !matches!(from, ReplayFrom::Room { .. }) {
+            return Err(ApiError::invalid("after_seq", "only with room_id"));
+        }
+        Ok(from)
+    }
+}
+
+impl ReplayFrom {
+    /// The body that continues a replay from here.
+    pub fn json(&self) -> serde_json::Value {
+        match self {
+            ReplayFrom::Room { room, after_seq } => {
+                serde_json::json!({ "room_id": room, "after_seq": after_seq })
+            }
+            ReplayFrom::Since(at) => serde_json::json!({ "since": crate::time::format(*at) }),
+            ReplayFrom::After(after) => serde_json::json!({ "after": after }),
+        }
+    }
 }
 
 /// POST /webhooks.
@@ -307,6 +514,113 @@ mod tests {
             br#"{"test": 2432232314}"#,
             tampered
         ));
+    }
+
+    #[test]
+    fn the_schedule_spans_more_than_a_day_and_honours_retry_after() {
+        let settings = DeliverySettings::default();
+        let total: i64 = settings.schedule_secs.iter().sum();
+        assert!(total > 24 * 3600, "{total}");
+        assert_eq!(settings.wait_after(1, None, 0.5), Some(5));
+        assert_eq!(settings.wait_after(2, None, 0.0), Some(240), "-20 %");
+        assert_eq!(settings.wait_after(2, None, 0.999), Some(360), "+20 %");
+        assert_eq!(
+            settings.wait_after(1, Some(120), 0.5),
+            Some(120),
+            "never sooner than asked"
+        );
+        assert_eq!(
+            settings.wait_after(3, Some(60), 0.5),
+            Some(1800),
+            "the schedule's wait if longer"
+        );
+        assert_eq!(
+            settings.wait_after(1, Some(10 * 86400), 0.5),
+            Some(MAX_RETRY_AFTER_SECS)
+        );
+        assert_eq!(settings.wait_after(8, None, 0.5), None, "used up");
+        assert_eq!(settings.wait_after(0, None, 0.5), None);
+    }
+
+    #[test]
+    fn a_replay_starts_at_exactly_one_place() {
+        let body = |v: serde_json::Value| {
+            ReplayFrom::try_from(serde_json::from_value::<ReplayBody>(v).unwrap())
+        };
+        let room = "01HZX3K7Q8R9S0T1V2W3X4Y5Z6";
+        assert!(matches!(
+            body(serde_json::json!({"room_id": room})),
+            Ok(ReplayFrom::Room { after_seq: 0, .. })
+        ));
+        assert!(matches!(
+            body(serde_json::json!({"since": "2026-11-30T10:00:00Z"})),
+            Ok(ReplayFrom::Since(_))
+        ));
+        for bad in [
+            serde_json::json!({}),
+            serde_json::json!({"room_id": room, "since": "2026-11-30T10:00:00Z"}),
+            serde_json::json!({"room_id": "nope"}),
+            serde_json::json!({"since": "yesterday"}),
+            serde_json::json!({"since": "2999-01-01T00:00:00Z"}),
+            serde_json::json!({"after": "x", "after_seq": 3}),
+        ] {
+            assert!(body(bad.clone()).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn settings_come_from_the_environment_or_name_the_problem() {
+        let custom = DeliverySettings::from_values(Some("1, 2,3"), Some("2"), Some("60")).unwrap();
+        assert_eq!(
+            (
+                custom.schedule_secs,
+                custom.attempt_timeout_secs,
+                custom.disable_after_secs
+            ),
+            (vec![1, 2, 3], 2, 60)
+        );
+        let problems =
+            DeliverySettings::from_values(Some("1,x"), Some("11"), Some("0")).unwrap_err();
+        assert_eq!(problems.len(), 3, "{problems:?}");
+    }
+
+    #[test]
+    fn answers_become_outcomes() {
+        assert_eq!(
+            AttemptOutcome::of_answer(204, None, 0),
+            AttemptOutcome::Delivered { status: 204 }
+        );
+        assert_eq!(
+            AttemptOutcome::of_answer(410, None, 0),
+            AttemptOutcome::Gone
+        );
+        let failed = |status, retry_after| AttemptOutcome::of_answer(status, retry_after, 1_000);
+        assert!(matches!(
+            failed(301, Some("1")),
+            AttemptOutcome::Failed {
+                retry_after: None,
+                ..
+            }
+        ));
+        assert!(matches!(
+            failed(429, Some("7")),
+            AttemptOutcome::Failed {
+                retry_after: Some(7),
+                ..
+            }
+        ));
+        assert!(matches!(
+            failed(500, Some("7")),
+            AttemptOutcome::Failed {
+                retry_after: None,
+                ..
+            }
+        ));
+        assert_eq!(
+            retry_after_secs("Thu, 01 Jan 1970 00:16:40 GMT", 900),
+            Some(100)
+        );
+        assert_eq!(retry_after_secs("soon", 0), None);
     }
 
     #[test]

@@ -5,11 +5,9 @@
 //! delivered; a gone connection is forgotten and never fails the batch.
 
 use crate::gateway::{Delivery, Gateway};
-use aws_sdk_dynamodb::types::AttributeValue;
-use base64::Engine;
 use chat_core::ApiError;
 use chat_core::ids::{OrgId, RoomId};
-use chat_core::item::{Item, ItemExt};
+use chat_core::item::{ItemExt, item_of};
 use chat_core::keys;
 use chat_core::model::Room;
 use chat_core::store::{Event, EventKind, Store, Subscription};
@@ -184,50 +182,6 @@ fn work_of(record: &Value) -> Option<(String, String, Work)> {
         }
         _ => None,
     }
-}
-
-/// An item from a stream record's image (DynamoDB JSON: `{"attr": {"S": "…"}}`).
-pub fn item_of(image: &Value) -> Option<Item> {
-    image
-        .as_object()?
-        .iter()
-        .map(|(name, value)| Some((name.clone(), attribute_of(value)?)))
-        .collect()
-}
-
-fn attribute_of(value: &Value) -> Option<AttributeValue> {
-    let (kind, inner) = value.as_object()?.iter().next()?;
-    let strings = |v: &Value| -> Option<Vec<String>> {
-        v.as_array()?
-            .iter()
-            .map(|s| s.as_str().map(str::to_owned))
-            .collect()
-    };
-    let bytes = |v: &Value| {
-        base64::engine::general_purpose::STANDARD
-            .decode(v.as_str()?)
-            .ok()
-            .map(aws_sdk_dynamodb::primitives::Blob::new)
-    };
-    Some(match kind.as_str() {
-        "S" => AttributeValue::S(inner.as_str()?.to_owned()),
-        "N" => AttributeValue::N(inner.as_str()?.to_owned()),
-        "BOOL" => AttributeValue::Bool(inner.as_bool()?),
-        "NULL" => AttributeValue::Null(true),
-        "SS" => AttributeValue::Ss(strings(inner)?),
-        "NS" => AttributeValue::Ns(strings(inner)?),
-        "B" => AttributeValue::B(bytes(inner)?),
-        "BS" => AttributeValue::Bs(inner.as_array()?.iter().map(bytes).collect::<Option<_>>()?),
-        "L" => AttributeValue::L(
-            inner
-                .as_array()?
-                .iter()
-                .map(attribute_of)
-                .collect::<Option<_>>()?,
-        ),
-        "M" => AttributeValue::M(item_of(inner)?),
-        _ => return None,
-    })
 }
 
 #[cfg(test)]

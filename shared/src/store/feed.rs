@@ -327,7 +327,31 @@ impl Store {
         after: u64,
         limit: u32,
     ) -> ApiResult<EventPage> {
-        let pk = keys::room_pk(&who.org, room_id);
+        self.room_feed(&who.org, room_id, after, limit, |room| room.visible_to(who))
+            .await
+    }
+
+    /// A room's changes after `after` for the tenant's own systems (a webhook
+    /// replay): every room of the tenant, notes included.
+    pub async fn tenant_room_events(
+        &self,
+        org: &OrgId,
+        room_id: &RoomId,
+        after: u64,
+        limit: u32,
+    ) -> ApiResult<EventPage> {
+        self.room_feed(org, room_id, after, limit, |_| true).await
+    }
+
+    async fn room_feed(
+        &self,
+        org: &OrgId,
+        room_id: &RoomId,
+        after: u64,
+        limit: u32,
+        may_read: impl Fn(&Room) -> bool,
+    ) -> ApiResult<EventPage> {
+        let pk = keys::room_pk(org, room_id);
         let now = crate::time::now().unix_timestamp();
         let events = self.table.query("list events", None, |query| {
             query
@@ -342,9 +366,9 @@ impl Store {
                 ])))
                 .consistent_read(true)
         });
-        let (room, events) = tokio::join!(self.get_room(&who.org, room_id), events);
+        let (room, events) = tokio::join!(self.get_room(org, room_id), events);
         let room = room?
-            .filter(|r| r.visible_to(who))
+            .filter(|r| may_read(r))
             .ok_or(ApiError::NotFound("conversation"))?;
         if after > room.last_seq {
             return Err(ApiError::invalid(
@@ -393,6 +417,27 @@ impl Store {
             Some(cursor) => tenant_cursor(cursor).ok_or(ApiError::InvalidCursor)?,
             None => String::new(),
         };
+        self.tenant_events_after(org, &after, limit).await
+    }
+
+    /// The tenant's changes from `since` on (a time), as [`Self::tenant_events`].
+    pub async fn tenant_events_since(
+        &self,
+        org: &OrgId,
+        since: time::OffsetDateTime,
+        limit: u32,
+    ) -> ApiResult<TenantEvents> {
+        self.tenant_events_after(org, &crate::time::format(since), limit)
+            .await
+    }
+
+    /// After `after`: a feed sort key, or a time (then from that time on).
+    async fn tenant_events_after(
+        &self,
+        org: &OrgId,
+        after: &str,
+        limit: u32,
+    ) -> ApiResult<TenantEvents> {
         let now = crate::time::now();
         let until = crate::time::format(now - time::Duration::milliseconds(TENANT_FEED_SETTLE_MS));
         let (items, _) = self

@@ -3,6 +3,7 @@
 
 pub mod analytics;
 mod catalog;
+mod deliveries;
 mod feed;
 mod inbox;
 mod message;
@@ -13,6 +14,10 @@ mod table;
 mod webhooks;
 
 pub use catalog::{MAX_PRODUCTS_PAGE, Product, Profile};
+pub use deliveries::{
+    DELIVERY_RETENTION_SECS, DUE_SHARDS, Delivery, DeliveryStatus, LEASE_MS, MAX_DELIVERIES_PAGE,
+    MAX_REPLAY_EVENTS, Replayed, now_ms,
+};
 pub(crate) use feed::Plan;
 pub use feed::{
     Change, Event, EventKind, EventPage, FEED_RETENTION_SECS, MAX_EVENT_DATA_BYTES,
@@ -28,7 +33,7 @@ pub use realtime::{
 };
 pub use room::{MemberView, RoomPage, RoomQuery, SharedChanges, Started};
 pub use search::{MAX_INDEXED_WORDS, MAX_QUERY_CHARS, index_words};
-pub use webhooks::{Webhook, WebhookSecret};
+pub use webhooks::{DisabledReason, Health, Webhook, WebhookSecret};
 
 use crate::dynamo::RequestCounter;
 use crate::error::ApiResult;

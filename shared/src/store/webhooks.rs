@@ -3,8 +3,9 @@
 //! table) since every delivery signs with them.
 
 use crate::error::{ApiError, ApiResult};
-use crate::ids::{OrgId, Ulid};
+use crate::ids::{OrgId, WebhookId};
 use crate::item::{Item, ItemBuilder, ItemExt, s, values};
+use crate::keys;
 use crate::store::{Store, WriteError, WriteResultExt, put_of};
 use crate::webhooks::{
     MAX_WEBHOOKS, ROTATION_GRACE_SECS, WebhookChanges, WebhookDraft, new_secret,
@@ -12,14 +13,10 @@ use crate::webhooks::{
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, ReturnValue, Update};
 use serde::{Deserialize, Serialize};
 
-const ENTITY: &str = "webhook";
+const ENTITY: &str = keys::entity::WEBHOOK;
 
-fn pk(org: &OrgId) -> String {
-    format!("T#{org}#WEBHOOKS")
-}
-
-fn sk(id: &str) -> String {
-    format!("W#{id}")
+fn key(org: &OrgId, id: &WebhookId) -> (String, String) {
+    (keys::webhooks_pk(org), keys::webhook_sk(id))
 }
 
 /// One signing secret; a replaced one signs until `expires_at` (unix seconds).
@@ -31,9 +28,35 @@ pub struct WebhookSecret {
     pub expires_at: Option<i64>,
 }
 
+/// Why an endpoint was switched off by delivery (not by an admin).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DisabledReason {
+    /// The receiver answered 410 Gone.
+    Gone,
+    /// Every attempt failed for the configured period.
+    Failing,
+}
+
+impl DisabledReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DisabledReason::Gone => "gone",
+            DisabledReason::Failing => "failing",
+        }
+    }
+
+    fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "gone" => Some(DisabledReason::Gone),
+            "failing" => Some(DisabledReason::Failing),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Webhook {
-    pub id: String,
+    pub id: WebhookId,
     pub url: String,
     pub event_types: Vec<String>,
     pub enabled: bool,
@@ -41,15 +64,18 @@ pub struct Webhook {
     pub secrets: Vec<WebhookSecret>,
     pub created_at: String,
     pub updated_at: String,
+    /// Unix seconds of the first failed attempt since the last success.
+    pub failing_since: Option<i64>,
+    pub disabled_reason: Option<DisabledReason>,
 }
 
 impl Webhook {
     fn item(&self, org: &OrgId) -> Item {
         ItemBuilder::new()
-            .str(crate::keys::PK, pk(org))
-            .str(crate::keys::SK, sk(&self.id))
-            .str(crate::keys::ENTITY, ENTITY)
-            .str("webhook_id", &self.id)
+            .str(keys::PK, keys::webhooks_pk(org))
+            .str(keys::SK, keys::webhook_sk(&self.id))
+            .str(keys::ENTITY, ENTITY)
+            .str("webhook_id", self.id.as_str())
             .str("url", &self.url)
             .set("event_types", AttributeValue::Ss(self.event_types.clone()))
             .set("enabled", AttributeValue::Bool(self.enabled))
@@ -60,13 +86,18 @@ impl Webhook {
             )
             .str("created_at", &self.created_at)
             .str("updated_at", &self.updated_at)
+            .opt_num("failing_since", self.failing_since)
+            .opt_str(
+                "disabled_reason",
+                self.disabled_reason.map(DisabledReason::as_str),
+            )
             .build()
     }
 
     pub fn from_item(item: &Item) -> Option<Webhook> {
-        (item.str(crate::keys::ENTITY) == Some(ENTITY)).then_some(())?;
+        (item.str(keys::ENTITY) == Some(ENTITY)).then_some(())?;
         Some(Webhook {
-            id: item.string("webhook_id")?,
+            id: WebhookId::parse(item.str("webhook_id")?).ok()?,
             url: item.string("url")?,
             event_types: item.string_set("event_types"),
             enabled: item.flag("enabled"),
@@ -77,7 +108,14 @@ impl Webhook {
                 .unwrap_or_default(),
             created_at: item.string("created_at").unwrap_or_default(),
             updated_at: item.string("updated_at").unwrap_or_default(),
+            failing_since: item.num("failing_since"),
+            disabled_reason: item.str("disabled_reason").and_then(DisabledReason::parse),
         })
+    }
+
+    /// Whether it takes `kind` now.
+    pub fn wants(&self, kind: &str) -> bool {
+        self.enabled && self.event_types.iter().any(|t| t == kind)
     }
 
     /// The secrets that sign now: the newest, and replaced ones within their grace.
@@ -101,6 +139,8 @@ impl Webhook {
             "created_at": self.created_at,
             "updated_at": self.updated_at,
             "previous_secret_expires_at": rotation_ends,
+            "disabled_reason": self.disabled_reason.map(DisabledReason::as_str),
+            "failing_since": self.failing_since.and_then(|at| time::OffsetDateTime::from_unix_timestamp(at).ok()).map(crate::time::format),
         })
     }
 }
@@ -116,7 +156,7 @@ impl Store {
         }
         let now = crate::time::now_string();
         let webhook = Webhook {
-            id: Ulid::generate().as_str().to_owned(),
+            id: WebhookId::generate(),
             url: draft.url,
             event_types: draft.event_types,
             enabled: draft.enabled,
@@ -128,6 +168,8 @@ impl Store {
             }],
             created_at: now.clone(),
             updated_at: now,
+            failing_since: None,
+            disabled_reason: None,
         };
         self.table
             .put(
@@ -145,16 +187,19 @@ impl Store {
             .query_all("list webhooks", |query| {
                 query
                     .key_condition_expression("PK = :pk")
-                    .set_expression_attribute_values(Some(values([(":pk", s(pk(org)))])))
+                    .set_expression_attribute_values(Some(values([(
+                        ":pk",
+                        s(keys::webhooks_pk(org)),
+                    )])))
                     .consistent_read(true)
             })
             .await?;
         Ok(items.iter().filter_map(Webhook::from_item).collect())
     }
 
-    pub async fn get_webhook(&self, org: &OrgId, id: &Ulid) -> ApiResult<Webhook> {
+    pub async fn get_webhook(&self, org: &OrgId, id: &WebhookId) -> ApiResult<Webhook> {
         self.table
-            .get((pk(org), sk(id.as_str())), "get webhook")
+            .get(key(org, id), "get webhook")
             .await?
             .as_ref()
             .and_then(Webhook::from_item)
@@ -164,7 +209,7 @@ impl Store {
     pub async fn update_webhook(
         &self,
         org: &OrgId,
-        id: &Ulid,
+        id: &WebhookId,
         changes: &WebhookChanges,
     ) -> ApiResult<Webhook> {
         let mut sets = vec!["updated_at = :now"];
@@ -177,19 +222,25 @@ impl Store {
             sets.push("event_types = :types");
             vals.insert(":types".into(), AttributeValue::Ss(types.clone()));
         }
+        let mut removes = "";
         if let Some(enabled) = changes.enabled {
             sets.push("enabled = :enabled");
             vals.insert(":enabled".into(), AttributeValue::Bool(enabled));
+            if enabled {
+                // Switched back on: its failure history starts again.
+                removes = " REMOVE failing_since, disabled_reason";
+            }
         }
         if let Some(description) = &changes.description {
             sets.push("description = :description");
             vals.insert(":description".into(), s(description));
         }
+        let (pk, sk) = key(org, id);
         let mut update = Update::builder()
             .table_name(self.name())
-            .key(crate::keys::PK, s(pk(org)))
-            .key(crate::keys::SK, s(sk(id.as_str())))
-            .update_expression(format!("SET {}", sets.join(", ")))
+            .key(keys::PK, s(pk))
+            .key(keys::SK, s(sk))
+            .update_expression(format!("SET {}{removes}", sets.join(", ")))
             .condition_expression("attribute_exists(PK)")
             .set_expression_attribute_values(Some(vals));
         if changes.url.is_some() {
@@ -207,11 +258,12 @@ impl Store {
             .ok_or_else(|| ApiError::internal("update webhook", "no item returned"))
     }
 
-    pub async fn delete_webhook(&self, org: &OrgId, id: &Ulid) -> ApiResult<()> {
+    pub async fn delete_webhook(&self, org: &OrgId, id: &WebhookId) -> ApiResult<()> {
+        let (pk, sk) = key(org, id);
         let delete = Delete::builder()
             .table_name(self.name())
-            .key(crate::keys::PK, s(pk(org)))
-            .key(crate::keys::SK, s(sk(id.as_str())))
+            .key(keys::PK, s(pk))
+            .key(keys::SK, s(sk))
             .condition_expression("attribute_exists(PK)")
             .build()
             .expect("delete has key");
@@ -228,7 +280,7 @@ impl Store {
     pub async fn rotate_webhook_secret(
         &self,
         org: &OrgId,
-        id: &Ulid,
+        id: &WebhookId,
     ) -> ApiResult<(Webhook, String)> {
         let mut webhook = self.get_webhook(org, id).await?;
         let seen = webhook.updated_at.clone();
@@ -273,6 +325,108 @@ impl Store {
     }
 }
 
+/// What delivery learnt about an endpoint's health.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    Answered,
+    Failed,
+    Gone,
+}
+
+impl Store {
+    /// Records what an attempt said about the endpoint: a success clears its failing
+    /// period, a failure starts one (and disables the endpoint once it has lasted
+    /// `disable_after` seconds), a 410 disables it at once. Writes only when that
+    /// changes something, so a healthy endpoint costs no write per delivery.
+    pub async fn note_endpoint_health(
+        &self,
+        org: &OrgId,
+        webhook: &Webhook,
+        health: Health,
+        now: i64,
+        disable_after: i64,
+    ) -> ApiResult<()> {
+        let reason = match health {
+            Health::Answered if webhook.failing_since.is_none() => return Ok(()),
+            Health::Answered => {
+                return self
+                    .change_health(org, &webhook.id, "REMOVE failing_since", values([]))
+                    .await;
+            }
+            Health::Gone => DisabledReason::Gone,
+            Health::Failed => match webhook.failing_since {
+                None => {
+                    return self
+                        .change_health(
+                            org,
+                            &webhook.id,
+                            "SET failing_since = if_not_exists(failing_since, :now)",
+                            values([(":now", crate::item::n(now))]),
+                        )
+                        .await;
+                }
+                Some(since) if webhook.enabled && now - since >= disable_after => {
+                    // Another instance's success may not have cleared the period (it
+                    // read the endpoint before this failure began it): the log says.
+                    if self.delivered_since(org, &webhook.id, since).await? {
+                        return self
+                            .change_health(
+                                org,
+                                &webhook.id,
+                                "SET failing_since = :now",
+                                values([(":now", crate::item::n(now))]),
+                            )
+                            .await;
+                    }
+                    DisabledReason::Failing
+                }
+                Some(_) => return Ok(()),
+            },
+        };
+        tracing::warn!(org = %org, webhook = %webhook.id, reason = reason.as_str(), "webhook endpoint disabled");
+        self.change_health(
+            org,
+            &webhook.id,
+            "SET enabled = :off, disabled_reason = :reason, updated_at = :at",
+            values([
+                (":off", AttributeValue::Bool(false)),
+                (":reason", s(reason.as_str())),
+                (":at", s(crate::time::now_string())),
+            ]),
+        )
+        .await
+    }
+
+    async fn change_health(
+        &self,
+        org: &OrgId,
+        id: &WebhookId,
+        expression: &str,
+        vals: std::collections::HashMap<String, AttributeValue>,
+    ) -> ApiResult<()> {
+        let (pk, sk) = key(org, id);
+        let update = Update::builder()
+            .table_name(self.name())
+            .key(keys::PK, s(pk))
+            .key(keys::SK, s(sk))
+            .update_expression(expression)
+            .condition_expression("attribute_exists(PK)")
+            .set_expression_attribute_values((!vals.is_empty()).then_some(vals))
+            .build()
+            .expect("update has key and expression");
+        // An endpoint deleted meanwhile has no health to keep.
+        self.table
+            .update(update, None, "webhook health")
+            .await
+            .or_condition(|_| ApiError::NotFound("webhook"))
+            .map(|_| ())
+            .or_else(|e| match e {
+                ApiError::NotFound(_) => Ok(()),
+                other => Err(other),
+            })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -281,7 +435,7 @@ mod tests {
     fn an_endpoint_round_trips_and_shows_no_secret() {
         let org = OrgId::parse("acme").unwrap();
         let webhook = Webhook {
-            id: "01J00000000000000000000000".into(),
+            id: WebhookId::parse("01J00000000000000000000000").unwrap(),
             url: "https://crm.example.com/hooks".into(),
             event_types: vec!["message.new".into()],
             enabled: true,
@@ -300,6 +454,8 @@ mod tests {
             ],
             created_at: "t1".into(),
             updated_at: "t2".into(),
+            failing_since: Some(1_700_000_000),
+            disabled_reason: Some(DisabledReason::Failing),
         };
         assert_eq!(
             Webhook::from_item(&webhook.item(&org)),

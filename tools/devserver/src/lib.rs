@@ -1,7 +1,9 @@
 //! The local API: routes requests exactly as template.yaml's HttpApi does, into the
 //! same handlers the Lambda functions run.
 
+pub mod delivery;
 pub mod realtime;
+pub mod receiver;
 pub mod test_app;
 
 use chat_core::Runtime;

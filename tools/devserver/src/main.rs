@@ -86,6 +86,7 @@ async fn serve() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         .and_then(|p| p.parse().ok())
         .unwrap_or(3001);
     let (ws_port, _realtime) = devserver::realtime::serve_realtime(&runtime, ws_port).await?;
+    devserver::delivery::serve_webhook_delivery(&runtime, runtime.config.webhooks.clone()).await?;
     let apps = Arc::new(Apps::with_ai(runtime, ai));
     let port: u16 = std::env::var("PORT")
         .ok()
@@ -96,7 +97,8 @@ async fn serve() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         "chat API on http://127.0.0.1:{port} ({} routes from template.yaml)\n\
          mint a local token: cargo run -q -p devserver -- token --sub u-100 --role customer [--org acme]\n\
          then: curl -H \"Authorization: Bearer $TOKEN\" http://127.0.0.1:{port}/chat/conversations\n\
-         WebSocket API on ws://127.0.0.1:{ws_port}/?ticket=… (a ticket: POST /realtime/tickets; docs/realtime.md)",
+         WebSocket API on ws://127.0.0.1:{ws_port}/?ticket=… (a ticket: POST /realtime/tickets; docs/realtime.md)\n\
+         webhooks are delivered from the table's stream (receivers on http://127.0.0.1 allowed; docs/webhooks.md)",
         routes.len()
     );
     devserver::serve(listener, routes, apps).await?;

@@ -353,10 +353,27 @@ fn answer(status: u16, message: &str) -> hyper::Response<Full<Bytes>> {
     response
 }
 
+/// A function the table's stream triggers: its event source mapping's filter patterns
+/// and its handler.
+pub trait StreamConsumer: Send + Sync + 'static {
+    fn filters(&self) -> &[Value];
+    fn handle(&self, batch: Value) -> impl std::future::Future<Output = Value> + Send;
+}
+
+impl StreamConsumer for Realtime {
+    fn filters(&self) -> &[Value] {
+        &self.filters
+    }
+
+    async fn handle(&self, batch: Value) -> Value {
+        self.fanout.handle(batch).await
+    }
+}
+
 /// The table's stream, read as Lambda's event source mapping reads it (starting
-/// position LATEST: from when it was opened).
-pub struct StreamReader {
-    realtime: Arc<Realtime>,
+/// position LATEST: from when it was opened), for one consumer.
+pub struct StreamReader<C> {
+    consumer: Arc<C>,
     streams: aws_sdk_dynamodbstreams::Client,
     arn: String,
     iterators: HashMap<String, Position>,
@@ -370,9 +387,9 @@ struct Position {
     last: Option<String>,
 }
 
-impl StreamReader {
+impl<C: StreamConsumer> StreamReader<C> {
     /// Positions at the stream's end; None when the table has no stream.
-    pub async fn open(realtime: Arc<Realtime>, runtime: &Runtime) -> Option<StreamReader> {
+    pub async fn open(consumer: Arc<C>, runtime: &Runtime) -> Option<StreamReader<C>> {
         let endpoint = runtime.config.dynamodb_endpoint.clone()?;
         let arn = stream_arn(runtime, &runtime.config.table_name).await?;
         let shared =
@@ -383,7 +400,7 @@ impl StreamReader {
                 .build(),
         );
         let mut reader = StreamReader {
-            realtime,
+            consumer,
             streams,
             arn,
             iterators: HashMap::new(),
@@ -449,7 +466,7 @@ impl StreamReader {
                 if out.records().is_empty() {
                     return false;
                 }
-                deliver(&self.realtime, out.records()).await;
+                deliver(self.consumer.as_ref(), out.records()).await;
                 true
             }
             Err(err) => {
@@ -535,13 +552,13 @@ async fn stream_arn(runtime: &Runtime, table: &str) -> Option<String> {
 /// One batch through the filters and the fan-out; a failed record and those after it
 /// are delivered again, at most [`STREAM_RETRIES`] times, then dropped with an error
 /// (where Lambda would send them to the on-failure destination).
-async fn deliver(realtime: &Realtime, records: &[Record]) {
+async fn deliver<C: StreamConsumer>(consumer: &C, records: &[Record]) {
     let mut batch: Vec<Value> = records
         .iter()
         .map(lambda_record)
         .filter(|r| {
-            realtime
-                .filters
+            consumer
+                .filters()
                 .iter()
                 .any(|p| chat_testkit::matches_pattern(p, r))
         })
@@ -550,7 +567,7 @@ async fn deliver(realtime: &Realtime, records: &[Record]) {
         if batch.is_empty() {
             return;
         }
-        let answer = realtime.fanout.handle(json!({ "Records": batch })).await;
+        let answer = consumer.handle(json!({ "Records": batch })).await;
         let failed: Vec<&str> = answer["batchItemFailures"]
             .as_array()
             .map(|f| {
@@ -566,14 +583,14 @@ async fn deliver(realtime: &Realtime, records: &[Record]) {
         };
         tracing::warn!(
             attempt,
-            "fan-out reported a failed record; retrying from it"
+            "a stream consumer reported a failed record; retrying from it"
         );
         batch.drain(..first);
         tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
     }
     tracing::error!(
         records = batch.len(),
-        "fan-out gave up on records (on-failure destination)"
+        "a stream consumer gave up on records (on-failure destination)"
     );
 }
 

@@ -101,6 +101,29 @@ impl TestApp {
         made["id"].as_str().expect("webhook id").to_owned()
     }
 
+    /// [`Self::webhook`] with one stored delivery (of a change in a room of acme),
+    /// waiting for its attempt: (webhook id, delivery id).
+    pub async fn webhook_with_delivery(&self) -> (String, String) {
+        use chat_core::store::{Delivery, Event, EventKind};
+        let webhook = self.webhook().await;
+        let org = chat_core::ids::OrgId::parse("acme").expect("org");
+        let id = chat_core::ids::WebhookId::parse(&webhook).expect("webhook id");
+        let event = Event {
+            room_id: chat_core::ids::RoomId::generate(),
+            seq: 1,
+            kind: EventKind::MessageNew,
+            at: chat_core::time::now_string(),
+            actor_id: "u-100".into(),
+            staff_only: false,
+            data: "{}".into(),
+            expires_at: chat_core::time::now().unix_timestamp() + 3600,
+        };
+        let delivery = Delivery::of_event(&org, &id, &event, false);
+        let store = &self.table.runtime.store;
+        assert!(store.add_delivery(&delivery).await.expect("add delivery"));
+        (webhook, delivery.id.to_string())
+    }
+
     /// A GET that must succeed: its `data`.
     pub async fn expect_get(&self, key: &str, params: &[(&str, &str)], token: &str) -> Value {
         self.expect_answer(200, key, params, token, None).await

@@ -25,6 +25,8 @@ struct World {
     uploads: [String; 2],
     /// acme's webhook endpoint.
     webhook: String,
+    /// One delivery of that endpoint.
+    delivery: String,
 }
 
 impl std::ops::Deref for World {
@@ -44,6 +46,7 @@ impl World {
             group_message: String::new(),
             uploads: Default::default(),
             webhook: String::new(),
+            delivery: String::new(),
         };
         let owner = token("u-100", "acme", "customer");
         let (_, created) = world
@@ -94,7 +97,7 @@ impl World {
             }
             world.uploads[slot] = world.attach(&room, &owner).await;
         }
-        world.webhook = world.app.webhook().await;
+        (world.webhook, world.delivery) = world.app.webhook_with_delivery().await;
         let (status, _) = world
             .send(
                 "PUT /profiles/me",
@@ -156,6 +159,7 @@ impl World {
             ("user_id", "u-100"),
             ("upload_id", upload),
             ("webhook_id", &self.webhook),
+            ("delivery_id", &self.delivery),
         ]
     }
 }
@@ -168,6 +172,7 @@ const MISSING: &[(&str, &str)] = &[
     ("user_id", "u-nobody"),
     ("upload_id", "01J0000000000000000000000X"),
     ("webhook_id", "01J0000000000000000000000W"),
+    ("delivery_id", "01J0000000000000000000000V"),
 ];
 
 fn assert_no_secret(what: &str, body: &Value) {

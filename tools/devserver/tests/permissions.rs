@@ -212,6 +212,27 @@ fn cases() -> Vec<Case> {
             false,
         ),
         case(
+            "GET /webhooks/{webhook_id}/deliveries",
+            Tenant,
+            None,
+            Action::ManageWebhooks,
+            false,
+        ),
+        case(
+            "POST /webhooks/{webhook_id}/deliveries/{delivery_id}/retry",
+            Tenant,
+            None,
+            Action::ManageWebhooks,
+            false,
+        ),
+        case(
+            "POST /webhooks/{webhook_id}/replay",
+            Tenant,
+            Some(json!({"since": "2026-01-01T00:00:00Z"})),
+            Action::ManageWebhooks,
+            false,
+        ),
+        case(
             "PATCH /webhooks/{webhook_id}",
             Tenant,
             Some(json!({"enabled": false})),
@@ -330,6 +351,7 @@ struct World {
     group_message: String,
     message: String,
     webhook: String,
+    delivery: String,
 }
 
 impl World {
@@ -370,7 +392,7 @@ impl World {
             assert_eq!(status, 201, "{posted}");
             ids.push(posted["data"]["id"].as_str().unwrap().to_owned());
         }
-        let webhook = app.webhook().await;
+        let (webhook, delivery) = app.webhook_with_delivery().await;
         World {
             app,
             group,
@@ -378,6 +400,7 @@ impl World {
             group_message: ids[0].clone(),
             message: ids[1].clone(),
             webhook,
+            delivery,
         }
     }
 
@@ -392,6 +415,7 @@ impl World {
             ("message_id", message),
             ("user_id", "u-200"),
             ("webhook_id", self.webhook.as_str()),
+            ("delivery_id", self.delivery.as_str()),
         ];
         let tok = token(caller.user, "acme", role_name(caller.role));
         self.app

@@ -4,11 +4,13 @@
 //! Run by `make test` after the workspace build (the bootstraps are its binaries):
 //! `cargo test -p devserver --test rie -- --ignored`.
 
+use chat_core::store::{Delivery, Event, EventKind};
 use chat_testkit::{
     HttpEvent, Rie, TestTable, load_event, local_env, response_json, template, template_routes,
     test_endpoint, token,
 };
 use devserver::Apps;
+use devserver::receiver::Receiver;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -17,6 +19,7 @@ const FIXTURE_ROOM: &str = "01HZX3K7Q8R9S0T1V2W3X4Y5Z6";
 const FIXTURE_MESSAGE: &str = "01HZX3K7Q8R9S0T1V2W3X4Y5Z7";
 const FIXTURE_WEBHOOK: &str = "01HZX3K7Q8R9S0T1V2W3X4Y5Z9";
 const FIXTURE_UPLOAD: &str = "01HZX3K7Q8R9S0T1V2W3X4Y5Z8";
+const FIXTURE_DELIVERY: &str = "01HZX3K7Q8R9S0T1V2W3XAAAAA";
 
 fn bootstrap(name: &str) -> PathBuf {
     // This test runs from <target>/debug/deps/, whatever CARGO_TARGET_DIR says;
@@ -45,6 +48,7 @@ fn binary_of(function: &str) -> &'static str {
         "RealtimeFunction" => "realtime",
         "FanoutFunction" => "fanout",
         "WebhooksFunction" => "webhooks",
+        "WebhookDeliveryFunction" => "deliver",
         other => panic!("no binary for {other}"),
     }
 }
@@ -56,8 +60,13 @@ async fn call(apps: &Apps, function: &str, event: HttpEvent) -> Value {
 }
 
 /// Seeds what the fixtures name: a support conversation and a group room of u-100
-/// (with agent 5), a message of u-100 in each, and u-200's profile.
-async fn seed(apps: &Apps) -> BTreeMap<&'static str, String> {
+/// (with agent 5), a message of u-100 in each, u-200's profile, and a webhook
+/// endpoint (to `receiver`) with one delivery waiting.
+async fn seed(
+    apps: &Apps,
+    store: &chat_core::store::Store,
+    receiver: &Receiver,
+) -> BTreeMap<&'static str, String> {
     let customer = token("u-100", "acme", "customer");
     let conversation = call(
         apps,
@@ -164,10 +173,27 @@ async fn seed(apps: &Apps) -> BTreeMap<&'static str, String> {
         "WebhooksFunction",
         HttpEvent::new("POST /webhooks", "/webhooks")
             .bearer(&token("admin-1", "acme", "admin"))
-            .json(&json!({"url": "https://crm.example.com/hooks", "event_types": ["message.new"]})),
+            .json(&json!({"url": receiver.url("/hooks"), "event_types": ["message.new"]})),
     )
     .await;
-    ids.insert("webhook", webhook["id"].as_str().unwrap().to_owned());
+    let webhook_id = chat_core::ids::WebhookId::parse(webhook["id"].as_str().unwrap()).unwrap();
+    // The change the conversation's first message made (its delivery, as the stream
+    // would have made it, waits for the schedule).
+    let event = Event {
+        room_id: chat_core::ids::RoomId::parse(&conversation).unwrap(),
+        seq: 1,
+        kind: EventKind::MessageNew,
+        at: chat_core::time::now_string(),
+        actor_id: "u-100".into(),
+        staff_only: false,
+        data: "{}".into(),
+        expires_at: chat_core::time::now().unix_timestamp() + 3600,
+    };
+    let org = chat_core::ids::OrgId::parse("acme").unwrap();
+    let delivery = Delivery::of_event(&org, &webhook_id, &event, false);
+    assert!(store.add_delivery(&delivery).await.unwrap());
+    ids.insert("delivery", delivery.id.to_string());
+    ids.insert("webhook", webhook_id.to_string());
     ids.insert("conversation", conversation);
     ids.insert("room", room);
     ids
@@ -194,7 +220,8 @@ fn retarget(name: &str, event: &Value, ids: &BTreeMap<&str, String>) -> Value {
         .replace(FIXTURE_ROOM, room)
         .replace(FIXTURE_MESSAGE, message)
         .replace(FIXTURE_UPLOAD, upload)
-        .replace(FIXTURE_WEBHOOK, &ids["webhook"]);
+        .replace(FIXTURE_WEBHOOK, &ids["webhook"])
+        .replace(FIXTURE_DELIVERY, &ids["delivery"]);
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
@@ -220,7 +247,8 @@ fn order(name: &str) -> (u8, String) {
 async fn every_event_through_every_bootstrap_under_the_emulator() {
     let table = TestTable::new().await;
     let apps = Apps::new(table.runtime.clone());
-    let ids = seed(&apps).await;
+    let receiver = Receiver::start().await;
+    let ids = seed(&apps, &table.runtime.store, &receiver).await;
     let routes = template_routes(&template());
     // The sockets' Management API: the dev server's, on this table.
     let (ws_port, _) = devserver::realtime::serve_realtime(&table.runtime, 0)
@@ -243,7 +271,13 @@ async fn every_event_through_every_bootstrap_under_the_emulator() {
         let event = load_event(&name);
         let function = match event["routeKey"].as_str() {
             None if event["requestContext"]["eventType"].is_string() => "RealtimeFunction".into(),
+            None if event["Records"].is_array() && name.contains("webhooks") => {
+                "WebhookDeliveryFunction".into()
+            }
             None if event["Records"].is_array() => "FanoutFunction".into(),
+            None if event["resources"].to_string().contains("WebhookDelivery") => {
+                "WebhookDeliveryFunction".into()
+            }
             Some(key) => routes
                 .iter()
                 .find(|r| r.key() == key)
@@ -268,6 +302,24 @@ async fn every_event_through_every_bootstrap_under_the_emulator() {
             event["queryStringParameters"]["ticket"] = ticket["ticket"].clone();
         }
         let answer = rie.invoke(&event).await;
+        if function == "WebhookDeliveryFunction" {
+            if event["Records"].is_array() {
+                assert_eq!(answer, json!({"batchItemFailures": []}), "{name}");
+            } else {
+                assert!(
+                    answer["attempted"].as_u64().is_some_and(|n| n >= 1),
+                    "{name}: {answer}"
+                );
+                let got = receiver.received("/hooks");
+                assert!(
+                    got.iter()
+                        .any(|r| r.id == ids["delivery"] && r.signature.starts_with("v1,")),
+                    "{name}: the seeded delivery reached the receiver, signed: {got:?}"
+                );
+            }
+            checked += 1;
+            continue;
+        }
         if function == "FanoutFunction" {
             assert_eq!(answer, json!({"batchItemFailures": []}), "{name}");
             checked += 1;
@@ -317,5 +369,5 @@ async fn every_event_through_every_bootstrap_under_the_emulator() {
         }
         checked += 1;
     }
-    assert!(checked >= 41, "checked {checked} events");
+    assert!(checked >= 47, "checked {checked} events");
 }

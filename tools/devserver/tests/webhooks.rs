@@ -80,7 +80,7 @@ async fn an_admin_manages_endpoints_and_sees_each_secret_once() {
         .store
         .get_webhook(
             &chat_core::ids::OrgId::parse("acme").unwrap(),
-            &chat_core::ids::Ulid::parse(&id).unwrap(),
+            &chat_core::ids::WebhookId::parse(&id).unwrap(),
         )
         .await
         .unwrap();

@@ -27,6 +27,7 @@ struct World {
     group: String,
     group_message: String,
     webhook: String,
+    delivery: String,
 }
 
 /// Who may be calling: the rooms' owner, the conversation's agent, an admin.
@@ -103,12 +104,13 @@ impl World {
             );
             ids.push(posted["data"]["id"].as_str().unwrap().to_owned());
         }
-        let webhook = app.webhook().await;
+        let (webhook, delivery) = app.webhook_with_delivery().await;
         World {
             app,
             faults,
             _ai: double,
             webhook,
+            delivery,
             conversation,
             message: ids[0].clone(),
             group,
@@ -130,15 +132,20 @@ impl World {
             ("message_id", message.clone()),
             ("user_id", "u-300".to_owned()),
             ("webhook_id", self.webhook.clone()),
+            ("delivery_id", self.delivery.clone()),
         ]
     }
 
-    /// The route's fixture body with any `message_id` naming the real message.
-    fn body(&self, key: &str, message: &str) -> Option<Value> {
+    /// The route's fixture body with any `message_id` and `room_id` naming the real
+    /// message and room.
+    fn body(&self, key: &str, room: &str, message: &str) -> Option<Value> {
         let mut body: Value =
             serde_json::from_str(self.app.fixtures[key]["body"].as_str()?).ok()?;
         if body.get("message_id").is_some() {
             body["message_id"] = json!(message);
+        }
+        if body.get("room_id").is_some() {
+            body["room_id"] = json!(room);
         }
         body.as_object_mut()?.remove("sender_type");
         Some(body)
@@ -164,8 +171,8 @@ impl World {
     async fn call(&self, key: &str, path: &str) -> Vec<(u16, Value, bool)> {
         let params = self.params(path);
         let params: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let message = params.iter().find(|(k, _)| *k == "message_id").unwrap().1;
-        let body = self.body(key, message);
+        let find = |name: &str| params.iter().find(|(k, _)| *k == name).unwrap().1;
+        let body = self.body(key, find("room_id"), find("message_id"));
         let mut answers = Vec::new();
         for caller in callers() {
             let response = self
