@@ -46,34 +46,42 @@ pub struct Deliverer {
     settings: DeliverySettings,
     /// The local stack's own tests may deliver to http://127.0.0.1.
     allow_loopback: bool,
-    client: Https,
+    client: std::sync::OnceLock<Result<Https, String>>,
 }
 
 impl Deliverer {
-    /// Fails only when the system has no TLS roots.
-    pub fn new(
-        store: Store,
-        settings: DeliverySettings,
-        allow_loopback: bool,
-    ) -> Result<Deliverer, String> {
-        let mut http = HttpConnector::new_with_resolver(PublicOnly);
-        http.enforce_http(false);
-        http.set_connect_timeout(Some(Duration::from_secs(settings.attempt_timeout_secs)));
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_native_roots()
-            .map_err(|e| format!("no TLS roots: {e}"))?
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
-        Ok(Deliverer {
+    pub fn new(store: Store, settings: DeliverySettings, allow_loopback: bool) -> Deliverer {
+        Deliverer {
             store,
             settings,
             allow_loopback,
-            client: Client::builder(TokioExecutor::new()).build(connector),
-        })
+            client: std::sync::OnceLock::new(),
+        }
     }
 
-    pub fn from_runtime(runtime: Runtime) -> Result<Deliverer, String> {
+    /// The HTTPS client, built at the first attempt: loading the system's roots would
+    /// otherwise double the cold start of invocations that attempt nothing.
+    fn client(&self) -> Result<&Https, String> {
+        self.client
+            .get_or_init(|| {
+                let mut http = HttpConnector::new_with_resolver(PublicOnly);
+                http.enforce_http(false);
+                http.set_connect_timeout(Some(Duration::from_secs(
+                    self.settings.attempt_timeout_secs,
+                )));
+                let connector = hyper_rustls::HttpsConnectorBuilder::new()
+                    .with_native_roots()
+                    .map_err(|e| format!("no TLS roots: {e}"))?
+                    .https_or_http()
+                    .enable_http1()
+                    .wrap_connector(http);
+                Ok(Client::builder(TokioExecutor::new()).build(connector))
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    pub fn from_runtime(runtime: Runtime) -> Deliverer {
         Deliverer::new(
             runtime.store,
             runtime.config.webhooks.clone(),
@@ -257,8 +265,12 @@ impl Deliverer {
             Ok(request) => request,
             Err(err) => return failed(None, format!("bad request: {err}")),
         };
+        let client = match self.client() {
+            Ok(client) => client,
+            Err(err) => return failed(None, err),
+        };
         let exchange = async {
-            let response = self.client.request(request).await?;
+            let response = client.request(request).await?;
             let status = response.status().as_u16();
             let retry_after = response
                 .headers()

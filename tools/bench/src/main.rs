@@ -26,6 +26,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 mod realtime;
+mod webhooks;
 
 const ROUNDS: usize = 300;
 const WARMUP_ROUNDS: usize = 30;
@@ -600,8 +601,9 @@ async fn main() {
     let bench_exe = std::env::current_exe().expect("bench executable path");
     let release = bench_exe.parent().expect("bench lives in <target>/release");
     let realtime = realtime::measure(&s.table).await;
+    let hooks = webhooks::measure(&s.table).await;
     let functions = functions(&s, release).await;
-    write_report(&rows, &realtime, &functions);
+    write_report(&rows, &realtime, &hooks, &functions);
 }
 
 /// A function's figures under the emulator (times in ms, medians).
@@ -620,7 +622,7 @@ struct Function {
 }
 
 /// The functions (and the hello-world baseline) with the event each is measured on.
-const CASES: [(&str, &str); 9] = [
+const CASES: [(&str, &str); 10] = [
     ("hello", "get-chat-conversations.json"),
     ("conversations", "get-chat-conversations.json"),
     ("messages", "get-chat-conversations-id-messages.json"),
@@ -631,6 +633,8 @@ const CASES: [(&str, &str); 9] = [
     ("realtime", "websocket-ping.json"),
     ("fanout", "dynamodb-stream-fanout.json"),
     ("webhooks", "get-webhooks.json"),
+    // The schedule's tick with nothing due.
+    ("deliver", "schedule-webhook-retries.json"),
 ];
 
 /// The release bootstraps in `release` (and the hello-world baseline) under the
@@ -852,7 +856,12 @@ fn machine() -> String {
     )
 }
 
-fn write_report(rows: &[Row], live: &realtime::RealtimeReport, functions: &[Function]) {
+fn write_report(
+    rows: &[Row],
+    live: &realtime::RealtimeReport,
+    hooks: &webhooks::WebhookReport,
+    functions: &[Function],
+) {
     let mut md = String::new();
     let _ = writeln!(
         md,
@@ -910,6 +919,15 @@ fn write_report(rows: &[Row], live: &realtime::RealtimeReport, functions: &[Func
         realtime::POSTS_MEASURED,
         realtime::WARMUP,
         live.stale_post_requests
+    );
+    let _ = writeln!(
+        md,
+        "## Webhooks (delivery from the stream to a receiver on loopback)\n\n| delivery-side DynamoDB requests / event | commit-to-receipt p50 ms | p99 ms |\n|---|---|---|\n| {:.2} | {:.1} | {:.1} |\n\nHow it is measured: one endpoint (`message.new`) on a local receiver that answers 204; {} posts through the dev server after {} warm-up posts, one at a time, each delivered by the `deliver` handler from DynamoDB Local's stream (polled every 20 ms as the event source mapping would). Commit-to-receipt runs from the post's answer to the signed POST's arrival. Requests per event: the tenant's endpoints (one Query per stream batch), the delivery stored before the attempt (one conditional PutItem) and its result (one conditional PutItem); a healthy endpoint's item is not written.\n",
+        hooks.requests_per_event,
+        hooks.p50_ms,
+        hooks.p99_ms,
+        webhooks::POSTS,
+        webhooks::WARMUP
     );
     let _ = writeln!(
         md,

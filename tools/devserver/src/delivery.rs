@@ -32,9 +32,8 @@ impl StreamConsumer for WebhookDelivery {
 pub async fn serve_webhook_delivery(
     runtime: &Runtime,
     settings: DeliverySettings,
-) -> Result<Arc<WebhookDelivery>, String> {
-    let deliverer =
-        webhooks::Deliverer::new(runtime.store.clone(), settings, runtime.config.local)?;
+) -> Arc<WebhookDelivery> {
+    let deliverer = webhooks::Deliverer::new(runtime.store.clone(), settings, runtime.config.local);
     let delivery = Arc::new(WebhookDelivery {
         deliverer,
         filters: chat_testkit::stream_filters(&chat_testkit::template(), "WebhookDeliveryFunction"),
@@ -52,5 +51,5 @@ pub async fn serve_webhook_delivery(
             ticking.deliverer.run_due(Duration::from_secs(30)).await;
         }
     });
-    Ok(delivery)
+    delivery
 }

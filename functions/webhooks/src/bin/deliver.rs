@@ -7,7 +7,7 @@ use serde_json::Value;
 async fn main() -> Result<(), Error> {
     let config = chat_core::app::start()?;
     let deliverer =
-        &webhooks::Deliverer::from_runtime(chat_core::Runtime::from_config(config).await)?;
+        &webhooks::Deliverer::from_runtime(chat_core::Runtime::from_config(config).await);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         Ok::<_, Error>(deliverer.handle(event.payload).await)
     }))

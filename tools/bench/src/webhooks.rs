@@ -1,0 +1,116 @@
+//! Webhook figures: one endpoint on a local receiver, a bounded series of posts through
+//! the dev server, one at a time; per event, the delivery side's DynamoDB requests, and
+//! commit-to-receipt latency (the post's answer to the signed POST's arrival).
+
+use crate::{Http, api, percentile, token};
+use chat_core::webhooks::DeliverySettings;
+use devserver::receiver::Receiver;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub const POSTS: usize = 40;
+pub const WARMUP: usize = 3;
+
+pub struct WebhookReport {
+    /// The delivery side's DynamoDB requests per event (stream handler and schedule).
+    pub requests_per_event: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+}
+
+pub async fn measure(table: &chat_testkit::TestTable) -> WebhookReport {
+    // The delivery side on its own counted client; the API on another.
+    let (delivery_runtime, delivery_counter, _) = crate::instrumented_runtime(table);
+    let (api_runtime, _, _) = crate::instrumented_runtime(table);
+    devserver::delivery::serve_webhook_delivery(&delivery_runtime, DeliverySettings::default())
+        .await;
+    let receiver = Receiver::start().await;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .expect("bind on loopback");
+    let port = listener.local_addr().expect("local addr").port();
+    let routes = Arc::new(chat_testkit::template_routes(&chat_testkit::template()));
+    tokio::spawn(devserver::serve(
+        listener,
+        routes,
+        Arc::new(devserver::Apps::new(api_runtime)),
+    ));
+    let http = crate::http_client();
+    let admin = token("wh-admin", "bench-hooks", "admin");
+    let (status, made) = api(
+        &http,
+        port,
+        "POST",
+        "/webhooks",
+        &admin,
+        Some(&json!({"url": receiver.url("/in"), "event_types": ["message.new"]})),
+    )
+    .await;
+    assert_eq!(status, 201, "{made}");
+    let room = bench_room(&http, port).await;
+    let tok = token("wh-1", "bench-hooks", "customer");
+    let (mut latencies, mut requests) = (Vec::new(), 0);
+    for i in 0..WARMUP + POSTS {
+        let before = delivery_counter.get();
+        let (status, posted) = api(
+            &http,
+            port,
+            "POST",
+            &format!("/rooms/{room}/messages"),
+            &tok,
+            Some(&json!({"content": format!("hook {i}")})),
+        )
+        .await;
+        let committed = Instant::now();
+        assert_eq!(status, 201, "{posted}");
+        let seq = posted["data"]["seq"].as_u64().expect("a seq");
+        let arrived = receipt(&receiver, seq).await;
+        // The attempt's result is written after the answer: let it land.
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        if i < WARMUP {
+            continue;
+        }
+        requests += delivery_counter.get() - before;
+        latencies.push(arrived.saturating_duration_since(committed).as_secs_f64() * 1000.0);
+    }
+    WebhookReport {
+        requests_per_event: requests as f64 / POSTS as f64,
+        p50_ms: percentile(&mut latencies, 0.5),
+        p99_ms: percentile(&mut latencies, 0.99),
+    }
+}
+
+async fn bench_room(http: &Http, port: u16) -> String {
+    let tok = token("wh-1", "bench-hooks", "customer");
+    let (status, room) = api(
+        http,
+        port,
+        "POST",
+        "/rooms",
+        &tok,
+        Some(&json!({"type": "group", "name": "Bench hooks", "participant_ids": ["wh-2"]})),
+    )
+    .await;
+    assert_eq!(status, 201, "{room}");
+    room["data"]["id"].as_str().expect("room id").to_owned()
+}
+
+/// When the receiver got the event numbered `seq` (bounded wait).
+async fn receipt(receiver: &Receiver, seq: u64) -> Instant {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = receiver.received("/in").into_iter().find(|r| {
+            serde_json::from_slice::<Value>(&r.body).unwrap_or_default()["seq"].as_u64()
+                == Some(seq)
+        });
+        if let Some(got) = got {
+            return got.at;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "delivery of seq {seq} within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
