@@ -133,6 +133,15 @@ impl Change {
         }
     }
 
+    /// A customer's message reopened the room (and cleared its snooze).
+    pub fn reopened() -> Change {
+        Change {
+            kind: EventKind::RoomUpdated,
+            staff_only: false,
+            data: r#"{"status":"open","snoozed_until":null}"#.into(),
+        }
+    }
+
     pub fn room_deleted() -> Change {
         Change {
             kind: EventKind::RoomDeleted,

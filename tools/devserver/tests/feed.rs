@@ -328,3 +328,51 @@ async fn a_position_past_retention_or_ahead_of_the_room_is_refused() {
     let (status, body) = events(&app, &id, &customer(), 3).await;
     assert_eq!((status, types(&body).len()), (200, 0), "up to date");
 }
+
+#[tokio::test]
+async fn a_customer_reply_that_reopens_the_room_is_a_change_of_its_status_too() {
+    let app = TestApp::new().await;
+    let id = conversation(&app).await;
+    post(&app, &id, &customer(), json!({"content": "it leaks"})).await;
+    let (status, _) = app
+        .send(
+            "PUT /chat/conversations/{conversation_id}",
+            &[("conversation_id", &id)],
+            &agent(),
+            Some(json!({"status": "resolved"})),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 200);
+    let reply = post(&app, &id, &customer(), json!({"content": "still leaks"})).await;
+    assert_eq!(reply["seq"], 3, "the message takes the next number");
+    // An agent's message does not reopen (the room is open): no change of status.
+    post(&app, &id, &agent(), json!({"content": "on it"})).await;
+
+    let (_, page) = events(&app, &id, &customer(), 0).await;
+    assert_eq!(
+        types(&page),
+        vec![
+            (1, "message.new".to_owned()),
+            (2, "room.updated".to_owned()),
+            (3, "message.new".to_owned()),
+            (4, "room.updated".to_owned()),
+            (5, "message.new".to_owned()),
+        ]
+    );
+    assert_eq!(
+        page["data"]["events"][3]["data"],
+        json!({"status": "open", "snoozed_until": null})
+    );
+    let room = app
+        .expect_get(
+            "GET /chat/conversations/{conversation_id}",
+            &[("conversation_id", &id)],
+            &customer(),
+        )
+        .await;
+    assert_eq!(
+        (room["status"].clone(), room["last_seq"].clone()),
+        (json!("open"), json!(5))
+    );
+}

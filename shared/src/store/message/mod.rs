@@ -208,7 +208,11 @@ impl Store {
             message.seq = Some(room.last_seq + 1);
             let (writes, idem_index) =
                 self.message_writes(who, &room, &message, &new, &request_hash, &now);
-            let plan = Plan::new(writes, Change::message(EventKind::MessageNew, &message));
+            let mut plan = Plan::new(writes, Change::message(EventKind::MessageNew, &message));
+            if room.message_effect(&message, who.role.is_staff()).reopen {
+                // The status moved too: followers see the room reopen.
+                plan.changes.push(Change::reopened());
+            }
             let writes = self.sequenced(who, &room, plan, &now);
             let cancelled = match self.table.transact(writes, "post message").await {
                 Ok(()) => {
