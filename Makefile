@@ -11,7 +11,7 @@ TEMPLATE ?= template.yaml
 # Exported env for the recipe shell; scripts/local.env is the single source of values.
 LOAD_ENV := set -a; source scripts/local.env; set +a
 
-.PHONY: tools ddb-dev dev stop test rollup bench profile-ab build load fuzz fuzz-api
+.PHONY: tools ddb-dev dev stop test e2e rollup bench profile-ab build load fuzz fuzz-api
 
 tools:
 	scripts/ensure-tools.sh
@@ -23,6 +23,18 @@ dev: tools ddb-dev
 	$(LOAD_ENV)
 	export DYNAMODB_ENDPOINT=http://127.0.0.1:$(DEV_PORT)
 	cargo run -p devserver -- serve
+
+# The web client's browser test alone (make test runs it too): its own dev server on
+# free ports, a fresh in-memory DynamoDB Local on E2E_PORT. Screenshots: target/e2e-artifacts/.
+E2E_PORT ?= 8005
+e2e: tools
+	trap '$(DDB) stop --port $(E2E_PORT)' EXIT
+	$(DDB) stop --port $(E2E_PORT)
+	$(DDB) start --port $(E2E_PORT) --in-memory
+	$(LOAD_ENV)
+	export DYNAMODB_ENDPOINT=http://127.0.0.1:$(E2E_PORT)
+	cargo build --locked -p devserver
+	scripts/e2e.sh
 
 # The analytics rollup on the dev table (what the schedule runs): make rollup [FROM=D TO=D]
 rollup:
@@ -104,4 +116,7 @@ test: tools
 	# `cargo test` only builds the binaries of packages with integration tests.
 	cargo build --workspace --bins --locked
 	cargo test --locked -p devserver --test rie -- --ignored
+	# The web client end to end in headless Chromium (web/tests/e2e.mjs).
+	scripts/e2e.sh
 	scripts/check-template.sh $(TEMPLATE)
+	scripts/check-template.sh web/deploy/template.yaml

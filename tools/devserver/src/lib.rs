@@ -5,6 +5,7 @@ pub mod delivery;
 pub mod realtime;
 pub mod receiver;
 pub mod test_app;
+pub mod web;
 
 use chat_core::Runtime;
 use chat_testkit::{HttpEvent, Route};
@@ -115,13 +116,31 @@ pub async fn serve(
     routes: Arc<Vec<Route>>,
     apps: Arc<Apps>,
 ) -> std::io::Result<()> {
+    serve_with(listener, routes, apps, None).await
+}
+
+/// [`serve`], with the web client (`web/` under `/app/`) when given.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    routes: Arc<Vec<Route>>,
+    apps: Arc<Apps>,
+    web: Option<Arc<web::WebClient>>,
+) -> std::io::Result<()> {
     loop {
         let (stream, _) = listener.accept().await?;
-        let (routes, apps) = (routes.clone(), apps.clone());
+        let (routes, apps, web) = (routes.clone(), apps.clone(), web.clone());
         tokio::spawn(async move {
-            let service = service_fn(move |req| {
-                let (routes, apps) = (routes.clone(), apps.clone());
-                async move { Ok::<_, Infallible>(handle(&routes, &apps, req).await) }
+            let service = service_fn(move |req: hyper::Request<Incoming>| {
+                let (routes, apps, web) = (routes.clone(), apps.clone(), web.clone());
+                async move {
+                    let page = web.as_ref().and_then(|web| {
+                        web.answer(req.method().as_str(), req.uri().path(), req.uri().query())
+                    });
+                    Ok::<_, Infallible>(match page {
+                        Some(page) => page,
+                        None => handle(&routes, &apps, req).await,
+                    })
+                }
             });
             let _ = http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)

@@ -72,7 +72,10 @@ async fn serve() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             .and_then(|e| e.rsplit(':').next())
             .and_then(|p| p.trim_end_matches('/').parse().ok())
             .unwrap_or(9000);
-        let root = chat_testkit::repo_root().join(".local/s3-data");
+        // S3_DATA_DIR: another place for the files (the browser tests use a fresh one).
+        let root = std::env::var("S3_DATA_DIR")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|_| chat_testkit::repo_root().join(".local/s3-data"));
         chat_testkit::serve_s3(&root, port)?;
         chat_testkit::make_bucket(&root, &uploads.bucket)?;
         eprintln!(
@@ -86,7 +89,8 @@ async fn serve() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         .and_then(|p| p.parse().ok())
         .unwrap_or(3001);
     let (ws_port, _realtime) = devserver::realtime::serve_realtime(&runtime, ws_port).await?;
-    devserver::delivery::serve_webhook_delivery(&runtime, runtime.config.webhooks.clone()).await?;
+    devserver::delivery::serve_webhook_delivery(&runtime, runtime.config.webhooks.clone()).await;
+    let ai_on = !matches!(ai.provider, messages::ai::Provider::Off);
     let apps = Arc::new(Apps::with_ai(runtime, ai));
     let port: u16 = std::env::var("PORT")
         .ok()
@@ -98,9 +102,15 @@ async fn serve() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
          mint a local token: cargo run -q -p devserver -- token --sub u-100 --role customer [--org acme]\n\
          then: curl -H \"Authorization: Bearer $TOKEN\" http://127.0.0.1:{port}/chat/conversations\n\
          WebSocket API on ws://127.0.0.1:{ws_port}/?ticket=… (a ticket: POST /realtime/tickets; docs/realtime.md)\n\
-         webhooks are delivered from the table's stream (receivers on http://127.0.0.1 allowed; docs/webhooks.md)",
+         webhooks are delivered from the table's stream (receivers on http://127.0.0.1 allowed; docs/webhooks.md)\n\
+         web client: http://127.0.0.1:{port}/app/ (local tokens: http://127.0.0.1:{port}/app/dev/token.html)",
         routes.len()
     );
-    devserver::serve(listener, routes, apps).await?;
+    let web = devserver::web::WebClient::new(
+        &format!("http://127.0.0.1:{port}"),
+        &format!("ws://127.0.0.1:{ws_port}"),
+        ai_on,
+    );
+    devserver::serve_with(listener, routes, apps, Some(Arc::new(web))).await?;
     Ok(())
 }

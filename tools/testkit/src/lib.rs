@@ -1133,7 +1133,7 @@ pub fn serve_s3(root: &std::path::Path, port: u16) -> std::io::Result<u16> {
     listener.set_nonblocking(true)?;
     let port = listener.local_addr()?.port();
     let fs = s3s_fs::FileSystem::new(root).map_err(|e| std::io::Error::other(format!("{e:?}")))?;
-    let service = {
+    let s3 = {
         let mut builder = s3s::service::S3ServiceBuilder::new(fs);
         builder.set_auth(s3s::auth::SimpleAuth::from_single(
             LOCAL_S3_ACCESS_KEY,
@@ -1141,6 +1141,28 @@ pub fn serve_s3(root: &std::path::Path, port: u16) -> std::io::Result<u16> {
         ));
         builder.build()
     };
+    // The bucket's CORS rule of template.yaml (UploadsBucket, default origins `*`):
+    // browsers POST the presigned form and GET the files from another origin.
+    let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+        let s3 = s3.clone();
+        async move {
+            let preflight = req.method() == hyper::Method::OPTIONS;
+            let mut response = if preflight {
+                hyper::Response::new(s3s::Body::empty())
+            } else {
+                hyper::service::Service::call(&s3, req).await?
+            };
+            let headers = response.headers_mut();
+            let allow = |v: &'static str| hyper::header::HeaderValue::from_static(v);
+            headers.insert("access-control-allow-origin", allow("*"));
+            if preflight {
+                headers.insert("access-control-allow-methods", allow("POST, GET, HEAD"));
+                headers.insert("access-control-allow-headers", allow("*"));
+                headers.insert("access-control-max-age", allow("3600"));
+            }
+            Ok::<_, s3s::HttpError>(response)
+        }
+    });
     std::thread::Builder::new()
         .name(format!("s3-{port}"))
         .spawn(move || {

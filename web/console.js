@@ -1,0 +1,351 @@
+// The agent console: the inbox with filters and live updates, a conversation view
+// (internal notes, assign, resolve, snooze, AI reply), the marketplace's order chats
+// with their members' profiles, and the analytics dashboard. Only the public API.
+
+import { Api, Feed, escapeHtml, clock } from './lib/chat.js';
+
+const $ = (selector, root = document) => root.querySelector(selector);
+const config = await fetch('config.json').then((r) => r.json());
+const token = tokenFromLogin() ?? sessionStorage.getItem('chat-console:token');
+const me = subjectOf(token);
+const api = new Api({ api: config.api, token });
+const feed = new Feed(api, config.ws);
+let view = null; // the RoomView on screen
+let refreshTimer = null;
+
+if (!token) signIn();
+else start();
+
+function signIn() {
+  $('#signin').hidden = false;
+  const link = $('#signin-link');
+  if (config.local) {
+    $('#signin-text').textContent = 'The local stack mints tokens for any user and role.';
+    link.href = 'dev/token.html';
+    link.textContent = 'Mint a local token';
+  } else {
+    $('#signin-text').textContent = 'Sign in with your organisation.';
+    link.href = config.auth?.login_url ?? '#';
+  }
+}
+
+function start() {
+  $('#who').textContent = `Signed in as ${me}`;
+  feed.addEventListener('status', (e) => ($('#state').textContent = e.detail === 'live' ? 'live' : `${e.detail}…`));
+  feed.addEventListener('change', (e) => {
+    if (view?.roomId === e.detail.roomId) view.change(e.detail.event);
+    scheduleRefresh();
+  });
+  feed.addEventListener('typing', (e) => view?.typing(e.detail));
+  feed.addEventListener('reload', (e) => view?.roomId === e.detail.roomId && view.load());
+  feed.connect();
+  $('#refresh').addEventListener('click', () => loadInbox().catch(showError));
+  for (const radio of document.querySelectorAll('input[name=filter]')) {
+    radio.addEventListener('change', () => loadInbox().catch(showError));
+  }
+  window.addEventListener('hashchange', show);
+  show();
+  // New conversations are not in any followed room yet: look for them now and then.
+  setInterval(() => document.visibilityState === 'visible' && !$('#inbox').hidden && loadInbox().catch(showError), 10_000);
+}
+
+function show() {
+  const section = (location.hash || '#inbox').slice(1).split('/')[0];
+  for (const name of ['inbox', 'orders', 'analytics']) {
+    $(`#${name}`).hidden = name !== section;
+    $(`nav a[data-section=${name}]`).toggleAttribute('aria-current', name === section);
+    if (name === section) $(`nav a[data-section=${name}]`).setAttribute('aria-current', 'page');
+  }
+  const load = { inbox: loadInbox, orders: loadOrders, analytics: loadAnalytics }[section];
+  load?.().catch(showError);
+}
+
+/** A failed load, said where the user looks. */
+function showError(err) {
+  const section = $('main section:not([hidden])');
+  let box = $('.load-error', section);
+  if (!box) {
+    box = document.createElement('p');
+    box.className = 'error load-error';
+    box.setAttribute('role', 'alert');
+    section.prepend(box);
+  }
+  box.textContent = `Could not load: ${err.message}`;
+}
+
+function scheduleRefresh() {
+  clearTimeout(refreshTimer);
+  refreshTimer = setTimeout(() => !$('#inbox').hidden && loadInbox().catch(showError), 300);
+}
+
+async function loadInbox() {
+  const filter = $('input[name=filter]:checked').value;
+  const status = ['open', 'pending', 'snoozed'].includes(filter) ? `&status=${filter}` : '';
+  const page = await api.get(`/chat/conversations?limit=50${status}`);
+  const rows = page.conversations.filter(
+    (c) => (filter !== 'mine' || c.agent_id === me) && (filter !== 'unread' || c.unread_count > 0),
+  );
+  $('.load-error')?.remove();
+  const list = $('#conversations');
+  list.innerHTML = rows.length ? '' : '<li class="empty">Nothing here.</li>';
+  for (const c of rows) {
+    const path = `/chat/conversations/${c.id}`;
+    feed.follow(c.id, c.last_seq, path);
+    list.append(row(c.id, c.title ?? 'Conversation', `${c.status} · ${c.user_id} · ${clock(c.last_message_at)}`, c.unread_count, () =>
+      open('#conversation', path, c.id, true),
+    ));
+  }
+}
+
+async function loadOrders() {
+  // The marketplace's order chats: buyer with vendor, and buyer with an agent.
+  const pages = await Promise.all(
+    ['vendor_to_user', 'agent_to_user'].map((type) => api.get(`/rooms?type=${type}&limit=25`)),
+  );
+  const rooms = pages.flatMap((page) => page.rooms).sort((a, b) => (b.last_message_at ?? b.created_at ?? '').localeCompare(a.last_message_at ?? a.created_at ?? ''));
+  const list = $('#order-rooms');
+  list.innerHTML = rooms.length ? '' : '<li class="empty">No order chats.</li>';
+  for (const room of rooms) {
+    const path = `/rooms/${room.id}`;
+    feed.follow(room.id, room.last_seq, path);
+    const meta = [room.order_id && `order ${room.order_id}`, room.vendor_id && `vendor ${room.vendor_id}`, room.status].filter(Boolean).join(' · ');
+    list.append(row(room.id, room.name ?? 'Order chat', meta, 0, () => open('#order', path, room.id, false)));
+  }
+}
+
+function row(id, title, meta, unread, onOpen) {
+  const li = document.createElement('li');
+  li.innerHTML = `<button type="button" data-room="${escapeHtml(id)}"><span class="title">${escapeHtml(title)}</span>
+    <span class="meta">${escapeHtml(meta)}</span>${unread ? `<span class="count" aria-label="${unread} unread">${unread}</span>` : ''}</button>`;
+  const button = $('button', li);
+  button.toggleAttribute('aria-current', view?.roomId === id);
+  button.addEventListener('click', onOpen);
+  return li;
+}
+
+function open(paneSelector, path, roomId, support) {
+  for (const b of document.querySelectorAll('.rows button')) b.setAttribute('aria-current', String(b.dataset.room === roomId));
+  view = new RoomView($(paneSelector), path, roomId, support);
+  view.load();
+}
+
+class RoomView {
+  constructor(pane, path, roomId, support) {
+    this.pane = pane;
+    this.path = path;
+    this.roomId = roomId;
+    this.support = support;
+    pane.replaceChildren($('#room-view').content.cloneNode(true));
+    this.el = {
+      title: $('.room-title', pane), meta: $('.room-meta', pane), log: $('.log', pane),
+      typing: $('.typing', pane), error: $('.error', pane), form: $('.composer', pane),
+      text: $('textarea', pane), note: $('input[name=note]', pane), file: $('input[type=file]', pane),
+      members: $('.members', pane), actions: $('.actions', pane),
+    };
+    this.el.actions.hidden = !support;
+    $('[data-act=ai]', pane).hidden = !config.ai;
+    this.el.actions.addEventListener('click', (e) => e.target.dataset.act && this.act(e.target.dataset.act));
+    this.el.form.addEventListener('submit', (e) => {
+      e.preventDefault();
+      this.send();
+    });
+    this.el.text.addEventListener('input', () => feed.typing(roomId));
+    this.el.file.addEventListener('change', () => this.attach());
+  }
+
+  async load() {
+    try {
+      const [room, page] = await Promise.all([api.get(this.path), api.get(`${this.path}/messages?limit=50`)]);
+      this.room = room;
+      this.head();
+      this.el.log.replaceChildren();
+      for (const message of [...page.messages].reverse()) this.render(message);
+      feed.follow(this.roomId, page.last_seq ?? 0, this.path);
+      if (this.support) api.post(`${this.path}/read`, {}).catch(() => {});
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
+  head() {
+    const r = this.room;
+    this.el.title.textContent = r.title ?? r.name ?? 'Conversation';
+    const assignee = r.assignee_id ? `assigned to ${r.assignee_id}` : 'unassigned';
+    this.el.meta.textContent = this.support
+      ? `${r.status} · ${assignee} · customer ${r.user_id}`
+      : [r.status, r.order_id && `order ${r.order_id}`, r.product && `product ${r.product}`].filter(Boolean).join(' · ');
+    this.el.meta.dataset.status = r.status;
+    this.el.members.replaceChildren(
+      ...(r.members ?? []).map((m) => {
+        const li = document.createElement('li');
+        li.textContent = [m.username ?? m.user_id, m.role, m.email, m.phone].filter(Boolean).join(' · ');
+        return li;
+      }),
+    );
+  }
+
+  fail(err) {
+    this.el.error.hidden = false;
+    this.el.error.textContent = err?.message ?? String(err);
+  }
+
+  async act(action) {
+    this.el.error.hidden = true;
+    const soon = new Date(Date.now() + 3600_000).toISOString();
+    const body = {
+      assign: { assignee_id: me },
+      resolve: { status: 'resolved' },
+      snooze: { status: 'snoozed', snoozed_until: soon },
+    }[action];
+    try {
+      if (action === 'ai') {
+        const last = [...this.el.log.querySelectorAll('.msg:not(.staff)')].pop();
+        await api.post(`${this.path}/ai-response`, { message: last?.dataset.text ?? 'Hello' });
+      } else {
+        this.room = { ...this.room, ...(await api.put(this.path, body)) };
+        this.head();
+      }
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
+  async send(attachments = []) {
+    const content = this.el.text.value.trim();
+    if (!content && !attachments.length) return;
+    this.el.error.hidden = true;
+    const body = { content: content || attachments.map((a) => a.name).join(', '), attachments };
+    if (this.el.note.checked) body.message_type = 'note';
+    try {
+      this.render(await api.post(`${this.path}/messages`, body));
+      this.el.text.value = '';
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
+  async attach() {
+    const file = this.el.file.files[0];
+    if (!file) return;
+    try {
+      await this.send([await api.upload(this.path, file)]);
+    } catch (err) {
+      this.fail(err);
+    } finally {
+      this.el.file.value = '';
+    }
+  }
+
+  change(event) {
+    if (event.type.startsWith('message.')) this.render(event.data);
+    if (event.type === 'message.new') this.el.typing.textContent = '';
+    if (event.type === 'room.updated') {
+      this.room = { ...this.room, ...event.data };
+      this.head();
+    }
+  }
+
+  typing(frame) {
+    if (frame.room_id !== this.roomId || frame.user_id === me) return;
+    this.el.typing.textContent = `${frame.user_id} is typing…`;
+    clearTimeout(this.typingTimer);
+    this.typingTimer = setTimeout(() => (this.el.typing.textContent = ''), 3000);
+  }
+
+  render(message) {
+    const id = `m-${message.id}`;
+    let bubble = document.getElementById(id);
+    if (!bubble) {
+      bubble = document.createElement('div');
+      bubble.id = id;
+      this.el.log.append(bubble);
+    }
+    // The same message comes back (the POST's answer, then the feed): draw it once
+    // per version.
+    const version = `${message.edit_count ?? 0}:${message.is_deleted}`;
+    if (bubble.dataset.version === version) return;
+    bubble.dataset.version = version;
+    const staff = message.sender_id === me || message.sender === 'agent' || message.sender === 'admin';
+    const note = message.message_type === 'note';
+    bubble.className = `msg${staff ? ' staff' : ''}${note ? ' note' : ''}`;
+    bubble.dataset.text = message.content;
+    bubble.innerHTML = message.is_deleted
+      ? '<em>message deleted</em>'
+      : `<span class="who">${escapeHtml(message.sender_id)}${note ? ' · internal note' : ''}</span>${escapeHtml(message.content)}<time>${clock(message.created_at)}</time><span class="files"></span>`;
+    const files = bubble.querySelector('.files');
+    for (const attachment of message.attachments ?? []) this.attachment(files, attachment);
+    this.el.log.scrollTop = this.el.log.scrollHeight;
+  }
+
+  async attachment(bubble, attachment) {
+    const url = attachment.upload_id
+      ? await api.attachmentUrl(this.path, attachment.upload_id).catch(() => null)
+      : attachment.url;
+    if (!url) return;
+    const el = document.createElement((attachment.type ?? '').startsWith('image/') ? 'img' : 'a');
+    if (el.tagName === 'IMG') {
+      el.src = url;
+      el.alt = attachment.name;
+    } else {
+      el.href = url;
+      el.textContent = attachment.name;
+      el.rel = 'noopener';
+    }
+    bubble.append(el);
+  }
+}
+
+async function loadAnalytics() {
+  const to = new Date();
+  const from = new Date(to.getTime() - 13 * 86400_000);
+  const day = (d) => d.toISOString().slice(0, 10);
+  const stats = await api.get(`/chat/analytics/dashboard?from=${day(from)}&to=${day(to)}`);
+  const figures = [
+    ['Conversations', stats.total_conversations ?? stats.conversations],
+    ['Messages', stats.total_messages ?? stats.messages],
+    ['Resolutions', stats.resolutions],
+    ['Avg. response (s)', stats.average_response_time == null ? '–' : Math.round(stats.average_response_time)],
+  ];
+  $('#figures').innerHTML = figures
+    .map(([name, value]) => `<div><dt>${escapeHtml(name)}</dt><dd>${escapeHtml(value ?? 0)}</dd></div>`)
+    .join('');
+  $('#chart').innerHTML = chart(stats.daily_stats ?? []);
+}
+
+/** A bar chart of messages (and conversations) per day, as SVG. */
+function chart(days) {
+  const width = 700;
+  const height = 220;
+  const top = Math.max(1, ...days.map((d) => d.messages));
+  const step = width / Math.max(1, days.length);
+  const bars = days
+    .map((d, i) => {
+      const h = (d.messages / top) * (height - 40);
+      const c = (d.conversations / top) * (height - 40);
+      const x = i * step;
+      return `<g><title>${d.date}: ${d.messages} messages, ${d.conversations} conversations</title>
+        <rect x="${x + 4}" y="${height - 20 - h}" width="${step / 2 - 4}" height="${h}" fill="#2453d6"/>
+        <rect x="${x + step / 2}" y="${height - 20 - c}" width="${step / 2 - 4}" height="${c}" fill="#f5b400"/>
+        <text x="${x + step / 2}" y="${height - 5}" font-size="11" text-anchor="middle">${d.date.slice(5)}</text></g>`;
+    })
+    .join('');
+  return `<svg viewBox="0 0 ${width} ${height}" role="img" aria-label="Messages (blue) and conversations (yellow) per day">${bars}</svg>`;
+}
+
+/** A token handed back by the identity provider's sign-in (`#id_token=…`), kept for
+ * the session. */
+function tokenFromLogin() {
+  const found = new URLSearchParams(location.hash.slice(1)).get('id_token');
+  if (!found) return null;
+  sessionStorage.setItem('chat-console:token', found);
+  history.replaceState(null, '', location.pathname + '#inbox');
+  return found;
+}
+
+function subjectOf(jwt) {
+  try {
+    return JSON.parse(atob(jwt.split('.')[1].replace(/-/g, '+').replace(/_/g, '/'))).sub;
+  } catch {
+    return '';
+  }
+}

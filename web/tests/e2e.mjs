@@ -1,0 +1,226 @@
+// End to end in headless Chromium (Debian's package, driven by playwright-core):
+// a customer in the widget and an agent in the console, two browser contexts, on the
+// dev server's stack (scripts/e2e.sh starts it). Screenshots of each step go to
+// $E2E_ARTIFACTS (not committed).
+//
+//   node web/tests/e2e.mjs http://127.0.0.1:PORT
+
+import { chromium } from 'playwright-core';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import assert from 'node:assert/strict';
+
+const base = process.argv[2] ?? 'http://127.0.0.1:3000';
+const artifacts = process.env.E2E_ARTIFACTS ?? 'target/e2e-artifacts';
+const TIMEOUT = 15_000;
+mkdirSync(artifacts, { recursive: true });
+
+const errors = [];
+const steps = [];
+let shot = 0;
+
+async function step(name, work) {
+  const started = Date.now();
+  await work();
+  steps.push(`${name} (${Date.now() - started} ms)`);
+  console.log(`ok - ${name}`);
+}
+
+async function snap(page, name) {
+  shot += 1;
+  await page.screenshot({ path: join(artifacts, `${String(shot).padStart(2, '0')}-${name}.png`) });
+}
+
+async function token(sub, role, org = 'acme') {
+  const res = await fetch(`${base}/_local/token?sub=${sub}&role=${role}&org=${org}`);
+  return (await res.json()).token;
+}
+
+/** A page of a new context whose session holds `token` under `key`. */
+async function pageWith(browser, key, tok, viewport) {
+  const context = await browser.newContext({ viewport });
+  await context.addInitScript(([k, t]) => sessionStorage.setItem(k, t), [key, tok]);
+  const page = await context.newPage();
+  page.setDefaultTimeout(TIMEOUT);
+  page.on('console', (m) => m.type() === 'error' && errors.push(`${key}: ${m.text()}`));
+  page.on('pageerror', (e) => errors.push(`${key}: ${e.message}`));
+  return page;
+}
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+  args: [
+    '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync',
+  ],
+});
+
+try {
+  const customerToken = await token('u-500', 'customer');
+  const agentToken = await token('a-1', 'agent');
+  const strangerToken = await token('a-1', 'agent', 'globex');
+
+  // The customer on a phone-sized screen; their sockets go through a proxy the test
+  // can cut.
+  const customer = await pageWith(browser, 'chat-demo:customer-token', customerToken, { width: 360, height: 740 });
+  const sockets = [];
+  let refuse = false;
+  await customer.routeWebSocket(/\/\?ticket=/, (ws) => {
+    if (refuse) return ws.close({ code: 1011, reason: 'cut by the test' });
+    ws.connectToServer();
+    sockets.push(ws);
+  });
+  const agent = await pageWith(browser, 'chat-console:token', agentToken, { width: 1280, height: 800 });
+
+  const widget = customer.locator('#chat-widget');
+  const bubbles = widget.locator('.msg');
+  const consoleLog = agent.locator('#conversation .log');
+
+  await step('the customer opens the widget and writes', async () => {
+    await customer.goto(`${base}/app/dev/widget-demo.html`);
+    await widget.getByRole('button', { name: 'Chat with us' }).click();
+    await widget.getByLabel('Your message').fill('Hello, my kettle leaks');
+    await widget.getByRole('button', { name: 'Send' }).click();
+    await bubbles.filter({ hasText: 'Hello, my kettle leaks' }).waitFor();
+    await snap(customer, 'customer-writes');
+  });
+
+  await step('the agent finds it in the inbox and answers; the customer sees it live', async () => {
+    await agent.goto(`${base}/app/console.html#inbox`);
+    await agent.getByRole('button', { name: /Hello, my kettle leaks/ }).click();
+    await consoleLog.getByText('Hello, my kettle leaks').waitFor();
+    await agent.getByLabel('Reply').fill('Sorry to hear that');
+    await agent.waitForTimeout(200);
+    await agent.getByRole('button', { name: 'Send' }).click();
+    await bubbles.filter({ hasText: 'Sorry to hear that' }).waitFor();
+    await snap(agent, 'agent-answers');
+    await snap(customer, 'customer-sees-answer');
+  });
+
+  await step('typing shows in the widget; the customer answers live into the console', async () => {
+    await agent.getByLabel('Reply').pressSequentially('Let me check');
+    await widget.getByText('Agent is typing…').waitFor();
+    await agent.getByLabel('Reply').fill('');
+    await widget.getByLabel('Your message').fill('It is the lid');
+    await widget.getByLabel('Your message').press('Enter');
+    await consoleLog.getByText('It is the lid').waitFor();
+  });
+
+  await step('an internal note reaches the agent, never the customer', async () => {
+    await agent.getByLabel('Internal note').check();
+    await agent.getByLabel('Reply').fill('Refund approved by Dana');
+    await agent.getByRole('button', { name: 'Send' }).click();
+    await consoleLog.locator('.note', { hasText: 'Refund approved by Dana' }).waitFor();
+    await agent.getByLabel('Internal note').uncheck();
+    await agent.getByLabel('Reply').fill('A new lid is on its way');
+    await agent.getByRole('button', { name: 'Send' }).click();
+    await bubbles.filter({ hasText: 'A new lid is on its way' }).waitFor();
+    assert.equal(await widget.getByText('Refund approved by Dana').count(), 0, 'the note never reached the customer');
+    await snap(agent, 'agent-note');
+  });
+
+  await step('the agent resolves; the customer replies; it reopens in the console live', async () => {
+    await agent.getByRole('button', { name: 'Resolve' }).click();
+    await agent.locator('.room-meta[data-status="resolved"]').waitFor();
+    await widget.getByText('marked resolved').waitFor();
+    await widget.getByLabel('Your message').fill('One more thing');
+    await widget.getByRole('button', { name: 'Send' }).click();
+    await agent.locator('.room-meta[data-status="open"]').waitFor();
+    await consoleLog.getByText('One more thing').waitFor();
+    await snap(agent, 'reopened');
+  });
+
+  await step('the customer collapses the widget and gets an unread badge', async () => {
+    await widget.getByRole('button', { name: 'Minimise chat' }).click();
+    await agent.getByLabel('Reply').fill('Are you still there?');
+    await agent.getByRole('button', { name: 'Send' }).click();
+    await widget.locator('.badge', { hasText: '1' }).waitFor();
+    await snap(customer, 'unread-badge');
+    await widget.getByRole('button', { name: /Chat with us/ }).click();
+  });
+
+  await step('the socket is cut; messages sent meanwhile arrive once, in order, after reconnect', async () => {
+    refuse = true;
+    for (const ws of sockets.splice(0)) await ws.close({ code: 1011, reason: 'cut by the test' });
+    await widget.getByText('reconnecting…').waitFor();
+    for (const n of [1, 2, 3]) {
+      await agent.getByLabel('Reply').fill(`While you were away ${n}`);
+      await agent.getByRole('button', { name: 'Send' }).click();
+      await consoleLog.getByText(`While you were away ${n}`).waitFor();
+    }
+    refuse = false;
+    await bubbles.filter({ hasText: 'While you were away 3' }).waitFor({ timeout: 30_000 });
+    const texts = await bubbles.allTextContents();
+    const away = texts.filter((t) => t.includes('While you were away'));
+    assert.deepEqual(away.map((t) => t.match(/away (\d)/)[1]), ['1', '2', '3'], 'once each, in order');
+    const all = texts.map((t) => t.replace(/\d\d:\d\d.*$/, ''));
+    assert.equal(new Set(all).size, all.length, `no message twice: ${all}`);
+    await snap(customer, 'after-reconnect');
+  });
+
+  await step('an image uploaded by the customer shows in both', async () => {
+    // A 1×1 PNG.
+    const png = Buffer.from(
+      'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==',
+      'base64',
+    );
+    await widget.locator('input[type=file]').setInputFiles({ name: 'lid.png', mimeType: 'image/png', buffer: png });
+    await widget.locator('img[alt="lid.png"]').waitFor();
+    await consoleLog.locator('img[alt="lid.png"]').waitFor();
+    const loaded = await consoleLog.locator('img[alt="lid.png"]').evaluate((img) => img.complete && img.naturalWidth === 1);
+    assert.ok(loaded, 'the agent loads the file from storage');
+    await snap(customer, 'image-customer');
+    await snap(agent, 'image-agent');
+  });
+
+  await step("another tenant's agent sees none of it", async () => {
+    const stranger = await pageWith(browser, 'chat-console:token', strangerToken, { width: 1280, height: 800 });
+    await stranger.goto(`${base}/app/console.html#inbox`);
+    await stranger.getByText('Nothing here.').waitFor();
+    const room = await customer.evaluate(() => localStorage.getItem('chat-widget:u-500:conversation'));
+    const res = await fetch(`${base}/chat/conversations/${room}/messages`, {
+      headers: { authorization: `Bearer ${strangerToken}` },
+    });
+    assert.equal(res.status, 404, 'the conversation does not exist for another tenant');
+    await snap(stranger, 'other-tenant');
+  });
+
+  await step("an order chat shows in the console with its members' profiles", async () => {
+    const call = (method, path, tok, body) =>
+      fetch(`${base}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${tok}`, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      }).then((r) => r.json());
+    await call('PUT', '/profiles/me', customerToken, { username: 'Jane Buyer', email: 'jane@example.com' });
+    const made = await call('POST', '/rooms', customerToken, {
+      type: 'agent_to_user', order_id: '1042', agent_id: 'a-1', name: 'Order 1042',
+    });
+    assert.ok(made.success, JSON.stringify(made));
+    await agent.goto(`${base}/app/console.html#orders`);
+    await agent.getByRole('button', { name: /Order 1042/ }).click();
+    await agent.locator('#order .members').getByText('Jane Buyer · owner · jane@example.com').waitFor();
+    await snap(agent, 'order-chat');
+  });
+
+  await step('the analytics dashboard draws daily_stats', async () => {
+    await agent.goto(`${base}/app/console.html#analytics`);
+    await agent.locator('#chart svg').waitFor();
+    await snap(agent, 'analytics');
+  });
+
+  await step('keyboard: the widget opens and sends without a mouse', async () => {
+    await widget.getByRole('button', { name: 'Minimise chat' }).click();
+    await widget.getByRole('button', { name: /Chat with us/ }).focus();
+    await customer.keyboard.press('Enter');
+    await customer.keyboard.type('Typed with the keyboard');
+    await customer.keyboard.press('Enter');
+    await bubbles.filter({ hasText: 'Typed with the keyboard' }).waitFor();
+  });
+
+  assert.deepEqual(errors, [], 'no console errors');
+  writeFileSync(join(artifacts, 'steps.txt'), `${steps.join('\n')}\n`);
+  console.log(`all ${steps.length} steps passed; screenshots in ${artifacts}`);
+} finally {
+  await browser.close();
+}

@@ -1,0 +1,297 @@
+// The customer chat widget. Embed it with one tag (docs: web/README.md):
+//
+//   <script type="module" src="https://chat.example.com/widget.js" data-agent="a-1"
+//           data-token="<the signed-in customer's JWT>"></script>
+//
+// (or data-token-function="name": a global function answering the token; optional
+// data-api, data-ws, data-title).
+//
+// It starts a conversation on the first message, shows replies live, says when the
+// agent is typing, attaches files, keeps an unread badge while collapsed, and survives
+// reconnects without losing or repeating a message (the feed's seq). Its markup lives
+// in a shadow root, so the host page's styles and ours do not mix.
+
+import { Api, Feed, escapeHtml, clock } from './lib/chat.js';
+
+const script = document.querySelector('script[src*="widget.js"][data-token], script[src*="widget.js"][data-token-function]');
+const settings = script?.dataset ?? {};
+// The stack's URLs come from config.json beside this file (written at deploy, served
+// by the dev server locally); the tag's data-api / data-ws override them.
+const deployed = await fetch(new URL('config.json', import.meta.url)).then((r) => (r.ok ? r.json() : {}), () => ({}));
+const config = {
+  api: settings.api ?? deployed.api ?? new URL(import.meta.url).origin,
+  ws: settings.ws ?? deployed.ws,
+  agent: settings.agent,
+  title: settings.title ?? 'Chat with us',
+  token: settings.token ?? (settings.tokenFunction ? window[settings.tokenFunction]() : ''),
+};
+
+const STYLE = `
+:host { all: initial; font: 15px/1.4 system-ui, sans-serif; color: #1d2330; }
+* { box-sizing: border-box; }
+.launcher { position: fixed; right: 16px; bottom: 16px; border: 0; border-radius: 28px; padding: 14px 20px;
+  background: #2453d6; color: #fff; font: inherit; font-weight: 600; cursor: pointer; box-shadow: 0 4px 14px #0003; }
+.launcher:focus-visible, button:focus-visible, textarea:focus-visible, label.attach:focus-within { outline: 3px solid #f5b400; outline-offset: 2px; }
+.badge { display: inline-block; min-width: 22px; margin-left: 8px; padding: 0 6px; border-radius: 11px; background: #e5484d; font-size: 13px; text-align: center; }
+.badge[hidden] { display: none; }
+.panel { position: fixed; right: 16px; bottom: 16px; width: min(380px, calc(100vw - 32px)); height: min(560px, calc(100vh - 32px));
+  display: flex; flex-direction: column; background: #fff; border-radius: 14px; box-shadow: 0 8px 30px #0004; overflow: hidden; }
+.panel[hidden], .launcher[hidden] { display: none; }
+header { display: flex; align-items: center; gap: 8px; padding: 12px 14px; background: #2453d6; color: #fff; }
+header h2 { flex: 1; margin: 0; font-size: 16px; }
+header .state { font-size: 12px; opacity: .85; }
+header button { border: 0; background: transparent; color: #fff; font-size: 22px; cursor: pointer; line-height: 1; }
+.log { flex: 1; overflow-y: auto; padding: 12px; display: flex; flex-direction: column; gap: 8px; background: #f4f6fb; }
+.msg { max-width: 80%; padding: 8px 12px; border-radius: 12px; background: #fff; border: 1px solid #dfe3ec; white-space: pre-wrap; word-wrap: break-word; }
+.msg.mine { align-self: flex-end; background: #2453d6; color: #fff; border-color: #2453d6; }
+.msg time { display: block; font-size: 11px; opacity: .7; margin-top: 2px; }
+.msg img { display: block; max-width: 100%; margin-top: 6px; border-radius: 6px; }
+.msg a { color: inherit; }
+.note { font-size: 13px; color: #5b6475; text-align: center; }
+.typing { min-height: 20px; padding: 0 14px; font-size: 13px; color: #5b6475; }
+form { display: flex; gap: 6px; align-items: flex-end; padding: 10px; border-top: 1px solid #dfe3ec; }
+textarea { flex: 1; resize: none; min-height: 40px; max-height: 120px; padding: 8px; border: 1px solid #b8c0d0; border-radius: 8px; font: inherit; }
+form button, label.attach { border: 0; border-radius: 8px; padding: 9px 12px; background: #2453d6; color: #fff; font: inherit; cursor: pointer; }
+label.attach { display: flex; align-items: center; background: #e6eaf3; color: #1d2330; }
+label.attach input { position: absolute; width: 1px; height: 1px; opacity: 0; }
+.sr { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); }
+.error { padding: 6px 14px; color: #b4232a; font-size: 13px; }
+`;
+
+class Widget {
+  constructor(host) {
+    this.api = new Api({ api: config.api, token: config.token });
+    this.feed = new Feed(this.api, config.ws);
+    this.me = subjectOf(config.token);
+    this.storageKey = `chat-widget:${this.me}:conversation`;
+    this.conversation = localStorage.getItem(this.storageKey);
+    this.shown = new Set();
+    this.unread = 0;
+    this.root = host.attachShadow({ mode: 'open' });
+    this.root.innerHTML = `<style>${STYLE}</style>
+      <button class="launcher" type="button" aria-haspopup="dialog">${escapeHtml(config.title)}<span class="badge" hidden aria-label="unread messages"></span></button>
+      <section class="panel" role="dialog" aria-label="${escapeHtml(config.title)}" hidden>
+        <header><h2>${escapeHtml(config.title)}</h2><span class="state" aria-live="polite"></span>
+          <button type="button" class="close" aria-label="Minimise chat">&minus;</button></header>
+        <div class="log" role="log" aria-live="polite" aria-label="Messages"><p class="note">Ask us anything; an agent will answer here.</p></div>
+        <div class="typing" aria-live="polite"></div>
+        <div class="error" role="alert" hidden></div>
+        <form>
+          <label class="sr" for="chat-text">Your message</label>
+          <textarea id="chat-text" name="text" rows="1" placeholder="Write a message…"></textarea>
+          <label class="attach" title="Attach a file"><svg width="16" height="16" viewBox="0 0 24 24" aria-hidden="true" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round"><path d="M21 11.5 12.5 20a5.5 5.5 0 0 1-7.8-7.8l8.5-8.5a3.7 3.7 0 0 1 5.2 5.2l-8.5 8.5a1.8 1.8 0 0 1-2.6-2.6l7.8-7.8"/></svg><span class="sr">Attach a file</span><input type="file" name="file" accept="image/png,image/jpeg,image/gif,image/webp,application/pdf,text/plain"></label>
+          <button type="submit">Send</button>
+        </form>
+      </section>`;
+    const $ = (selector) => this.root.querySelector(selector);
+    this.el = {
+      launcher: $('.launcher'), badge: $('.badge'), panel: $('.panel'), log: $('.log'),
+      typing: $('.typing'), state: $('.state'), error: $('.error'), form: $('form'),
+      text: $('textarea'), file: $('input[type=file]'), close: $('.close'),
+    };
+    this.el.launcher.addEventListener('click', () => this.open());
+    this.el.close.addEventListener('click', () => this.collapse());
+    this.el.panel.addEventListener('keydown', (e) => e.key === 'Escape' && this.collapse());
+    this.el.form.addEventListener('submit', (e) => {
+      e.preventDefault();
+      this.send();
+    });
+    this.el.text.addEventListener('keydown', (e) => {
+      if (e.key === 'Enter' && !e.shiftKey) {
+        e.preventDefault();
+        this.send();
+      }
+    });
+    this.el.text.addEventListener('input', () => this.conversation && this.feed.typing(this.conversation));
+    this.el.file.addEventListener('change', () => this.attach());
+    this.feed.addEventListener('change', (e) => this.change(e.detail.event));
+    this.feed.addEventListener('typing', (e) => this.typing(e.detail));
+    this.feed.addEventListener('status', (e) => {
+      this.el.state.textContent = e.detail === 'live' ? '' : e.detail === 'offline' ? 'reconnecting…' : 'connecting…';
+    });
+    this.feed.addEventListener('reload', () => this.load());
+    this.feed.connect();
+    if (this.conversation) this.load();
+  }
+
+  get path() {
+    return `/chat/conversations/${this.conversation}`;
+  }
+
+  open() {
+    this.el.launcher.hidden = true;
+    this.el.panel.hidden = false;
+    this.unread = 0;
+    this.badge();
+    this.el.text.focus();
+    this.markRead();
+  }
+
+  collapse() {
+    this.el.panel.hidden = true;
+    this.el.launcher.hidden = false;
+    this.el.launcher.focus();
+  }
+
+  badge() {
+    this.el.badge.hidden = this.unread === 0;
+    this.el.badge.textContent = String(this.unread);
+  }
+
+  fail(err) {
+    this.el.error.hidden = false;
+    this.el.error.textContent = err?.message ?? String(err);
+  }
+
+  async load() {
+    try {
+      const page = await this.api.get(`${this.path}/messages?limit=50`);
+      for (const message of [...page.messages].reverse()) this.render(message);
+      this.feed.follow(this.conversation, page.last_seq ?? 0, this.path);
+    } catch (err) {
+      if (err.status === 404) {
+        localStorage.removeItem(this.storageKey);
+        this.conversation = null;
+      } else this.fail(err);
+    }
+  }
+
+  async ensureConversation(firstWords) {
+    if (this.conversation) return;
+    const body = { title: firstWords.slice(0, 80) || 'Chat' };
+    if (config.agent) body.agent_id = config.agent;
+    const made = await this.api.post('/chat/conversations', body);
+    this.conversation = made.conversation_id;
+    localStorage.setItem(this.storageKey, this.conversation);
+    this.feed.follow(this.conversation, 0, this.path);
+  }
+
+  async send(attachments = []) {
+    const content = this.el.text.value.trim();
+    if (!content && attachments.length === 0) return;
+    this.el.error.hidden = true;
+    try {
+      await this.ensureConversation(content || attachments[0].name);
+      const message = await this.api.post(`${this.path}/messages`, {
+        content: content || attachments.map((a) => a.name).join(', '),
+        attachments,
+        client_message_id: crypto.randomUUID(),
+      });
+      this.el.text.value = '';
+      this.render(message);
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
+  async attach() {
+    const file = this.el.file.files[0];
+    if (!file) return;
+    try {
+      await this.ensureConversation(file.name);
+      const attachment = await this.api.upload(this.path, file);
+      await this.send([attachment]);
+    } catch (err) {
+      this.fail(err);
+    } finally {
+      this.el.file.value = '';
+    }
+  }
+
+  change(event) {
+    if (event.type === 'message.new') {
+      const fresh = !this.shown.has(event.data.id);
+      this.render(event.data);
+      if (fresh && event.data.sender_id !== this.me) {
+        this.el.typing.textContent = '';
+        if (this.el.panel.hidden) {
+          this.unread += 1;
+          this.badge();
+        } else this.markRead();
+      }
+    } else if (event.type === 'message.updated' || event.type === 'message.deleted') {
+      this.render(event.data);
+    } else if (event.type === 'room.updated' && event.data.status === 'resolved') {
+      this.note('The conversation was marked resolved. Write again any time.');
+    }
+  }
+
+  typing(frame) {
+    if (frame.room_id !== this.conversation || frame.user_id === this.me) return;
+    this.el.typing.textContent = 'Agent is typing…';
+    clearTimeout(this.typingTimer);
+    this.typingTimer = setTimeout(() => (this.el.typing.textContent = ''), 3000);
+  }
+
+  note(text) {
+    const p = document.createElement('p');
+    p.className = 'note';
+    p.textContent = text;
+    this.el.log.append(p);
+    this.el.log.scrollTop = this.el.log.scrollHeight;
+  }
+
+  /** Shows a message once (a message seen again replaces its bubble). */
+  render(message) {
+    if (message.message_type === 'note') return; // staff only; never sent to us anyway
+    const id = `m-${message.id}`;
+    let bubble = this.root.getElementById(id);
+    if (!bubble) {
+      bubble = document.createElement('div');
+      bubble.id = id;
+      bubble.dataset.seq = message.seq ?? '';
+      this.el.log.append(bubble);
+    }
+    this.shown.add(message.id);
+    // The same message comes back (the POST's answer, then the feed): draw it once
+    // per version.
+    const version = `${message.edit_count ?? 0}:${message.is_deleted}`;
+    if (bubble.dataset.version === version) return;
+    bubble.dataset.version = version;
+    bubble.className = `msg${message.sender_id === this.me ? ' mine' : ''}`;
+    bubble.innerHTML = message.is_deleted
+      ? '<em>message deleted</em>'
+      : `${escapeHtml(message.content)}<time>${clock(message.created_at)}</time><span class="files"></span>`;
+    const files = bubble.querySelector('.files');
+    for (const attachment of message.attachments ?? []) this.showAttachment(files, attachment);
+    this.el.log.scrollTop = this.el.log.scrollHeight;
+  }
+
+  async showAttachment(bubble, attachment) {
+    const url = attachment.upload_id
+      ? await this.api.attachmentUrl(this.path, attachment.upload_id).catch(() => null)
+      : attachment.url;
+    if (!url) return;
+    if ((attachment.type ?? '').startsWith('image/')) {
+      const img = document.createElement('img');
+      img.src = url;
+      img.alt = attachment.name;
+      bubble.append(img);
+    } else {
+      const a = document.createElement('a');
+      a.href = url;
+      a.textContent = attachment.name;
+      a.target = '_blank';
+      a.rel = 'noopener';
+      bubble.append(a);
+    }
+  }
+
+  markRead() {
+    if (this.conversation) this.api.post(`${this.path}/read`, {}).catch(() => {});
+  }
+}
+
+/** The token's subject (the user), read without verifying: the API verifies. */
+function subjectOf(token) {
+  try {
+    return JSON.parse(atob(token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/'))).sub;
+  } catch {
+    return '';
+  }
+}
+
+const host = document.createElement('div');
+host.id = 'chat-widget';
+document.body.append(host);
+window.chatWidget = new Widget(host);
