@@ -18,11 +18,16 @@ rm -rf "$artifacts"
 mkdir -p "$artifacts"
 server=${CARGO_TARGET_DIR:-target}/debug/devserver
 
+# The AI provider is the one outside party: an OpenAI-compatible double on loopback.
+MODEL_PORT=$(free_port)
+python3 web/tests/model-double.py "$MODEL_PORT" &
+model=$!
 PORT=$PORT WS_PORT=$WS_PORT TABLE_NAME="chat-e2e-$$" UPLOADS_BUCKET="chat-e2e-$$" \
   S3_ENDPOINT="http://127.0.0.1:$S3_PORT" S3_DATA_DIR="$data" RUST_LOG=warn \
+  AI_PROVIDER=openai OPENAI_BASE_URL="http://127.0.0.1:$MODEL_PORT/v1" OPENAI_MODEL=double \
   "$server" serve >"$artifacts/devserver.log" 2>&1 &
 pid=$!
-trap 'kill $pid 2>/dev/null; rm -rf "$data"' EXIT
+trap 'kill $pid $model 2>/dev/null; rm -rf "$data"' EXIT
 for _ in $(seq 1 100); do
   curl -fs "http://127.0.0.1:$PORT/app/config.json" >/dev/null && break
   kill -0 $pid 2>/dev/null || { cat "$artifacts/devserver.log" >&2; exit 1; }

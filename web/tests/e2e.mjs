@@ -119,6 +119,12 @@ try {
     await snap(agent, 'agent-note');
   });
 
+  await step('the agent asks for an AI reply; it reaches both', async () => {
+    await agent.getByRole('button', { name: 'AI reply' }).click();
+    await consoleLog.getByText('(AI) About "It is the lid"').waitFor();
+    await bubbles.filter({ hasText: '(AI) About "It is the lid"' }).waitFor();
+  });
+
   await step('the agent resolves; the customer replies; it reopens in the console live', async () => {
     await agent.getByRole('button', { name: 'Resolve' }).click();
     await agent.locator('.room-meta[data-status="resolved"]').waitFor();

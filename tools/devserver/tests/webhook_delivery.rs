@@ -299,6 +299,13 @@ async fn gone_disables_the_endpoint_and_an_operator_recovers_by_retry_and_replay
     let receiver = Receiver::start().await;
     receiver.set_default("/gone", Answer::Status(410));
     let (id, secret) = endpoint(&app, &receiver.url("/gone")).await;
+    // A healthy endpoint beside it: once it has an event, the stream's handling of that
+    // event (for every endpoint) is done.
+    endpoint(&app, &receiver.url("/control")).await;
+    let handled = |seq: u64| {
+        let receiver = receiver.clone();
+        move || receiver.received("/control").iter().any(|r| event_of(r).1 == seq)
+    };
     let room = conversation(&app, "u-100", "a-1").await;
     let customer = token("u-100", "acme", "customer");
     post(&app, &room, &customer, json!({"content": "hello"})).await;
@@ -327,6 +334,7 @@ async fn gone_disables_the_endpoint_and_an_operator_recovers_by_retry_and_replay
     assert_eq!(receiver.received("/gone").len(), 1, "410 is not retried");
     // Nothing is made for a disabled endpoint meanwhile.
     post(&app, &room, &customer, json!({"content": "anyone?"})).await;
+    eventually("the second message handled", handled(2)).await;
 
     let retry = "POST /webhooks/{webhook_id}/deliveries/{delivery_id}/retry";
     let params = [
