@@ -161,7 +161,7 @@ class RoomView {
       this.el.log.replaceChildren();
       for (const message of [...page.messages].reverse()) this.render(message);
       feed.follow(this.roomId, page.last_seq ?? 0, this.path);
-      if (this.support) api.post(`${this.path}/read`, {}).catch(() => {});
+      api.post(`${this.path}/read`, {}).catch(() => {});
     } catch (err) {
       this.fail(err);
     }
@@ -238,7 +238,12 @@ class RoomView {
 
   change(event) {
     if (event.type.startsWith('message.')) this.render(event.data);
-    if (event.type === 'message.new') this.el.typing.textContent = '';
+    if (event.type === 'message.new') {
+      this.el.typing.textContent = '';
+      // Read while on screen.
+      clearTimeout(this.readTimer);
+      this.readTimer = setTimeout(() => api.post(`${this.path}/read`, {}).catch(() => {}), 500);
+    }
     if (event.type === 'room.updated') {
       this.room = { ...this.room, ...event.data };
       this.head();

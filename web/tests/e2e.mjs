@@ -224,6 +224,24 @@ try {
     await bubbles.filter({ hasText: 'Typed with the keyboard' }).waitFor();
   });
 
+  await step('both read at 360 px wide without sideways scrolling', async () => {
+    await agent.setViewportSize({ width: 360, height: 740 });
+    await agent.goto(`${base}/app/console.html#inbox`);
+    await agent.getByRole('button', { name: /Hello, my kettle leaks/ }).click();
+    await consoleLog.getByText('Typed with the keyboard').waitFor();
+    for (const page of [agent, customer]) {
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      const wide = await page.evaluate(() =>
+        [...document.querySelectorAll('body *')]
+          .filter((el) => el.getBoundingClientRect().right > window.innerWidth + 1)
+          .slice(0, 5)
+          .map((el) => `${el.tagName.toLowerCase()}.${el.className}`),
+      );
+      assert.ok(overflow <= 0, `no sideways scrolling (${overflow} px too wide: ${wide})`);
+    }
+    await snap(agent, 'console-360');
+  });
+
   assert.deepEqual(errors, [], 'no console errors');
   writeFileSync(join(artifacts, 'steps.txt'), `${steps.join('\n')}\n`);
   console.log(`all ${steps.length} steps passed; screenshots in ${artifacts}`);
