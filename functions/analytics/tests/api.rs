@@ -9,32 +9,47 @@ use chat_core::item::ItemExt;
 use chat_core::keys;
 use chat_core::store::Profile;
 use chat_core::store::analytics::{fold_day, seconds_between};
-use chat_testkit::{HttpEvent, TestTable, load_event, response_json, to_request, token};
+use chat_testkit::{HttpEvent, load_event, response_json, to_request, token};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use time::OffsetDateTime;
 use time::macros::datetime;
 
-struct Env {
-    table: TestTable,
-    app: App,
+/// The analytics app, and beside it on the same table the functions that write what
+/// it reads.
+type Env = chat_testkit::FunctionTest<App, Writers>;
+
+struct Writers {
     conversations: conversations::App,
     messages: messages::App,
     rollup: Rollup,
 }
 
-impl Env {
-    async fn new() -> Env {
-        let table = TestTable::new().await;
-        Env {
-            app: App::new(table.runtime.clone()),
-            conversations: conversations::App::new(table.runtime.clone()),
-            messages: messages::App::new(table.runtime.clone()),
-            rollup: Rollup::new(table.runtime.store.clone(), 2),
-            table,
-        }
-    }
+async fn env() -> Env {
+    Env::with(App::new, |runtime| Writers {
+        conversations: conversations::App::new(runtime.clone()),
+        messages: messages::App::new(runtime.clone()),
+        rollup: Rollup::new(runtime.store, 2),
+    })
+    .await
+}
 
+/// The calls these tests make.
+trait Calls {
+    async fn at<F: std::future::Future>(&self, when: OffsetDateTime, work: F) -> F::Output;
+
+    async fn conversation(&self, when: OffsetDateTime, tok: &str, agent: u32) -> String;
+
+    async fn say(&self, when: OffsetDateTime, tok: &str, id: &str, content: &str);
+
+    async fn note(&self, when: OffsetDateTime, tok: &str, id: &str, content: &str);
+
+    async fn resolve(&self, when: OffsetDateTime, tok: &str, id: &str);
+
+    async fn get(&self, route: &str, tok: &str, query: &[(&str, &str)]) -> (u16, Value);
+}
+
+impl Calls for Env {
     async fn at<F: std::future::Future>(&self, when: OffsetDateTime, work: F) -> F::Output {
         chat_core::time::at(when, work).await
     }
@@ -45,7 +60,7 @@ impl Env {
             .json(&json!({"title": "Help", "agent_id": agent}));
         let (status, body) = self
             .at(when, async {
-                response_json(&self.conversations.handle(event.request()).await)
+                response_json(&self.extra.conversations.handle(event.request()).await)
             })
             .await;
         assert_eq!(status, 201, "{body}");
@@ -62,7 +77,7 @@ impl Env {
         .json(&json!({"content": content}));
         let (status, body) = self
             .at(when, async {
-                response_json(&self.messages.handle(event.request()).await)
+                response_json(&self.extra.messages.handle(event.request()).await)
             })
             .await;
         assert_eq!(status, 201, "{body}");
@@ -78,7 +93,7 @@ impl Env {
         .json(&json!({"content": content, "message_type": "note"}));
         let (status, body) = self
             .at(when, async {
-                response_json(&self.messages.handle(event.request()).await)
+                response_json(&self.extra.messages.handle(event.request()).await)
             })
             .await;
         assert_eq!(status, 201, "{body}");
@@ -94,7 +109,7 @@ impl Env {
         .json(&json!({"status": "resolved"}));
         let (status, body) = self
             .at(when, async {
-                response_json(&self.conversations.handle(event.request()).await)
+                response_json(&self.extra.conversations.handle(event.request()).await)
             })
             .await;
         assert_eq!(status, 200, "{body}");
@@ -181,7 +196,7 @@ fn mean(values: &[i64]) -> Value {
 
 #[tokio::test]
 async fn rollup_figures_equal_the_messages_written_across_midnight() {
-    let env = Env::new().await;
+    let env = env().await;
     let agent5 = token("5", "acme", "agent");
     let agent6 = token("6", "acme", "agent");
     let id = env
@@ -263,7 +278,7 @@ async fn rollup_figures_equal_the_messages_written_across_midnight() {
     .await;
 
     let range = json!({"from": "2024-06-29", "to": "2024-07-01"});
-    let summary = env.rollup.run(range.clone()).await.unwrap();
+    let summary = env.extra.rollup.run(range.clone()).await.unwrap();
     assert_eq!(
         summary["written"], 4,
         "acme three days, globex one: {summary}"
@@ -403,7 +418,7 @@ async fn rollup_figures_equal_the_messages_written_across_midnight() {
 
     // The rollup is idempotent: a second run changes nothing.
     let before = env.table.items().await;
-    let again = env.rollup.run(range).await.unwrap();
+    let again = env.extra.rollup.run(range).await.unwrap();
     assert_eq!(
         (again["written"].as_u64(), again["unchanged"].as_u64()),
         (Some(0), Some(4))
@@ -413,7 +428,7 @@ async fn rollup_figures_equal_the_messages_written_across_midnight() {
 
 #[tokio::test]
 async fn a_scheduled_run_updates_what_the_dashboard_shows() {
-    let env = Env::new().await;
+    let env = env().await;
     let now = OffsetDateTime::now_utc();
     let id = env.conversation(now, &customer(), 5).await;
     env.say(now, &customer(), &id, "first").await;
@@ -421,7 +436,7 @@ async fn a_scheduled_run_updates_what_the_dashboard_shows() {
     let (_, before) = env.get(DASHBOARD, &agent, &[]).await;
     assert_eq!(before["data"]["total_messages"], 0, "nothing folded yet");
     let event = chat_testkit::load_event("schedule-analytics-rollup.json");
-    env.rollup.run(event).await.unwrap();
+    env.extra.rollup.run(event).await.unwrap();
     let (_, after) = env.get(DASHBOARD, &agent, &[]).await;
     assert_eq!(after["data"]["total_messages"], 1);
     assert_eq!(
@@ -433,7 +448,7 @@ async fn a_scheduled_run_updates_what_the_dashboard_shows() {
 
 #[tokio::test]
 async fn roles_tenants_ranges_and_budget() {
-    let env = Env::new().await;
+    let env = env().await;
     let id = env
         .conversation(datetime!(2024-06-29 10:00:00 UTC), &customer(), 5)
         .await;
@@ -444,7 +459,8 @@ async fn roles_tenants_ranges_and_budget() {
         "hi there",
     )
     .await;
-    env.rollup
+    env.extra
+        .rollup
         .run(json!({"from": "2024-06-29", "to": "2024-06-29"}))
         .await
         .unwrap();
@@ -509,7 +525,7 @@ async fn roles_tenants_ranges_and_budget() {
 
 #[tokio::test]
 async fn concurrent_and_lagging_runs_never_move_figures_back() {
-    let env = Env::new().await;
+    let env = env().await;
     let store = &env.table.runtime.store;
     let id = env
         .conversation(datetime!(2024-06-29 10:00:00 UTC), &customer(), 5)
@@ -535,7 +551,10 @@ async fn concurrent_and_lagging_runs_never_move_figures_back() {
     // Two runs at once: one writes, the other finds the figures already there.
     let range = json!({"from": "2024-06-29", "to": "2024-06-29"});
     let before = env.table.items().await;
-    let (a, b) = tokio::join!(env.rollup.run(range.clone()), env.rollup.run(range.clone()));
+    let (a, b) = tokio::join!(
+        env.extra.rollup.run(range.clone()),
+        env.extra.rollup.run(range.clone())
+    );
     let (a, b) = (a.unwrap(), b.unwrap());
     let count = |k: &str| a[k].as_u64().unwrap() + b[k].as_u64().unwrap();
     assert_eq!((count("written"), count("unchanged")), (1, 1), "{a} {b}");
@@ -588,7 +607,7 @@ async fn concurrent_and_lagging_runs_never_move_figures_back() {
         "thanks",
     )
     .await;
-    let again = env.rollup.run(range).await.unwrap();
+    let again = env.extra.rollup.run(range).await.unwrap();
     assert_eq!(again["written"], 1, "{again}");
     let (_, body) = env.get(DASHBOARD, &agent, &range_q).await;
     assert_eq!(body["data"]["total_messages"], 3);
@@ -596,7 +615,7 @@ async fn concurrent_and_lagging_runs_never_move_figures_back() {
 
 #[tokio::test]
 async fn the_events_files_drive_the_handlers() {
-    let env = Env::new().await;
+    let env = env().await;
     for name in [
         "get-chat-analytics-dashboard.json",
         "get-chat-analytics-global.json",
@@ -610,6 +629,7 @@ async fn the_events_files_drive_the_handlers() {
         );
     }
     let summary = env
+        .extra
         .rollup
         .run(load_event("schedule-analytics-rollup.json"))
         .await

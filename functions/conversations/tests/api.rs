@@ -1,25 +1,25 @@
 //! The conversations routes against DynamoDB Local: a fresh table and app per test.
 
-use chat_testkit::{HttpEvent, TestTable, TokenSpec, load_event, response_json, to_request, token};
+use chat_testkit::{HttpEvent, TokenSpec, load_event, response_json, to_request, token};
 use conversations::App;
 use serde_json::{Value, json};
 
-struct Env {
-    table: TestTable,
-    app: App,
+type Env = chat_testkit::FunctionTest<App>;
+
+async fn env() -> Env {
+    Env::new(App::new).await
 }
 
-impl Env {
-    async fn new() -> Env {
-        let table = TestTable::new().await;
-        let app = App::new(table.runtime.clone());
-        Env { table, app }
-    }
+/// The calls these tests make.
+trait Calls {
+    async fn create(&self, tok: &str, body: Value) -> String;
 
-    async fn send(&self, event: HttpEvent) -> (u16, Value) {
-        response_json(&self.app.handle(event.request()).await)
-    }
+    async fn get(&self, tok: &str, id: &str) -> (u16, Value);
 
+    async fn list(&self, tok: &str, query: &[(&str, &str)]) -> (u16, Value);
+}
+
+impl Calls for Env {
     async fn create(&self, tok: &str, body: Value) -> String {
         let (status, body) = self
             .send(
@@ -60,7 +60,7 @@ fn customer() -> String {
 
 #[tokio::test]
 async fn the_seed_client_creates_gets_and_lists_a_conversation() {
-    let env = Env::new().await;
+    let env = env().await;
     let id = env
         .create(
             &customer(),
@@ -116,7 +116,7 @@ async fn the_seed_client_creates_gets_and_lists_a_conversation() {
 
 #[tokio::test]
 async fn inbox_pages_by_cursor_and_by_offset() {
-    let env = Env::new().await;
+    let env = env().await;
     let mut ids = Vec::new();
     for i in 0..5 {
         ids.push(
@@ -159,7 +159,7 @@ async fn inbox_pages_by_cursor_and_by_offset() {
 
 #[tokio::test]
 async fn other_tenants_and_non_members_get_404() {
-    let env = Env::new().await;
+    let env = env().await;
     let id = env.create(&customer(), json!({"title": "Mine"})).await;
     let (status, body) = env.get(&token("u-100", "globex", "customer"), &id).await;
     assert_eq!(
@@ -183,7 +183,7 @@ async fn other_tenants_and_non_members_get_404() {
 
 #[tokio::test]
 async fn bad_tokens_are_401_and_write_nothing() {
-    let env = Env::new().await;
+    let env = env().await;
     let body = json!({"title": "x"});
     let expired = TokenSpec {
         expires_in_secs: -3600,
@@ -228,7 +228,7 @@ async fn bad_tokens_are_401_and_write_nothing() {
 
 #[tokio::test]
 async fn bad_input_is_refused_and_writes_nothing() {
-    let env = Env::new().await;
+    let env = env().await;
     let post = |raw: String| {
         HttpEvent::new("POST /chat/conversations", "/chat/conversations")
             .bearer(&customer())
@@ -287,7 +287,7 @@ async fn bad_input_is_refused_and_writes_nothing() {
 #[tokio::test]
 async fn forged_cursors_are_refused() {
     use base64::Engine;
-    let env = Env::new().await;
+    let env = env().await;
     env.create(&customer(), json!({"title": "a"})).await;
     env.create(&customer(), json!({"title": "b"})).await;
     // A real cursor from another user's inbox, and a hand-made one for another tenant.
@@ -311,7 +311,7 @@ async fn forged_cursors_are_refused() {
 
 #[tokio::test]
 async fn event_fixtures_drive_the_handlers() {
-    let env = Env::new().await;
+    let env = env().await;
     let (status, body) = response_json(
         &env.app
             .handle(to_request(&load_event("post-chat-conversations.json")))
@@ -360,7 +360,7 @@ async fn event_fixtures_drive_the_handlers() {
 
 #[tokio::test]
 async fn budgets_one_request_per_read_list_and_write() {
-    let env = Env::new().await;
+    let env = env().await;
     let store = &env.table.runtime.store;
     let before = store.requests();
     let id = env
@@ -422,7 +422,14 @@ async fn budgets_one_request_per_read_list_and_write() {
     );
 }
 
-impl Env {
+/// The calls these tests make.
+trait MoreCalls {
+    async fn put(&self, tok: &str, id: &str, body: Value) -> (u16, Value);
+
+    async fn delete(&self, tok: &str, id: &str) -> (u16, Value);
+}
+
+impl MoreCalls for Env {
     async fn put(&self, tok: &str, id: &str, body: Value) -> (u16, Value) {
         self.send(
             HttpEvent::new(
@@ -455,7 +462,7 @@ fn agent() -> String {
 
 #[tokio::test]
 async fn pin_and_archive_change_only_the_callers_view() {
-    let env = Env::new().await;
+    let env = env().await;
     let id = env
         .create(&customer(), json!({"title": "Help", "agent_id": 5}))
         .await;
@@ -485,7 +492,7 @@ async fn pin_and_archive_change_only_the_callers_view() {
 
 #[tokio::test]
 async fn shared_fields_follow_the_rooms_rule_and_reach_every_inbox() {
-    let env = Env::new().await;
+    let env = env().await;
     let id = env
         .create(&customer(), json!({"title": "Help", "agent_id": 5}))
         .await;
@@ -572,7 +579,7 @@ async fn shared_fields_follow_the_rooms_rule_and_reach_every_inbox() {
 
 #[tokio::test]
 async fn bad_updates_are_refused_and_write_nothing() {
-    let env = Env::new().await;
+    let env = env().await;
     let id = env
         .create(&customer(), json!({"title": "Help", "agent_id": 5}))
         .await;
@@ -661,7 +668,7 @@ async fn bad_updates_are_refused_and_write_nothing() {
 
 #[tokio::test]
 async fn delete_leaves_for_members_and_deletes_for_the_owner() {
-    let env = Env::new().await;
+    let env = env().await;
     let id = env
         .create(&customer(), json!({"title": "Help", "agent_id": 5}))
         .await;
@@ -718,7 +725,7 @@ async fn delete_leaves_for_members_and_deletes_for_the_owner() {
 
 #[tokio::test]
 async fn inbox_pages_tell_the_truth_about_the_total_and_the_end() {
-    let env = Env::new().await;
+    let env = env().await;
     for title in ["one", "two", "three"] {
         env.create(&customer(), json!({ "title": title })).await;
     }

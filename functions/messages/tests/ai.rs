@@ -3,7 +3,7 @@
 
 use chat_core::item::ItemExt;
 use chat_core::keys;
-use chat_testkit::{HttpDouble, HttpEvent, TestTable, response_json, token};
+use chat_testkit::{HttpDouble, HttpEvent, response_json, token};
 use messages::App;
 use messages::ai::{Ai, Provider};
 use serde_json::{Value, json};
@@ -11,35 +11,36 @@ use std::time::Duration;
 
 const ROUTE: &str = "POST /chat/conversations/{conversation_id}/ai-response";
 
-struct Env {
-    table: TestTable,
-    app: App,
-    id: String,
+/// The messages app (with `ai`), and the id of a support conversation of u-100's.
+type Env = chat_testkit::FunctionTest<App, String>;
+
+async fn with_ai(ai: Ai) -> Env {
+    let mut env = Env::with(|runtime| App::with_ai(runtime, ai), |_| String::new()).await;
+    let conversations = conversations::App::new(env.table.runtime.clone());
+    let event = HttpEvent::new("POST /chat/conversations", "/chat/conversations")
+        .bearer(&token("u-100", "acme", "customer"))
+        .json(&json!({"title": "Order help", "agent_id": 5}));
+    let (_, body) = response_json(&conversations.handle(event.request()).await);
+    env.extra = body["data"]["conversation_id"].as_str().unwrap().to_owned();
+    env
 }
 
-impl Env {
-    async fn new(ai: Ai) -> Env {
-        let table = TestTable::new().await;
-        let conversations = conversations::App::new(table.runtime.clone());
-        let event = HttpEvent::new("POST /chat/conversations", "/chat/conversations")
-            .bearer(&token("u-100", "acme", "customer"))
-            .json(&json!({"title": "Order help", "agent_id": 5}));
-        let (_, body) = response_json(&conversations.handle(event.request()).await);
-        let id = body["data"]["conversation_id"].as_str().unwrap().to_owned();
-        let app = App::with_ai(table.runtime.clone(), ai);
-        Env { table, app, id }
-    }
+/// The calls these tests make.
+trait Calls {
+    async fn post(&self, content: &str);
 
-    async fn send(&self, event: HttpEvent) -> (u16, Value) {
-        response_json(&self.app.handle(event.request()).await)
-    }
+    fn ask(&self, tok: &str, body: Value) -> HttpEvent;
 
+    async fn messages(&self) -> usize;
+}
+
+impl Calls for Env {
     async fn post(&self, content: &str) {
         let event = HttpEvent::new(
             "POST /chat/conversations/{conversation_id}/messages",
-            &format!("/chat/conversations/{}/messages", self.id),
+            &format!("/chat/conversations/{}/messages", self.extra),
         )
-        .param("conversation_id", &self.id)
+        .param("conversation_id", &self.extra)
         .bearer(&token("u-100", "acme", "customer"))
         .json(&json!({"content": content}));
         assert_eq!(self.send(event).await.0, 201);
@@ -48,9 +49,9 @@ impl Env {
     fn ask(&self, tok: &str, body: Value) -> HttpEvent {
         HttpEvent::new(
             ROUTE,
-            &format!("/chat/conversations/{}/ai-response", self.id),
+            &format!("/chat/conversations/{}/ai-response", self.extra),
         )
-        .param("conversation_id", &self.id)
+        .param("conversation_id", &self.extra)
         .bearer(tok)
         .json(&body)
     }
@@ -101,7 +102,7 @@ async fn openai_compatible_reply_is_stored_as_the_bot_agents_message() {
         )
     })
     .await;
-    let env = Env::new(openai(&double)).await;
+    let env = with_ai(openai(&double)).await;
     env.post("Hello, I need help with my order").await;
     let (status, body) = env
         .send(env.ask(
@@ -185,7 +186,7 @@ async fn provider_failures_store_nothing() {
     ];
     for (status, body, delay, want, code) in cases {
         let double = HttpDouble::start(move |_| (status, body.to_owned(), delay)).await;
-        let env = Env::new(openai(&double)).await;
+        let env = with_ai(openai(&double)).await;
         let before = env.messages().await;
         let (got, resp) = env
             .send(env.ask(&customer(), json!({"message": "hi there"})))
@@ -201,7 +202,7 @@ async fn provider_failures_store_nothing() {
 
 #[tokio::test]
 async fn off_answers_503_and_strangers_404_without_calling_the_provider() {
-    let env = Env::new(Ai::off()).await;
+    let env = with_ai(Ai::off()).await;
     let (status, body) = env
         .send(env.ask(&customer(), json!({"message": "hi"})))
         .await;
@@ -211,7 +212,7 @@ async fn off_answers_503_and_strangers_404_without_calling_the_provider() {
     );
 
     let double = HttpDouble::start(|_| (200, openai_answer("x", 20), Duration::ZERO)).await;
-    let env = Env::new(openai(&double)).await;
+    let env = with_ai(openai(&double)).await;
     let before = env.table.items().await;
     for tok in [
         token("u-9", "acme", "customer"),
@@ -269,7 +270,7 @@ async fn bedrock_converse_reply() {
         price_per_1k_tokens: 0.25,
         timeout: Duration::from_secs(3),
     };
-    let env = Env::new(ai).await;
+    let env = with_ai(ai).await;
     env.post("Where is my order?").await;
     let (status, body) = env
         .send(env.ask(
@@ -315,7 +316,7 @@ async fn a_retried_ask_returns_the_first_reply_without_asking_again() {
         )
     })
     .await;
-    let env = Env::new(openai(&double)).await;
+    let env = with_ai(openai(&double)).await;
     let store = &env.table.runtime.store;
     let ask = |body: Value| {
         env.ask(&customer(), body)
@@ -356,7 +357,7 @@ async fn a_retried_ask_returns_the_first_reply_without_asking_again() {
 #[tokio::test]
 async fn malformed_and_oversized_asks_are_refused_before_the_model() {
     let double = HttpDouble::start(|_| (200, openai_answer("x", 20), Duration::ZERO)).await;
-    let env = Env::new(openai(&double)).await;
+    let env = with_ai(openai(&double)).await;
     let before = env.table.items().await;
     for (raw, status, code) in [
         ("{\"message\": ".to_owned(), 400, "malformed_request"),
@@ -378,9 +379,9 @@ async fn malformed_and_oversized_asks_are_refused_before_the_model() {
     ] {
         let event = HttpEvent::new(
             ROUTE,
-            &format!("/chat/conversations/{}/ai-response", env.id),
+            &format!("/chat/conversations/{}/ai-response", env.extra),
         )
-        .param("conversation_id", &env.id)
+        .param("conversation_id", &env.extra)
         .bearer(&customer())
         .raw_body(&raw);
         let (got, body) = env.send(event).await;

@@ -2,41 +2,42 @@
 
 use chat_core::item::ItemExt;
 use chat_core::keys;
-use chat_testkit::{HttpEvent, TestTable, load_event, response_json, to_request, token};
+use chat_testkit::{HttpEvent, load_event, response_json, to_request, token};
 use messages::App;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
-struct Env {
-    table: TestTable,
-    app: App,
-    conversations: conversations::App,
+/// The messages app, and the conversations app on the same table.
+type Env = chat_testkit::FunctionTest<App, conversations::App>;
+
+async fn env() -> Env {
+    Env::with(App::new, conversations::App::new).await
 }
 
 const CONV: &str = "/chat/conversations/{conversation_id}";
 
-impl Env {
-    async fn new() -> Env {
-        let table = TestTable::new().await;
-        let app = App::new(table.runtime.clone());
-        let conversations = conversations::App::new(table.runtime.clone());
-        Env {
-            table,
-            app,
-            conversations,
-        }
-    }
-
-    async fn send(&self, event: HttpEvent) -> (u16, Value) {
-        response_json(&self.app.handle(event.request()).await)
-    }
-
+/// The calls these tests make.
+trait Calls {
     /// A support conversation of customer u-100 with agent 5.
+    async fn conversation(&self) -> String;
+
+    fn post_event(&self, tok: &str, id: &str, body: Value) -> HttpEvent;
+
+    async fn post(&self, tok: &str, id: &str, body: Value) -> (u16, Value);
+
+    async fn list(&self, tok: &str, id: &str, query: &[(&str, &str)]) -> (u16, Value);
+
+    async fn count(&self, entity: &str) -> usize;
+
+    async fn inbox_row(&self, tok: &str) -> Value;
+}
+
+impl Calls for Env {
     async fn conversation(&self) -> String {
         let event = HttpEvent::new("POST /chat/conversations", "/chat/conversations")
             .bearer(&customer())
             .json(&json!({"title": "Help", "agent_id": 5}));
-        let (status, body) = response_json(&self.conversations.handle(event.request()).await);
+        let (status, body) = response_json(&self.extra.handle(event.request()).await);
         assert_eq!(status, 201, "{body}");
         body["data"]["conversation_id"].as_str().unwrap().to_owned()
     }
@@ -79,7 +80,7 @@ impl Env {
 
     async fn inbox_row(&self, tok: &str) -> Value {
         let event = HttpEvent::new("GET /chat/conversations", "/chat/conversations").bearer(tok);
-        let (_, body) = response_json(&self.conversations.handle(event.request()).await);
+        let (_, body) = response_json(&self.extra.handle(event.request()).await);
         body["data"]["conversations"][0].clone()
     }
 }
@@ -103,7 +104,7 @@ fn ids(body: &Value) -> Vec<String> {
 
 #[tokio::test]
 async fn the_seed_client_sends_and_reads_messages() {
-    let env = Env::new().await;
+    let env = env().await;
     let id = env.conversation().await;
     let (status, body) = env
         .post(
@@ -164,7 +165,7 @@ async fn the_seed_client_sends_and_reads_messages() {
 
 #[tokio::test]
 async fn pages_walk_the_whole_room_in_a_stable_order() {
-    let env = Env::new().await;
+    let env = env().await;
     let id = env.conversation().await;
     let mut sent = Vec::new();
     for i in 0..7 {
@@ -208,7 +209,7 @@ async fn pages_walk_the_whole_room_in_a_stable_order() {
 
 #[tokio::test]
 async fn a_retried_post_returns_the_first_message() {
-    let env = Env::new().await;
+    let env = env().await;
     let id = env.conversation().await;
     let event = env
         .post_event(&customer(), &id, json!({"content": "once"}))
@@ -247,7 +248,7 @@ async fn concurrent_senders_and_retries_store_each_message_once() {
     // customer only receives, so every counter has one right answer.
     const SENDERS: usize = 6;
     const RETRIES: usize = 3;
-    let env = Arc::new(Env::new().await);
+    let env = Arc::new(env().await);
     let id = env.conversation().await;
     let mut tasks = Vec::new();
     for sender in 0..SENDERS {
@@ -306,7 +307,7 @@ async fn concurrent_senders_and_retries_store_each_message_once() {
 
 #[tokio::test]
 async fn strangers_and_other_tenants_get_404_and_write_nothing() {
-    let env = Env::new().await;
+    let env = env().await;
     let id = env.conversation().await;
     let before = env.table.items().await;
     for tok in [
@@ -336,7 +337,7 @@ async fn strangers_and_other_tenants_get_404_and_write_nothing() {
 
 #[tokio::test]
 async fn notes_are_internal() {
-    let env = Env::new().await;
+    let env = env().await;
     let id = env.conversation().await;
     let (status, body) = env
         .post(
@@ -374,7 +375,7 @@ async fn notes_are_internal() {
 
 #[tokio::test]
 async fn bad_input_is_refused_and_writes_nothing() {
-    let env = Env::new().await;
+    let env = env().await;
     let id = env.conversation().await;
     let before = env.table.items().await;
     let cases = [
@@ -422,7 +423,7 @@ async fn bad_input_is_refused_and_writes_nothing() {
 
 #[tokio::test]
 async fn cursors_of_another_room_are_refused() {
-    let env = Env::new().await;
+    let env = env().await;
     let mine = env.conversation().await;
     let other = env.conversation().await;
     for i in 0..3 {
@@ -442,7 +443,7 @@ async fn cursors_of_another_room_are_refused() {
 
 #[tokio::test]
 async fn budgets_requests_per_call() {
-    let env = Env::new().await;
+    let env = env().await;
     let id = env.conversation().await;
     let store = &env.table.runtime.store;
     let before = store.requests();
@@ -518,7 +519,7 @@ async fn budgets_requests_per_call() {
 
 #[tokio::test]
 async fn edits_and_read_markers_refuse_bad_input_and_write_nothing() {
-    let env = Env::new().await;
+    let env = env().await;
     let id = env.conversation().await;
     let (_, sent) = env
         .post(&customer(), &id, json!({"content": "first"}))
@@ -653,7 +654,7 @@ async fn event_fixtures_drive_the_handlers() {
     // messages (the fixtures name fixed ids).
     const FIXTURE_ROOM: &str = "01HZX3K7Q8R9S0T1V2W3X4Y5Z6";
     const FIXTURE_MESSAGE: &str = "01HZX3K7Q8R9S0T1V2W3X4Y5Z7";
-    let env = Env::new().await;
+    let env = env().await;
     let id = env.conversation().await;
     let (_, one) = env
         .post(&customer(), &id, json!({"content": "order 12345 question"}))
@@ -696,7 +697,7 @@ async fn event_fixtures_drive_the_handlers() {
 
 #[tokio::test]
 async fn a_customer_reply_reopens_a_resolved_conversation() {
-    let env = Env::new().await;
+    let env = env().await;
     let id = env.conversation().await;
     let put = HttpEvent::new(
         "PUT /chat/conversations/{conversation_id}",
@@ -705,10 +706,7 @@ async fn a_customer_reply_reopens_a_resolved_conversation() {
     .param("conversation_id", &id)
     .bearer(&agent())
     .json(&json!({"status": "resolved"}));
-    assert_eq!(
-        response_json(&env.conversations.handle(put.request()).await).0,
-        200
-    );
+    assert_eq!(response_json(&env.extra.handle(put.request()).await).0, 200);
     env.post(&agent(), &id, json!({"content": "anything else?"}))
         .await;
     assert_eq!(
@@ -733,7 +731,7 @@ async fn a_customer_reply_reopens_a_resolved_conversation() {
     .bearer(&agent())
     .json(&json!({"status": "snoozed", "snoozed_until": until}));
     assert_eq!(
-        response_json(&env.conversations.handle(snooze.request()).await).0,
+        response_json(&env.extra.handle(snooze.request()).await).0,
         200
     );
     env.post(&customer(), &id, json!({"content": "still there?"}))
@@ -745,7 +743,7 @@ async fn a_customer_reply_reopens_a_resolved_conversation() {
     )
     .param("conversation_id", &id)
     .bearer(&agent());
-    let (_, got) = response_json(&env.conversations.handle(get.request()).await);
+    let (_, got) = response_json(&env.extra.handle(get.request()).await);
     assert_eq!(
         (
             got["data"]["status"].as_str(),
@@ -756,7 +754,16 @@ async fn a_customer_reply_reopens_a_resolved_conversation() {
     );
 }
 
-impl Env {
+/// The calls these tests make.
+trait MoreCalls {
+    fn message_event(&self, method: &str, tok: &str, id: &str, message: &str) -> HttpEvent;
+
+    async fn read(&self, tok: &str, id: &str, body: Option<Value>) -> (u16, Value);
+
+    async fn search(&self, tok: &str, query: &str) -> (u16, Value);
+}
+
+impl MoreCalls for Env {
     fn message_event(&self, method: &str, tok: &str, id: &str, message: &str) -> HttpEvent {
         HttpEvent::new(
             &format!("{method} {CONV}/messages/{{message_id}}"),
@@ -797,7 +804,7 @@ fn message_id(body: &Value) -> String {
 
 #[tokio::test]
 async fn edit_keeps_the_previous_text_and_only_the_sender_edits() {
-    let env = Env::new().await;
+    let env = env().await;
     let id = env.conversation().await;
     let (_, sent) = env
         .post(&customer(), &id, json!({"content": "order 123"}))
@@ -876,7 +883,7 @@ async fn edit_keeps_the_previous_text_and_only_the_sender_edits() {
 
 #[tokio::test]
 async fn delete_leaves_a_tombstone_in_order() {
-    let env = Env::new().await;
+    let env = env().await;
     let id = env.conversation().await;
     let (_, first) = env
         .post(&customer(), &id, json!({"content": "secret plan"}))
@@ -939,7 +946,7 @@ async fn delete_leaves_a_tombstone_in_order() {
 
 #[tokio::test]
 async fn read_markers_make_unread_counts_exact() {
-    let env = Env::new().await;
+    let env = env().await;
     let id = env.conversation().await;
     let mut ids = Vec::new();
     for i in 0..4 {
@@ -1000,7 +1007,7 @@ async fn read_markers_make_unread_counts_exact() {
 
 #[tokio::test]
 async fn unread_counts_stay_exact_under_concurrent_senders_and_readers() {
-    let env = Arc::new(Env::new().await);
+    let env = Arc::new(env().await);
     let id = env.conversation().await;
     let mut tasks = Vec::new();
     for i in 0..12 {
@@ -1046,7 +1053,7 @@ async fn unread_counts_stay_exact_under_concurrent_senders_and_readers() {
 
 #[tokio::test]
 async fn search_finds_words_in_rooms_the_caller_may_read() {
-    let env = Env::new().await;
+    let env = env().await;
     let mine = env.conversation().await;
     env.post(
         &customer(),
@@ -1064,7 +1071,7 @@ async fn search_finds_words_in_rooms_the_caller_may_read() {
     let theirs = HttpEvent::new("POST /chat/conversations", "/chat/conversations")
         .bearer(&token("u-7", "acme", "customer"))
         .json(&json!({"title": "x"}));
-    let (_, body) = response_json(&env.conversations.handle(theirs.request()).await);
+    let (_, body) = response_json(&env.extra.handle(theirs.request()).await);
     let theirs = body["data"]["conversation_id"].as_str().unwrap().to_owned();
     env.post(
         &token("u-7", "acme", "customer"),
@@ -1126,7 +1133,7 @@ async fn search_finds_words_in_rooms_the_caller_may_read() {
 
 #[tokio::test]
 async fn a_warm_room_cache_never_lets_a_write_past_a_change() {
-    let env = Env::new().await;
+    let env = env().await;
     let id = env.conversation().await;
     assert_eq!(
         env.post(&customer(), &id, json!({"content": "one"}))
@@ -1143,7 +1150,7 @@ async fn a_warm_room_cache_never_lets_a_write_past_a_change() {
     .param("conversation_id", &id)
     .bearer(&customer());
     assert_eq!(
-        response_json(&env.conversations.handle(delete.request()).await).0,
+        response_json(&env.extra.handle(delete.request()).await).0,
         200
     );
     let messages_before = env.count(keys::entity::MESSAGE).await;
@@ -1159,7 +1166,7 @@ async fn a_warm_room_cache_never_lets_a_write_past_a_change() {
 
 #[tokio::test]
 async fn the_rooms_last_message_preview_follows_edits_and_deletes() {
-    let env = Env::new().await;
+    let env = env().await;
     let id = env.conversation().await;
     let (_, sent) = env
         .post(&customer(), &id, json!({"content": "my card is 4111"}))
@@ -1195,7 +1202,7 @@ async fn the_rooms_last_message_preview_follows_edits_and_deletes() {
 
 #[tokio::test]
 async fn edit_count_counts_every_edit_not_the_kept_texts() {
-    let env = Env::new().await;
+    let env = env().await;
     let id = env.conversation().await;
     let (_, posted) = env.post(&customer(), &id, json!({"content": "v0"})).await;
     let mid = message_id(&posted);
@@ -1219,7 +1226,7 @@ async fn edit_count_counts_every_edit_not_the_kept_texts() {
 
 #[tokio::test]
 async fn a_customer_cannot_read_up_to_an_internal_note() {
-    let env = Env::new().await;
+    let env = env().await;
     let id = env.conversation().await;
     env.post(&customer(), &id, json!({"content": "hello"}))
         .await;
@@ -1258,7 +1265,7 @@ async fn a_customer_cannot_read_up_to_an_internal_note() {
 
 #[tokio::test]
 async fn a_page_that_ends_the_room_says_so() {
-    let env = Env::new().await;
+    let env = env().await;
     let id = env.conversation().await;
     for i in 0..20 {
         env.post(&customer(), &id, json!({ "content": format!("m{i}") }))

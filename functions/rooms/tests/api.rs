@@ -2,33 +2,34 @@
 
 use chat_core::item::ItemExt;
 use chat_core::keys;
-use chat_testkit::{HttpEvent, TestTable, load_event, response_json, to_request, token};
+use chat_testkit::{HttpEvent, load_event, response_json, to_request, token};
 use rooms::App;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
-struct Env {
-    table: TestTable,
-    app: App,
-    messages: messages::App,
+/// The rooms app, and the messages app on the same table.
+type Env = chat_testkit::FunctionTest<App, messages::App>;
+
+async fn env() -> Env {
+    Env::with(App::new, messages::App::new).await
 }
 
-impl Env {
-    async fn new() -> Env {
-        let table = TestTable::new().await;
-        let app = App::new(table.runtime.clone());
-        let messages = messages::App::new(table.runtime.clone());
-        Env {
-            table,
-            app,
-            messages,
-        }
-    }
+/// The calls these tests make.
+trait Calls {
+    async fn start(&self, tok: &str, body: Value) -> (u16, Value);
 
-    async fn send(&self, event: HttpEvent) -> (u16, Value) {
-        response_json(&self.app.handle(event.request()).await)
-    }
+    async fn started(&self, tok: &str, body: Value) -> String;
 
+    fn on_room(&self, method: &str, tail: &str, tok: &str, id: &str) -> HttpEvent;
+
+    async fn list(&self, tok: &str, query: &[(&str, &str)]) -> (u16, Value);
+
+    async fn post_message(&self, tok: &str, id: &str, content: &str) -> u16;
+
+    async fn read_messages(&self, tok: &str, id: &str) -> u16;
+}
+
+impl Calls for Env {
     async fn start(&self, tok: &str, body: Value) -> (u16, Value) {
         self.send(
             HttpEvent::new("POST /rooms", "/rooms")
@@ -69,7 +70,7 @@ impl Env {
         .param("room_id", id)
         .bearer(tok)
         .json(&json!({"content": content}));
-        response_json(&self.messages.handle(event.request()).await).0
+        response_json(&self.extra.handle(event.request()).await).0
     }
 
     async fn read_messages(&self, tok: &str, id: &str) -> u16 {
@@ -79,7 +80,7 @@ impl Env {
         )
         .param("room_id", id)
         .bearer(tok);
-        response_json(&self.messages.handle(event.request()).await).0
+        response_json(&self.extra.handle(event.request()).await).0
     }
 }
 
@@ -93,7 +94,7 @@ fn order_chat() -> Value {
 
 #[tokio::test]
 async fn order_chats_are_started_once() {
-    let env = Env::new().await;
+    let env = env().await;
     let (status, first) = env.start(&customer(), order_chat()).await;
     assert_eq!(status, 201, "{first}");
     let room = &first["data"];
@@ -114,7 +115,7 @@ async fn order_chats_are_started_once() {
 
 #[tokio::test]
 async fn concurrent_starts_create_one_room() {
-    let env = Arc::new(Env::new().await);
+    let env = Arc::new(env().await);
     let mut tasks = Vec::new();
     for _ in 0..6 {
         let env = env.clone();
@@ -144,7 +145,7 @@ async fn concurrent_starts_create_one_room() {
 
 #[tokio::test]
 async fn every_room_type_starts() {
-    let env = Env::new().await;
+    let env = env().await;
     let agent = token("a-1", "acme", "agent");
     for (tok, body) in [
         (
@@ -179,7 +180,7 @@ async fn every_room_type_starts() {
 
 #[tokio::test]
 async fn bad_starts_are_refused_and_write_nothing() {
-    let env = Env::new().await;
+    let env = env().await;
     let cases = [
         (
             json!({"type": "vendor_to_user", "order_id": "1"}),
@@ -248,7 +249,7 @@ async fn bad_starts_are_refused_and_write_nothing() {
 
 #[tokio::test]
 async fn listing_shows_members_profiles_and_last_messages_within_budget() {
-    let env = Env::new().await;
+    let env = env().await;
     let put = HttpEvent::new("PUT /profiles/me", "/profiles/me")
         .bearer(&token("u-200", "acme", "customer"));
     let (status, _) = env.send(put.json(&json!({"username": "Jane", "email": "jane@example.com", "phone": "+1 555 0100", "display_image": "https://example.com/j.png"}))).await;
@@ -371,7 +372,7 @@ async fn listing_shows_members_profiles_and_last_messages_within_budget() {
 
 #[tokio::test]
 async fn get_update_and_delete_follow_the_roles() {
-    let env = Env::new().await;
+    let env = env().await;
     let id = env
         .started(
             &customer(),
@@ -473,7 +474,7 @@ async fn get_update_and_delete_follow_the_roles() {
 
 #[tokio::test]
 async fn members_come_and_go() {
-    let env = Env::new().await;
+    let env = env().await;
     let id = env
         .started(&customer(), json!({"type": "group", "name": "Team"}))
         .await;
@@ -544,7 +545,7 @@ async fn members_come_and_go() {
 
 #[tokio::test]
 async fn products_are_written_by_admins() {
-    let env = Env::new().await;
+    let env = env().await;
     let create = |tok: &str, body: Value| {
         HttpEvent::new("POST /products", "/products")
             .bearer(tok)
@@ -607,7 +608,7 @@ async fn products_are_written_by_admins() {
 
 #[tokio::test]
 async fn profiles_are_per_tenant_and_validated() {
-    let env = Env::new().await;
+    let env = env().await;
     let put = |body: Value| {
         HttpEvent::new("PUT /profiles/me", "/profiles/me")
             .bearer(&customer())
@@ -659,7 +660,7 @@ fn fixture_on(name: &str, room: &str) -> Value {
 
 #[tokio::test]
 async fn event_fixtures_drive_the_handlers() {
-    let env = Env::new().await;
+    let env = env().await;
     let env = &env;
     let call =
         |event: Value| async move { response_json(&env.app.handle(to_request(&event)).await) };
@@ -714,7 +715,7 @@ async fn refused(env: &Env, event: HttpEvent, status: u16, code: &str, what: &st
 
 #[tokio::test]
 async fn body_routes_refuse_bad_input_and_write_nothing() {
-    let env = Env::new().await;
+    let env = env().await;
     let id = env
         .started(&customer(), json!({"type": "group", "name": "Team"}))
         .await;
@@ -789,7 +790,7 @@ async fn body_routes_refuse_bad_input_and_write_nothing() {
 
 #[tokio::test]
 async fn roles_and_tenants_that_must_be_refused_write_nothing() {
-    let env = Env::new().await;
+    let env = env().await;
     let group = env
         .started(
             &customer(),
@@ -972,7 +973,7 @@ async fn roles_and_tenants_that_must_be_refused_write_nothing() {
 
 #[tokio::test]
 async fn a_page_is_two_requests_whatever_the_rooms_hold() {
-    let env = Env::new().await;
+    let env = env().await;
     // 25 rooms of 10 members, 9 of them in no other room: a full page would need
     // 25 rooms + 226 profiles, more than one BatchGetItem takes.
     let mut created = Vec::new();
@@ -1020,7 +1021,7 @@ async fn a_page_is_two_requests_whatever_the_rooms_hold() {
 
 #[tokio::test]
 async fn budgets_requests_per_route() {
-    let env = Env::new().await;
+    let env = env().await;
     let env = &env;
     let store = &env.table.runtime.store;
     let admin = token("adm", "acme", "admin");
@@ -1116,7 +1117,7 @@ async fn budgets_requests_per_route() {
 
 #[tokio::test]
 async fn a_deleted_order_chat_can_be_started_again() {
-    let env = Env::new().await;
+    let env = env().await;
     let first = env.started(&customer(), order_chat()).await;
     let (status, _) = env
         .send(env.on_room("DELETE", "", &customer(), &first))
@@ -1146,7 +1147,7 @@ async fn a_deleted_order_chat_can_be_started_again() {
 
 #[tokio::test]
 async fn seed_clients_start_order_chats_as_they_spell_them() {
-    let env = Env::new().await;
+    let env = env().await;
     // The order-chat platform's body: hyphenated type, integer ids.
     let (status, body) = env
         .start(
@@ -1177,7 +1178,7 @@ async fn seed_clients_start_order_chats_as_they_spell_them() {
 
 #[tokio::test]
 async fn direct_chats_stay_between_two() {
-    let env = Env::new().await;
+    let env = env().await;
     let id = env
         .started(
             &customer(),
@@ -1197,7 +1198,7 @@ async fn direct_chats_stay_between_two() {
 
 #[tokio::test]
 async fn the_catalogue_pages() {
-    let env = Env::new().await;
+    let env = env().await;
     let admin = token("adm", "acme", "admin");
     for p in ["a", "b", "c"] {
         let event = HttpEvent::new("POST /products", "/products")
@@ -1286,7 +1287,7 @@ async fn membership_state(
 
 #[tokio::test]
 async fn concurrent_member_changes_keep_rows_copies_and_counts_right() {
-    let env = Arc::new(Env::new().await);
+    let env = Arc::new(env().await);
     let id = env
         .started(&customer(), json!({"type": "group", "name": "Team"}))
         .await;
@@ -1380,7 +1381,7 @@ async fn concurrent_member_changes_keep_rows_copies_and_counts_right() {
 
 #[tokio::test]
 async fn concurrent_restarts_of_a_deleted_order_chat_create_one_room() {
-    let env = Arc::new(Env::new().await);
+    let env = Arc::new(env().await);
     let first = env.started(&customer(), order_chat()).await;
     assert_eq!(
         env.send(env.on_room("DELETE", "", &customer(), &first))
@@ -1419,7 +1420,7 @@ async fn concurrent_restarts_of_a_deleted_order_chat_create_one_room() {
 
 #[tokio::test]
 async fn list_parameters_are_validated() {
-    let env = Env::new().await;
+    let env = env().await;
     let agent = token("a-1", "acme", "agent");
     for (tok, query, code) in [
         (customer(), ("type", "chatroom"), "invalid_field"),
@@ -1460,7 +1461,7 @@ async fn list_parameters_are_validated() {
 
 #[tokio::test]
 async fn a_removed_member_retrying_an_old_idempotency_key_gets_what_any_call_of_theirs_gets() {
-    let env = Env::new().await;
+    let env = env().await;
     let owner = token("u-100", "acme", "customer");
     let member = token("u-200", "acme", "customer");
     let room = env
@@ -1479,7 +1480,7 @@ async fn a_removed_member_retrying_an_old_idempotency_key_gets_what_any_call_of_
         .header("idempotency-key", "retry-1")
         .json(&json!({"content": "before I was removed"}))
     };
-    let (status, first) = response_json(&env.messages.handle(post().request()).await);
+    let (status, first) = response_json(&env.extra.handle(post().request()).await);
     assert_eq!(status, 201, "{first}");
     // Removed through the rooms function: the messages function's copy of the room
     // (its per-instance cache) still lists them.
@@ -1496,14 +1497,14 @@ async fn a_removed_member_retrying_an_old_idempotency_key_gets_what_any_call_of_
         .await;
     assert_eq!(status, 200, "{body}");
     let before = env.table.items().await;
-    let (status, retried) = response_json(&env.messages.handle(post().request()).await);
+    let (status, retried) = response_json(&env.extra.handle(post().request()).await);
     let list = HttpEvent::new(
         "GET /rooms/{room_id}/messages",
         &format!("/rooms/{room}/messages"),
     )
     .param("room_id", &room)
     .bearer(&member);
-    let (list_status, listed) = response_json(&env.messages.handle(list.request()).await);
+    let (list_status, listed) = response_json(&env.extra.handle(list.request()).await);
     assert_eq!((status, list_status), (404, 404), "{retried} {listed}");
     assert_eq!(retried["error"], listed["error"]);
     assert_eq!(env.table.items().await, before, "nothing was written");
@@ -1511,7 +1512,7 @@ async fn a_removed_member_retrying_an_old_idempotency_key_gets_what_any_call_of_
 
 #[tokio::test]
 async fn admins_open_and_delete_any_order_chat_of_their_tenant_but_not_private_rooms() {
-    let env = Env::new().await;
+    let env = env().await;
     let order = env
         .started(
             &customer(),
@@ -1548,7 +1549,7 @@ async fn admins_open_and_delete_any_order_chat_of_their_tenant_but_not_private_r
 
 #[tokio::test]
 async fn a_start_never_answers_a_room_with_other_members_than_asked() {
-    let env = Env::new().await;
+    let env = env().await;
     let order =
         json!({"type": "vendor_to_user", "order_id": "10", "vendor_id": "v-7", "agent_id": "a-1"});
     // The customer starts the order chat with only themself (and the named agent).
@@ -1593,7 +1594,7 @@ async fn a_start_never_answers_a_room_with_other_members_than_asked() {
 
 #[tokio::test]
 async fn contact_details_are_for_their_user_staff_and_who_shares_a_room() {
-    let env = Env::new().await;
+    let env = env().await;
     let put = HttpEvent::new("PUT /profiles/me", "/profiles/me")
         .bearer(&customer())
         .json(&json!({"username": "Jane", "email": "jane@example.com", "phone": "+15550100"}));
@@ -1630,7 +1631,7 @@ async fn contact_details_are_for_their_user_staff_and_who_shares_a_room() {
 
 #[tokio::test]
 async fn a_rooms_page_that_ends_the_list_says_so() {
-    let env = Env::new().await;
+    let env = env().await;
     for name in ["one", "two", "three"] {
         env.started(&customer(), json!({"type": "group", "name": name}))
             .await;

@@ -104,20 +104,11 @@ impl TestApp {
     /// [`Self::webhook`] with one stored delivery (of a change in a room of acme),
     /// waiting for its attempt: (webhook id, delivery id).
     pub async fn webhook_with_delivery(&self) -> (String, String) {
-        use chat_core::store::{Delivery, Event, EventKind};
+        use chat_core::store::Delivery;
         let webhook = self.webhook().await;
         let org = chat_core::ids::OrgId::parse("acme").expect("org");
         let id = chat_core::ids::WebhookId::parse(&webhook).expect("webhook id");
-        let event = Event {
-            room_id: chat_core::ids::RoomId::generate(),
-            seq: 1,
-            kind: EventKind::MessageNew,
-            at: chat_core::time::now_string(),
-            actor_id: "u-100".into(),
-            staff_only: false,
-            data: "{}".into(),
-            expires_at: chat_core::time::now().unix_timestamp() + 3600,
-        };
+        let event = chat_testkit::first_change(chat_core::ids::RoomId::generate());
         let delivery = Delivery::of_event(&org, &id, &event, false);
         let store = &self.table.runtime.store;
         assert!(store.add_delivery(&delivery).await.expect("add delivery"));

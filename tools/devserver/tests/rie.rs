@@ -4,7 +4,7 @@
 //! Run by `make test` after the workspace build (the bootstraps are its binaries):
 //! `cargo test -p devserver --test rie -- --ignored`.
 
-use chat_core::store::{Delivery, Event, EventKind};
+use chat_core::store::Delivery;
 use chat_testkit::{
     HttpEvent, Rie, TestTable, load_event, local_env, response_json, template, template_routes,
     test_endpoint, token,
@@ -179,16 +179,7 @@ async fn seed(
     let webhook_id = chat_core::ids::WebhookId::parse(webhook["id"].as_str().unwrap()).unwrap();
     // The change the conversation's first message made (its delivery, as the stream
     // would have made it, waits for the schedule).
-    let event = Event {
-        room_id: chat_core::ids::RoomId::parse(&conversation).unwrap(),
-        seq: 1,
-        kind: EventKind::MessageNew,
-        at: chat_core::time::now_string(),
-        actor_id: "u-100".into(),
-        staff_only: false,
-        data: "{}".into(),
-        expires_at: chat_core::time::now().unix_timestamp() + 3600,
-    };
+    let event = chat_testkit::first_change(chat_core::ids::RoomId::parse(&conversation).unwrap());
     let org = chat_core::ids::OrgId::parse("acme").unwrap();
     let delivery = Delivery::of_event(&org, &webhook_id, &event, false);
     assert!(store.add_delivery(&delivery).await.unwrap());

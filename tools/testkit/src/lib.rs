@@ -486,6 +486,58 @@ pub fn test_endpoint() -> String {
     std::env::var("DYNAMODB_ENDPOINT").unwrap_or_else(|_| TEST_ENDPOINT.to_owned())
 }
 
+/// A room's first change as the feed records it (a customer's message, now): for
+/// seeding what the stream would have made of it.
+pub fn first_change(room: chat_core::ids::RoomId) -> chat_core::store::Event {
+    chat_core::store::Event {
+        room_id: room,
+        seq: 1,
+        kind: chat_core::store::EventKind::MessageNew,
+        at: chat_core::time::now_string(),
+        actor_id: "u-100".into(),
+        staff_only: false,
+        data: "{}".into(),
+        expires_at: chat_core::time::now().unix_timestamp() + 3600,
+    }
+}
+
+/// The test app of a function crate's integration tests: a fresh table and the
+/// function's app on it (built from the table's runtime as `main.rs` builds it from
+/// the environment), and what else the tests keep beside it (other functions' apps on
+/// the same table, say); `send` calls the app with an API Gateway event. Each test
+/// file adds the calls it makes as an extension trait.
+pub struct FunctionTest<A, X = ()> {
+    pub table: TestTable,
+    pub app: A,
+    pub extra: X,
+}
+
+impl<A: chat_core::app::HttpApp> FunctionTest<A> {
+    pub async fn new(build: impl FnOnce(chat_core::Runtime) -> A) -> Self {
+        Self::with(build, |_| ()).await
+    }
+}
+
+impl<A: chat_core::app::HttpApp, X> FunctionTest<A, X> {
+    /// With `extra` built from the same table's runtime.
+    pub async fn with(
+        build: impl FnOnce(chat_core::Runtime) -> A,
+        extra: impl FnOnce(chat_core::Runtime) -> X,
+    ) -> Self {
+        let table = TestTable::new().await;
+        FunctionTest {
+            app: build(table.runtime.clone()),
+            extra: extra(table.runtime.clone()),
+            table,
+        }
+    }
+
+    /// The function's answer to `event`: status and JSON body.
+    pub async fn send(&self, event: HttpEvent) -> (u16, Value) {
+        response_json(&self.app.handle(event.request()).await)
+    }
+}
+
 /// A fresh table per test, and the runtime (config + store) of a function using it.
 pub struct TestTable {
     pub name: String,
