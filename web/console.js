@@ -2,7 +2,7 @@
 // (internal notes, assign, resolve, snooze, AI reply), the marketplace's order chats
 // with their members' profiles, and the analytics dashboard. Only the public API.
 
-import { Api, Feed, escapeHtml, clock } from './lib/chat.js';
+import { Api, Feed, escapeHtml, clock, showAttachment, subjectOf } from './lib/chat.js';
 
 const $ = (selector, root = document) => root.querySelector(selector);
 const config = await fetch('config.json').then((r) => r.json());
@@ -278,25 +278,8 @@ class RoomView {
       ? '<em>message deleted</em>'
       : `<span class="who">${escapeHtml(message.sender_id)}${note ? ' · internal note' : ''}</span>${escapeHtml(message.content)}<time>${clock(message.created_at)}</time><span class="files"></span>`;
     const files = bubble.querySelector('.files');
-    for (const attachment of message.attachments ?? []) this.attachment(files, attachment);
+    for (const attachment of message.attachments ?? []) showAttachment(api, this.path, attachment, files);
     this.el.log.scrollTop = this.el.log.scrollHeight;
-  }
-
-  async attachment(bubble, attachment) {
-    const url = attachment.upload_id
-      ? await api.attachmentUrl(this.path, attachment.upload_id).catch(() => null)
-      : attachment.url;
-    if (!url) return;
-    const el = document.createElement((attachment.type ?? '').startsWith('image/') ? 'img' : 'a');
-    if (el.tagName === 'IMG') {
-      el.src = url;
-      el.alt = attachment.name;
-    } else {
-      el.href = url;
-      el.textContent = attachment.name;
-      el.rel = 'noopener';
-    }
-    bubble.append(el);
   }
 }
 
@@ -345,12 +328,4 @@ function tokenFromLogin() {
   sessionStorage.setItem('chat-console:token', found);
   history.replaceState(null, '', location.pathname + '#inbox');
   return found;
-}
-
-function subjectOf(jwt) {
-  try {
-    return JSON.parse(atob(jwt.split('.')[1].replace(/-/g, '+').replace(/_/g, '/'))).sub;
-  } catch {
-    return '';
-  }
 }

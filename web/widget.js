@@ -11,7 +11,7 @@
 // reconnects without losing or repeating a message (the feed's seq). Its markup lives
 // in a shadow root, so the host page's styles and ours do not mix.
 
-import { Api, Feed, escapeHtml, clock } from './lib/chat.js';
+import { Api, Feed, escapeHtml, clock, showAttachment, subjectOf } from './lib/chat.js';
 
 const script = document.querySelector('script[src*="widget.js"][data-token], script[src*="widget.js"][data-token-function]');
 const settings = script?.dataset ?? {};
@@ -253,41 +253,12 @@ class Widget {
       ? '<em>message deleted</em>'
       : `${escapeHtml(message.content)}<time>${clock(message.created_at)}</time><span class="files"></span>`;
     const files = bubble.querySelector('.files');
-    for (const attachment of message.attachments ?? []) this.showAttachment(files, attachment);
+    for (const attachment of message.attachments ?? []) showAttachment(this.api, this.path, attachment, files);
     this.el.log.scrollTop = this.el.log.scrollHeight;
-  }
-
-  async showAttachment(bubble, attachment) {
-    const url = attachment.upload_id
-      ? await this.api.attachmentUrl(this.path, attachment.upload_id).catch(() => null)
-      : attachment.url;
-    if (!url) return;
-    if ((attachment.type ?? '').startsWith('image/')) {
-      const img = document.createElement('img');
-      img.src = url;
-      img.alt = attachment.name;
-      bubble.append(img);
-    } else {
-      const a = document.createElement('a');
-      a.href = url;
-      a.textContent = attachment.name;
-      a.target = '_blank';
-      a.rel = 'noopener';
-      bubble.append(a);
-    }
   }
 
   markRead() {
     if (this.conversation) this.api.post(`${this.path}/read`, {}).catch(() => {});
-  }
-}
-
-/** The token's subject (the user), read without verifying: the API verifies. */
-function subjectOf(token) {
-  try {
-    return JSON.parse(atob(token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/'))).sub;
-  } catch {
-    return '';
   }
 }
 

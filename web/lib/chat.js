@@ -254,3 +254,33 @@ export function escapeHtml(text) {
 export function clock(at) {
   return at ? new Date(at).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }) : '';
 }
+
+/** The token's subject (the user), read without verifying it: the API verifies. */
+export function subjectOf(token) {
+  try {
+    return JSON.parse(atob(token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/'))).sub;
+  } catch {
+    return '';
+  }
+}
+
+/** Shows `attachment` of a message in the room at `roomPath` inside `into`: an image
+ * inline, anything else as a link (uploads through a short-lived link). */
+export async function showAttachment(api, roomPath, attachment, into) {
+  const url = attachment.upload_id
+    ? await api.attachmentUrl(roomPath, attachment.upload_id).catch(() => null)
+    : attachment.url;
+  if (!url) return;
+  const image = (attachment.type ?? '').startsWith('image/');
+  const el = document.createElement(image ? 'img' : 'a');
+  if (image) {
+    el.src = url;
+    el.alt = attachment.name;
+  } else {
+    el.href = url;
+    el.textContent = attachment.name;
+    el.target = '_blank';
+    el.rel = 'noopener';
+  }
+  into.append(el);
+}

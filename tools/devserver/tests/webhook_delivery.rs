@@ -304,7 +304,12 @@ async fn gone_disables_the_endpoint_and_an_operator_recovers_by_retry_and_replay
     endpoint(&app, &receiver.url("/control")).await;
     let handled = |seq: u64| {
         let receiver = receiver.clone();
-        move || receiver.received("/control").iter().any(|r| event_of(r).1 == seq)
+        move || {
+            receiver
+                .received("/control")
+                .iter()
+                .any(|r| event_of(r).1 == seq)
+        }
     };
     let room = conversation(&app, "u-100", "a-1").await;
     let customer = token("u-100", "acme", "customer");
