@@ -920,15 +920,7 @@ fn write_report(
         realtime::WARMUP,
         live.stale_post_requests
     );
-    let _ = writeln!(
-        md,
-        "## Webhooks (delivery from the stream to a receiver on loopback)\n\n| delivery-side DynamoDB requests / event | commit-to-receipt p50 ms | p99 ms |\n|---|---|---|\n| {:.2} | {:.1} | {:.1} |\n\nHow it is measured: one endpoint (`message.new`) on a local receiver that answers 204; {} posts through the dev server after {} warm-up posts, one at a time, each delivered by the `deliver` handler from DynamoDB Local's stream (polled every 20 ms as the event source mapping would). Commit-to-receipt runs from the post's answer to the signed POST's arrival. Requests per event: the tenant's endpoints (one Query per stream batch), the delivery stored before the attempt (one conditional PutItem) and its result (one conditional PutItem); a healthy endpoint's item is not written.\n",
-        hooks.requests_per_event,
-        hooks.p50_ms,
-        hooks.p99_ms,
-        webhooks::POSTS,
-        webhooks::WARMUP
-    );
+    webhooks::write_section(&mut md, hooks);
     let _ = writeln!(
         md,
         "## Functions (release build under the Lambda Runtime Interface Emulator)\n\n| function | init ms | init ÷ hello-world (budget ≤ 1.5) | first request ms | second request ms | warm request ms | peak RSS MB (budget ≤ 32) | zipped bootstrap MB (budget ≤ 4) |\n|---|---|---|---|---|---|---|---|"

@@ -6,6 +6,7 @@ use crate::{Http, api, percentile, token};
 use chat_core::webhooks::DeliverySettings;
 use devserver::receiver::Receiver;
 use serde_json::{Value, json};
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -113,4 +114,13 @@ async fn receipt(receiver: &Receiver, seq: u64) -> Instant {
         );
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
+}
+
+/// The report's section.
+pub fn write_section(md: &mut String, report: &WebhookReport) {
+    let _ = writeln!(
+        md,
+        "## Webhooks (delivery from the stream to a receiver on loopback)\n\n| delivery-side DynamoDB requests / event | commit-to-receipt p50 ms | p99 ms |\n|---|---|---|\n| {:.2} | {:.1} | {:.1} |\n\nHow it is measured: one endpoint (`message.new`) on a local receiver that answers 204; {} posts through the dev server after {} warm-up posts, one at a time, each delivered by the `deliver` handler from DynamoDB Local's stream (polled every 20 ms as the event source mapping would). Commit-to-receipt runs from the post's answer to the signed POST's arrival. Requests per event: the tenant's endpoints (one Query per stream batch), the delivery stored before the attempt (one conditional PutItem) and its result (one conditional PutItem); a healthy endpoint's item is not written. The rest is the schedule's tick with nothing due (one Query per due shard, 4), here every second, on AWS every minute.\n",
+        report.requests_per_event, report.p50_ms, report.p99_ms, POSTS, WARMUP
+    );
 }

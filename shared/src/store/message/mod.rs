@@ -208,11 +208,7 @@ impl Store {
             message.seq = Some(room.last_seq + 1);
             let (writes, idem_index) =
                 self.message_writes(who, &room, &message, &new, &request_hash, &now);
-            let mut plan = Plan::new(writes, Change::message(EventKind::MessageNew, &message));
-            if room.message_effect(&message, who.role.is_staff()).reopen {
-                // The status moved too: followers see the room reopen.
-                plan.changes.push(Change::reopened());
-            }
+            let plan = post_plan(&room, &message, who.role.is_staff(), writes);
             let writes = self.sequenced(who, &room, plan, &now);
             let cancelled = match self.table.transact(writes, "post message").await {
                 Ok(()) => {
@@ -628,6 +624,16 @@ impl RoomCache {
             map.remove(&Self::key(org, room));
         }
     }
+}
+
+/// A post's writes and its changes: the message, and the room reopening when the
+/// message reopens it (followers see the status move too).
+fn post_plan(room: &Room, message: &Message, staff: bool, writes: Vec<TransactWriteItem>) -> Plan {
+    let mut plan = Plan::new(writes, Change::message(EventKind::MessageNew, message));
+    if room.message_effect(message, staff).reopen {
+        plan.changes.push(Change::reopened());
+    }
+    plan
 }
 
 #[cfg(test)]
