@@ -283,13 +283,9 @@ fn instrumented_runtime(table: &TestTable) -> (chat_core::Runtime, RequestCounte
     (runtime, counter, recorder)
 }
 
-fn http_client() -> Http {
-    HttpClient::builder(TokioExecutor::new()).build_http()
-}
-
-async fn setup() -> Setup {
-    let table = TestTable::new().await;
-    let (runtime, _, recorder) = instrumented_runtime(&table);
+/// A dev server instance (its own handlers and caches) for `runtime` on a free port
+/// of 127.0.0.1: the port.
+async fn serve_api(runtime: chat_core::Runtime) -> u16 {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
         .await
         .expect("bind on loopback");
@@ -300,6 +296,17 @@ async fn setup() -> Setup {
         routes,
         Arc::new(devserver::Apps::new(runtime)),
     ));
+    port
+}
+
+fn http_client() -> Http {
+    HttpClient::builder(TokioExecutor::new()).build_http()
+}
+
+async fn setup() -> Setup {
+    let table = TestTable::new().await;
+    let (runtime, _, recorder) = instrumented_runtime(&table);
+    let port = serve_api(runtime).await;
     let http = http_client();
     let customer = token("u-100", "acme", "customer");
     let (_, created) = api(

@@ -64,17 +64,11 @@ async fn stack(table: &chat_testkit::TestTable) -> Stack {
     let (ws_port, realtime) = devserver::realtime::serve_realtime(&runtime, 0)
         .await
         .expect("bind the WebSocket API on loopback");
-    let routes = Arc::new(chat_testkit::template_routes(&chat_testkit::template()));
-    let mut ports = [0; 2];
-    for port in &mut ports {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
-            .await
-            .expect("bind on loopback");
-        *port = listener.local_addr().expect("local addr").port();
-        // Two instances: their own handlers and room caches, one table.
-        let apps = Arc::new(devserver::Apps::new(runtime.clone()));
-        tokio::spawn(devserver::serve(listener, routes.clone(), apps));
-    }
+    // Two instances: their own handlers and room caches, one table.
+    let ports = [
+        crate::serve_api(runtime.clone()).await,
+        crate::serve_api(runtime.clone()).await,
+    ];
     Stack {
         http: crate::http_client(),
         ports,

@@ -7,7 +7,6 @@ use chat_core::webhooks::DeliverySettings;
 use devserver::receiver::Receiver;
 use serde_json::{Value, json};
 use std::fmt::Write as _;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub const POSTS: usize = 40;
@@ -27,16 +26,7 @@ pub async fn measure(table: &chat_testkit::TestTable) -> WebhookReport {
     devserver::delivery::serve_webhook_delivery(&delivery_runtime, DeliverySettings::default())
         .await;
     let receiver = Receiver::start().await;
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
-        .await
-        .expect("bind on loopback");
-    let port = listener.local_addr().expect("local addr").port();
-    let routes = Arc::new(chat_testkit::template_routes(&chat_testkit::template()));
-    tokio::spawn(devserver::serve(
-        listener,
-        routes,
-        Arc::new(devserver::Apps::new(api_runtime)),
-    ));
+    let port = crate::serve_api(api_runtime).await;
     let http = crate::http_client();
     let admin = token("wh-admin", "bench-hooks", "admin");
     let (status, made) = api(
