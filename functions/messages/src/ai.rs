@@ -35,7 +35,9 @@ pub enum Provider {
         endpoint: String,
         model: String,
         api_key: Option<String>,
-        http: HttpClient<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
+        /// Built at the first question: loading the system's roots at cold start
+        /// would slow every start of the function, most of which ask nothing.
+        http: std::sync::OnceLock<Result<OpenAiHttp, String>>,
     },
     Bedrock {
         client: aws_sdk_bedrockruntime::Client,
@@ -156,7 +158,13 @@ impl Ai {
                     model,
                     api_key,
                     http,
-                } => openai(http, endpoint, model, api_key.as_deref(), turns).await,
+                } => {
+                    let http = http
+                        .get_or_init(openai_http)
+                        .as_ref()
+                        .map_err(provider_error)?;
+                    openai(http, endpoint, model, api_key.as_deref(), turns).await
+                }
                 Provider::Bedrock { client, model_id } => bedrock(client, model_id, turns).await,
             }
         };
@@ -184,19 +192,25 @@ impl Ai {
 
 impl Provider {
     pub fn openai(base_url: &str, model: &str, api_key: Option<&str>) -> Result<Provider, String> {
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_native_roots()
-            .map_err(|e| format!("no TLS roots for the OpenAI endpoint: {e}"))?
-            .https_or_http()
-            .enable_http1()
-            .build();
         Ok(Provider::OpenAi {
             endpoint: format!("{}/chat/completions", base_url.trim_end_matches('/')),
             model: model.to_owned(),
             api_key: api_key.map(str::to_owned),
-            http: HttpClient::builder(TokioExecutor::new()).build(connector),
+            http: std::sync::OnceLock::new(),
         })
     }
+}
+
+type OpenAiHttp = HttpClient<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+fn openai_http() -> Result<OpenAiHttp, String> {
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_native_roots()
+        .map_err(|e| format!("no TLS roots for the OpenAI endpoint: {e}"))?
+        .https_or_http()
+        .enable_http1()
+        .build();
+    Ok(HttpClient::builder(TokioExecutor::new()).build(connector))
 }
 
 fn provider_error(detail: impl std::fmt::Display) -> ApiError {
@@ -208,7 +222,7 @@ fn provider_error(detail: impl std::fmt::Display) -> ApiError {
 }
 
 async fn openai(
-    http: &HttpClient<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
+    http: &OpenAiHttp,
     endpoint: &str,
     model: &str,
     api_key: Option<&str>,
