@@ -80,11 +80,15 @@ function scheduleRefresh() {
 
 async function loadInbox() {
   const filter = $('input[name=filter]:checked').value;
-  const status = ['open', 'pending', 'snoozed'].includes(filter) ? `&status=${filter}` : '';
-  const page = await api.get(`/chat/conversations?limit=50${status}`);
-  const rows = page.conversations.filter(
-    (c) => (filter !== 'mine' || c.agent_id === me) && (filter !== 'unread' || c.unread_count > 0),
-  );
+  const query = {
+    open: '&status=open',
+    pending: '&status=pending',
+    snoozed: '&status=snoozed',
+    mine: '&assignee_id=me',
+    unread: '',
+  }[filter];
+  const page = await api.get(`/chat/conversations?limit=50${query}`);
+  const rows = page.conversations.filter((c) => filter !== 'unread' || c.unread_count > 0);
   $('.load-error')?.remove();
   const list = $('#conversations');
   list.innerHTML = rows.length ? '' : '<li class="empty">Nothing here.</li>';

@@ -413,6 +413,7 @@ pub fn member_item(org: &OrgId, room: &Room, user: &str, member_role: &str, now:
         .str("conversation_type", &room.conversation_type)
         .str("owner_id", &room.owner_id)
         .opt_str("agent_id", room.agent_id.clone())
+        .opt_str("assignee_id", room.assignee_id.clone())
         .str("created_at", &room.created_at)
         .build()
 }
@@ -451,6 +452,8 @@ pub struct InboxEntry {
     pub title: Option<String>,
     pub owner_id: Option<String>,
     pub agent_id: Option<String>,
+    /// Who handles it now (a copy of the room's, moved with it).
+    pub assignee_id: Option<String>,
     pub conversation_type: Option<String>,
     pub room_type: Option<String>,
     pub status: Option<String>,
@@ -469,6 +472,7 @@ impl InboxEntry {
             title: item.string("title"),
             owner_id: item.string("owner_id"),
             agent_id: item.string("agent_id"),
+            assignee_id: item.string("assignee_id"),
             conversation_type: item.string("conversation_type"),
             room_type: item.string("room_type"),
             status: item.string("status"),
@@ -486,6 +490,7 @@ impl InboxEntry {
             title: self.title.as_deref(),
             user_id: self.owner_id.as_deref(),
             agent_id: self.agent_id.as_deref(),
+            assignee_id: self.assignee_id.as_deref(),
             conversation_type: self.conversation_type.as_deref(),
             room_type: self.room_type.as_deref(),
             status: self.status.as_deref(),
@@ -508,6 +513,7 @@ pub struct InboxEntryView<'a> {
     pub title: Option<&'a str>,
     pub user_id: Option<&'a str>,
     pub agent_id: Option<&'a str>,
+    pub assignee_id: Option<&'a str>,
     pub conversation_type: Option<&'a str>,
     pub room_type: Option<&'a str>,
     pub status: Option<&'a str>,

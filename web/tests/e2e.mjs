@@ -125,6 +125,16 @@ try {
     await bubbles.filter({ hasText: '(AI) About "It is the lid"' }).waitFor();
   });
 
+  await step('the inbox filters: assigned to me, pending, open', async () => {
+    const rows = agent.locator('#conversations button');
+    await agent.getByLabel('Assigned to me').check();
+    await rows.filter({ hasText: 'Hello, my kettle leaks' }).waitFor();
+    await agent.getByLabel('Pending').check();
+    await agent.getByText('Nothing here.').waitFor();
+    await agent.getByLabel('Open').check();
+    await rows.filter({ hasText: 'Hello, my kettle leaks' }).waitFor();
+  });
+
   await step('the agent resolves; the customer replies; it reopens in the console live', async () => {
     await agent.getByRole('button', { name: 'Resolve' }).click();
     await agent.locator('.room-meta[data-status="resolved"]').waitFor();

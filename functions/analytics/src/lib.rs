@@ -181,6 +181,7 @@ async fn customer_dashboard(
                 status: None,
                 archived: None,
                 pinned: None,
+                assignee: None,
             },
         )
         .await?;

@@ -3,7 +3,7 @@
 
 use chat_core::app::path_param;
 use chat_core::auth::Principal;
-use chat_core::ids::{RoomId, path_id};
+use chat_core::ids::{RoomId, UserId, path_id};
 use chat_core::model::{InboxEntry, Room, RoomStatus, RoomType, conversation_json};
 use chat_core::policy;
 use chat_core::request::{Query, json_body};
@@ -67,6 +67,12 @@ async fn list(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply>
         .get("status")
         .map(|s| RoomStatus::parse("status", s))
         .transpose()?;
+    // `me`, or a user id: the conversations assigned to them.
+    let assignee = match q.get("assignee_id") {
+        None => None,
+        Some("me") => Some(who.user.clone()),
+        Some(raw) => Some(UserId::parse(raw).map_err(|e| ApiError::invalid("assignee_id", e))?),
+    };
     let inbox = store
         .list_inbox(
             &who.org,
@@ -78,6 +84,7 @@ async fn list(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply>
                 status,
                 archived: q.bool("archived")?,
                 pinned: q.bool("pinned")?,
+                assignee: assignee.as_ref(),
             },
         )
         .await?;

@@ -757,3 +757,55 @@ async fn inbox_pages_tell_the_truth_about_the_total_and_the_end() {
     );
     assert_eq!(second["data"]["has_more"], false);
 }
+
+#[tokio::test]
+async fn the_inbox_lists_what_is_assigned_to_a_user_and_follows_reassignment() {
+    let env = env().await;
+    let agent = token("5", "acme", "agent");
+    let first = env
+        .create(&customer(), json!({"title": "Kettle", "agent_id": 5}))
+        .await;
+    env.create(&customer(), json!({"title": "Toaster"})).await;
+    let assigned = |(status, body): (u16, Value)| {
+        assert_eq!(status, 200, "{body}");
+        body["data"]["conversations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["title"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    // The agent given at the start is the assignee, on every member's row.
+    assert_eq!(
+        assigned(env.list(&agent, &[("assignee_id", "me")]).await),
+        ["Kettle"]
+    );
+    assert_eq!(
+        assigned(env.list(&customer(), &[("assignee_id", "5")]).await),
+        ["Kettle"]
+    );
+    let (_, listed) = env.list(&customer(), &[]).await;
+    let row = &listed["data"]["conversations"].as_array().unwrap()[1];
+    assert_eq!(
+        (row["title"].clone(), row["assignee_id"].clone()),
+        (json!("Kettle"), json!("5"))
+    );
+
+    // Unassigned: gone from the filter, on the customer's row too.
+    let (status, body) = env.put(&agent, &first, json!({"assignee_id": null})).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(assigned(env.list(&agent, &[("assignee_id", "me")]).await).is_empty());
+    assert!(assigned(env.list(&customer(), &[("assignee_id", "5")]).await).is_empty());
+    let (status, body) = env.put(&agent, &first, json!({"assignee_id": "5"})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        assigned(env.list(&agent, &[("assignee_id", "me")]).await),
+        ["Kettle"]
+    );
+
+    let (status, body) = env.list(&agent, &[("assignee_id", "not an id!")]).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (422, Some("invalid_field"))
+    );
+}

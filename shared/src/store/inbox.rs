@@ -12,7 +12,7 @@ use crate::store::{Page, Store, WriteError, rebuilds, storage_busy};
 use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, TransactWriteItem, Update};
 use std::collections::HashMap;
 
-/// The filter of an inbox Query (status, archived, pinned), with its names and
+/// The filter of an inbox Query (status, archived, pinned, assignee), with its names and
 /// values. The head item always passes, so the first page still carries the total.
 fn inbox_filter(
     q: &InboxQuery<'_>,
@@ -38,6 +38,10 @@ fn inbox_filter(
         filters.push("is_pinned = :pinned");
         vals.insert(":pinned".into(), AttributeValue::Bool(pinned));
     }
+    if let Some(assignee) = q.assignee {
+        filters.push("assignee_id = :assignee");
+        vals.insert(":assignee".into(), s(assignee.as_str()));
+    }
     if filters.is_empty() {
         return (None, names, vals);
     }
@@ -57,6 +61,8 @@ pub struct InboxQuery<'a> {
     pub status: Option<RoomStatus>,
     pub archived: Option<bool>,
     pub pinned: Option<bool>,
+    /// Only conversations assigned to this user.
+    pub assignee: Option<&'a UserId>,
 }
 
 pub struct Inbox {

@@ -63,7 +63,7 @@ impl SharedChanges {
         (expression, vals)
     }
 
-    /// A member row's update: the copies it carries (title, status), and the caller's
+    /// A member row's update: the copies it carries (title, status, assignee), and the caller's
     /// own view on their row; None when nothing on the row changes.
     fn row_update(
         &self,
@@ -79,10 +79,23 @@ impl SharedChanges {
             sets.push("#st = :status");
             vals.insert(":status".into(), s(status.as_str()));
         }
+        let mut removes = "";
+        match &self.assignee_id {
+            Some(Some(assignee)) => {
+                sets.push("assignee_id = :assignee");
+                vals.insert(":assignee".into(), s(assignee));
+            }
+            Some(None) => removes = " REMOVE assignee_id",
+            None => {}
+        }
         if let Some(view) = own_view {
             view.add_sets(&mut sets, &mut vals);
         }
-        (!sets.is_empty()).then(|| (format!("SET {}", sets.join(", ")), vals))
+        match (sets.is_empty(), removes.is_empty()) {
+            (true, true) => None,
+            (true, false) => Some((removes.trim_start().to_owned(), vals)),
+            (false, _) => Some((format!("SET {}{removes}", sets.join(", ")), vals)),
+        }
     }
 
     /// `room` with these changes made at `now`.
@@ -246,7 +259,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn shared_changes_write_the_room_and_copy_title_and_status_to_every_row() {
+    fn shared_changes_write_the_room_and_copy_title_status_and_assignee_to_every_row() {
         let changes = SharedChanges {
             title: Some("Renamed".into()),
             status: Some(RoomStatus::Resolved),
@@ -261,13 +274,27 @@ mod tests {
         );
         assert_eq!(vals[":status"], s("resolved"));
         let (row, _) = changes.row_update(None).unwrap();
-        assert_eq!(row, "SET title = :title, #st = :status");
+        assert_eq!(row, "SET title = :title, #st = :status REMOVE assignee_id");
+        let assign = SharedChanges {
+            assignee_id: Some(Some("7".into())),
+            ..SharedChanges::default()
+        };
+        let (row, vals) = assign.row_update(None).unwrap();
+        assert_eq!(
+            (row.as_str(), &vals[":assignee"]),
+            ("SET assignee_id = :assignee", &s("7"))
+        );
+        let unassign = SharedChanges {
+            assignee_id: Some(None),
+            ..SharedChanges::default()
+        };
+        assert_eq!(unassign.row_update(None).unwrap().0, "REMOVE assignee_id");
         let pin = MemberView {
             is_pinned: Some(true),
             ..MemberView::default()
         };
         let (own, vals) = changes.row_update(Some(&pin)).unwrap();
-        assert!(own.ends_with("is_pinned = :pinned"), "{own}");
+        assert!(own.contains(", is_pinned = :pinned REMOVE"), "{own}");
         assert_eq!(vals[":pinned"], AttributeValue::Bool(true));
         let detail_only = SharedChanges {
             detail: Some("x".into()),
