@@ -34,6 +34,10 @@ use std::time::{Duration, Instant};
 
 /// Attempts in flight at once, per invocation.
 const CONCURRENT_ATTEMPTS: usize = 16;
+/// An invocation starts no attempt after this long (the function's timeout is 60 s
+/// and an attempt takes at most 10 s): what is left keeps its claim, which lapses
+/// into the schedule.
+const INVOCATION_BUDGET: Duration = Duration::from_secs(45);
 /// Due deliveries read per shard and pass.
 const DUE_PAGE: u32 = 50;
 /// Of a response, at most this much is read (and dropped).
@@ -95,7 +99,7 @@ impl Deliverer {
         match event.get("Records") {
             Some(_) => self.on_stream(&event).await,
             None => {
-                let attempted = self.run_due(Duration::from_secs(45)).await;
+                let attempted = self.run_due(INVOCATION_BUDGET).await;
                 json!({ "attempted": attempted })
             }
         }
@@ -105,6 +109,7 @@ impl Deliverer {
     /// could not be stored is reported (with those after it the event source
     /// mapping sends it again; ids made from the event keep that from duplicating).
     pub async fn on_stream(&self, batch: &Value) -> Value {
+        let deadline = Instant::now() + INVOCATION_BUDGET;
         let mut endpoints = Endpoints::default();
         let mut made = Vec::new();
         for record in batch["Records"].as_array().into_iter().flatten() {
@@ -117,11 +122,11 @@ impl Deliverer {
             {
                 tracing::error!(%err, org = %org, room = %event.room_id, seq = event.seq, "storing deliveries failed; the batch is retried from this record");
                 let id = record["dynamodb"]["SequenceNumber"].clone();
-                self.attempt_all(made, &endpoints).await;
+                self.attempt_all(made, &endpoints, deadline).await;
                 return json!({ "batchItemFailures": [{ "itemIdentifier": id }] });
             }
         }
-        self.attempt_all(made, &endpoints).await;
+        self.attempt_all(made, &endpoints, deadline).await;
         json!({ "batchItemFailures": [] })
     }
 
@@ -148,6 +153,7 @@ impl Deliverer {
     /// Attempts what is due until nothing is or `budget` is spent: how many.
     pub async fn run_due(&self, budget: Duration) -> usize {
         let started = Instant::now();
+        let deadline = started + budget;
         let mut attempted = 0;
         while started.elapsed() < budget {
             let claimed = match self.claim_due().await {
@@ -166,7 +172,7 @@ impl Deliverer {
                     return attempted;
                 }
             }
-            self.attempt_all(claimed, &endpoints).await;
+            self.attempt_all(claimed, &endpoints, deadline).await;
         }
         attempted
     }
@@ -187,9 +193,13 @@ impl Deliverer {
         Ok(claimed)
     }
 
-    async fn attempt_all(&self, claimed: Vec<Delivery>, endpoints: &Endpoints) {
+    /// Attempts the claimed deliveries, none started after `deadline`.
+    async fn attempt_all(&self, claimed: Vec<Delivery>, endpoints: &Endpoints, deadline: Instant) {
         futures_util::stream::iter(claimed)
             .for_each_concurrent(CONCURRENT_ATTEMPTS, |delivery| async move {
+                if Instant::now() >= deadline {
+                    return;
+                }
                 let webhook = endpoints.find(&delivery);
                 if let Err(err) = self.attempt(delivery, webhook).await {
                     tracing::error!(%err, "recording an attempt failed; its claim lapses and it is attempted again");
