@@ -85,10 +85,10 @@ async function loadInbox() {
     pending: '&status=pending',
     snoozed: '&status=snoozed',
     mine: '&assignee_id=me',
-    unread: '',
+    unread: '&unread=true',
   }[filter];
   const page = await api.get(`/chat/conversations?limit=50${query}`);
-  const rows = page.conversations.filter((c) => filter !== 'unread' || c.unread_count > 0);
+  const rows = page.conversations;
   $('.load-error')?.remove();
   const list = $('#conversations');
   list.innerHTML = rows.length ? '' : '<li class="empty">Nothing here.</li>';

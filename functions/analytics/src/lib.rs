@@ -182,6 +182,7 @@ async fn customer_dashboard(
                 archived: None,
                 pinned: None,
                 assignee: None,
+                unread: false,
             },
         )
         .await?;

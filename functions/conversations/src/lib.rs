@@ -85,6 +85,7 @@ async fn list(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply>
                 archived: q.bool("archived")?,
                 pinned: q.bool("pinned")?,
                 assignee: assignee.as_ref(),
+                unread: q.bool("unread")?.unwrap_or(false),
             },
         )
         .await?;

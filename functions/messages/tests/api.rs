@@ -1287,3 +1287,36 @@ async fn a_page_that_ends_the_room_says_so() {
     assert_eq!(rest_messages[0]["content"], "m0");
     assert_eq!(rest["data"]["has_more"], false);
 }
+
+#[tokio::test]
+async fn the_inbox_lists_only_conversations_with_unread_messages_when_asked() {
+    let env = env().await;
+    let answered = env.conversation().await;
+    let quiet = env.conversation().await;
+    let (status, _) = env
+        .post(
+            &token("5", "acme", "agent"),
+            &answered,
+            json!({"content": "it ships today"}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let unread = || async {
+        let event = HttpEvent::new("GET /chat/conversations", "/chat/conversations")
+            .bearer(&customer())
+            .query("unread", "true");
+        let (status, body) = response_json(&env.extra.handle(event.request()).await);
+        assert_eq!(status, 200, "{body}");
+        body["data"]["conversations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(unread().await, [answered.clone()]);
+    assert_ne!(answered, quiet);
+    let (status, body) = env.read(&customer(), &answered, None).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(unread().await.is_empty(), "read: nothing unread");
+}

@@ -12,7 +12,7 @@ use crate::store::{Page, Store, WriteError, rebuilds, storage_busy};
 use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, TransactWriteItem, Update};
 use std::collections::HashMap;
 
-/// The filter of an inbox Query (status, archived, pinned, assignee), with its names and
+/// The filter of an inbox Query (status, archived, pinned, assignee, unread), with its names and
 /// values. The head item always passes, so the first page still carries the total.
 fn inbox_filter(
     q: &InboxQuery<'_>,
@@ -42,6 +42,10 @@ fn inbox_filter(
         filters.push("assignee_id = :assignee");
         vals.insert(":assignee".into(), s(assignee.as_str()));
     }
+    if q.unread {
+        filters.push("unread_count > :none");
+        vals.insert(":none".into(), crate::item::n(0));
+    }
     if filters.is_empty() {
         return (None, names, vals);
     }
@@ -63,6 +67,8 @@ pub struct InboxQuery<'a> {
     pub pinned: Option<bool>,
     /// Only conversations assigned to this user.
     pub assignee: Option<&'a UserId>,
+    /// Only conversations with messages the caller has not read.
+    pub unread: bool,
 }
 
 pub struct Inbox {
