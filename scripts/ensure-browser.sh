@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Chromium for the browser tests: Debian's `chromium` package (/usr/bin/chromium),
-# installed when missing (as root, or with sudo). playwright-core comes with the
+# installed when missing (as root, or with sudo), with its recommended fonts as tested. playwright-core comes with the
 # project's npm dependencies (scripts/ensure-tools.sh); it never downloads a browser.
 set -euo pipefail
 
@@ -17,6 +17,6 @@ if [[ $(id -u) -ne 0 ]]; then
 fi
 echo "ensure-browser: apt-get install chromium" >&2
 export DEBIAN_FRONTEND=noninteractive
-"${as_root[@]}" apt-get install -y -q --no-install-recommends chromium >/dev/null \
-  || { "${as_root[@]}" apt-get update -q >/dev/null && "${as_root[@]}" apt-get install -y -q --no-install-recommends chromium >/dev/null; }
+"${as_root[@]}" apt-get install -y -q chromium >/dev/null \
+  || { "${as_root[@]}" apt-get update -q >/dev/null && "${as_root[@]}" apt-get install -y -q chromium >/dev/null; }
 /usr/bin/chromium --version >&2

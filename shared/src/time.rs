@@ -34,6 +34,16 @@ pub fn now_string() -> String {
     format(now())
 }
 
+/// Unix milliseconds of `at`.
+pub fn millis(at: OffsetDateTime) -> i64 {
+    (at.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// Unix milliseconds of now.
+pub fn now_millis() -> i64 {
+    millis(now())
+}
+
 /// One of our timestamps (or any RFC 3339 time) back to a time.
 pub fn parse(raw: &str) -> Option<OffsetDateTime> {
     OffsetDateTime::parse(raw, FORMAT)

@@ -1314,7 +1314,7 @@ async fn the_inbox_lists_only_conversations_with_unread_messages_when_asked() {
             .map(|c| c["id"].as_str().unwrap().to_owned())
             .collect::<Vec<_>>()
     };
-    assert_eq!(unread().await, [answered.clone()]);
+    assert_eq!(unread().await, vec![answered.clone()]);
     assert_ne!(answered, quiet);
     let (status, body) = env.read(&customer(), &answered, None).await;
     assert_eq!(status, 200, "{body}");

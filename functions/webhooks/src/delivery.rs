@@ -13,7 +13,8 @@ use chat_core::Runtime;
 use chat_core::ids::OrgId;
 use chat_core::item::{ItemExt, item_of};
 use chat_core::keys;
-use chat_core::store::{DUE_SHARDS, Delivery, Event, Health, Store, Webhook, now_ms};
+use chat_core::store::{DUE_SHARDS, Delivery, Event, Health, Store, Webhook};
+use chat_core::time::now_millis;
 use chat_core::webhooks::{
     AttemptOutcome, DeliverySettings, check_url, is_public, signature_header,
 };
@@ -142,7 +143,7 @@ impl Deliverer {
                 continue;
             }
             // Stored already claimed: attempted right below, by this instance.
-            let delivery = Delivery::of_event(org, &webhook.id, event, false).claimed(now_ms());
+            let delivery = Delivery::of_event(org, &webhook.id, event, false).claimed(now_millis());
             if self.store.add_delivery(&delivery).await? {
                 made.push(delivery);
             }
@@ -179,7 +180,7 @@ impl Deliverer {
 
     /// The due deliveries of every shard that this instance could claim.
     async fn claim_due(&self) -> chat_core::ApiResult<Vec<Delivery>> {
-        let now = now_ms();
+        let now = now_millis();
         let mut claimed = Vec::new();
         for shard in 0..DUE_SHARDS {
             for due in self.store.due_deliveries(shard, now, DUE_PAGE).await? {

@@ -11,6 +11,7 @@ use crate::item::{Item, ItemBuilder, ItemExt, n, s, values};
 use crate::keys;
 use crate::store::{Event, Page, Store, WriteError};
 use crate::store::{EventPage, TenantEvents, Webhook};
+use crate::time::{millis, now_millis};
 use crate::webhooks::{AttemptOutcome, DeliverySettings, ReplayFrom};
 use aws_sdk_dynamodb::types::Put;
 use sha2::{Digest, Sha256};
@@ -89,10 +90,6 @@ pub struct Delivery {
     /// Bumped by every write; each write is conditioned on the one it read.
     pub version: u64,
     pub expires_at: i64,
-}
-
-fn millis(at: time::OffsetDateTime) -> i64 {
-    (at.unix_timestamp_nanos() / 1_000_000) as i64
 }
 
 fn time_of_millis(ms: i64) -> Option<String> {
@@ -317,10 +314,6 @@ impl Delivery {
     }
 }
 
-pub fn now_ms() -> i64 {
-    millis(crate::time::now())
-}
-
 impl Store {
     /// Adds a new delivery; false when it already exists (a stream record again).
     pub async fn add_delivery(&self, delivery: &Delivery) -> ApiResult<bool> {
@@ -504,7 +497,7 @@ impl Store {
         id: &DeliveryId,
     ) -> ApiResult<Delivery> {
         let delivery = self.get_delivery(org, &webhook.id, id).await?;
-        let retried = delivery.retried(now_ms());
+        let retried = delivery.retried(now_millis());
         if !self.save_delivery(&retried, delivery.version).await? {
             return Err(ApiError::Conflict {
                 code: "concurrent_change",

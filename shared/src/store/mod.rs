@@ -14,10 +14,7 @@ mod table;
 mod webhooks;
 
 pub use catalog::{MAX_PRODUCTS_PAGE, Product, Profile};
-pub use deliveries::{
-    DELIVERY_RETENTION_SECS, DUE_SHARDS, Delivery, DeliveryStatus, LEASE_MS, MAX_DELIVERIES_PAGE,
-    MAX_REPLAY_EVENTS, Replayed, now_ms,
-};
+pub use deliveries::{DUE_SHARDS, Delivery, DeliveryStatus, MAX_DELIVERIES_PAGE, Replayed};
 pub(crate) use feed::Plan;
 pub use feed::{
     Change, Event, EventKind, EventPage, FEED_RETENTION_SECS, MAX_EVENT_DATA_BYTES,

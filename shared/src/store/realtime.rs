@@ -342,7 +342,7 @@ impl Store {
     /// Whether this connection may send a `typing` to the room now: at most one per
     /// [`TYPING_INTERVAL_MS`], and only while it follows the room.
     pub async fn may_type(&self, connection: &Connection, room_id: &RoomId) -> ApiResult<bool> {
-        let now_ms = (crate::time::now().unix_timestamp_nanos() / 1_000_000) as i64;
+        let now_ms = crate::time::now_millis();
         let update = Update::builder()
             .table_name(self.name())
             .key(keys::PK, s(keys::room_pk(&connection.who.org, room_id)))

@@ -414,16 +414,11 @@ impl Store {
             .set_expression_attribute_values((!vals.is_empty()).then_some(vals))
             .build()
             .expect("update has key and expression");
-        // An endpoint deleted meanwhile has no health to keep.
-        self.table
-            .update(update, None, "webhook health")
-            .await
-            .or_condition(|_| ApiError::NotFound("webhook"))
-            .map(|_| ())
-            .or_else(|e| match e {
-                ApiError::NotFound(_) => Ok(()),
-                other => Err(other),
-            })
+        match self.table.update(update, None, "webhook health").await {
+            // An endpoint deleted meanwhile has no health to keep.
+            Ok(_) | Err(WriteError::ConditionFailed(_)) => Ok(()),
+            Err(other) => Err(other.into_api()),
+        }
     }
 }
 
