@@ -26,6 +26,8 @@ pub trait ItemExt {
     fn num<T: std::str::FromStr>(&self, name: &str) -> Option<T>;
     fn flag(&self, name: &str) -> bool;
     fn string_set(&self, name: &str) -> Vec<String>;
+    /// The attributes as an owned item.
+    fn to_item(&self) -> Item;
 }
 
 impl ItemExt for Item {
@@ -52,6 +54,10 @@ impl ItemExt for Item {
             Some(AttributeValue::Ss(values)) => values.clone(),
             _ => Vec::new(),
         }
+    }
+
+    fn to_item(&self) -> Item {
+        self.clone()
     }
 }
 
@@ -107,50 +113,7 @@ pub fn values<const N: usize>(
     pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
 }
 
-/// An item from a stream record's image (DynamoDB JSON: `{"attr": {"S": "…"}}`).
-pub fn item_of(image: &serde_json::Value) -> Option<Item> {
-    image
-        .as_object()?
-        .iter()
-        .map(|(name, value)| Some((name.clone(), attribute_of(value)?)))
-        .collect()
-}
-
-fn attribute_of(value: &serde_json::Value) -> Option<AttributeValue> {
-    let (kind, inner) = value.as_object()?.iter().next()?;
-    let strings = |v: &serde_json::Value| -> Option<Vec<String>> {
-        v.as_array()?
-            .iter()
-            .map(|s| s.as_str().map(str::to_owned))
-            .collect()
-    };
-    use base64::Engine;
-    let bytes = |v: &serde_json::Value| {
-        base64::engine::general_purpose::STANDARD
-            .decode(v.as_str()?)
-            .ok()
-            .map(aws_sdk_dynamodb::primitives::Blob::new)
-    };
-    Some(match kind.as_str() {
-        "S" => AttributeValue::S(inner.as_str()?.to_owned()),
-        "N" => AttributeValue::N(inner.as_str()?.to_owned()),
-        "BOOL" => AttributeValue::Bool(inner.as_bool()?),
-        "NULL" => AttributeValue::Null(true),
-        "SS" => AttributeValue::Ss(strings(inner)?),
-        "NS" => AttributeValue::Ns(strings(inner)?),
-        "B" => AttributeValue::B(bytes(inner)?),
-        "BS" => AttributeValue::Bs(inner.as_array()?.iter().map(bytes).collect::<Option<_>>()?),
-        "L" => AttributeValue::L(
-            inner
-                .as_array()?
-                .iter()
-                .map(attribute_of)
-                .collect::<Option<_>>()?,
-        ),
-        "M" => AttributeValue::M(item_of(inner)?),
-        _ => return None,
-    })
-}
+pub use crate::wire::item_of;
 
 #[cfg(test)]
 mod tests {

@@ -21,6 +21,7 @@ pub mod store;
 pub mod time;
 pub mod uploads;
 pub mod webhooks;
+pub mod wire;
 
 pub use auth::Principal;
 pub use envelope::Reply;

@@ -300,7 +300,7 @@ impl Room {
             .build()
     }
 
-    pub fn from_item(item: &Item) -> Option<Room> {
+    pub fn from_item(item: &impl ItemExt) -> Option<Room> {
         if item.str(keys::ENTITY) != Some(keys::entity::ROOM) {
             return None;
         }
@@ -616,7 +616,7 @@ impl Message {
             .build()
     }
 
-    pub fn from_item(item: &Item) -> Option<Message> {
+    pub fn from_item(item: &impl ItemExt) -> Option<Message> {
         if item.str(keys::ENTITY) != Some(keys::entity::MESSAGE) {
             return None;
         }

@@ -1,5 +1,6 @@
 //! A user's inbox: their membership rows on GSI1, newest activity first.
 
+use super::answer::Answer;
 use crate::auth::Principal;
 use crate::cursor::{self, Partition};
 use crate::error::{ApiError, ApiResult};
@@ -9,6 +10,7 @@ use crate::keys;
 use crate::model::{InboxEntry, Room, RoomStatus};
 use crate::policy::{self, Action};
 use crate::store::{Page, Store, WriteError, rebuilds, storage_busy};
+use crate::wire::Row;
 use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, TransactWriteItem, Update};
 use std::collections::HashMap;
 
@@ -217,8 +219,8 @@ impl Store {
     ) -> ApiResult<(String, u64)> {
         for attempt in rebuilds() {
             attempt.pause().await;
-            let window = self.read_window(who, room_id, upto).await?;
-            let read = ReadMarker::from_window(who, upto, window)?;
+            let pages = self.read_window(who, room_id, upto).await?;
+            let read = ReadMarker::from_window(who, upto, &window_rows(who, upto, &pages)?)?;
             match self
                 .table
                 .transact(self.read_plan(who, &read), "mark read")
@@ -233,32 +235,27 @@ impl Store {
         Err(storage_busy())
     }
 
-    /// What a read marker is computed from, in ascending order with the room item
-    /// last. With a marker: from it to the room item (the later messages, then the
-    /// room). Without: the newest message the caller can see (by id, which is the
-    /// list order; the last *committed* may be older) and the room item.
+    /// The Query pages a read marker is computed from ([`window_rows`] reads them).
+    /// With a marker: from it to the room item (the later messages, then the room).
+    /// Without: newest first, until the newest message the caller can see (by id,
+    /// which is the list order; the last *committed* may be older).
     async fn read_window(
         &self,
         who: &Principal,
         room_id: &RoomId,
         upto: Option<&MessageId>,
-    ) -> ApiResult<Vec<Item>> {
+    ) -> ApiResult<Vec<Answer>> {
         let pk = keys::room_pk(&who.org, room_id);
         let (lower, forward, limit) = match upto {
             Some(id) => (keys::message_sk(id), true, None),
             None => (keys::MESSAGE_SK_PREFIX.to_owned(), false, Some(10)),
         };
-        // Customers never get a note's id.
-        let visible = |i: &Item| {
-            i.str(keys::ENTITY) == Some(keys::entity::MESSAGE)
-                && (who.role.is_staff() || i.str("message_type") != Some("note"))
-        };
-        let mut items: Vec<Item> = Vec::new();
+        let mut pages = Vec::new();
         let mut start = None;
         loop {
-            let (page, last_key) = self
+            let answer = self
                 .table
-                .query("count unread", start, |query| {
+                .query_answer("count unread", start, |query| {
                     query
                         .key_condition_expression("PK = :pk AND SK BETWEEN :lo AND :hi")
                         .expression_attribute_values(":pk", s(&pk))
@@ -271,23 +268,15 @@ impl Store {
                         .set_limit(limit)
                 })
                 .await?;
-            items.extend(page);
-            start = last_key;
+            let page = answer.page()?;
+            start = page.last_key;
             // Without a marker, stop at the newest message the caller can see.
-            if start.is_none() || (!forward && items.iter().any(visible)) {
-                break;
+            let done = start.is_none() || (!forward && page.rows.iter().any(|r| visible(who, r)));
+            pages.push(answer);
+            if done {
+                return Ok(pages);
             }
         }
-        if forward {
-            return Ok(items);
-        }
-        // Keep the newest visible message and the room item, in ascending order.
-        let newest = items.iter().position(visible).map(|i| items[i].clone());
-        let meta = items
-            .first()
-            .filter(|i| i.str(keys::SK) == Some(keys::ROOM_SK))
-            .cloned();
-        Ok(newest.into_iter().chain(meta).collect())
     }
 
     /// The marker's write: the caller's row, on the room being as counted.
@@ -325,6 +314,34 @@ impl Store {
     }
 }
 
+/// A message the caller may be shown (customers never get a note's id).
+fn visible(who: &Principal, row: &impl ItemExt) -> bool {
+    row.str(keys::ENTITY) == Some(keys::entity::MESSAGE)
+        && (who.role.is_staff() || row.str("message_type") != Some("note"))
+}
+
+/// The read window's rows in ascending order with the room item last: with a marker,
+/// all of them; without, the newest message the caller can see and the room item.
+fn window_rows<'a>(
+    who: &Principal,
+    upto: Option<&MessageId>,
+    pages: &'a [Answer],
+) -> ApiResult<Vec<Row<'a>>> {
+    let mut rows = Vec::new();
+    for page in pages {
+        rows.extend(page.page()?.rows);
+    }
+    if upto.is_some() {
+        return Ok(rows);
+    }
+    let meta = rows
+        .first()
+        .filter(|r| r.str(keys::SK) == Some(keys::ROOM_SK))
+        .cloned();
+    let newest = rows.iter().find(|r| visible(who, *r)).cloned();
+    Ok(newest.into_iter().chain(meta).collect())
+}
+
 /// A member's read marker as counted from a [`Store::read_window`].
 #[derive(Debug)]
 struct ReadMarker {
@@ -341,13 +358,13 @@ impl ReadMarker {
     fn from_window(
         who: &Principal,
         upto: Option<&MessageId>,
-        mut window: Vec<Item>,
+        window: &[impl ItemExt],
     ) -> ApiResult<ReadMarker> {
-        let room_item = window
-            .pop()
-            .filter(|i| i.str(keys::SK) == Some(keys::ROOM_SK));
+        let (room_item, window) = match window.split_last() {
+            Some((last, rest)) if last.str(keys::SK) == Some(keys::ROOM_SK) => (Some(last), rest),
+            _ => (None, window),
+        };
         let room = room_item
-            .as_ref()
             .and_then(room_summary)
             .filter(|r| r.visible_to(who))
             .ok_or(ApiError::NotFound("conversation"))?;
@@ -371,10 +388,7 @@ impl ReadMarker {
                     && i.str("message_type") != Some("note")
             })
             .count() as u64;
-        let total = room_item
-            .as_ref()
-            .and_then(|i| i.num("total_messages"))
-            .unwrap_or(0);
+        let total = room_item.and_then(|i| i.num("total_messages")).unwrap_or(0);
         Ok(ReadMarker {
             room,
             marker,
@@ -385,8 +399,8 @@ impl ReadMarker {
 }
 
 /// The access-relevant part of a room from a projected item.
-fn room_summary(item: &Item) -> Option<Room> {
-    let mut full = item.clone();
+fn room_summary(item: &impl ItemExt) -> Option<Room> {
+    let mut full = item.to_item();
     for (k, v) in [
         ("title", ""),
         ("owner_id", ""),
@@ -431,21 +445,20 @@ mod tests {
         ];
         let customer = who("u-1", Role::Customer);
         let upto = MessageId::from_parts(1, 0);
-        let read = ReadMarker::from_window(&customer, Some(&upto), window.clone()).unwrap();
+        let read = ReadMarker::from_window(&customer, Some(&upto), &window).unwrap();
         assert_eq!((read.marker.as_str(), read.unread), (upto.as_str(), 1));
         assert_eq!(read.total, 3);
         let elsewhere = MessageId::from_parts(9, 0);
-        let err = ReadMarker::from_window(&customer, Some(&elsewhere), window.clone()).unwrap_err();
+        let err = ReadMarker::from_window(&customer, Some(&elsewhere), &window).unwrap_err();
         assert_eq!(err.status(), 404);
         let note = MessageId::from_parts(4, 0);
-        let err =
-            ReadMarker::from_window(&customer, Some(&note), window[3..].to_vec()).unwrap_err();
+        let err = ReadMarker::from_window(&customer, Some(&note), &window[3..]).unwrap_err();
         assert_eq!(err.status(), 404, "a customer cannot read up to a note");
         let agent = who("5", Role::Agent);
-        let read = ReadMarker::from_window(&agent, Some(&note), window[3..].to_vec()).unwrap();
+        let read = ReadMarker::from_window(&agent, Some(&note), &window[3..]).unwrap();
         assert_eq!(read.marker, note.as_str());
         let outsider = who("u-9", Role::Customer);
-        let err = ReadMarker::from_window(&outsider, Some(&upto), window).unwrap_err();
+        let err = ReadMarker::from_window(&outsider, Some(&upto), &window).unwrap_err();
         assert_eq!(err.status(), 404, "a room one cannot see is not found");
     }
 }

@@ -2,6 +2,7 @@
 //! request per call where the budgets say so. Split by what it stores.
 
 pub mod analytics;
+mod answer;
 mod catalog;
 mod deliveries;
 mod feed;

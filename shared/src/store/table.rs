@@ -15,11 +15,15 @@
 //!   already retried within its timeouts, shared/src/dynamo.rs);
 //! - anything else is an internal error, logged with its context.
 
+pub use super::answer::Answer;
+use super::answer::TakenAnswer;
 use crate::cursor::{self, Partition};
 use crate::dynamo::{RequestCounter, sdk_error};
 use crate::error::{ApiError, ApiResult};
+use crate::item::ItemExt as _;
 use crate::item::{Item, s};
 use crate::keys;
+use crate::wire::Row;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::get_item::builders::GetItemFluentBuilder;
@@ -319,23 +323,44 @@ impl Table {
     }
 
     /// One Query request as `build` describes it (key condition, filter, index…),
-    /// starting after `start` when given.
+    /// starting after `start` when given: its items and where the next page starts.
     pub async fn query(
         &self,
         context: &str,
         start: Option<Item>,
         build: impl FnOnce(QueryFluentBuilder) -> QueryFluentBuilder,
     ) -> ApiResult<(Vec<Item>, Option<Item>)> {
+        let answer = self.query_answer(context, start, build).await?;
+        let page = answer.page()?;
+        Ok((page.rows.iter().map(Row::to_item).collect(), page.last_key))
+    }
+
+    /// [`Self::query`]'s answer as received, for reading its rows without building
+    /// an item per row (the per-item path of listings, [`Answer::page`]).
+    pub async fn query_answer(
+        &self,
+        context: &str,
+        start: Option<Item>,
+        build: impl FnOnce(QueryFluentBuilder) -> QueryFluentBuilder,
+    ) -> ApiResult<Answer> {
         let request = self
             .client
             .query()
             .table_name(&self.name)
             .set_exclusive_start_key(start);
+        let taken = TakenAnswer::default();
         let out = build(request)
+            .customize()
+            .interceptor(taken.clone())
             .send()
             .await
             .map_err(|e| sdk_error(context, e))?;
-        Ok((out.items.unwrap_or_default(), out.last_evaluated_key))
+        let text = taken.body();
+        Ok(if text.is_empty() {
+            Answer::Output(out.items.unwrap_or_default(), out.last_evaluated_key)
+        } else {
+            Answer::Text(text)
+        })
     }
 
     /// Every item a Query matches, following its pages (for bounded partitions only).

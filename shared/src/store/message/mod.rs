@@ -132,9 +132,9 @@ impl Store {
             vals.insert(":note".into(), s("note"));
             "attribute_not_exists(message_type) OR message_type <> :note"
         });
-        let (items, last_key) = self
+        let answer = self
             .table
-            .query("list messages", start, |query| {
+            .query_answer("list messages", start, |query| {
                 query
                     .key_condition_expression(key_condition)
                     .consistent_read(true)
@@ -146,17 +146,20 @@ impl Store {
                     .set_expression_attribute_values(Some(vals))
             })
             .await?;
-        let mut items = items.into_iter();
+        // Rows borrowed from the answer's text: no attribute map per message.
+        let page = answer.page()?;
+        let last_key = page.last_key;
+        let mut rows = page.rows.iter();
         let room = match room {
             Some(room) => room,
-            None => items
+            None => rows
                 .next()
-                .and_then(|item| Room::from_item(&item))
+                .and_then(Room::from_item)
                 .filter(|room| room.visible_to(who))
                 .ok_or(ApiError::NotFound("conversation"))?,
         };
-        let messages: Vec<Message> = items
-            .filter_map(|item| Message::from_item(&item))
+        let messages: Vec<Message> = rows
+            .filter_map(Message::from_item)
             .skip(q.offset as usize)
             .collect();
         let (messages, next) =
