@@ -5,12 +5,12 @@ use chat_core::app::{header, path_param};
 use chat_core::auth::{AuthConfig, Principal};
 use chat_core::ids::MessageId;
 use chat_core::ids::{RoomId, path_id};
-use chat_core::item::ItemExt;
 use chat_core::model::Message;
 use chat_core::policy::{self, Action, Relation};
 use chat_core::request::{Query, json_body};
 use chat_core::store::{
-    Direction, MAX_EVENTS_PAGE, MessageChange, MessageQuery, NewMessage, Posted, RoomCache, Store,
+    Direction, MAX_EVENTS_PAGE, MessageChange, MessageQuery, NewMessage, Posted, RoomCache,
+    SearchHit, Store,
 };
 use chat_core::{ApiError, ApiResult, Reply, Runtime};
 use lambda_http::Request;
@@ -459,32 +459,26 @@ async fn search(store: &Store, who: &Principal, req: &Request) -> ApiResult<Repl
     }
     let limit = q.limit(20, MAX_PAGE)?;
     let page = store.search(who, query, limit, q.get("cursor")).await?;
-    let results: Vec<_> = page
-        .items
-        .iter()
-        .map(|entry| {
-            json!({
-                "message_id": entry.str("message_id"),
-                "conversation_id": entry.str("room_id"),
-                "room_id": entry.str("room_id"),
-                "content": entry.str("snippet"),
-                "sender": entry.str("sender"),
-                "sender_id": entry.str("sender_id"),
-                "created_at": entry.str("created_at"),
-            })
-        })
-        .collect();
-    Ok(Reply::ok(
-        format!("Found {} results", results.len()),
-        json!({
-            "results": results,
-            "query": query,
-            "total": results.len(),
-            "limit": limit,
-            "next_cursor": page.next_cursor,
-            "has_more": page.next_cursor.is_some(),
-        }),
-    ))
+    let found = Found {
+        results: &page.items,
+        query,
+        total: page.items.len(),
+        limit,
+        next_cursor: page.next_cursor.as_deref(),
+        has_more: page.next_cursor.is_some(),
+    };
+    Ok(Reply::ok(format!("Found {} results", found.total), found))
+}
+
+/// A search's answer, serialized straight from the hits.
+#[derive(serde::Serialize)]
+struct Found<'a> {
+    results: &'a [SearchHit],
+    query: &'a str,
+    total: usize,
+    limit: u32,
+    next_cursor: Option<&'a str>,
+    has_more: bool,
 }
 
 /// What the model is asked: the conversation's recent public messages, oldest first

@@ -30,7 +30,7 @@ pub use realtime::{
     TYPING_INTERVAL_MS,
 };
 pub use room::{MemberView, RoomPage, RoomQuery, SharedChanges, Started};
-pub use search::{MAX_INDEXED_WORDS, MAX_QUERY_CHARS, index_words};
+pub use search::{MAX_INDEXED_WORDS, MAX_QUERY_CHARS, SearchHit, index_words};
 pub use webhooks::{DisabledReason, Health, Webhook, WebhookSecret};
 
 use crate::dynamo::RequestCounter;

@@ -12,7 +12,44 @@ use crate::keys;
 use crate::model::{Message, Room, RoomType};
 use crate::store::MessageChange;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, TransactWriteItem};
+use serde::Serialize;
 use std::collections::{BTreeSet, HashMap};
+
+/// A message found by search, as the API shows it (from its index entry).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SearchHit {
+    pub message_id: String,
+    pub conversation_id: String,
+    pub room_id: String,
+    /// The message's opening words, as indexed.
+    pub content: Option<String>,
+    pub sender: Option<String>,
+    pub sender_id: Option<String>,
+    pub created_at: Option<String>,
+}
+
+impl SearchHit {
+    fn from_entry(entry: &impl ItemExt) -> Option<SearchHit> {
+        let room_id = entry.string("room_id")?;
+        Some(SearchHit {
+            message_id: entry.string("message_id")?,
+            conversation_id: room_id.clone(),
+            room_id,
+            content: entry.string("snippet"),
+            sender: entry.string("sender"),
+            sender_id: entry.string("sender_id"),
+            created_at: entry.string("created_at"),
+        })
+    }
+}
+
+/// An item's table key, as a cursor names it.
+fn table_key(item: &impl ItemExt) -> Item {
+    [keys::PK, keys::SK]
+        .into_iter()
+        .filter_map(|k| Some((k.to_owned(), s(item.str(k)?))))
+        .collect()
+}
 
 /// Distinct words indexed per message (the rest of a long message is not searchable).
 pub const MAX_INDEXED_WORDS: usize = 20;
@@ -155,7 +192,7 @@ impl Store {
         query: &str,
         limit: u32,
         cursor_raw: Option<&str>,
-    ) -> ApiResult<Page<Item>> {
+    ) -> ApiResult<Page<SearchHit>> {
         let words = index_words(query);
         let Some(lead) = words.iter().max_by_key(|w| w.chars().count()).cloned() else {
             return Err(ApiError::invalid(
@@ -175,9 +212,9 @@ impl Store {
             filters.push("note = :false".to_owned());
             vals.insert(":false".into(), AttributeValue::Bool(false));
         }
-        let (entries, last_key) = self
+        let answer = self
             .table
-            .query("search", start, |query| {
+            .query_answer("search", start, |query| {
                 query
                     .key_condition_expression("PK = :pk")
                     .set_expression_attribute_values(Some(vals))
@@ -186,33 +223,34 @@ impl Store {
                     .set_filter_expression((!filters.is_empty()).then(|| filters.join(" AND ")))
             })
             .await?;
+        // Rows borrowed from the answer's text: no attribute map per entry.
+        let entries = answer.page()?;
         let rooms = self
-            .rooms_by_id(&who.org, entries.iter().filter_map(|e| e.str("room_id")))
+            .rooms_by_id(
+                &who.org,
+                entries.rows.iter().filter_map(|e| e.str("room_id")),
+            )
             .await?;
-        let mut items = Vec::new();
-        let mut next = last_key;
-        for entry in entries {
-            let visible = entry
+        let visible = entries.rows.iter().filter(|entry| {
+            entry
                 .str("room_id")
                 .and_then(|r| rooms.get(r))
-                .is_some_and(|room| room.visible_to(who));
-            if !visible {
-                continue;
-            }
-            if items.len() == limit as usize {
+                .is_some_and(|room| room.visible_to(who))
+        });
+        let mut hits = Vec::new();
+        let mut next = entries.last_key;
+        let mut last_returned = None;
+        for entry in visible {
+            if hits.len() == limit as usize {
                 // A full page: continue after the last entry returned.
-                next = items.last().map(|last: &Item| {
-                    [keys::PK, keys::SK]
-                        .iter()
-                        .filter_map(|k| last.get(*k).map(|v| (k.to_string(), v.clone())))
-                        .collect()
-                });
+                next = last_returned.map(table_key);
                 break;
             }
-            items.push(entry);
+            hits.extend(SearchHit::from_entry(entry));
+            last_returned = Some(entry);
         }
         Ok(Page {
-            items,
+            items: hits,
             next_cursor: next.as_ref().map(cursor::encode),
         })
     }
