@@ -27,7 +27,8 @@ pub enum Attr<'a> {
     N(Text<'a>),
     Bool(bool),
     Ss(Vec<Text<'a>>),
-    Other(AttributeValue),
+    /// Rare in our items (lists, maps, binary, null): boxed, to keep rows small.
+    Other(Box<AttributeValue>),
 }
 
 /// A string of the answer, borrowed unless it held escapes.
@@ -65,8 +66,12 @@ impl<'a> Attr<'a> {
             AttributeValue::N(n) => Attr::N(text(n)),
             AttributeValue::Bool(b) => Attr::Bool(*b),
             AttributeValue::Ss(set) => Attr::Ss(set.iter().map(text).collect()),
-            other => Attr::Other(other.clone()),
+            other => Attr::other(other.clone()),
         }
+    }
+
+    fn other(value: AttributeValue) -> Self {
+        Attr::Other(Box::new(value))
     }
 
     fn to_attribute(&self) -> AttributeValue {
@@ -77,7 +82,7 @@ impl<'a> Attr<'a> {
             Attr::Ss(set) => {
                 AttributeValue::Ss(set.iter().map(|s| s.as_str().to_owned()).collect())
             }
-            Attr::Other(value) => value.clone(),
+            Attr::Other(value) => (**value).clone(),
         }
     }
 }
@@ -148,7 +153,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Row<'a> {
                 f.write_str("a DynamoDB item")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Row<'a>, A::Error> {
-                let mut row = Vec::with_capacity(map.size_hint().unwrap_or(24));
+                let mut row = Vec::with_capacity(map.size_hint().unwrap_or(16));
                 while let Some(name) = map.next_key::<Text<'a>>()? {
                     row.push((name, map.next_value::<Attr<'a>>()?));
                 }
@@ -220,17 +225,17 @@ impl<'de: 'a, 'a> Deserialize<'de> for Attr<'a> {
                     Kind::N => Attr::N(map.next_value()?),
                     Kind::Bool => Attr::Bool(map.next_value()?),
                     Kind::Ss => Attr::Ss(map.next_value()?),
-                    Kind::Null => Attr::Other(AttributeValue::Null(map.next_value()?)),
-                    Kind::Ns => Attr::Other(AttributeValue::Ns(map.next_value()?)),
-                    Kind::B => Attr::Other(AttributeValue::B(blob(map.next_value()?)?)),
-                    Kind::Bs => Attr::Other(AttributeValue::Bs(
+                    Kind::Null => Attr::other(AttributeValue::Null(map.next_value()?)),
+                    Kind::Ns => Attr::other(AttributeValue::Ns(map.next_value()?)),
+                    Kind::B => Attr::other(AttributeValue::B(blob(map.next_value()?)?)),
+                    Kind::Bs => Attr::other(AttributeValue::Bs(
                         map.next_value::<Vec<String>>()?
                             .into_iter()
                             .map(blob)
                             .collect::<Result<_, _>>()?,
                     )),
-                    Kind::L => Attr::Other(AttributeValue::L(map.next_value::<List>()?.0)),
-                    Kind::M => Attr::Other(AttributeValue::M(map.next_value::<Row>()?.to_item())),
+                    Kind::L => Attr::other(AttributeValue::L(map.next_value::<List>()?.0)),
+                    Kind::M => Attr::other(AttributeValue::M(map.next_value::<Row>()?.to_item())),
                 };
                 if map.next_key::<de::IgnoredAny>()?.is_some() {
                     return Err(de::Error::custom("an attribute value has one type"));

@@ -118,14 +118,29 @@ struct QueryText<'a> {
     last_key: Option<Row<'a>>,
 }
 
+/// Only where the next page starts: the items are skipped, not read.
+#[derive(Deserialize)]
+struct QueryTail<'a> {
+    #[serde(borrow, rename = "LastEvaluatedKey")]
+    last_key: Option<Row<'a>>,
+}
+
 impl Answer {
+    /// Where the next page starts, without reading the page's rows.
+    pub fn last_key(&self) -> ApiResult<Option<Item>> {
+        match self {
+            Answer::Text(text) => {
+                let tail: QueryTail = serde_json::from_slice(text).map_err(unreadable)?;
+                Ok(tail.last_key.map(|key| key.to_item()))
+            }
+            Answer::Output(_, last_key) => Ok(last_key.clone()),
+        }
+    }
+
     pub fn page(&self) -> ApiResult<Page<'_>> {
         Ok(match self {
             Answer::Text(text) => {
-                let page: QueryText = serde_json::from_slice(text).map_err(|e| {
-                    tracing::error!(error = %e, "unreadable Query answer");
-                    ApiError::Internal
-                })?;
+                let page: QueryText = serde_json::from_slice(text).map_err(unreadable)?;
                 Page {
                     rows: page.items,
                     last_key: page.last_key.map(|key| key.to_item()),
@@ -137,6 +152,11 @@ impl Answer {
             },
         })
     }
+}
+
+fn unreadable(e: serde_json::Error) -> ApiError {
+    tracing::error!(error = %e, "unreadable Query answer");
+    ApiError::Internal
 }
 
 #[cfg(test)]
@@ -166,6 +186,7 @@ mod tests {
     fn a_page_with_a_next_key_says_where_to_start() {
         let text = br#"{"Count":0,"Items":[],"LastEvaluatedKey":{"PK":{"S":"p"},"SK":{"S":"s"}},"ScannedCount":3}"#;
         let answer = Answer::Text(text.to_vec());
+        assert_eq!(answer.last_key().unwrap().unwrap().str("SK"), Some("s"));
         let page = answer.page().unwrap();
         assert!(page.rows.is_empty());
         assert_eq!(page.last_key.unwrap().str("SK"), Some("s"));

@@ -268,10 +268,12 @@ impl Store {
                         .set_limit(limit)
                 })
                 .await?;
-            let page = answer.page()?;
-            start = page.last_key;
-            // Without a marker, stop at the newest message the caller can see.
-            let done = start.is_none() || (!forward && page.rows.iter().any(|r| visible(who, r)));
+            // With a marker every row is read once, by `window_rows`; here only where
+            // the next page starts. Without one (pages of 10), stop at the newest
+            // message the caller can see.
+            let seen = !forward && answer.page()?.rows.iter().any(|r| visible(who, r));
+            start = answer.last_key()?;
+            let done = seen || start.is_none();
             pages.push(answer);
             if done {
                 return Ok(pages);
