@@ -364,7 +364,7 @@ pub struct Membership {
 }
 
 impl Membership {
-    pub fn from_item(item: &Item) -> Option<Membership> {
+    pub fn from_item(item: &impl ItemExt) -> Option<Membership> {
         if item.str(keys::ENTITY) != Some(keys::entity::MEMBER) {
             return None;
         }

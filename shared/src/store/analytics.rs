@@ -142,8 +142,8 @@ impl Store {
             .take(100)
             .map(|r| (keys::room_pk(org, r), keys::ROOM_SK.to_owned()))
             .collect();
-        let items = self.batch_get(&item_keys, "room responses").await?;
-        Ok(items.iter().fold((0, 0), |(count, secs), room| {
+        let found = self.batch_get(&item_keys, "room responses").await?;
+        Ok(found.rows()?.iter().fold((0, 0), |(count, secs), room| {
             (
                 count + room.num::<i64>("response_count").unwrap_or(0),
                 secs + room.num::<i64>("response_seconds").unwrap_or(0),
@@ -286,7 +286,7 @@ impl Store {
                 .filter_map(|k| Some((k.string(keys::PK)?, k.string(keys::SK)?)))
                 .collect();
             for chunk in found.chunks(100) {
-                items.extend(self.batch_get(chunk, "stats items").await?);
+                items.extend(self.batch_get(chunk, "stats items").await?.items()?);
             }
             start = last_key;
             if start.is_none() {

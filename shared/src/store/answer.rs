@@ -14,6 +14,7 @@ use aws_sdk_dynamodb::error::BoxError;
 use aws_smithy_types::body::SdkBody;
 use hyper::body::{Body, Bytes, Frame};
 use serde::Deserialize;
+use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -154,6 +155,75 @@ impl Answer {
     }
 }
 
+/// The answers of one batch get: its first BatchGetItem and those that asked again
+/// for unprocessed keys, read into rows on demand.
+#[derive(Default)]
+pub struct Found {
+    table: String,
+    texts: Vec<Vec<u8>>,
+    /// What came without HTTP (the SDK's test tooling hands outputs over).
+    items: Vec<Item>,
+}
+
+#[derive(Deserialize)]
+struct BatchText<'a> {
+    #[serde(borrow, default, rename = "Responses")]
+    responses: HashMap<String, Vec<Row<'a>>>,
+}
+
+/// Only the keys to ask for again: the responses are skipped, not read.
+#[derive(Deserialize)]
+struct BatchTail<'a> {
+    #[serde(borrow, default, rename = "UnprocessedKeys")]
+    unprocessed: HashMap<String, Unprocessed<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Unprocessed<'a> {
+    #[serde(borrow, default, rename = "Keys")]
+    keys: Vec<Row<'a>>,
+}
+
+impl Found {
+    pub fn new(table: &str) -> Self {
+        Found {
+            table: table.to_owned(),
+            ..Found::default()
+        }
+    }
+
+    /// Keeps one answer's text; returns the keys it left unprocessed.
+    pub fn add_text(&mut self, text: Vec<u8>) -> ApiResult<Vec<Item>> {
+        let tail: BatchTail = serde_json::from_slice(&text).map_err(unreadable)?;
+        let unprocessed = tail
+            .unprocessed
+            .get(&self.table)
+            .map(|u| u.keys.iter().map(ItemExt::to_item).collect())
+            .unwrap_or_default();
+        self.texts.push(text);
+        Ok(unprocessed)
+    }
+
+    pub fn add_items(&mut self, items: Vec<Item>) {
+        self.items.extend(items);
+    }
+
+    /// Every item found, as rows borrowing from the answers.
+    pub fn rows(&self) -> ApiResult<Vec<Row<'_>>> {
+        let mut rows: Vec<Row> = self.items.iter().map(Row::of_item).collect();
+        for text in &self.texts {
+            let mut answer: BatchText = serde_json::from_slice(text).map_err(unreadable)?;
+            rows.extend(answer.responses.remove(&self.table).unwrap_or_default());
+        }
+        Ok(rows)
+    }
+
+    /// Every item found, owned.
+    pub fn items(&self) -> ApiResult<Vec<Item>> {
+        Ok(self.rows()?.iter().map(ItemExt::to_item).collect())
+    }
+}
+
 fn unreadable(e: serde_json::Error) -> ApiError {
     tracing::error!(error = %e, "unreadable Query answer");
     ApiError::Internal
@@ -190,6 +260,29 @@ mod tests {
         let page = answer.page().unwrap();
         assert!(page.rows.is_empty());
         assert_eq!(page.last_key.unwrap().str("SK"), Some("s"));
+    }
+
+    #[test]
+    fn a_batch_answer_reads_its_table_rows_and_the_keys_left_over() {
+        let mut found = Found::new("t");
+        let text = br#"{"Responses":{"t":[{"PK":{"S":"a"},"n":{"N":"1"}},{"PK":{"S":"b"}}],"other":[{"PK":{"S":"x"}}]},
+            "UnprocessedKeys":{"t":{"Keys":[{"PK":{"S":"c"},"SK":{"S":"d"}}],"ConsistentRead":true}}}"#;
+        let left = found.add_text(text.to_vec()).unwrap();
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].str("SK"), Some("d"));
+        assert!(
+            found
+                .add_text(br#"{"Responses":{"t":[]},"UnprocessedKeys":{}}"#.to_vec())
+                .unwrap()
+                .is_empty()
+        );
+        found.add_items(vec![[("PK".to_owned(), crate::item::s("e"))].into()]);
+        let rows = found.rows().unwrap();
+        let pks: Vec<_> = rows.iter().filter_map(|r| r.str("PK")).collect();
+        assert_eq!(pks, ["e", "a", "b"]);
+        assert_eq!(rows[1].num::<u32>("n"), Some(1));
+        assert_eq!(found.items().unwrap().len(), 3);
+        assert!(found.add_text(b"not json".to_vec()).is_err());
     }
 
     #[test]

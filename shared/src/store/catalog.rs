@@ -68,7 +68,7 @@ impl Profile {
             .build()
     }
 
-    pub fn from_item(item: &Item) -> Option<Profile> {
+    pub fn from_item(item: &impl ItemExt) -> Option<Profile> {
         (item.str(keys::ENTITY) == Some(keys::entity::PROFILE)).then(|| Profile {
             user_id: item.string("user_id").unwrap_or_default(),
             username: item.string("username"),
@@ -164,9 +164,13 @@ impl Store {
                 .filter_map(|m| UserId::parse(m).ok())
                 .map(|u| (keys::user_pk(org, &u), keys::PROFILE_SK.to_owned())),
         );
-        let mut items = Vec::new();
+        let mut answers = Vec::new();
         for chunk in item_keys.chunks(100) {
-            items.extend(self.batch_get(chunk, "rooms with profiles").await?);
+            answers.push(self.batch_get(chunk, "rooms with profiles").await?);
+        }
+        let mut items = Vec::new();
+        for found in &answers {
+            items.extend(found.rows()?);
         }
         let found_rooms = items
             .iter()

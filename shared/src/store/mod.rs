@@ -39,7 +39,7 @@ use crate::item::Item;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 pub use table::{
-    Cancellation, ItemKey, Table, WriteError, WriteResultExt, rebuilds, storage_busy,
+    Cancellation, Found, ItemKey, Table, WriteError, WriteResultExt, rebuilds, storage_busy,
     storage_unavailable,
 };
 
@@ -80,11 +80,7 @@ impl Store {
     }
 
     /// Items by key in one BatchGetItem (see [`Table::batch_get`]).
-    pub(crate) async fn batch_get(
-        &self,
-        item_keys: &[ItemKey],
-        context: &str,
-    ) -> ApiResult<Vec<Item>> {
+    pub(crate) async fn batch_get(&self, item_keys: &[ItemKey], context: &str) -> ApiResult<Found> {
         self.table.batch_get(item_keys, context).await
     }
 

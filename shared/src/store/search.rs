@@ -273,6 +273,7 @@ impl Store {
         Ok(self
             .batch_get(&item_keys, "search rooms")
             .await?
+            .rows()?
             .iter()
             .filter_map(Room::from_item)
             .map(|room| (room.id.to_string(), room))

@@ -114,6 +114,7 @@ impl Store {
                 "get room and message",
             )
             .await?;
+        let items = items.rows()?;
         let room = items
             .iter()
             .find_map(Room::from_item)

@@ -70,6 +70,7 @@ impl Store {
             }
         }
         let found = self.batch_get(&item_keys, "rooms page").await?;
+        let found = found.rows()?;
         let mut rooms: HashMap<String, Room> = found
             .iter()
             .filter_map(Room::from_item)

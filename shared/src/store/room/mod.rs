@@ -93,6 +93,7 @@ impl Store {
                 "get room and membership",
             )
             .await?;
+        let found = found.rows()?;
         let room = found.iter().find_map(Room::from_item);
         let membership = found.iter().find_map(Membership::from_item);
         Ok((room, membership))
