@@ -113,8 +113,6 @@ pub fn values<const N: usize>(
     pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
 }
 
-pub use crate::wire::item_of;
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -459,7 +459,7 @@ async fn search(store: &Store, who: &Principal, req: &Request) -> ApiResult<Repl
     }
     let limit = q.limit(20, MAX_PAGE)?;
     let page = store.search(who, query, limit, q.get("cursor")).await?;
-    let found = Found {
+    let found = SearchResults {
         results: &page.items,
         query,
         total: page.items.len(),
@@ -472,7 +472,7 @@ async fn search(store: &Store, who: &Principal, req: &Request) -> ApiResult<Repl
 
 /// A search's answer, serialized straight from the hits.
 #[derive(serde::Serialize)]
-struct Found<'a> {
+struct SearchResults<'a> {
     results: &'a [SearchHit],
     query: &'a str,
     total: usize,

@@ -1052,6 +1052,49 @@ async fn unread_counts_stay_exact_under_concurrent_senders_and_readers() {
 }
 
 #[tokio::test]
+async fn search_pages_continue_after_the_last_hit_returned() {
+    let env = env().await;
+    let id = env.conversation().await;
+    for i in 0..5 {
+        env.post(&customer(), &id, json!({"content": format!("parcel {i}")}))
+            .await;
+    }
+    let page = |cursor: Option<String>| {
+        let mut event = HttpEvent::new("GET /chat/search", "/chat/search")
+            .query("query", "parcel")
+            .query("limit", "2")
+            .bearer(&customer());
+        if let Some(cursor) = cursor {
+            event = event.query("cursor", &cursor);
+        }
+        env.send(event)
+    };
+    let (mut seen, mut cursor, mut pages) = (Vec::new(), None, 0);
+    loop {
+        let (status, body) = page(cursor.take()).await;
+        assert_eq!(status, 200, "{body}");
+        let results = body["data"]["results"].as_array().unwrap();
+        assert!(results.len() <= 2, "{body}");
+        seen.extend(
+            results
+                .iter()
+                .map(|r| r["content"].as_str().unwrap().to_owned()),
+        );
+        pages += 1;
+        match body["data"]["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+        assert!(pages < 5, "the pages end");
+    }
+    assert_eq!(
+        seen,
+        ["parcel 4", "parcel 3", "parcel 2", "parcel 1", "parcel 0"],
+        "newest first, each hit once"
+    );
+}
+
+#[tokio::test]
 async fn search_finds_words_in_rooms_the_caller_may_read() {
     let env = env().await;
     let mine = env.conversation().await;

@@ -7,10 +7,11 @@
 use crate::gateway::{Delivery, Gateway};
 use chat_core::ApiError;
 use chat_core::ids::{OrgId, RoomId};
-use chat_core::item::{ItemExt, item_of};
+use chat_core::item::ItemExt;
 use chat_core::keys;
 use chat_core::model::Room;
 use chat_core::store::{Event, EventKind, Store, Subscription};
+use chat_core::wire::item_of;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 

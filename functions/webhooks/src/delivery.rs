@@ -11,13 +11,14 @@
 
 use chat_core::Runtime;
 use chat_core::ids::OrgId;
-use chat_core::item::{ItemExt, item_of};
+use chat_core::item::ItemExt;
 use chat_core::keys;
 use chat_core::store::{DUE_SHARDS, Delivery, Event, Health, Store, Webhook};
 use chat_core::time::now_millis;
 use chat_core::webhooks::{
     AttemptOutcome, DeliverySettings, check_url, is_public, signature_header,
 };
+use chat_core::wire::item_of;
 use futures_util::StreamExt;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Bytes;

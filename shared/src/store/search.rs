@@ -7,10 +7,11 @@ use crate::auth::Principal;
 use crate::cursor::{self, Partition};
 use crate::error::{ApiError, ApiResult};
 use crate::ids::{OrgId, RoomId};
-use crate::item::{Item, ItemBuilder, ItemExt, s, values};
+use crate::item::{ItemBuilder, ItemExt, s, values};
 use crate::keys;
 use crate::model::{Message, Room, RoomType};
 use crate::store::MessageChange;
+use crate::wire::Row;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, TransactWriteItem};
 use serde::Serialize;
 use std::collections::{BTreeSet, HashMap};
@@ -41,14 +42,6 @@ impl SearchHit {
             created_at: entry.string("created_at"),
         })
     }
-}
-
-/// An item's table key, as a cursor names it.
-fn table_key(item: &impl ItemExt) -> Item {
-    [keys::PK, keys::SK]
-        .into_iter()
-        .filter_map(|k| Some((k.to_owned(), s(item.str(k)?))))
-        .collect()
 }
 
 /// Distinct words indexed per message (the rest of a long message is not searchable).
@@ -239,11 +232,12 @@ impl Store {
         });
         let mut hits = Vec::new();
         let mut next = entries.last_key;
-        let mut last_returned = None;
+        let mut last_returned: Option<&Row> = None;
         for entry in visible {
             if hits.len() == limit as usize {
                 // A full page: continue after the last entry returned.
-                next = last_returned.map(table_key);
+                next =
+                    last_returned.map(|entry| cursor::key_of(&entry.to_item(), cursor::TABLE_KEYS));
                 break;
             }
             hits.extend(SearchHit::from_entry(entry));
