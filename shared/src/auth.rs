@@ -1,5 +1,5 @@
 //! Bearer-token verification: the algorithm is pinned by configuration, `exp` is
-//! required, `iss`/`aud` are checked when configured, and the tenant, user and role
+//! required, `iss`/`aud` are checked and required when configured, and the tenant, user and role
 //! come only from verified claims.
 
 use crate::error::ApiError;
@@ -89,14 +89,21 @@ impl AuthConfig {
         validation.leeway = 30;
         validation.validate_exp = true;
         validation.validate_nbf = true;
-        validation.set_required_spec_claims(&["exp"]);
+        // jsonwebtoken checks `aud`/`iss` only when the token carries them: a configured
+        // audience or issuer is also a required claim, so leaving it out is no way past.
+        let mut required = vec!["exp"];
         match &audience {
-            Some(aud) => validation.set_audience(&[aud]),
+            Some(aud) => {
+                validation.set_audience(&[aud]);
+                required.push("aud");
+            }
             None => validation.validate_aud = false,
         }
         if let Some(iss) = &issuer {
             validation.set_issuer(&[iss]);
+            required.push("iss");
         }
+        validation.set_required_spec_claims(&required);
         Ok(AuthConfig {
             algorithm,
             keys,
@@ -309,6 +316,17 @@ mod tests {
             refused(&auth, Some(&bearer(&token(no_exp)))),
             "token lacks a required claim"
         );
+
+        // A configured audience or issuer is required, not only checked when present.
+        for claim in ["aud", "iss"] {
+            let mut absent = good_claims();
+            absent.as_object_mut().unwrap().remove(claim);
+            assert_eq!(
+                refused(&auth, Some(&bearer(&token(absent)))),
+                "token lacks a required claim",
+                "{claim}"
+            );
+        }
 
         let mut early = good_claims();
         early["nbf"] = json!(now() + 3600);

@@ -7,6 +7,7 @@
 //! | message         | T#{org}#R#{room}        | M#{message ulid}  |                     |                         |
 //! | member / inbox  | T#{org}#R#{room}        | U#{user}          | T#{org}#INBOX#{user}| A#{last activity}#{room}|
 //! | idempotency     | T#{org}#R#{room}        | I#{user}#{key}    |                     |                         |
+//! | upload claim    | T#{org}#R#{room}        | F#{upload}        |                     |                         |
 //! | feed event      | T#{org}#R#{room}        | E#{seq, 12 digits}| T#{org}#FEED        | {at}#{room}#{seq}       |
 //! | socket subscription | T#{org}#R#{room}    | S#{connection}    |                     |                         |
 //! | inbox head      | T#{org}#USER#{user}     | INBOX             | T#{org}#INBOX#{user}| ~HEAD                   |
@@ -50,6 +51,7 @@ pub mod entity {
     pub const EVENT: &str = "event";
     pub const WEBHOOK: &str = "webhook";
     pub const DELIVERY: &str = "delivery";
+    pub const UPLOAD_CLAIM: &str = "upload_claim";
 }
 
 pub const ROOM_SK: &str = "META";
@@ -130,6 +132,11 @@ pub fn tenant_feed_gsi1sk(at: &str, room: &RoomId, seq: u64) -> String {
 /// A feed event's sort key: zero-padded so that keys sort as numbers.
 pub fn event_sk(seq: u64) -> String {
     format!("{EVENT_SK_PREFIX}{seq:012}")
+}
+
+/// The claim that one message holds an upload: the first message to attach it.
+pub fn upload_claim_sk(upload: &str) -> String {
+    format!("F#{upload}")
 }
 
 pub fn idempotency_sk(user: &UserId, key: &str) -> String {

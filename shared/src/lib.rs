@@ -8,6 +8,7 @@ pub mod commands;
 pub mod config;
 pub mod cursor;
 pub mod dynamo;
+pub mod egress;
 pub mod envelope;
 pub mod error;
 pub mod ids;

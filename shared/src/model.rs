@@ -35,6 +35,21 @@ impl RoomType {
     pub fn parse(raw: &str) -> Option<RoomType> {
         serde_json::from_value(Value::String(raw.to_owned())).ok()
     }
+
+    pub const ALL: [RoomType; 5] = [
+        RoomType::AgentToUser,
+        RoomType::VendorToUser,
+        RoomType::Support,
+        RoomType::Group,
+        RoomType::Direct,
+    ];
+
+    /// Whether the tenant sees rooms of this type beyond their members: its admins
+    /// (support rooms: all staff) and its own systems — the tenant feed and webhooks,
+    /// live and replayed. Team rooms and direct chats are members-only everywhere.
+    pub fn open_to_tenant(self) -> bool {
+        !matches!(self, RoomType::Group | RoomType::Direct)
+    }
 }
 
 /// Where a room stands in a support workflow; every room has one.
@@ -210,8 +225,7 @@ impl Room {
     pub fn visible_to(&self, who: &Principal) -> bool {
         let staff_sees = match self.room_type {
             RoomType::Support => who.role.is_staff(),
-            RoomType::AgentToUser | RoomType::VendorToUser => who.role == Role::Admin,
-            RoomType::Group | RoomType::Direct => false,
+            other => other.open_to_tenant() && who.role == Role::Admin,
         };
         self.deleted_at.is_none() && (staff_sees || self.is_member(who.user.as_str()))
     }
@@ -567,6 +581,9 @@ pub struct Message {
     pub edit_count: u64,
     /// The room feed's number of the message's creation (none before the feed).
     pub seq: Option<u64>,
+    /// The feed's number of the latest event that carries the message's content (its
+    /// creation's, or its last edit's): the one an edit or delete redacts.
+    pub last_event_seq: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -613,6 +630,7 @@ impl Message {
             )
             .num("edit_count", self.edit_count)
             .opt_num("seq", self.seq)
+            .opt_num("last_event_seq", self.last_event_seq)
             .build()
     }
 
@@ -650,6 +668,7 @@ impl Message {
             previous_versions,
             edit_count,
             seq: item.num("seq"),
+            last_event_seq: item.num("last_event_seq"),
         })
     }
 
@@ -796,6 +815,7 @@ pub(crate) mod tests {
             }],
             edit_count: 1,
             seq: Some(2),
+            last_event_seq: None,
         }
     }
 

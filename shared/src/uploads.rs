@@ -3,12 +3,12 @@
 //! one object: this key, this content type, this size, for a few minutes), signed
 //! with the function's own credentials by the AWS SDK's SigV4 signer.
 //!
-//! Keys: `pending/{org}/{room}/{upload_id}` until a message attaches the upload (the
+//! Keys: `pending/{org}/{room}/{uploader}/{upload_id}` until a message attaches the upload (the
 //! bucket's lifecycle rule expires what is never attached).
 
 use crate::ApiError;
 use crate::aws::{AwsSettings, Endpoint};
-use crate::ids::{OrgId, RoomId};
+use crate::ids::{OrgId, RoomId, UserId};
 use aws_sdk_dynamodb::config::{ProvideCredentials, SharedCredentialsProvider};
 use base64::Engine;
 use serde::{Deserialize, Serialize};
@@ -100,9 +100,10 @@ impl TryFrom<UploadBody> for NewUpload {
     }
 }
 
-/// The key an upload is posted to, under its tenant's and room's prefix.
-pub fn pending_key(org: &OrgId, room: &RoomId, upload: &str) -> String {
-    format!("pending/{org}/{room}/{upload}")
+/// The key an upload is posted to, under its tenant's and room's prefix and its
+/// uploader's: only the uploader's own message can attach it.
+pub fn pending_key(org: &OrgId, room: &RoomId, uploader: &UserId, upload: &str) -> String {
+    format!("pending/{org}/{room}/{uploader}/{upload}")
 }
 
 /// Where an upload lives once a message holds it (no lifecycle rule here).

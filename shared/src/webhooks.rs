@@ -17,7 +17,7 @@ pub const MAX_WEBHOOKS: usize = 20;
 pub const ROTATION_GRACE_SECS: i64 = 24 * 3600;
 /// A receiver accepts a timestamp this far from its clock (the libraries' default).
 pub const TIMESTAMP_TOLERANCE_SECS: i64 = 5 * 60;
-pub const MAX_URL_CHARS: usize = 2048;
+pub use crate::egress::{MAX_URL_CHARS, check_url, is_public};
 pub const MAX_DESCRIPTION_CHARS: usize = 500;
 const SECRET_PREFIX: &str = "whsec_";
 
@@ -317,81 +317,6 @@ pub struct WebhookChanges {
     pub description: Option<String>,
 }
 
-/// Where deliveries may go: `https://` to a public host; with `allow_loopback` (the
-/// local stack's own tests only, by configuration) also `http://127.0.0.1`. Literal
-/// addresses in private, loopback, link-local (cloud metadata) and other reserved
-/// ranges are refused here; host names are checked again after resolution, at
-/// delivery.
-pub fn check_url(raw: &str, allow_loopback: bool) -> Result<String, ApiError> {
-    let bad = |why: &str| ApiError::invalid("url", why.to_owned());
-    let url = raw.trim();
-    if url.chars().count() > MAX_URL_CHARS || url.chars().any(char::is_whitespace) {
-        return Err(bad("an https URL of at most 2048 characters"));
-    }
-    let (rest, local) = if let Some(rest) = url.strip_prefix("https://") {
-        (rest, false)
-    } else if let Some(rest) = url
-        .strip_prefix("http://127.0.0.1:")
-        .filter(|_| allow_loopback)
-    {
-        (rest, true)
-    } else {
-        return Err(bad("must start with https://"));
-    };
-    if local {
-        return Ok(url.to_owned());
-    }
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    if authority.contains('@') {
-        return Err(bad("no credentials in the URL"));
-    }
-    let host = match authority.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or_default(),
-        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
-    };
-    if host.is_empty() || host.eq_ignore_ascii_case("localhost") || host.ends_with(".localhost") {
-        return Err(bad("must name a public host"));
-    }
-    if let Ok(ip) = host.parse::<std::net::IpAddr>()
-        && !is_public(ip)
-    {
-        return Err(bad(
-            "loopback, private, link-local and metadata addresses are refused",
-        ));
-    }
-    Ok(url.to_owned())
-}
-
-/// Whether an address is one deliveries may reach.
-pub fn is_public(ip: std::net::IpAddr) -> bool {
-    match ip {
-        std::net::IpAddr::V4(v4) => {
-            let o = v4.octets();
-            !(v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_documentation()
-                || v4.is_multicast()
-                || o[0] == 0
-                || (o[0] == 100 && (64..128).contains(&o[1]))
-                || (o[0] == 192 && o[1] == 0 && o[2] == 0)
-                || o[0] >= 240)
-        }
-        std::net::IpAddr::V6(v6) => {
-            let s = v6.segments();
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (s[0] & 0xfe00) == 0xfc00
-                || (s[0] & 0xffc0) == 0xfe80
-                || v6.to_ipv4_mapped().is_some_and(|v4| !is_public(v4.into()))
-                || (s[0] == 0x64 && s[1] == 0xff9b))
-        }
-    }
-}
-
 fn check_event_types(types: &[String]) -> Result<Vec<String>, ApiError> {
     if types.is_empty() {
         return Err(ApiError::invalid("event_types", "at least one event type"));
@@ -621,39 +546,5 @@ mod tests {
             Some(100)
         );
         assert_eq!(retry_after_secs("soon", 0), None);
-    }
-
-    #[test]
-    fn only_https_to_public_hosts_is_accepted() {
-        for ok in [
-            "https://crm.example.com/hooks",
-            "https://93.184.216.34:8443/x",
-        ] {
-            assert!(check_url(ok, false).is_ok(), "{ok}");
-        }
-        for bad in [
-            "http://crm.example.com/hooks",
-            "https://localhost/x",
-            "https://127.0.0.1/x",
-            "https://10.0.0.8/x",
-            "https://192.168.1.1/x",
-            "https://172.16.0.1/x",
-            "https://169.254.169.254/latest/meta-data",
-            "https://100.64.0.1/x",
-            "https://[::1]/x",
-            "https://[fd00::1]/x",
-            "https://[fe80::1]/x",
-            "https://[::ffff:10.0.0.1]/x",
-            "https://user:pw@example.com/x",
-            "https://exa mple.com",
-            "ftp://example.com",
-        ] {
-            assert!(check_url(bad, false).is_err(), "{bad}");
-        }
-        assert!(check_url("http://127.0.0.1:9999/hook", false).is_err());
-        assert!(
-            check_url("http://127.0.0.1:9999/hook", true).is_ok(),
-            "the local stack's own tests"
-        );
     }
 }

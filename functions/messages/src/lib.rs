@@ -138,7 +138,7 @@ async fn attach_uploads(
             continue;
         };
         let field = |name: &str| format!("attachments[{i}].{name}");
-        let pending = pending_key(&who.org, room_id, &upload);
+        let pending = pending_key(&who.org, room_id, &who.user, &upload);
         let attached = attached_key(&who.org, room_id, &upload);
         let (info, from) = match uploads.head(&pending).await? {
             Some(info) => (info, Some(pending)),
@@ -196,7 +196,7 @@ async fn upload(
     let upload = NewUpload::try_from(json_body::<UploadBody>(req)?)?;
     let uploads = uploads.ok_or_else(uploads_off)?;
     let upload_id = chat_core::ids::Ulid::generate();
-    let key = pending_key(&who.org, &room_id, upload_id.as_str());
+    let key = pending_key(&who.org, &room_id, &who.user, upload_id.as_str());
     let form = uploads.presign_post(&key, &upload).await?;
     Ok(Reply::created(
         "Upload ready: POST the fields, then the file, to the url",
@@ -402,14 +402,28 @@ async fn delete(
     let message = store
         .change_message(who, &room_id, &message_id, MessageChange::Delete)
         .await?;
-    // Its uploaded files go with it (after the delete committed; a failure is logged
-    // and leaves an object no message cites).
+    // Its uploaded files go with it, those it holds only (after the delete committed;
+    // a failure is logged and leaves an object no message cites).
     for upload in message
         .attachments
         .iter()
         .filter_map(|a| a.upload_id.as_deref())
     {
         let key = chat_core::uploads::attached_key(&who.org, &room_id, upload);
+        match store
+            .release_upload(&who.org, &room_id, upload, &message.id)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::info!(key, "the file is not this message's: it stays");
+                continue;
+            }
+            Err(err) => {
+                tracing::warn!(key, %err, "releasing a deleted message's file failed");
+                continue;
+            }
+        }
         match uploads {
             Some(uploads) => {
                 if let Err(err) = uploads.delete(&key).await {

@@ -10,6 +10,7 @@
 //! again on every address its host resolves to, at connection time.
 
 use chat_core::Runtime;
+use chat_core::egress::may_connect;
 use chat_core::ids::OrgId;
 use chat_core::item::ItemExt;
 use chat_core::keys;
@@ -45,7 +46,7 @@ const DUE_PAGE: u32 = 50;
 /// Of a response, at most this much is read (and dropped).
 const MAX_ANSWER_BYTES: usize = 64 * 1024;
 
-type Https = Client<hyper_rustls::HttpsConnector<HttpConnector<PublicOnly>>, Full<Bytes>>;
+type Https = Client<hyper_rustls::HttpsConnector<Guarded>, Full<Bytes>>;
 
 pub struct Deliverer {
     store: Store,
@@ -75,6 +76,10 @@ impl Deliverer {
                 http.set_connect_timeout(Some(Duration::from_secs(
                     self.settings.attempt_timeout_secs,
                 )));
+                let http = Guarded {
+                    inner: http,
+                    allow_loopback: self.allow_loopback,
+                };
                 let connector = hyper_rustls::HttpsConnectorBuilder::new()
                     .with_native_roots()
                     .map_err(|e| format!("no TLS roots: {e}"))?
@@ -196,7 +201,18 @@ impl Deliverer {
     }
 
     /// Attempts the claimed deliveries, none started after `deadline`.
-    async fn attempt_all(&self, claimed: Vec<Delivery>, endpoints: &Endpoints, deadline: Instant) {
+    async fn attempt_all(
+        &self,
+        mut claimed: Vec<Delivery>,
+        endpoints: &Endpoints,
+        deadline: Instant,
+    ) {
+        // What each sends is its event as it is now (a delete or edit since redacted
+        // it), not the stream's image of it.
+        if let Err(err) = self.store.with_events(&mut claimed).await {
+            tracing::error!(%err, "reading the deliveries' events failed; their claims lapse and they are attempted again");
+            return;
+        }
         futures_util::stream::iter(claimed)
             .for_each_concurrent(CONCURRENT_ATTEMPTS, |delivery| async move {
                 if Instant::now() >= deadline {
@@ -259,14 +275,18 @@ impl Deliverer {
             error,
             retry_after: None,
         };
-        if check_url(&webhook.url, self.allow_loopback).is_err() {
+        // Endpoints stored before the URL rule's parsed form are sent to that form.
+        let Ok(url) = check_url(&webhook.url, self.allow_loopback) else {
             return failed(None, "the URL is not one deliveries may reach".into());
+        };
+        if delivery.payload.is_empty() {
+            return failed(None, "the event is no longer kept".into());
         }
         let timestamp = chat_core::time::now().unix_timestamp();
         let id = delivery.id.as_str();
         let body = delivery.payload.clone().into_bytes();
         let signature = signature_header(&webhook.active_secrets(timestamp), id, timestamp, &body);
-        let request = hyper::Request::post(webhook.url.as_str())
+        let request = hyper::Request::post(url.as_str())
             .header("content-type", "application/json")
             .header("user-agent", "chat-webhooks/1")
             .header("webhook-id", id)
@@ -325,10 +345,9 @@ fn event_of(record: &Value) -> Option<(OrgId, Event)> {
     }
     let item = item_of(&record["dynamodb"]["NewImage"])?;
     (item.str(keys::ENTITY) == Some(keys::entity::EVENT)).then_some(())?;
-    Some((
-        OrgId::parse(item.str("org")?).ok()?,
-        Event::from_item(&item)?,
-    ))
+    // Members-only rooms' changes never leave for the tenant's systems.
+    let event = Event::from_item(&item).filter(|e| e.to_tenant)?;
+    Some((OrgId::parse(item.str("org")?).ok()?, event))
 }
 
 /// The endpoints of the tenants one invocation touches, each read once.
@@ -350,6 +369,58 @@ impl Endpoints {
             .get(&delivery.org)?
             .iter()
             .find(|w| w.id == delivery.webhook_id)
+    }
+}
+
+/// Every connection of a delivery passes [`may_connect`]: a literal address in the
+/// URL before connecting (the HTTP connector does not resolve literals, so the
+/// resolver below never sees them), and the address actually connected to after.
+#[derive(Clone, Debug)]
+pub struct Guarded {
+    inner: HttpConnector<PublicOnly>,
+    allow_loopback: bool,
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+fn refused(what: String) -> BoxError {
+    Box::new(std::io::Error::new(
+        std::io::ErrorKind::PermissionDenied,
+        what,
+    ))
+}
+
+impl tower_service::Service<hyper::Uri> for Guarded {
+    type Response = <HttpConnector<PublicOnly> as tower_service::Service<hyper::Uri>>::Response;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, uri: hyper::Uri) -> Self::Future {
+        let allow_loopback = self.allow_loopback;
+        let literal = uri
+            .host()
+            .map(|h| h.trim_start_matches('[').trim_end_matches(']'))
+            .and_then(|h| h.parse::<std::net::IpAddr>().ok());
+        if let Some(ip) = literal
+            && !may_connect(ip, allow_loopback)
+        {
+            return Box::pin(async move { Err(refused(format!("{ip} is not a public address"))) });
+        }
+        let connecting = self.inner.call(uri);
+        Box::pin(async move {
+            let stream = connecting.await?;
+            let peer = stream.inner().peer_addr()?;
+            if !may_connect(peer.ip(), allow_loopback) {
+                return Err(refused(format!(
+                    "connected to {peer}, not a public address"
+                )));
+            }
+            Ok(stream)
+        })
     }
 }
 
@@ -400,6 +471,45 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(refused.kind(), std::io::ErrorKind::PermissionDenied);
+    }
+
+    #[tokio::test]
+    async fn literal_addresses_pass_the_same_guard_without_a_connection() {
+        // A listener on loopback that would accept: the guard must refuse before it.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let guarded = |allow_loopback| {
+            let mut http = HttpConnector::new_with_resolver(PublicOnly);
+            http.enforce_http(false);
+            Guarded {
+                inner: http,
+                allow_loopback,
+            }
+        };
+        for host in [
+            "127.0.0.1".to_owned(),
+            "[::1]".to_owned(),
+            "[::127.0.0.1]".to_owned(),
+            "[::ffff:127.0.0.1]".to_owned(),
+            "[2002:a9fe:a9fe::]".to_owned(),
+            "[fec0::1]".to_owned(),
+            "198.18.0.1".to_owned(),
+            "0.0.0.0".to_owned(),
+        ] {
+            let uri: hyper::Uri = format!("http://{host}:{port}/").parse().unwrap();
+            let err = guarded(false).call(uri).await.unwrap_err();
+            assert!(
+                err.to_string().contains("not a public address"),
+                "{host}: {err}"
+            );
+        }
+        // The local stack's allowance is 127.0.0.1 exactly.
+        let uri: hyper::Uri = format!("http://127.0.0.1:{port}/").parse().unwrap();
+        assert!(guarded(true).call(uri).await.is_ok());
+        let uri: hyper::Uri = format!("http://[::ffff:127.0.0.1]:{port}/")
+            .parse()
+            .unwrap();
+        assert!(guarded(true).call(uri).await.is_err());
     }
 
     #[test]

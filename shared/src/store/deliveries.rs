@@ -15,6 +15,7 @@ use crate::time::{millis, now_millis};
 use crate::webhooks::{AttemptOutcome, DeliverySettings, ReplayFrom};
 use aws_sdk_dynamodb::types::Put;
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 
 /// Partitions of the due index (each takes a share of the pending deliveries).
 pub const DUE_SHARDS: u32 = 4;
@@ -72,7 +73,10 @@ pub struct Delivery {
     pub event_type: String,
     pub room_id: RoomId,
     pub seq: u64,
-    /// The body every attempt sends: the feed event as staff read it.
+    /// The body an attempt sends: the feed event as staff read it, read from the
+    /// event item when the delivery is attempted or listed ([`Store::with_events`]),
+    /// never stored with the delivery, so an edit or delete that redacts the event
+    /// redacts every delivery of it too. Empty: not read, or the event is gone.
     pub payload: String,
     pub status: DeliveryStatus,
     /// Every attempt made.
@@ -160,7 +164,6 @@ impl Delivery {
             .str("type", &self.event_type)
             .str("room_id", self.room_id.as_str())
             .num("seq", self.seq)
-            .str("payload", &self.payload)
             .str("status", self.status.as_str())
             .num("attempts", self.attempts)
             .num("round", self.round)
@@ -189,7 +192,9 @@ impl Delivery {
             event_type: item.string("type")?,
             room_id: RoomId::parse(item.str("room_id")?).ok()?,
             seq: item.num("seq")?,
-            payload: item.string("payload")?,
+            // Deliveries stored before payloads were read from events kept a copy:
+            // ignored, the event is read instead.
+            payload: String::new(),
             status: DeliveryStatus::parse(item.str("status")?)?,
             attempts: item.num("attempts").unwrap_or(0),
             round: item.num("round").unwrap_or(0),
@@ -399,10 +404,44 @@ impl Store {
                 },
             )
             .await?;
+        let mut items: Vec<Delivery> = page.items.iter().filter_map(Delivery::from_item).collect();
+        self.with_events(&mut items).await?;
         Ok(Page {
-            items: page.items.iter().filter_map(Delivery::from_item).collect(),
+            items,
             next_cursor: page.next_cursor,
         })
+    }
+
+    /// Fills each delivery's payload from its event (one BatchGetItem, consistent):
+    /// what the event says now, redactions included. An event no longer kept (or
+    /// no longer for the tenant) leaves the payload empty.
+    pub async fn with_events(&self, deliveries: &mut [Delivery]) -> ApiResult<()> {
+        let mut item_keys: Vec<(String, String)> = deliveries
+            .iter()
+            .map(|d| (keys::room_pk(&d.org, &d.room_id), keys::event_sk(d.seq)))
+            .collect();
+        item_keys.sort();
+        item_keys.dedup();
+        let now = crate::time::now().unix_timestamp();
+        let mut events: HashMap<(String, u64), Event> = HashMap::new();
+        for chunk in item_keys.chunks(super::table::BATCH_KEYS) {
+            let found = self.batch_get(chunk, "delivery events").await?;
+            events.extend(
+                found
+                    .rows()?
+                    .iter()
+                    .filter_map(Event::from_item)
+                    .filter(|e| e.to_tenant && e.expires_at > now)
+                    .map(|e| ((e.room_id.to_string(), e.seq), e)),
+            );
+        }
+        for delivery in deliveries {
+            delivery.payload = events
+                .get(&(delivery.room_id.to_string(), delivery.seq))
+                .map(|e| e.json_for(true))
+                .unwrap_or_default();
+        }
+        Ok(())
     }
 
     /// Whether one of the endpoint's latest deliveries succeeded at or after `since`
@@ -425,6 +464,18 @@ impl Store {
     }
 
     pub async fn get_delivery(
+        &self,
+        org: &OrgId,
+        webhook: &WebhookId,
+        id: &DeliveryId,
+    ) -> ApiResult<Delivery> {
+        let mut delivery = self.delivery_item(org, webhook, id).await?;
+        self.with_events(std::slice::from_mut(&mut delivery))
+            .await?;
+        Ok(delivery)
+    }
+
+    async fn delivery_item(
         &self,
         org: &OrgId,
         webhook: &WebhookId,
@@ -496,14 +547,17 @@ impl Store {
         org: &OrgId,
         id: &DeliveryId,
     ) -> ApiResult<Delivery> {
-        let delivery = self.get_delivery(org, &webhook.id, id).await?;
-        let retried = delivery.retried(now_millis());
+        // Its event is read when it is attempted (one no longer kept fails the
+        // attempt, which the log shows).
+        let delivery = self.delivery_item(org, &webhook.id, id).await?;
+        let mut retried = delivery.retried(now_millis());
         if !self.save_delivery(&retried, delivery.version).await? {
             return Err(ApiError::Conflict {
                 code: "concurrent_change",
                 message: "the delivery is being attempted; ask again".into(),
             });
         }
+        self.with_events(std::slice::from_mut(&mut retried)).await?;
         Ok(retried)
     }
 }
@@ -530,6 +584,7 @@ mod tests {
             at: "2026-11-30T10:00:00.000Z".into(),
             actor_id: "u-1".into(),
             staff_only: true,
+            to_tenant: true,
             data: r#"{"text":"a note"}"#.into(),
             expires_at: i64::MAX,
         }
@@ -545,9 +600,15 @@ mod tests {
     fn a_delivery_round_trips_and_is_indexed_only_while_pending() {
         let pending = delivery();
         let item = pending.item();
-        assert_eq!(Delivery::from_item(&item), Some(pending.clone()));
-        assert!(item.contains_key(keys::GSI1PK));
         assert!(pending.payload.contains("a note"), "staff see notes");
+        // The payload is the event's, read when needed: never stored with it.
+        assert!(!item.contains_key("payload"));
+        let unread = |d: &Delivery| Delivery {
+            payload: String::new(),
+            ..d.clone()
+        };
+        assert_eq!(Delivery::from_item(&item), Some(unread(&pending)));
+        assert!(item.contains_key(keys::GSI1PK));
         let done = pending.after_attempt(
             &AttemptOutcome::Delivered { status: 200 },
             &DeliverySettings::default(),
@@ -555,7 +616,7 @@ mod tests {
             0.5,
         );
         assert!(!done.item().contains_key(keys::GSI1PK));
-        assert_eq!(Delivery::from_item(&done.item()), Some(done));
+        assert_eq!(Delivery::from_item(&done.item()), Some(unread(&done)));
     }
 
     #[test]

@@ -160,6 +160,10 @@ pub struct Event {
     pub at: String,
     pub actor_id: String,
     pub staff_only: bool,
+    /// Whether the tenant's own systems receive it (its room is
+    /// [`crate::model::RoomType::open_to_tenant`]): only such events are indexed in the
+    /// tenant feed and delivered to webhooks. Absent on an item: not received.
+    pub to_tenant: bool,
     /// JSON text.
     pub data: String,
     pub expires_at: i64,
@@ -167,28 +171,31 @@ pub struct Event {
 
 impl Event {
     fn item(&self, org: &OrgId) -> Item {
-        ItemBuilder::new()
+        let mut item = ItemBuilder::new()
             .str(keys::PK, keys::room_pk(org, &self.room_id))
             .str(keys::SK, keys::event_sk(self.seq))
-            .str(keys::ENTITY, keys::entity::EVENT)
-            .str(keys::GSI1PK, keys::tenant_feed_gsi1pk(org))
-            .str(
+            .str(keys::ENTITY, keys::entity::EVENT);
+        if self.to_tenant {
+            // Members-only rooms stay out of the tenant feed's index altogether.
+            item = item.str(keys::GSI1PK, keys::tenant_feed_gsi1pk(org)).str(
                 keys::GSI1SK,
                 keys::tenant_feed_gsi1sk(&self.at, &self.room_id, self.seq),
-            )
-            .str("org", org.as_str())
+            );
+        }
+        item.str("org", org.as_str())
             .str("room_id", self.room_id.as_str())
             .num("seq", self.seq)
             .str("type", self.kind.as_str())
             .str("at", &self.at)
             .str("actor_id", &self.actor_id)
             .set("staff_only", AttributeValue::Bool(self.staff_only))
+            .set("to_tenant", AttributeValue::Bool(self.to_tenant))
             .str("data", &self.data)
             .num(keys::TTL, self.expires_at)
             .build()
     }
 
-    pub fn from_item(item: &Item) -> Option<Event> {
+    pub fn from_item(item: &impl ItemExt) -> Option<Event> {
         if item.str(keys::ENTITY) != Some(keys::entity::EVENT) {
             return None;
         }
@@ -199,6 +206,7 @@ impl Event {
             at: item.string("at").unwrap_or_default(),
             actor_id: item.string("actor_id").unwrap_or_default(),
             staff_only: item.flag("staff_only"),
+            to_tenant: item.flag("to_tenant"),
             data: item.string("data").unwrap_or_else(|| "{}".into()),
             expires_at: item.num(keys::TTL).unwrap_or(i64::MAX),
         })
@@ -318,6 +326,7 @@ impl Store {
                 at: now.to_owned(),
                 actor_id: who.user.to_string(),
                 staff_only: change.staff_only,
+                to_tenant: room.room_type.open_to_tenant(),
                 data: change.data,
                 expires_at,
             };
@@ -341,7 +350,8 @@ impl Store {
     }
 
     /// A room's changes after `after` for the tenant's own systems (a webhook
-    /// replay): every room of the tenant, notes included.
+    /// replay): rooms open to the tenant only (others are `404`, as for its admins),
+    /// notes included.
     pub async fn tenant_room_events(
         &self,
         org: &OrgId,
@@ -349,7 +359,10 @@ impl Store {
         after: u64,
         limit: u32,
     ) -> ApiResult<EventPage> {
-        self.room_feed(org, room_id, after, limit, |_| true).await
+        self.room_feed(org, room_id, after, limit, |room| {
+            room.deleted_at.is_none() && room.room_type.open_to_tenant()
+        })
+        .await
     }
 
     async fn room_feed(
@@ -479,7 +492,9 @@ impl Store {
             events: events
                 .into_iter()
                 .map(|(_, e)| e)
-                .filter(|e| e.expires_at > unix)
+                // Indexed before events said whether the tenant receives them: not
+                // received (the cursor above still moves past them).
+                .filter(|e| e.expires_at > unix && e.to_tenant)
                 .collect(),
             next_after,
         })
@@ -656,6 +671,7 @@ mod tests {
             at: "t".into(),
             actor_id: "5".into(),
             staff_only: change.staff_only,
+            to_tenant: true,
             data: change.data,
             expires_at: 99,
         };

@@ -51,7 +51,10 @@ async fn a_member_uploads_straight_to_storage_within_the_policy_only() {
     let key = key_of(&form);
     assert_eq!(
         key,
-        format!("pending/acme/{id}/{}", form["upload_id"].as_str().unwrap())
+        format!(
+            "pending/acme/{id}/u-100/{}",
+            form["upload_id"].as_str().unwrap()
+        )
     );
     let url = form["url"].as_str().unwrap();
     let fields = form["fields"].as_object().unwrap();
@@ -87,7 +90,7 @@ async fn a_member_uploads_straight_to_storage_within_the_policy_only() {
         session_token: None,
         region: "us-east-1",
     };
-    let expired_key = format!("pending/acme/{id}/expired");
+    let expired_key = format!("pending/acme/{id}/u-100/expired");
     let object = chat_core::uploads::PolicyObject {
         bucket: &app.table.name,
         key: &expired_key,
@@ -401,6 +404,135 @@ async fn who_may_not_post_in_the_room_gets_404_and_no_form() {
         assert_eq!(
             (status, body["error"]["details"]["field"].as_str()),
             (422, Some(field))
+        );
+    }
+}
+
+/// An upload belongs to its uploader and to the first message that attaches it:
+/// another member citing it (while pending, once attached, or as "a retry") is 422
+/// and writes nothing, and deleting another message never takes the file.
+#[tokio::test]
+async fn another_members_upload_cannot_be_cited_nor_deleted_through_a_message() {
+    let app = TestApp::new().await;
+    let id = conversation(&app).await;
+    let agent = token("a-1", "acme", "agent");
+    let posting = "POST /chat/conversations/{conversation_id}/messages";
+    let photo = vec![9u8; 64];
+    let form = app
+        .expect(
+            201,
+            UPLOAD,
+            &[("conversation_id", &id)],
+            &customer(),
+            json!({"name": "p.png", "content_type": "image/png", "size": photo.len()}),
+        )
+        .await;
+    let status = post_form(
+        form["url"].as_str().unwrap(),
+        form["fields"].as_object().unwrap(),
+        &photo,
+        "image/png",
+    )
+    .await;
+    assert!((200..300).contains(&status));
+    let upload_id = form["upload_id"].as_str().unwrap().to_owned();
+    let cite = |content: &str| json!({"content": content, "attachments": [{"name": "p.png", "upload_id": upload_id}]});
+    let messages = async |app: &TestApp| {
+        app.table
+            .items()
+            .await
+            .iter()
+            .filter(|i| {
+                i.get("entity")
+                    .and_then(|v| v.as_s().ok())
+                    .map(String::as_str)
+                    == Some("message")
+            })
+            .count()
+    };
+
+    // While it is still pending: the agent (a member) cannot take it.
+    let (status, answer) = app
+        .send(
+            posting,
+            &[("conversation_id", &id)],
+            &agent,
+            Some(cite("mine now")),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (status, answer["error"]["details"]["field"].as_str()),
+        (422, Some("attachments[0].upload_id")),
+        "{answer}"
+    );
+    assert_eq!(messages(&app).await, 0, "nothing written");
+
+    // The uploader attaches it; a second message of the uploader's own cannot cite it
+    // again, nor can the agent now that it is attached ("a retry").
+    let first = app
+        .expect(
+            201,
+            posting,
+            &[("conversation_id", &id)],
+            &customer(),
+            cite("photo"),
+        )
+        .await;
+    for (who, caller) in [
+        ("the uploader again", customer()),
+        ("another member", agent.clone()),
+    ] {
+        let before = app.table.items().await;
+        let (status, answer) = app
+            .send(
+                posting,
+                &[("conversation_id", &id)],
+                &caller,
+                Some(cite("again")),
+                &[],
+            )
+            .await;
+        assert_eq!(
+            (status, answer["error"]["details"]["field"].as_str()),
+            (422, Some("attachments[0].upload_id")),
+            "{who}: {answer}"
+        );
+        assert_eq!(app.table.items().await, before, "{who}: nothing written");
+    }
+    let attached = format!("files/acme/{id}/{upload_id}");
+    assert!(stored(&app, &attached).exists());
+
+    // The agent's own message, deleted, leaves the customer's file alone; the
+    // customer's message, deleted, takes it.
+    let other = app
+        .expect(
+            201,
+            posting,
+            &[("conversation_id", &id)],
+            &agent,
+            json!({"content": "hi"}),
+        )
+        .await;
+    for (message, caller) in [(&other, &agent), (&first, &customer())] {
+        let (status, _) = app
+            .send(
+                "DELETE /chat/conversations/{conversation_id}/messages/{message_id}",
+                &[
+                    ("conversation_id", &id),
+                    ("message_id", message["id"].as_str().unwrap()),
+                ],
+                caller,
+                None,
+                &[],
+            )
+            .await;
+        assert_eq!(status, 200);
+        let still = stored(&app, &attached).exists();
+        assert_eq!(
+            still,
+            message["id"] == other["id"],
+            "the file goes with its own message only"
         );
     }
 }

@@ -119,9 +119,10 @@ impl World {
     }
 
     /// Real ids for `route`'s path: conversation routes on the conversation, room
-    /// routes on the group; the member is the group's other member.
+    /// routes on the group; the member is the group's other member. The tenant's
+    /// systems (webhook replays) reach only rooms open to the tenant: the conversation.
     fn params(&self, path: &str) -> Vec<(&'static str, String)> {
-        let (room, message) = if path.starts_with("/chat/") {
+        let (room, message) = if path.starts_with("/chat/") || path.starts_with("/webhooks/") {
             (&self.conversation, &self.message)
         } else {
             (&self.group, &self.group_message)

@@ -496,6 +496,7 @@ pub fn first_change(room: chat_core::ids::RoomId) -> chat_core::store::Event {
         at: chat_core::time::now_string(),
         actor_id: "u-100".into(),
         staff_only: false,
+        to_tenant: true,
         data: "{}".into(),
         expires_at: chat_core::time::now().unix_timestamp() + 3600,
     }

@@ -50,12 +50,16 @@ impl MessageChange {
 
     /// The message item's update (expression, condition on the message as read,
     /// values); `message` becomes the message as changed.
+    /// `event_seq` is the number of the change's own event, which from now on is the
+    /// one that carries the message.
     fn message_update(
         &self,
         message: &mut Message,
         now: &str,
+        event_seq: u64,
     ) -> (&'static str, &'static str, HashMap<String, AttributeValue>) {
-        let mut vals = values([(":now", s(now))]);
+        let mut vals = values([(":now", s(now)), (":les", n(event_seq))]);
+        message.last_event_seq = Some(event_seq);
         let condition = match &message.edited_at {
             Some(at) => {
                 vals.insert(":seen".into(), s(at));
@@ -83,13 +87,13 @@ impl MessageChange {
                         .expect("versions serialize")),
                 );
                 vals.insert(":one".into(), n(1));
-                "SET content = :content, edited_at = :now, previous_versions = :versions ADD edit_count :one"
+                "SET content = :content, edited_at = :now, previous_versions = :versions, last_event_seq = :les ADD edit_count :one"
             }
             MessageChange::Delete => {
                 message.deleted_at = Some(now.to_owned());
                 vals.insert(":empty".into(), s(""));
                 // The tombstone keeps its place and counters; its text goes.
-                "SET deleted_at = :now, content = :empty REMOVE attachments, previous_versions"
+                "SET deleted_at = :now, content = :empty, last_event_seq = :les REMOVE attachments, previous_versions"
             }
         };
         (expression, condition, vals)
@@ -148,7 +152,12 @@ impl Store {
             change.permitted(who, &message)?;
             let change = change.checked()?;
             let now = crate::time::now_string();
-            let (expression, condition, vals) = change.message_update(&mut message, &now);
+            // The event that carried the message until now (its creation's or its last
+            // edit's), read before the change moves it on.
+            let superseded = superseded_event(&message, &now);
+            let event_seq = room.last_seq + 1;
+            let (expression, condition, vals) =
+                change.message_update(&mut message, &now, event_seq);
             let update = Update::builder()
                 .table_name(self.name())
                 .key(keys::PK, s(keys::room_pk(&who.org, room_id)))
@@ -177,6 +186,9 @@ impl Store {
                 TransactWriteItem::builder().update(update).build(),
             ];
             writes.extend(self.search_changes_for(who, &room, &message, &change));
+            if let Some(seq) = superseded {
+                writes.push(self.redact_event(who, room_id, seq, &message, event_seq));
+            }
             let kind = match &change {
                 MessageChange::Edit { .. } => EventKind::MessageUpdated,
                 MessageChange::Delete => EventKind::MessageDeleted,
@@ -192,6 +204,51 @@ impl Store {
         }
         Err(storage_busy())
     }
+}
+
+impl Store {
+    /// The update that leaves a superseded event of `message` without its content:
+    /// the message's ids and state, `content` empty, no attachments, and the number
+    /// of the event that carries it now (`superseded_by`). Every reader of stored
+    /// events — the room feed, `resume`, the tenant feed, replays and deliveries,
+    /// which read events when they send — then finds only the latest version.
+    fn redact_event(
+        &self,
+        who: &Principal,
+        room_id: &RoomId,
+        seq: u64,
+        message: &Message,
+        superseded_by: u64,
+    ) -> TransactWriteItem {
+        let mut data = message.to_json();
+        data["content"] = serde_json::json!("");
+        data["attachments"] = serde_json::json!([]);
+        data["redacted"] = serde_json::json!(true);
+        data["superseded_by"] = serde_json::json!(superseded_by);
+        let update = Update::builder()
+            .table_name(self.name())
+            .key(keys::PK, s(keys::room_pk(&who.org, room_id)))
+            .key(keys::SK, s(keys::event_sk(seq)))
+            .update_expression("SET #data = :data")
+            // Within retention it exists (TTL never removes an item early).
+            .condition_expression("attribute_exists(PK)")
+            .expression_attribute_names("#data", "data")
+            .expression_attribute_values(":data", s(data.to_string()))
+            .build()
+            .expect("update has key and expression");
+        TransactWriteItem::builder().update(update).build()
+    }
+}
+
+/// The feed event that carries `message` now, when it is still kept (with a minute's
+/// margin: an event about to expire is left to expire, readers skip it from then on).
+fn superseded_event(message: &Message, now: &str) -> Option<u64> {
+    let seq = message.last_event_seq.or(message.seq)?;
+    let at = message.edited_at.as_deref().unwrap_or(&message.created_at);
+    let at = crate::time::parse(at)?;
+    let now = crate::time::parse(now)?;
+    let expires = at + time::Duration::seconds(crate::store::FEED_RETENTION_SECS - 60);
+    (now < expires).then_some(seq)
 }
 
 /// The room's preview of its last message after it changed (a deleted message still
@@ -229,7 +286,7 @@ mod tests {
             403
         );
         for _ in 0..12 {
-            let (expression, condition, vals) = edit.message_update(&mut message, "t");
+            let (expression, condition, vals) = edit.message_update(&mut message, "t", 9);
             assert!(expression.starts_with("SET content = :content"));
             assert!(
                 condition.ends_with("edited_at = :seen"),
@@ -252,7 +309,8 @@ mod tests {
                 .permitted(&who("u-2", Role::Customer), &message)
                 .is_err()
         );
-        let (expression, _, _) = MessageChange::Delete.message_update(&mut message, "t");
+        let (expression, _, _) = MessageChange::Delete.message_update(&mut message, "t", 10);
+        assert_eq!(message.last_event_seq, Some(10));
         assert!(expression.contains("REMOVE attachments"));
         assert_eq!(message.deleted_at.as_deref(), Some("t"));
     }

@@ -86,6 +86,7 @@ impl NewMessage {
             previous_versions: Vec::new(),
             edit_count: 0,
             seq: None,
+            last_event_seq: None,
         }
     }
 }
@@ -209,7 +210,7 @@ impl Store {
             let now = crate::time::now_string();
             let mut message = new.message(who, room_id, &now);
             message.seq = Some(room.last_seq + 1);
-            let (writes, idem_index) =
+            let (writes, idem_index, claims) =
                 self.message_writes(who, &room, &message, &new, &request_hash, &now);
             let plan = post_plan(&room, &message, who.role.is_staff(), writes);
             let writes = self.sequenced(who, &room, plan, &now);
@@ -247,6 +248,14 @@ impl Store {
                 let first = self.replayed(who, room_id, stored).await?;
                 return Ok(Posted::Replayed(Box::new(first)));
             }
+            if let Some(&(_, attachment)) = claims.iter().find(|(i, _)| cancelled.failed(*i)) {
+                // Another message holds this upload: citing it again would let this
+                // message's delete take someone else's file.
+                return Err(ApiError::invalid(
+                    format!("attachments[{attachment}].upload_id"),
+                    "this upload is attached to another message",
+                ));
+            }
             if !cancelled.failed(room_index) {
                 // Only the message itself can fail otherwise: a new id that exists.
                 return Err(ApiError::internal(
@@ -280,7 +289,7 @@ impl Store {
         new: &NewMessage,
         request_hash: &str,
         now: &str,
-    ) -> (Vec<TransactWriteItem>, Option<usize>) {
+    ) -> (Vec<TransactWriteItem>, Option<usize>, Vec<(usize, usize)>) {
         let org = &who.org;
         let pk = keys::room_pk(org, &room.id);
         let mut writes = vec![put(self.name(), message.to_item(org), true)];
@@ -300,16 +309,53 @@ impl Store {
             &counts,
         ));
         writes.extend(self.search_writes(org, room, message));
+        // Each cited upload is claimed by this message, once: (write index, attachment index).
+        let mut claims = Vec::new();
+        for (i, upload) in message.attachments.iter().enumerate() {
+            if let Some(upload) = &upload.upload_id {
+                claims.push((writes.len(), i));
+                writes.push(put(
+                    self.name(),
+                    upload_claim(org, room, upload, message),
+                    true,
+                ));
+            }
+        }
         if message.is_note() {
             // Notes are internal: no inbox row moves, no unread count changes.
-            return (writes, idem_index);
+            return (writes, idem_index, claims);
         }
         for member in room.members.iter().filter_map(|m| UserId::parse(m).ok()) {
             let (expression, vals, names) =
                 inbox_row_update(org, room, &member, message, effect, now);
             writes.push(self.member_update(who, &room.id, &member, &expression, vals, &names));
         }
-        (writes, idem_index)
+        (writes, idem_index, claims)
+    }
+
+    /// Gives up `message`'s claim on an upload (its message was deleted): true when the
+    /// message held it, so its file may go; false when another message holds it or it
+    /// was never claimed (attached before claims existed), so the file stays.
+    pub async fn release_upload(
+        &self,
+        org: &crate::ids::OrgId,
+        room: &RoomId,
+        upload: &str,
+        message: &MessageId,
+    ) -> ApiResult<bool> {
+        let delete = aws_sdk_dynamodb::types::Delete::builder()
+            .table_name(self.name())
+            .key(keys::PK, s(keys::room_pk(org, room)))
+            .key(keys::SK, s(keys::upload_claim_sk(upload)))
+            .condition_expression("message_id = :m")
+            .expression_attribute_values(":m", s(message.as_str()))
+            .build()
+            .expect("delete has key");
+        match self.table.delete(delete, "release upload").await {
+            Ok(_) => Ok(true),
+            Err(WriteError::ConditionFailed(_)) => Ok(false),
+            Err(WriteError::Api(err)) => Err(err),
+        }
     }
 
     /// The idempotency record of a post: new, or the failure returns the first one.
@@ -487,6 +533,17 @@ fn inbox_row_update(
 /// The room's preview of a message's text.
 pub(crate) fn preview(content: &str) -> String {
     content.chars().take(crate::model::PREVIEW_CHARS).collect()
+}
+
+/// The item that says which message holds an upload (and who sent it).
+fn upload_claim(org: &crate::ids::OrgId, room: &Room, upload: &str, message: &Message) -> Item {
+    ItemBuilder::new()
+        .str(keys::PK, keys::room_pk(org, &room.id))
+        .str(keys::SK, keys::upload_claim_sk(upload))
+        .str(keys::ENTITY, keys::entity::UPLOAD_CLAIM)
+        .str("message_id", message.id.as_str())
+        .str("sender_id", &message.sender_id)
+        .build()
 }
 
 /// The message as an idempotency record keeps it: its attributes without its keys.
