@@ -518,11 +518,21 @@ mod tests {
             "PK": {"S": "T#acme#R#01HZX3K7Q8R9S0T1V2W3X4Y5Z6"}, "SK": {"S": "E#000000000003"},
             "entity": {"S": "event"}, "org": {"S": "acme"}, "room_id": {"S": "01HZX3K7Q8R9S0T1V2W3X4Y5Z6"},
             "seq": {"N": "3"}, "type": {"S": "message.new"}, "at": {"S": "2026-11-30T10:00:00.000Z"},
-            "actor_id": {"S": "a-1"}, "staff_only": {"BOOL": false}, "data": {"S": "{}"}
+            "actor_id": {"S": "a-1"}, "staff_only": {"BOOL": false}, "to_tenant": {"BOOL": true},
+            "data": {"S": "{}"}
         });
         let record = |name: &str| json!({"eventName": name, "dynamodb": {"NewImage": image}});
         let (org, event) = event_of(&record("INSERT")).unwrap();
         assert_eq!((org.as_str(), event.seq), ("acme", 3));
         assert!(event_of(&record("MODIFY")).is_none());
+        // A members-only room's change (or one from before the flag) never leaves.
+        let mut members_only = record("INSERT");
+        members_only["dynamodb"]["NewImage"]["to_tenant"] = json!({"BOOL": false});
+        assert!(event_of(&members_only).is_none());
+        members_only["dynamodb"]["NewImage"]
+            .as_object_mut()
+            .unwrap()
+            .remove("to_tenant");
+        assert!(event_of(&members_only).is_none());
     }
 }
