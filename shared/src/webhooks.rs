@@ -17,7 +17,7 @@ pub const MAX_WEBHOOKS: usize = 20;
 pub const ROTATION_GRACE_SECS: i64 = 24 * 3600;
 /// A receiver accepts a timestamp this far from its clock (the libraries' default).
 pub const TIMESTAMP_TOLERANCE_SECS: i64 = 5 * 60;
-pub use crate::egress::{MAX_URL_CHARS, check_url, is_public};
+pub use crate::egress::{check_url, is_public};
 pub const MAX_DESCRIPTION_CHARS: usize = 500;
 const SECRET_PREFIX: &str = "whsec_";
 
