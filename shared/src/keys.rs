@@ -18,6 +18,8 @@
 //! | room day stats  | T#{org}#R#{room}        | STATS#{day}       | (GSI2) DAY#{day}#{shard} | {org}#{room}       |
 //! | tenant rollup   | T#{org}#ROLLUP          | DAY#{day}         |                     |                         |
 //! | webhook endpoint| T#{org}#WEBHOOKS        | W#{webhook}       |                     |                         |
+//! | endpoint count  | T#{org}#WEBHOOKS        | COUNT             |                     |                         |
+//! | replay budget   | T#{org}#WEBHOOKS#{webhook} | REPLAYS#{hour} |                     |                         |
 //! | delivery        | T#{org}#WEBHOOKS#{webhook} | D#{delivery}   | WEBHOOKS#DUE#{0..3} (pending only) | {next attempt ms}#{delivery} |
 //!
 //! Room items sort as `M#…` < `META` < `U#…`, so one descending Query from `META`
@@ -51,6 +53,7 @@ pub mod entity {
     pub const EVENT: &str = "event";
     pub const WEBHOOK: &str = "webhook";
     pub const DELIVERY: &str = "delivery";
+    pub const COUNTER: &str = "counter";
     pub const UPLOAD_CLAIM: &str = "upload_claim";
 }
 
@@ -105,6 +108,15 @@ pub fn deliveries_pk(org: &OrgId, webhook: &WebhookId) -> String {
 }
 
 pub const DELIVERY_SK_PREFIX: &str = "D#";
+
+/// The tenant's number of endpoints, beside them: adding one counts up in the same
+/// transaction.
+pub const WEBHOOK_COUNT_SK: &str = "COUNT";
+
+/// An endpoint's replays in one hour (unix hours), beside its deliveries.
+pub fn replay_budget_sk(hour: i64) -> String {
+    format!("REPLAYS#{hour}")
+}
 
 pub fn delivery_sk(delivery: &DeliveryId) -> String {
     format!("{DELIVERY_SK_PREFIX}{delivery}")

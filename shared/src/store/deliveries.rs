@@ -9,7 +9,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::ids::{DeliveryId, OrgId, RoomId, WebhookId};
 use crate::item::{Item, ItemBuilder, ItemExt, n, s, values};
 use crate::keys;
-use crate::store::{Event, Page, Store, WriteError};
+use crate::store::{Event, Page, Store, WriteError, WriteResultExt, count_up};
 use crate::store::{EventPage, TenantEvents, Webhook};
 use crate::time::{millis, now_millis};
 use crate::webhooks::{AttemptOutcome, DeliverySettings, ReplayFrom};
@@ -27,6 +27,10 @@ pub const DELIVERY_RETENTION_SECS: i64 = 14 * 24 * 3600;
 pub const MAX_DELIVERIES_PAGE: u32 = 100;
 /// Events one replay call goes through; the answer says where to continue.
 pub const MAX_REPLAY_EVENTS: u32 = 200;
+
+/// Replay calls one endpoint takes per clock hour (each up to [`MAX_REPLAY_EVENTS`]
+/// events): a bound on what one call can make the system send.
+pub const MAX_REPLAYS_PER_HOUR: i64 = 60;
 
 /// What a replay did.
 #[derive(Debug)]
@@ -528,6 +532,7 @@ impl Store {
                 (events, next_after.map(ReplayFrom::After))
             }
         };
+        self.take_replay(org, &webhook.id).await?;
         let mut deliveries = 0;
         for event in events.iter().filter(|e| webhook.wants(e.kind.as_str())) {
             if self
@@ -538,6 +543,31 @@ impl Store {
             }
         }
         Ok(Replayed { deliveries, next })
+    }
+
+    /// One replay from the endpoint's budget of this hour, or `429` with the seconds
+    /// until the next hour.
+    async fn take_replay(&self, org: &OrgId, webhook: &WebhookId) -> ApiResult<()> {
+        let now = crate::time::now().unix_timestamp();
+        let hour = now / 3600;
+        let next_hour = (hour + 1) * 3600;
+        let budget = count_up(
+            self.name(),
+            (
+                keys::deliveries_pk(org, webhook),
+                keys::replay_budget_sk(hour),
+            ),
+            MAX_REPLAYS_PER_HOUR,
+            0,
+            Some(next_hour + 3600),
+        );
+        self.table
+            .update(budget, None, "take a replay")
+            .await
+            .map(drop)
+            .or_condition(|_| ApiError::Throttled {
+                retry_after_secs: u32::try_from(next_hour - now).unwrap_or(3600).max(1),
+            })
     }
 
     /// An operator's retry: due at once on a fresh schedule, with the same id.

@@ -15,7 +15,9 @@ mod table;
 mod webhooks;
 
 pub use catalog::{MAX_PRODUCTS_PAGE, Product, Profile};
-pub use deliveries::{DUE_SHARDS, Delivery, DeliveryStatus, MAX_DELIVERIES_PAGE, Replayed};
+pub use deliveries::{
+    DUE_SHARDS, Delivery, DeliveryStatus, MAX_DELIVERIES_PAGE, MAX_REPLAYS_PER_HOUR, Replayed,
+};
 pub(crate) use feed::Plan;
 pub use feed::{
     Change, Event, EventKind, EventPage, FEED_RETENTION_SECS, MAX_EVENT_DATA_BYTES,
@@ -36,8 +38,9 @@ pub use webhooks::{DisabledReason, Health, Webhook, WebhookSecret};
 use crate::dynamo::RequestCounter;
 use crate::error::ApiResult;
 use crate::item::Item;
+use crate::keys;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 pub use table::{
     Cancellation, Found, ItemKey, Table, WriteError, WriteResultExt, rebuilds, storage_busy,
     storage_unavailable,
@@ -105,6 +108,58 @@ pub(crate) fn put(table: &str, item: Item, must_be_new: bool) -> TransactWriteIt
         .put(put_of(table, item, must_be_new))
         .build()
 }
+
+/// One more use of a count kept in one item, refused (a failed condition) when it
+/// has reached `max`: the check and the increment are one write, so a burst of
+/// concurrent callers cannot pass the limit together. An absent count is `start`; a
+/// count for a period carries the time it may be forgotten (`expires_at`).
+pub(crate) fn count_up(
+    table: &str,
+    (pk, sk): ItemKey,
+    max: i64,
+    start: i64,
+    expires_at: Option<i64>,
+) -> Update {
+    let mut update = Update::builder()
+        .table_name(table)
+        .key(keys::PK, AttributeValue::S(pk))
+        .key(keys::SK, AttributeValue::S(sk))
+        .update_expression("SET #n = if_not_exists(#n, :start) + :one, #e = :entity")
+        .condition_expression("(attribute_not_exists(#n) AND :start < :max) OR #n < :max")
+        .expression_attribute_names("#n", COUNT)
+        .expression_attribute_names("#e", keys::ENTITY)
+        .expression_attribute_values(":start", AttributeValue::N(start.to_string()))
+        .expression_attribute_values(":one", AttributeValue::N("1".into()))
+        .expression_attribute_values(":max", AttributeValue::N(max.to_string()))
+        .expression_attribute_values(":entity", AttributeValue::S(keys::entity::COUNTER.into()));
+    if let Some(at) = expires_at {
+        update = update
+            .update_expression(
+                "SET #n = if_not_exists(#n, :start) + :one, #e = :entity, #ttl = :ttl",
+            )
+            .expression_attribute_names("#ttl", keys::TTL)
+            .expression_attribute_values(":ttl", AttributeValue::N(at.to_string()));
+    }
+    update.build().expect("update has key and expression")
+}
+
+/// One use fewer of a [`count_up`] count; fails its condition when there is no count.
+pub(crate) fn count_down(table: &str, (pk, sk): ItemKey) -> Update {
+    Update::builder()
+        .table_name(table)
+        .key(keys::PK, AttributeValue::S(pk))
+        .key(keys::SK, AttributeValue::S(sk))
+        .update_expression("SET #n = #n - :one")
+        .condition_expression("#n > :zero")
+        .expression_attribute_names("#n", COUNT)
+        .expression_attribute_values(":one", AttributeValue::N("1".into()))
+        .expression_attribute_values(":zero", AttributeValue::N("0".into()))
+        .build()
+        .expect("update has key and expression")
+}
+
+/// The attribute of a [`count_up`] count.
+const COUNT: &str = "count";
 
 #[cfg(test)]
 pub(crate) mod tests {

@@ -19,7 +19,9 @@ use crate::item::{Item, ItemBuilder, ItemExt, n, s, values};
 use crate::keys;
 use crate::model::Room;
 use crate::store::{Store, WriteError, put, put_of};
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Delete, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+};
 use base64::Engine;
 
 /// A ticket is good for this long after it is issued, and once.
@@ -222,17 +224,11 @@ impl Store {
     }
 
     /// Follows a room the connection's user may read (checked here), until the
-    /// connection ends. Answers the room.
+    /// connection ends. Answers the room. The limit on rooms followed is the condition
+    /// of the write that adds the room, so a burst of subscribes cannot pass it.
     pub async fn subscribe(&self, connection: &Connection, room_id: &RoomId) -> ApiResult<Room> {
         let who = &connection.who;
         let room = self.visible_room(who, room_id).await?;
-        let following = connection.rooms.iter().any(|r| r == room_id.as_str());
-        if !following && connection.rooms.len() >= MAX_SUBSCRIPTIONS {
-            return Err(ApiError::Conflict {
-                code: "too_many_subscriptions",
-                message: format!("a connection follows at most {MAX_SUBSCRIPTIONS} rooms"),
-            });
-        }
         let subscription = ItemBuilder::new()
             .str(keys::PK, keys::room_pk(&who.org, room_id))
             .str(keys::SK, subscription_sk(&connection.id))
@@ -248,8 +244,13 @@ impl Store {
             .key(keys::PK, s(pk))
             .key(keys::SK, s(sk))
             .update_expression("ADD rooms :room")
-            .condition_expression("attribute_exists(PK)")
+            .condition_expression(
+                "attribute_exists(PK) AND (attribute_not_exists(rooms) OR size(rooms) < :max OR contains(rooms, :id))",
+            )
             .expression_attribute_values(":room", AttributeValue::Ss(vec![room_id.to_string()]))
+            .expression_attribute_values(":id", s(room_id.as_str()))
+            .expression_attribute_values(":max", n(MAX_SUBSCRIPTIONS as i64))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()
             .expect("update has key and expression");
         let writes = vec![
@@ -258,6 +259,12 @@ impl Store {
         ];
         match self.table.transact(writes, "subscribe").await {
             Ok(()) => Ok(room),
+            Err(WriteError::ConditionFailed(c)) if c.old_item(1).is_some() => {
+                Err(ApiError::Conflict {
+                    code: "too_many_subscriptions",
+                    message: format!("a connection follows at most {MAX_SUBSCRIPTIONS} rooms"),
+                })
+            }
             Err(WriteError::ConditionFailed(_)) => Err(ApiError::Unauthenticated(
                 "the connection has ended; connect again".into(),
             )),

@@ -6,17 +6,21 @@ use crate::error::{ApiError, ApiResult};
 use crate::ids::{OrgId, WebhookId};
 use crate::item::{Item, ItemBuilder, ItemExt, s, values};
 use crate::keys;
-use crate::store::{Store, WriteError, WriteResultExt, put_of};
+use crate::store::{Store, WriteError, WriteResultExt, count_down, count_up, put};
 use crate::webhooks::{
     MAX_WEBHOOKS, ROTATION_GRACE_SECS, WebhookChanges, WebhookDraft, new_secret,
 };
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, ReturnValue, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, ReturnValue, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 
 const ENTITY: &str = keys::entity::WEBHOOK;
 
 fn key(org: &OrgId, id: &WebhookId) -> (String, String) {
     (keys::webhooks_pk(org), keys::webhook_sk(id))
+}
+
+fn count_key(org: &OrgId) -> (String, String) {
+    (keys::webhooks_pk(org), keys::WEBHOOK_COUNT_SK.to_owned())
 }
 
 /// One signing secret; a replaced one signs until `expires_at` (unix seconds).
@@ -146,14 +150,11 @@ impl Webhook {
 }
 
 impl Store {
-    /// Adds an endpoint with a new secret (answered once, by the caller).
+    /// Adds an endpoint with a new secret (answered once, by the caller). The tenant's
+    /// endpoint count goes up in the same transaction, conditioned on the limit.
     pub async fn create_webhook(&self, org: &OrgId, draft: WebhookDraft) -> ApiResult<Webhook> {
-        if self.list_webhooks(org).await?.len() >= MAX_WEBHOOKS {
-            return Err(ApiError::Conflict {
-                code: "too_many_webhooks",
-                message: format!("a tenant has at most {MAX_WEBHOOKS} webhook endpoints"),
-            });
-        }
+        // Counts kept before the counter existed start from the endpoints there are.
+        let listed = self.list_webhooks(org).await?.len();
         let now = crate::time::now_string();
         let webhook = Webhook {
             id: WebhookId::generate(),
@@ -171,14 +172,26 @@ impl Store {
             failing_since: None,
             disabled_reason: None,
         };
-        self.table
-            .put(
-                put_of(self.name(), webhook.item(org), true),
-                "create webhook",
-            )
-            .await
-            .map_err(WriteError::into_api)?;
-        Ok(webhook)
+        let writes = vec![
+            TransactWriteItem::builder()
+                .update(count_up(
+                    self.name(),
+                    count_key(org),
+                    MAX_WEBHOOKS as i64,
+                    listed as i64,
+                    None,
+                ))
+                .build(),
+            put(self.name(), webhook.item(org), true),
+        ];
+        match self.table.transact(writes, "create webhook").await {
+            Ok(()) => Ok(webhook),
+            Err(WriteError::ConditionFailed(c)) if c.failed(0) => Err(ApiError::Conflict {
+                code: "too_many_webhooks",
+                message: format!("a tenant has at most {MAX_WEBHOOKS} webhook endpoints"),
+            }),
+            Err(err) => Err(err.into_api()),
+        }
     }
 
     pub async fn list_webhooks(&self, org: &OrgId) -> ApiResult<Vec<Webhook>> {
@@ -258,6 +271,7 @@ impl Store {
             .ok_or_else(|| ApiError::internal("update webhook", "no item returned"))
     }
 
+    /// Deletes an endpoint and counts it off in the same transaction.
     pub async fn delete_webhook(&self, org: &OrgId, id: &WebhookId) -> ApiResult<()> {
         let (pk, sk) = key(org, id);
         let delete = Delete::builder()
@@ -267,11 +281,26 @@ impl Store {
             .condition_expression("attribute_exists(PK)")
             .build()
             .expect("delete has key");
-        self.table
-            .delete(delete, "delete webhook")
-            .await
-            .or_condition(|_| ApiError::NotFound("webhook"))?;
-        Ok(())
+        let writes = vec![
+            TransactWriteItem::builder().delete(delete.clone()).build(),
+            TransactWriteItem::builder()
+                .update(count_down(self.name(), count_key(org)))
+                .build(),
+        ];
+        match self.table.transact(writes, "delete webhook").await {
+            Ok(()) => Ok(()),
+            Err(WriteError::ConditionFailed(c)) if c.failed(0) => {
+                Err(ApiError::NotFound("webhook"))
+            }
+            // An endpoint made before its tenant's count: the next create counts again.
+            Err(WriteError::ConditionFailed(_)) => self
+                .table
+                .delete(delete, "delete webhook")
+                .await
+                .map(drop)
+                .or_condition(|_| ApiError::NotFound("webhook")),
+            Err(err) => Err(err.into_api()),
+        }
     }
 
     /// A new secret signs from now on; the current one keeps signing for the grace
