@@ -121,6 +121,9 @@ pub struct Room {
     pub product: Option<String>,
     pub order_id: Option<String>,
     pub vendor_id: Option<String>,
+    /// An order chat's customer: part of its natural key, so two customers naming
+    /// the same order never share a room.
+    pub customer_id: Option<String>,
     pub owner_id: String,
     pub agent_id: Option<String>,
     pub assignee_id: Option<String>,
@@ -194,6 +197,7 @@ impl Room {
             product: None,
             order_id: None,
             vendor_id: None,
+            customer_id: None,
             owner_id,
             agent_id: None,
             assignee_id: None,
@@ -293,6 +297,7 @@ impl Room {
             .opt_str("product", self.product.clone())
             .opt_str("order_id", self.order_id.clone())
             .opt_str("vendor_id", self.vendor_id.clone())
+            .opt_str("customer_id", self.customer_id.clone())
             .str("owner_id", &self.owner_id)
             .opt_str("agent_id", self.agent_id.clone())
             .opt_str("assignee_id", self.assignee_id.clone())
@@ -326,6 +331,7 @@ impl Room {
             product: item.string("product"),
             order_id: item.string("order_id"),
             vendor_id: item.string("vendor_id"),
+            customer_id: item.string("customer_id"),
             owner_id: item.string("owner_id")?,
             agent_id: item.string("agent_id"),
             assignee_id: item.string("assignee_id"),
@@ -748,6 +754,7 @@ pub(crate) mod tests {
             product: Some("shop".into()),
             order_id: None,
             vendor_id: None,
+            customer_id: None,
             owner_id: "u-1".into(),
             agent_id: Some("5".into()),
             assignee_id: None,

@@ -3,7 +3,7 @@
 
 use chat_core::app::path_param;
 use chat_core::auth::Principal;
-use chat_core::ids::{RoomId, UserId, path_id};
+use chat_core::ids::{Role, RoomId, UserId, path_id};
 use chat_core::keys;
 use chat_core::model::{MAX_MEMBERS, Room, RoomStatus, RoomType};
 use chat_core::policy::{self, Action, Relation};
@@ -42,19 +42,33 @@ pub const MAX_ROOMS_PAGE: u32 = 25;
 chat_core::store_app!(App);
 
 async fn start(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply> {
-    let draft = RoomDraft::try_from(json_body::<StartRoom>(req)?)?;
+    let body = json_body::<StartRoom>(req)?;
+    if who.role == Role::Customer && body.customer_id.as_ref().is_some_and(|c| *c != who.user) {
+        return Err(ApiError::Forbidden(
+            "a customer starts order chats for themself only".into(),
+        ));
+    }
+    let draft = RoomDraft::try_from(body)?;
     // The agent of an agent's order chat is the caller when they are one.
     let agent_id = draft.agent_id.clone().or_else(|| {
         (draft.room_type == RoomType::AgentToUser && who.role.is_staff())
             .then(|| who.user.to_string())
     });
-    let members = members_of(&draft, who, agent_id.as_deref())?;
-    let natural_key = natural_key(&draft, who, agent_id.as_deref(), &members);
+    let customer_id = order_customer(&draft, who, agent_id.as_deref())?;
+    let members = members_of(&draft, who, agent_id.as_deref(), customer_id.as_ref())?;
+    let natural_key = natural_key(
+        &draft,
+        who,
+        agent_id.as_deref(),
+        customer_id.as_ref(),
+        &members,
+    );
     let room = Room {
         detail: draft.detail,
         product: draft.product,
         order_id: draft.order_id,
         vendor_id: draft.vendor_id,
+        customer_id: customer_id.map(|c| c.to_string()),
         agent_id: agent_id.clone(),
         assignee_id: agent_id,
         metadata: draft.metadata,
@@ -123,15 +137,49 @@ async fn with_members(
     Ok(room)
 }
 
-/// Members of a new room with their roles: the caller (owner), the participants and
-/// the agent, each once.
+/// An order chat's customer: a customer is their own (naming another was refused);
+/// staff name it, in `customer_id` or as the first participant who is neither the
+/// caller nor the agent. Other rooms have none.
+fn order_customer(
+    draft: &RoomDraft,
+    who: &Principal,
+    agent_id: Option<&str>,
+) -> ApiResult<Option<UserId>> {
+    if draft.order_id.is_none() {
+        return Ok(None);
+    }
+    if who.role == Role::Customer {
+        return Ok(Some(who.user.clone()));
+    }
+    draft
+        .customer_id
+        .clone()
+        .or_else(|| {
+            draft
+                .participant_ids
+                .iter()
+                .find(|p| **p != who.user && Some(p.as_str()) != agent_id)
+                .cloned()
+        })
+        .map(Some)
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "customer_id",
+                "an order chat started by staff names its customer (customer_id or participant_ids)",
+            )
+        })
+}
+
+/// Members of a new room with their roles: the caller (owner), the participants (the
+/// order's customer among them) and the agent, each once.
 fn members_of(
     draft: &RoomDraft,
     who: &Principal,
     agent_id: Option<&str>,
+    customer_id: Option<&UserId>,
 ) -> ApiResult<Vec<(String, &'static str)>> {
     let mut members: Vec<(String, &str)> = vec![(who.user.to_string(), "owner")];
-    for participant in &draft.participant_ids {
+    for participant in customer_id.into_iter().chain(&draft.participant_ids) {
         if !members.iter().any(|(m, _)| m == participant.as_str()) {
             members.push((participant.to_string(), "participant"));
         }
@@ -158,11 +206,14 @@ fn members_of(
     Ok(members)
 }
 
-/// Order chats and direct chats exist once per natural key.
+/// Order chats and direct chats exist once per natural key. An order chat's key names
+/// its customer: another customer naming the same order starts another room, never a
+/// seat in this one.
 fn natural_key(
     draft: &RoomDraft,
     who: &Principal,
     agent_id: Option<&str>,
+    customer_id: Option<&UserId>,
     members: &[(String, &str)],
 ) -> Option<String> {
     match draft.room_type {
@@ -174,6 +225,7 @@ fn natural_key(
                 draft.order_id.as_deref().unwrap_or_default(),
                 draft.vendor_id.as_deref().unwrap_or_default(),
                 agent_id.unwrap_or_default(),
+                customer_id.map(UserId::as_str).unwrap_or_default(),
             ],
         )),
         RoomType::Direct => {
@@ -250,6 +302,7 @@ fn room_json(room: &Room, profiles: Option<&HashMap<String, Profile>>) -> Value 
         "product": room.product,
         "order_id": room.order_id,
         "vendor_id": room.vendor_id,
+        "customer_id": room.customer_id,
         "owner_id": room.owner_id,
         "agent_id": room.agent_id,
         "status": room.status,

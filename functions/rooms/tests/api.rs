@@ -1132,11 +1132,18 @@ async fn a_deleted_order_chat_can_be_started_again() {
         (status, body["data"]["id"].as_str()),
         (200, Some(second.as_str()))
     );
-    // Someone outside the order's chat who names the same order learns it exists
-    // (409) but gets neither the room nor a seat in it.
+    // Another customer naming the same order starts a chat of their own: neither
+    // the room nor a seat in it, nor that it exists.
     let (status, body) = env
         .start(&token("u-999", "acme", "customer"), order_chat())
         .await;
+    assert_eq!(status, 201, "{body}");
+    assert_ne!(body["data"]["id"], second.as_str());
+    assert!(!body.to_string().contains("u-100"), "{body}");
+    // Staff outside the chat naming its customer learn it exists (409), no more.
+    let mut same = order_chat();
+    same["customer_id"] = json!("u-100");
+    let (status, body) = env.start(&token("a-2", "acme", "agent"), same).await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (409, Some("room_exists")),
@@ -1571,12 +1578,17 @@ async fn a_start_never_answers_a_room_with_other_members_than_asked() {
         members.contains(&"v-7"),
         "the vendor was added: {members:?}"
     );
-    // The vendor, a member who may not add members, naming someone else: refused,
-    // naming who is missing, and nothing written.
+    // The customer of a chat staff started, a member who may not add members,
+    // naming someone else: refused, naming who is missing, and nothing written.
+    let by_staff = json!({"type": "agent_to_user", "order_id": "12", "participant_ids": ["u-100"]});
+    env.started(&token("a-1", "acme", "agent"), by_staff).await;
     let before = env.table.items().await;
-    let mut stranger = order.clone();
-    stranger["participant_ids"] = json!(["u-900"]);
-    let (status, body) = env.start(&token("v-7", "acme", "customer"), stranger).await;
+    let (status, body) = env
+        .start(
+            &customer(),
+            json!({"type": "agent_to_user", "order_id": "12", "agent_id": "a-1", "participant_ids": ["u-900"]}),
+        )
+        .await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (409, Some("room_members_differ")),
@@ -1587,9 +1599,111 @@ async fn a_start_never_answers_a_room_with_other_members_than_asked() {
         "{body}"
     );
     assert_eq!(env.table.items().await, before, "nothing was written");
+    // The vendor, a member with a customer's token, starting the same order starts
+    // their own chat of it: never a way into the customer's.
+    let (status, body) = env
+        .start(&token("v-7", "acme", "customer"), order.clone())
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_ne!(body["data"]["id"], id.as_str());
     // Asking for exactly the members it has is the room, unchanged.
     let (status, _) = env.start(&customer(), order).await;
     assert_eq!(status, 200);
+}
+
+/// Review #21.10: an order chat's natural key names its customer, so a customer who
+/// starts an order's chat first gets a room of their own, never the real customer's;
+/// a customer cannot start one for someone else.
+#[tokio::test]
+async fn a_customer_cannot_squat_the_order_chat_of_another() {
+    let env = env().await;
+    let put = HttpEvent::new("PUT /profiles/me", "/profiles/me")
+        .bearer(&customer())
+        .json(&json!({"username": "Jane", "email": "jane@example.com", "phone": "+15550100"}));
+    assert_eq!(env.send(put).await.0, 200);
+    let squatter = token("u-666", "acme", "customer");
+    let squat = env
+        .started(
+            &squatter,
+            json!({"type": "agent_to_user", "order_id": "77", "vendor_id": "7", "agent_id": "ag-1", "participant_ids": ["u-666"]}),
+        )
+        .await;
+    // Naming the real customer, in either spelling, is refused and writes nothing.
+    let before = env.table.items().await;
+    for field in ["customer_id", "order_user_id"] {
+        let mut body = json!({"type": "agent_to_user", "order_id": "77", "vendor_id": "7", "agent_id": "ag-1"});
+        body[field] = json!("u-100");
+        let (status, answer) = env.start(&squatter, body).await;
+        assert_eq!(
+            (status, answer["error"]["code"].as_str()),
+            (403, Some("forbidden")),
+            "{field}: {answer}"
+        );
+    }
+    assert_eq!(env.table.items().await, before, "nothing was written");
+
+    // The agent starts the order's chat for its customer: a room of its own.
+    let agent = token("ag-1", "acme", "agent");
+    let (status, body) = env
+        .start(
+            &agent,
+            json!({"type": "agent_to_user", "order_id": "77", "vendor_id": "7", "participant_ids": ["u-100"]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let real = body["data"]["id"].as_str().unwrap().to_owned();
+    assert_ne!(real, squat, "the squatter's room is another room");
+    assert_eq!(body["data"]["customer_id"], "u-100");
+    let mut members: Vec<&str> = body["data"]["participant_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_str().unwrap())
+        .collect();
+    members.sort_unstable();
+    assert_eq!(members, ["ag-1", "u-100"]);
+    // The real customer opening their order's chat gets that room.
+    let (status, body) = env
+        .start(
+            &customer(),
+            json!({"type": "agent_to_user", "order_id": "77", "vendor_id": "7", "agent_id": "ag-1"}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["data"]["id"].as_str()),
+        (200, Some(real.as_str())),
+        "{body}"
+    );
+    // The squatter sees neither the room nor the customer's contact details.
+    assert_eq!(
+        env.send(env.on_room("GET", "", &squatter, &real)).await.0,
+        404
+    );
+    let (_, squatted) = env.send(env.on_room("GET", "", &squatter, &squat)).await;
+    assert!(
+        !squatted.to_string().contains("u-100"),
+        "the customer is not in the squatter's room: {squatted}"
+    );
+    let profile = HttpEvent::new("GET /profiles/{user_id}", "/profiles/u-100")
+        .param("user_id", "u-100")
+        .bearer(&squatter);
+    let (status, shown) = env.send(profile).await;
+    assert_eq!(status, 200, "{shown}");
+    assert!(
+        !shown.to_string().contains("jane@example.com") && !shown.to_string().contains("+15550100"),
+        "{shown}"
+    );
+    // Staff must say whose order chat it is.
+    let before = env.table.items().await;
+    let (status, answer) = env
+        .start(&agent, json!({"type": "agent_to_user", "order_id": "78"}))
+        .await;
+    assert_eq!(
+        (status, answer["error"]["details"]["field"].as_str()),
+        (422, Some("customer_id")),
+        "{answer}"
+    );
+    assert_eq!(env.table.items().await, before, "nothing was written");
 }
 
 #[tokio::test]

@@ -36,6 +36,10 @@ pub struct StartRoom {
     pub product: Option<String>,
     pub order_id: Option<UserId>,
     pub vendor_id: Option<UserId>,
+    /// An order chat's customer (the seed API's `order_user_id`): staff name it; a
+    /// customer is always their own order chat's customer.
+    #[serde(alias = "order_user_id")]
+    pub customer_id: Option<UserId>,
     pub agent_id: Option<UserId>,
     #[serde(default)]
     pub participant_ids: Vec<UserId>,
@@ -52,6 +56,7 @@ pub struct RoomDraft {
     pub product: Option<String>,
     pub order_id: Option<String>,
     pub vendor_id: Option<String>,
+    pub customer_id: Option<UserId>,
     pub agent_id: Option<String>,
     pub participant_ids: Vec<UserId>,
     /// Compact JSON, at most [`MAX_METADATA_BYTES`].
@@ -66,6 +71,12 @@ impl TryFrom<StartRoom> for RoomDraft {
         let order_id = body.order_id.as_ref().map(ToString::to_string);
         let vendor_id = body.vendor_id.as_ref().map(ToString::to_string);
         order_fields(room_type, order_id.as_deref(), vendor_id.as_deref())?;
+        if body.customer_id.is_some() && order_id.is_none() {
+            return Err(ApiError::invalid(
+                "customer_id",
+                "goes with agent_to_user and vendor_to_user chats",
+            ));
+        }
         let name = match &body.name {
             Some(name) => required_text("name", name, MAX_NAME_CHARS)?,
             None if room_type == RoomType::Group => {
@@ -98,6 +109,7 @@ impl TryFrom<StartRoom> for RoomDraft {
                 .transpose()?,
             order_id,
             vendor_id,
+            customer_id: body.customer_id,
             agent_id: body.agent_id.as_ref().map(ToString::to_string),
             participant_ids: body.participant_ids,
             metadata,
@@ -287,6 +299,14 @@ mod tests {
                 "order_id",
             ),
             (serde_json::json!({"type": "group"}), "name"),
+            (
+                serde_json::json!({"type": "group", "name": "x", "customer_id": "u-1"}),
+                "customer_id",
+            ),
+            (
+                serde_json::json!({"type": "support", "order_user_id": "u-1"}),
+                "customer_id",
+            ),
             (
                 serde_json::json!({"type": "support", "metadata": {"k": "x".repeat(MAX_METADATA_BYTES)}}),
                 "metadata",
