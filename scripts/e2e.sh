@@ -27,10 +27,32 @@ PORT=$PORT WS_PORT=$WS_PORT TABLE_NAME="chat-e2e-$$" UPLOADS_BUCKET="chat-e2e-$$
   AI_PROVIDER=openai OPENAI_BASE_URL="http://127.0.0.1:$MODEL_PORT/v1" OPENAI_MODEL=double \
   "$server" serve >"$artifacts/devserver.log" 2>&1 &
 pid=$!
-trap 'kill $pid $model 2>/dev/null; rm -rf "$data"' EXIT
-for _ in $(seq 1 100); do
-  curl -fs "http://127.0.0.1:$PORT/app/config.json" >/dev/null && break
-  kill -0 $pid 2>/dev/null || { cat "$artifacts/devserver.log" >&2; exit 1; }
-  sleep 0.2
-done
-E2E_ARTIFACTS=$artifacts node web/tests/e2e.mjs "http://127.0.0.1:$PORT"
+trap 'kill $pid $model ${idp:-} ${oidc:-} 2>/dev/null; rm -rf "$data"' EXIT
+wait_for() { # URL PID LOG
+  for _ in $(seq 1 100); do
+    curl -fs "$1" >/dev/null && return 0
+    kill -0 "$2" 2>/dev/null || { cat "$3" >&2; exit 1; }
+    sleep 0.2
+  done
+  cat "$3" >&2; exit 1
+}
+wait_for "http://127.0.0.1:$PORT/app/config.json" $pid "$artifacts/devserver.log"
+
+# The console's deployed sign-in (authorization code with PKCE) against a real OpenID
+# provider on loopback (web/tests/idp.mjs), on a second stack that, like a deployed
+# one, takes only that provider's RS256 ID tokens.
+IDP_PORT=$(free_port) OIDC_PORT=$(free_port) OIDC_WS_PORT=$(free_port)
+node web/tests/idp.mjs "$IDP_PORT" "http://127.0.0.1:$OIDC_PORT/app/console.html" >"$artifacts/idp.log" 2>&1 &
+idp=$!
+wait_for "http://127.0.0.1:$IDP_PORT/jwks" $idp "$artifacts/idp.log"
+auth=$(printf '{"authorize_url":"http://127.0.0.1:%s/auth","token_url":"http://127.0.0.1:%s/token","client_id":"chat-console","scope":"openid chat"}' "$IDP_PORT" "$IDP_PORT")
+env -u JWT_SECRET -u UPLOADS_BUCKET -u S3_ENDPOINT \
+  PORT=$OIDC_PORT WS_PORT=$OIDC_WS_PORT TABLE_NAME="chat-e2e-oidc-$$" RUST_LOG=warn \
+  JWT_ALGORITHM=RS256 JWT_JWKS="$(curl -fs "http://127.0.0.1:$IDP_PORT/jwks")" \
+  JWT_ISSUER="http://127.0.0.1:$IDP_PORT" JWT_AUDIENCE=chat-console WEB_AUTH="$auth" \
+  "$server" serve >"$artifacts/devserver-oidc.log" 2>&1 &
+oidc=$!
+wait_for "http://127.0.0.1:$OIDC_PORT/app/config.json" $oidc "$artifacts/devserver-oidc.log"
+
+E2E_ARTIFACTS=$artifacts E2E_OIDC_BASE="http://127.0.0.1:$OIDC_PORT" \
+  node web/tests/e2e.mjs "http://127.0.0.1:$PORT"

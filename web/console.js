@@ -6,7 +6,9 @@ import { Api, Feed, escapeHtml, clock, showAttachment, subjectOf } from './lib/c
 
 const $ = (selector, root = document) => root.querySelector(selector);
 const config = await fetch('config.json').then((r) => r.json());
-const token = tokenFromLogin() ?? sessionStorage.getItem('chat-console:token');
+const SESSION = 'chat-console:token';
+const LOGIN = 'chat-console:login';
+const token = await signedIn();
 const me = subjectOf(token);
 const api = new Api({ api: config.api, token });
 const feed = new Feed(api, config.ws);
@@ -25,8 +27,92 @@ function signIn() {
     link.textContent = 'Mint a local token';
   } else {
     $('#signin-text').textContent = 'Sign in with your organisation.';
-    link.href = config.auth?.login_url ?? '#';
+    link.addEventListener('click', (e) => {
+      e.preventDefault();
+      startLogin().catch(showError);
+    });
   }
+}
+
+/** The identity provider's sign-in, by authorization code with PKCE: a fresh `state`
+ * and code verifier are kept in this tab's session until the provider sends the
+ * browser back; only a code that comes back with that state is exchanged. */
+async function startLogin() {
+  const auth = config.auth;
+  const state = randomText();
+  const verifier = randomText();
+  sessionStorage.setItem(LOGIN, JSON.stringify({ state, verifier }));
+  const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(verifier));
+  const query = new URLSearchParams({
+    response_type: 'code',
+    client_id: auth.client_id,
+    redirect_uri: redirectUri(),
+    scope: auth.scope ?? 'openid',
+    state,
+    code_challenge: base64url(new Uint8Array(digest)),
+    code_challenge_method: 'S256',
+  });
+  location.assign(`${auth.authorize_url}?${query}`);
+}
+
+/** The session's token: the one this tab holds, or the one a sign-in this tab started
+ * has just brought back. A token or a code in the URL that this tab did not ask for
+ * (someone else's sign-in, pushed by a link) is dropped, never used. */
+async function signedIn() {
+  const query = new URLSearchParams(location.search);
+  const returned = ['code', 'state', 'error'].some((name) => query.has(name));
+  const pushed = /(^#|&)(id_token|access_token)=/.test(location.hash);
+  if (returned || pushed) history.replaceState(null, '', `${location.pathname}#inbox`);
+  if (pushed) notice('A sign-in that was not started here was ignored.');
+  if (returned && !config.local) {
+    const pending = JSON.parse(sessionStorage.getItem(LOGIN) ?? 'null');
+    sessionStorage.removeItem(LOGIN);
+    const code = query.get('code');
+    if (code && pending && query.get('state') === pending.state) {
+      const fresh = await exchange(code, pending.verifier);
+      if (fresh) sessionStorage.setItem(SESSION, fresh);
+    } else {
+      notice('A sign-in that was not started here was ignored.');
+    }
+  }
+  return sessionStorage.getItem(SESSION);
+}
+
+async function exchange(code, verifier) {
+  const res = await fetch(config.auth.token_url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({
+      grant_type: 'authorization_code',
+      client_id: config.auth.client_id,
+      code,
+      redirect_uri: redirectUri(),
+      code_verifier: verifier,
+    }),
+  }).catch(() => null);
+  if (!res?.ok) {
+    notice('The sign-in did not complete; sign in again.');
+    return null;
+  }
+  return (await res.json()).id_token ?? null;
+}
+
+function redirectUri() {
+  return `${location.origin}${location.pathname}`;
+}
+
+function randomText() {
+  return base64url(crypto.getRandomValues(new Uint8Array(32)));
+}
+
+function base64url(bytes) {
+  return btoa(String.fromCharCode(...bytes)).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+}
+
+function notice(text) {
+  const box = $('#notice');
+  box.textContent = text;
+  box.hidden = false;
 }
 
 function start() {
@@ -324,12 +410,3 @@ function chart(days) {
   return `<svg viewBox="0 0 ${width} ${height}" role="img" aria-label="Messages (blue) and conversations (yellow) per day">${bars}</svg>`;
 }
 
-/** A token handed back by the identity provider's sign-in (`#id_token=…`), kept for
- * the session. */
-function tokenFromLogin() {
-  const found = new URLSearchParams(location.hash.slice(1)).get('id_token');
-  if (!found) return null;
-  sessionStorage.setItem('chat-console:token', found);
-  history.replaceState(null, '', location.pathname + '#inbox');
-  return found;
-}

@@ -26,6 +26,9 @@ pub const UPLOAD_TYPES: &[&str] = &[
     "video/mp4",
     "audio/mpeg",
 ];
+/// Types the widget shows in the page (served `inline`); every other file is served
+/// as a download (`attachment`), so a browser never renders it as a page of ours.
+pub const INLINE_TYPES: &[&str] = &["image/png", "image/jpeg", "image/gif", "image/webp"];
 /// The largest upload.
 pub const MAX_UPLOAD_BYTES: u64 = 25 * 1024 * 1024;
 /// A file name's length in characters.
@@ -34,6 +37,60 @@ pub const MAX_UPLOAD_NAME_CHARS: usize = 255;
 pub const UPLOAD_TTL_SECS: u64 = 300;
 /// How long a download link works.
 pub const DOWNLOAD_TTL_SECS: u64 = 300;
+
+/// SigV4's URI encoding: every byte but the unreserved ones percent-encoded.
+fn uri_encode(raw: &str) -> String {
+    raw.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The headers a download is served with, pinned by the signed link (S3's
+/// `response-content-type` / `response-content-disposition`): the stored type when it
+/// is one we take (else bytes), `inline` only for the image types the widget shows,
+/// and the file's name when known (RFC 6266: an ASCII fallback and the UTF-8 name).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Served {
+    pub content_type: String,
+    pub content_disposition: String,
+}
+
+impl Served {
+    pub fn of(content_type: &str, name: Option<&str>) -> Served {
+        let content_type = if UPLOAD_TYPES.contains(&content_type) {
+            content_type
+        } else {
+            "application/octet-stream"
+        };
+        let mut disposition = if INLINE_TYPES.contains(&content_type) {
+            "inline".to_owned()
+        } else {
+            "attachment".to_owned()
+        };
+        if let Some(name) = name.filter(|n| !n.is_empty()) {
+            let fallback: String = name
+                .chars()
+                .map(|c| match c {
+                    ' '..='~' if c != '"' && c != '\\' => c,
+                    _ => '_',
+                })
+                .collect();
+            disposition.push_str(&format!(
+                "; filename=\"{fallback}\"; filename*=UTF-8''{}",
+                uri_encode(name)
+            ));
+        }
+        Served {
+            content_type: content_type.to_owned(),
+            content_disposition: disposition,
+        }
+    }
+}
 
 /// Where uploads go (`UPLOADS_BUCKET`, and `S3_ENDPOINT` for a local S3 server).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -242,20 +299,7 @@ impl Uploads {
 
     /// An object's URL: virtual-hosted on AWS, path-style on a local server.
     fn object_url(&self, key: &str) -> String {
-        let key: String = key
-            .split('/')
-            .map(|part| {
-                part.bytes()
-                    .map(|b| match b {
-                        b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                            (b as char).to_string()
-                        }
-                        _ => format!("%{b:02X}"),
-                    })
-                    .collect::<String>()
-            })
-            .collect::<Vec<_>>()
-            .join("/");
+        let key: String = key.split('/').map(uri_encode).collect::<Vec<_>>().join("/");
         match &self.config.endpoint {
             Some(endpoint) => format!(
                 "{}/{}/{key}",
@@ -298,6 +342,7 @@ impl Uploads {
         key: &str,
         headers: &[(&str, &str)],
         presign: Option<Duration>,
+        query: &[(&str, &str)],
     ) -> Result<lambda_http::http::Request<()>, ApiError> {
         use aws_sigv4::http_request::{
             PayloadChecksumKind, SignableBody, SignableRequest, SignatureLocation, SigningSettings,
@@ -320,7 +365,11 @@ impl Uploads {
             .build()
             .map_err(|e| ApiError::internal("sign S3 request", e))?
             .into();
-        let url = self.object_url(key);
+        let mut url = self.object_url(key);
+        for (i, (name, value)) in query.iter().enumerate() {
+            let separator = if i == 0 { '?' } else { '&' };
+            url.push_str(&format!("{separator}{name}={}", uri_encode(value)));
+        }
         let signable = SignableRequest::new(
             method,
             url.as_str(),
@@ -373,7 +422,7 @@ impl Uploads {
     /// The object's size and type, if it exists (one HeadObject).
     pub async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, ApiError> {
         let (status, headers) = self
-            .send(self.signed("HEAD", key, &[], None).await?)
+            .send(self.signed("HEAD", key, &[], None, &[]).await?)
             .await?;
         match status {
             200 => {
@@ -394,7 +443,13 @@ impl Uploads {
     pub async fn copy(&self, from: &str, to: &str) -> Result<(), ApiError> {
         let source = format!("{}/{from}", self.config.bucket);
         let request = self
-            .signed("PUT", to, &[("x-amz-copy-source", source.as_str())], None)
+            .signed(
+                "PUT",
+                to,
+                &[("x-amz-copy-source", source.as_str())],
+                None,
+                &[],
+            )
             .await?;
         match self.send(request).await?.0 {
             200 => Ok(()),
@@ -404,17 +459,30 @@ impl Uploads {
 
     /// Deletes an object (gone already is fine).
     pub async fn delete(&self, key: &str) -> Result<(), ApiError> {
-        let request = self.signed("DELETE", key, &[], None).await?;
+        let request = self.signed("DELETE", key, &[], None, &[]).await?;
         match self.send(request).await?.0 {
             200 | 204 | 404 => Ok(()),
             other => Err(storage_error(&format!("DeleteObject answered {other}"))),
         }
     }
 
-    /// A presigned GET of the object, valid for `ttl`.
-    pub async fn presign_get(&self, key: &str, ttl: Duration) -> Result<String, ApiError> {
+    /// A presigned GET of the object, valid for `ttl`, that serves it as `served` says
+    /// (the overrides are signed: a changed one is refused by the storage).
+    pub async fn presign_get(
+        &self,
+        key: &str,
+        ttl: Duration,
+        served: &Served,
+    ) -> Result<String, ApiError> {
+        let query = [
+            (
+                "response-content-disposition",
+                served.content_disposition.as_str(),
+            ),
+            ("response-content-type", served.content_type.as_str()),
+        ];
         Ok(self
-            .signed("GET", key, &[], Some(ttl))
+            .signed("GET", key, &[], Some(ttl), &query)
             .await?
             .uri()
             .to_string())
@@ -464,6 +532,50 @@ impl Uploads {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_widgets_image_types_are_served_inline_and_others_download() {
+        for content_type in UPLOAD_TYPES {
+            let served = Served::of(content_type, None);
+            assert_eq!(served.content_type, *content_type);
+            let inline = INLINE_TYPES.contains(content_type);
+            assert_eq!(
+                served.content_disposition,
+                if inline { "inline" } else { "attachment" },
+                "{content_type}"
+            );
+        }
+        for stored in [
+            "text/html",
+            "image/svg+xml",
+            "application/xhtml+xml",
+            "",
+            "IMAGE/PNG",
+        ] {
+            let served = Served::of(stored, None);
+            assert_eq!(
+                (
+                    served.content_type.as_str(),
+                    served.content_disposition.as_str()
+                ),
+                ("application/octet-stream", "attachment"),
+                "{stored}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_served_name_cannot_break_out_of_its_header() {
+        let served = Served::of(
+            "application/pdf",
+            Some("Rechnung \"März\".pdf\r\nX-Evil: 1"),
+        );
+        assert_eq!(
+            served.content_disposition,
+            "attachment; filename=\"Rechnung _M_rz_.pdf__X-Evil: 1\"; filename*=UTF-8''Rechnung%20%22M%C3%A4rz%22.pdf%0D%0AX-Evil%3A%201"
+        );
+        assert!(served.content_disposition.is_ascii());
+    }
 
     fn body(name: &str, content_type: &str, size: u64) -> UploadBody {
         UploadBody {

@@ -252,6 +252,92 @@ try {
     await snap(agent, 'console-360');
   });
 
+  await step('the console signs in by authorization code with PKCE; a token or code it did not ask for is ignored', async () => {
+    const oidcBase = process.env.E2E_OIDC_BASE;
+    assert.ok(oidcBase, 'E2E_OIDC_BASE: the stack that signs in with the OpenID provider');
+    const consoleUrl = `${oidcBase}/app/console.html`;
+    // A browser of its own per person; the provider's pages are not ours (their
+    // stylesheet names a font host this machine cannot reach).
+    const person = async (name, { watched = true } = {}) => {
+      const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+      const page = await context.newPage();
+      page.setDefaultTimeout(TIMEOUT);
+      if (watched) {
+        page.on('console', (m) => m.type() === 'error' && m.location().url.startsWith(oidcBase) && errors.push(`${name}: ${m.text()}`));
+        page.on('pageerror', (e) => errors.push(`${name}: ${e.message}`));
+      }
+      return page;
+    };
+    const signInAs = async (page, login) => {
+      await page.getByRole('link', { name: 'Sign in' }).click();
+      await page.locator('input[name=login]').fill(login);
+      await page.locator('input[name=password]').fill('any password');
+      await page.getByRole('button', { name: 'Sign-in' }).click();
+      await page.getByRole('button', { name: 'Continue' }).click();
+    };
+
+    // The agent signs in: the provider's page, then back with a code the console
+    // exchanges (with its verifier) for an ID token the API accepts.
+    const agent7 = await person('agent a-7');
+    await agent7.goto(consoleUrl);
+    await signInAs(agent7, 'a-7');
+    await agent7.locator('#who').getByText('Signed in as a-7').waitFor();
+    assert.equal(new URL(agent7.url()).search, '', 'the code leaves the address bar');
+    const inbox = await agent7.evaluate(async () => {
+      const config = await fetch('config.json').then((r) => r.json());
+      const res = await fetch(`${config.api}/chat/conversations`, {
+        headers: { authorization: `Bearer ${sessionStorage.getItem('chat-console:token')}` },
+      });
+      return res.status;
+    });
+    assert.equal(inbox, 200, 'the API takes the ID token');
+    const session = () => agent7.evaluate(() => sessionStorage.getItem('chat-console:token'));
+    const signedIn = await session();
+
+    // The attacker signs in as themself and keeps what a sign-in yields: their ID
+    // token, and a fresh code (the redirect back to the console is stopped).
+    const attacker = await person('attacker', { watched: false });
+    await attacker.goto(consoleUrl);
+    await signInAs(attacker, 'x-1');
+    await attacker.locator('#who').getByText('Signed in as x-1').waitFor();
+    const attackerToken = await attacker.evaluate(() => sessionStorage.getItem('chat-console:token'));
+    await attacker.context().clearCookies();
+    await attacker.evaluate(() => sessionStorage.clear());
+    let codeUrl = null;
+    attacker.on('request', (r) => {
+      if (/console\.html\?.*code=/.test(r.url())) codeUrl = r.url();
+    });
+    // The attacker's console never redeems this code: it stays good for the victim.
+    await attacker.route(/\/token$/, (route) => route.abort());
+    await attacker.goto(consoleUrl);
+    await signInAs(attacker, 'x-1');
+    await attacker.locator('#notice').getByText('did not complete').waitFor();
+    assert.ok(codeUrl && new URL(codeUrl).searchParams.get('code'), `a code was issued: ${codeUrl}`);
+
+    // Links that push those into the agent's console change nothing.
+    for (const pushed of [
+      `${consoleUrl}#id_token=${attackerToken}`,
+      `${consoleUrl}#access_token=${attackerToken}&token_type=Bearer`,
+      `${consoleUrl}?${new URL(codeUrl).search.slice(1)}`,
+      `${consoleUrl}?code=${new URL(codeUrl).searchParams.get('code')}`,
+    ]) {
+      // Arriving from elsewhere (a link on another site): a fresh load of the console.
+      await agent7.goto('about:blank');
+      await agent7.goto(pushed);
+      await agent7.locator('#notice').getByText('was not started here').waitFor();
+      await agent7.locator('#who').getByText('Signed in as a-7').waitFor();
+      assert.equal(await session(), signedIn, `still the agent's session after ${pushed.slice(0, 80)}`);
+      assert.ok(!agent7.url().includes(attackerToken.slice(0, 20)), 'the pushed token leaves the address bar');
+    }
+    // A victim not signed in is not signed in as the attacker either.
+    const victim = await person('victim');
+    await victim.goto(`${consoleUrl}#id_token=${attackerToken}`);
+    await victim.locator('#signin').waitFor();
+    assert.equal(await victim.evaluate(() => sessionStorage.getItem('chat-console:token')), null);
+    await snap(agent7, 'console-oidc');
+    for (const page of [agent7, attacker, victim]) await page.context().close();
+  });
+
   assert.deepEqual(errors, [], 'no console errors');
   writeFileSync(join(artifacts, 'steps.txt'), `${steps.join('\n')}\n`);
   console.log(`all ${steps.length} steps passed; screenshots in ${artifacts}`);

@@ -108,11 +108,15 @@ async fn download(
     let upload: chat_core::ids::Ulid = path_id(path_param(req, "upload_id"), "attachment")?;
     let uploads = uploads.ok_or_else(uploads_off)?;
     let key = chat_core::uploads::attached_key(&who.org, &room_id, upload.as_str());
-    if uploads.head(&key).await?.is_none() {
+    let Some(object) = uploads.head(&key).await? else {
         return Err(ApiError::NotFound("attachment"));
-    }
+    };
+    let name = store
+        .attached_name(&who.org, &room_id, upload.as_str())
+        .await?;
+    let served = chat_core::uploads::Served::of(&object.content_type, name.as_deref());
     let ttl = std::time::Duration::from_secs(chat_core::uploads::DOWNLOAD_TTL_SECS);
-    let url = uploads.presign_get(&key, ttl).await?;
+    let url = uploads.presign_get(&key, ttl, &served).await?;
     let expires_at = chat_core::time::format(chat_core::time::now() + ttl);
     Ok(Reply::ok(
         "Download link",

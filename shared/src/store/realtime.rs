@@ -33,6 +33,10 @@ pub const CONNECTION_TTL_SECS: i64 = 2 * 3600;
 pub const MAX_SUBSCRIPTIONS: usize = 100;
 /// One `typing` per connection and room in this window; more are dropped.
 pub const TYPING_INTERVAL_MS: i64 = 2000;
+/// How much earlier than the interval a `typing` is still taken: a client that sends
+/// one every interval has them arrive a little closer together now and then (network
+/// jitter), and dropping that one would hide typing that goes on.
+pub const TYPING_JITTER_MS: i64 = 300;
 
 /// A connection as `$connect` accepted it.
 #[derive(Debug, Clone, PartialEq)]
@@ -359,7 +363,10 @@ impl Store {
                 "attribute_exists(PK) AND (attribute_not_exists(typing_at) OR typing_at < :cutoff)",
             )
             .expression_attribute_values(":now", n(now_ms))
-            .expression_attribute_values(":cutoff", n(now_ms - TYPING_INTERVAL_MS))
+            .expression_attribute_values(
+                ":cutoff",
+                n(now_ms - TYPING_INTERVAL_MS + TYPING_JITTER_MS),
+            )
             .build()
             .expect("update has key and expression");
         match self.table.update(update, None, "typing").await {

@@ -106,10 +106,17 @@ async fn serve() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
          web client: http://127.0.0.1:{port}/app/ (local tokens: http://127.0.0.1:{port}/app/dev/token.html)",
         routes.len()
     );
+    // WEB_AUTH (JSON: authorize_url, token_url, client_id, scope): the console signs in
+    // with that identity provider, as deployed (the end-to-end test's second stack).
+    let auth = match std::env::var("WEB_AUTH") {
+        Ok(raw) => Some(serde_json::from_str(&raw).map_err(|e| format!("WEB_AUTH: {e}"))?),
+        Err(_) => None,
+    };
     let web = devserver::web::WebClient::new(
         &format!("http://127.0.0.1:{port}"),
         &format!("ws://127.0.0.1:{ws_port}"),
         ai_on,
+        auth,
     );
     devserver::serve_with(listener, routes, apps, Some(Arc::new(web))).await?;
     Ok(())

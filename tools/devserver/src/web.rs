@@ -18,10 +18,15 @@ pub struct WebClient {
 
 impl WebClient {
     /// `web/` of this repository, for the API at `api` and the WebSocket API at `ws`.
-    pub fn new(api: &str, ws: &str, ai: bool) -> WebClient {
+    /// With `auth` (an identity provider's `authorize_url`, `token_url`, `client_id`,
+    /// `scope`), the console signs in there as a deployed one does, instead of with
+    /// local tokens.
+    pub fn new(api: &str, ws: &str, ai: bool, auth: Option<serde_json::Value>) -> WebClient {
+        let local = auth.is_none();
         WebClient {
             root: chat_testkit::repo_root().join("web"),
-            config: json!({ "api": api, "ws": ws, "ai": ai, "local": true }).to_string(),
+            config: json!({ "api": api, "ws": ws, "ai": ai, "local": local, "auth": auth })
+                .to_string(),
         }
     }
 
@@ -126,7 +131,7 @@ mod tests {
 
     #[test]
     fn serves_web_files_config_and_local_tokens_and_nothing_outside() {
-        let web = WebClient::new("http://127.0.0.1:3000", "ws://127.0.0.1:3001", false);
+        let web = WebClient::new("http://127.0.0.1:3000", "ws://127.0.0.1:3001", false, None);
         let ok = |path: &str| web.answer("GET", path, None).map(|r| r.status().as_u16());
         assert_eq!(ok("/app/console.html"), Some(200));
         assert_eq!(ok("/app/lib/chat.js"), Some(200));

@@ -536,3 +536,89 @@ async fn another_members_upload_cannot_be_cited_nor_deleted_through_a_message() 
         );
     }
 }
+
+/// Review #21.11: a download link pins how the file is served — its stored type and
+/// `inline` only for the image types the widget shows, every other type a download
+/// with its name — in signed query parameters, so a link changed to serve a file
+/// inline (or as another type) is refused by the storage. Generated over every type
+/// an upload may have.
+#[tokio::test]
+async fn a_download_link_pins_its_type_and_disposition() {
+    use chat_core::uploads::{INLINE_TYPES, UPLOAD_TYPES};
+    let app = TestApp::new().await;
+    let id = conversation(&app).await;
+    for (i, content_type) in UPLOAD_TYPES.iter().enumerate() {
+        let bytes = vec![b'a' + i as u8; 64];
+        let name = format!("fichier-{i} é.bin");
+        let ask = json!({"name": name, "content_type": content_type, "size": bytes.len()});
+        let form = app
+            .expect(201, UPLOAD, &[("conversation_id", &id)], &customer(), ask)
+            .await;
+        let fields = form["fields"].as_object().unwrap();
+        let status = post_form(form["url"].as_str().unwrap(), fields, &bytes, content_type).await;
+        assert!(status < 300, "{content_type}: {status}");
+        let upload_id = form["upload_id"].as_str().unwrap();
+        app.expect(
+            201,
+            "POST /chat/conversations/{conversation_id}/messages",
+            &[("conversation_id", &id)],
+            &customer(),
+            json!({"content": "file", "attachments": [{"name": name, "upload_id": upload_id}]}),
+        )
+        .await;
+        let link = app
+            .expect_get(
+                "GET /chat/conversations/{conversation_id}/attachments/{upload_id}",
+                &[("conversation_id", &id), ("upload_id", upload_id)],
+                &customer(),
+            )
+            .await;
+        let url = link["url"].as_str().unwrap();
+        let params: Vec<(String, String)> = url::Url::parse(url)
+            .unwrap()
+            .query_pairs()
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        let param = |name: &str| {
+            params
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_else(|| panic!("{content_type}: no {name} in {url}"))
+        };
+        let inline = INLINE_TYPES.contains(content_type);
+        let disposition = param("response-content-disposition");
+        let expected = format!(
+            "{}; filename=\"fichier-{i} _.bin\"; filename*=UTF-8''fichier-{i}%20%C3%A9.bin",
+            if inline { "inline" } else { "attachment" }
+        );
+        assert_eq!(disposition, expected, "{content_type}");
+        assert_eq!(param("response-content-type"), *content_type);
+        // The storage takes the link as signed, and refuses it changed.
+        assert_eq!(get(url).await, (200, bytes), "{content_type}");
+        for (from, to) in [
+            (
+                "response-content-disposition=attachment",
+                "response-content-disposition=inline",
+            ),
+            (
+                "response-content-disposition=inline",
+                "response-content-disposition=attachment",
+            ),
+            (
+                "response-content-type=",
+                "response-content-type=text%2Fhtml%3B",
+            ),
+        ] {
+            if !url.contains(from) {
+                continue;
+            }
+            let changed = url.replace(from, to);
+            let refused = get(&changed).await.0;
+            assert!(
+                (400..500).contains(&refused),
+                "{content_type}: {from} → {to} is refused: {refused}"
+            );
+        }
+    }
+}

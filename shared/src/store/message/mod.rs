@@ -316,7 +316,7 @@ impl Store {
                 claims.push((writes.len(), i));
                 writes.push(put(
                     self.name(),
-                    upload_claim(org, room, upload, message),
+                    upload_claim(org, room, upload, &message.attachments[i].name, message),
                     true,
                 ));
             }
@@ -331,6 +331,24 @@ impl Store {
             writes.push(self.member_update(who, &room.id, &member, &expression, vals, &names));
         }
         (writes, idem_index, claims)
+    }
+
+    /// The name of an attached upload as its message gives it (none for files attached
+    /// before claims kept it).
+    pub async fn attached_name(
+        &self,
+        org: &crate::ids::OrgId,
+        room: &RoomId,
+        upload: &str,
+    ) -> ApiResult<Option<String>> {
+        let claim = self
+            .table
+            .get(
+                (keys::room_pk(org, room), keys::upload_claim_sk(upload)),
+                "attached upload",
+            )
+            .await?;
+        Ok(claim.and_then(|c| c.string("name")))
     }
 
     /// Gives up `message`'s claim on an upload (its message was deleted): true when the
@@ -535,14 +553,22 @@ pub(crate) fn preview(content: &str) -> String {
     content.chars().take(crate::model::PREVIEW_CHARS).collect()
 }
 
-/// The item that says which message holds an upload (and who sent it).
-fn upload_claim(org: &crate::ids::OrgId, room: &Room, upload: &str, message: &Message) -> Item {
+/// The item that says which message holds an upload (and who sent it), and the file's
+/// name, which its download link carries.
+fn upload_claim(
+    org: &crate::ids::OrgId,
+    room: &Room,
+    upload: &str,
+    name: &str,
+    message: &Message,
+) -> Item {
     ItemBuilder::new()
         .str(keys::PK, keys::room_pk(org, &room.id))
         .str(keys::SK, keys::upload_claim_sk(upload))
         .str(keys::ENTITY, keys::entity::UPLOAD_CLAIM)
         .str("message_id", message.id.as_str())
         .str("sender_id", &message.sender_id)
+        .str("name", name)
         .build()
 }
 
