@@ -146,6 +146,8 @@ pub struct Room {
     pub metadata: Option<String>,
     /// The latest public message, as the write path left it.
     pub last_message: Option<LastMessage>,
+    /// The latest internal note's id (staff read up to the newest of the two).
+    pub last_note_id: Option<String>,
     /// When the customer's oldest unanswered message arrived (response times).
     pub awaiting_since: Option<String>,
     pub first_response_at: Option<String>,
@@ -163,6 +165,11 @@ pub struct LastMessage {
 
 /// Characters of a message kept as the room's preview.
 pub const PREVIEW_CHARS: usize = 200;
+
+/// The room's preview of a message's text.
+pub fn preview(content: &str) -> String {
+    content.chars().take(PREVIEW_CHARS).collect()
+}
 
 /// A message's effect on its room (see [`Room::message_effect`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -214,6 +221,7 @@ impl Room {
             deleted_at: None,
             metadata: None,
             last_message: None,
+            last_note_id: None,
             awaiting_since: None,
             first_response_at: None,
             last_seq: 0,
@@ -278,6 +286,20 @@ impl Room {
         if let Some(seq) = message.seq {
             self.last_seq = seq;
         }
+        // As the post's room update counts it (a message's `pos` is read from here).
+        if message.is_note() {
+            self.note_count += 1;
+            self.last_note_id = Some(message.id.to_string());
+        } else {
+            self.total_messages += 1;
+            self.last_message_at = Some(message.created_at.clone());
+            self.last_message = Some(LastMessage {
+                message_id: message.id.to_string(),
+                sender_id: message.sender_id.clone(),
+                preview: preview(&message.content),
+                created_at: message.created_at.clone(),
+            });
+        }
         self
     }
 
@@ -316,6 +338,7 @@ impl Room {
             .opt_str("awaiting_since", self.awaiting_since.clone())
             .opt_str("first_response_at", self.first_response_at.clone())
             .num("last_seq", self.last_seq)
+            .opt_str("last_note_id", self.last_note_id.clone())
             .build()
     }
 
@@ -355,6 +378,7 @@ impl Room {
             awaiting_since: item.string("awaiting_since"),
             first_response_at: item.string("first_response_at"),
             last_seq: item.num("last_seq").unwrap_or(0),
+            last_note_id: item.string("last_note_id"),
             last_message: match (item.str("last_message_id"), item.str("last_sender_id")) {
                 (Some(id), Some(sender)) => Some(LastMessage {
                     message_id: id.to_owned(),
@@ -421,6 +445,9 @@ pub fn member_item(org: &OrgId, room: &Room, user: &str, member_role: &str, now:
         .flag("is_pinned", false)
         .flag("is_archived", false)
         .num("unread_count", 0)
+        // Where this member's own messages may be, at most: a marker at or after it
+        // has none of theirs after it (see `Store::mark_read`).
+        .num("own_pos", room.total_messages)
         .str("joined_at", now)
         .num("total_messages", room.total_messages)
         .opt_str("last_message_at", room.last_message_at.clone())
@@ -590,6 +617,10 @@ pub struct Message {
     /// The feed's number of the latest event that carries the message's content (its
     /// creation's, or its last edit's): the one an edit or delete redacts.
     pub last_event_seq: Option<u64>,
+    /// The room's public messages up to and including this one (its `total_messages`
+    /// once it was written): a read marker here leaves `total − pos` later public
+    /// messages, so it is counted without reading them (none before positions).
+    pub pos: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -637,6 +668,7 @@ impl Message {
             .num("edit_count", self.edit_count)
             .opt_num("seq", self.seq)
             .opt_num("last_event_seq", self.last_event_seq)
+            .opt_num("pos", self.pos)
             .build()
     }
 
@@ -675,6 +707,7 @@ impl Message {
             edit_count,
             seq: item.num("seq"),
             last_event_seq: item.num("last_event_seq"),
+            pos: item.num("pos"),
         })
     }
 
@@ -771,6 +804,7 @@ pub(crate) mod tests {
             deleted_at: None,
             metadata: Some(r#"{"channel":"web"}"#.into()),
             last_message: None,
+            last_note_id: None,
             awaiting_since: Some("2024-06-29T09:59:00.000Z".into()),
             first_response_at: None,
             last_seq: 3,
@@ -823,6 +857,7 @@ pub(crate) mod tests {
             edit_count: 1,
             seq: Some(2),
             last_event_seq: None,
+            pos: None,
         }
     }
 

@@ -479,7 +479,7 @@ async fn budgets_requests_per_call() {
                 .json(&json!({"content": "hello again"})),
         ),
         (
-            "read marker: one Query (later messages + room), one TransactWriteItems",
+            "read marker: one BatchGetItem (room, row), one TransactWriteItems",
             HttpEvent::new(
                 &format!("POST {CONV}/read"),
                 &format!("/chat/conversations/{id}/read"),
@@ -1003,6 +1003,80 @@ async fn read_markers_make_unread_counts_exact() {
         422
     );
     assert_eq!(env.table.items().await, before, "nothing was written");
+}
+
+/// #22.2: a read marker is counted from positions — the room's public-message count
+/// and the marker message's place — so it costs the same two requests whatever the
+/// unread count, and stays exact (notes and one's own messages never count). Moving
+/// one's marker back before one's own message counts the messages instead, exactly.
+#[tokio::test]
+async fn a_read_marker_costs_the_same_whatever_is_unread() {
+    let env = env().await;
+    let id = env.conversation().await;
+    let store = &env.table.runtime.store;
+    let (_, first) = env
+        .post(&customer(), &id, json!({"content": "first"}))
+        .await;
+    let first = message_id(&first);
+    let mut unread = 0;
+    for i in 0..150 {
+        env.post(&agent(), &id, json!({"content": format!("answer {i}")}))
+            .await;
+        unread += 1;
+        if i % 50 == 0 {
+            env.post(
+                &agent(),
+                &id,
+                json!({"content": "internal", "message_type": "note"}),
+            )
+            .await;
+        }
+    }
+    // Up to their own first message, with 150 later: two requests.
+    let before = store.requests();
+    let (_, answer) = env
+        .read(&customer(), &id, Some(json!({"message_id": first})))
+        .await;
+    assert_eq!(store.requests() - before, 2);
+    assert_eq!(answer["data"]["unread_count"], unread, "not the notes");
+    let (_, own) = env.post(&customer(), &id, json!({"content": "mine"})).await;
+    let own = message_id(&own);
+    let (_, last) = env.post(&agent(), &id, json!({"content": "last"})).await;
+    let last = message_id(&last);
+    for (what, body, expected) in [
+        ("up to the latest", None, 0),
+        (
+            "up to the last message",
+            Some(json!({"message_id": last})),
+            0,
+        ),
+        (
+            "up to one's own message",
+            Some(json!({"message_id": own})),
+            1,
+        ),
+    ] {
+        let before = store.requests();
+        let (status, answer) = env.read(&customer(), &id, body).await;
+        assert_eq!(status, 200, "{what}: {answer}");
+        assert_eq!(answer["data"]["unread_count"], expected, "{what}");
+        assert_eq!(
+            store.requests() - before,
+            2,
+            "{what}: one BatchGetItem, one TransactWriteItems"
+        );
+        assert_eq!(env.inbox_row(&customer()).await["unread_count"], expected);
+    }
+    // Back before one's own message: counted from the messages, still exact (the
+    // 150 answers and the last; not the notes, not their own).
+    let (_, answer) = env
+        .read(&customer(), &id, Some(json!({"message_id": first})))
+        .await;
+    assert_eq!(answer["data"]["unread_count"], unread + 1);
+    let (_, answer) = env
+        .read(&agent(), &id, Some(json!({"message_id": first})))
+        .await;
+    assert_eq!(answer["data"]["unread_count"], 1, "the customer's 'mine'");
 }
 
 #[tokio::test]

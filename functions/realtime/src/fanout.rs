@@ -1,8 +1,12 @@
 //! The fan-out: consumes the table's stream (filtered to feed events and member rows)
 //! and posts each change to the connections that follow its room and may read it —
 //! decided on the room as it is at delivery, so a removed member stops receiving at
-//! once. Partial batch failures name the first record of a room that could not be
-//! delivered; a gone connection is forgotten and never fails the batch.
+//! once. A room's connections are posted to concurrently, at most
+//! [`FANOUT_CONCURRENCY`] at a time, each its frames in `seq` order; a connection that
+//! keeps failing is left to catch up from the feed (as after any gap) and never holds
+//! back the others. Only a room whose every connection failed (the gateway itself)
+//! fails its records in the partial batch response, so the stream retries them; a
+//! gone connection is forgotten and never fails the batch.
 
 use crate::gateway::{Delivery, Gateway};
 use chat_core::ApiError;
@@ -12,8 +16,26 @@ use chat_core::keys;
 use chat_core::model::Room;
 use chat_core::store::{Event, EventKind, Store, Subscription};
 use chat_core::wire::item_of;
+use futures_util::StreamExt;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Connections of one room posted to at once. API Gateway's Management API takes many
+/// concurrent posts; the bound keeps a room of thousands from opening thousands of
+/// connections at once, and the function's memory flat.
+pub const FANOUT_CONCURRENCY: usize = 64;
+/// Attempts of one post before its connection is left to catch up from the feed.
+const POST_ATTEMPTS: u32 = 3;
+
+/// How delivering a room's changes to one connection ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Delivered,
+    /// The client went away; its connection is forgotten.
+    Gone,
+    Failed,
+}
 
 pub struct Fanout {
     store: Store,
@@ -81,34 +103,88 @@ impl Fanout {
             Work::Read { .. } => u64::MAX,
         });
         let audience = self.store.audience(&org, &room_id).await?;
-        for subscription in &audience.subscriptions {
-            for (_, work) in &works {
-                let Some(frame) = frame_for(audience.room.as_ref(), subscription, work) else {
-                    continue;
-                };
-                let delivery = self
-                    .gateway
-                    .post(&subscription.connection_id, &frame)
-                    .await?;
-                if delivery == Delivery::Gone {
-                    self.store
-                        .close_connection(&subscription.connection_id)
-                        .await?;
-                    break;
-                }
-            }
-            // Whoever may no longer read the room stops following it.
-            let may_read = audience
-                .room
-                .as_ref()
-                .is_some_and(|r| r.visible_to(&subscription.who));
-            if !may_read {
-                self.store
-                    .drop_subscription(&org, &room_id, &subscription.connection_id)
-                    .await?;
-            }
+        let room = audience.room.as_ref();
+        // Owned subscriptions: a borrowed item would make the stream's future depend on
+        // a lifetime of any caller, which a `Send` future cannot.
+        let (org, room_id, works) = (&org, &room_id, &works);
+        let outcomes: Vec<Outcome> = futures_util::stream::iter(audience.subscriptions.clone())
+            .map(|subscription| async move {
+                self.deliver_to(org, room_id, room, &subscription, works)
+                    .await
+            })
+            .buffer_unordered(FANOUT_CONCURRENCY)
+            .collect()
+            .await;
+        let failed = outcomes.iter().filter(|o| **o == Outcome::Failed).count();
+        if failed > 0 && failed == outcomes.len() {
+            return Err(ApiError::internal(
+                "fan-out",
+                format!("no connection of the room took its changes ({failed})"),
+            ));
+        }
+        if failed > 0 {
+            tracing::warn!(
+                org = %org,
+                room = %room_id,
+                failed,
+                delivered = outcomes.len() - failed,
+                "some connections missed changes; they catch up from the feed"
+            );
         }
         Ok(())
+    }
+
+    /// Posts `works` to one connection, in order; forgets it when gone, and stops its
+    /// subscription when it may no longer read the room.
+    async fn deliver_to(
+        &self,
+        org: &OrgId,
+        room_id: &RoomId,
+        room: Option<&Room>,
+        subscription: &Subscription,
+        works: &[(String, Work)],
+    ) -> Outcome {
+        let connection = &subscription.connection_id;
+        for (_, work) in works {
+            let Some(frame) = frame_for(room, subscription, work) else {
+                continue;
+            };
+            match self.post(connection, &frame).await {
+                Ok(Delivery::Sent) => {}
+                Ok(Delivery::Gone) => {
+                    if let Err(err) = self.store.close_connection(connection).await {
+                        tracing::warn!(connection, %err, "forgetting a gone connection failed");
+                    }
+                    return Outcome::Gone;
+                }
+                Err(err) => {
+                    tracing::warn!(connection, %err, "posting to a connection failed");
+                    return Outcome::Failed;
+                }
+            }
+        }
+        // Whoever may no longer read the room stops following it.
+        if !room.is_some_and(|r| r.visible_to(&subscription.who)) {
+            if let Err(err) = self.store.drop_subscription(org, room_id, connection).await {
+                tracing::warn!(connection, %err, "dropping a subscription failed");
+                return Outcome::Failed;
+            }
+        }
+        Outcome::Delivered
+    }
+
+    /// One post, tried again briefly when the gateway fails (throttling, 5xx).
+    async fn post(&self, connection: &str, frame: &str) -> Result<Delivery, ApiError> {
+        let mut attempt = 1;
+        loop {
+            match self.gateway.post(connection, frame).await {
+                Err(_) if attempt < POST_ATTEMPTS => {
+                    tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
+                    attempt += 1;
+                }
+                answer => return answer,
+            }
+        }
     }
 }
 

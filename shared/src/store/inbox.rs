@@ -209,7 +209,9 @@ impl Store {
 
     /// Moves the caller's read marker to `upto` (default: the latest message) and
     /// sets their unread count to the exact number of later public messages from
-    /// others. The write is conditioned on the room's message count being the one
+    /// others. Counted from positions ([`Self::read_by_position`]: one BatchGetItem,
+    /// whatever the unread count) where they are exact, else from the messages after
+    /// the marker. The write is conditioned on the room's message count being the one
     /// counted, so a message arriving meanwhile makes it count again.
     pub async fn mark_read(
         &self,
@@ -219,8 +221,13 @@ impl Store {
     ) -> ApiResult<(String, u64)> {
         for attempt in rebuilds() {
             attempt.pause().await;
-            let pages = self.read_window(who, room_id, upto).await?;
-            let read = ReadMarker::from_window(who, upto, &window_rows(who, upto, &pages)?)?;
+            let read = match self.read_by_position(who, room_id, upto).await? {
+                Some(read) => read,
+                None => {
+                    let pages = self.read_window(who, room_id, upto).await?;
+                    ReadMarker::from_window(who, upto, &window_rows(who, upto, &pages)?)?
+                }
+            };
             match self
                 .table
                 .transact(self.read_plan(who, &read), "mark read")
@@ -233,6 +240,65 @@ impl Store {
             }
         }
         Err(storage_busy())
+    }
+
+    /// The read marker from the room's public-message count (`total_messages`), the
+    /// marker message's `pos` and the caller's row, in one BatchGetItem: later public
+    /// messages are `total − pos`, of which none are the caller's when their own
+    /// latest (`own_pos`, moved by each of their posts) is not after the marker —
+    /// sending reads the room up to one's own message. `None` when that is not known
+    /// exactly (a message or row from before positions, or a marker moved back before
+    /// one's own message): the caller counts the messages instead.
+    async fn read_by_position(
+        &self,
+        who: &Principal,
+        room_id: &RoomId,
+        upto: Option<&MessageId>,
+    ) -> ApiResult<Option<ReadMarker>> {
+        let pk = keys::room_pk(&who.org, room_id);
+        let mut wanted = vec![
+            (pk.clone(), keys::ROOM_SK.to_owned()),
+            (pk.clone(), keys::member_sk(&who.user)),
+        ];
+        if let Some(id) = upto {
+            wanted.push((pk.clone(), keys::message_sk(id)));
+        }
+        let items = self.batch_get(&wanted, "read marker").await?.items()?;
+        let of = |entity: &str| items.iter().find(|i| i.str(keys::ENTITY) == Some(entity));
+        let room = of(keys::entity::ROOM)
+            .and_then(Room::from_item)
+            .filter(|r| r.visible_to(who))
+            .ok_or(ApiError::NotFound("conversation"))?;
+        policy::require(Action::OwnView, who, policy::relation_to(who, &room))?;
+        let total = room.total_messages;
+        let Some(id) = upto else {
+            // The newest message the caller may see: the latest public one, or for
+            // staff a later note (ids sort by time).
+            let public = room.last_message.as_ref().map(|m| m.message_id.clone());
+            let note = room.last_note_id.clone().filter(|_| who.role.is_staff());
+            let marker = public.into_iter().chain(note).max().unwrap_or_default();
+            return Ok(Some(ReadMarker {
+                room,
+                marker,
+                unread: 0,
+                total,
+            }));
+        };
+        // Customers cannot even address internal notes: a note's id is a missing id.
+        let message = of(keys::entity::MESSAGE)
+            .and_then(crate::model::Message::from_item)
+            .filter(|m| who.role.is_staff() || !m.is_note())
+            .ok_or(ApiError::NotFound("message"))?;
+        let own_pos = of(keys::entity::MEMBER).and_then(|row| row.num::<u64>("own_pos"));
+        Ok(match (message.pos, own_pos) {
+            (Some(pos), Some(own)) if own <= pos => Some(ReadMarker {
+                room,
+                marker: id.to_string(),
+                unread: total.saturating_sub(pos),
+                total,
+            }),
+            _ => None,
+        })
     }
 
     /// The Query pages a read marker is computed from ([`window_rows`] reads them).

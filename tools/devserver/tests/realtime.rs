@@ -579,3 +579,92 @@ async fn a_read_marker_reaches_the_readers_other_devices_only() {
         agent_socket.pushed
     );
 }
+
+/// #22.4: one change reaches hundreds of sockets (the fan-out posts to a room's
+/// connections concurrently, [`realtime::fanout::FANOUT_CONCURRENCY`] at a time, each
+/// its frames in order), and connections the gateway no longer knows are forgotten
+/// without holding back the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_change_reaches_hundreds_of_sockets_and_gone_ones_are_forgotten() {
+    const SOCKETS: usize = 200;
+    const GONE: usize = 20;
+    let stack = Stack::new().await;
+    let room = stack.conversation(&customer(), "a-1").await;
+    let mut clients = Vec::new();
+    for i in 0..SOCKETS {
+        // Agents follow support conversations without being members.
+        let mut client = stack
+            .client(&token(&format!("a-{}", 100 + i), "acme", "agent"))
+            .await;
+        client.subscribe(&room).await;
+        clients.push(client);
+    }
+    let store = &stack.app.table.runtime.store;
+    let room_id = chat_core::ids::RoomId::parse(&room).unwrap();
+    let who = chat_core::auth::Principal {
+        user: chat_core::ids::UserId::parse("a-99").unwrap(),
+        org: chat_core::ids::OrgId::parse("acme").unwrap(),
+        role: chat_core::ids::Role::Agent,
+    };
+    for i in 0..GONE {
+        let connection = store
+            .open_connection(&format!("gone-{i}"), &who)
+            .await
+            .unwrap();
+        store.subscribe(&connection, &room_id).await.unwrap();
+    }
+    stack
+        .post(&room, &customer(), json!({"content": "to everyone"}))
+        .await;
+    let (_, body) = stack
+        .app
+        .send(
+            "GET /rooms/{room_id}/events",
+            &[("room_id", &room)],
+            &customer(),
+            None,
+            &[("after", "0")],
+        )
+        .await;
+    let seq = body["data"]["last_seq"].as_u64().unwrap();
+    let received = futures_util::future::join_all(clients.iter_mut().map(|client| {
+        let room = room.clone();
+        async move {
+            client.until_seq(&room, seq).await;
+            client.drain(Duration::from_millis(200)).await;
+            client
+                .pushed
+                .iter()
+                .filter(|f| f["room_id"] == room.as_str() && f["seq"].as_u64() == Some(seq))
+                .count()
+        }
+    }))
+    .await;
+    assert_eq!(
+        received,
+        vec![1; SOCKETS],
+        "each socket got the change once"
+    );
+    // The fan-out forgets them as it goes; the sockets may have their frame first.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    for i in 0..GONE {
+        while store
+            .connection(&format!("gone-{i}"))
+            .await
+            .unwrap()
+            .is_some()
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "gone-{i} is forgotten"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let audience = store
+        .audience(&who.org, &room_id)
+        .await
+        .unwrap()
+        .subscriptions;
+    assert_eq!(audience.len(), SOCKETS, "only live sockets still follow");
+}

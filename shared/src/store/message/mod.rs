@@ -87,6 +87,7 @@ impl NewMessage {
             edit_count: 0,
             seq: None,
             last_event_seq: None,
+            pos: None,
         }
     }
 }
@@ -210,6 +211,7 @@ impl Store {
             let now = crate::time::now_string();
             let mut message = new.message(who, room_id, &now);
             message.seq = Some(room.last_seq + 1);
+            message.pos = Some(room.total_messages + u64::from(!message.is_note()));
             let (writes, idem_index, claims) =
                 self.message_writes(who, &room, &message, &new, &request_hash, &now);
             let plan = post_plan(&room, &message, who.role.is_staff(), writes);
@@ -469,7 +471,11 @@ fn room_message_update(
 ) -> (String, HashMap<String, AttributeValue>) {
     let mut vals = values([(":now", s(now)), (":one", n(1))]);
     if message.is_note() {
-        return ("SET updated_at = :now ADD note_count :one".to_owned(), vals);
+        vals.insert(":mid".into(), s(message.id.as_str()));
+        return (
+            "SET updated_at = :now, last_note_id = :mid ADD note_count :one".to_owned(),
+            vals,
+        );
     }
     vals.insert(":mid".into(), s(message.id.as_str()));
     vals.insert(":sid".into(), s(&message.sender_id));
@@ -532,9 +538,14 @@ fn inbox_row_update(
         (":one", n(1)),
     ]);
     if member.as_str() == message.sender_id {
-        sets.extend(["unread_count = :zero", "last_read_message_id = :mid"]);
+        sets.extend([
+            "unread_count = :zero",
+            "last_read_message_id = :mid",
+            "own_pos = :pos",
+        ]);
         vals.insert(":zero".into(), n(0));
         vals.insert(":mid".into(), s(message.id.as_str()));
+        vals.insert(":pos".into(), n(message.pos.unwrap_or_default()));
     } else {
         adds.push("unread_count :one");
     }
@@ -548,10 +559,7 @@ fn inbox_row_update(
     (expression, vals, names)
 }
 
-/// The room's preview of a message's text.
-pub(crate) fn preview(content: &str) -> String {
-    content.chars().take(crate::model::PREVIEW_CHARS).collect()
-}
+pub(crate) use crate::model::preview;
 
 /// The item that says which message holds an upload (and who sent it), and the file's
 /// name, which its download link carries.
@@ -775,7 +783,10 @@ mod tests {
         };
         let counts = crate::store::analytics::Counts::default();
         let (expression, _) = room_message_update(&note, MessageEffect::default(), &counts, "now");
-        assert_eq!(expression, "SET updated_at = :now ADD note_count :one");
+        assert_eq!(
+            expression,
+            "SET updated_at = :now, last_note_id = :mid ADD note_count :one"
+        );
     }
 
     #[test]
