@@ -271,6 +271,55 @@ struct Setup {
     customer: String,
     agent: String,
     admin: String,
+    /// Conversations with [`UNREAD_SIZES`] messages the agent has not read, and the
+    /// first of each: `POST …/read` up to it leaves all the later ones unread.
+    unread: Vec<(String, String)>,
+}
+
+/// Unread counts a read marker is measured at (#22: the same cost whatever the count).
+const UNREAD_SIZES: [usize; 3] = [10, 1_000, 10_000];
+
+/// A conversation of `customer` with `count` messages from them: its id and its first
+/// message's.
+async fn conversation_with(
+    http: &Http,
+    port: u16,
+    customer: &str,
+    count: usize,
+) -> (String, String) {
+    let (_, created) = api(
+        http,
+        port,
+        "POST",
+        "/chat/conversations",
+        customer,
+        Some(&json!({"title": format!("{count} unread"), "agent_id": 5})),
+    )
+    .await;
+    let conversation = created["data"]["conversation_id"]
+        .as_str()
+        .expect("conversation created")
+        .to_owned();
+    let mut first = String::new();
+    for i in 0..count {
+        let (status, posted) = api(
+            http,
+            port,
+            "POST",
+            &format!("/chat/conversations/{conversation}/messages"),
+            customer,
+            Some(&json!({"content": format!("unread message {i}")})),
+        )
+        .await;
+        assert_eq!(status, 201, "{posted}");
+        if i == 0 {
+            first = posted["data"]["message_id"]
+                .as_str()
+                .expect("a message id")
+                .to_owned();
+        }
+    }
+    (conversation, first)
 }
 
 /// The table's runtime with a client whose requests are counted and recorded.
@@ -349,6 +398,10 @@ async fn setup() -> Setup {
             .unwrap_or_default()
             .to_owned();
     }
+    let mut unread = Vec::new();
+    for count in UNREAD_SIZES {
+        unread.push(conversation_with(&http, port, &customer, count).await);
+    }
     recorder.take();
     Setup {
         table,
@@ -358,6 +411,7 @@ async fn setup() -> Setup {
         client,
         conversation,
         message,
+        unread,
         customer,
         agent: token("5", "acme", "agent"),
         admin: token("u-admin", "acme", "admin"),
@@ -413,11 +467,35 @@ fn endpoints(s: &Setup) -> Vec<Endpoint> {
         },
         e(
             "POST …/read",
-            "1",
+            "2",
             "POST",
             format!("/chat/conversations/{id}/read"),
             &s.agent,
             Some(json!({"message_id": s.message})),
+        ),
+        e(
+            "POST …/read (10 unread)",
+            "2",
+            "POST",
+            format!("/chat/conversations/{}/read", s.unread[0].0),
+            &s.agent,
+            Some(json!({"message_id": s.unread[0].1})),
+        ),
+        e(
+            "POST …/read (1,000 unread)",
+            "2",
+            "POST",
+            format!("/chat/conversations/{}/read", s.unread[1].0),
+            &s.agent,
+            Some(json!({"message_id": s.unread[1].1})),
+        ),
+        e(
+            "POST …/read (10,000 unread)",
+            "2",
+            "POST",
+            format!("/chat/conversations/{}/read", s.unread[2].0),
+            &s.agent,
+            Some(json!({"message_id": s.unread[2].1})),
         ),
         e(
             "PUT /chat/conversations/{id} (pin)",
@@ -961,6 +1039,39 @@ fn write_report(
         realtime::POSTS_MEASURED,
         realtime::WARMUP,
         live.stale_post_requests
+    );
+    let _ = writeln!(
+        md,
+        "## Rooms at size (#22, in progress)\n\nOne support conversation followed by N agents' sockets (agents follow support conversations without being members); {} posts by its customer after {} warm-up posts, one at a time. The fan-out posts to a room's connections 64 at a time, each its frames in order.\n\n| sockets | `PostToConnection` / message | commit-to-delivery p50 ms | p99 ms (budget at 1,000 ≤ 1,000) |\n|---|---|---|---|",
+        realtime::FANOUT_POSTS,
+        realtime::WARMUP
+    );
+    for r in &live.at_size {
+        let _ = writeln!(
+            md,
+            "| {} | {:.2} | {:.1} | {:.1} |",
+            r.sockets, r.posts_to_connections, r.p50_ms, r.p99_ms
+        );
+    }
+    let reads: Vec<String> = rows
+        .iter()
+        .filter(|r| r.endpoint.starts_with("POST …/read ("))
+        .map(|r| {
+            format!(
+                "| {} | {:.2} | {:.1} | {:.3} |",
+                r.endpoint
+                    .trim_start_matches("POST …/read (")
+                    .trim_end_matches(" unread)"),
+                r.requests,
+                r.capacity,
+                r.p50
+            )
+        })
+        .collect();
+    let _ = writeln!(
+        md,
+        "\nA read marker up to the first of N unread messages (from the endpoints above; budget ≤ 2 requests and ≤ 4 read units whatever N): counted from the room's public-message count and the marker message's position, not by reading the N messages.\n\n| unread | DynamoDB requests | consumed capacity | p50 ms |\n|---|---|---|---|\n{}\n\nNot yet measured here (the rest of #22): items and write units per post in rooms of 1,000 and 10,000 members, and an inbox page of rooms of mixed sizes — rooms are still capped at 40 members, whose post writes every member's row (the Realtime table above: 40 members, about 47 items per post).\n",
+        reads.join("\n")
     );
     webhooks::write_section(&mut md, hooks);
     let _ = writeln!(

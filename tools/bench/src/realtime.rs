@@ -35,6 +35,20 @@ pub struct RealtimeReport {
     pub rows: Vec<RealtimeRow>,
     /// Requests of a post whose instance did not write the room last.
     pub stale_post_requests: f64,
+    /// One room's changes to many sockets (#22).
+    pub at_size: Vec<SocketsRow>,
+}
+
+/// Sockets one support conversation's changes are measured to, each an agent's.
+pub const FANOUT_SOCKETS: [usize; 3] = [10, 100, 1_000];
+/// Posts measured per socket count (after warm-up).
+pub const FANOUT_POSTS: usize = 20;
+
+pub struct SocketsRow {
+    pub sockets: usize,
+    pub posts_to_connections: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
 }
 
 struct Stack {
@@ -53,9 +67,14 @@ pub async fn measure(table: &chat_testkit::TestTable) -> RealtimeReport {
         rows.push(room_size(&stack, members).await);
     }
     let stale_post_requests = stale_posts(&stack).await;
+    let mut at_size = Vec::new();
+    for sockets in FANOUT_SOCKETS {
+        at_size.push(sockets_of_one_room(&stack, sockets).await);
+    }
     RealtimeReport {
         rows,
         stale_post_requests,
+        at_size,
     }
 }
 
@@ -87,13 +106,84 @@ async fn follower(
     room: &str,
     arrivals: mpsc::UnboundedSender<(u64, Instant)>,
 ) {
-    let tok = token(user, "acme", "customer");
+    follower_as(stack, &token(user, "acme", "customer"), room, arrivals).await;
+}
+
+/// One support conversation followed by `sockets` agents' sockets (agents follow
+/// support conversations without being members): commit-to-delivery over all of them.
+async fn sockets_of_one_room(stack: &Stack, sockets: usize) -> SocketsRow {
+    let tok = token(&format!("s{sockets}-customer"), "acme", "customer");
+    let (status, made) = api(
+        &stack.http,
+        stack.ports[0],
+        "POST",
+        "/chat/conversations",
+        &tok,
+        Some(&json!({"title": format!("{sockets} sockets"), "agent_id": "s-agent"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{made}");
+    let room = made["data"]["conversation_id"]
+        .as_str()
+        .expect("conversation id")
+        .to_owned();
+    let (arrivals, mut arrived) = mpsc::unbounded_channel();
+    for i in 0..sockets {
+        let agent = token(&format!("s{sockets}-agent-{i}"), "acme", "agent");
+        follower_as(stack, &agent, &room, arrivals.clone()).await;
+    }
+    let mut latencies = Vec::new();
+    let posts_before = stack.realtime.posts();
+    for i in 0..WARMUP_POSTS + FANOUT_POSTS {
+        let (status, posted) = api(
+            &stack.http,
+            stack.ports[0],
+            "POST",
+            &format!("/rooms/{room}/messages"),
+            &tok,
+            Some(&json!({"content": format!("to {sockets} sockets, {i}")})),
+        )
+        .await;
+        let committed = Instant::now();
+        assert_eq!(status, 201, "{posted}");
+        let seq = posted["data"]["seq"].as_u64().expect("a seq");
+        let mut delivered = 0;
+        while delivered < sockets {
+            let (got, at) = tokio::time::timeout(Duration::from_secs(30), arrived.recv())
+                .await
+                .expect("delivery within 30 s")
+                .expect("followers alive");
+            if got == seq {
+                delivered += 1;
+                if i >= WARMUP_POSTS {
+                    latencies.push(at.saturating_duration_since(committed).as_secs_f64() * 1e3);
+                }
+            }
+        }
+    }
+    let posts =
+        (stack.realtime.posts() - posts_before) as f64 / (WARMUP_POSTS + FANOUT_POSTS) as f64;
+    SocketsRow {
+        sockets,
+        posts_to_connections: posts,
+        p50_ms: percentile(&mut latencies, 0.50),
+        p99_ms: percentile(&mut latencies, 0.99),
+    }
+}
+
+/// [`follower`] with any token.
+async fn follower_as(
+    stack: &Stack,
+    tok: &str,
+    room: &str,
+    arrivals: mpsc::UnboundedSender<(u64, Instant)>,
+) {
     let (_, ticket) = api(
         &stack.http,
         stack.ports[0],
         "POST",
         "/realtime/tickets",
-        &tok,
+        tok,
         None,
     )
     .await;
