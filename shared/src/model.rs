@@ -106,10 +106,16 @@ impl std::fmt::Display for RoomStatus {
     }
 }
 
-/// Most members a room may have: a message is one transaction that touches every
-/// member's inbox row (plus its search entries), and deleting a room removes every
-/// row and inbox count; a transaction holds at most 100 items.
-pub const MAX_MEMBERS: usize = 40;
+/// Members a room keeps on its item and on every member's row, and up to which a
+/// post updates every member's row in its transaction (measured: docs/performance.md
+/// and docs/architecture.md, "Rooms at size"). A room that grows past it becomes
+/// *large*: its members are their rows alone, a post writes no other member's row,
+/// and unread counts are computed when read.
+pub const SMALL_ROOM_MEMBERS: usize = 40;
+/// Most members a room may have.
+pub const MAX_MEMBERS: usize = 10_000;
+/// Members a room may start with (its start is one transaction with every row).
+pub const MAX_START_MEMBERS: usize = SMALL_ROOM_MEMBERS;
 
 /// The room (a conversation is a room of type `support`).
 #[derive(Debug, Clone, PartialEq)]
@@ -131,7 +137,15 @@ pub struct Room {
     pub status: RoomStatus,
     /// Set while `status` is `snoozed`.
     pub snoozed_until: Option<String>,
+    /// The members of a small room (empty in a large one: its rows are its members).
     pub members: Vec<String>,
+    /// Members, in every room.
+    pub member_count: u64,
+    /// Grown past [`SMALL_ROOM_MEMBERS`] (it stays large).
+    pub large: bool,
+    /// In a large room, the user whose member row was read with the room (not
+    /// stored): the one membership this value can vouch for.
+    pub viewer: Option<String>,
     /// Bumped whenever `members` changes; writes that fan out to members are
     /// conditioned on it, so they never miss a member who joined meanwhile.
     pub member_version: u64,
@@ -211,6 +225,9 @@ impl Room {
             conversation_type: "chat".into(),
             status: RoomStatus::Open,
             snoozed_until: None,
+            member_count: members.len() as u64,
+            large: false,
+            viewer: None,
             members,
             member_version: 1,
             total_messages: 0,
@@ -235,11 +252,7 @@ impl Room {
     /// support rooms; its admins also its order chats (to open, moderate and delete
     /// them in a dispute). Team rooms and direct chats stay members-only.
     pub fn visible_to(&self, who: &Principal) -> bool {
-        let staff_sees = match self.room_type {
-            RoomType::Support => who.role.is_staff(),
-            other => other.open_to_tenant() && who.role == Role::Admin,
-        };
-        self.deleted_at.is_none() && (staff_sees || self.is_member(who.user.as_str()))
+        self.deleted_at.is_none() && (self.staff_sees(who) || self.is_member(who.user.as_str()))
     }
 
     /// What `message` does to this room's state: the one place of the rule that the
@@ -303,8 +316,36 @@ impl Room {
         self
     }
 
+    /// Whether `user` is a member: a small room's list says; a large room's value
+    /// knows only of the viewer whose row was read with it.
     pub fn is_member(&self, user: &str) -> bool {
-        self.members.iter().any(|m| m == user)
+        match self.large {
+            false => self.members.iter().any(|m| m == user),
+            true => self.viewer.as_deref() == Some(user),
+        }
+    }
+
+    /// Whether a follower of the room may be sent its changes now: who may see it; in
+    /// a large room, whose rows are not read per change, the subscription stands for
+    /// the membership (removing a member drops their subscriptions to it).
+    pub fn reaches(&self, who: &Principal) -> bool {
+        match self.large {
+            false => self.visible_to(who),
+            true => self.deleted_at.is_none(),
+        }
+    }
+
+    /// Whether seeing the room takes the caller's member row (a large room the caller
+    /// does not see as staff).
+    pub fn needs_row_of(&self, who: &Principal) -> bool {
+        self.large && !self.staff_sees(who)
+    }
+
+    fn staff_sees(&self, who: &Principal) -> bool {
+        match self.room_type {
+            RoomType::Support => who.role.is_staff(),
+            other => other.open_to_tenant() && who.role == Role::Admin,
+        }
     }
 
     pub fn to_item(&self, org: &OrgId) -> Item {
@@ -327,6 +368,7 @@ impl Room {
             .str("status", self.status.as_str())
             .opt_str("snoozed_until", self.snoozed_until.clone())
             .set("members", AttributeValue::Ss(self.members.clone()))
+            .num("member_count", self.member_count)
             .num("member_version", self.member_version)
             .num("total_messages", self.total_messages)
             .num("note_count", self.note_count)
@@ -366,6 +408,11 @@ impl Room {
                 .and_then(|s| RoomStatus::parse("status", s).ok())
                 .unwrap_or(RoomStatus::Open),
             snoozed_until: item.string("snoozed_until"),
+            member_count: item
+                .num("member_count")
+                .unwrap_or(item.string_set("members").len() as u64),
+            large: item.flag("large"),
+            viewer: None,
             members: item.string_set("members"),
             member_version: item.num("member_version").unwrap_or(0),
             total_messages: item.num("total_messages").unwrap_or(0),
@@ -426,6 +473,14 @@ impl Membership {
             last_message_at: item.string("last_message_at"),
         })
     }
+
+    /// Unread messages in `room`: the row's count, plus the public messages the room
+    /// took since the row was last counted (none in a small room, whose posts count
+    /// every row; a large room's posts count none but their sender's). The sender of
+    /// a message reads up to it, so none of those is the member's own.
+    pub fn unread_in(&self, room: &Room) -> u64 {
+        self.unread_count + room.total_messages.saturating_sub(self.total_messages)
+    }
 }
 
 /// Builds the member item (inbox row) for `user` joining `room` now.
@@ -433,7 +488,7 @@ pub fn member_item(org: &OrgId, room: &Room, user: &str, member_role: &str, now:
     let user_id =
         crate::ids::UserId::parse(user).expect("member ids are validated before they reach a room");
     let activity = room.last_message_at.as_deref().unwrap_or(now);
-    ItemBuilder::new()
+    let mut item = ItemBuilder::new()
         .str(keys::PK, keys::room_pk(org, &room.id))
         .str(keys::SK, keys::member_sk(&user_id))
         .str(keys::ENTITY, keys::entity::MEMBER)
@@ -455,14 +510,19 @@ pub fn member_item(org: &OrgId, room: &Room, user: &str, member_role: &str, now:
         .str("status", room.status.as_str())
         .str("room_type", room.room_type.as_str())
         .opt_str("product", room.product.clone())
-        // The member list rides on every row so a rooms page needs no extra read.
-        .set("members", AttributeValue::Ss(room.members.clone()))
+        .flag("large", room.large)
         .str("conversation_type", &room.conversation_type)
         .str("owner_id", &room.owner_id)
         .opt_str("agent_id", room.agent_id.clone())
         .opt_str("assignee_id", room.assignee_id.clone())
         .str("created_at", &room.created_at)
-        .build()
+        .build();
+    // A small room's member list rides on every row so a rooms page needs no extra
+    // read; a large room's rows say `large` instead, and pages read the room.
+    if !room.large {
+        item.insert("members".into(), AttributeValue::Ss(room.members.clone()));
+    }
+    item
 }
 
 /// The conversation shape of the seed API, from a room and the caller's membership.
@@ -480,7 +540,7 @@ pub fn conversation_json(room: &Room, membership: Option<&Membership>, role: Rol
         "snoozed_until": room.snoozed_until,
         "is_archived": membership.is_some_and(|m| m.is_archived),
         "is_pinned": membership.is_some_and(|m| m.is_pinned),
-        "unread_count": membership.map_or(0, |m| m.unread_count),
+        "unread_count": membership.map_or(0, |m| m.unread_in(room)),
         "total_messages": room.total_messages,
         "note_count": if role.is_staff() { Some(room.note_count) } else { None },
         "last_message_at": room.last_message_at,
@@ -506,8 +566,11 @@ pub struct InboxEntry {
     pub status: Option<String>,
     pub created_at: Option<String>,
     /// The room's `last_seq` as of the row's last write (every sequenced change
-    /// writes every row).
+    /// writes every row of a small room).
     pub last_seq: u64,
+    /// A large room's row: its copies of the room are not kept up (see
+    /// [`InboxEntry::with_room`]).
+    pub large: bool,
     pub membership: Membership,
 }
 
@@ -525,7 +588,22 @@ impl InboxEntry {
             status: item.string("status"),
             created_at: item.string("created_at"),
             last_seq: item.num("last_seq").unwrap_or(0),
+            large: item.flag("large"),
         })
+    }
+
+    /// A large room's row completed from the room as it is: what a small room's
+    /// writes keep on every row.
+    pub fn with_room(&mut self, room: &Room) {
+        self.title = Some(room.title.clone());
+        self.status = Some(room.status.as_str().to_owned());
+        self.assignee_id = room.assignee_id.clone();
+        self.last_seq = room.last_seq;
+        self.membership.unread_count = self.membership.unread_in(room);
+        self.membership.total_messages = room.total_messages;
+        if room.last_message_at > self.membership.last_message_at {
+            self.membership.last_message_at = room.last_message_at.clone();
+        }
     }
 
     /// The row as the inbox shows it.
@@ -795,6 +873,9 @@ pub(crate) mod tests {
             status: RoomStatus::Open,
             snoozed_until: None,
             members: vec!["u-1".into(), "5".into()],
+            member_count: 2,
+            large: false,
+            viewer: None,
             member_version: 1,
             total_messages: 3,
             note_count: 1,

@@ -149,7 +149,19 @@ impl Fanout {
             let Some(frame) = frame_for(room, subscription, work) else {
                 continue;
             };
+            // In a large room the subscription is the membership: once its user is
+            // told of their removal, it ends.
+            let removed = room.is_some_and(|r| r.large)
+                && matches!(work, Work::Change(e) if e.kind == EventKind::MemberRemoved
+                    && removed_user(e).as_deref() == Some(subscription.who.user.as_str()));
             match self.post(connection, &frame).await {
+                Ok(Delivery::Sent) if removed => {
+                    if let Err(err) = self.store.drop_subscription(org, room_id, connection).await {
+                        tracing::warn!(connection, %err, "dropping a subscription failed");
+                        return Outcome::Failed;
+                    }
+                    return Outcome::Delivered;
+                }
                 Ok(Delivery::Sent) => {}
                 Ok(Delivery::Gone) => {
                     if let Err(err) = self.store.close_connection(connection).await {
@@ -164,11 +176,11 @@ impl Fanout {
             }
         }
         // Whoever may no longer read the room stops following it.
-        if !room.is_some_and(|r| r.visible_to(&subscription.who)) {
-            if let Err(err) = self.store.drop_subscription(org, room_id, connection).await {
-                tracing::warn!(connection, %err, "dropping a subscription failed");
-                return Outcome::Failed;
-            }
+        if !room.is_some_and(|r| r.reaches(&subscription.who))
+            && let Err(err) = self.store.drop_subscription(org, room_id, connection).await
+        {
+            tracing::warn!(connection, %err, "dropping a subscription failed");
+            return Outcome::Failed;
         }
         Outcome::Delivered
     }
@@ -193,10 +205,12 @@ fn frame_for(room: Option<&Room>, subscription: &Subscription, work: &Work) -> O
     let who = &subscription.who;
     match work {
         Work::Change(event) => {
-            let may_read = room.is_some_and(|r| r.visible_to(who));
+            let may_read = room.is_some_and(|r| r.reaches(who));
             let told_anyway = match event.kind {
                 // Its members learn that it went (the room now reads as deleted).
-                EventKind::RoomDeleted => room.is_some_and(|r| r.is_member(who.user.as_str())),
+                EventKind::RoomDeleted => {
+                    room.is_some_and(|r| r.large || r.is_member(who.user.as_str()))
+                }
                 // Whoever was removed learns it, once.
                 EventKind::MemberRemoved => {
                     removed_user(event).as_deref() == Some(who.user.as_str())
@@ -209,7 +223,7 @@ fn frame_for(room: Option<&Room>, subscription: &Subscription, work: &Work) -> O
             user,
             last_read_message_id,
             unread_count,
-        } => (who.user.as_str() == user && room.is_some_and(|r| r.visible_to(who))).then(|| {
+        } => (who.user.as_str() == user && room.is_some_and(|r| r.reaches(who))).then(|| {
             json!({
                 "type": "read",
                 "room_id": room.map(|r| &r.id),

@@ -215,8 +215,13 @@ impl Socket {
         let audience = self.store.audience(&who.org, room_id).await?;
         let room = audience
             .room
-            .filter(|r| r.visible_to(who))
+            .filter(|r| r.reaches(who))
             .ok_or(ApiError::NotFound("conversation"))?;
+        if room.large {
+            // Typing in a room of thousands is not broadcast: it would be noise to all
+            // and a post per follower for every keystroke pause.
+            return Ok(());
+        }
         let frame = json!({
             "type": "typing",
             "room_id": room_id,

@@ -5,7 +5,7 @@ use chat_core::app::path_param;
 use chat_core::auth::Principal;
 use chat_core::ids::{Role, RoomId, UserId, path_id};
 use chat_core::keys;
-use chat_core::model::{MAX_MEMBERS, Room, RoomStatus, RoomType};
+use chat_core::model::{MAX_START_MEMBERS, Room, RoomStatus, RoomType};
 use chat_core::policy::{self, Action, Relation};
 use chat_core::request::{Query, json_body};
 use chat_core::store::{
@@ -23,6 +23,7 @@ chat_core::route_table! { app: App, who, req;
     "PATCH /rooms/{room_id}" => update(&app.store, who, req),
     "DELETE /rooms/{room_id}" => delete(&app.store, who, req),
     "POST /rooms/{room_id}/members" => add_member(&app.store, who, req),
+    "GET /rooms/{room_id}/members" => list_members(&app.store, who, req),
     "DELETE /rooms/{room_id}/members/{user_id}" => remove_member(&app.store, who, req),
     "GET /products" => list_products(&app.store, who, req),
     "POST /products" => create_product(&app.store, who, req),
@@ -32,7 +33,8 @@ chat_core::route_table! { app: App, who, req;
 }
 
 use chat_core::commands::rooms::{
-    AddMember, NewProduct, ProfileFields, PutProfile, RoomDraft, StartRoom, UpdateRoom, external_id,
+    AddMember, NewMembers, NewProduct, ProfileFields, PutProfile, RoomDraft, StartRoom, UpdateRoom,
+    external_id,
 };
 pub use chat_core::commands::rooms::{MAX_DETAIL_CHARS, MAX_METADATA_BYTES, MAX_NAME_CHARS};
 /// Rooms per page of GET /rooms: with their members' profiles they must fit one
@@ -191,10 +193,12 @@ fn members_of(
             None => members.push((agent.to_owned(), "agent")),
         }
     }
-    if members.len() > MAX_MEMBERS {
+    if members.len() > MAX_START_MEMBERS {
         return Err(ApiError::invalid(
             "participant_ids",
-            format!("a room has at most {MAX_MEMBERS} members"),
+            format!(
+                "a room starts with at most {MAX_START_MEMBERS} members; add more with POST /rooms/{{room_id}}/members"
+            ),
         ));
     }
     if draft.room_type == RoomType::Direct && members.len() != 2 {
@@ -255,8 +259,9 @@ async fn realtime_ticket(store: &Store, who: &Principal) -> ApiResult<Reply> {
 }
 
 async fn visible_room(store: &Store, who: &Principal, id: &RoomId) -> ApiResult<Room> {
+    let room = store.get_room(&who.org, id).await?;
     store
-        .get_room(&who.org, id)
+        .viewed(who, room)
         .await?
         .filter(|r| r.visible_to(who))
         .ok_or(ApiError::NotFound("room"))
@@ -309,7 +314,9 @@ fn room_json(room: &Room, profiles: Option<&HashMap<String, Profile>>) -> Value 
         "metadata": metadata,
         "participant_ids": room.members,
         "members": members,
-        "member_count": room.members.len(),
+        "member_count": room.member_count,
+        // A large room's members are listed by GET /rooms/{room_id}/members.
+        "large": room.large,
         "total_messages": room.total_messages,
         "last_message_at": room.last_message_at,
         "last_messages": room.last_message.iter().collect::<Vec<_>>(),
@@ -413,8 +420,45 @@ async fn add_member(store: &Store, who: &Principal, req: &Request) -> ApiResult<
     let body: AddMember = json_body(req)?;
     let room = visible_room(store, who, &id).await?;
     policy::require(Action::AddMember, who, policy::relation_to(who, &room))?;
-    let room = store.add_member(who, room, &body.user_id).await?;
-    Ok(Reply::created("Member added", room_json(&room, None)))
+    let NewMembers(users) = NewMembers::try_from(body)?;
+    if users.len() == 1 {
+        let room = store.add_member(who, room, &users[0]).await?;
+        return Ok(Reply::created("Member added", room_json(&room, None)));
+    }
+    let (room, added) = store.add_members(who, room, &users).await?;
+    let mut answer = room_json(&room, None);
+    answer["added"] = json!(added);
+    Ok(Reply::created(
+        format!("{} members added", added.len()),
+        answer,
+    ))
+}
+
+/// A page of the room's members (a large room's are only listed here).
+async fn list_members(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply> {
+    let id = path_id(path_param(req, "room_id"), "room")?;
+    let q = Query::of(req);
+    let room = visible_room(store, who, &id).await?;
+    let limit = q.limit(50, chat_core::store::MAX_MEMBERS_PAGE)?;
+    let page = store
+        .list_members(&who.org, &id, q.get("cursor"), limit)
+        .await?;
+    let members: Vec<Value> = page
+        .items
+        .iter()
+        .map(|m| json!({"user_id": m.user_id, "role": m.member_role, "joined_at": m.joined_at}))
+        .collect();
+    Ok(Reply::ok(
+        format!("Found {} members", members.len()),
+        json!({
+            "room_id": id,
+            "member_count": room.member_count,
+            "members": members,
+            "limit": limit,
+            "next_cursor": page.next_cursor,
+            "has_more": page.next_cursor.is_some(),
+        }),
+    ))
 }
 
 async fn remove_member(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply> {

@@ -185,7 +185,34 @@ impl TryFrom<UpdateRoom> for SharedChanges {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AddMember {
-    pub user_id: UserId,
+    pub user_id: Option<UserId>,
+    /// Several at once (at most [`crate::store::MAX_ADD_MEMBERS`]).
+    #[serde(default)]
+    pub user_ids: Vec<UserId>,
+}
+
+/// Who to add: `user_id`, or `user_ids` (1 to 100), not both.
+pub struct NewMembers(pub Vec<UserId>);
+
+impl TryFrom<AddMember> for NewMembers {
+    type Error = ApiError;
+
+    fn try_from(body: AddMember) -> ApiResult<NewMembers> {
+        let max = crate::store::MAX_ADD_MEMBERS;
+        match (body.user_id, body.user_ids.len()) {
+            (Some(user), 0) => Ok(NewMembers(vec![user])),
+            (Some(_), _) => Err(ApiError::invalid(
+                "user_ids",
+                "send user_id or user_ids, not both",
+            )),
+            (None, 0) => Err(ApiError::invalid("user_id", "is required (or user_ids)")),
+            (None, n) if n > max => Err(ApiError::invalid(
+                "user_ids",
+                format!("at most {max} users per call"),
+            )),
+            (None, _) => Ok(NewMembers(body.user_ids)),
+        }
+    }
 }
 
 /// POST /products.

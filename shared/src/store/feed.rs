@@ -302,7 +302,8 @@ impl Store {
                 None => write,
             })
             .collect();
-        for member in &room.members {
+        // A large room's rows are not stamped: its feed position is the room's.
+        for member in room.members.iter().filter(|_| !room.large) {
             if rows_written.contains(member) {
                 continue;
             }
@@ -345,8 +346,10 @@ impl Store {
         after: u64,
         limit: u32,
     ) -> ApiResult<EventPage> {
-        self.room_feed(&who.org, room_id, after, limit, |room| room.visible_to(who))
-            .await
+        self.room_feed(&who.org, room_id, after, limit, Some(who), |room| {
+            room.visible_to(who)
+        })
+        .await
     }
 
     /// A room's changes after `after` for the tenant's own systems (a webhook
@@ -359,7 +362,7 @@ impl Store {
         after: u64,
         limit: u32,
     ) -> ApiResult<EventPage> {
-        self.room_feed(org, room_id, after, limit, |room| {
+        self.room_feed(org, room_id, after, limit, None, |room| {
             room.deleted_at.is_none() && room.room_type.open_to_tenant()
         })
         .await
@@ -371,6 +374,7 @@ impl Store {
         room_id: &RoomId,
         after: u64,
         limit: u32,
+        viewer: Option<&Principal>,
         may_read: impl Fn(&Room) -> bool,
     ) -> ApiResult<EventPage> {
         let pk = keys::room_pk(org, room_id);
@@ -389,7 +393,11 @@ impl Store {
                 .consistent_read(true)
         });
         let (room, events) = tokio::join!(self.get_room(org, room_id), events);
-        let room = room?
+        let room = match viewer {
+            Some(who) => self.viewed(who, room?).await?,
+            None => room?,
+        };
+        let room = room
             .filter(|r| may_read(r))
             .ok_or(ApiError::NotFound("conversation"))?;
         if after > room.last_seq {

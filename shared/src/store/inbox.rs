@@ -45,15 +45,32 @@ fn inbox_filter(
         vals.insert(":assignee".into(), s(assignee.as_str()));
     }
     if q.unread {
-        filters.push("unread_count > :none");
+        // A large room's row is not counted along: its count is taken from the room.
+        filters.push("unread_count > :none OR #large = :large");
         vals.insert(":none".into(), crate::item::n(0));
+        vals.insert(":large".into(), AttributeValue::Bool(true));
+        // LARGE is one of DynamoDB's reserved words.
+        names.push(("#large".to_owned(), "large".to_owned()));
     }
     if filters.is_empty() {
         return (None, names, vals);
     }
     vals.insert(":head".into(), s(keys::entity::INBOX_HEAD));
     names.push(("#e".to_owned(), keys::ENTITY.to_owned()));
-    let filter = format!("#e = :head OR ({})", filters.join(" AND "));
+    // DynamoDB refuses redundant parentheses: a disjunction gets its own only beside
+    // others.
+    let joined = match filters.as_slice() {
+        [only] => (*only).to_owned(),
+        many => many
+            .iter()
+            .map(|f| match f.contains(" OR ") {
+                true => format!("({f})"),
+                false => (*f).to_owned(),
+            })
+            .collect::<Vec<_>>()
+            .join(" AND "),
+    };
+    let filter = format!("#e = :head OR ({joined})");
     (Some(filter), names, vals)
 }
 
@@ -131,9 +148,15 @@ impl Store {
         let (rows, next) = super::table::probed_page(rows, q.limit as usize, last_key, |row| {
             cursor::key_of(row, cursor::GSI1_KEYS)
         });
+        let mut items: Vec<InboxEntry> = rows.iter().filter_map(InboxEntry::from_item).collect();
+        self.complete_large(org, &mut items).await?;
+        if q.unread {
+            // A large room's row passed the filter on its flag; its count is known now.
+            items.retain(|e| e.membership.unread_count > 0);
+        }
         Ok(Inbox {
             entries: Page {
-                items: rows.iter().filter_map(InboxEntry::from_item).collect(),
+                items,
                 next_cursor: next.map(|key| cursor::encode_tagged(LISTING, &key, total)),
             },
             total,
@@ -142,6 +165,41 @@ impl Store {
 }
 
 impl Store {
+    /// Large rooms' rows on a page completed from their rooms (one BatchGetItem; a
+    /// page without any makes none). A row whose room is gone is dropped.
+    pub(crate) async fn complete_large(
+        &self,
+        org: &OrgId,
+        entries: &mut Vec<InboxEntry>,
+    ) -> ApiResult<()> {
+        let wanted: Vec<(String, String)> = entries
+            .iter()
+            .filter(|e| e.large)
+            .filter_map(|e| RoomId::parse(&e.room_id).ok())
+            .map(|room| (keys::room_pk(org, &room), keys::ROOM_SK.to_owned()))
+            .collect();
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let rooms: HashMap<String, Room> = self
+            .batch_get(&wanted, "large rooms of a page")
+            .await?
+            .items()?
+            .iter()
+            .filter_map(Room::from_item)
+            .filter(|r| r.deleted_at.is_none())
+            .map(|r| (r.id.to_string(), r))
+            .collect();
+        entries.retain_mut(|entry| match rooms.get(&entry.room_id) {
+            Some(room) => {
+                entry.with_room(room);
+                true
+            }
+            None => !entry.large,
+        });
+        Ok(())
+    }
+
     /// Whether `user` and `other` are members of one room: `user`'s inbox rows carry
     /// their room's member list, read until one names `other`.
     pub async fn shares_a_room(
@@ -222,10 +280,11 @@ impl Store {
         for attempt in rebuilds() {
             attempt.pause().await;
             let read = match self.read_by_position(who, room_id, upto).await? {
-                Some(read) => read,
-                None => {
+                Positioned::Exact(read) => *read,
+                Positioned::Count { member } => {
                     let pages = self.read_window(who, room_id, upto).await?;
-                    ReadMarker::from_window(who, upto, &window_rows(who, upto, &pages)?)?
+                    let window = window_rows(who, upto, &pages)?;
+                    ReadMarker::from_window(who, upto, &window, member)?
                 }
             };
             match self
@@ -254,7 +313,7 @@ impl Store {
         who: &Principal,
         room_id: &RoomId,
         upto: Option<&MessageId>,
-    ) -> ApiResult<Option<ReadMarker>> {
+    ) -> ApiResult<Positioned> {
         let pk = keys::room_pk(&who.org, room_id);
         let mut wanted = vec![
             (pk.clone(), keys::ROOM_SK.to_owned()),
@@ -265,8 +324,13 @@ impl Store {
         }
         let items = self.batch_get(&wanted, "read marker").await?.items()?;
         let of = |entity: &str| items.iter().find(|i| i.str(keys::ENTITY) == Some(entity));
+        let member = of(keys::entity::MEMBER).is_some();
         let room = of(keys::entity::ROOM)
             .and_then(Room::from_item)
+            .map(|mut r| {
+                r.viewer = member.then(|| who.user.to_string());
+                r
+            })
             .filter(|r| r.visible_to(who))
             .ok_or(ApiError::NotFound("conversation"))?;
         policy::require(Action::OwnView, who, policy::relation_to(who, &room))?;
@@ -277,12 +341,12 @@ impl Store {
             let public = room.last_message.as_ref().map(|m| m.message_id.clone());
             let note = room.last_note_id.clone().filter(|_| who.role.is_staff());
             let marker = public.into_iter().chain(note).max().unwrap_or_default();
-            return Ok(Some(ReadMarker {
+            return Ok(Positioned::Exact(Box::new(ReadMarker {
                 room,
                 marker,
                 unread: 0,
                 total,
-            }));
+            })));
         };
         // Customers cannot even address internal notes: a note's id is a missing id.
         let message = of(keys::entity::MESSAGE)
@@ -291,13 +355,13 @@ impl Store {
             .ok_or(ApiError::NotFound("message"))?;
         let own_pos = of(keys::entity::MEMBER).and_then(|row| row.num::<u64>("own_pos"));
         Ok(match (message.pos, own_pos) {
-            (Some(pos), Some(own)) if own <= pos => Some(ReadMarker {
+            (Some(pos), Some(own)) if own <= pos => Positioned::Exact(Box::new(ReadMarker {
                 room,
                 marker: id.to_string(),
                 unread: total.saturating_sub(pos),
                 total,
-            }),
-            _ => None,
+            })),
+            _ => Positioned::Count { member },
         })
     }
 
@@ -360,8 +424,9 @@ impl Store {
             .expression_attribute_values(":zero", n(0))
             .build()
             .expect("check has key and condition");
-        let mut set = vec!["unread_count = :unread"];
-        let mut vals = values([(":unread", n(read.unread))]);
+        // The row's count is taken at the room's: a large room counts on from there.
+        let mut set = vec!["unread_count = :unread", "total_messages = :total"];
+        let mut vals = values([(":unread", n(read.unread)), (":total", n(read.total))]);
         if !read.marker.is_empty() {
             set.push("last_read_message_id = :mid");
             vals.insert(":mid".into(), s(&read.marker));
@@ -410,6 +475,13 @@ fn window_rows<'a>(
     Ok(newest.into_iter().chain(meta).collect())
 }
 
+/// What [`Store::read_by_position`] found: the marker, or that the messages must be
+/// counted (and whether the caller has a member row).
+enum Positioned {
+    Exact(Box<ReadMarker>),
+    Count { member: bool },
+}
+
 /// A member's read marker as counted from a [`Store::read_window`].
 #[derive(Debug)]
 struct ReadMarker {
@@ -427,6 +499,7 @@ impl ReadMarker {
         who: &Principal,
         upto: Option<&MessageId>,
         window: &[impl ItemExt],
+        member: bool,
     ) -> ApiResult<ReadMarker> {
         let (room_item, window) = match window.split_last() {
             Some((last, rest)) if last.str(keys::SK) == Some(keys::ROOM_SK) => (Some(last), rest),
@@ -434,6 +507,10 @@ impl ReadMarker {
         };
         let room = room_item
             .and_then(room_summary)
+            .map(|mut r| {
+                r.viewer = member.then(|| who.user.to_string());
+                r
+            })
             .filter(|r| r.visible_to(who))
             .ok_or(ApiError::NotFound("conversation"))?;
         policy::require(Action::OwnView, who, policy::relation_to(who, &room))?;
@@ -513,20 +590,20 @@ mod tests {
         ];
         let customer = who("u-1", Role::Customer);
         let upto = MessageId::from_parts(1, 0);
-        let read = ReadMarker::from_window(&customer, Some(&upto), &window).unwrap();
+        let read = ReadMarker::from_window(&customer, Some(&upto), &window, true).unwrap();
         assert_eq!((read.marker.as_str(), read.unread), (upto.as_str(), 1));
         assert_eq!(read.total, 3);
         let elsewhere = MessageId::from_parts(9, 0);
-        let err = ReadMarker::from_window(&customer, Some(&elsewhere), &window).unwrap_err();
+        let err = ReadMarker::from_window(&customer, Some(&elsewhere), &window, true).unwrap_err();
         assert_eq!(err.status(), 404);
         let note = MessageId::from_parts(4, 0);
-        let err = ReadMarker::from_window(&customer, Some(&note), &window[3..]).unwrap_err();
+        let err = ReadMarker::from_window(&customer, Some(&note), &window[3..], true).unwrap_err();
         assert_eq!(err.status(), 404, "a customer cannot read up to a note");
         let agent = who("5", Role::Agent);
-        let read = ReadMarker::from_window(&agent, Some(&note), &window[3..]).unwrap();
+        let read = ReadMarker::from_window(&agent, Some(&note), &window[3..], true).unwrap();
         assert_eq!(read.marker, note.as_str());
         let outsider = who("u-9", Role::Customer);
-        let err = ReadMarker::from_window(&outsider, Some(&upto), &window).unwrap_err();
+        let err = ReadMarker::from_window(&outsider, Some(&upto), &window, true).unwrap_err();
         assert_eq!(err.status(), 404, "a room one cannot see is not found");
     }
 }

@@ -31,7 +31,9 @@ pub use realtime::{
     Audience, CONNECTION_TTL_SECS, Connection, MAX_SUBSCRIPTIONS, Subscription, TICKET_TTL_SECS,
     TYPING_INTERVAL_MS,
 };
-pub use room::{MemberView, RoomPage, RoomQuery, SharedChanges, Started};
+pub use room::{
+    MAX_ADD_MEMBERS, MAX_MEMBERS_PAGE, MemberView, RoomPage, RoomQuery, SharedChanges, Started,
+};
 pub use search::{MAX_INDEXED_WORDS, MAX_QUERY_CHARS, SearchHit, index_words};
 pub use webhooks::{DisabledReason, Health, Webhook, WebhookSecret};
 

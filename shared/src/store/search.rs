@@ -218,12 +218,18 @@ impl Store {
             .await?;
         // Rows borrowed from the answer's text: no attribute map per entry.
         let entries = answer.page()?;
-        let rooms = self
+        let mut rooms = self
             .rooms_by_id(
                 &who.org,
                 entries.rows.iter().filter_map(|e| e.str("room_id")),
             )
             .await?;
+        // A large room's members are its rows: the caller's, for those they may be in.
+        for room in rooms.values_mut().filter(|r| r.needs_row_of(who)) {
+            if let Some(viewed) = self.viewed(who, Some(room.clone())).await? {
+                *room = viewed;
+            }
+        }
         let visible = entries.rows.iter().filter(|entry| {
             entry
                 .str("room_id")

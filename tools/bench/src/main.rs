@@ -274,10 +274,51 @@ struct Setup {
     /// Conversations with [`UNREAD_SIZES`] messages the agent has not read, and the
     /// first of each: `POST …/read` up to it leaves all the later ones unread.
     unread: Vec<(String, String)>,
+    /// Group rooms of [`ROOM_SIZES`] members.
+    sized: Vec<String>,
 }
 
 /// Unread counts a read marker is measured at (#22: the same cost whatever the count).
 const UNREAD_SIZES: [usize; 3] = [10, 1_000, 10_000];
+/// Room sizes a post is measured in (#22: the same cost whatever the size).
+const ROOM_SIZES: [usize; 4] = [2, 40, 1_000, 10_000];
+
+/// A group room of `size` members (`r{size}-0` … `r{size}-{size-1}`): started with
+/// up to 40, the rest added 100 a call (past 40 it is large).
+async fn room_of(http: &Http, port: u16, size: usize) -> String {
+    let member = |i: usize| format!("r{size}-{i}");
+    let owner = token(&member(0), "acme", "customer");
+    let first: Vec<String> = (1..size.min(40)).map(member).collect();
+    let (status, made) = api(
+        http,
+        port,
+        "POST",
+        "/rooms",
+        &owner,
+        Some(
+            &json!({"type": "group", "name": format!("{size} members"), "participant_ids": first}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 201, "{made}");
+    let room = made["data"]["id"].as_str().expect("room id").to_owned();
+    let mut next = size.min(40);
+    while next < size {
+        let batch: Vec<String> = (next..(next + 100).min(size)).map(member).collect();
+        let (status, added) = api(
+            http,
+            port,
+            "POST",
+            &format!("/rooms/{room}/members"),
+            &owner,
+            Some(&json!({"user_ids": batch})),
+        )
+        .await;
+        assert_eq!(status, 201, "{added}");
+        next += batch.len();
+    }
+    room
+}
 
 /// A conversation of `customer` with `count` messages from them: its id and its first
 /// message's.
@@ -402,6 +443,10 @@ async fn setup() -> Setup {
     for count in UNREAD_SIZES {
         unread.push(conversation_with(&http, port, &customer, count).await);
     }
+    let mut sized = Vec::new();
+    for size in ROOM_SIZES {
+        sized.push(room_of(&http, port, size).await);
+    }
     recorder.take();
     Setup {
         table,
@@ -412,6 +457,7 @@ async fn setup() -> Setup {
         conversation,
         message,
         unread,
+        sized,
         customer,
         agent: token("5", "acme", "agent"),
         admin: token("u-admin", "acme", "admin"),
@@ -473,6 +519,50 @@ fn endpoints(s: &Setup) -> Vec<Endpoint> {
             &s.agent,
             Some(json!({"message_id": s.message})),
         ),
+        Endpoint {
+            creates: Some("message_id"),
+            ..e(
+                "POST /rooms/{id}/messages (2 members)",
+                "1",
+                "POST",
+                format!("/rooms/{}/messages", s.sized[0]),
+                &token("r2-1", "acme", "customer"),
+                Some(json!({"content": "a post in a room of 2"})),
+            )
+        },
+        Endpoint {
+            creates: Some("message_id"),
+            ..e(
+                "POST /rooms/{id}/messages (40 members)",
+                "1",
+                "POST",
+                format!("/rooms/{}/messages", s.sized[1]),
+                &token("r40-1", "acme", "customer"),
+                Some(json!({"content": "a post in a room of 40"})),
+            )
+        },
+        Endpoint {
+            creates: Some("message_id"),
+            ..e(
+                "POST /rooms/{id}/messages (1,000 members)",
+                "1",
+                "POST",
+                format!("/rooms/{}/messages", s.sized[2]),
+                &token("r1000-1", "acme", "customer"),
+                Some(json!({"content": "a post in a room of 1,000"})),
+            )
+        },
+        Endpoint {
+            creates: Some("message_id"),
+            ..e(
+                "POST /rooms/{id}/messages (10,000 members)",
+                "1",
+                "POST",
+                format!("/rooms/{}/messages", s.sized[3]),
+                &token("r10000-1", "acme", "customer"),
+                Some(json!({"content": "a post in a room of 10,000"})),
+            )
+        },
         e(
             "POST …/read (10 unread)",
             "2",
@@ -1042,7 +1132,7 @@ fn write_report(
     );
     let _ = writeln!(
         md,
-        "## Rooms at size (#22, in progress)\n\nOne support conversation followed by N agents' sockets (agents follow support conversations without being members); {} posts by its customer after {} warm-up posts, one at a time. The fan-out posts to a room's connections 64 at a time, each its frames in order.\n\n| sockets | `PostToConnection` / message | commit-to-delivery p50 ms | p99 ms (budget at 1,000 ≤ 1,000) |\n|---|---|---|---|",
+        "## Rooms at size (#22)\n\nOne support conversation followed by N agents' sockets (agents follow support conversations without being members); {} posts by its customer after {} warm-up posts, one at a time. The fan-out posts to a room's connections 64 at a time, each its frames in order.\n\n| sockets | `PostToConnection` / message | commit-to-delivery p50 ms | p99 ms (budget at 1,000 ≤ 1,000) |\n|---|---|---|---|",
         realtime::FANOUT_POSTS,
         realtime::WARMUP
     );
@@ -1070,7 +1160,26 @@ fn write_report(
         .collect();
     let _ = writeln!(
         md,
-        "\nA read marker up to the first of N unread messages (from the endpoints above; budget ≤ 2 requests and ≤ 4 read units whatever N): counted from the room's public-message count and the marker message's position, not by reading the N messages.\n\n| unread | DynamoDB requests | consumed capacity | p50 ms |\n|---|---|---|---|\n{}\n\nNot yet measured here (the rest of #22): items and write units per post in rooms of 1,000 and 10,000 members, and an inbox page of rooms of mixed sizes — rooms are still capped at 40 members, whose post writes every member's row (the Realtime table above: 40 members, about 47 items per post).\n",
+        "\nA post by a member of a group room of N members (from the endpoints above; budget: a 10,000-member room's post within 1.2 × a 2-member room's write units). Up to 40 members a room keeps its member list and a post counts every member's row in its transaction; past 40 it is large and a post writes its sender's row only:\n\n| members | DynamoDB requests | consumed capacity | p50 ms |\n|---|---|---|---|\n{}\n",
+        rows.iter()
+            .filter(|r| r.endpoint.starts_with("POST /rooms/{id}/messages ("))
+            .map(|r| {
+                format!(
+                    "| {} | {:.2} | {:.1} | {:.3} |",
+                    r.endpoint
+                        .trim_start_matches("POST /rooms/{id}/messages (")
+                        .trim_end_matches(" members)"),
+                    r.requests,
+                    r.capacity,
+                    r.p50
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let _ = writeln!(
+        md,
+        "\nA read marker up to the first of N unread messages (from the endpoints above; budget ≤ 2 requests and ≤ 4 read units whatever N): counted from the room's public-message count and the marker message's position, not by reading the N messages.\n\n| unread | DynamoDB requests | consumed capacity | p50 ms |\n|---|---|---|---|\n{}\n",
         reads.join("\n")
     );
     webhooks::write_section(&mut md, hooks);

@@ -210,15 +210,20 @@ async fn a_burst_never_passes_a_counted_limit() {
                 .await
                 .unwrap();
         }
-        // Every attempt is sent at once; a 503 (the writes contend for one item) is
-        // sent again as a client would.
+        // Every attempt is sent at once; a 503 (the writes contend for one item, which
+        // DynamoDB Local commits one at a time) is sent again as a client would.
         let answers = join_all((0..attempts).map(|i| {
             let (app, on) = (&app, &on);
             async move {
                 let mut answer = limit.attempt(app, on, i).await;
-                for _ in 0..5 {
+                for retry in 1..=10u64 {
                     match &answer {
-                        Answer::Refused(503, ..) => answer = limit.attempt(app, on, i).await,
+                        Answer::Refused(503, ..) => {
+                            // As a client would: after a pause, spread out.
+                            let pause = 100 * retry + (i as u64 * 37) % 200;
+                            tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+                            answer = limit.attempt(app, on, i).await;
+                        }
                         _ => break,
                     }
                 }

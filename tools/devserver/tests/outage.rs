@@ -4,51 +4,9 @@
 //! SDK's timeouts (never 500, never a hang), and nothing is half-written.
 
 use chat_core::Runtime;
-use chat_testkit::{HttpEvent, local_config, response_json, token};
+use chat_testkit::{HttpEvent, OwnDynamo, local_config, response_json, token};
 use devserver::Apps;
 use serde_json::{Value, json};
-use std::process::Command;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A DynamoDB Local on `port` keeping its data in `dir`, stopped on drop.
-struct Ddb {
-    port: u16,
-}
-
-impl Ddb {
-    fn start(port: u16, dir: &std::path::Path) -> Ddb {
-        let status = Command::new("bash")
-            .arg(chat_testkit::repo_root().join("scripts/dynamodb-local.sh"))
-            .args(["start", "--port", &port.to_string(), "--data-dir"])
-            .arg(dir)
-            .status()
-            .expect("run scripts/dynamodb-local.sh");
-        assert!(status.success(), "DynamoDB Local starts on {port}");
-        Ddb { port }
-    }
-
-    fn stop(&self) {
-        let _ = Command::new("bash")
-            .arg(chat_testkit::repo_root().join("scripts/dynamodb-local.sh"))
-            .args(["stop", "--port", &self.port.to_string()])
-            .status();
-    }
-}
-
-impl Drop for Ddb {
-    fn drop(&mut self) {
-        self.stop();
-        let log = format!(".local/dynamodb-{}.log", self.port);
-        let _ = std::fs::remove_file(chat_testkit::repo_root().join(log));
-    }
-}
 
 fn post(id: &str, text: &str) -> HttpEvent {
     HttpEvent::new(
@@ -78,9 +36,8 @@ async fn dynamodb_local_stopped_mid_run_then_back() {
         chat_core::ids::Ulid::generate().as_str()
     ));
     std::fs::create_dir_all(&dir).unwrap();
-    let port = free_port();
-    let endpoint = format!("http://127.0.0.1:{port}");
-    let ddb = Ddb::start(port, &dir);
+    let ddb = OwnDynamo::start(Some(&dir));
+    let (port, endpoint) = (ddb.port, ddb.endpoint());
     let client = chat_testkit::local_client(&endpoint).await;
     chat_testkit::create_table(&client, "outage").await.unwrap();
     // One set of apps (one warm instance) for the whole run, as on Lambda.
@@ -121,7 +78,7 @@ async fn dynamodb_local_stopped_mid_run_then_back() {
     assert_unavailable(&response);
 
     // Back on the same data: the failed post left nothing, and posting works again.
-    let ddb = Ddb::start(port, &dir);
+    let ddb = OwnDynamo::start_on(port, Some(&dir));
     assert_eq!(
         chat_testkit::dump_table(&client, "outage").await,
         before,

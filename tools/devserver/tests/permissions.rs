@@ -23,6 +23,7 @@ const VISIBILITY_ONLY: &[&str] = &[
     "POST /rooms",
     "GET /rooms",
     "GET /rooms/{room_id}",
+    "GET /rooms/{room_id}/members",
     "GET /products",
     "PUT /profiles/me",
     "GET /profiles/{user_id}",

@@ -544,6 +544,59 @@ pub struct TestTable {
     pub name: String,
     pub client: Client,
     pub runtime: chat_core::Runtime,
+    /// The DynamoDB Local it is in.
+    pub endpoint: String,
+}
+
+/// A DynamoDB Local of a test's own on a free port of 127.0.0.1 (in memory, or on
+/// `data_dir`), stopped on drop: for tests that stop it, or that load it more than
+/// the shared one should carry for the tests after them.
+pub struct OwnDynamo {
+    pub port: u16,
+}
+
+impl OwnDynamo {
+    pub fn start(data_dir: Option<&std::path::Path>) -> OwnDynamo {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        Self::start_on(port, data_dir)
+    }
+
+    /// On `port` (again, after [`Self::stop`]).
+    pub fn start_on(port: u16, data_dir: Option<&std::path::Path>) -> OwnDynamo {
+        let mut command = std::process::Command::new("bash");
+        command
+            .arg(repo_root().join("scripts/dynamodb-local.sh"))
+            .args(["start", "--port", &port.to_string()]);
+        match data_dir {
+            Some(dir) => command.arg("--data-dir").arg(dir),
+            None => command.arg("--in-memory"),
+        };
+        let status = command.status().expect("run scripts/dynamodb-local.sh");
+        assert!(status.success(), "DynamoDB Local starts on {port}");
+        OwnDynamo { port }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn stop(&self) {
+        let _ = std::process::Command::new("bash")
+            .arg(repo_root().join("scripts/dynamodb-local.sh"))
+            .args(["stop", "--port", &self.port.to_string()])
+            .status();
+    }
+}
+
+impl Drop for OwnDynamo {
+    fn drop(&mut self) {
+        self.stop();
+        let log = format!(".local/dynamodb-{}.log", self.port);
+        let _ = std::fs::remove_file(repo_root().join(log));
+    }
 }
 
 impl TestTable {
@@ -551,9 +604,20 @@ impl TestTable {
         Self::with_config(|endpoint, table| local_config(endpoint, table)).await
     }
 
+    /// A fresh table in the DynamoDB Local at `endpoint` (e.g. an [`OwnDynamo`]).
+    pub async fn at(endpoint: &str) -> TestTable {
+        Self::in_dynamo(endpoint.to_owned(), |endpoint, table| {
+            local_config(endpoint, table)
+        })
+        .await
+    }
+
     /// A fresh table whose runtime uses the configuration `config` builds.
     pub async fn with_config(config: impl FnOnce(&str, &str) -> Config) -> TestTable {
-        let endpoint = test_endpoint();
+        Self::in_dynamo(test_endpoint(), config).await
+    }
+
+    async fn in_dynamo(endpoint: String, config: impl FnOnce(&str, &str) -> Config) -> TestTable {
         let name = format!(
             "test-{}",
             chat_core::ids::Ulid::generate().as_str().to_lowercase()
@@ -571,6 +635,7 @@ impl TestTable {
             name,
             client,
             runtime,
+            endpoint,
         }
     }
 
@@ -613,7 +678,7 @@ impl TestTable {
 impl Drop for TestTable {
     fn drop(&mut self) {
         let name = std::mem::take(&mut self.name);
-        let endpoint = test_endpoint();
+        let endpoint = std::mem::take(&mut self.endpoint);
         let _ = std::thread::spawn(move || {
             let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
                 .enable_all()

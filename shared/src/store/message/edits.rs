@@ -113,15 +113,24 @@ impl Store {
             .batch_get(
                 &[
                     (pk.clone(), keys::ROOM_SK.to_owned()),
-                    (pk, keys::message_sk(message_id)),
+                    (pk.clone(), keys::message_sk(message_id)),
+                    // A large room's members are its rows.
+                    (pk, keys::member_sk(&who.user)),
                 ],
                 "get room and message",
             )
             .await?;
         let items = items.rows()?;
+        let member = items
+            .iter()
+            .any(|i| crate::model::Membership::from_item(i).is_some());
         let room = items
             .iter()
             .find_map(Room::from_item)
+            .map(|mut r| {
+                r.viewer = member.then(|| who.user.to_string());
+                r
+            })
             .filter(|r| r.visible_to(who))
             .ok_or(ApiError::NotFound("conversation"))?;
         let message = items

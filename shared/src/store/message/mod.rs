@@ -154,11 +154,13 @@ impl Store {
         let mut rows = page.rows.iter();
         let room = match room {
             Some(room) => room,
-            None => rows
-                .next()
-                .and_then(Room::from_item)
-                .filter(|room| room.visible_to(who))
-                .ok_or(ApiError::NotFound("conversation"))?,
+            None => {
+                let found = rows.next().and_then(Room::from_item);
+                self.viewed(who, found)
+                    .await?
+                    .filter(|room| room.visible_to(who))
+                    .ok_or(ApiError::NotFound("conversation"))?
+            }
         };
         let messages: Vec<Message> = rows
             .filter_map(Message::from_item)
@@ -232,7 +234,8 @@ impl Store {
                     Some(room) => Some(room),
                     None => self.get_room(&who.org, room_id).await?,
                 };
-                current
+                self.viewed(who, current)
+                    .await?
                     .filter(|r| r.visible_to(who))
                     .ok_or(ApiError::NotFound("conversation"))?;
                 let stored = match cancelled.old_item(i) {
@@ -258,7 +261,10 @@ impl Store {
                     "this upload is attached to another message",
                 ));
             }
-            if !cancelled.failed(room_index) {
+            // In a large room the sender's own row is their membership: its update
+            // fails when they were removed meanwhile.
+            let row_failed = room.large && (room_index + 1..).take(64).any(|i| cancelled.failed(i));
+            if !cancelled.failed(room_index) && !row_failed {
                 // Only the message itself can fail otherwise: a new id that exists.
                 return Err(ApiError::internal(
                     "post message",
@@ -268,9 +274,14 @@ impl Store {
             // The room changed under us (members or deletion): re-check access with
             // its current state and try again.
             let current = match cancelled.old_item(room_index).and_then(Room::from_item) {
-                Some(current) => Some(current),
-                None => self.get_room(&who.org, room_id).await?,
+                Some(current) if cancelled.failed(room_index) => Some(current),
+                _ => self.get_room(&who.org, room_id).await?,
             };
+            let mut current = current;
+            if let Some(current) = current.as_mut() {
+                current.viewer = None;
+            }
+            let current = self.viewed(who, current).await?;
             match &current {
                 Some(current) => cache.put(&who.org, current.clone()),
                 None => cache.remove(&who.org, room_id),
@@ -327,7 +338,17 @@ impl Store {
             // Notes are internal: no inbox row moves, no unread count changes.
             return (writes, idem_index, claims);
         }
-        for member in room.members.iter().filter_map(|m| UserId::parse(m).ok()) {
+        // A large room's post writes its sender's row alone (when they are a member):
+        // other members' unread counts are computed when read.
+        let rows: Vec<&String> = match room.large {
+            false => room.members.iter().collect(),
+            true => room
+                .viewer
+                .iter()
+                .filter(|v| **v == message.sender_id)
+                .collect(),
+        };
+        for member in rows.into_iter().filter_map(|m| UserId::parse(m).ok()) {
             let (expression, vals, names) =
                 inbox_row_update(org, room, &member, message, effect, now);
             writes.push(self.member_update(who, &room.id, &member, &expression, vals, &names));
@@ -530,24 +551,27 @@ fn inbox_row_update(
     Vec<(&'static str, &'static str)>,
 ) {
     let mut sets = vec!["last_message_at = :now", "#g1pk = :g1pk", "#g1sk = :g1sk"];
-    let mut adds = vec!["total_messages :one"];
+    let mut adds = Vec::new();
     let mut vals = values([
         (":now", s(now)),
         (":g1pk", s(keys::inbox_gsi1pk(org, member))),
         (":g1sk", s(keys::inbox_gsi1sk(now, &room.id))),
-        (":one", n(1)),
     ]);
     if member.as_str() == message.sender_id {
+        // Read up to their own message: the row's count is the message's place
+        // (a large room's rows are not counted along; see `InboxEntry::unread`).
         sets.extend([
             "unread_count = :zero",
             "last_read_message_id = :mid",
             "own_pos = :pos",
+            "total_messages = :pos",
         ]);
         vals.insert(":zero".into(), n(0));
         vals.insert(":mid".into(), s(message.id.as_str()));
         vals.insert(":pos".into(), n(message.pos.unwrap_or_default()));
     } else {
-        adds.push("unread_count :one");
+        adds.extend(["total_messages :one", "unread_count :one"]);
+        vals.insert(":one".into(), n(1));
     }
     let mut names = vec![("#g1pk", keys::GSI1PK), ("#g1sk", keys::GSI1SK)];
     if effect.reopen {
@@ -555,7 +579,10 @@ fn inbox_row_update(
         vals.insert(":open".into(), s("open"));
         names.push(("#st", "status"));
     }
-    let expression = format!("SET {} ADD {}", sets.join(", "), adds.join(", "));
+    let expression = match adds.is_empty() {
+        true => format!("SET {}", sets.join(", ")),
+        false => format!("SET {} ADD {}", sets.join(", "), adds.join(", ")),
+    };
     (expression, vals, names)
 }
 

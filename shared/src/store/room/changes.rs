@@ -191,7 +191,13 @@ impl Store {
                     Some(_) => &[("#st", "status")],
                     None => &[],
                 };
-                for member in room.members.iter().filter_map(|m| UserId::parse(m).ok()) {
+                // A large room's rows keep no copies (its pages read the room): only
+                // the caller's own view there.
+                let rows: Vec<&String> = match room.large {
+                    false => room.members.iter().collect(),
+                    true => room.viewer.iter().collect(),
+                };
+                for member in rows.into_iter().filter_map(|m| UserId::parse(m).ok()) {
                     let own_view = (member == who.user).then_some(view);
                     if let Some((expression, vals)) = shared.row_update(own_view) {
                         writes.push(self.member_update(

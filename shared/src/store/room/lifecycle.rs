@@ -149,7 +149,14 @@ impl Store {
     /// The caller leaves: out of the member list (version bumped, so in-flight
     /// writes re-read it), their row deleted and their inbox count decremented.
     pub async fn leave_room(&self, who: &Principal, room_id: &RoomId) -> ApiResult<()> {
-        self.room_transaction(who, room_id, "leave room", |room| {
+        let room = self.visible_room(who, room_id).await?;
+        if room.large {
+            if !room.is_member(who.user.as_str()) {
+                return Err(ApiError::NotFound("conversation"));
+            }
+            return self.remove_member(who, room, &who.user).await.map(drop);
+        }
+        self.room_transaction_from(who, room_id, room, "leave room", |room| {
             if !room.is_member(who.user.as_str()) {
                 return Err(ApiError::NotFound("conversation"));
             }
@@ -164,11 +171,72 @@ impl Store {
     pub async fn delete_room(&self, who: &Principal, room: Room) -> ApiResult<()> {
         let now = crate::time::now_string();
         let room_id = room.id.clone();
-        self.room_transaction_from(who, &room_id, room, "delete room", |room| {
-            Ok(self.delete_writes(who, room, &now))
-        })
-        .await?;
+        let deleted = self
+            .room_transaction_from(who, &room_id, room, "delete room", |room| {
+                Ok(self.delete_writes(who, room, &now))
+            })
+            .await?;
+        if deleted.large {
+            self.remove_rows_of_deleted(who, &deleted.id).await;
+        }
         Ok(())
+    }
+
+    /// A deleted large room's rows and their inbox counts, after the room's delete
+    /// (listings drop rows of deleted rooms at once): pages of rows, each page's
+    /// deletes and counts sent concurrently. A failure is logged; what is left is
+    /// still hidden.
+    async fn remove_rows_of_deleted(&self, who: &Principal, room_id: &RoomId) {
+        use futures_util::StreamExt;
+        let pk = keys::room_pk(&who.org, room_id);
+        let mut start = None;
+        loop {
+            let page = self
+                .table
+                .query("rows of a deleted room", start, |query| {
+                    query
+                        .key_condition_expression("PK = :pk AND begins_with(SK, :u)")
+                        .expression_attribute_values(":pk", s(&pk))
+                        .expression_attribute_values(":u", s(keys::MEMBER_SK_PREFIX))
+                        .projection_expression("user_id")
+                        .limit(100)
+                })
+                .await;
+            let (rows, next) = match page {
+                Ok(page) => page,
+                Err(err) => {
+                    tracing::error!(room = %room_id, %err, "removing a deleted room's rows stopped");
+                    return;
+                }
+            };
+            let users: Vec<UserId> = rows
+                .iter()
+                .filter_map(|r| r.str("user_id"))
+                .filter_map(|u| UserId::parse(u).ok())
+                .collect();
+            let results: Vec<ApiResult<()>> = futures_util::stream::iter(users)
+                .map(|user| async move {
+                    let writes = vec![
+                        self.member_delete(who, room_id, &user),
+                        self.inbox_head_change(&who.org, user.as_str(), -1),
+                    ];
+                    self.table
+                        .transact(writes, "remove a deleted room's row")
+                        .await
+                        .map_err(WriteError::into_api)
+                })
+                .buffer_unordered(16)
+                .collect()
+                .await;
+            if let Some(Err(err)) = results.into_iter().find(Result::is_err) {
+                tracing::error!(room = %room_id, %err, "removing a deleted room's rows stopped");
+                return;
+            }
+            match next {
+                Some(key) => start = Some(key),
+                None => return,
+            }
+        }
     }
 
     /// DELETE of a conversation: the owner or an admin deletes it for everyone, any
@@ -179,8 +247,15 @@ impl Store {
         let for_everyone = |room: &Room| {
             policy::allows(Action::DeleteRoom, who.role, policy::relation_to(who, room))
         };
+        let room = self.visible_room(who, room_id).await?;
+        if room.large {
+            return match for_everyone(&room) {
+                true => self.delete_room(who, room).await.map(|()| true),
+                false => self.leave_room(who, room_id).await.map(|()| false),
+            };
+        }
         let room = self
-            .room_transaction(who, room_id, "delete conversation", |room| {
+            .room_transaction_from(who, room_id, room, "delete conversation", |room| {
                 if for_everyone(room) {
                     Ok(self.delete_writes(who, room, &now))
                 } else if room.is_member(who.user.as_str()) {

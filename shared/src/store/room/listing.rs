@@ -75,7 +75,13 @@ impl Store {
             .iter()
             .filter_map(Room::from_item)
             .filter(|r| r.deleted_at.is_none())
-            .map(|r| (r.id.to_string(), r))
+            .map(|mut r| {
+                // The listed member's own rows: they are a member of each.
+                if r.large {
+                    r.viewer = Some(member.to_string());
+                }
+                (r.id.to_string(), r)
+            })
             .collect();
         let profiles = found
             .iter()

@@ -11,6 +11,7 @@ mod members;
 pub use changes::{MemberView, SharedChanges};
 pub use lifecycle::Started;
 pub use listing::{RoomPage, RoomQuery};
+pub use members::{MAX_ADD_MEMBERS, MAX_MEMBERS_PAGE};
 
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
@@ -94,36 +95,53 @@ impl Store {
             )
             .await?;
         let found = found.rows()?;
-        let room = found.iter().find_map(Room::from_item);
+        let mut room = found.iter().find_map(Room::from_item);
         let membership = found.iter().find_map(Membership::from_item);
+        if let (Some(room), Some(member)) = (room.as_mut(), &membership) {
+            room.viewer = Some(member.user_id.clone());
+        }
         Ok((room, membership))
     }
 
     pub async fn visible_room(&self, who: &Principal, room_id: &RoomId) -> ApiResult<Room> {
-        self.get_room(&who.org, room_id)
+        let room = self.get_room(&who.org, room_id).await?;
+        self.viewed(who, room)
             .await?
             .filter(|room| room.visible_to(who))
             .ok_or(ApiError::NotFound("conversation"))
     }
 
-    /// Runs a transaction built from the room's current state. The first write must be
-    /// the room's own update, conditioned on what the build relied on; when it fails
-    /// the transaction is rebuilt from the room it returns (ALL_OLD). The plan's
-    /// changes are numbered in the room's feed in the same transaction. Returns the
-    /// room the transaction was built from, with its new `last_seq`.
-    pub(crate) async fn room_transaction(
-        &self,
-        who: &Principal,
-        room_id: &RoomId,
-        context: &str,
-        build: impl Fn(&Room) -> ApiResult<Plan>,
-    ) -> ApiResult<Room> {
-        let room = self.visible_room(who, room_id).await?;
-        self.room_transaction_from(who, room_id, room, context, build)
-            .await
+    /// `room` as `who` may see it: a large room's members are its rows, so the
+    /// caller's row is read (consistently) when their membership decides.
+    pub async fn viewed(&self, who: &Principal, room: Option<Room>) -> ApiResult<Option<Room>> {
+        let Some(mut room) = room else {
+            return Ok(None);
+        };
+        if room.needs_row_of(who) && room.viewer.as_deref() != Some(who.user.as_str()) {
+            let row = self
+                .table
+                .get(
+                    (
+                        keys::room_pk(&who.org, &room.id),
+                        keys::member_sk(&who.user),
+                    ),
+                    "member row",
+                )
+                .await?;
+            room.viewer = row
+                .as_ref()
+                .and_then(Membership::from_item)
+                .map(|_| who.user.to_string());
+        }
+        Ok(Some(room))
     }
 
-    /// [`Self::room_transaction`] from a room the caller already read (checked here).
+    /// Runs a transaction built from the room's current state (`room`, as the caller
+    /// read it; checked here). The first write must be the room's own update,
+    /// conditioned on what the build relied on; when it fails the transaction is
+    /// rebuilt from the room it returns (ALL_OLD). The plan's changes are numbered in
+    /// the room's feed in the same transaction. Returns the room the transaction was
+    /// built from, with its new `last_seq`.
     pub(crate) async fn room_transaction_from(
         &self,
         who: &Principal,
@@ -155,7 +173,9 @@ impl Store {
                 Some(current) if cancelled.failed(0) => Some(current),
                 _ => self.get_room(&who.org, room_id).await?,
             };
-            room = current
+            room = self
+                .viewed(who, current)
+                .await?
                 .filter(|r| r.visible_to(who))
                 .ok_or(ApiError::NotFound("conversation"))?;
         }
