@@ -280,8 +280,15 @@ struct Setup {
 
 /// Unread counts a read marker is measured at (#22: the same cost whatever the count).
 const UNREAD_SIZES: [usize; 3] = [10, 1_000, 10_000];
-/// Room sizes a post is measured in (#22: the same cost whatever the size).
+/// Room sizes a post is measured in (#22: the same cost whatever the size), and the
+/// names of their rows.
 const ROOM_SIZES: [usize; 4] = [2, 40, 1_000, 10_000];
+const ROOM_POSTS: [&str; 4] = [
+    "POST /rooms/{id}/messages (2 members)",
+    "POST /rooms/{id}/messages (40 members)",
+    "POST /rooms/{id}/messages (1,000 members)",
+    "POST /rooms/{id}/messages (10,000 members)",
+];
 
 /// A group room of `size` members (`r{size}-0` … `r{size}-{size-1}`): started with
 /// up to 40, the rest added 100 a call (past 40 it is large).
@@ -475,7 +482,23 @@ fn endpoints(s: &Setup) -> Vec<Endpoint> {
         body,
         creates: None,
     };
-    vec![
+    // A post in each room size, by one of its members.
+    let posts = ROOM_SIZES
+        .iter()
+        .zip(ROOM_POSTS)
+        .zip(&s.sized)
+        .map(|((size, name), room)| Endpoint {
+            creates: Some("message_id"),
+            ..e(
+                name,
+                "1",
+                "POST",
+                format!("/rooms/{room}/messages"),
+                &token(&format!("r{size}-1"), "acme", "customer"),
+                Some(json!({"content": format!("a post in a room of {size}")})),
+            )
+        });
+    let mut all = vec![
         e(
             "GET /chat/conversations",
             "1",
@@ -519,50 +542,6 @@ fn endpoints(s: &Setup) -> Vec<Endpoint> {
             &s.agent,
             Some(json!({"message_id": s.message})),
         ),
-        Endpoint {
-            creates: Some("message_id"),
-            ..e(
-                "POST /rooms/{id}/messages (2 members)",
-                "1",
-                "POST",
-                format!("/rooms/{}/messages", s.sized[0]),
-                &token("r2-1", "acme", "customer"),
-                Some(json!({"content": "a post in a room of 2"})),
-            )
-        },
-        Endpoint {
-            creates: Some("message_id"),
-            ..e(
-                "POST /rooms/{id}/messages (40 members)",
-                "1",
-                "POST",
-                format!("/rooms/{}/messages", s.sized[1]),
-                &token("r40-1", "acme", "customer"),
-                Some(json!({"content": "a post in a room of 40"})),
-            )
-        },
-        Endpoint {
-            creates: Some("message_id"),
-            ..e(
-                "POST /rooms/{id}/messages (1,000 members)",
-                "1",
-                "POST",
-                format!("/rooms/{}/messages", s.sized[2]),
-                &token("r1000-1", "acme", "customer"),
-                Some(json!({"content": "a post in a room of 1,000"})),
-            )
-        },
-        Endpoint {
-            creates: Some("message_id"),
-            ..e(
-                "POST /rooms/{id}/messages (10,000 members)",
-                "1",
-                "POST",
-                format!("/rooms/{}/messages", s.sized[3]),
-                &token("r10000-1", "acme", "customer"),
-                Some(json!({"content": "a post in a room of 10,000"})),
-            )
-        },
         e(
             "POST …/read (10 unread)",
             "2",
@@ -603,10 +582,9 @@ fn endpoints(s: &Setup) -> Vec<Endpoint> {
             &s.customer,
             None,
         ),
-    ]
-    .into_iter()
-    .chain(room_endpoints(s, &e))
-    .collect()
+    ];
+    all.extend(posts);
+    all.into_iter().chain(room_endpoints(s, &e)).collect()
 }
 
 /// The rooms function's endpoints (the rest of [`endpoints`]).

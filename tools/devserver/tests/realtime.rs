@@ -78,6 +78,21 @@ impl Stack {
         created["conversation_id"].as_str().unwrap().to_owned()
     }
 
+    /// The room's latest `seq`, as its feed says to `tok`.
+    async fn last_seq(&self, room: &str, tok: &str) -> u64 {
+        let (_, body) = self
+            .app
+            .send(
+                "GET /rooms/{room_id}/events",
+                &[("room_id", room)],
+                tok,
+                None,
+                &[("after", "0")],
+            )
+            .await;
+        body["data"]["last_seq"].as_u64().unwrap_or(0)
+    }
+
     async fn group(&self, tok: &str, others: &[&str]) -> String {
         let body = json!({"type": "group", "name": "Team", "participant_ids": others});
         let created = self.app.expect(201, "POST /rooms", &[], tok, body).await;
@@ -257,23 +272,10 @@ async fn every_follower_gets_every_change_of_its_rooms_once_in_order_and_nothing
         )
         .await;
 
-    let last = |room: &str| {
-        let app = stack.app.clone();
-        let room = room.to_owned();
-        async move {
-            let (_, body) = app
-                .send(
-                    "GET /rooms/{room_id}/events",
-                    &[("room_id", &room)],
-                    &customer(),
-                    None,
-                    &[("after", "0")],
-                )
-                .await;
-            body["data"]["last_seq"].as_u64().unwrap_or(0)
-        }
-    };
-    let (support_last, team_last) = (last(&support).await, last(&team).await);
+    let (support_last, team_last) = (
+        stack.last_seq(&support, &customer()).await,
+        stack.last_seq(&team, &customer()).await,
+    );
     assert_eq!(support_last + team_last, 17);
     owner.until_seq(&support, support_last).await;
     owner.until_seq(&team, team_last).await;
@@ -616,17 +618,7 @@ async fn a_change_reaches_hundreds_of_sockets_and_gone_ones_are_forgotten() {
     stack
         .post(&room, &customer(), json!({"content": "to everyone"}))
         .await;
-    let (_, body) = stack
-        .app
-        .send(
-            "GET /rooms/{room_id}/events",
-            &[("room_id", &room)],
-            &customer(),
-            None,
-            &[("after", "0")],
-        )
-        .await;
-    let seq = body["data"]["last_seq"].as_u64().unwrap();
+    let seq = stack.last_seq(&room, &customer()).await;
     let received = futures_util::future::join_all(clients.iter_mut().map(|client| {
         let room = room.clone();
         async move {
