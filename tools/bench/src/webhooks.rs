@@ -72,19 +72,24 @@ pub async fn measure(table: &chat_testkit::TestTable) -> WebhookReport {
     }
 }
 
+/// A support conversation: the rooms whose changes reach the tenant's systems (a team
+/// room's never do).
 async fn bench_room(http: &Http, port: u16) -> String {
     let tok = token("wh-1", "bench-hooks", "customer");
     let (status, room) = api(
         http,
         port,
         "POST",
-        "/rooms",
+        "/chat/conversations",
         &tok,
-        Some(&json!({"type": "group", "name": "Bench hooks", "participant_ids": ["wh-2"]})),
+        Some(&json!({"title": "Bench hooks", "agent_id": "wh-2"})),
     )
     .await;
     assert_eq!(status, 201, "{room}");
-    room["data"]["id"].as_str().expect("room id").to_owned()
+    room["data"]["conversation_id"]
+        .as_str()
+        .expect("conversation id")
+        .to_owned()
 }
 
 /// When the receiver got the event numbered `seq` (bounded wait).
