@@ -123,6 +123,9 @@ function start() {
     scheduleRefresh();
   });
   feed.addEventListener('typing', (e) => view?.typing(e.detail));
+  // The inbox feed: a conversation assigned or added to the agent, one that went, a
+  // row that moved — the list reloads (no polling).
+  feed.addEventListener('inbox', scheduleRefresh);
   feed.addEventListener('reload', (e) => view?.roomId === e.detail.roomId && view.load());
   feed.connect();
   $('#refresh').addEventListener('click', () => loadInbox().catch(showError));
@@ -131,8 +134,6 @@ function start() {
   }
   window.addEventListener('hashchange', show);
   show();
-  // New conversations are not in any followed room yet: look for them now and then.
-  setInterval(() => document.visibilityState === 'visible' && !$('#inbox').hidden && loadInbox().catch(showError), 10_000);
 }
 
 function show() {

@@ -12,6 +12,10 @@
 //! | socket subscription | T#{org}#R#{room}    | S#{connection}    |                     |                         |
 //! | inbox head      | T#{org}#USER#{user}     | INBOX             | T#{org}#INBOX#{user}| ~HEAD                   |
 //! | profile         | T#{org}#USER#{user}     | PROFILE           |                     |                         |
+//! | user's connection | T#{org}#USER#{user}   | C#{connection}    |                     |                         |
+//! | inbox feed head | T#{org}#USER#{user}     | FEED              |                     |                         |
+//! | inbox feed event| T#{org}#USER#{user}     | FEED#{seq, 12 digits} |                 |                         |
+//! | inbox change taken | T#{org}#USER#{user}  | FEED~{room}#{kind}#{joined_at} |        |                         |
 //! | product         | T#{org}#PRODUCTS        | P#{product}       |                     |                         |
 //! | order chat key  | T#{org}#ORDER#{natural} | ORDER             |                     |                         |
 //! | search entry    | T#{org}#W#{word}        | M#{message}#{room}|                     |                         |
@@ -55,6 +59,10 @@ pub mod entity {
     pub const DELIVERY: &str = "delivery";
     pub const COUNTER: &str = "counter";
     pub const UPLOAD_CLAIM: &str = "upload_claim";
+    pub const USER_CONNECTION: &str = "user_connection";
+    pub const INBOX_FEED: &str = "inbox_feed";
+    pub const INBOX_EVENT: &str = "inbox_event";
+    pub const INBOX_CHANGE: &str = "inbox_change";
 }
 
 pub const ROOM_SK: &str = "META";
@@ -157,6 +165,27 @@ pub fn idempotency_sk(user: &UserId, key: &str) -> String {
 
 pub fn user_pk(org: &OrgId, user: &UserId) -> String {
     format!("T#{org}#USER#{user}")
+}
+
+/// A user's connections sort first in their partition, then their inbox feed's head
+/// (`FEED`), so one Query between the two reads both; the feed's events and the
+/// changes it took sort after the head.
+pub const USER_CONNECTION_PREFIX: &str = "C#";
+pub const INBOX_FEED_SK: &str = "FEED";
+
+pub fn user_connection_sk(connection: &str) -> String {
+    format!("{USER_CONNECTION_PREFIX}{connection}")
+}
+
+/// An inbox feed event's sort key: zero-padded so that keys sort as numbers.
+pub fn inbox_event_sk(seq: u64) -> String {
+    format!("{INBOX_FEED_SK}#{seq:012}")
+}
+
+/// The record that the inbox feed took one change of a member row (so a stream record
+/// handled twice is numbered once).
+pub fn inbox_change_sk(room: &str, kind: &str, joined_at: &str) -> String {
+    format!("{INBOX_FEED_SK}~{room}#{kind}#{joined_at}")
 }
 
 pub fn inbox_gsi1pk(org: &OrgId, user: &UserId) -> String {

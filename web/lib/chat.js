@@ -78,10 +78,13 @@ const PING_EVERY_MS = 5 * 60_000;
 const TYPING_EVERY_MS = 2_100;
 
 /**
- * The live feed of some rooms. Events: `change` (detail {roomId, event}, each seq
- * once, in order), `typing` and `read` (as the server sends them), `status`
- * (detail 'connecting' | 'live' | 'offline'), `reload` (detail {roomId}: the position
- * expired, reload the room).
+ * The live feed of some rooms, and of the user's own inbox. Events: `change` (detail
+ * {roomId, event}, each seq once, in order), `typing` and `read` (as the server sends
+ * them), `status` (detail 'connecting' | 'live' | 'offline'), `reload` (detail
+ * {roomId}: the position expired, reload the room), `inbox` (detail: an
+ * `inbox.added` / `inbox.removed` once each in `inbox_seq` order, an `inbox.updated`,
+ * or {type: 'inbox.reload'} when the inbox's changes since the last one applied are
+ * no longer kept).
  */
 export class Feed extends EventTarget {
   constructor(api, wsUrl) {
@@ -89,6 +92,9 @@ export class Feed extends EventTarget {
     this.api = api;
     this.wsUrl = wsUrl.replace(/\/$/, '');
     this.rooms = new Map();
+    // The inbox feed's last number applied; null until the first connection says
+    // where it stands (what came before is in the inbox as loaded over REST).
+    this.inboxLast = null;
     this.socket = null;
     this.delay = RECONNECT_MIN_MS;
     this.closed = false;
@@ -151,6 +157,7 @@ export class Feed extends EventTarget {
       for (const [roomId, room] of this.rooms) {
         this.send({ action: 'subscribe', room_id: roomId, after: room.last });
       }
+      this.syncInbox();
       clearInterval(this.pinger);
       this.pinger = setInterval(() => this.send({ action: 'ping' }), PING_EVERY_MS);
     };
@@ -178,8 +185,36 @@ export class Feed extends EventTarget {
     this.dispatchEvent(new CustomEvent('status', { detail: state }));
   }
 
+  /** Asks for the inbox's changes since the last applied (or, the first time, where
+   * the inbox feed stands). */
+  syncInbox() {
+    // The id comes back on the answer, and on an error: that one is the inbox's.
+    const ask = { action: 'sync_inbox', id: 'inbox' };
+    this.send(this.inboxLast === null ? ask : { ...ask, after: this.inboxLast });
+  }
+
+  /** A numbered inbox change: applied once, in order; a hole is asked for. */
+  acceptInbox(event) {
+    if (this.inboxLast !== null && event.inbox_seq <= this.inboxLast) return; // a duplicate
+    if (this.inboxLast !== null && event.inbox_seq !== this.inboxLast + 1) return this.syncInbox();
+    this.inboxLast = event.inbox_seq;
+    this.dispatchEvent(new CustomEvent('inbox', { detail: event }));
+  }
+
   frame(frame) {
     switch (frame.type) {
+      case 'inbox_synced':
+        if (this.inboxLast === null && !frame.events) this.inboxLast = frame.last_seq;
+        for (const event of frame.events ?? []) this.acceptInbox(event);
+        if (frame.has_more) this.syncInbox();
+        return;
+      case 'inbox.added':
+      case 'inbox.removed':
+        this.acceptInbox(frame);
+        return;
+      case 'inbox.updated':
+        this.dispatchEvent(new CustomEvent('inbox', { detail: frame }));
+        return;
       case 'subscribed':
       case 'resumed':
         for (const event of frame.events ?? []) this.accept(frame.room_id, event);
@@ -191,6 +226,12 @@ export class Feed extends EventTarget {
         return;
       case 'error':
         if (frame.code === 'unauthenticated') this.socket?.close();
+        if (frame.code === 'cursor_expired' && frame.id === 'inbox') {
+          // The inbox's missed changes expired: start again from where it stands.
+          this.inboxLast = null;
+          this.syncInbox();
+          this.dispatchEvent(new CustomEvent('inbox', { detail: { type: 'inbox.reload' } }));
+        }
         return;
       case 'pong':
       case 'unsubscribed':

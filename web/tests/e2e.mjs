@@ -201,6 +201,22 @@ try {
     await snap(stranger, 'other-tenant');
   });
 
+  await step('a new conversation appears in the open console live (the inbox feed; nothing polls)', async () => {
+    await agent.goto(`${base}/app/console.html#inbox`);
+    await agent.locator('#state', { hasText: 'live' }).waitFor();
+    await agent.getByRole('button', { name: /Hello, my kettle leaks/ }).waitFor();
+    const newcomer = await token('u-501', 'customer');
+    const res = await fetch(`${base}/chat/conversations`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${newcomer}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ title: 'Is the blue kettle back in stock', agent_id: 'a-1' }),
+    });
+    assert.equal(res.status, 201, await res.text());
+    // Nothing reloads the list but the feed: no timer, no click.
+    await agent.getByRole('button', { name: /Is the blue kettle back in stock/ }).waitFor({ timeout: 5_000 });
+    await snap(agent, 'new-conversation-live');
+  });
+
   await step("an order chat shows in the console with its members' profiles", async () => {
     const call = (method, path, tok, body) =>
       fetch(`${base}${path}`, {

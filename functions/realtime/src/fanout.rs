@@ -7,14 +7,18 @@
 //! back the others. Only a room whose every connection failed (the gateway itself)
 //! fails its records in the partial batch response, so the stream retries them; a
 //! gone connection is forgotten and never fails the batch.
+//!
+//! Member rows also feed each member's inbox feed (`chat_core::store::InboxEvent`):
+//! a row inserted or removed is numbered in the user's feed and sent to all their
+//! connections; a row that moved is sent to them as `inbox.updated`.
 
 use crate::gateway::{Delivery, Gateway};
 use chat_core::ApiError;
-use chat_core::ids::{OrgId, RoomId};
+use chat_core::ids::{OrgId, RoomId, UserId};
 use chat_core::item::ItemExt;
 use chat_core::keys;
-use chat_core::model::Room;
-use chat_core::store::{Event, EventKind, Store, Subscription};
+use chat_core::model::{InboxEntry, Room};
+use chat_core::store::{Event, EventKind, InboxChange, InboxEventKind, Store, Subscription};
 use chat_core::wire::item_of;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
@@ -54,6 +58,30 @@ enum Work {
     },
 }
 
+/// What one stream record asks of a user's inbox feed.
+#[derive(Debug, Clone, PartialEq)]
+enum InboxWork {
+    /// A room came or went: numbered, then sent.
+    Numbered(InboxChange),
+    /// The row as the inbox shows it now: sent, not numbered.
+    Row { room_id: String, row: Value },
+}
+
+/// Where one stream record goes: a room's followers, or one user's connections.
+#[derive(Debug, Clone, PartialEq)]
+enum Routed {
+    Room {
+        org: String,
+        room: String,
+        work: Work,
+    },
+    User {
+        org: String,
+        user: String,
+        work: InboxWork,
+    },
+}
+
 impl Fanout {
     pub fn new(store: Store, gateway: Gateway) -> Fanout {
         Fanout { store, gateway }
@@ -69,13 +97,28 @@ impl Fanout {
         let records = batch["Records"].as_array().cloned().unwrap_or_default();
         // Per room, in stream order; rooms are independent of each other.
         let mut rooms: BTreeMap<(String, String), Vec<(String, Work)>> = BTreeMap::new();
+        // Per user, in stream order.
+        let mut users: BTreeMap<(String, String), Vec<(String, InboxWork)>> = BTreeMap::new();
         for record in &records {
             let sequence = record["dynamodb"]["SequenceNumber"]
                 .as_str()
                 .unwrap_or_default()
                 .to_owned();
-            if let Some((org, room, work)) = work_of(record) {
-                rooms.entry((org, room)).or_default().push((sequence, work));
+            for routed in work_of(record) {
+                match routed {
+                    Routed::Room { org, room, work } => {
+                        rooms
+                            .entry((org, room))
+                            .or_default()
+                            .push((sequence.clone(), work));
+                    }
+                    Routed::User { org, user, work } => {
+                        users
+                            .entry((org, user))
+                            .or_default()
+                            .push((sequence.clone(), work));
+                    }
+                }
             }
         }
         let mut failures = Vec::new();
@@ -83,6 +126,22 @@ impl Fanout {
             let first = works[0].0.clone();
             if let Err(err) = self.deliver(&org, &room, works).await {
                 tracing::error!(org, room, %err, "delivery failed; the batch is retried from this room's first record");
+                failures.push(json!({ "itemIdentifier": first }));
+            }
+        }
+        // Users are independent of each other: their feeds are written concurrently.
+        let users: Vec<_> = futures_util::stream::iter(users)
+            .map(|((org, user), works)| async move {
+                let first = works[0].0.clone();
+                let outcome = self.deliver_inbox(&org, &user, works).await;
+                (org, user, first, outcome)
+            })
+            .buffer_unordered(FANOUT_CONCURRENCY)
+            .collect()
+            .await;
+        for (org, user, first, outcome) in users {
+            if let Err(err) = outcome {
+                tracing::error!(org, user, %err, "inbox feed failed; the batch is retried from this user's first record");
                 failures.push(json!({ "itemIdentifier": first }));
             }
         }
@@ -185,6 +244,59 @@ impl Fanout {
         Outcome::Delivered
     }
 
+    /// Numbers a user's inbox changes and sends them, with their rows that moved, to
+    /// every connection of theirs. A connection that fails is left to catch up
+    /// (`sync_inbox`); only a failure to number fails the records.
+    async fn deliver_inbox(
+        &self,
+        org: &str,
+        user: &str,
+        works: Vec<(String, InboxWork)>,
+    ) -> Result<(), ApiError> {
+        let (Ok(org), Ok(user)) = (OrgId::parse(org), UserId::parse(user)) else {
+            return Ok(());
+        };
+        let listeners = self.store.inbox_listeners(&org, &user).await?;
+        let mut known = Some(listeners.last_seq);
+        let mut frames = Vec::new();
+        for (_, work) in works {
+            match work {
+                InboxWork::Numbered(change) => {
+                    let event = self
+                        .store
+                        .append_inbox_event(&org, &user, &change, known)
+                        .await?;
+                    known = known.map(|k| k.max(event.seq));
+                    frames.push(event.frame().to_string());
+                }
+                InboxWork::Row { room_id, row } => frames.push(
+                    json!({ "type": "inbox.updated", "room_id": room_id, "data": row }).to_string(),
+                ),
+            }
+        }
+        let frames = &frames;
+        futures_util::stream::iter(listeners.connections)
+            .for_each_concurrent(FANOUT_CONCURRENCY, |connection| async move {
+                for frame in frames {
+                    match self.post(&connection, frame).await {
+                        Ok(Delivery::Sent) => {}
+                        Ok(Delivery::Gone) => {
+                            if let Err(err) = self.store.close_connection(&connection).await {
+                                tracing::warn!(connection, %err, "forgetting a gone connection failed");
+                            }
+                            return;
+                        }
+                        Err(err) => {
+                            tracing::warn!(connection, %err, "posting inbox changes failed; it catches up");
+                            return;
+                        }
+                    }
+                }
+            })
+            .await;
+        Ok(())
+    }
+
     /// One post, tried again briefly when the gateway fails (throttling, 5xx).
     async fn post(&self, connection: &str, frame: &str) -> Result<Delivery, ApiError> {
         let mut attempt = 1;
@@ -241,38 +353,110 @@ fn removed_user(event: &Event) -> Option<String> {
     data.get("user_id")?.as_str().map(str::to_owned)
 }
 
-/// The room and the work of one stream record, if it is one the fan-out delivers.
-fn work_of(record: &Value) -> Option<(String, String, Work)> {
-    let new = item_of(&record["dynamodb"]["NewImage"])?;
-    match (record["eventName"].as_str()?, new.str(keys::ENTITY)?) {
-        ("INSERT", keys::entity::EVENT) => {
-            let event = Event::from_item(&new)?;
-            Some((
-                new.string("org")?,
-                event.room_id.to_string(),
-                Work::Change(event),
-            ))
+/// Where one stream record goes and what it asks: a feed event to its room; a member
+/// row to its user's inbox feed (and, when the read marker moved, to the room).
+fn work_of(record: &Value) -> Vec<Routed> {
+    let image = |name: &str| item_of(&record["dynamodb"][name]);
+    let (new, old) = (image("NewImage"), image("OldImage"));
+    let Some(kind) = record["eventName"].as_str() else {
+        return Vec::new();
+    };
+    let entity = |item: &Option<chat_core::item::Item>| {
+        item.as_ref()
+            .and_then(|i| i.string(keys::ENTITY))
+            .unwrap_or_default()
+    };
+    match (kind, entity(&new).as_str(), entity(&old).as_str()) {
+        ("INSERT", keys::entity::EVENT, _) => new
+            .as_ref()
+            .and_then(|new| {
+                let event = Event::from_item(new)?;
+                Some(vec![Routed::Room {
+                    org: new.string("org")?,
+                    room: event.room_id.to_string(),
+                    work: Work::Change(event),
+                }])
+            })
+            .unwrap_or_default(),
+        ("INSERT", keys::entity::MEMBER, _) => new
+            .as_ref()
+            .and_then(|row| numbered(row, InboxEventKind::Added))
+            .into_iter()
+            .collect(),
+        ("REMOVE", _, keys::entity::MEMBER) => old
+            .as_ref()
+            .and_then(|row| numbered(row, InboxEventKind::Removed))
+            .into_iter()
+            .collect(),
+        ("MODIFY", keys::entity::MEMBER, _) => {
+            let (Some(new), old) = (new, old.unwrap_or_default()) else {
+                return Vec::new();
+            };
+            moved_row(&new, &old)
         }
-        ("MODIFY", keys::entity::MEMBER) => {
-            let old = item_of(&record["dynamodb"]["OldImage"]).unwrap_or_default();
-            let marker = new.string("last_read_message_id")?;
-            if old.str("last_read_message_id") == Some(marker.as_str()) {
-                return None;
-            }
-            let pk = new.str(keys::PK)?;
-            let org = pk.strip_prefix("T#")?.split('#').next()?.to_owned();
-            Some((
-                org,
-                new.string("room_id")?,
-                Work::Read {
-                    user: new.string("user_id")?,
-                    last_read_message_id: marker,
-                    unread_count: new.num("unread_count").unwrap_or(0),
-                },
-            ))
-        }
-        _ => None,
+        _ => Vec::new(),
     }
+}
+
+/// The tenant of an item in a tenant's partition.
+fn org_of(item: &chat_core::item::Item) -> Option<String> {
+    let pk = item.str(keys::PK)?;
+    Some(pk.strip_prefix("T#")?.split('#').next()?.to_owned())
+}
+
+/// A member row inserted or removed: a numbered change of its user's inbox.
+fn numbered(row: &chat_core::item::Item, kind: InboxEventKind) -> Option<Routed> {
+    let entry = InboxEntry::from_item(row)?;
+    let data = match kind {
+        InboxEventKind::Added => serde_json::to_value(entry.view()).ok()?,
+        InboxEventKind::Removed => json!({ "id": entry.room_id, "conversation_id": entry.room_id }),
+    };
+    Some(Routed::User {
+        org: org_of(row)?,
+        user: entry.membership.user_id.clone(),
+        work: InboxWork::Numbered(InboxChange {
+            kind,
+            room_id: entry.room_id.clone(),
+            joined_at: entry.membership.joined_at.clone(),
+            data,
+        }),
+    })
+}
+
+/// A member row that changed: its new state to its user's connections when what the
+/// inbox shows moved, and a `read` to the room's followers when the marker moved.
+fn moved_row(new: &chat_core::item::Item, old: &chat_core::item::Item) -> Vec<Routed> {
+    let (Some(org), Some(entry)) = (org_of(new), InboxEntry::from_item(new)) else {
+        return Vec::new();
+    };
+    let mut routed = Vec::new();
+    let shown = serde_json::to_value(entry.view()).unwrap_or(Value::Null);
+    let shown_before = InboxEntry::from_item(old).map(|e| serde_json::to_value(e.view()).ok());
+    if shown_before != Some(Some(shown.clone())) {
+        routed.push(Routed::User {
+            org: org.clone(),
+            user: entry.membership.user_id.clone(),
+            work: InboxWork::Row {
+                room_id: entry.room_id.clone(),
+                row: shown,
+            },
+        });
+    }
+    let marker = entry.membership.last_read_message_id.clone();
+    if let Some(marker) = marker
+        && old.str("last_read_message_id") != Some(marker.as_str())
+    {
+        routed.push(Routed::Room {
+            org,
+            room: entry.room_id.clone(),
+            work: Work::Read {
+                user: entry.membership.user_id.clone(),
+                last_read_message_id: marker,
+                unread_count: entry.membership.unread_count,
+            },
+        });
+    }
+    routed
 }
 
 #[cfg(test)]
@@ -317,33 +501,69 @@ mod tests {
         )
     }
 
+    fn row(marker: &str, unread: u64) -> Value {
+        json!({"PK": {"S": "T#acme#R#01HZX3K7Q8R9S0T1V2W3X4Y5Z6"}, "SK": {"S": "U#u-1"},
+               "entity": {"S": "member"}, "room_id": {"S": "01HZX3K7Q8R9S0T1V2W3X4Y5Z6"},
+               "user_id": {"S": "u-1"}, "last_read_message_id": {"S": marker},
+               "joined_at": {"S": "2026-12-04T08:00:00Z"},
+               "unread_count": {"N": unread.to_string()}, "members": {"SS": ["u-1", "a-1"]}})
+    }
+
     #[test]
-    fn a_stream_record_becomes_a_change_or_a_read_marker_or_nothing() {
-        let (org, room, work) = work_of(&record(
+    fn a_stream_record_becomes_a_change_a_read_marker_an_inbox_change_or_nothing() {
+        let routed = work_of(&record(
             "INSERT",
             event_image("message.new", false, "{}"),
             Value::Null,
-        ))
-        .unwrap();
-        assert_eq!(
-            (org.as_str(), room.as_str()),
-            ("acme", "01HZX3K7Q8R9S0T1V2W3X4Y5Z6")
+        ));
+        assert!(
+            matches!(&routed[..], [Routed::Room { org, room, work: Work::Change(e) }]
+            if org == "acme" && room == "01HZX3K7Q8R9S0T1V2W3X4Y5Z6" && e.seq == 3)
         );
-        assert!(matches!(work, Work::Change(e) if e.seq == 3));
-        let row = |marker: &str| {
-            json!({"PK": {"S": "T#acme#R#01HZX3K7Q8R9S0T1V2W3X4Y5Z6"}, "SK": {"S": "U#u-1"},
-                   "entity": {"S": "member"}, "room_id": {"S": "01HZX3K7Q8R9S0T1V2W3X4Y5Z6"},
-                   "user_id": {"S": "u-1"}, "last_read_message_id": {"S": marker},
-                   "unread_count": {"N": "0"}, "members": {"SS": ["u-1", "a-1"]}})
-        };
-        let moved = work_of(&record("MODIFY", row("m2"), row("m1"))).unwrap();
-        assert!(matches!(moved.2, Work::Read { ref user, .. } if user == "u-1"));
+
+        // The marker moved: the room's followers get `read`, the user's connections
+        // the row.
+        let moved = work_of(&record("MODIFY", row("m2", 0), row("m1", 1)));
+        assert!(moved.iter().any(|r| matches!(r,
+            Routed::Room { work: Work::Read { user, .. }, .. } if user == "u-1")));
+        assert!(moved.iter().any(|r| matches!(r,
+            Routed::User { user, work: InboxWork::Row { row, .. }, .. }
+                if user == "u-1" && row["unread_count"] == 0)));
+        // A message arrived: the row only.
+        let counted = work_of(&record("MODIFY", row("m1", 2), row("m1", 1)));
+        assert!(matches!(
+            &counted[..],
+            [Routed::User {
+                work: InboxWork::Row { .. },
+                ..
+            }]
+        ));
         assert_eq!(
-            work_of(&record("MODIFY", row("m1"), row("m1"))),
-            None,
-            "marker unchanged"
+            work_of(&record("MODIFY", row("m1", 1), row("m1", 1))),
+            vec![],
+            "nothing the inbox shows moved"
         );
-        assert_eq!(work_of(&record("REMOVE", row("m1"), Value::Null)), None);
+
+        // Joining and leaving are numbered changes, named by room, kind and join time.
+        let joined = work_of(&record("INSERT", row("m1", 0), Value::Null));
+        assert!(
+            matches!(&joined[..], [Routed::User { org, user, work: InboxWork::Numbered(c) }]
+            if org == "acme" && user == "u-1" && c.kind == InboxEventKind::Added
+                && c.joined_at == "2026-12-04T08:00:00Z" && c.data["id"] == "01HZX3K7Q8R9S0T1V2W3X4Y5Z6")
+        );
+        let left = work_of(&record("REMOVE", Value::Null, row("m1", 0)));
+        assert!(
+            matches!(&left[..], [Routed::User { work: InboxWork::Numbered(c), .. }]
+            if c.kind == InboxEventKind::Removed)
+        );
+        assert_eq!(
+            work_of(&record(
+                "REMOVE",
+                Value::Null,
+                event_image("message.new", false, "{}")
+            )),
+            vec![]
+        );
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The WebSocket API's routes, as API Gateway invokes them: `$connect` (with a
 //! ticket), `$disconnect`, and the actions a client sends as `{"action": …}` —
-//! `subscribe`, `unsubscribe`, `resume`, `typing`, `ping`. An action's answer is the
+//! `subscribe`, `unsubscribe`, `resume`, `sync_inbox`, `typing`, `ping`. An action's answer is the
 //! route response API Gateway sends back on the socket.
 
 use crate::gateway::{Delivery, Gateway};
@@ -31,6 +31,10 @@ enum Action {
     Resume {
         room_id: String,
         after: u64,
+    },
+    /// Where the caller's inbox feed stands; with `after`, also its changes since.
+    SyncInbox {
+        after: Option<u64>,
     },
     /// The caller is typing in a room: the room's other followers are told.
     Typing {
@@ -107,7 +111,7 @@ impl Socket {
             Ok(action) => action,
             Err(err) => {
                 let err = ApiError::Malformed(format!(
-                    "{err}: send {{\"action\": \"subscribe\"|\"unsubscribe\"|\"resume\"|\"typing\"|\"ping\", …}}"
+                    "{err}: send {{\"action\": \"subscribe\"|\"unsubscribe\"|\"resume\"|\"sync_inbox\"|\"typing\"|\"ping\", …}}"
                 ));
                 return Some(error_frame(id, &err));
             }
@@ -164,6 +168,26 @@ impl Socket {
                     .await?;
                 Ok(Some(frame))
             }
+            Action::SyncInbox { after } => {
+                let who = &connection.who;
+                let Some(after) = after else {
+                    let last_seq = self.store.inbox_feed_head(&who.org, &who.user).await?;
+                    return Ok(Some(
+                        json!({ "type": "inbox_synced", "last_seq": last_seq }),
+                    ));
+                };
+                let page = self
+                    .store
+                    .inbox_events(&who.org, &who.user, after, MAX_EVENTS_PAGE)
+                    .await?;
+                let mut frame = json!({ "type": "inbox_synced", "last_seq": page.last_seq });
+                fill_events(
+                    &mut frame,
+                    page.events.iter().map(|e| e.frame()),
+                    page.has_more,
+                );
+                Ok(Some(frame))
+            }
             Action::Typing { room_id } => {
                 self.typing(connection, &room(&room_id)?).await?;
                 Ok(None)
@@ -185,23 +209,15 @@ impl Socket {
             .store
             .room_events(who, room_id, after, MAX_EVENTS_PAGE)
             .await?;
-        let mut size = 0;
         let mut events = Vec::new();
-        let mut has_more = page.has_more;
         for event in &page.events {
             let text = event.json_for(who.role.is_staff());
-            size += text.len() + 1;
-            if size > MAX_REPLY_BYTES {
-                has_more = true;
-                break;
-            }
             events.push(
                 serde_json::from_str::<Value>(&text).map_err(|e| ApiError::internal("event", e))?,
             );
         }
-        frame["events"] = Value::Array(events);
         frame["last_seq"] = json!(page.room.last_seq);
-        frame["has_more"] = json!(has_more);
+        fill_events(frame, events.into_iter(), page.has_more);
         Ok(())
     }
 
@@ -246,6 +262,23 @@ impl Socket {
         }
         Ok(())
     }
+}
+
+/// `events` (as many as fit one frame, oldest first) and `has_more` into `frame`.
+fn fill_events(frame: &mut Value, events: impl Iterator<Item = Value>, more: bool) {
+    let mut size = 0;
+    let mut taken = Vec::new();
+    let mut has_more = more;
+    for event in events {
+        size += event.to_string().len() + 1;
+        if size > MAX_REPLY_BYTES {
+            has_more = true;
+            break;
+        }
+        taken.push(event);
+    }
+    frame["events"] = Value::Array(taken);
+    frame["has_more"] = json!(has_more);
 }
 
 fn room(raw: &str) -> Result<RoomId, ApiError> {

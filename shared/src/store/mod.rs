@@ -7,6 +7,7 @@ mod catalog;
 mod deliveries;
 mod feed;
 mod inbox;
+mod inbox_feed;
 mod message;
 mod realtime;
 mod room;
@@ -24,6 +25,7 @@ pub use feed::{
     MAX_EVENTS_PAGE, TENANT_FEED_SETTLE_MS, TenantEvents,
 };
 pub use inbox::{Inbox, InboxQuery};
+pub use inbox_feed::{InboxChange, InboxEvent, InboxEventKind, InboxEventPage, InboxListeners};
 pub use message::{
     Direction, MessageChange, MessageList, MessageQuery, NewMessage, Posted, RoomCache,
 };

@@ -6,6 +6,7 @@
 //! | ticket       | T#{org}#TICKET#{secret}     | TICKET          |
 //! | connection   | CONN#{connection id}        | CONN            |
 //! | subscription | T#{org}#R#{room}            | S#{connection}  |
+//! | user's connection | T#{org}#USER#{user}    | C#{connection}  |
 //!
 //! A connection is keyed by API Gateway's connection id alone: a socket message names
 //! nothing else (the one partition not led by a tenant). Subscriptions live in the
@@ -18,6 +19,7 @@ use crate::ids::{OrgId, Role, RoomId, UserId};
 use crate::item::{Item, ItemBuilder, ItemExt, n, s, values};
 use crate::keys;
 use crate::model::Room;
+use crate::store::inbox_feed::user_connection_item;
 use crate::store::{Store, WriteError, put, put_of};
 use aws_sdk_dynamodb::types::{
     AttributeValue, Delete, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
@@ -177,8 +179,14 @@ impl Store {
             .str("connected_at", &connection.connected_at)
             .num(keys::TTL, connection.expires_at)
             .build();
+        // Listed under its user too: the inbox feed reaches every connection of theirs.
+        let listed = user_connection_item(&who.org, &who.user, id, connection.expires_at);
+        let writes = vec![
+            put(self.name(), item, false),
+            put(self.name(), listed, false),
+        ];
         self.table
-            .put(put_of(self.name(), item, false), "open connection")
+            .transact(writes, "open connection")
             .await
             .map_err(WriteError::into_api)?;
         Ok(connection)
@@ -207,7 +215,15 @@ impl Store {
             return Ok(());
         };
         let (pk, sk) = connection_key(id);
-        let mut deletes = vec![delete_of(self.name(), pk, sk)];
+        let who = &connection.who;
+        let mut deletes = vec![
+            delete_of(self.name(), pk, sk),
+            delete_of(
+                self.name(),
+                keys::user_pk(&who.org, &who.user),
+                keys::user_connection_sk(id),
+            ),
+        ];
         for room in &connection.rooms {
             if let Ok(room) = RoomId::parse(room) {
                 deletes.push(delete_of(
@@ -217,7 +233,7 @@ impl Store {
                 ));
             }
         }
-        // At most 1 + MAX_SUBSCRIPTIONS deletes, 100 per transaction.
+        // At most 2 + MAX_SUBSCRIPTIONS deletes, 100 per transaction.
         for chunk in deletes.chunks(100) {
             self.table
                 .transact(chunk.to_vec(), "close connection")

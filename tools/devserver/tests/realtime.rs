@@ -660,3 +660,193 @@ async fn a_change_reaches_hundreds_of_sockets_and_gone_ones_are_forgotten() {
         .subscriptions;
     assert_eq!(audience.len(), SOCKETS, "only live sockets still follow");
 }
+
+impl Client {
+    /// Waits for a pushed frame that `wanted` picks (kept with the others).
+    async fn until(&mut self, what: &str, wanted: impl Fn(&Value) -> bool) -> Value {
+        if let Some(found) = self.pushed.iter().find(|f| wanted(f)) {
+            return found.clone();
+        }
+        loop {
+            let frame = self
+                .next_frame()
+                .await
+                .unwrap_or_else(|| panic!("{what} never came; got {:?}", self.pushed));
+            self.pushed.push(frame.clone());
+            if wanted(&frame) {
+                return frame;
+            }
+        }
+    }
+
+    fn inbox_frames(&self) -> Vec<&Value> {
+        self.pushed
+            .iter()
+            .filter(|f| f["type"].as_str().is_some_and(|t| t.starts_with("inbox.")))
+            .collect()
+    }
+}
+
+/// #22.5: a connection hears of its own inbox without following rooms — rooms it was
+/// added to or removed from (numbered per user), rows that moved (live) — and a
+/// reconnect catches up on the numbers like a room's feed; nobody else hears any of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_inbox_feed_reaches_the_users_connections_and_a_reconnect_catches_up() {
+    let stack = Stack::new().await;
+    let carol = token("u-300", "acme", "customer");
+    let mut phone = stack.client(&carol).await;
+    let standing = phone.ask(json!({"action": "sync_inbox"})).await;
+    assert_eq!(
+        (standing["type"].as_str(), standing["last_seq"].as_u64()),
+        (Some("inbox_synced"), Some(0)),
+        "{standing}"
+    );
+    assert!(
+        standing.get("events").is_none(),
+        "where it stands, no events"
+    );
+    let empty = phone.ask(json!({"action": "sync_inbox", "after": 0})).await;
+    assert_eq!(empty["events"], json!([]), "{empty}");
+    // Bystanders: another member of the tenant, and a user of the same id in another.
+    let mut neighbour = stack.client(&token("u-301", "acme", "customer")).await;
+    let mut namesake = stack.client(&token("u-300", "globex", "customer")).await;
+    let mut agent_socket = stack.client(&token("a-2", "acme", "agent")).await;
+
+    let room = stack.group(&customer(), &["u-300"]).await;
+    let added = phone
+        .until("inbox.added", |f| f["type"] == "inbox.added")
+        .await;
+    assert_eq!(added["inbox_seq"], 1);
+    assert_eq!(added["room_id"], room.as_str());
+    assert_eq!(added["data"]["id"], room.as_str());
+    assert!(added.get("seq").is_none(), "not a room's number: {added}");
+
+    stack
+        .post(&room, &customer(), json!({"content": "welcome"}))
+        .await;
+    let moved = phone
+        .until("inbox.updated", |f| {
+            f["type"] == "inbox.updated" && f["data"]["unread_count"] == 1
+        })
+        .await;
+    assert_eq!(moved["room_id"], room.as_str());
+    assert!(moved.get("inbox_seq").is_none(), "a state, not numbered");
+
+    // A new support conversation reaches the agent it names, live.
+    let support = stack
+        .conversation(&token("u-302", "acme", "customer"), "a-2")
+        .await;
+    let new_conversation = agent_socket
+        .until("the agent's inbox.added", |f| f["type"] == "inbox.added")
+        .await;
+    assert_eq!(new_conversation["room_id"], support.as_str());
+    assert_eq!(
+        new_conversation["data"]["room_type"], "support",
+        "{new_conversation}"
+    );
+
+    let (status, _) = stack
+        .app
+        .send(
+            "DELETE /rooms/{room_id}/members/{user_id}",
+            &[("room_id", &room), ("user_id", "u-300")],
+            &customer(),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(status, 200);
+    let removed = phone
+        .until("inbox.removed", |f| f["type"] == "inbox.removed")
+        .await;
+    assert_eq!(
+        (removed["inbox_seq"].as_u64(), removed["room_id"].as_str()),
+        (Some(2), Some(room.as_str()))
+    );
+
+    // Away: added to another room meanwhile; back, one ask brings exactly that.
+    drop(phone);
+    let second = stack.group(&customer(), &["u-300"]).await;
+    let mut laptop = stack.client(&carol).await;
+    let mut caught_up = Value::Null;
+    for _ in 0..100 {
+        caught_up = laptop
+            .ask(json!({"action": "sync_inbox", "after": 2}))
+            .await;
+        if caught_up["last_seq"] == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let events = caught_up["events"].as_array().expect("events");
+    assert_eq!(events.len(), 1, "{caught_up}");
+    assert_eq!(
+        (
+            events[0]["type"].as_str(),
+            events[0]["inbox_seq"].as_u64(),
+            events[0]["room_id"].as_str()
+        ),
+        (Some("inbox.added"), Some(3), Some(second.as_str()))
+    );
+    assert_eq!(caught_up["has_more"], false);
+    let whole = laptop
+        .ask(json!({"action": "sync_inbox", "after": 0}))
+        .await;
+    let numbers: Vec<u64> = whole["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["inbox_seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(numbers, vec![1, 2, 3], "dense, once each");
+    let ahead = laptop
+        .ask(json!({"action": "sync_inbox", "after": 9}))
+        .await;
+    assert_eq!(
+        (ahead["status"].as_u64(), ahead["code"].as_str()),
+        (Some(422), Some("invalid_field"))
+    );
+
+    // Handled twice (a retried stream batch), a change keeps its one number.
+    let store = &stack.app.table.runtime.store;
+    let (org, user) = (
+        chat_core::ids::OrgId::parse("acme").unwrap(),
+        chat_core::ids::UserId::parse("u-300").unwrap(),
+    );
+    let change = chat_core::store::InboxChange {
+        kind: chat_core::store::InboxEventKind::Added,
+        room_id: second.clone(),
+        joined_at: "2026-12-04T00:00:00Z".into(),
+        data: json!({}),
+    };
+    let first = store
+        .append_inbox_event(&org, &user, &change, None)
+        .await
+        .unwrap();
+    let again = store
+        .append_inbox_event(&org, &user, &change, Some(0))
+        .await
+        .unwrap();
+    assert_eq!((first.seq, again.seq), (4, 4));
+    assert_eq!(
+        store.inbox_listeners(&org, &user).await.unwrap().last_seq,
+        4
+    );
+
+    for bystander in [&mut neighbour, &mut namesake] {
+        bystander.drain(Duration::from_millis(300)).await;
+        assert_eq!(
+            bystander.inbox_frames(),
+            Vec::<&Value>::new(),
+            "nothing of u-300's inbox"
+        );
+    }
+    agent_socket.drain(Duration::from_millis(100)).await;
+    assert!(
+        !agent_socket
+            .pushed
+            .iter()
+            .any(|f| f["room_id"] == room.as_str()),
+        "the agent is not in the group"
+    );
+}

@@ -19,6 +19,7 @@ fn every_websocket_route_has_an_event_and_the_realtime_function_answers_it() {
         "subscribe",
         "unsubscribe",
         "resume",
+        "sync_inbox",
         "typing",
         "ping",
     ]
@@ -30,6 +31,7 @@ fn every_websocket_route_has_an_event_and_the_realtime_function_answers_it() {
         "$disconnect",
         "subscribe",
         "resume",
+        "sync_inbox",
         "typing",
         "ping",
     ] {
