@@ -276,6 +276,8 @@ struct Setup {
     unread: Vec<(String, String)>,
     /// Group rooms of [`ROOM_SIZES`] members.
     sized: Vec<String>,
+    /// A member of 25 rooms of mixed sizes (see [`mixed_inbox`]).
+    mixed: String,
 }
 
 /// Unread counts a read marker is measured at (#22: the same cost whatever the count).
@@ -325,6 +327,43 @@ async fn room_of(http: &Http, port: u16, size: usize) -> String {
         next += batch.len();
     }
     room
+}
+
+/// Rooms of the inbox an inbox page is measured on (#22: at most 2 requests).
+const MIXED_ROOMS: usize = 25;
+
+/// Makes `mix-1` a member of 25 rooms of mixed sizes: the 1,000- and 10,000-member
+/// rooms (large: their rows are completed from the rooms when read) and 23 groups of
+/// 2 to 9 members, each with a message. Answers their token.
+async fn mixed_inbox(http: &Http, port: u16, sized: &[String]) -> String {
+    let member = "mix-1";
+    let large: Vec<_> = ROOM_SIZES
+        .iter()
+        .zip(sized)
+        .filter(|(n, _)| **n > 40)
+        .collect();
+    for (size, room) in &large {
+        let owner = token(&format!("r{size}-0"), "acme", "customer");
+        let body = json!({"user_ids": [member]});
+        let path = format!("/rooms/{room}/members");
+        let (status, added) = api(http, port, "POST", &path, &owner, Some(&body)).await;
+        assert_eq!(status, 201, "{added}");
+    }
+    let mixed = token(member, "acme", "customer");
+    for i in 0..MIXED_ROOMS - large.len() {
+        let peers: Vec<String> = (0..=i % 8).map(|p| format!("mix-peer-{i}-{p}")).collect();
+        let body = json!({"type": "group", "name": format!("mixed {i}"), "participant_ids": peers});
+        let (status, made) = api(http, port, "POST", "/rooms", &mixed, Some(&body)).await;
+        assert_eq!(status, 201, "{made}");
+        let path = format!(
+            "/rooms/{}/messages",
+            made["data"]["id"].as_str().unwrap_or_default()
+        );
+        let body = json!({"content": format!("hello group {i}")});
+        let (status, posted) = api(http, port, "POST", &path, &mixed, Some(&body)).await;
+        assert_eq!(status, 201, "{posted}");
+    }
+    mixed
 }
 
 /// A conversation of `customer` with `count` messages from them: its id and its first
@@ -454,6 +493,7 @@ async fn setup() -> Setup {
     for size in ROOM_SIZES {
         sized.push(room_of(&http, port, size).await);
     }
+    let mixed = mixed_inbox(&http, port, &sized).await;
     recorder.take();
     Setup {
         table,
@@ -465,6 +505,7 @@ async fn setup() -> Setup {
         message,
         unread,
         sized,
+        mixed,
         customer,
         agent: token("5", "acme", "agent"),
         admin: token("u-admin", "acme", "admin"),
@@ -505,6 +546,14 @@ fn endpoints(s: &Setup) -> Vec<Endpoint> {
             "GET",
             "/chat/conversations?limit=20".into(),
             &s.customer,
+            None,
+        ),
+        e(
+            "GET /chat/conversations (25 rooms: 2 large, 23 small)",
+            "2",
+            "GET",
+            format!("/chat/conversations?limit={MIXED_ROOMS}"),
+            &s.mixed,
             None,
         ),
         e(
@@ -1140,7 +1189,7 @@ fn write_report(
     }
     let _ = writeln!(
         md,
-        "\nHow it is measured: a group room of N members, each following it on its own WebSocket (the dev server's gateway, `realtime` and `fanout` handlers, DynamoDB Local's stream polled every 20 ms as the event source mapping would); {} posts by one member through the dev server after {} warm-up posts, one at a time. Commit-to-delivery runs from the post's answer (the transaction has committed) to the frame's arrival on each socket, so it includes the stream's poll interval; on AWS the event source mapping's own delay (typically tens to a few hundred ms) takes its place. The post's transaction holds the message, the room, the day's stats, search entries, every member row and the feed event: before the feed it had one item fewer and was the same one request. Fan-out: one Query of the room and its subscriptions per room and stream batch, which here holds both the message's event and the sender's read marker (their own row moved); `PostToConnection` is one per member for the event plus one `read` frame to the sender's socket. A post whose instance did not write the room last finds its cached `last_seq` stale and rebuilds once from the room the failure returns: {:.2} requests per post when two instances alternate (1.00 when the same instance posts).\n",
+        "\nHow it is measured: a group room of N members, each following it on its own WebSocket (the dev server's gateway, `realtime` and `fanout` handlers, DynamoDB Local's stream polled every 20 ms as the event source mapping would); {} posts by one member through the dev server after {} warm-up posts, one at a time. Commit-to-delivery runs from the post's answer (the transaction has committed) to the frame's arrival on each socket, so it includes the stream's poll interval; on AWS the event source mapping's own delay (typically tens to a few hundred ms) takes its place. The post's transaction holds the message, the room, the day's stats, search entries, every member row and the feed event: before the feed it had one item fewer and was the same one request. Fan-out: one Query of the room and its subscriptions per room and stream batch, which here holds the message's event, the sender's read marker (their own row moved) and every member's row (a small room's post counts each); each moved row is its user's inbox feed, so the fan-out reads each member's connections (one Query per member and batch: the inbox feed, docs/realtime.md) and sends them `inbox.updated`; `PostToConnection` is one per member for the event, one `read` frame to the sender's socket, and one `inbox.updated` per member whose row moved. A post whose instance did not write the room last finds its cached `last_seq` stale and rebuilds once from the room the failure returns: {:.2} requests per post when two instances alternate (1.00 when the same instance posts).\n",
         realtime::POSTS_MEASURED,
         realtime::WARMUP,
         live.stale_post_requests
@@ -1198,6 +1247,21 @@ fn write_report(
         md,
         "\nA read marker up to the first of N unread messages (from the endpoints above; budget ≤ 2 requests and ≤ 4 read units whatever N): counted from the room's public-message count and the marker message's position, not by reading the N messages.\n\n| unread | DynamoDB requests | consumed capacity | p50 ms |\n|---|---|---|---|\n{}\n",
         reads.join("\n")
+    );
+    let inbox: Vec<String> = rows
+        .iter()
+        .filter(|r| r.endpoint.starts_with("GET /chat/conversations ("))
+        .map(|r| {
+            format!(
+                "| {} | {:.2} | {:.1} | {:.3} |",
+                r.endpoint, r.requests, r.capacity, r.p50
+            )
+        })
+        .collect();
+    let _ = writeln!(
+        md,
+        "An inbox page of {MIXED_ROOMS} rooms of mixed sizes (budget ≤ 2 requests): one Query of the member's rows, and one BatchGetItem of the large rooms among them, whose rows are completed from their rooms (unread count, last activity, title, status).\n\n| page | DynamoDB requests | consumed capacity | p50 ms |\n|---|---|---|---|\n{}\n",
+        inbox.join("\n")
     );
     webhooks::write_section(&mut md, hooks);
     let _ = writeln!(
