@@ -25,6 +25,60 @@ pub struct Config {
     pub local: bool,
     /// How webhook deliveries are attempted and retried.
     pub webhooks: crate::webhooks::DeliverySettings,
+    /// How people who are away are notified (docs/notifications.md).
+    pub notify: NotifySettings,
+}
+
+/// The notification pipeline's settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotifySettings {
+    /// The stack's VAPID private key (the raw P-256 scalar, base64url): Web Push is
+    /// off without it.
+    pub vapid_private_key: Option<String>,
+    /// Its public key, which browsers subscribe with (answered to clients).
+    pub vapid_public_key: Option<String>,
+    /// Whom push services may contact about our pushes (`mailto:` or `https:`).
+    pub vapid_subject: String,
+    /// Someone connected who read the room this recently is looking: not notified.
+    pub grace_secs: i64,
+    /// At most one notification per recipient and room in this window.
+    pub window_secs: i64,
+}
+
+impl Default for NotifySettings {
+    fn default() -> NotifySettings {
+        NotifySettings {
+            vapid_private_key: None,
+            vapid_public_key: None,
+            vapid_subject: "mailto:admin@localhost".into(),
+            grace_secs: 30,
+            window_secs: 120,
+        }
+    }
+}
+
+fn notify_from(env: &Env<'_>, problems: &mut Vec<String>) -> NotifySettings {
+    let defaults = NotifySettings::default();
+    let secs = |name: &str, default: i64, problems: &mut Vec<String>| match env.get(name) {
+        None => default,
+        Some(text) => match text.parse::<i64>() {
+            Ok(v) if (0..=86_400).contains(&v) => v,
+            _ => {
+                problems.push(format!("{name} must be seconds from 0 to 86400"));
+                default
+            }
+        },
+    };
+    NotifySettings {
+        vapid_private_key: env.get("VAPID_PRIVATE_KEY").map(str::to_owned),
+        vapid_public_key: env.get("VAPID_PUBLIC_KEY").map(str::to_owned),
+        vapid_subject: env
+            .get("VAPID_SUBJECT")
+            .map(str::to_owned)
+            .unwrap_or(defaults.vapid_subject),
+        grace_secs: secs("NOTIFY_GRACE_SECS", defaults.grace_secs, problems),
+        window_secs: secs("NOTIFY_WINDOW_SECS", defaults.window_secs, problems),
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +130,7 @@ impl Config {
             problems.extend(found);
             Default::default()
         });
+        let notify = notify_from(&env, &mut problems);
         match (table_name, auth) {
             (Some(table_name), Some(auth)) if problems.is_empty() => Ok(Config {
                 table_name,
@@ -85,6 +140,7 @@ impl Config {
                 uploads,
                 local: env.local(),
                 webhooks,
+                notify,
             }),
             _ => Err(ConfigError(problems)),
         }

@@ -452,6 +452,8 @@ pub struct Membership {
     pub joined_at: String,
     pub total_messages: u64,
     pub last_message_at: Option<String>,
+    /// Until when the member muted the room's notifications.
+    pub muted_until: Option<String>,
 }
 
 impl Membership {
@@ -471,6 +473,7 @@ impl Membership {
             joined_at: item.string("joined_at").unwrap_or_default(),
             total_messages: item.num("total_messages").unwrap_or(0),
             last_message_at: item.string("last_message_at"),
+            muted_until: item.string("muted_until"),
         })
     }
 
@@ -626,6 +629,7 @@ impl InboxEntry {
             last_message_at: m.last_message_at.as_deref(),
             created_at: self.created_at.as_deref(),
             last_seq: self.last_seq,
+            muted_until: m.muted_until.as_deref(),
         }
     }
 }
@@ -649,6 +653,9 @@ pub struct InboxEntryView<'a> {
     pub last_message_at: Option<&'a str>,
     pub created_at: Option<&'a str>,
     pub last_seq: u64,
+    /// Until when the caller muted the room's notifications (absent: not muted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub muted_until: Option<&'a str>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,5 +1,6 @@
 //! The `rooms` function: shared chat spaces (order chats, support rooms, team rooms),
-//! their members, the tenant's products and its users' profiles.
+//! their members, the tenant's products, its users' profiles and their notification
+//! preferences and push subscriptions.
 
 use chat_core::app::path_param;
 use chat_core::auth::Principal;
@@ -30,7 +31,14 @@ chat_core::route_table! { app: App, who, req;
     "PUT /profiles/me" => put_profile(&app.store, who, req),
     "GET /profiles/{user_id}" => get_profile(&app.store, who, req),
     "POST /realtime/tickets" => realtime_ticket(&app.store, who),
+    "GET /me/notification-settings" => notifications::get_settings(app, who),
+    "PUT /me/notification-settings" => notifications::put_settings(app, who, req),
+    "PUT /rooms/{room_id}/notifications" => notifications::mute_room(&app.store, who, req),
+    "POST /me/push-subscriptions" => notifications::add_push_subscription(app, who, req),
+    "DELETE /me/push-subscriptions/{subscription_id}" => notifications::delete_push_subscription(&app.store, who, req),
 }
+
+mod notifications;
 
 use chat_core::commands::rooms::{
     AddMember, NewMembers, NewProduct, ProfileFields, PutProfile, RoomDraft, StartRoom, UpdateRoom,
@@ -41,7 +49,26 @@ pub use chat_core::commands::rooms::{MAX_DETAIL_CHARS, MAX_METADATA_BYTES, MAX_N
 /// BatchGetItem of 100 keys in the common case.
 pub const MAX_ROOMS_PAGE: u32 = 25;
 
-chat_core::store_app!(App);
+/// This function's app: built once per cold start, then answers every event.
+pub struct App {
+    auth: chat_core::auth::AuthConfig,
+    store: Store,
+    /// The local stack's own push service may be on http://127.0.0.1.
+    allow_loopback: bool,
+    /// What browsers subscribe to Web Push with (answered with the settings).
+    vapid_public_key: Option<String>,
+}
+
+impl App {
+    pub fn new(runtime: chat_core::Runtime) -> Self {
+        App {
+            allow_loopback: runtime.config.local,
+            vapid_public_key: runtime.config.notify.vapid_public_key.clone(),
+            auth: runtime.config.auth,
+            store: runtime.store,
+        }
+    }
+}
 
 async fn start(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply> {
     let body = json_body::<StartRoom>(req)?;

@@ -46,7 +46,27 @@ const DUE_PAGE: u32 = 50;
 /// Of a response, at most this much is read (and dropped).
 const MAX_ANSWER_BYTES: usize = 64 * 1024;
 
-type Https = Client<hyper_rustls::HttpsConnector<Guarded>, Full<Bytes>>;
+pub type Https = Client<hyper_rustls::HttpsConnector<Guarded>, Full<Bytes>>;
+
+/// The client every request of our own to the outside goes through (webhook
+/// deliveries, pushes): public addresses only, checked on the URL and on every address
+/// a name resolves to; `http://127.0.0.1` too with `allow_loopback` (the local stack).
+pub fn guarded_client(connect_timeout: Duration, allow_loopback: bool) -> Result<Https, String> {
+    let mut http = HttpConnector::new_with_resolver(PublicOnly);
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(connect_timeout));
+    let http = Guarded {
+        inner: http,
+        allow_loopback,
+    };
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_native_roots()
+        .map_err(|e| format!("no TLS roots: {e}"))?
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    Ok(Client::builder(TokioExecutor::new()).build(connector))
+}
 
 pub struct Deliverer {
     store: Store,
@@ -71,22 +91,10 @@ impl Deliverer {
     fn client(&self) -> Result<&Https, String> {
         self.client
             .get_or_init(|| {
-                let mut http = HttpConnector::new_with_resolver(PublicOnly);
-                http.enforce_http(false);
-                http.set_connect_timeout(Some(Duration::from_secs(
-                    self.settings.attempt_timeout_secs,
-                )));
-                let http = Guarded {
-                    inner: http,
-                    allow_loopback: self.allow_loopback,
-                };
-                let connector = hyper_rustls::HttpsConnectorBuilder::new()
-                    .with_native_roots()
-                    .map_err(|e| format!("no TLS roots: {e}"))?
-                    .https_or_http()
-                    .enable_http1()
-                    .wrap_connector(http);
-                Ok(Client::builder(TokioExecutor::new()).build(connector))
+                guarded_client(
+                    Duration::from_secs(self.settings.attempt_timeout_secs),
+                    self.allow_loopback,
+                )
             })
             .as_ref()
             .map_err(Clone::clone)

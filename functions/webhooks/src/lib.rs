@@ -2,8 +2,10 @@
 //! secret is shown once, when an endpoint is made or its secret rotated (docs/webhooks.md).
 
 pub mod delivery;
+pub mod notify;
 
 pub use delivery::Deliverer;
+pub use notify::Notifier;
 
 use chat_core::app::path_param;
 use chat_core::auth::Principal;

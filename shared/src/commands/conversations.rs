@@ -97,6 +97,7 @@ impl TryFrom<UpdateConversation> for ConversationUpdate {
         let view = MemberView {
             is_pinned: body.is_pinned,
             is_archived: body.is_archived,
+            muted_until: None,
         };
         let mut shared = SharedChanges {
             title: body

@@ -6,6 +6,7 @@
 
 pub mod conversations;
 pub mod messages;
+pub mod notify;
 pub mod rooms;
 
 use serde::{Deserialize, Deserializer};

@@ -425,8 +425,17 @@ impl Store {
             .build()
             .expect("check has key and condition");
         // The row's count is taken at the room's: a large room counts on from there.
-        let mut set = vec!["unread_count = :unread", "total_messages = :total"];
-        let mut vals = values([(":unread", n(read.unread)), (":total", n(read.total))]);
+        // `read_at`: whoever read lately and is connected is looking (not notified).
+        let mut set = vec![
+            "unread_count = :unread",
+            "total_messages = :total",
+            "read_at = :now",
+        ];
+        let mut vals = values([
+            (":unread", n(read.unread)),
+            (":total", n(read.total)),
+            (":now", s(crate::time::now_string())),
+        ]);
         if !read.marker.is_empty() {
             set.push("last_read_message_id = :mid");
             vals.insert(":mid".into(), s(&read.marker));

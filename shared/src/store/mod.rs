@@ -9,6 +9,7 @@ mod feed;
 mod inbox;
 mod inbox_feed;
 mod message;
+pub mod notify;
 mod realtime;
 mod room;
 mod search;
@@ -29,6 +30,7 @@ pub use inbox_feed::{InboxChange, InboxEvent, InboxEventKind, InboxEventPage, In
 pub use message::{
     Direction, MessageChange, MessageList, MessageQuery, NewMessage, Posted, RoomCache,
 };
+pub use notify::PushSubscription;
 pub use realtime::{
     Audience, CONNECTION_TTL_SECS, Connection, MAX_SUBSCRIPTIONS, Subscription, TICKET_TTL_SECS,
     TYPING_INTERVAL_MS,

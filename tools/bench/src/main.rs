@@ -332,36 +332,49 @@ async fn room_of(http: &Http, port: u16, size: usize) -> String {
 /// Rooms of the inbox an inbox page is measured on (#22: at most 2 requests).
 const MIXED_ROOMS: usize = 25;
 
-/// Makes `mix-1` a member of 25 rooms of mixed sizes: the 1,000- and 10,000-member
-/// rooms (large: their rows are completed from the rooms when read) and 23 groups of
-/// 2 to 9 members, each with a message. Answers their token.
-async fn mixed_inbox(http: &Http, port: u16, sized: &[String]) -> String {
-    let member = "mix-1";
-    let large: Vec<_> = ROOM_SIZES
-        .iter()
-        .zip(sized)
-        .filter(|(n, _)| **n > 40)
-        .collect();
-    for (size, room) in &large {
-        let owner = token(&format!("r{size}-0"), "acme", "customer");
-        let body = json!({"user_ids": [member]});
+/// Makes `mix-1` a member of 25 rooms of mixed sizes: two rooms grown past 40
+/// members (large: their rows are completed from the rooms when read) and 23 groups
+/// of 2 to 9 members, each with a message. Answers their token.
+async fn mixed_inbox(http: &Http, port: u16) -> String {
+    let mixed = token("mix-1", "acme", "customer");
+    let add = |room: String, tok: String, users: Vec<String>| async move {
+        let body = json!({ "user_ids": users });
         let path = format!("/rooms/{room}/members");
-        let (status, added) = api(http, port, "POST", &path, &owner, Some(&body)).await;
+        let (status, added) = api(http, port, "POST", &path, &tok, Some(&body)).await;
         assert_eq!(status, 201, "{added}");
+    };
+    let mut small = 0;
+    let group = |peers: Vec<String>, name: String| {
+        let mixed = mixed.clone();
+        async move {
+            let body = json!({"type": "group", "name": name, "participant_ids": peers});
+            let (status, made) = api(http, port, "POST", "/rooms", &mixed, Some(&body)).await;
+            assert_eq!(status, 201, "{made}");
+            let room = made["data"]["id"].as_str().unwrap_or_default().to_owned();
+            let path = format!("/rooms/{room}/messages");
+            let body = json!({"content": format!("hello {name}")});
+            let (status, posted) = api(http, port, "POST", &path, &mixed, Some(&body)).await;
+            assert_eq!(status, 201, "{posted}");
+            room
+        }
+    };
+    // Rooms that grow past 40 members (large) by a bulk add.
+    let peers = |name: &str, count: usize| (0..count).map(|p| format!("{name}-{p}")).collect();
+    for large in 0..2 {
+        let grown = group(
+            peers(&format!("mix-large-{large}"), 39),
+            format!("large {large}"),
+        )
+        .await;
+        add(grown, mixed.clone(), peers(&format!("mix-more-{large}"), 2)).await;
     }
-    let mixed = token(member, "acme", "customer");
-    for i in 0..MIXED_ROOMS - large.len() {
-        let peers: Vec<String> = (0..=i % 8).map(|p| format!("mix-peer-{i}-{p}")).collect();
-        let body = json!({"type": "group", "name": format!("mixed {i}"), "participant_ids": peers});
-        let (status, made) = api(http, port, "POST", "/rooms", &mixed, Some(&body)).await;
-        assert_eq!(status, 201, "{made}");
-        let path = format!(
-            "/rooms/{}/messages",
-            made["data"]["id"].as_str().unwrap_or_default()
-        );
-        let body = json!({"content": format!("hello group {i}")});
-        let (status, posted) = api(http, port, "POST", &path, &mixed, Some(&body)).await;
-        assert_eq!(status, 201, "{posted}");
+    while small < MIXED_ROOMS - 2 {
+        group(
+            peers(&format!("mix-peer-{small}"), 1 + small % 8),
+            format!("mixed {small}"),
+        )
+        .await;
+        small += 1;
     }
     mixed
 }
@@ -493,7 +506,7 @@ async fn setup() -> Setup {
     for size in ROOM_SIZES {
         sized.push(room_of(&http, port, size).await);
     }
-    let mixed = mixed_inbox(&http, port, &sized).await;
+    let mixed = mixed_inbox(&http, port).await;
     recorder.take();
     Setup {
         table,

@@ -90,6 +90,22 @@ async fn serve() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         .unwrap_or(3001);
     let (ws_port, _realtime) = devserver::realtime::serve_realtime(&runtime, ws_port).await?;
     devserver::delivery::serve_webhook_delivery(&runtime, runtime.config.webhooks.clone()).await;
+    devserver::notify::serve_notifications(&runtime).await;
+    // A Web Push service on loopback for the browsers of `make dev` to subscribe with
+    // (web-push-testing: it checks VAPID, decrypts, and keeps what it got).
+    let push_port: u16 = std::env::var("PUSH_SERVICE_PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(8091);
+    // PUSH_SERVICE_PORT=0: none (a second dev server beside a first).
+    let _push_service = match push_port {
+        0 => None,
+        port => {
+            let service = chat_testkit::PushService::start_on(port).await;
+            eprintln!("Web Push service (web-push-testing) on http://127.0.0.1:{port}");
+            Some(service)
+        }
+    };
     let ai_on = !matches!(ai.provider, messages::ai::Provider::Off);
     let apps = Arc::new(Apps::with_ai(runtime, ai));
     let port: u16 = std::env::var("PORT")

@@ -37,16 +37,23 @@ const STREAM_RETRIES: u32 = 5;
 /// The WebSocket API on `port` (0: any free one) of 127.0.0.1 and the fan-out from the
 /// table's stream, both running until the process ends: the port and the gateway.
 pub async fn serve_realtime(runtime: &Runtime, port: u16) -> std::io::Result<(u16, Arc<Realtime>)> {
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
-    let port = listener.local_addr()?.port();
-    let realtime = Realtime::new(runtime, port).await;
-    tokio::spawn(serve_websocket(listener, realtime.clone()));
+    let (port, realtime) = serve_gateway(runtime, port).await?;
     match StreamReader::open(realtime.clone(), runtime).await {
         Some(reader) => {
             tokio::spawn(reader.run());
         }
         None => tracing::error!("the table has no stream: realtime delivery is off"),
     }
+    Ok((port, realtime))
+}
+
+/// The WebSocket API and its Management API alone, without the fan-out on the
+/// table's stream (for a test that runs the fan-out's bootstrap itself).
+pub async fn serve_gateway(runtime: &Runtime, port: u16) -> std::io::Result<(u16, Arc<Realtime>)> {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    let port = listener.local_addr()?.port();
+    let realtime = Realtime::new(runtime, port).await;
+    tokio::spawn(serve_websocket(listener, realtime.clone()));
     Ok((port, realtime))
 }
 

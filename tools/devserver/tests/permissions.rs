@@ -39,6 +39,11 @@ const VISIBILITY_ONLY: &[&str] = &[
     "POST /chat/conversations/{conversation_id}/ai-response",
     "GET /chat/search",
     "GET /chat/analytics/dashboard",
+    // The caller's own preferences and subscriptions.
+    "GET /me/notification-settings",
+    "PUT /me/notification-settings",
+    "POST /me/push-subscriptions",
+    "DELETE /me/push-subscriptions/{subscription_id}",
 ];
 
 #[derive(Clone, Copy, PartialEq)]
@@ -175,6 +180,13 @@ fn cases() -> Vec<Case> {
             "POST /chat/conversations/{conversation_id}/read",
             Conversation,
             Some(json!({})),
+            Action::OwnView,
+            false,
+        ),
+        case(
+            "PUT /rooms/{room_id}/notifications",
+            Conversation,
+            Some(json!({"muted_until": null})),
             Action::OwnView,
             false,
         ),

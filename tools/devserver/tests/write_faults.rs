@@ -28,6 +28,8 @@ struct World {
     group_message: String,
     webhook: String,
     delivery: String,
+    /// u-100's push subscription (the fixture's).
+    subscription: String,
 }
 
 /// Who may be calling: the rooms' owner, the conversation's agent, an admin.
@@ -105,7 +107,15 @@ impl World {
             ids.push(posted["data"]["id"].as_str().unwrap().to_owned());
         }
         let (webhook, delivery) = app.webhook_with_delivery().await;
+        let key = "POST /me/push-subscriptions";
+        let body = serde_json::from_str(app.fixtures[key]["body"].as_str().unwrap()).unwrap();
+        let subscribed = created(app.send(key, &[], &owner, Some(body), &[]).await);
+        let subscription = subscribed["data"]["subscription_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         World {
+            subscription,
             app,
             faults,
             _ai: double,
@@ -134,6 +144,7 @@ impl World {
             ("user_id", "u-300".to_owned()),
             ("webhook_id", self.webhook.clone()),
             ("delivery_id", self.delivery.clone()),
+            ("subscription_id", self.subscription.clone()),
         ]
     }
 

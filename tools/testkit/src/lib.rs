@@ -462,8 +462,25 @@ pub fn token(sub: &str, org: &str, role: &str) -> String {
 }
 
 /// The local stack's configuration for `table` at `endpoint`.
+/// A value of scripts/local.env (the one place for the local stack's values).
+pub fn local_env_value(name: &str) -> Option<String> {
+    let text = std::fs::read_to_string(repo_root().join("scripts/local.env")).ok()?;
+    text.lines()
+        .filter_map(|l| l.split_once('='))
+        .find(|(k, _)| k.trim() == name)
+        .map(|(_, v)| v.trim().to_owned())
+}
+
+/// The local stack's VAPID key pair and subject (Web Push), from scripts/local.env.
+fn local_vapid() -> Vec<(&'static str, String)> {
+    ["VAPID_PRIVATE_KEY", "VAPID_PUBLIC_KEY", "VAPID_SUBJECT"]
+        .into_iter()
+        .filter_map(|k| Some((k, local_env_value(k)?)))
+        .collect()
+}
+
 pub fn local_config(endpoint: &str, table: &str) -> Config {
-    let env: HashMap<String, String> = [
+    let mut env: HashMap<String, String> = [
         ("TABLE_NAME", table),
         ("DYNAMODB_ENDPOINT", endpoint),
         // Uploads go to the tests' S3 server, in a bucket named as the table.
@@ -478,6 +495,7 @@ pub fn local_config(endpoint: &str, table: &str) -> Config {
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
     .collect();
+    env.extend(local_vapid().into_iter().map(|(k, v)| (k.to_owned(), v)));
     Config::from_map(&env).expect("local config is complete")
 }
 
@@ -1201,7 +1219,7 @@ impl Drop for Rie {
 
 /// The configuration of a local function process: the same values `make dev` uses.
 pub fn local_env(endpoint: &str, table: &str) -> Vec<(&'static str, String)> {
-    vec![
+    let mut env = vec![
         ("TABLE_NAME", table.to_owned()),
         ("DYNAMODB_ENDPOINT", endpoint.to_owned()),
         ("UPLOADS_BUCKET", table.to_owned()),
@@ -1215,7 +1233,9 @@ pub fn local_env(endpoint: &str, table: &str) -> Vec<(&'static str, String)> {
         ("AWS_ACCESS_KEY_ID", "local".to_owned()),
         ("AWS_SECRET_ACCESS_KEY", "local".to_owned()),
         ("RUST_LOG", "error".to_owned()),
-    ]
+    ];
+    env.extend(local_vapid());
+    env
 }
 
 /// A stored room as the store would read it back: the one owner as its only member,
@@ -1371,4 +1391,157 @@ pub async fn post_form(
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0)
+}
+
+/// A Web Push service on 127.0.0.1 for the local stack's tests: `web-push-testing`
+/// (npm), which subscribes like a browser's push service, checks each push's VAPID
+/// signature against the key the subscription was made with, its `TTL` and encoding,
+/// decrypts the payload (RFC 8291) and keeps it. Stopped when dropped.
+pub struct PushService {
+    pub port: u16,
+    child: std::process::Child,
+}
+
+/// A subscription the push service made, as a browser hands it to the page.
+#[derive(Debug, Clone)]
+pub struct BrowserSubscription {
+    /// `PushSubscription.toJSON()`, its endpoint on 127.0.0.1.
+    pub json: serde_json::Value,
+    pub client_hash: String,
+}
+
+impl PushService {
+    pub async fn start() -> PushService {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        Self::start_on(port).await
+    }
+
+    /// On `port` (the dev server's: 8091).
+    pub async fn start_on(port: u16) -> PushService {
+        let script = repo_root().join("node_modules/web-push-testing/src/bin/server.js");
+        assert!(
+            script.exists(),
+            "no {} (run `make tools`: npm ci)",
+            script.display()
+        );
+        let child = std::process::Command::new("node")
+            .arg(script)
+            .arg(port.to_string())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start web-push-testing");
+        let service = PushService { port, child };
+        for _ in 0..200 {
+            if service
+                .post("/status", "{}")
+                .await
+                .is_some_and(|(s, _)| s == 200)
+            {
+                return service;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("web-push-testing did not start on port {port}");
+    }
+
+    /// One JSON POST (HTTP/1.1, connection closed after): status and body.
+    async fn post(&self, path: &str, body: &str) -> Option<(u16, serde_json::Value)> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+            .await
+            .ok()?;
+        let request = format!(
+            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            self.port,
+            body.len()
+        );
+        stream.write_all(request.as_bytes()).await.ok()?;
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await.ok()?;
+        let text = String::from_utf8_lossy(&answer);
+        let status = text.split(' ').nth(1)?.parse().ok()?;
+        let (head, rest) = text.split_once("\r\n\r\n")?;
+        let rest = match head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked")
+        {
+            // One chunk is all these short answers take.
+            true => rest
+                .split_once("\r\n")
+                .map(|(_, r)| r)
+                .unwrap_or(rest)
+                .rsplit_once("\r\n0")
+                .map(|(b, _)| b)
+                .unwrap_or(rest)
+                .trim_end()
+                .to_owned(),
+            false => rest.to_owned(),
+        };
+        Some((
+            status,
+            serde_json::from_str(&rest).unwrap_or(serde_json::Value::Null),
+        ))
+    }
+
+    /// A new subscription for a page whose server signs with `vapid_public_key`.
+    pub async fn subscribe(&self, vapid_public_key: &str) -> BrowserSubscription {
+        let ask = serde_json::json!({"userVisibleOnly": "true", "applicationServerKey": vapid_public_key});
+        let (status, body) = self
+            .post("/subscribe", &ask.to_string())
+            .await
+            .expect("subscribe");
+        assert_eq!(status, 200, "{body}");
+        let data = &body["data"];
+        let client_hash = data["clientHash"].as_str().expect("clientHash").to_owned();
+        // The service names itself `localhost`; the local stack sends to 127.0.0.1 only.
+        let endpoint = data["endpoint"]
+            .as_str()
+            .expect("endpoint")
+            .replace("//localhost:", "//127.0.0.1:");
+        BrowserSubscription {
+            json: serde_json::json!({
+                "endpoint": endpoint,
+                "expirationTime": null,
+                "keys": data["keys"],
+            }),
+            client_hash,
+        }
+    }
+
+    /// The payloads the subscription received, decrypted, oldest first.
+    pub async fn received(&self, subscription: &BrowserSubscription) -> Vec<serde_json::Value> {
+        let ask = serde_json::json!({"clientHash": subscription.client_hash});
+        let (status, body) = self
+            .post("/get-notifications", &ask.to_string())
+            .await
+            .expect("get-notifications");
+        assert_eq!(status, 200, "{body}");
+        body["data"]["messages"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|m| {
+                serde_json::from_str(m.as_str().unwrap_or("null"))
+                    .unwrap_or(serde_json::Value::Null)
+            })
+            .collect()
+    }
+
+    /// The browser unsubscribed: the service answers pushes with 410.
+    pub async fn expire(&self, subscription: &BrowserSubscription) {
+        let path = format!("/expire-subscription/{}", subscription.client_hash);
+        let (status, body) = self.post(&path, "{}").await.expect("expire");
+        assert_eq!(status, 200, "{body}");
+    }
+}
+
+impl Drop for PushService {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

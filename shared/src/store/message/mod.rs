@@ -565,6 +565,8 @@ fn inbox_row_update(
             "last_read_message_id = :mid",
             "own_pos = :pos",
             "total_messages = :pos",
+            // Sending is reading: the notify function's grace period counts from here.
+            "read_at = :now",
         ]);
         vals.insert(":zero".into(), n(0));
         vals.insert(":mid".into(), s(message.id.as_str()));

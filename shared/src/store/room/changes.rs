@@ -125,6 +125,8 @@ impl SharedChanges {
 pub struct MemberView {
     pub is_pinned: Option<bool>,
     pub is_archived: Option<bool>,
+    /// Mute the room's notifications until then (`Some(None)`: unmute).
+    pub muted_until: Option<Option<String>>,
 }
 
 impl MemberView {
@@ -138,6 +140,15 @@ impl MemberView {
             sets.push("is_archived = :archived");
             vals.insert(":archived".into(), AttributeValue::Bool(archived));
         }
+        if let Some(Some(until)) = &self.muted_until {
+            sets.push("muted_until = :muted");
+            vals.insert(":muted".into(), AttributeValue::S(until.clone()));
+        }
+    }
+
+    /// The REMOVE clause this view needs, if any (unmuting).
+    fn removes(&self) -> Option<&'static str> {
+        matches!(self.muted_until, Some(None)).then_some("muted_until")
     }
 
     pub fn is_empty(&self) -> bool {
@@ -228,16 +239,24 @@ impl Store {
         let mut sets = Vec::new();
         let mut vals = values([]);
         view.add_sets(&mut sets, &mut vals);
-        if sets.is_empty() {
+        let removes = view.removes();
+        if sets.is_empty() && removes.is_none() {
             return Err(ApiError::invalid("body", "nothing to update"));
+        }
+        let mut expression = String::new();
+        if !sets.is_empty() {
+            expression = format!("SET {}", sets.join(", "));
+        }
+        if let Some(remove) = removes {
+            expression = format!("{expression} REMOVE {remove}");
         }
         let update = Update::builder()
             .table_name(self.name())
             .key(keys::PK, s(keys::room_pk(&who.org, room_id)))
             .key(keys::SK, s(keys::member_sk(&who.user)))
-            .update_expression(format!("SET {}", sets.join(", ")))
+            .update_expression(expression.trim())
             .condition_expression("attribute_exists(PK)")
-            .set_expression_attribute_values(Some(vals))
+            .set_expression_attribute_values((!vals.is_empty()).then_some(vals))
             .build()
             .expect("update has key and expression");
         match self

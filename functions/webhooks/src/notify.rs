@@ -1,0 +1,342 @@
+//! Notifications to people who are away: the `notify` function, on the table's stream
+//! (new messages). Per message and recipient it decides by the rules of
+//! docs/notifications.md (`chat_core::store::notify::decide`), collapses a burst into
+//! one notification per window, and sends Web Push (RFC 8030) with the payload
+//! encrypted for the browser (RFC 8291, `aes128gcm`) and signed by the stack's VAPID
+//! key (RFC 8292), by the `web-push-native` crate. Requests go through the same
+//! guarded client as webhook deliveries (public addresses only; the local stack's own
+//! push service on 127.0.0.1 when it is local). A push service answering 404 or 410
+//! has forgotten the subscription: so do we.
+
+use crate::delivery::{Https, guarded_client};
+use base64::Engine;
+use chat_core::Runtime;
+use chat_core::ids::{OrgId, UserId};
+use chat_core::item::ItemExt;
+use chat_core::model::Room;
+use chat_core::store::notify::{Notice, Recipient, Window, decide};
+use chat_core::store::{Event, EventKind, PushSubscription, Store};
+use chat_core::wire::item_of;
+use futures_util::StreamExt;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Bytes;
+use serde_json::{Value, json};
+use std::time::Duration;
+use web_push_native::jwt_simple::algorithms::{ECDSAP256KeyPairLike, ES256KeyPair};
+
+/// Recipients worked on at once.
+const CONCURRENT_RECIPIENTS: usize = 16;
+/// A push request's deadline.
+const PUSH_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a push service keeps a message for an offline browser (seconds).
+const PUSH_TTL_SECS: u64 = 24 * 3600;
+/// The longest message text a notification carries.
+const PREVIEW_CHARS: usize = 140;
+
+/// The stack's VAPID identity: its key pair and the contact push services may write to.
+pub struct Vapid {
+    key: ES256KeyPair,
+    subject: String,
+}
+
+impl Vapid {
+    /// From the raw 32-byte private scalar, base64url (as `VAPID_PRIVATE_KEY`).
+    pub fn from_private_key(encoded: &str, subject: &str) -> Result<Vapid, String> {
+        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(encoded.trim())
+            .map_err(|e| format!("VAPID_PRIVATE_KEY is not base64url: {e}"))?;
+        let key = ES256KeyPair::from_bytes(&raw)
+            .map_err(|e| format!("VAPID_PRIVATE_KEY is not a P-256 private key: {e}"))?;
+        Ok(Vapid {
+            key,
+            subject: subject.to_owned(),
+        })
+    }
+
+    /// The public key browsers subscribe with (`applicationServerKey`), base64url.
+    pub fn public_key(&self) -> String {
+        let point = self.key.key_pair().public_key().to_bytes_uncompressed();
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(point)
+    }
+}
+
+/// What one recipient's notification ended as (for logs and tests).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Skipped(chat_core::store::notify::Skip),
+    Collapsed,
+    Duplicate,
+    /// Sent to this many of their subscriptions.
+    Pushed(usize),
+}
+
+pub struct Notifier {
+    store: Store,
+    vapid: Option<Vapid>,
+    settings: chat_core::config::NotifySettings,
+    allow_loopback: bool,
+    client: std::sync::OnceLock<Result<Https, String>>,
+}
+
+impl Notifier {
+    pub fn from_runtime(runtime: Runtime) -> Result<Notifier, String> {
+        let settings = runtime.config.notify.clone();
+        let vapid = match &settings.vapid_private_key {
+            Some(key) => Some(Vapid::from_private_key(key, &settings.vapid_subject)?),
+            None => None,
+        };
+        Ok(Notifier {
+            store: runtime.store,
+            vapid,
+            settings,
+            allow_loopback: runtime.config.local,
+            client: std::sync::OnceLock::new(),
+        })
+    }
+
+    fn client(&self) -> Result<&Https, String> {
+        self.client
+            .get_or_init(|| guarded_client(PUSH_TIMEOUT, self.allow_loopback))
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// One stream batch (new messages); answers the partial batch response. A message
+    /// whose recipients could not be decided (storage failed) fails its record; the
+    /// windows make the retry notify nobody twice.
+    pub async fn handle(&self, batch: Value) -> Value {
+        let mut failures = Vec::new();
+        for record in batch["Records"].as_array().into_iter().flatten() {
+            let Some(new) = item_of(&record["dynamodb"]["NewImage"]) else {
+                continue;
+            };
+            let (Some(org), Some(event)) = (
+                new.string("org").and_then(|o| OrgId::parse(&o).ok()),
+                Event::from_item(&new),
+            ) else {
+                continue;
+            };
+            if event.kind != EventKind::MessageNew {
+                continue;
+            }
+            if let Err(err) = self.notify(&org, &event).await {
+                tracing::error!(org = %org, room = %event.room_id, seq = event.seq, %err, "notifying failed; the batch is retried from here");
+                failures.push(json!({ "itemIdentifier": record["dynamodb"]["SequenceNumber"] }));
+                break;
+            }
+        }
+        json!({ "batchItemFailures": failures })
+    }
+
+    /// Every recipient of one new message, decided and notified.
+    pub async fn notify(
+        &self,
+        org: &OrgId,
+        event: &Event,
+    ) -> chat_core::ApiResult<Vec<(String, Outcome)>> {
+        let message: Value = serde_json::from_str(&event.data).unwrap_or(Value::Null);
+        let Some(room) = self.store.get_room(org, &event.room_id).await? else {
+            return Ok(Vec::new());
+        };
+        // A large room notifies nobody per message: thousands of pushes for every
+        // post is what its members would mute first (docs/notifications.md).
+        if room.deleted_at.is_some() || room.large {
+            return Ok(Vec::new());
+        }
+        let sender = message["sender_id"].as_str().unwrap_or(&event.actor_id);
+        let notice = Notice {
+            sender,
+            note: message["message_type"] == "note",
+        };
+        let users: Vec<UserId> = room
+            .members
+            .iter()
+            .filter(|m| m.as_str() != sender)
+            .filter_map(|m| UserId::parse(m).ok())
+            .collect();
+        let states = self.store.recipient_states(org, &room.id, &users).await?;
+        let (room, message, notice) = (&room, &message, notice);
+        let outcomes: Vec<chat_core::ApiResult<(String, Outcome)>> =
+            futures_util::stream::iter(states)
+                .map(|(user, state)| async move {
+                    let outcome = self
+                        .recipient(org, room, event, message, notice, &user, &state)
+                        .await?;
+                    Ok((user.to_string(), outcome))
+                })
+                .buffer_unordered(CONCURRENT_RECIPIENTS)
+                .collect()
+                .await;
+        outcomes.into_iter().collect()
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn recipient(
+        &self,
+        org: &OrgId,
+        room: &Room,
+        event: &Event,
+        message: &Value,
+        notice: Notice<'_>,
+        user: &UserId,
+        state: &chat_core::store::notify::RecipientState,
+    ) -> chat_core::ApiResult<Outcome> {
+        let now = chat_core::time::now().unix_timestamp();
+        let grace = self.settings.grace_secs;
+        let looking_recently = state.read_at.is_some_and(|at| now - at <= grace);
+        // Connections matter only to whom read lately: one Query for those alone.
+        let connected = looking_recently
+            && !self
+                .store
+                .inbox_listeners(org, user)
+                .await?
+                .connections
+                .is_empty();
+        let who = Recipient {
+            user: user.as_str(),
+            reads_notes: room.agent_id.as_deref() == Some(user.as_str())
+                || room.assignee_id.as_deref() == Some(user.as_str()),
+            settings: &state.settings,
+            muted_until: state.muted_until.as_deref(),
+            connected,
+            read_at: state.read_at,
+        };
+        if let Err(skip) = decide(notice, &who, now, grace) {
+            return Ok(Outcome::Skipped(skip));
+        }
+        let window = self
+            .store
+            .take_into_window(
+                org,
+                user,
+                &room.id,
+                event.seq,
+                chat_core::time::now_millis(),
+                self.settings.window_secs * 1000,
+            )
+            .await?;
+        let count = match window {
+            Window::Notify { count } => count,
+            Window::Collapsed => return Ok(Outcome::Collapsed),
+            Window::Seen => return Ok(Outcome::Duplicate),
+        };
+        let payload = payload(room, message, count);
+        let subscriptions = self.store.push_subscriptions(org, user).await?;
+        let mut pushed = 0;
+        for subscription in &subscriptions {
+            match self.push(subscription, &payload).await {
+                Ok(PushAnswer::Accepted) => pushed += 1,
+                Ok(PushAnswer::Gone) => {
+                    tracing::info!(user = %user, subscription = subscription.subscription_id, "the push service forgot a subscription; so do we");
+                    if let Err(err) = self
+                        .store
+                        .delete_push_subscription(org, user, &subscription.subscription_id)
+                        .await
+                    {
+                        tracing::warn!(%err, "forgetting a gone subscription failed");
+                    }
+                }
+                Ok(PushAnswer::Refused(status)) => {
+                    tracing::warn!(user = %user, status, "the push service refused a notification")
+                }
+                Err(err) => tracing::warn!(user = %user, err, "a push failed"),
+            }
+        }
+        Ok(Outcome::Pushed(pushed))
+    }
+
+    async fn push(&self, to: &PushSubscription, payload: &Value) -> Result<PushAnswer, String> {
+        let vapid = self.vapid.as_ref().ok_or("no VAPID key configured")?;
+        let request = web_push_request(vapid, to, payload)?;
+        let (parts, body) = request.into_parts();
+        let request = hyper::Request::from_parts(parts, Full::new(Bytes::from(body)));
+        let client = self.client()?;
+        let answer = tokio::time::timeout(PUSH_TIMEOUT, async {
+            let response = client.request(request).await.map_err(|e| e.to_string())?;
+            let status = response.status().as_u16();
+            let _ = Limited::new(response.into_body(), 16 * 1024)
+                .collect()
+                .await;
+            Ok::<_, String>(status)
+        })
+        .await
+        .map_err(|_| "timed out".to_owned())??;
+        Ok(match answer {
+            200..=299 => PushAnswer::Accepted,
+            404 | 410 => PushAnswer::Gone,
+            other => PushAnswer::Refused(other),
+        })
+    }
+}
+
+enum PushAnswer {
+    Accepted,
+    Gone,
+    Refused(u16),
+}
+
+/// The encrypted, signed request for one subscription.
+fn web_push_request(
+    vapid: &Vapid,
+    to: &PushSubscription,
+    payload: &Value,
+) -> Result<http::Request<Vec<u8>>, String> {
+    let decode = |text: &str| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(text)
+            .map_err(|e| e.to_string())
+    };
+    let browser_key = web_push_native::p256::PublicKey::from_sec1_bytes(&decode(&to.p256dh)?)
+        .map_err(|e| format!("the subscription's key: {e}"))?;
+    let auth = decode(&to.auth)?;
+    if auth.len() != 16 {
+        return Err("the subscription's auth secret is not 16 bytes".into());
+    }
+    let endpoint = to.endpoint.parse().map_err(|e| format!("endpoint: {e}"))?;
+    let mut request = web_push_native::WebPushBuilder::new(
+        endpoint,
+        browser_key,
+        web_push_native::Auth::clone_from_slice(&auth),
+    )
+    .with_vapid(&vapid.key, &vapid.subject)
+    .build(payload.to_string())
+    .map_err(|e| e.to_string())?;
+    request.headers_mut().insert(
+        "ttl",
+        http::HeaderValue::from_str(&PUSH_TTL_SECS.to_string()).expect("digits"),
+    );
+    // One notification per room in the browser: a newer one replaces it.
+    request
+        .headers_mut()
+        .insert("urgency", http::HeaderValue::from_static("normal"));
+    Ok(request)
+}
+
+/// What the browser's service worker shows (web/sw.js): the room, the message (or how
+/// many came), and where a click opens it.
+fn payload(room: &Room, message: &Value, count: u64) -> Value {
+    let text: String = message["content"]
+        .as_str()
+        .unwrap_or_default()
+        .chars()
+        .take(PREVIEW_CHARS)
+        .collect();
+    let body = match count {
+        1 => text,
+        n => format!("{n} new messages — latest: {text}"),
+    };
+    let path = match room.room_type == chat_core::model::RoomType::Support {
+        true => format!("/chat/conversations/{}", room.id),
+        false => format!("/rooms/{}", room.id),
+    };
+    json!({
+        "type": "message",
+        "room_id": room.id,
+        "title": room.title,
+        "body": body,
+        "count": count,
+        "sender_id": message["sender_id"],
+        "message_id": message["id"],
+        "path": path,
+    })
+}
