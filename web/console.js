@@ -133,17 +133,22 @@ function start() {
     radio.addEventListener('change', () => loadInbox().catch(showError));
   }
   window.addEventListener('hashchange', show);
+  $('#notify-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    saveSettings().catch((err) => showFormError(err));
+  });
+  $('#enable-push').addEventListener('click', () => enablePush().catch((err) => ($('#push-state').textContent = `Not enabled: ${err.message}`)));
   show();
 }
 
 function show() {
   const section = (location.hash || '#inbox').slice(1).split('/')[0];
-  for (const name of ['inbox', 'orders', 'analytics']) {
+  for (const name of ['inbox', 'orders', 'analytics', 'settings']) {
     $(`#${name}`).hidden = name !== section;
     $(`nav a[data-section=${name}]`).toggleAttribute('aria-current', name === section);
     if (name === section) $(`nav a[data-section=${name}]`).setAttribute('aria-current', 'page');
   }
-  const load = { inbox: loadInbox, orders: loadOrders, analytics: loadAnalytics }[section];
+  const load = { inbox: loadInbox, orders: loadOrders, analytics: loadAnalytics, settings: loadSettings }[section];
   load?.().catch(showError);
 }
 
@@ -266,6 +271,10 @@ class RoomView {
       ? `${r.status} · ${assignee} · customer ${r.user_id}`
       : [r.status, r.order_id && `order ${r.order_id}`, r.product && `product ${r.product}`].filter(Boolean).join(' · ');
     this.el.meta.dataset.status = r.status;
+    const muted = r.muted_until && new Date(r.muted_until) > new Date();
+    if (muted) this.el.meta.textContent += ` · muted until ${clock(r.muted_until)}`;
+    const mute = $('[data-act=mute]', this.pane);
+    if (mute) mute.textContent = muted ? 'Unmute' : 'Mute 8 h';
     this.el.members.replaceChildren(
       ...(r.members ?? []).map((m) => {
         const li = document.createElement('li');
@@ -289,7 +298,13 @@ class RoomView {
       snooze: { status: 'snoozed', snoozed_until: soon },
     }[action];
     try {
-      if (action === 'ai') {
+      if (action === 'mute') {
+        const muted = this.room.muted_until && new Date(this.room.muted_until) > new Date();
+        const until = muted ? null : new Date(Date.now() + 8 * 3600_000).toISOString();
+        const done = await api.put(`/rooms/${this.roomId}/notifications`, { muted_until: until });
+        this.room = { ...this.room, muted_until: done.muted_until };
+        this.head();
+      } else if (action === 'ai') {
         const last = [...this.el.log.querySelectorAll('.msg:not(.staff)')].pop();
         await api.post(`${this.path}/ai-response`, { message: last?.dataset.text ?? 'Hello' });
       } else {
@@ -372,6 +387,54 @@ class RoomView {
     for (const attachment of message.attachments ?? []) showAttachment(api, this.path, attachment, files);
     this.el.log.scrollTop = this.el.log.scrollHeight;
   }
+}
+
+/** The caller's notification settings into the form. */
+async function loadSettings() {
+  const form = $('#notify-form');
+  delete form.dataset.loaded;
+  const settings = await api.get('/me/notification-settings');
+  for (const channel of ['push', 'email', 'mobile']) form.elements[channel].checked = settings.channels[channel];
+  form.elements.quiet.checked = Boolean(settings.quiet_hours);
+  form.elements.start.value = settings.quiet_hours?.start ?? '22:00';
+  form.elements.end.value = settings.quiet_hours?.end ?? '07:00';
+  form.elements.zone.value = settings.quiet_hours?.time_zone ?? Intl.DateTimeFormat().resolvedOptions().timeZone;
+  $('.saved', form).textContent = '';
+  $('.error', form).hidden = true;
+  form.dataset.loaded = 'true';
+  return settings;
+}
+
+async function saveSettings() {
+  const form = $('#notify-form');
+  const f = form.elements;
+  const body = {
+    channels: { push: f.push.checked, email: f.email.checked, mobile: f.mobile.checked },
+    quiet_hours: f.quiet.checked ? { start: f.start.value, end: f.end.value, time_zone: f.zone.value.trim() } : null,
+  };
+  await api.put('/me/notification-settings', body);
+  $('.error', form).hidden = true;
+  $('.saved', form).textContent = 'Saved.';
+}
+
+function showFormError(err) {
+  const box = $('#notify-form .error');
+  box.hidden = false;
+  box.textContent = err.message;
+}
+
+/** Registers the service worker and subscribes this browser to Web Push with the
+ * stack's VAPID key; the subscription goes to POST /me/push-subscriptions. */
+async function enablePush() {
+  if (!('serviceWorker' in navigator) || !('PushManager' in window)) throw new Error('this browser has no Web Push');
+  const settings = await api.get('/me/notification-settings');
+  const key = settings.web_push?.vapid_public_key;
+  if (!key) throw new Error('the server has no VAPID key');
+  if ((await Notification.requestPermission()) !== 'granted') throw new Error('permission refused');
+  const registration = await navigator.serviceWorker.register('sw.js');
+  const subscription = await registration.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: key });
+  await api.post('/me/push-subscriptions', subscription.toJSON());
+  $('#push-state').textContent = 'Notifications are on in this browser.';
 }
 
 async function loadAnalytics() {

@@ -543,6 +543,7 @@ pub fn conversation_json(room: &Room, membership: Option<&Membership>, role: Rol
         "snoozed_until": room.snoozed_until,
         "is_archived": membership.is_some_and(|m| m.is_archived),
         "is_pinned": membership.is_some_and(|m| m.is_pinned),
+        "muted_until": membership.and_then(|m| m.muted_until.as_deref()),
         "unread_count": membership.map_or(0, |m| m.unread_in(room)),
         "total_messages": room.total_messages,
         "note_count": if role.is_staff() { Some(room.note_count) } else { None },
