@@ -162,6 +162,7 @@ impl Notifier {
                     let outcome = self
                         .recipient(org, room, event, message, notice, &user, &state)
                         .await?;
+                    tracing::debug!(org = %org, room = %room.id, seq = event.seq, user = %user, ?outcome, "notification decided");
                     Ok((user.to_string(), outcome))
                 })
                 .buffer_unordered(CONCURRENT_RECIPIENTS)
@@ -181,9 +182,9 @@ impl Notifier {
         user: &UserId,
         state: &chat_core::store::notify::RecipientState,
     ) -> chat_core::ApiResult<Outcome> {
-        let now = chat_core::time::now().unix_timestamp();
+        let now_ms = chat_core::time::now_millis();
         let grace = self.settings.grace_secs;
-        let looking_recently = state.read_at.is_some_and(|at| now - at <= grace);
+        let looking_recently = state.read_at.is_some_and(|at| now_ms - at <= grace * 1000);
         // Connections matter only to whom read lately: one Query for those alone.
         let connected = looking_recently
             && !self
@@ -201,7 +202,7 @@ impl Notifier {
             connected,
             read_at: state.read_at,
         };
-        if let Err(skip) = decide(notice, &who, now, grace) {
+        if let Err(skip) = decide(notice, &who, now_ms, grace) {
             return Ok(Outcome::Skipped(skip));
         }
         let window = self
@@ -211,7 +212,7 @@ impl Notifier {
                 user,
                 &room.id,
                 event.seq,
-                chat_core::time::now_millis(),
+                now_ms,
                 self.settings.window_secs * 1000,
             )
             .await?;

@@ -400,36 +400,57 @@ impl Store {
         let room = room
             .filter(|r| may_read(r))
             .ok_or(ApiError::NotFound("conversation"))?;
-        if after > room.last_seq {
-            return Err(ApiError::invalid(
-                "after",
-                format!("the room's last seq is {}", room.last_seq),
-            ));
-        }
-        let mut events: Vec<Event> = events?
-            .0
-            .iter()
-            .filter_map(Event::from_item)
-            // Expired but not yet swept by TTL: gone as far as readers know.
-            .filter(|e| e.expires_at > now)
-            .collect();
-        if after < room.last_seq && events.first().is_none_or(|e| e.seq != after + 1) {
-            return Err(ApiError::Gone {
-                code: "cursor_expired",
-                message: format!(
-                    "changes after seq {after} are no longer kept; reload the room (last seq {})",
-                    room.last_seq
-                ),
-            });
-        }
-        let has_more = events.len() > limit as usize;
-        events.truncate(limit as usize);
+        let (events, has_more) = numbered_page(
+            events?
+                .0
+                .iter()
+                .filter_map(Event::from_item)
+                // Expired but not yet swept by TTL: gone as far as readers know.
+                .filter(|e| e.expires_at > now)
+                .collect(),
+            |e| e.seq,
+            after,
+            room.last_seq,
+            limit,
+            "room",
+        )?;
         Ok(EventPage {
             room,
             events,
             has_more,
         })
     }
+}
+
+/// A page of a densely numbered feed (a room's, a user's inbox) after `after`, from
+/// the events read (up to `limit` + 1, oldest first) and the feed's last number: `after`
+/// past the end is `422`; a successor that is no longer kept is `410 cursor_expired`
+/// (the reader reloads `what`); and whether more follow.
+pub(crate) fn numbered_page<T>(
+    mut events: Vec<T>,
+    seq: impl Fn(&T) -> u64,
+    after: u64,
+    last_seq: u64,
+    limit: u32,
+    what: &str,
+) -> ApiResult<(Vec<T>, bool)> {
+    if after > last_seq {
+        return Err(ApiError::invalid(
+            "after",
+            format!("the {what}'s last seq is {last_seq}"),
+        ));
+    }
+    if after < last_seq && events.first().is_none_or(|e| seq(e) != after + 1) {
+        return Err(ApiError::Gone {
+            code: "cursor_expired",
+            message: format!(
+                "changes after seq {after} are no longer kept; reload the {what} (last seq {last_seq})"
+            ),
+        });
+    }
+    let has_more = events.len() > limit as usize;
+    events.truncate(limit as usize);
+    Ok((events, has_more))
 }
 
 impl Store {

@@ -19,6 +19,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::ids::{OrgId, UserId};
 use crate::item::{Item, ItemBuilder, ItemExt, n, s, values};
 use crate::keys;
+use crate::store::feed::numbered_page;
 use crate::store::{FEED_RETENTION_SECS, Store, WriteError, put};
 use aws_sdk_dynamodb::types::{
     Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
@@ -325,35 +326,22 @@ impl Store {
                 ])))
                 .consistent_read(true)
         });
-        let head = self.table.get(
-            (pk.clone(), keys::INBOX_FEED_SK.to_owned()),
-            "inbox feed head",
-        );
-        let (head, events) = tokio::join!(head, events);
-        let last_seq = head?.and_then(|h| h.num("last_seq")).unwrap_or(0);
-        if after > last_seq {
-            return Err(ApiError::invalid(
-                "after",
-                format!("the inbox feed's last seq is {last_seq}"),
-            ));
-        }
+        let (last_seq, events) = tokio::join!(self.inbox_feed_head(org, user), events);
+        let last_seq = last_seq?;
         let now = unix_now();
-        let mut events: Vec<InboxEvent> = events?
-            .0
-            .iter()
-            .filter_map(InboxEvent::from_item)
-            .filter(|e| e.expires_at > now)
-            .collect();
-        if after < last_seq && events.first().is_none_or(|e| e.seq != after + 1) {
-            return Err(ApiError::Gone {
-                code: "cursor_expired",
-                message: format!(
-                    "inbox changes after seq {after} are no longer kept; reload the inbox (last seq {last_seq})"
-                ),
-            });
-        }
-        let has_more = events.len() > limit as usize;
-        events.truncate(limit as usize);
+        let (events, has_more) = numbered_page(
+            events?
+                .0
+                .iter()
+                .filter_map(InboxEvent::from_item)
+                .filter(|e| e.expires_at > now)
+                .collect(),
+            |e| e.seq,
+            after,
+            last_seq,
+            limit,
+            "inbox",
+        )?;
         Ok(InboxEventPage {
             events,
             last_seq,

@@ -323,7 +323,7 @@ impl Store {
 #[derive(Debug, Clone, Default)]
 pub struct RecipientState {
     pub muted_until: Option<String>,
-    /// When they last read the room (unix seconds).
+    /// When they last read the room (unix milliseconds).
     pub read_at: Option<i64>,
     pub settings: NotificationSettings,
 }
@@ -364,7 +364,7 @@ impl Store {
             let read_at = row.string("read_at").and_then(|at| {
                 time::OffsetDateTime::parse(&at, &time::format_description::well_known::Rfc3339)
                     .ok()
-                    .map(|t| t.unix_timestamp())
+                    .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
             });
             let settings = lookup(&(keys::user_pk(org, user), SETTINGS_SK.to_owned()))
                 .and_then(settings_of)
@@ -412,7 +412,7 @@ pub struct Recipient<'a> {
     pub muted_until: Option<&'a str>,
     /// Whether they have a live connection (every connection gets their inbox feed).
     pub connected: bool,
-    /// When they last read the room (unix seconds).
+    /// When they last read the room (unix milliseconds).
     pub read_at: Option<i64>,
 }
 
@@ -423,14 +423,15 @@ pub struct Notice<'a> {
     pub note: bool,
 }
 
-/// Whether `who` is notified of `notice` at `now` (unix seconds): the rules of
+/// Whether `who` is notified of `notice` at `now_ms` (unix milliseconds): the rules of
 /// docs/notifications.md, in their order.
 pub fn decide(
     notice: Notice<'_>,
     who: &Recipient<'_>,
-    now: i64,
+    now_ms: i64,
     grace_secs: i64,
 ) -> Result<(), Skip> {
+    let now = now_ms.div_euclid(1000);
     if who.user == notice.sender {
         return Err(Skip::Sender);
     }
@@ -454,7 +455,11 @@ pub fn decide(
     {
         return Err(Skip::QuietHours);
     }
-    if who.connected && who.read_at.is_some_and(|at| now - at <= grace_secs) {
+    if who.connected
+        && who
+            .read_at
+            .is_some_and(|at| now_ms - at <= grace_secs * 1000)
+    {
         return Err(Skip::Looking);
     }
     Ok(())
@@ -480,7 +485,7 @@ mod tests {
             sender: "a-1",
             note: false,
         };
-        let now = 1_796_371_200; // 2026-12-04T08:00:00Z
+        let now = 1_796_371_200_000; // 2026-12-04T08:00:00Z, in ms
         assert_eq!(decide(message, &base, now, 30), Ok(()));
         assert_eq!(
             decide(
@@ -563,13 +568,13 @@ mod tests {
         );
         let looking = Recipient {
             connected: true,
-            read_at: Some(now - 10),
+            read_at: Some(now - 10_000),
             ..base.clone()
         };
         assert_eq!(decide(message, &looking, now, 30), Err(Skip::Looking));
         let idle = Recipient {
             connected: true,
-            read_at: Some(now - 31),
+            read_at: Some(now - 30_001),
             ..base.clone()
         };
         assert_eq!(
@@ -579,7 +584,7 @@ mod tests {
         );
         let closed = Recipient {
             connected: false,
-            read_at: Some(now - 1),
+            read_at: Some(now - 1_000),
             ..base
         };
         assert_eq!(
