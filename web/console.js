@@ -299,6 +299,7 @@ class RoomView {
     }[action];
     try {
       if (action === 'mute') {
+        if (!this.room) return; // not loaded yet: nothing to toggle
         const muted = this.room.muted_until && new Date(this.room.muted_until) > new Date();
         const until = muted ? null : new Date(Date.now() + 8 * 3600_000).toISOString();
         const done = await api.put(`/rooms/${this.roomId}/notifications`, { muted_until: until });

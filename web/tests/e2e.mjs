@@ -246,6 +246,8 @@ try {
 
     await agent.goto(`${base}/app/console.html#inbox`);
     await agent.getByRole('button', { name: /Hello, my kettle leaks/ }).click();
+    // The conversation is on screen (its head and messages loaded) before acting on it.
+    await consoleLog.getByText('Hello, my kettle leaks').waitFor();
     await agent.getByRole('button', { name: 'Mute 8 h' }).click();
     await agent.locator('.room-meta', { hasText: 'muted until' }).waitFor();
     await agent.getByRole('button', { name: 'Unmute' }).click();

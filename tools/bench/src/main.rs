@@ -897,7 +897,7 @@ struct Function {
 }
 
 /// The functions (and the hello-world baseline) with the event each is measured on.
-const CASES: [(&str, &str); 10] = [
+const CASES: [(&str, &str); 11] = [
     ("hello", "get-chat-conversations.json"),
     ("conversations", "get-chat-conversations.json"),
     ("messages", "get-chat-conversations-id-messages.json"),
@@ -910,6 +910,8 @@ const CASES: [(&str, &str); 10] = [
     ("webhooks", "get-webhooks.json"),
     // The schedule's tick with nothing due.
     ("deliver", "schedule-webhook-retries.json"),
+    // A new message in a room that is not there: one read, nobody to notify.
+    ("notify", "dynamodb-stream-notify.json"),
 ];
 
 /// The release bootstraps in `release` (and the hello-world baseline) under the
