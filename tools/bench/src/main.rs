@@ -107,6 +107,25 @@ struct WireRequest {
 struct Recorder(Arc<Mutex<Vec<WireRequest>>>);
 
 impl Recorder {
+    /// Items in the transactions recorded since the last take (DynamoDB Local's
+    /// ConsumedCapacity for a transaction does not grow with its items; its request
+    /// says what it wrote).
+    fn transaction_items(&self) -> usize {
+        self.take()
+            .iter()
+            .filter(|w| {
+                w.headers
+                    .iter()
+                    .any(|(_, v)| v.ends_with("TransactWriteItems"))
+            })
+            .map(|w| {
+                serde_json::from_str::<Value>(&w.body).unwrap_or_default()["TransactItems"]
+                    .as_array()
+                    .map_or(0, Vec::len)
+            })
+            .sum()
+    }
+
     fn take(&self) -> Vec<WireRequest> {
         std::mem::take(&mut *self.0.lock().expect("recorder lock"))
     }
@@ -861,22 +880,7 @@ async fn post_items(s: &Setup) -> Vec<usize> {
         )
         .await;
         assert_eq!(status, 201, "{posted}");
-        out.push(
-            s.recorder
-                .take()
-                .iter()
-                .filter(|w| {
-                    w.headers
-                        .iter()
-                        .any(|(_, v)| v.ends_with("TransactWriteItems"))
-                })
-                .map(|w| {
-                    serde_json::from_str::<Value>(&w.body).unwrap_or_default()["TransactItems"]
-                        .as_array()
-                        .map_or(0, Vec::len)
-                })
-                .sum(),
-        );
+        out.push(s.recorder.transaction_items());
     }
     out
 }

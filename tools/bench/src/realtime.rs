@@ -261,21 +261,7 @@ async fn room_size(stack: &Stack, members: usize) -> RealtimeRow {
         assert_eq!(status, 201, "{posted}");
         let seq = posted["data"]["seq"].as_u64().expect("a seq");
         let requests_of_post = stack.counter.get() - requests_before;
-        let items = stack
-            .recorder
-            .take()
-            .iter()
-            .filter(|w| {
-                w.headers
-                    .iter()
-                    .any(|(_, v)| v.ends_with("TransactWriteItems"))
-            })
-            .map(|w| {
-                serde_json::from_str::<Value>(&w.body).unwrap_or_default()["TransactItems"]
-                    .as_array()
-                    .map_or(0, Vec::len)
-            })
-            .sum::<usize>();
+        let items = stack.recorder.transaction_items();
         let mut delivered = Vec::new();
         while delivered.len() < members {
             let (got, at) = tokio::time::timeout(Duration::from_secs(10), arrived.recv())
