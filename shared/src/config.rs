@@ -43,7 +43,32 @@ pub struct NotifySettings {
     pub grace_secs: i64,
     /// At most one notification per recipient and room in this window.
     pub window_secs: i64,
+    /// Email notifications (off without `EMAIL_FROM`).
+    pub email: Option<EmailSettings>,
+    /// Mobile push: the SNS platform application for iOS (APNs), by ARN.
+    pub sns_ios_application: Option<String>,
+    /// … and for Android (FCM).
+    pub sns_android_application: Option<String>,
+    /// Only for the local stack's SNS stand-in (`SNS_ENDPOINT`).
+    pub sns_endpoint: Option<String>,
 }
+
+/// What email notifications are sent with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmailSettings {
+    /// The sender address, verified in SES (`EMAIL_FROM`); the tenant's name is its
+    /// display name.
+    pub from: String,
+    /// The API's public URL, which unsubscribe links point at (`EMAIL_LINK_BASE`).
+    pub link_base: String,
+    /// The key unsubscribe links are signed with (`EMAIL_LINK_SECRET`, 32+ bytes).
+    pub link_secret: String,
+    /// Only for the local stack's SES stand-in (`SES_ENDPOINT`).
+    pub ses_endpoint: Option<String>,
+}
+
+/// The shortest key an unsubscribe link may be signed with.
+pub const MIN_LINK_SECRET_BYTES: usize = 32;
 
 impl Default for NotifySettings {
     fn default() -> NotifySettings {
@@ -53,6 +78,10 @@ impl Default for NotifySettings {
             vapid_subject: "mailto:admin@localhost".into(),
             grace_secs: 30,
             window_secs: 120,
+            email: None,
+            sns_ios_application: None,
+            sns_android_application: None,
+            sns_endpoint: None,
         }
     }
 }
@@ -78,7 +107,61 @@ fn notify_from(env: &Env<'_>, problems: &mut Vec<String>) -> NotifySettings {
             .unwrap_or(defaults.vapid_subject),
         grace_secs: secs("NOTIFY_GRACE_SECS", defaults.grace_secs, problems),
         window_secs: secs("NOTIFY_WINDOW_SECS", defaults.window_secs, problems),
+        email: email_from(env, problems),
+        sns_ios_application: sns_application(env, "SNS_APNS_APPLICATION_ARN", problems),
+        sns_android_application: sns_application(env, "SNS_FCM_APPLICATION_ARN", problems),
+        sns_endpoint: match env.get("SNS_ENDPOINT") {
+            Some(_) if !env.local() => {
+                problems.push("SNS_ENDPOINT is for the local stack only (CHAT_LOCAL=1)".to_owned());
+                None
+            }
+            other => other.map(str::to_owned),
+        },
     }
+}
+
+/// An SNS platform application's ARN, when given.
+fn sns_application(env: &Env<'_>, name: &str, problems: &mut Vec<String>) -> Option<String> {
+    let arn = env.get(name)?;
+    if !(arn.starts_with("arn:") && arn.contains(":sns:") && arn.contains(":app/")) {
+        problems.push(format!("{name} must be an SNS platform application's ARN"));
+        return None;
+    }
+    Some(arn.to_owned())
+}
+
+/// Email is on with a sender; its links then need a base and a key.
+fn email_from(env: &Env<'_>, problems: &mut Vec<String>) -> Option<EmailSettings> {
+    let from = env.get("EMAIL_FROM")?;
+    let link_base = env.get("EMAIL_LINK_BASE").unwrap_or_default();
+    let link_secret = env.get("EMAIL_LINK_SECRET").unwrap_or_default();
+    let mut fine = true;
+    if !from.contains('@') {
+        problems.push("EMAIL_FROM must be an email address".to_owned());
+        fine = false;
+    }
+    if !(link_base.starts_with("https://") || (env.local() && link_base.starts_with("http://"))) {
+        problems
+            .push("EMAIL_LINK_BASE must be the API's https URL when EMAIL_FROM is set".to_owned());
+        fine = false;
+    }
+    if link_secret.len() < MIN_LINK_SECRET_BYTES {
+        problems.push(format!(
+            "EMAIL_LINK_SECRET must be at least {MIN_LINK_SECRET_BYTES} bytes when EMAIL_FROM is set"
+        ));
+        fine = false;
+    }
+    let ses_endpoint = env.get("SES_ENDPOINT").map(str::to_owned);
+    if ses_endpoint.is_some() && !env.local() {
+        problems.push("SES_ENDPOINT is for the local stack only (CHAT_LOCAL=1)".to_owned());
+        fine = false;
+    }
+    fine.then(|| EmailSettings {
+        from: from.to_owned(),
+        link_base: link_base.trim_end_matches('/').to_owned(),
+        link_secret: link_secret.to_owned(),
+        ses_endpoint,
+    })
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -102,6 +102,11 @@ pub fn member_of_sk(sk: &str) -> Option<&str> {
 pub const EVENT_SK_PREFIX: &str = "E#";
 
 /// A tenant's webhook endpoints, one item each.
+/// The tenant's own items (its settings).
+pub fn org_pk(org: &OrgId) -> String {
+    format!("T#{org}#ORG")
+}
+
 pub fn webhooks_pk(org: &OrgId) -> String {
     format!("T#{org}#WEBHOOKS")
 }

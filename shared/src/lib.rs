@@ -20,6 +20,7 @@ pub mod policy;
 pub mod request;
 pub mod store;
 pub mod time;
+pub mod unsubscribe;
 pub mod uploads;
 pub mod webhooks;
 pub mod wire;

@@ -34,10 +34,12 @@ pub enum Action {
     ReadGlobalAnalytics,
     /// The tenant's webhook endpoints.
     ManageWebhooks,
+    /// The tenant's settings (its name).
+    ManageTenant,
 }
 
 impl Action {
-    pub const ALL: [Action; 14] = [
+    pub const ALL: [Action; 15] = [
         Action::ChangeRoom,
         Action::AddMember,
         Action::RemoveMember,
@@ -52,6 +54,7 @@ impl Action {
         Action::ListOthersRooms,
         Action::ReadGlobalAnalytics,
         Action::ManageWebhooks,
+        Action::ManageTenant,
     ];
 
     /// Who may, in words (the refusal's message and the docs' table).
@@ -75,6 +78,7 @@ impl Action {
             Action::ListOthersRooms => "only agents and admins list another member's rooms",
             Action::ReadGlobalAnalytics => "global analytics are for admins",
             Action::ManageWebhooks => "only admins manage the tenant's webhooks",
+            Action::ManageTenant => "only admins change the tenant's settings",
         }
     }
 }
@@ -103,7 +107,10 @@ pub fn allows(action: Action, role: Role, relation: Relation) -> bool {
         Action::DeleteMessage => admin || relation.sender,
         Action::OwnView => relation.member,
         Action::SeeContact => staff || relation.owner || relation.member,
-        Action::ChangeCatalogue | Action::ReadGlobalAnalytics | Action::ManageWebhooks => admin,
+        Action::ChangeCatalogue
+        | Action::ReadGlobalAnalytics
+        | Action::ManageWebhooks
+        | Action::ManageTenant => admin,
     }
 }
 

@@ -254,6 +254,74 @@ try {
     await agent.getByRole('button', { name: 'Mute 8 h' }).waitFor();
   });
 
+  await step('a customer who closed the page hears of the answer by email and by an encrypted push', async () => {
+    const sesBase = process.env.E2E_SES;
+    const pushBase = process.env.E2E_PUSH;
+    assert.ok(sesBase && pushBase, 'scripts/e2e.sh names the stack SES and push service');
+    const awayToken = await token('u-502', 'customer');
+    const away = await pageWith(browser, 'chat-demo:customer-token', awayToken, { width: 360, height: 740 });
+    await away.goto(`${base}/app/dev/widget-demo.html`);
+    const awayWidget = away.locator('#chat-widget');
+    await awayWidget.getByRole('button', { name: 'Chat with us' }).click();
+    await awayWidget.getByLabel('Your message').fill('Do you ship to Oslo?');
+    await awayWidget.getByRole('button', { name: 'Send' }).click();
+    await awayWidget.locator('.msg', { hasText: 'Do you ship to Oslo?' }).waitFor();
+    // The widget's own pane: email me the answer, at this address.
+    await awayWidget.getByRole('button', { name: 'Notification settings' }).click();
+    const prefs = awayWidget.locator('form.prefs[data-loaded]');
+    await prefs.waitFor();
+    await prefs.getByLabel('Email me the answer').check();
+    await prefs.getByLabel('Email address').fill('oslo@example.com');
+    await prefs.getByRole('button', { name: 'Save' }).click();
+    await prefs.getByText('Saved.').waitFor();
+    await snap(away, 'widget-notification-settings');
+    // Headless Chromium's own push service is Google's, unreachable here: the local
+    // push service makes the subscription a browser would, and it goes to the API as
+    // the widget's button sends it.
+    const settings = await (await fetch(`${base}/me/notification-settings`, { headers: { authorization: `Bearer ${awayToken}` } })).json();
+    const made = await (await fetch(`${pushBase}/subscribe`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ userVisibleOnly: 'true', applicationServerKey: settings.data.web_push.vapid_public_key }),
+    })).json();
+    const sub = { endpoint: made.data.endpoint.replace('//localhost:', '//127.0.0.1:'), keys: made.data.keys };
+    const registered = await fetch(`${base}/me/push-subscriptions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${awayToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify(sub),
+    });
+    assert.equal(registered.status, 201, await registered.text());
+    await away.context().close();
+
+    await agent.goto(`${base}/app/console.html#inbox`);
+    await agent.getByRole('button', { name: /Do you ship to Oslo/ }).click();
+    await consoleLog.getByText('Do you ship to Oslo?').waitFor();
+    await agent.getByLabel('Reply').fill('Yes, within three days');
+    await agent.getByRole('button', { name: 'Send' }).click();
+    await consoleLog.getByText('Yes, within three days').waitFor();
+
+    const until = Date.now() + 30_000;
+    let mail;
+    let pushes = [];
+    while (Date.now() < until && !(mail && pushes.length)) {
+      const store = await (await fetch(`${sesBase}/store`)).json();
+      mail = store.emails.find((m) => m.destination.to.includes('oslo@example.com'));
+      const got = await (await fetch(`${pushBase}/get-notifications`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ clientHash: made.data.clientHash }),
+      })).json();
+      pushes = got.data?.messages ?? [];
+      if (!(mail && pushes.length)) await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.ok(mail, 'a mail reached oslo@example.com');
+    assert.match(mail.body.text, /Yes, within three days/);
+    assert.ok(mail.headers.some((h) => h.name === 'List-Unsubscribe-Post'), 'one-click unsubscribe');
+    assert.equal(pushes.length, 1, 'one push');
+    const payload = JSON.parse(pushes[0]);
+    assert.equal(payload.body, 'Yes, within three days', 'the push decrypts to the answer');
+  });
+
   await step("an order chat shows in the console with its members' profiles", async () => {
     const call = (method, path, tok, body) =>
       fetch(`${base}${path}`, {

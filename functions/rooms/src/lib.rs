@@ -36,13 +36,17 @@ chat_core::route_table! { app: App, who, req;
     "PUT /rooms/{room_id}/notifications" => notifications::mute_room(&app.store, who, req),
     "POST /me/push-subscriptions" => notifications::add_push_subscription(app, who, req),
     "DELETE /me/push-subscriptions/{subscription_id}" => notifications::delete_push_subscription(&app.store, who, req),
+    "POST /me/devices" => notifications::add_device(&app.store, who, req),
+    "DELETE /me/devices/{device_id}" => notifications::delete_device(&app.store, who, req),
+    "GET /org/settings" => get_org_settings(&app.store, who),
+    "PUT /org/settings" => put_org_settings(&app.store, who, req),
 }
 
 mod notifications;
 
 use chat_core::commands::rooms::{
-    AddMember, NewMembers, NewProduct, ProfileFields, PutProfile, RoomDraft, StartRoom, UpdateRoom,
-    external_id,
+    AddMember, NewMembers, NewProduct, OrgSettings, ProfileFields, PutOrgSettings, PutProfile,
+    RoomDraft, StartRoom, UpdateRoom, external_id,
 };
 pub use chat_core::commands::rooms::{MAX_DETAIL_CHARS, MAX_METADATA_BYTES, MAX_NAME_CHARS};
 /// Rooms per page of GET /rooms: with their members' profiles they must fit one
@@ -68,6 +72,26 @@ impl App {
             store: runtime.store,
         }
     }
+}
+
+/// The tenant's settings: every signed-in user of it may read them (its name is what
+/// its customers see on its mails); `null` fields until an admin sets them.
+async fn get_org_settings(store: &Store, who: &Principal) -> ApiResult<Reply> {
+    let settings = store.org_settings(&who.org).await?;
+    Ok(Reply::ok(
+        "Tenant settings",
+        json!({ "org": who.org, "name": settings.map(|s| s.name) }),
+    ))
+}
+
+async fn put_org_settings(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply> {
+    policy::require(Action::ManageTenant, who, Relation::default())?;
+    let settings = OrgSettings::try_from(json_body::<PutOrgSettings>(req)?)?;
+    store.put_org_settings(&who.org, &settings).await?;
+    Ok(Reply::ok(
+        "Tenant settings saved",
+        json!({ "org": who.org, "name": settings.name }),
+    ))
 }
 
 async fn start(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply> {
@@ -548,13 +572,19 @@ async fn get_profile(store: &Store, who: &Principal, req: &Request) -> ApiResult
     let user = path_param(req, "user_id")
         .and_then(|u| UserId::parse(u).ok())
         .ok_or(ApiError::NotFound("profile"))?;
-    let mut profile = store
-        .get_profile(&who.org, &user)
-        .await?
-        .ok_or(ApiError::NotFound("profile"))?;
+    let yours = user == who.user;
+    // One's own profile exists before it is filled in (a client reads it to fill its
+    // form); another's is 404 until its user writes it.
+    let mut profile = match store.get_profile(&who.org, &user).await? {
+        Some(profile) => profile,
+        None if yours => chat_core::store::Profile {
+            user_id: user.to_string(),
+            ..Default::default()
+        },
+        None => return Err(ApiError::NotFound("profile")),
+    };
     // Contact details are its user's, staff's and their rooms' fellow members'; only
     // a customer looking at someone else costs the read of whether they share a room.
-    let yours = user == who.user;
     let relation = Relation {
         owner: yours,
         member: !yours

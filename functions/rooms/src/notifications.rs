@@ -5,7 +5,8 @@ use crate::App;
 use chat_core::app::path_param;
 use chat_core::auth::Principal;
 use chat_core::commands::notify::{
-    NewPushSubscription, NotificationSettings, PushTarget, PutRoomNotifications, muted_until,
+    DeviceTarget, NewDevice, NewPushSubscription, NotificationSettings, PushTarget,
+    PutRoomNotifications, muted_until,
 };
 use chat_core::ids::{RoomId, path_id};
 use chat_core::policy::{self, Action};
@@ -80,20 +81,43 @@ pub(crate) async fn add_push_subscription(
     })
 }
 
-pub(crate) async fn delete_push_subscription(
-    store: &Store,
-    who: &Principal,
-    req: &Request,
-) -> ApiResult<Reply> {
-    // Ids are digests (32 hex digits); anything else names nothing.
-    let id = path_param(req, "subscription_id")
+/// A digest id from the path (32 lowercase hex digits); anything else names nothing.
+fn digest_id<'a>(req: &'a Request, name: &str, what: &'static str) -> ApiResult<&'a str> {
+    path_param(req, name)
         .filter(|id| {
             id.len() == 32
                 && id
                     .bytes()
                     .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
         })
-        .ok_or(ApiError::NotFound("push subscription"))?;
+        .ok_or(ApiError::NotFound(what))
+}
+
+pub(crate) async fn add_device(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply> {
+    let target = DeviceTarget::try_from(json_body::<NewDevice>(req)?)?;
+    let (device, new) = store.add_device(&who.org, &who.user, &target).await?;
+    Ok(match new {
+        true => Reply::created("Device added", device),
+        false => Reply::ok("Device renewed", device),
+    })
+}
+
+pub(crate) async fn delete_device(
+    store: &Store,
+    who: &Principal,
+    req: &Request,
+) -> ApiResult<Reply> {
+    let id = digest_id(req, "device_id", "device")?;
+    store.delete_device(&who.org, &who.user, id).await?;
+    Ok(Reply::ok("Device deleted", json!({ "device_id": id })))
+}
+
+pub(crate) async fn delete_push_subscription(
+    store: &Store,
+    who: &Principal,
+    req: &Request,
+) -> ApiResult<Reply> {
+    let id = digest_id(req, "subscription_id", "push subscription")?;
     store
         .delete_push_subscription(&who.org, &who.user, id)
         .await?;

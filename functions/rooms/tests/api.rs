@@ -646,6 +646,13 @@ async fn profiles_are_per_tenant_and_validated() {
         404
     );
     assert_eq!(env.send(get(&customer(), "nobody")).await.0, 404);
+    // One's own profile before it is written: empty, not another tenant's namesake's.
+    let (status, own) = env
+        .send(get(&token("u-100", "globex", "customer"), "u-100"))
+        .await;
+    assert_eq!(status, 200, "{own}");
+    assert_eq!(own["data"]["username"], Value::Null);
+    assert_eq!(own["data"]["email"], Value::Null);
 }
 
 /// An events/ fixture with its room id replaced by a real one.
@@ -914,8 +921,9 @@ async fn roles_and_tenants_that_must_be_refused_write_nothing() {
             "other tenant removes",
         ),
         (
-            HttpEvent::new("GET /profiles/{user_id}", "/profiles/u-100")
-                .param("user_id", "u-100")
+            // (Their own id in their own tenant is their own, empty profile.)
+            HttpEvent::new("GET /profiles/{user_id}", "/profiles/u-200")
+                .param("user_id", "u-200")
                 .bearer(&elsewhere),
             404,
             "not_found",

@@ -2,7 +2,10 @@
 //! secret is shown once, when an endpoint is made or its secret rotated (docs/webhooks.md).
 
 pub mod delivery;
+pub mod email;
+pub mod mobile;
 pub mod notify;
+pub mod unsubscribe;
 
 pub use delivery::Deliverer;
 pub use notify::Notifier;

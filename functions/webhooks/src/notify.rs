@@ -7,14 +7,20 @@
 //! guarded client as webhook deliveries (public addresses only; the local stack's own
 //! push service on 127.0.0.1 when it is local). A push service answering 404 or 410
 //! has forgotten the subscription: so do we.
+//!
+//! Email is the second channel (`crate::email`): the customer of a support
+//! conversation hears of answers, its agent of a customer waiting, through SES v2, at
+//! most once per the person's digest window; each mail quotes the conversation's
+//! latest messages and carries a signed one-click unsubscribe link.
 
 use crate::delivery::{Https, guarded_client};
+use crate::email::{self, Mailer};
 use base64::Engine;
 use chat_core::Runtime;
 use chat_core::ids::{OrgId, UserId};
 use chat_core::item::ItemExt;
 use chat_core::model::Room;
-use chat_core::store::notify::{Notice, Recipient, Window, decide};
+use chat_core::store::notify::{Channel, Notice, Recipient, Window, WindowKind, decide};
 use chat_core::store::{Event, EventKind, PushSubscription, Store};
 use chat_core::wire::item_of;
 use futures_util::StreamExt;
@@ -60,7 +66,7 @@ impl Vapid {
     }
 }
 
-/// What one recipient's notification ended as (for logs and tests).
+/// What one recipient's notification on one channel ended as (for logs and tests).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Skipped(chat_core::store::notify::Skip),
@@ -68,30 +74,78 @@ pub enum Outcome {
     Duplicate,
     /// Sent to this many of their subscriptions.
     Pushed(usize),
+    /// Mailed (the message id SES gave).
+    Emailed(String),
+    /// The channel does not reach them about this message: no email for this kind of
+    /// message or room, no address on their profile, or the channel is not set up.
+    None,
+}
+
+/// How one recipient was notified of one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notified {
+    pub user: String,
+    /// Web Push to their browsers.
+    pub push: Outcome,
+    pub email: Outcome,
+    /// Push to their phones.
+    pub mobile: Outcome,
 }
 
 pub struct Notifier {
     store: Store,
-    vapid: Option<Vapid>,
+    /// Parsed at the first push, not at init: a cold start that pushes nothing
+    /// (most batches are decided without a push) does not pay for the key.
+    vapid: std::sync::OnceLock<Result<Vapid, String>>,
+    mailer: Option<Mailer>,
+    /// Mobile push, when an SNS platform application is configured.
+    phones: Option<crate::mobile::Phones>,
     settings: chat_core::config::NotifySettings,
     allow_loopback: bool,
     client: std::sync::OnceLock<Result<Https, String>>,
 }
 
 impl Notifier {
-    pub fn from_runtime(runtime: Runtime) -> Result<Notifier, String> {
+    pub async fn new(runtime: Runtime) -> Notifier {
         let settings = runtime.config.notify.clone();
-        let vapid = match &settings.vapid_private_key {
-            Some(key) => Some(Vapid::from_private_key(key, &settings.vapid_subject)?),
+        let mailer = match &settings.email {
+            Some(email) => Some(Mailer::new(&runtime.config.aws, email.clone()).await),
             None => None,
         };
-        Ok(Notifier {
+        let applications = crate::mobile::Applications {
+            ios: settings.sns_ios_application.clone(),
+            android: settings.sns_android_application.clone(),
+        };
+        let phones = match applications.ios.is_some() || applications.android.is_some() {
+            true => Some(
+                crate::mobile::Phones::new(
+                    &runtime.config.aws,
+                    applications,
+                    settings.sns_endpoint.as_deref(),
+                )
+                .await,
+            ),
+            false => None,
+        };
+        Notifier {
             store: runtime.store,
-            vapid,
+            vapid: std::sync::OnceLock::new(),
+            mailer,
+            phones,
             settings,
             allow_loopback: runtime.config.local,
             client: std::sync::OnceLock::new(),
-        })
+        }
+    }
+
+    fn vapid(&self) -> Result<&Vapid, String> {
+        self.vapid
+            .get_or_init(|| match &self.settings.vapid_private_key {
+                Some(key) => Vapid::from_private_key(key, &self.settings.vapid_subject),
+                None => Err("no VAPID key configured".into()),
+            })
+            .as_ref()
+            .map_err(Clone::clone)
     }
 
     fn client(&self) -> Result<&Https, String> {
@@ -129,11 +183,7 @@ impl Notifier {
     }
 
     /// Every recipient of one new message, decided and notified.
-    pub async fn notify(
-        &self,
-        org: &OrgId,
-        event: &Event,
-    ) -> chat_core::ApiResult<Vec<(String, Outcome)>> {
+    pub async fn notify(&self, org: &OrgId, event: &Event) -> chat_core::ApiResult<Vec<Notified>> {
         let message: Value = serde_json::from_str(&event.data).unwrap_or(Value::Null);
         let Some(room) = self.store.get_room(org, &event.room_id).await? else {
             return Ok(Vec::new());
@@ -156,14 +206,17 @@ impl Notifier {
             .collect();
         let states = self.store.recipient_states(org, &room.id, &users).await?;
         let (room, message, notice) = (&room, &message, notice);
-        let outcomes: Vec<chat_core::ApiResult<(String, Outcome)>> =
+        // The tenant's name, read once per message and only when someone is mailed.
+        let tenant = tokio::sync::OnceCell::new();
+        let tenant = &tenant;
+        let outcomes: Vec<chat_core::ApiResult<Notified>> =
             futures_util::stream::iter(states)
                 .map(|(user, state)| async move {
-                    let outcome = self
-                        .recipient(org, room, event, message, notice, &user, &state)
+                    let notified = self
+                        .recipient(org, room, event, message, notice, &user, &state, tenant)
                         .await?;
-                    tracing::debug!(org = %org, room = %room.id, seq = event.seq, user = %user, ?outcome, "notification decided");
-                    Ok((user.to_string(), outcome))
+                    tracing::debug!(org = %org, room = %room.id, seq = event.seq, ?notified, "notification decided");
+                    Ok(notified)
                 })
                 .buffer_unordered(CONCURRENT_RECIPIENTS)
                 .collect()
@@ -171,6 +224,7 @@ impl Notifier {
         outcomes.into_iter().collect()
     }
 
+    /// One recipient, on each channel.
     #[allow(clippy::too_many_arguments)]
     async fn recipient(
         &self,
@@ -181,7 +235,8 @@ impl Notifier {
         notice: Notice<'_>,
         user: &UserId,
         state: &chat_core::store::notify::RecipientState,
-    ) -> chat_core::ApiResult<Outcome> {
+        tenant: &tokio::sync::OnceCell<String>,
+    ) -> chat_core::ApiResult<Notified> {
         let now_ms = chat_core::time::now_millis();
         let grace = self.settings.grace_secs;
         let looking_recently = state.read_at.is_some_and(|at| now_ms - at <= grace * 1000);
@@ -202,12 +257,56 @@ impl Notifier {
             connected,
             read_at: state.read_at,
         };
-        if let Err(skip) = decide(notice, &who, now_ms, grace) {
-            return Ok(Outcome::Skipped(skip));
+        let (push, mobile) = self
+            .push_channels(org, room, event, message, notice, &who, user, state, now_ms)
+            .await?;
+        let email = self
+            .email_channel(org, room, event, notice, &who, user, now_ms, tenant)
+            .await?;
+        Ok(Notified {
+            user: user.to_string(),
+            push,
+            email,
+            mobile,
+        })
+    }
+
+    /// Web Push and mobile push: decided apart (each has its own switch), collapsed in
+    /// one window (a person hears of a room once per window, wherever).
+    #[allow(clippy::too_many_arguments)]
+    async fn push_channels(
+        &self,
+        org: &OrgId,
+        room: &Room,
+        event: &Event,
+        message: &Value,
+        notice: Notice<'_>,
+        who: &Recipient<'_>,
+        user: &UserId,
+        state: &chat_core::store::notify::RecipientState,
+        now_ms: i64,
+    ) -> chat_core::ApiResult<(Outcome, Outcome)> {
+        use chat_core::store::notify::Skip;
+        let grace = self.settings.grace_secs;
+        let has = |targets: u64| match targets {
+            0 => Err(Skip::NoTarget),
+            _ => Ok(()),
+        };
+        let web =
+            decide(notice, who, Channel::Push, now_ms, grace).and_then(|()| has(state.browsers));
+        let phones = if self.phones.is_some() {
+            state.devices
+        } else {
+            0
+        };
+        let phone = decide(notice, who, Channel::Mobile, now_ms, grace).and_then(|()| has(phones));
+        if let (Err(a), Err(b)) = (web, phone) {
+            return Ok((Outcome::Skipped(a), Outcome::Skipped(b)));
         }
         let window = self
             .store
             .take_into_window(
+                WindowKind::Push,
                 org,
                 user,
                 &room.id,
@@ -216,16 +315,42 @@ impl Notifier {
                 self.settings.window_secs * 1000,
             )
             .await?;
+        let either = |outcome: Outcome| {
+            (
+                web.map_or_else(Outcome::Skipped, |()| outcome.clone()),
+                phone.map_or_else(Outcome::Skipped, |()| outcome),
+            )
+        };
         let count = match window {
             Window::Notify { count } => count,
-            Window::Collapsed => return Ok(Outcome::Collapsed),
-            Window::Seen => return Ok(Outcome::Duplicate),
+            Window::Collapsed => return Ok(either(Outcome::Collapsed)),
+            Window::Seen => return Ok(either(Outcome::Duplicate)),
         };
         let payload = payload(room, message, count);
+        let pushed = match web {
+            Err(skip) => Outcome::Skipped(skip),
+            Ok(()) => self.web_push(org, user, &payload).await?,
+        };
+        let phoned = match phone {
+            Err(skip) => Outcome::Skipped(skip),
+            Ok(()) => {
+                let badge = (&room.id, state.unread.max(1));
+                self.mobile_push(org, user, &payload, badge).await?
+            }
+        };
+        Ok((pushed, phoned))
+    }
+
+    async fn web_push(
+        &self,
+        org: &OrgId,
+        user: &UserId,
+        payload: &Value,
+    ) -> chat_core::ApiResult<Outcome> {
         let subscriptions = self.store.push_subscriptions(org, user).await?;
         let mut pushed = 0;
         for subscription in &subscriptions {
-            match self.push(subscription, &payload).await {
+            match self.push(subscription, payload).await {
                 Ok(PushAnswer::Accepted) => pushed += 1,
                 Ok(PushAnswer::Gone) => {
                     tracing::info!(user = %user, subscription = subscription.subscription_id, "the push service forgot a subscription; so do we");
@@ -246,8 +371,180 @@ impl Notifier {
         Ok(Outcome::Pushed(pushed))
     }
 
+    /// To each of the person's phones that is on, with their unread total as the
+    /// badge (read only when there is a phone to show it).
+    async fn mobile_push(
+        &self,
+        org: &OrgId,
+        user: &UserId,
+        payload: &Value,
+        this_room: (&chat_core::ids::RoomId, u64),
+    ) -> chat_core::ApiResult<Outcome> {
+        let Some(phones) = &self.phones else {
+            return Ok(Outcome::None);
+        };
+        let devices: Vec<_> = self
+            .store
+            .devices(org, user)
+            .await?
+            .into_iter()
+            .filter(|d| d.enabled)
+            .collect();
+        if devices.is_empty() {
+            return Ok(Outcome::Pushed(0));
+        }
+        let badge = self.store.unread_total(org, user, Some(this_room)).await?;
+        let mut sent = 0;
+        for device in &devices {
+            let endpoint = match phones.endpoint(device).await {
+                Ok(Some(arn)) => arn,
+                Ok(None) => continue,
+                Err(err) => {
+                    tracing::warn!(user = %user, device = device.device_id, err, "SNS refused the device's endpoint");
+                    continue;
+                }
+            };
+            if device.endpoint_arn.is_none() {
+                let change = chat_core::store::notify::DeviceChange::Endpoint(&endpoint);
+                self.store
+                    .update_device(org, user, &device.device_id, change)
+                    .await?;
+            }
+            match phones.publish(device, &endpoint, payload, badge).await {
+                Ok(crate::mobile::Answer::Sent) => sent += 1,
+                Ok(crate::mobile::Answer::Disabled) => {
+                    tracing::info!(user = %user, device = device.device_id, "the push service called the device's token invalid; the device is off");
+                    let change = chat_core::store::notify::DeviceChange::Disabled;
+                    self.store
+                        .update_device(org, user, &device.device_id, change)
+                        .await?;
+                }
+                Ok(crate::mobile::Answer::NotSetUp) => {}
+                Err(err) => {
+                    tracing::warn!(user = %user, device = device.device_id, err, "a mobile push failed")
+                }
+            }
+        }
+        Ok(Outcome::Pushed(sent))
+    }
+
+    /// The email channel: who is emailed about what is `email::reason`; then the same
+    /// rules as pushes, and at most one mail per room per their digest window. A mail
+    /// SES refuses is logged, not retried (the next one quotes the conversation).
+    #[allow(clippy::too_many_arguments)]
+    async fn email_channel(
+        &self,
+        org: &OrgId,
+        room: &Room,
+        event: &Event,
+        notice: Notice<'_>,
+        who: &Recipient<'_>,
+        user: &UserId,
+        now_ms: i64,
+        tenant: &tokio::sync::OnceCell<String>,
+    ) -> chat_core::ApiResult<Outcome> {
+        let Some(mailer) = &self.mailer else {
+            return Ok(Outcome::None);
+        };
+        let Some(reason) = email::reason(room, notice.sender, notice.note, user.as_str()) else {
+            return Ok(Outcome::None);
+        };
+        if let Err(skip) = decide(
+            notice,
+            who,
+            Channel::Email,
+            now_ms,
+            self.settings.grace_secs,
+        ) {
+            return Ok(Outcome::Skipped(skip));
+        }
+        let Some(address) = self
+            .store
+            .get_profile(org, user)
+            .await?
+            .and_then(|p| p.email)
+        else {
+            return Ok(Outcome::None);
+        };
+        let digest_ms = i64::from(who.settings.email_digest_minutes) * 60_000;
+        match self
+            .store
+            .take_into_window(
+                WindowKind::Email,
+                org,
+                user,
+                &room.id,
+                event.seq,
+                now_ms,
+                digest_ms,
+            )
+            .await?
+        {
+            Window::Notify { .. } => {}
+            Window::Collapsed => return Ok(Outcome::Collapsed),
+            Window::Seen => return Ok(Outcome::Duplicate),
+        }
+        let tenant = tenant
+            .get_or_try_init(|| async {
+                Ok::<_, chat_core::ApiError>(
+                    self.store
+                        .org_settings(org)
+                        .await?
+                        .map(|s| s.name)
+                        .unwrap_or_else(|| org.to_string()),
+                )
+            })
+            .await?;
+        // The conversation as the recipient sees it (no notes for a customer).
+        let reader = chat_core::Principal {
+            user: user.clone(),
+            org: org.clone(),
+            role: match reason {
+                email::Reason::Reply => chat_core::ids::Role::Customer,
+                email::Reason::NewConversation => chat_core::ids::Role::Agent,
+            },
+        };
+        let mut messages = self
+            .store
+            .list_messages(
+                &reader,
+                &room.id,
+                chat_core::store::MessageQuery {
+                    limit: email::QUOTED_MESSAGES,
+                    offset: 0,
+                    cursor: None,
+                    direction: chat_core::store::Direction::Older,
+                    include_notes: false,
+                },
+            )
+            .await?
+            .messages
+            .items;
+        messages.reverse();
+        let link = email::unsubscribe_url(&mailer.settings, org, user);
+        let mail = email::render(
+            &mailer.settings,
+            &email::Draft {
+                tenant,
+                room,
+                reason,
+                messages: &messages,
+                recipient: user.as_str(),
+                address: &address,
+            },
+            link,
+        );
+        match mailer.send(&mail).await {
+            Ok(id) => Ok(Outcome::Emailed(id)),
+            Err(err) => {
+                tracing::warn!(user = %user, err, "SES refused a notification email");
+                Ok(Outcome::None)
+            }
+        }
+    }
+
     async fn push(&self, to: &PushSubscription, payload: &Value) -> Result<PushAnswer, String> {
-        let vapid = self.vapid.as_ref().ok_or("no VAPID key configured")?;
+        let vapid = self.vapid()?;
         let request = web_push_request(vapid, to, payload)?;
         let (parts, body) = request.into_parts();
         let request = hyper::Request::from_parts(parts, Full::new(Bytes::from(body)));

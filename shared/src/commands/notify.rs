@@ -264,10 +264,141 @@ impl PushTarget {
     }
 }
 
+/// Phones' app installs one user keeps at most.
+pub const MAX_DEVICES: i64 = 10;
+/// The longest device token taken (FCM's are about 160 characters today).
+pub const MAX_DEVICE_TOKEN_CHARS: usize = 4096;
+
+/// A phone's operating system: which push service reaches its app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Platform {
+    /// Apple Push Notification service.
+    Ios,
+    /// Firebase Cloud Messaging.
+    Android,
+}
+
+impl Platform {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Platform::Ios => "ios",
+            Platform::Android => "android",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Platform> {
+        match text {
+            "ios" => Some(Platform::Ios),
+            "android" => Some(Platform::Android),
+            _ => None,
+        }
+    }
+}
+
+/// `POST /me/devices`: the app's push token on this phone.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewDevice {
+    pub platform: Platform,
+    pub token: String,
+}
+
+/// A phone's app install, checked: an APNs device token is hex (64 digits today;
+/// Apple may lengthen it), an FCM registration token URL-safe text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceTarget {
+    pub platform: Platform,
+    pub token: String,
+}
+
+impl TryFrom<NewDevice> for DeviceTarget {
+    type Error = ApiError;
+
+    fn try_from(body: NewDevice) -> ApiResult<DeviceTarget> {
+        let token = body.token;
+        let fits = (32..=MAX_DEVICE_TOKEN_CHARS).contains(&token.len());
+        let spelled = match body.platform {
+            // Lowercase only: one spelling of a token, one device.
+            Platform::Ios => token
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+            Platform::Android => token
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_:.".contains(&b)),
+        };
+        if !fits || !spelled {
+            return Err(ApiError::invalid(
+                "token",
+                match body.platform {
+                    Platform::Ios => "an APNs device token: lowercase hex, 32 to 4096 digits",
+                    Platform::Android => {
+                        "an FCM registration token: 32 to 4096 letters, digits, - _ : ."
+                    }
+                },
+            ));
+        }
+        Ok(DeviceTarget {
+            platform: body.platform,
+            token,
+        })
+    }
+}
+
+impl DeviceTarget {
+    /// The device's id: a digest of its platform and token, so registering the same
+    /// install again names the same device, whoever registers it.
+    pub fn id(&self) -> String {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(format!("{}:{}", self.platform.as_str(), self.token));
+        digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn device_tokens_are_checked_per_platform_in_one_spelling() {
+        let device = |body: serde_json::Value| {
+            serde_json::from_value::<NewDevice>(body)
+                .map_err(|e| e.to_string())
+                .and_then(|b| DeviceTarget::try_from(b).map_err(|e| e.to_string()))
+        };
+        let apns = "a".repeat(64);
+        let fcm = format!("{}:APA91b{}", "d".repeat(22), "x_-".repeat(40));
+        assert!(device(json!({"platform": "ios", "token": apns})).is_ok());
+        assert!(device(json!({"platform": "android", "token": fcm})).is_ok());
+        let refused = [
+            json!({"platform": "ios", "token": "A".repeat(64)}),
+            json!({"platform": "ios", "token": "g".repeat(64)}),
+            json!({"platform": "ios", "token": "ab"}),
+            json!({"platform": "ios", "token": format!("{} ", "a".repeat(64))}),
+            json!({"platform": "android", "token": "x".repeat(31)}),
+            json!({"platform": "android", "token": "x".repeat(4097)}),
+            json!({"platform": "android", "token": format!("{}/..", "x".repeat(40))}),
+            json!({"platform": "android", "token": format!("{}é", "x".repeat(40))}),
+            json!({"platform": "IOS", "token": "a".repeat(64)}),
+            json!({"platform": "windows", "token": "a".repeat(64)}),
+            json!({"platform": "ios"}),
+            json!({"platform": "ios", "token": "a".repeat(64), "user_id": "u-2"}),
+        ];
+        for body in refused {
+            assert!(device(body.clone()).is_err(), "{body}");
+        }
+        let a = DeviceTarget {
+            platform: Platform::Ios,
+            token: "a".repeat(64),
+        };
+        let b = DeviceTarget {
+            platform: Platform::Android,
+            token: "a".repeat(64),
+        };
+        assert_ne!(a.id(), b.id());
+        assert_eq!(a.id().len(), 32);
+    }
 
     fn settings(body: serde_json::Value) -> ApiResult<NotificationSettings> {
         serde_json::from_value::<NotificationSettings>(body)

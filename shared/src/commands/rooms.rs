@@ -241,6 +241,45 @@ impl TryFrom<NewProduct> for crate::store::Product {
     }
 }
 
+/// The longest a tenant's name may be (it heads every email sent for it).
+pub const MAX_ORG_NAME_CHARS: usize = 100;
+
+/// PUT /org/settings.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PutOrgSettings {
+    pub name: String,
+}
+
+/// The tenant's settings as an admin gave them.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct OrgSettings {
+    /// Shown to the tenant's users: the sender's name on notification emails.
+    pub name: String,
+}
+
+impl TryFrom<PutOrgSettings> for OrgSettings {
+    type Error = ApiError;
+
+    fn try_from(body: PutOrgSettings) -> ApiResult<OrgSettings> {
+        let name = required_text("name", &body.name, MAX_ORG_NAME_CHARS)?;
+        // It becomes an email's display name: no line breaks or quotes to escape from.
+        // Nor invisible or direction-changing characters, which make a name look like
+        // another's in a mail client.
+        let invisible = |c: char| matches!(c, '\u{00AD}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}');
+        if name
+            .chars()
+            .any(|c| c.is_control() || invisible(c) || matches!(c, '"' | '<' | '>' | '\\'))
+        {
+            return Err(ApiError::invalid(
+                "name",
+                "may not contain control or invisible characters, quotes, backslashes or angle brackets",
+            ));
+        }
+        Ok(OrgSettings { name })
+    }
+}
+
 /// PUT /profiles/me.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -80,7 +80,47 @@ impl Profile {
     }
 }
 
+const ORG_SETTINGS_SK: &str = "SETTINGS";
+
 impl Store {
+    /// The tenant's settings, once an admin gave them: one GetItem.
+    pub async fn org_settings(
+        &self,
+        org: &OrgId,
+    ) -> ApiResult<Option<crate::commands::rooms::OrgSettings>> {
+        let item = self
+            .table
+            .get(
+                (keys::org_pk(org), ORG_SETTINGS_SK.to_owned()),
+                "org settings",
+            )
+            .await?;
+        Ok(item.and_then(|item| {
+            Some(crate::commands::rooms::OrgSettings {
+                name: item.string("name")?,
+            })
+        }))
+    }
+
+    /// Keeps the tenant's settings: one PutItem.
+    pub async fn put_org_settings(
+        &self,
+        org: &OrgId,
+        settings: &crate::commands::rooms::OrgSettings,
+    ) -> ApiResult<()> {
+        let item = ItemBuilder::new()
+            .str(keys::PK, keys::org_pk(org))
+            .str(keys::SK, ORG_SETTINGS_SK)
+            .str(keys::ENTITY, "org_settings")
+            .str("name", &settings.name)
+            .str("updated_at", crate::time::now_string())
+            .build();
+        self.table
+            .put(super::put_of(self.name(), item, false), "put org settings")
+            .await
+            .map_err(super::WriteError::into_api)
+    }
+
     /// Adds a product; an existing id is a conflict.
     pub async fn create_product(&self, org: &OrgId, product: &Product) -> ApiResult<()> {
         let item = product.to_item(org);

@@ -164,7 +164,54 @@ impl Store {
     }
 }
 
+/// The most a badge counts exactly: past it, a phone shows this many (its pages read
+/// at most this many conversations with unread messages).
+pub const MAX_BADGE: u64 = 999;
+
 impl Store {
+    /// The person's unread messages over their whole inbox, a phone's badge: the
+    /// inbox's unread-only pages (one Query each, plus one BatchGetItem for a page with
+    /// large rooms) until done or past [`MAX_BADGE`]. The index is eventually
+    /// consistent: the room just written to is counted as `known` says, not as read.
+    pub async fn unread_total(
+        &self,
+        org: &OrgId,
+        user: &UserId,
+        known: Option<(&RoomId, u64)>,
+    ) -> ApiResult<u64> {
+        let mut total = known.map_or(0, |(_, unread)| unread);
+        let mut cursor: Option<String> = None;
+        loop {
+            let page = self
+                .list_inbox(
+                    org,
+                    user,
+                    InboxQuery {
+                        limit: 100,
+                        offset: 0,
+                        cursor: cursor.as_deref(),
+                        status: None,
+                        archived: None,
+                        pinned: None,
+                        assignee: None,
+                        unread: true,
+                    },
+                )
+                .await?;
+            total += page
+                .entries
+                .items
+                .iter()
+                .filter(|e| known.is_none_or(|(room, _)| e.room_id != room.as_str()))
+                .map(|e| e.membership.unread_count)
+                .sum::<u64>();
+            match page.entries.next_cursor {
+                Some(next) if total < MAX_BADGE => cursor = Some(next),
+                _ => return Ok(total.min(MAX_BADGE)),
+            }
+        }
+    }
+
     /// Large rooms' rows on a page completed from their rooms (one BatchGetItem; a
     /// page without any makes none). A row whose room is gone is dropped.
     pub(crate) async fn complete_large(

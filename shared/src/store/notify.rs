@@ -8,18 +8,30 @@
 //! | push subscription | T#{org}#USER#{user} | PUSH#{id}     |
 //! | their count       | T#{org}#USER#{user} | PUSH~COUNT    |
 //! | collapse window   | T#{org}#USER#{user} | NOTE#{room}   |
+//! | email window      | T#{org}#USER#{user} | MAIL#{room}   |
+//! | phone (app)       | T#{org}#USER#{user} | DEV#{id}      |
+//! | their count       | T#{org}#USER#{user} | DEV~COUNT     |
+//! | a token's owner   | DEVICE#{id}         | OWNER         |
+//!
+//! A phone's push token belongs to one app install, whoever signs in on it: the
+//! owner item (outside every tenant, as the stack's SNS applications are) names the
+//! one user its notifications go to, so a phone handed on stops receiving the last
+//! user's messages the moment the next one registers it.
 //!
 //! All of it sorts after the user's connections and inbox feed head (`C#…`, `FEED`),
 //! so the inbox feed's one Query never reads it.
 
-use crate::commands::notify::{MAX_PUSH_SUBSCRIPTIONS, NotificationSettings, PushTarget};
+use crate::commands::notify::{
+    DeviceTarget, MAX_DEVICES, MAX_PUSH_SUBSCRIPTIONS, NotificationSettings, Platform, PushTarget,
+};
 use crate::error::{ApiError, ApiResult};
 use crate::ids::{OrgId, RoomId, UserId};
 use crate::item::{Item, ItemBuilder, ItemExt, n, s, values};
 use crate::keys;
 use crate::store::{Store, WriteError, count_down, count_up, put};
 use aws_sdk_dynamodb::types::{
-    Delete, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+    AttributeValue, Delete, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+    Update,
 };
 use serde::Serialize;
 
@@ -27,12 +39,78 @@ const SETTINGS_SK: &str = "NOTIFY";
 const PUSH_PREFIX: &str = "PUSH#";
 const PUSH_COUNT_SK: &str = "PUSH~COUNT";
 
+const DEVICE_PREFIX: &str = "DEV#";
+const DEVICE_COUNT_SK: &str = "DEV~COUNT";
+
+fn device_sk(id: &str) -> String {
+    format!("{DEVICE_PREFIX}{id}")
+}
+
+fn device_owner_key(id: &str) -> (String, String) {
+    (format!("DEVICE#{id}"), "OWNER".to_owned())
+}
+
+/// A phone's app install as kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Device {
+    pub device_id: String,
+    pub platform: Platform,
+    #[serde(skip)]
+    pub token: String,
+    /// Its SNS platform endpoint, once the pipeline made one.
+    #[serde(skip)]
+    pub endpoint_arn: Option<String>,
+    /// Off once the push service called its token invalid (SNS disabled its
+    /// endpoint); registering the token again turns it on.
+    pub enabled: bool,
+    pub created_at: String,
+}
+
+impl Device {
+    fn item(&self, org: &OrgId, user: &UserId) -> Item {
+        ItemBuilder::new()
+            .str(keys::PK, keys::user_pk(org, user))
+            .str(keys::SK, device_sk(&self.device_id))
+            .str(keys::ENTITY, "device")
+            .str("device_id", &self.device_id)
+            .str("platform", self.platform.as_str())
+            .str("token", &self.token)
+            .opt_str("endpoint_arn", self.endpoint_arn.clone())
+            .flag("enabled", self.enabled)
+            .str("created_at", &self.created_at)
+            .build()
+    }
+
+    fn from_item(item: &impl ItemExt) -> Option<Device> {
+        (item.str(keys::ENTITY) == Some("device")).then_some(())?;
+        Some(Device {
+            device_id: item.string("device_id")?,
+            platform: Platform::parse(item.str("platform")?)?,
+            token: item.string("token")?,
+            endpoint_arn: item.string("endpoint_arn"),
+            enabled: item.flag("enabled"),
+            created_at: item.string("created_at").unwrap_or_default(),
+        })
+    }
+}
+
 fn push_sk(id: &str) -> String {
     format!("{PUSH_PREFIX}{id}")
 }
 
-fn window_sk(room: &RoomId) -> String {
-    format!("NOTE#{room}")
+/// Which channel's window a message is taken into: pushes (browsers and devices
+/// alike) collapse per notification window, emails per the person's digest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowKind {
+    Push,
+    Email,
+}
+
+fn window_sk(kind: WindowKind, room: &RoomId) -> String {
+    match kind {
+        WindowKind::Push => format!("NOTE#{room}"),
+        WindowKind::Email => format!("MAIL#{room}"),
+    }
 }
 
 /// A browser's push subscription as kept.
@@ -73,6 +151,15 @@ impl PushSubscription {
     }
 }
 
+/// What the pipeline learnt of a device.
+#[derive(Debug, Clone, Copy)]
+pub enum DeviceChange<'a> {
+    /// Its SNS platform endpoint.
+    Endpoint(&'a str),
+    /// The push service called its token invalid.
+    Disabled,
+}
+
 /// How a recipient's collapse window took a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Window {
@@ -95,6 +182,51 @@ impl Store {
         let key = (keys::user_pk(org, user), SETTINGS_SK.to_owned());
         let item = self.table.get(key, "notification settings").await?;
         Ok(item.as_ref().and_then(settings_of).unwrap_or_default())
+    }
+
+    /// Turns the person's email off (the unsubscribe link), keeping the rest of their
+    /// settings: conditioned on the settings it read, so a change made meanwhile is
+    /// never overwritten (it is read again). Answers whether email was on.
+    pub async fn turn_email_off(&self, org: &OrgId, user: &UserId) -> ApiResult<bool> {
+        let key = (keys::user_pk(org, user), SETTINGS_SK.to_owned());
+        for _ in 0..5 {
+            let item = self.table.get(key.clone(), "notification settings").await?;
+            let old = item.as_ref().and_then(|i| i.string("settings"));
+            let mut settings = item.as_ref().and_then(settings_of).unwrap_or_default();
+            if !settings.channels.email {
+                return Ok(false);
+            }
+            settings.channels.email = false;
+            let update = Update::builder()
+                .table_name(self.name())
+                .key(keys::PK, s(&key.0))
+                .key(keys::SK, s(&key.1))
+                .update_expression("SET settings = :new, #e = :entity, updated_at = :at")
+                .expression_attribute_names("#e", keys::ENTITY)
+                .expression_attribute_values(
+                    ":new",
+                    s(serde_json::to_string(&settings).expect("settings serialize")),
+                )
+                .expression_attribute_values(":entity", s("notification_settings"))
+                .expression_attribute_values(":at", s(crate::time::now_string()));
+            let update = match &old {
+                Some(old) => update
+                    .condition_expression("settings = :old")
+                    .expression_attribute_values(":old", s(old)),
+                None => update.condition_expression("attribute_not_exists(settings)"),
+            }
+            .build()
+            .expect("update has key and expression");
+            match self.table.update(update, None, "turn email off").await {
+                Ok(_) => return Ok(true),
+                Err(WriteError::ConditionFailed(_)) => continue,
+                Err(WriteError::Api(err)) => return Err(err),
+            }
+        }
+        Err(ApiError::internal(
+            "turn email off",
+            "the settings kept changing",
+        ))
     }
 
     pub async fn put_notification_settings(
@@ -222,6 +354,258 @@ impl Store {
         }
     }
 
+    /// Keeps a phone's app install for the person: a new one counts toward their
+    /// [`MAX_DEVICES`] in the transaction that writes it; the same token again turns it
+    /// back on. A token another user registered last moves to this one (their device
+    /// item and count go in the same transaction). Answers the device and whether it
+    /// is new to this user.
+    pub async fn add_device(
+        &self,
+        org: &OrgId,
+        user: &UserId,
+        target: &DeviceTarget,
+    ) -> ApiResult<(Device, bool)> {
+        let id = target.id();
+        let device = Device {
+            device_id: id.clone(),
+            platform: target.platform,
+            token: target.token.clone(),
+            endpoint_arn: None,
+            enabled: true,
+            created_at: crate::time::now_string(),
+        };
+        let mine = keys::user_pk(org, user);
+        let owner_key = device_owner_key(&id);
+        // A race with another registration of the token is decided by the owner
+        // item's condition: read again, at most a few times.
+        for _ in 0..4 {
+            let owner = self.table.get(owner_key.clone(), "device owner").await?;
+            let owner_of = |item: &Item| (item.string("org"), item.string("user_id"));
+            let previous = owner.as_ref().map(owner_of);
+            if previous == Some((Some(org.to_string()), Some(user.to_string()))) {
+                let update = Update::builder()
+                    .table_name(self.name())
+                    .key(keys::PK, s(&mine))
+                    .key(keys::SK, s(device_sk(&id)))
+                    .update_expression("SET enabled = :on")
+                    .condition_expression("attribute_exists(PK)")
+                    .expression_attribute_values(":on", AttributeValue::Bool(true))
+                    .build()
+                    .expect("update has key and expression");
+                match self
+                    .table
+                    .update(update, Some(ReturnValue::AllNew), "renew device")
+                    .await
+                {
+                    Ok(kept) => {
+                        let kept = kept
+                            .as_ref()
+                            .and_then(Device::from_item)
+                            .ok_or_else(|| ApiError::internal("device", "not returned"))?;
+                        return Ok((kept, false));
+                    }
+                    // Owned, yet gone (deleted meanwhile): registered anew below.
+                    Err(WriteError::ConditionFailed(_)) => {}
+                    Err(WriteError::Api(err)) => return Err(err),
+                }
+            }
+            let owner_item = ItemBuilder::new()
+                .str(keys::PK, &owner_key.0)
+                .str(keys::SK, &owner_key.1)
+                .str(keys::ENTITY, "device_owner")
+                .str("org", org.as_str())
+                .str("user_id", user.as_str())
+                .build();
+            let mut claim = aws_sdk_dynamodb::types::Put::builder()
+                .table_name(self.name())
+                .set_item(Some(owner_item));
+            claim = match &previous {
+                None => claim.condition_expression("attribute_not_exists(PK)"),
+                Some((o, u)) => claim
+                    .condition_expression("org = :org AND user_id = :user")
+                    .expression_attribute_values(":org", s(o.clone().unwrap_or_default()))
+                    .expression_attribute_values(":user", s(u.clone().unwrap_or_default())),
+            };
+            let mut writes = vec![
+                TransactWriteItem::builder()
+                    .put(claim.build().expect("put has item"))
+                    .build(),
+                put(self.name(), device.item(org, user), false),
+                TransactWriteItem::builder()
+                    .update(count_up(
+                        self.name(),
+                        (mine.clone(), DEVICE_COUNT_SK.to_owned()),
+                        MAX_DEVICES,
+                        0,
+                        None,
+                    ))
+                    .build(),
+            ];
+            // The last owner (another user, or this one whose device item is gone)
+            // loses the device, and its count, in the same transaction.
+            let previous_user = previous.as_ref().and_then(|(o, u)| {
+                Some((
+                    OrgId::parse(o.as_deref()?).ok()?,
+                    UserId::parse(u.as_deref()?).ok()?,
+                ))
+            });
+            let theirs = match &previous_user {
+                Some((o, u)) if !(o == org && u == user) => Some(keys::user_pk(o, u)),
+                _ => None,
+            };
+            if let Some(pk) = &theirs {
+                let delete = Delete::builder()
+                    .table_name(self.name())
+                    .key(keys::PK, s(pk))
+                    .key(keys::SK, s(device_sk(&id)))
+                    .condition_expression("attribute_exists(PK)")
+                    .build()
+                    .expect("delete has key");
+                writes.push(TransactWriteItem::builder().delete(delete).build());
+                writes.push(
+                    TransactWriteItem::builder()
+                        .update(count_down(
+                            self.name(),
+                            (pk.clone(), DEVICE_COUNT_SK.to_owned()),
+                        ))
+                        .build(),
+                );
+            }
+            match self.table.transact(writes, "add device").await {
+                Ok(()) => return Ok((device, true)),
+                Err(WriteError::ConditionFailed(c)) if c.failed(2) => {
+                    return Err(ApiError::Conflict {
+                        code: "too_many_devices",
+                        message: format!(
+                            "a user keeps at most {MAX_DEVICES} devices; delete one first"
+                        ),
+                    });
+                }
+                Err(WriteError::ConditionFailed(c)) if theirs.is_some() && c.failed(3) => {
+                    // The last owner deleted it meanwhile: their owner item stays
+                    // until claimed, so claim it without them.
+                    self.table
+                        .delete(
+                            Delete::builder()
+                                .table_name(self.name())
+                                .key(keys::PK, s(&owner_key.0))
+                                .key(keys::SK, s(&owner_key.1))
+                                .build()
+                                .expect("delete has key"),
+                            "drop stale device owner",
+                        )
+                        .await
+                        .map_err(WriteError::into_api)?;
+                }
+                Err(WriteError::ConditionFailed(_)) => {}
+                Err(WriteError::Api(err)) => return Err(err),
+            }
+        }
+        Err(ApiError::Conflict {
+            code: "device_contended",
+            message: "this device is being registered elsewhere at the same time; try again".into(),
+        })
+    }
+
+    /// Forgets a device: its item, its count and (when it is still theirs) its token's
+    /// owner, in one transaction; `404` when the user has none by that id.
+    pub async fn delete_device(&self, org: &OrgId, user: &UserId, id: &str) -> ApiResult<()> {
+        let pk = keys::user_pk(org, user);
+        let owner_key = device_owner_key(id);
+        let owned = self
+            .table
+            .get(owner_key.clone(), "device owner")
+            .await?
+            .is_some_and(|o| {
+                o.str("org") == Some(org.as_str()) && o.str("user_id") == Some(user.as_str())
+            });
+        let delete = Delete::builder()
+            .table_name(self.name())
+            .key(keys::PK, s(&pk))
+            .key(keys::SK, s(device_sk(id)))
+            .condition_expression("attribute_exists(PK)")
+            .build()
+            .expect("delete has key");
+        let mut writes = vec![
+            TransactWriteItem::builder().delete(delete).build(),
+            TransactWriteItem::builder()
+                .update(count_down(self.name(), (pk, DEVICE_COUNT_SK.to_owned())))
+                .build(),
+        ];
+        if owned {
+            let release = Delete::builder()
+                .table_name(self.name())
+                .key(keys::PK, s(&owner_key.0))
+                .key(keys::SK, s(&owner_key.1))
+                .condition_expression("org = :org AND user_id = :user")
+                .expression_attribute_values(":org", s(org.as_str()))
+                .expression_attribute_values(":user", s(user.as_str()))
+                .build()
+                .expect("delete has key");
+            writes.push(TransactWriteItem::builder().delete(release).build());
+        }
+        match self.table.transact(writes, "delete device").await {
+            Ok(()) => Ok(()),
+            Err(WriteError::ConditionFailed(c)) if c.failed(0) || c.failed(1) => {
+                Err(ApiError::NotFound("device"))
+            }
+            Err(WriteError::ConditionFailed(_)) => Err(ApiError::Conflict {
+                code: "device_contended",
+                message: "this device was registered elsewhere meanwhile; try again".into(),
+            }),
+            Err(WriteError::Api(err)) => Err(err),
+        }
+    }
+
+    /// The person's devices (at most [`MAX_DEVICES`]).
+    pub async fn devices(&self, org: &OrgId, user: &UserId) -> ApiResult<Vec<Device>> {
+        let pk = keys::user_pk(org, user);
+        let items = self
+            .table
+            .query_all("devices", |query| {
+                query
+                    .key_condition_expression("PK = :pk AND begins_with(SK, :dev)")
+                    .set_expression_attribute_values(Some(values([
+                        (":pk", s(&pk)),
+                        (":dev", s(DEVICE_PREFIX)),
+                    ])))
+            })
+            .await?;
+        Ok(items.iter().filter_map(Device::from_item).collect())
+    }
+
+    /// Records the device's SNS endpoint, or that it is off (`arn` none), unless it
+    /// is gone meanwhile.
+    pub async fn update_device(
+        &self,
+        org: &OrgId,
+        user: &UserId,
+        id: &str,
+        change: DeviceChange<'_>,
+    ) -> ApiResult<()> {
+        let update = Update::builder()
+            .table_name(self.name())
+            .key(keys::PK, s(keys::user_pk(org, user)))
+            .key(keys::SK, s(device_sk(id)))
+            .condition_expression("attribute_exists(PK)");
+        let update = match change {
+            DeviceChange::Endpoint(arn) => update
+                .update_expression("SET endpoint_arn = :arn")
+                .expression_attribute_values(":arn", s(arn)),
+            // Its endpoint is forgotten too: a token registered again goes through
+            // SNS anew, which turns that endpoint back on.
+            DeviceChange::Disabled => update
+                .update_expression("SET enabled = :off REMOVE endpoint_arn")
+                .expression_attribute_values(":off", AttributeValue::Bool(false)),
+        }
+        .build()
+        .expect("update has key and expression");
+        match self.table.update(update, None, "update device").await {
+            Ok(_) | Err(WriteError::ConditionFailed(_)) => Ok(()),
+            Err(WriteError::Api(err)) => Err(err),
+        }
+    }
+
     /// The person's push subscriptions (at most [`MAX_PUSH_SUBSCRIPTIONS`]).
     pub async fn push_subscriptions(
         &self,
@@ -249,8 +633,10 @@ impl Store {
     /// Takes message `seq` of `room` into the person's collapse window: a window
     /// closed at `now_ms` opens for `window_ms` and says notify (with the messages
     /// collapsed in the one before); an open one counts it. Taken once per `seq`.
+    #[allow(clippy::too_many_arguments)]
     pub async fn take_into_window(
         &self,
+        kind: WindowKind,
         org: &OrgId,
         user: &UserId,
         room: &RoomId,
@@ -258,7 +644,7 @@ impl Store {
         now_ms: i64,
         window_ms: i64,
     ) -> ApiResult<Window> {
-        let key = (keys::user_pk(org, user), window_sk(room));
+        let key = (keys::user_pk(org, user), window_sk(kind, room));
         let open = Update::builder()
             .table_name(self.name())
             .key(keys::PK, s(&key.0))
@@ -325,13 +711,19 @@ pub struct RecipientState {
     pub muted_until: Option<String>,
     /// When they last read the room (unix milliseconds).
     pub read_at: Option<i64>,
+    /// Their unread messages in the room, as their row says.
+    pub unread: u64,
     pub settings: NotificationSettings,
+    /// How many browsers and phones they have (their counts): a channel without any
+    /// is not tried, nor does it take the window.
+    pub browsers: u64,
+    pub devices: u64,
 }
 
 impl Store {
-    /// Each user's member row in `room` and their settings, in one BatchGetItem (a
-    /// small room's 40 members are 80 keys). Users without a row (no longer members)
-    /// are left out.
+    /// Each user's member row in `room`, their settings and their counts of browsers
+    /// and phones, in BatchGetItems of 100 keys (25 recipients each). Users without a
+    /// row (no longer members) are left out.
     pub async fn recipient_states(
         &self,
         org: &OrgId,
@@ -342,6 +734,8 @@ impl Store {
         for user in users {
             item_keys.push((keys::room_pk(org, room), keys::member_sk(user)));
             item_keys.push((keys::user_pk(org, user), SETTINGS_SK.to_owned()));
+            item_keys.push((keys::user_pk(org, user), PUSH_COUNT_SK.to_owned()));
+            item_keys.push((keys::user_pk(org, user), DEVICE_COUNT_SK.to_owned()));
         }
         let mut found = std::collections::HashMap::new();
         for chunk in item_keys.chunks(100) {
@@ -369,12 +763,21 @@ impl Store {
             let settings = lookup(&(keys::user_pk(org, user), SETTINGS_SK.to_owned()))
                 .and_then(settings_of)
                 .unwrap_or_default();
+            let count = |sk: &str| {
+                lookup(&(keys::user_pk(org, user), sk.to_owned()))
+                    .and_then(|c| c.num::<i64>("count"))
+                    .unwrap_or(0)
+                    .max(0) as u64
+            };
             states.push((
                 user.clone(),
                 RecipientState {
                     muted_until: row.string("muted_until"),
                     read_at,
+                    unread: row.num("unread_count").unwrap_or(0),
                     settings,
+                    browsers: count(PUSH_COUNT_SK),
+                    devices: count(DEVICE_COUNT_SK),
                 },
             ));
         }
@@ -394,11 +797,13 @@ pub enum Skip {
     /// An internal note, and they are not its staff reader.
     Hidden,
     Muted,
-    /// Push is off in their settings.
+    /// The channel is off in their settings.
     ChannelOff,
     QuietHours,
     /// Connected, and read the room within the grace period: they are looking.
     Looking,
+    /// Nothing of theirs to send to on the channel (no browser or phone registered).
+    NoTarget,
 }
 
 /// One recipient of a message as the pipeline sees them.
@@ -423,11 +828,22 @@ pub struct Notice<'a> {
     pub note: bool,
 }
 
-/// Whether `who` is notified of `notice` at `now_ms` (unix milliseconds): the rules of
-/// docs/notifications.md, in their order.
+/// A way of reaching someone who is away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    /// Web Push to their browsers.
+    Push,
+    Email,
+    /// Push to their phones' apps.
+    Mobile,
+}
+
+/// Whether `who` is notified of `notice` on `channel` at `now_ms` (unix
+/// milliseconds): the rules of docs/notifications.md, in their order.
 pub fn decide(
     notice: Notice<'_>,
     who: &Recipient<'_>,
+    channel: Channel,
     now_ms: i64,
     grace_secs: i64,
 ) -> Result<(), Skip> {
@@ -444,7 +860,13 @@ pub fn decide(
     if muted.is_some_and(|m| m.unix_timestamp() > now) {
         return Err(Skip::Muted);
     }
-    if !who.settings.channels.push {
+    let channels = &who.settings.channels;
+    let on = match channel {
+        Channel::Push => channels.push,
+        Channel::Email => channels.email,
+        Channel::Mobile => channels.mobile,
+    };
+    if !on {
         return Err(Skip::ChannelOff);
     }
     if who
@@ -486,7 +908,7 @@ mod tests {
             note: false,
         };
         let now = 1_796_371_200_000; // 2026-12-04T08:00:00Z, in ms
-        assert_eq!(decide(message, &base, now, 30), Ok(()));
+        assert_eq!(decide(message, &base, Channel::Push, now, 30), Ok(()));
         assert_eq!(
             decide(
                 Notice {
@@ -494,6 +916,7 @@ mod tests {
                     note: false
                 },
                 &base,
+                Channel::Push,
                 now,
                 30
             ),
@@ -503,7 +926,10 @@ mod tests {
             sender: "a-1",
             note: true,
         };
-        assert_eq!(decide(note, &base, now, 30), Err(Skip::Hidden));
+        assert_eq!(
+            decide(note, &base, Channel::Push, now, 30),
+            Err(Skip::Hidden)
+        );
         assert_eq!(
             decide(
                 note,
@@ -511,6 +937,7 @@ mod tests {
                     reads_notes: true,
                     ..base.clone()
                 },
+                Channel::Push,
                 now,
                 30
             ),
@@ -520,12 +947,15 @@ mod tests {
             muted_until: Some("2026-12-04T09:00:00Z"),
             ..base.clone()
         };
-        assert_eq!(decide(message, &muted, now, 30), Err(Skip::Muted));
+        assert_eq!(
+            decide(message, &muted, Channel::Push, now, 30),
+            Err(Skip::Muted)
+        );
         let expired = Recipient {
             muted_until: Some("2026-12-04T07:00:00Z"),
             ..base.clone()
         };
-        assert_eq!(decide(message, &expired, now, 30), Ok(()));
+        assert_eq!(decide(message, &expired, Channel::Push, now, 30), Ok(()));
         let off = NotificationSettings {
             channels: crate::commands::notify::Channels {
                 push: false,
@@ -540,6 +970,7 @@ mod tests {
                     settings: &off,
                     ..base.clone()
                 },
+                Channel::Push,
                 now,
                 30
             ),
@@ -560,6 +991,7 @@ mod tests {
                     settings: &quiet,
                     ..base.clone()
                 },
+                Channel::Push,
                 now,
                 30
             ),
@@ -571,14 +1003,17 @@ mod tests {
             read_at: Some(now - 10_000),
             ..base.clone()
         };
-        assert_eq!(decide(message, &looking, now, 30), Err(Skip::Looking));
+        assert_eq!(
+            decide(message, &looking, Channel::Push, now, 30),
+            Err(Skip::Looking)
+        );
         let idle = Recipient {
             connected: true,
             read_at: Some(now - 30_001),
             ..base.clone()
         };
         assert_eq!(
-            decide(message, &idle, now, 30),
+            decide(message, &idle, Channel::Push, now, 30),
             Ok(()),
             "connected but not reading"
         );
@@ -588,7 +1023,7 @@ mod tests {
             ..base
         };
         assert_eq!(
-            decide(message, &closed, now, 30),
+            decide(message, &closed, Channel::Push, now, 30),
             Ok(()),
             "read, then went away"
         );

@@ -26,6 +26,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 mod floor;
+mod notify;
 mod realtime;
 mod webhooks;
 
@@ -861,8 +862,17 @@ async fn main() {
     let post_items = post_items(&s).await;
     let realtime = realtime::measure(&s.table).await;
     let hooks = webhooks::measure(&s.table).await;
+    let notified = notify::measure(&s.table).await;
     let functions = functions(&s, release).await;
-    write_report(&rows, &floor, &realtime, &hooks, &functions, &post_items);
+    write_report(
+        &rows,
+        &floor,
+        &realtime,
+        &hooks,
+        &notified,
+        &functions,
+        &post_items,
+    );
 }
 
 /// Items in a post's transaction in each of [`ROOM_SIZES`] (one post each, recorded).
@@ -901,7 +911,7 @@ struct Function {
 }
 
 /// The functions (and the hello-world baseline) with the event each is measured on.
-const CASES: [(&str, &str); 11] = [
+const CASES: [(&str, &str); 12] = [
     ("hello", "get-chat-conversations.json"),
     ("conversations", "get-chat-conversations.json"),
     ("messages", "get-chat-conversations-id-messages.json"),
@@ -916,6 +926,8 @@ const CASES: [(&str, &str); 11] = [
     ("deliver", "schedule-webhook-retries.json"),
     // A new message in a room that is not there: one read, nobody to notify.
     ("notify", "dynamodb-stream-notify.json"),
+    // A link that names nobody: answered without a read.
+    ("unsubscribe", "get-email-unsubscribe.json"),
 ];
 
 /// The release bootstraps in `release` (and the hello-world baseline) under the
@@ -1142,6 +1154,7 @@ fn write_report(
     floor: &floor::Floor,
     live: &realtime::RealtimeReport,
     hooks: &webhooks::WebhookReport,
+    notified: &[notify::NotifyRow],
     functions: &[Function],
     post_items: &[usize],
 ) {
@@ -1283,6 +1296,7 @@ fn write_report(
         inbox.join("\n")
     );
     webhooks::write_section(&mut md, hooks);
+    notify::write_section(&mut md, notified);
     let _ = writeln!(
         md,
         "## Functions (release build under the Lambda Runtime Interface Emulator)\n\n| function | init ms | init ÷ hello-world (budget ≤ 1.5) | first request ms | second request ms | warm request ms | peak RSS MB (budget ≤ 32) | zipped bootstrap MB (budget ≤ 4) |\n|---|---|---|---|---|---|---|---|"

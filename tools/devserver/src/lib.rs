@@ -21,6 +21,10 @@ use std::convert::Infallible;
 use std::sync::Arc;
 pub use test_app::TestApp;
 
+/// Routes that take no token: what authorizes them is in the request itself (the
+/// signed unsubscribe link of a notification email).
+pub const PUBLIC_ROUTES: &[&str] = webhooks::unsubscribe::ROUTES;
+
 /// The route keys each function (template logical id) declares in its crate.
 pub fn declared_routes() -> Vec<(&'static str, &'static [&'static str])> {
     vec![
@@ -29,6 +33,7 @@ pub fn declared_routes() -> Vec<(&'static str, &'static [&'static str])> {
         ("MessagesFunction", messages::ROUTES),
         ("AnalyticsFunction", analytics::ROUTES),
         ("WebhooksFunction", webhooks::ROUTES),
+        ("UnsubscribeFunction", webhooks::unsubscribe::ROUTES),
     ]
 }
 
@@ -38,6 +43,7 @@ pub struct Apps {
     messages: messages::App,
     analytics: analytics::App,
     webhooks: webhooks::App,
+    unsubscribe: webhooks::unsubscribe::Unsubscribe,
 }
 
 impl Apps {
@@ -52,6 +58,7 @@ impl Apps {
             conversations: conversations::App::new(runtime.clone()),
             messages: messages::App::with_ai(runtime.clone(), ai),
             webhooks: webhooks::App::new(runtime.clone()),
+            unsubscribe: webhooks::unsubscribe::Unsubscribe::new(runtime.clone()),
             analytics: analytics::App::new(runtime),
         }
     }
@@ -63,6 +70,7 @@ impl Apps {
             "MessagesFunction" => self.messages.handle(req).await,
             "AnalyticsFunction" => self.analytics.handle(req).await,
             "WebhooksFunction" => self.webhooks.handle(req).await,
+            "UnsubscribeFunction" => self.unsubscribe.handle(req).await,
             _ => return None,
         })
     }

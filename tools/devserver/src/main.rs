@@ -106,6 +106,36 @@ async fn serve() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             Some(service)
         }
     };
+    // Amazon SES v2 on loopback for notification emails (aws-ses-v2-local: it keeps
+    // every mail; its viewer is its root page). SES_PORT=0: none.
+    let ses_port: u16 = std::env::var("SES_PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(8025);
+    let _mail_service = match ses_port {
+        0 => None,
+        port => {
+            let service = chat_testkit::MailService::start_on(port).await;
+            eprintln!("SES v2 (aws-ses-v2-local) on http://127.0.0.1:{port}: the mails sent");
+            Some(service)
+        }
+    };
+    // Amazon SNS on loopback for mobile push (moto's server, with the local platform
+    // applications of scripts/local.env). SNS_PORT=0: none.
+    let sns_port: u16 = std::env::var("SNS_PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(8026);
+    let _sns_service = match sns_port {
+        0 => None,
+        port => {
+            let service = chat_testkit::SnsService::start_on(port).await;
+            eprintln!(
+                "SNS (moto) on http://127.0.0.1:{port}: mobile pushes at /moto-api/data.json"
+            );
+            Some(service)
+        }
+    };
     let ai_on = !matches!(ai.provider, messages::ai::Provider::Off);
     let apps = Arc::new(Apps::with_ai(runtime, ai));
     let port: u16 = std::env::var("PORT")

@@ -29,16 +29,9 @@ impl StreamConsumer for Notifications {
 }
 
 /// Starts the notification pipeline for `runtime`'s table, running until the process
-/// ends; `None` when the configuration is unusable (a bad VAPID key) or the table
-/// has no stream.
+/// ends; `None` when the table has no stream.
 pub async fn serve_notifications(runtime: &Runtime) -> Option<Arc<Notifications>> {
-    let notifier = match webhooks::Notifier::from_runtime(runtime.clone()) {
-        Ok(notifier) => notifier,
-        Err(err) => {
-            tracing::error!(err, "notifications are off");
-            return None;
-        }
-    };
+    let notifier = webhooks::Notifier::new(runtime.clone()).await;
     let notifications = Arc::new(Notifications {
         notifier,
         filters: chat_testkit::stream_filters(&chat_testkit::template(), "NotifyFunction"),

@@ -27,6 +27,8 @@ enum Limit {
     WebhookEndpoints,
     ReplaysPerHour,
     RoomsPerConnection,
+    /// A user's phones (`POST /me/devices`).
+    Devices,
 }
 
 /// What one attempt got: accepted, or refused with status, code and `Retry-After`.
@@ -37,10 +39,11 @@ enum Answer {
 }
 
 impl Limit {
-    const ALL: [Limit; 3] = [
+    const ALL: [Limit; 4] = [
         Limit::WebhookEndpoints,
         Limit::ReplaysPerHour,
         Limit::RoomsPerConnection,
+        Limit::Devices,
     ];
 
     fn max(self) -> usize {
@@ -48,6 +51,7 @@ impl Limit {
             Limit::WebhookEndpoints => MAX_WEBHOOKS,
             Limit::ReplaysPerHour => MAX_REPLAYS_PER_HOUR as usize,
             Limit::RoomsPerConnection => MAX_SUBSCRIPTIONS,
+            Limit::Devices => chat_core::commands::notify::MAX_DEVICES as usize,
         }
     }
 
@@ -57,13 +61,14 @@ impl Limit {
             Limit::WebhookEndpoints => (409, "too_many_webhooks", false),
             Limit::ReplaysPerHour => (429, "throttled", true),
             Limit::RoomsPerConnection => (409, "too_many_subscriptions", false),
+            Limit::Devices => (409, "too_many_devices", false),
         }
     }
 
     /// What the attempts act on (an endpoint's id, or the rooms to follow).
     async fn prepare(self, app: &TestApp, attempts: usize) -> Vec<String> {
         match self {
-            Limit::WebhookEndpoints => Vec::new(),
+            Limit::WebhookEndpoints | Limit::Devices => Vec::new(),
             Limit::ReplaysPerHour => vec![endpoint(app).await],
             Limit::RoomsPerConnection => {
                 let mut rooms = Vec::new();
@@ -89,6 +94,11 @@ impl Limit {
             Limit::WebhookEndpoints => {
                 let body = json!({"url": format!("https://crm.example.com/hooks/{i}"), "event_types": ["message.new"]});
                 app.respond("POST /webhooks", &[], &admin(), Some(body), &[])
+                    .await
+            }
+            Limit::Devices => {
+                let body = json!({"platform": "ios", "token": format!("{i:064x}")});
+                app.respond("POST /me/devices", &[], &customer(), Some(body), &[])
                     .await
             }
             Limit::ReplaysPerHour => {
@@ -137,6 +147,10 @@ impl Limit {
         let org = OrgId::parse("acme").unwrap();
         match self {
             Limit::WebhookEndpoints => store.list_webhooks(&org).await.unwrap().len(),
+            Limit::Devices => {
+                let user = UserId::parse("u-1").unwrap();
+                store.devices(&org, &user).await.unwrap().len()
+            }
             Limit::ReplaysPerHour => {
                 // Each replay of an empty feed makes no delivery; what it leaves is the
                 // count of this hour.

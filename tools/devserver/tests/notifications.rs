@@ -7,7 +7,7 @@
 //! was decided.
 
 use chat_core::ids::{OrgId, UserId};
-use chat_testkit::{BrowserSubscription, PushService, token};
+use chat_testkit::{BrowserSubscription, MailService, PushService, SnsService, token};
 use devserver::TestApp;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -18,6 +18,8 @@ const PATIENCE: Duration = Duration::from_secs(30);
 struct Stack {
     app: TestApp,
     push: PushService,
+    mail: MailService,
+    sns: SnsService,
     notifications: std::sync::Arc<devserver::notify::Notifications>,
     ws_port: u16,
 }
@@ -30,8 +32,20 @@ impl Stack {
     /// With the looking grace period shortened (the default is 30 s).
     async fn with_grace(secs: i64) -> Stack {
         let app = TestApp::new().await;
+        let mail = MailService::start().await;
         let mut runtime = app.table.runtime.clone();
         runtime.config.notify.grace_secs = secs;
+        let email = runtime
+            .config
+            .notify
+            .email
+            .as_mut()
+            .expect("email is on in scripts/local.env");
+        email.ses_endpoint = Some(mail.url());
+        let sns = SnsService::start().await;
+        runtime.config.notify.sns_endpoint = Some(sns.url());
+        runtime.config.notify.sns_ios_application = Some(SnsService::application_arn("APNS"));
+        runtime.config.notify.sns_android_application = Some(SnsService::application_arn("GCM"));
         let notifications = devserver::notify::serve_notifications(&runtime)
             .await
             .expect("notifications on");
@@ -41,6 +55,8 @@ impl Stack {
         Stack {
             app,
             push: PushService::start().await,
+            mail,
+            sns,
             notifications,
             ws_port,
         }
@@ -176,7 +192,14 @@ async fn an_away_customer_gets_the_agents_answer_as_an_encrypted_push_once_per_b
         .unwrap();
     assert_eq!(
         outcomes,
-        vec![("u-100".to_owned(), webhooks::notify::Outcome::Duplicate)]
+        vec![webhooks::notify::Notified {
+            user: "u-100".to_owned(),
+            push: webhooks::notify::Outcome::Duplicate,
+            // No address on their profile.
+            email: webhooks::notify::Outcome::None,
+            // No phone registered.
+            mobile: webhooks::notify::Outcome::Skipped(chat_core::store::notify::Skip::NoTarget),
+        }]
     );
     assert_eq!(stack.push.received(&browser).await.len(), 1);
 }
@@ -664,4 +687,488 @@ async fn a_burst_of_new_subscriptions_keeps_the_limit() {
         .await
         .unwrap();
     assert_eq!(kept.len(), 10);
+}
+
+/// `user`'s profile names `address`.
+async fn address(stack: &Stack, tok: &str, address: &str) {
+    stack
+        .app
+        .expect(200, "PUT /profiles/me", &[], tok, json!({"email": address}))
+        .await;
+}
+
+/// Waits until `address` has `count` mails: them.
+async fn mails(stack: &Stack, address: &str, count: usize) -> Vec<Value> {
+    let started = Instant::now();
+    loop {
+        let got = stack.mail.mails_to(address).await;
+        if got.len() >= count || started.elapsed() > PATIENCE {
+            assert_eq!(got.len(), count, "mails to {address}: {got:#?}");
+            return got;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn header<'a>(mail: &'a Value, name: &str) -> Option<&'a str> {
+    mail["headers"].as_array()?.iter().find(|h| {
+        h["name"]
+            .as_str()
+            .is_some_and(|n| n.eq_ignore_ascii_case(name))
+    })?["value"]
+        .as_str()
+}
+
+/// The one event of `room` whose data holds `text`.
+async fn event_with(stack: &Stack, room: &str, text: &str) -> chat_core::store::Event {
+    let store = &stack.app.table.runtime.store;
+    let events = store
+        .room_events(
+            &chat_core::Principal {
+                user: UserId::parse("a-1").unwrap(),
+                org: OrgId::parse("acme").unwrap(),
+                role: chat_core::ids::Role::Agent,
+            },
+            &chat_core::ids::RoomId::parse(room).unwrap(),
+            0,
+            100,
+        )
+        .await
+        .unwrap();
+    events
+        .events
+        .into_iter()
+        .find(|e| e.data.contains(text))
+        .unwrap_or_else(|| panic!("no event with {text}"))
+}
+
+/// The unsubscribe link's answer: status and body (a page when `html`, as a browser
+/// asks, else the JSON envelope).
+async fn unsubscribe(
+    stack: &Stack,
+    method: &str,
+    query: &str,
+    body: Option<&str>,
+    html: bool,
+) -> (u16, String) {
+    let key = format!("{method} /email/unsubscribe");
+    let route = stack.app.route(&key);
+    let mut event =
+        chat_testkit::load_event(&format!("{}-email-unsubscribe.json", method.to_lowercase()));
+    event["rawQueryString"] = json!(query);
+    let params: serde_json::Map<String, Value> = query
+        .split('&')
+        .filter_map(|p| p.split_once('='))
+        .map(|(k, v)| (k.to_owned(), json!(v)))
+        .collect();
+    event["queryStringParameters"] = Value::Object(params);
+    if html {
+        event["headers"]["accept"] = json!("text/html,application/xhtml+xml");
+    }
+    match body {
+        Some(body) => event["body"] = json!(body),
+        None => {
+            event.as_object_mut().unwrap().remove("body");
+        }
+    }
+    let response = stack
+        .app
+        .apps
+        .call(&route.function, chat_testkit::to_request(&event))
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let page = String::from_utf8_lossy(response.body().as_ref()).into_owned();
+    (status, page)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_away_customer_is_mailed_the_answer_and_its_link_turns_email_off_without_signing_in() {
+    let stack = Stack::new().await;
+    let admin = token("u-900", "acme", "admin");
+    stack
+        .app
+        .expect(
+            200,
+            "PUT /org/settings",
+            &[],
+            &admin,
+            json!({"name": "Acme Shop"}),
+        )
+        .await;
+    address(&stack, &customer(), "sam@example.com").await;
+    address(&stack, &agent(), "agent-1@example.com").await;
+    let room = stack.conversation(&customer(), "a-1").await;
+    stack
+        .post(
+            &room,
+            &customer(),
+            json!({"content": "Where is parcel 4242?"}),
+        )
+        .await;
+    // The agent hears of a customer waiting in a conversation assigned to them.
+    let waiting = mails(&stack, "agent-1@example.com", 1).await;
+    assert_eq!(waiting[0]["subject"], "Waiting for you: Where is my order");
+    assert!(
+        waiting[0]["body"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("Customer:\nWhere is parcel 4242?")
+    );
+
+    stack
+        .post(&room, &agent(), json!({"content": "It ships <b>today</b>"}))
+        .await;
+    let got = mails(&stack, "sam@example.com", 1).await;
+    let mail = &got[0];
+    assert_eq!(mail["from"], "\"Acme Shop\" <notifications@chat.localhost>");
+    assert_eq!(mail["subject"], "New reply: Where is my order");
+    let text = mail["body"]["text"].as_str().unwrap();
+    assert!(text.contains("You:\nWhere is parcel 4242?"), "{text}");
+    assert!(text.contains("Acme Shop:\nIt ships <b>today</b>"), "{text}");
+    let html = mail["body"]["html"].as_str().unwrap();
+    assert!(html.contains("It ships &lt;b&gt;today&lt;/b&gt;"), "{html}");
+    assert_eq!(
+        header(mail, "List-Unsubscribe-Post"),
+        Some("List-Unsubscribe=One-Click")
+    );
+    let link = header(mail, "List-Unsubscribe")
+        .unwrap()
+        .trim_matches(|c| c == '<' || c == '>')
+        .to_owned();
+    assert!(text.contains(&link));
+    let query = link.split_once('?').unwrap().1.to_owned();
+    assert!(link.starts_with("http://127.0.0.1:3000/email/unsubscribe?token="));
+
+    // A note never reaches the customer's mailbox; a second answer within the digest
+    // window is gathered into the next mail, not sent.
+    let note = json!({"content": "Customer seems upset", "message_type": "note"});
+    stack.post(&room, &agent(), note).await;
+    stack
+        .post(&room, &agent(), json!({"content": "Tracking: 1Z999"}))
+        .await;
+    let org = OrgId::parse("acme").unwrap();
+    let notifier = stack.notifications.notifier();
+    let of = |all: Vec<webhooks::notify::Notified>, user: &str| {
+        all.into_iter().find(|n| n.user == user).unwrap().email
+    };
+    let note_event = event_with(&stack, &room, "Customer seems upset").await;
+    assert_eq!(
+        of(notifier.notify(&org, &note_event).await.unwrap(), "u-100"),
+        webhooks::notify::Outcome::None
+    );
+    let second = event_with(&stack, &room, "Tracking: 1Z999").await;
+    let outcome = of(notifier.notify(&org, &second).await.unwrap(), "u-100");
+    assert!(
+        matches!(
+            outcome,
+            webhooks::notify::Outcome::Collapsed | webhooks::notify::Outcome::Duplicate
+        ),
+        "{outcome:?}"
+    );
+    assert_eq!(stack.mail.mails_to("sam@example.com").await.len(), 1);
+
+    // The link: a page on GET (scanners fetch links), nothing changed; forged or
+    // altered links and a POST that is not one-click change nothing either.
+    let settings = || async {
+        stack
+            .app
+            .expect_get("GET /me/notification-settings", &[], &customer())
+            .await["channels"]
+            .clone()
+    };
+    let before = stack.app.table.items().await;
+    let (status, page) = unsubscribe(&stack, "GET", &query, None, true).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Stop emails from Acme Shop?"), "{page}");
+    assert!(
+        page.contains("name=\"List-Unsubscribe\" value=\"One-Click\""),
+        "{page}"
+    );
+    let (status, answer) = unsubscribe(&stack, "GET", &query, None, false).await;
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer.contains(r#""email":true"#), "{answer}");
+    let token = query.strip_prefix("token=").unwrap();
+    let (payload, tag) = token.split_once('.').unwrap();
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let forged = [
+        String::new(),
+        "token=".to_owned(),
+        format!("token={}.{tag}", b64.encode("v1:acme:a-1")),
+        format!("token={}.{tag}", b64.encode("v1:globex:u-100")),
+        format!("token={payload}.{}", &tag[1..]),
+        format!("token={payload}"),
+        format!("token={}", token.to_uppercase()),
+        format!(
+            "token={}",
+            chat_core::unsubscribe::sign(
+                "another-key-of-thirty-two-bytes!!",
+                &org,
+                &UserId::parse("u-100").unwrap()
+            )
+        ),
+    ];
+    for query in &forged {
+        for html in [false, true] {
+            let one_click = Some("List-Unsubscribe=One-Click");
+            let (status, answer) = unsubscribe(&stack, "POST", query, one_click, html).await;
+            assert_eq!(status, 403, "{query}: {answer}");
+            assert!(
+                answer.contains("this unsubscribe link is not valid"),
+                "{answer}"
+            );
+        }
+    }
+    let not_one_click = Some("unsubscribe=yes");
+    let (status, answer) = unsubscribe(&stack, "POST", &query, not_one_click, false).await;
+    assert_eq!(status, 422, "{answer}");
+    assert_eq!(stack.app.table.items().await, before, "nothing written");
+    assert_eq!(settings().await["email"], true);
+
+    // One click: email is off, the other channels stay.
+    let (status, page) = unsubscribe(
+        &stack,
+        "POST",
+        &query,
+        Some("List-Unsubscribe=One-Click"),
+        true,
+    )
+    .await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Acme Shop will no longer send you notification emails"));
+    assert_eq!(
+        settings().await,
+        json!({"push": true, "email": false, "mobile": true})
+    );
+    let (status, answer) = unsubscribe(
+        &stack,
+        "POST",
+        &query,
+        Some("List-Unsubscribe=One-Click"),
+        false,
+    )
+    .await;
+    assert_eq!(status, 200, "clicking twice is fine");
+    assert!(answer.contains(r#""email":false"#), "{answer}");
+    let outcome = of(notifier.notify(&org, &second).await.unwrap(), "u-100");
+    assert_eq!(
+        outcome,
+        webhooks::notify::Outcome::Skipped(chat_core::store::notify::Skip::ChannelOff)
+    );
+    // The agent's mail was theirs alone; the customer got one.
+    assert_eq!(stack.mail.mails_to("sam@example.com").await.len(), 1);
+    assert_eq!(stack.mail.mails_to("agent-1@example.com").await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tenant_name_is_for_admins_to_set_and_refuses_what_would_forge_a_sender() {
+    let stack = Stack::new().await;
+    let admin = token("u-900", "acme", "admin");
+    for tok in [customer(), agent()] {
+        refused(
+            &stack,
+            "PUT /org/settings",
+            &[],
+            &tok,
+            json!({"name": "Evil"}),
+            403,
+        )
+        .await;
+    }
+    let bad = [
+        json!({"name": ""}),
+        json!({"name": "   "}),
+        json!({"name": "x".repeat(101)}),
+        json!({"name": "Acme\r\nBcc: everyone@example.com"}),
+        json!({"name": "Acme\" <ceo@example.com>"}),
+        json!({"name": "Acme <ceo@example.com>"}),
+        json!({"name": "Acme\u{202E}pohS"}),
+        json!({"name": "Ac\u{200B}me"}),
+        json!({"name": "Acme\\"}),
+        json!({"name": 7}),
+        json!({"name": "Acme", "from": "ceo@example.com"}),
+        json!({}),
+    ];
+    for body in bad {
+        refused(&stack, "PUT /org/settings", &[], &admin, body, 422).await;
+    }
+    let saved = stack
+        .app
+        .expect(
+            200,
+            "PUT /org/settings",
+            &[],
+            &admin,
+            json!({"name": "  Acme Shop  "}),
+        )
+        .await;
+    assert_eq!(saved["name"], "Acme Shop");
+    let read = stack
+        .app
+        .expect_get("GET /org/settings", &[], &customer())
+        .await;
+    assert_eq!(read, json!({"org": "acme", "name": "Acme Shop"}));
+    let other = stack
+        .app
+        .expect_get("GET /org/settings", &[], &token("u-100", "globex", "admin"))
+        .await;
+    assert_eq!(
+        other,
+        json!({"org": "globex", "name": null}),
+        "another tenant's own"
+    );
+}
+
+/// Waits until the endpoint of `token` has `count` messages: them, each the payload
+/// of its platform (`APNS` or `GCM`).
+async fn phone_pushes(stack: &Stack, token: &str, key: &str, count: usize) -> Vec<Value> {
+    let started = Instant::now();
+    loop {
+        let got = stack.sns.published_to(token).await;
+        if got.len() >= count || started.elapsed() > PATIENCE {
+            assert_eq!(got.len(), count, "pushes to {token}: {got:#?}");
+            return got
+                .iter()
+                .map(|m| serde_json::from_str(m[key].as_str().expect(key)).unwrap())
+                .collect();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn devices(stack: &Stack, user: &str) -> Vec<chat_core::store::notify::Device> {
+    let (org, user) = (OrgId::parse("acme").unwrap(), UserId::parse(user).unwrap());
+    stack
+        .app
+        .table
+        .runtime
+        .store
+        .devices(&org, &user)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn phones_get_the_answer_with_the_unread_badge_and_an_invalid_token_turns_one_off() {
+    let stack = Stack::new().await;
+    let iphone = "0f".repeat(32);
+    let android = format!("fcm-{}:APA91b{}", "a1".repeat(10), "Zz_-".repeat(30));
+    let add = |platform: &'static str, token: String, tok: String, status: u16| {
+        let stack = &stack;
+        async move {
+            stack
+                .app
+                .expect(
+                    status,
+                    "POST /me/devices",
+                    &[],
+                    &tok,
+                    json!({"platform": platform, "token": token}),
+                )
+                .await
+        }
+    };
+    let made = add("ios", iphone.clone(), customer(), 201).await;
+    assert_eq!(made["enabled"], true);
+    assert!(
+        made.get("token").is_none(),
+        "a token is never answered back"
+    );
+    add("ios", iphone.clone(), customer(), 200).await;
+    add("android", android.clone(), customer(), 201).await;
+    for body in [
+        json!({"platform": "ios", "token": iphone.to_uppercase()}),
+        json!({"platform": "ios", "token": android}),
+        json!({"platform": "blackberry", "token": iphone}),
+        json!({"platform": "ios", "token": iphone, "user_id": "u-200"}),
+    ] {
+        refused(&stack, "POST /me/devices", &[], &customer(), body, 422).await;
+    }
+
+    // The answer reaches both phones, each in its platform's shape, with the badge.
+    let room = stack.conversation(&customer(), "a-1").await;
+    stack
+        .post(&room, &agent(), json!({"content": "It ships today"}))
+        .await;
+    let apns = phone_pushes(&stack, &iphone, "APNS", 1).await;
+    assert_eq!(apns[0]["aps"]["alert"]["body"], "It ships today");
+    assert_eq!(apns[0]["aps"]["badge"], 1);
+    assert_eq!(apns[0]["room_id"], room.as_str());
+    let fcm = phone_pushes(&stack, &android, "GCM", 1).await;
+    let message = &fcm[0]["fcmV1Message"]["message"];
+    assert_eq!(message["notification"]["body"], "It ships today");
+    assert_eq!(message["android"]["notification"]["notification_count"], 1);
+
+    // The iPhone is handed on: u-200 registers it, and it is theirs alone.
+    let other = token("u-200", "acme", "customer");
+    add("ios", iphone.clone(), other.clone(), 201).await;
+    assert_eq!(
+        devices(&stack, "u-100").await.len(),
+        1,
+        "only the Android left"
+    );
+    assert_eq!(devices(&stack, "u-200").await.len(), 1);
+    let second = stack.conversation(&customer(), "a-1").await;
+    stack
+        .post(&second, &agent(), json!({"content": "Second parcel too"}))
+        .await;
+    let fcm = phone_pushes(&stack, &android, "GCM", 2).await;
+    let count = &fcm[1]["fcmV1Message"]["message"]["android"]["notification"]["notification_count"];
+    assert_eq!(*count, 2, "two conversations with one unread each");
+    assert_eq!(
+        stack.sns.published_to(&iphone).await.len(),
+        1,
+        "u-100's messages no longer reach the phone they gave away"
+    );
+
+    // FCM calls the Android token invalid (SNS disables its endpoint): the device is
+    // turned off at the next notification, and nothing more is published to it.
+    stack.sns.disable(&android).await;
+    let third = stack.conversation(&customer(), "a-1").await;
+    stack
+        .post(&third, &agent(), json!({"content": "Third"}))
+        .await;
+    let started = Instant::now();
+    while devices(&stack, "u-100").await[0].enabled {
+        assert!(
+            started.elapsed() < PATIENCE,
+            "the device was never turned off"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(stack.sns.published_to(&android).await.len(), 2);
+    // The app registers its token again (a fresh start): it is on again and reached.
+    let renewed = add("android", android.clone(), customer(), 200).await;
+    assert_eq!(renewed["enabled"], true);
+    let fourth = stack.conversation(&customer(), "a-1").await;
+    stack
+        .post(&fourth, &agent(), json!({"content": "Fourth"}))
+        .await;
+    let fcm = phone_pushes(&stack, &android, "GCM", 3).await;
+    assert_eq!(
+        fcm[2]["fcmV1Message"]["message"]["notification"]["body"],
+        "Fourth"
+    );
+
+    // Deleting: another user's device or an unknown id is 404; one's own is gone.
+    let id = devices(&stack, "u-100").await[0].device_id.clone();
+    let key = "DELETE /me/devices/{device_id}";
+    let (status, _) = stack
+        .app
+        .send(key, &[("device_id", &id)], &other, None, &[])
+        .await;
+    assert_eq!(status, 404);
+    for bad in ["x", &id.to_uppercase(), "0123456789abcdef0123456789abcdef"] {
+        let (status, _) = stack
+            .app
+            .send(key, &[("device_id", bad)], &customer(), None, &[])
+            .await;
+        assert_eq!(status, 404, "{bad}");
+    }
+    stack
+        .app
+        .expect(200, key, &[("device_id", &id)], &customer(), Value::Null)
+        .await;
+    assert!(devices(&stack, "u-100").await.is_empty());
 }

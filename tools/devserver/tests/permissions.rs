@@ -44,6 +44,13 @@ const VISIBILITY_ONLY: &[&str] = &[
     "PUT /me/notification-settings",
     "POST /me/push-subscriptions",
     "DELETE /me/push-subscriptions/{subscription_id}",
+    "POST /me/devices",
+    "DELETE /me/devices/{device_id}",
+    // The caller's own tenant's name.
+    "GET /org/settings",
+    // Public: a signed link is the authority, not a token (tests/notifications.rs).
+    "GET /email/unsubscribe",
+    "POST /email/unsubscribe",
 ];
 
 #[derive(Clone, Copy, PartialEq)]
@@ -216,6 +223,13 @@ fn cases() -> Vec<Case> {
             false,
         ),
         case("GET /webhooks", Tenant, None, Action::ManageWebhooks, false),
+        case(
+            "PUT /org/settings",
+            Tenant,
+            Some(json!({"name": "Acme Shop"})),
+            Action::ManageTenant,
+            false,
+        ),
         case("GET /events", Tenant, None, Action::ManageWebhooks, false),
         case(
             "GET /webhooks/{webhook_id}",

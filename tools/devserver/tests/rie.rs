@@ -50,6 +50,7 @@ fn binary_of(function: &str) -> &'static str {
         "WebhooksFunction" => "webhooks",
         "WebhookDeliveryFunction" => "deliver",
         "NotifyFunction" => "notify",
+        "UnsubscribeFunction" => "unsubscribe",
         other => panic!("no binary for {other}"),
     }
 }

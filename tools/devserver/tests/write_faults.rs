@@ -30,6 +30,7 @@ struct World {
     delivery: String,
     /// u-100's push subscription (the fixture's).
     subscription: String,
+    device: String,
 }
 
 /// Who may be calling: the rooms' owner, the conversation's agent, an admin.
@@ -114,8 +115,13 @@ impl World {
             .as_str()
             .unwrap()
             .to_owned();
+        let key = "POST /me/devices";
+        let body = serde_json::from_str(app.fixtures[key]["body"].as_str().unwrap()).unwrap();
+        let registered = created(app.send(key, &[], &owner, Some(body), &[]).await);
+        let device = registered["data"]["device_id"].as_str().unwrap().to_owned();
         World {
             subscription,
+            device,
             app,
             faults,
             _ai: double,
@@ -145,6 +151,7 @@ impl World {
             ("webhook_id", self.webhook.clone()),
             ("delivery_id", self.delivery.clone()),
             ("subscription_id", self.subscription.clone()),
+            ("device_id", self.device.clone()),
         ]
     }
 

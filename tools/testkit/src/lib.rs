@@ -471,12 +471,25 @@ pub fn local_env_value(name: &str) -> Option<String> {
         .map(|(_, v)| v.trim().to_owned())
 }
 
-/// The local stack's VAPID key pair and subject (Web Push), from scripts/local.env.
-fn local_vapid() -> Vec<(&'static str, String)> {
-    ["VAPID_PRIVATE_KEY", "VAPID_PUBLIC_KEY", "VAPID_SUBJECT"]
-        .into_iter()
-        .filter_map(|k| Some((k, local_env_value(k)?)))
-        .collect()
+/// The local stack's VAPID key pair and subject (Web Push) and its email settings
+/// (the tests that read mails point SES_ENDPOINT at their own stand-in), from
+/// scripts/local.env.
+fn local_notify_env() -> Vec<(&'static str, String)> {
+    [
+        "VAPID_PRIVATE_KEY",
+        "VAPID_PUBLIC_KEY",
+        "VAPID_SUBJECT",
+        "EMAIL_FROM",
+        "EMAIL_LINK_BASE",
+        "EMAIL_LINK_SECRET",
+        "SES_ENDPOINT",
+        "SNS_APNS_APPLICATION_ARN",
+        "SNS_FCM_APPLICATION_ARN",
+        "SNS_ENDPOINT",
+    ]
+    .into_iter()
+    .filter_map(|k| Some((k, local_env_value(k)?)))
+    .collect()
 }
 
 pub fn local_config(endpoint: &str, table: &str) -> Config {
@@ -495,7 +508,11 @@ pub fn local_config(endpoint: &str, table: &str) -> Config {
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
     .collect();
-    env.extend(local_vapid().into_iter().map(|(k, v)| (k.to_owned(), v)));
+    env.extend(
+        local_notify_env()
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v)),
+    );
     Config::from_map(&env).expect("local config is complete")
 }
 
@@ -1234,7 +1251,7 @@ pub fn local_env(endpoint: &str, table: &str) -> Vec<(&'static str, String)> {
         ("AWS_SECRET_ACCESS_KEY", "local".to_owned()),
         ("RUST_LOG", "error".to_owned()),
     ];
-    env.extend(local_vapid());
+    env.extend(local_notify_env());
     env
 }
 
@@ -1393,6 +1410,41 @@ pub async fn post_form(
         .unwrap_or(0)
 }
 
+/// One JSON request to a local stand-in on 127.0.0.1:`port` (HTTP/1.1, the
+/// connection closed after): status and body.
+async fn loopback_json(
+    port: u16,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> Option<(u16, serde_json::Value)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.ok()?;
+    let text = String::from_utf8_lossy(&answer);
+    let status = text.split(' ').nth(1)?.parse().ok()?;
+    let (head, rest) = text.split_once("\r\n\r\n")?;
+    let rest = match head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        true => dechunk(rest),
+        false => rest.to_owned(),
+    };
+    Some((
+        status,
+        serde_json::from_str(&rest).unwrap_or(serde_json::Value::Null),
+    ))
+}
+
 /// A Web Push service on 127.0.0.1 for the local stack's tests: `web-push-testing`
 /// (npm), which subscribes like a browser's push service, checks each push's VAPID
 /// signature against the key the subscription was made with, its `TTL` and encoding,
@@ -1448,43 +1500,8 @@ impl PushService {
         panic!("web-push-testing did not start on port {port}");
     }
 
-    /// One JSON POST (HTTP/1.1, connection closed after): status and body.
     async fn post(&self, path: &str, body: &str) -> Option<(u16, serde_json::Value)> {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.port))
-            .await
-            .ok()?;
-        let request = format!(
-            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            self.port,
-            body.len()
-        );
-        stream.write_all(request.as_bytes()).await.ok()?;
-        let mut answer = Vec::new();
-        stream.read_to_end(&mut answer).await.ok()?;
-        let text = String::from_utf8_lossy(&answer);
-        let status = text.split(' ').nth(1)?.parse().ok()?;
-        let (head, rest) = text.split_once("\r\n\r\n")?;
-        let rest = match head
-            .to_ascii_lowercase()
-            .contains("transfer-encoding: chunked")
-        {
-            // One chunk is all these short answers take.
-            true => rest
-                .split_once("\r\n")
-                .map(|(_, r)| r)
-                .unwrap_or(rest)
-                .rsplit_once("\r\n0")
-                .map(|(b, _)| b)
-                .unwrap_or(rest)
-                .trim_end()
-                .to_owned(),
-            false => rest.to_owned(),
-        };
-        Some((
-            status,
-            serde_json::from_str(&rest).unwrap_or(serde_json::Value::Null),
-        ))
+        loopback_json(self.port, "POST", path, body).await
     }
 
     /// A new subscription for a page whose server signs with `vapid_public_key`.
@@ -1540,6 +1557,335 @@ impl PushService {
 }
 
 impl Drop for PushService {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Amazon SNS on 127.0.0.1 for mobile push: moto's server (PyPI `moto[server]`, in
+/// `.venv`), which speaks SNS's query API as the SDK calls it (platform applications
+/// and endpoints, `Publish` to an endpoint, `EndpointDisabled` from a disabled one)
+/// and keeps what was published to each endpoint. It does not check signatures, nor
+/// reach APNs or FCM: an invalid token is what [`SnsService::disable`] says, as SNS
+/// does when the push service refuses one. Stopped when dropped.
+pub struct SnsService {
+    pub port: u16,
+    child: std::process::Child,
+}
+
+/// The local stack's SNS platform applications (scripts/local.env names their ARNs;
+/// moto's are deterministic: account 123456789012, us-east-1).
+pub const LOCAL_SNS_APPLICATIONS: [(&str, &str); 2] =
+    [("APNS", "chat-local-ios"), ("GCM", "chat-local-android")];
+
+impl SnsService {
+    pub async fn start() -> SnsService {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        Self::start_on(port).await
+    }
+
+    /// On `port` (the dev server's: 8026), with the local platform applications made.
+    pub async fn start_on(port: u16) -> SnsService {
+        let server = repo_root().join(".venv/bin/moto_server");
+        assert!(
+            server.exists(),
+            "no {} (run `make tools`: pip install into .venv)",
+            server.display()
+        );
+        let child = std::process::Command::new(server)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start moto_server");
+        let service = SnsService { port, child };
+        let mut up = false;
+        for _ in 0..300 {
+            if loopback_json(port, "GET", "/moto-api/data.json", "")
+                .await
+                .is_some_and(|(s, _)| s == 200)
+            {
+                up = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert!(up, "moto_server did not start on port {port}");
+        for (platform, name) in LOCAL_SNS_APPLICATIONS {
+            let (status, body) = service
+                .call(&[
+                    ("Action", "CreatePlatformApplication"),
+                    ("Name", name),
+                    ("Platform", platform),
+                    ("Attributes.entry.1.key", "PlatformCredential"),
+                    ("Attributes.entry.1.value", "local"),
+                ])
+                .await;
+            assert_eq!(status, 200, "{body}");
+        }
+        service
+    }
+
+    /// The SNS endpoint (`SNS_ENDPOINT`).
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The ARN of the local platform application of `platform` (`APNS`, `GCM`).
+    pub fn application_arn(platform: &str) -> String {
+        let name = LOCAL_SNS_APPLICATIONS
+            .iter()
+            .find(|(p, _)| *p == platform)
+            .map(|(_, n)| *n)
+            .expect("a local platform");
+        format!("arn:aws:sns:us-east-1:123456789012:app/{platform}/{name}")
+    }
+
+    /// One SNS query-API call (form-encoded, as the SDK sends it): status and text.
+    async fn call(&self, params: &[(&str, &str)]) -> (u16, String) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let enc = |s: &str| {
+            s.bytes()
+                .map(|b| match b {
+                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                        (b as char).to_string()
+                    }
+                    _ => format!("%{b:02X}"),
+                })
+                .collect::<String>()
+        };
+        let body = params
+            .iter()
+            .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+            .await
+            .expect("connect to SNS");
+        let request = format!(
+            "POST / HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Type: application/x-www-form-urlencoded\r\nAuthorization: AWS4-HMAC-SHA256 Credential=local/20260101/us-east-1/sns/aws4_request, SignedHeaders=host, Signature=0\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            self.port,
+            body.len()
+        );
+        stream.write_all(request.as_bytes()).await.expect("write");
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await.expect("read");
+        let text = String::from_utf8_lossy(&answer).into_owned();
+        let status = text
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        (status, text)
+    }
+
+    /// Every platform endpoint with what was published to it: (its token, whether it
+    /// is on, the messages, oldest first — read in the order moto keeps them, which a
+    /// `serde_json::Value` object would sort by id).
+    pub async fn endpoints(&self) -> Vec<(String, bool, Vec<serde_json::Value>)> {
+        #[derive(serde::Deserialize)]
+        struct State {
+            sns: Sns,
+        }
+        #[derive(serde::Deserialize)]
+        struct Sns {
+            #[serde(rename = "PlatformEndpoint", default)]
+            endpoints: Vec<Endpoint>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Endpoint {
+            token: String,
+            enabled: bool,
+            messages: InOrder,
+        }
+        /// A JSON object's values in document order.
+        struct InOrder(Vec<String>);
+        impl<'de> serde::Deserialize<'de> for InOrder {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<InOrder, D::Error> {
+                struct Visit;
+                impl<'de> serde::de::Visitor<'de> for Visit {
+                    type Value = InOrder;
+                    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                        f.write_str("an object of messages")
+                    }
+                    fn visit_map<A: serde::de::MapAccess<'de>>(
+                        self,
+                        mut map: A,
+                    ) -> Result<InOrder, A::Error> {
+                        let mut out = Vec::new();
+                        while let Some((_, message)) = map.next_entry::<String, String>()? {
+                            out.push(message);
+                        }
+                        Ok(InOrder(out))
+                    }
+                }
+                d.deserialize_map(Visit)
+            }
+        }
+        let text = self.state_text().await;
+        let state: State = serde_json::from_str(&text).expect("moto's state");
+        state
+            .sns
+            .endpoints
+            .into_iter()
+            .map(|e| {
+                let messages = e
+                    .messages
+                    .0
+                    .iter()
+                    .map(|m| serde_json::from_str(m).unwrap_or(serde_json::Value::Null))
+                    .collect();
+                (e.token, e.enabled, messages)
+            })
+            .collect()
+    }
+
+    /// moto's whole state (`GET /moto-api/data.json`), as text.
+    async fn state_text(&self) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+            .await
+            .expect("connect to SNS");
+        let request = format!(
+            "GET /moto-api/data.json HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\r\n",
+            self.port
+        );
+        stream.write_all(request.as_bytes()).await.expect("write");
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await.expect("read");
+        let text = String::from_utf8_lossy(&answer).into_owned();
+        let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP answer");
+        match head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked")
+        {
+            true => dechunk(body),
+            false => body.to_owned(),
+        }
+    }
+
+    /// What was published to the endpoint of `token`, oldest first.
+    pub async fn published_to(&self, token: &str) -> Vec<serde_json::Value> {
+        self.endpoints()
+            .await
+            .into_iter()
+            .filter(|(t, _, _)| t == token)
+            .flat_map(|(_, _, m)| m)
+            .collect()
+    }
+
+    /// The push service called `token` invalid: SNS disables its endpoint.
+    pub async fn disable(&self, token: &str) {
+        let (status, data) = loopback_json(self.port, "GET", "/moto-api/data.json", "")
+            .await
+            .expect("moto's state");
+        assert_eq!(status, 200);
+        let arn = data["sns"]["PlatformEndpoint"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|e| e["token"] == token)
+            .and_then(|e| e["arn"].as_str())
+            .expect("an endpoint for the token")
+            .to_owned();
+        let (status, body) = self
+            .call(&[
+                ("Action", "SetEndpointAttributes"),
+                ("EndpointArn", &arn),
+                ("Attributes.entry.1.key", "Enabled"),
+                ("Attributes.entry.1.value", "false"),
+            ])
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+}
+
+impl Drop for SnsService {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Amazon SES v2 on 127.0.0.1 for the local stack: `aws-ses-v2-local` (npm), which
+/// takes `SendEmail` as SES v2 does (the SDK's own request, schema-checked; a
+/// request without an AWS `Authorization` header is refused, though the signature
+/// itself is not checked) and keeps every mail, readable at `GET /store` and in its
+/// web viewer. Stopped when dropped.
+pub struct MailService {
+    pub port: u16,
+    child: std::process::Child,
+}
+
+impl MailService {
+    pub async fn start() -> MailService {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        Self::start_on(port).await
+    }
+
+    /// On `port` (the dev server's: 8025).
+    pub async fn start_on(port: u16) -> MailService {
+        let script = repo_root().join("node_modules/aws-ses-v2-local/dist/cli.js");
+        assert!(
+            script.exists(),
+            "no {} (run `make tools`: npm ci)",
+            script.display()
+        );
+        let child = std::process::Command::new("node")
+            .arg(script)
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start aws-ses-v2-local");
+        let service = MailService { port, child };
+        for _ in 0..200 {
+            if loopback_json(port, "GET", "/health-check", "")
+                .await
+                .is_some_and(|(s, _)| s == 200)
+            {
+                return service;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("aws-ses-v2-local did not start on port {port}");
+    }
+
+    /// The SES endpoint (`SES_ENDPOINT`).
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Every mail sent to `address`, oldest first (`GET /store`).
+    pub async fn mails_to(&self, address: &str) -> Vec<serde_json::Value> {
+        let (status, body) = loopback_json(self.port, "GET", "/store", "")
+            .await
+            .expect("the mail store");
+        assert_eq!(status, 200, "{body}");
+        body["emails"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|m| {
+                m["destination"]["to"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|to| to.as_str() == Some(address))
+            })
+            .cloned()
+            .collect()
+    }
+}
+
+impl Drop for MailService {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

@@ -6,8 +6,7 @@ use serde_json::Value;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     let config = chat_core::app::start()?;
-    let notifier =
-        &webhooks::Notifier::from_runtime(chat_core::Runtime::from_config(config).await)?;
+    let notifier = &webhooks::Notifier::new(chat_core::Runtime::from_config(config).await).await;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         Ok::<_, Error>(notifier.handle(event.payload).await)
     }))

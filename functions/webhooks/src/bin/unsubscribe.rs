@@ -1,0 +1,11 @@
+use chat_core::Runtime;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), lambda_http::Error> {
+    chat_core::app::run(|config| async {
+        Ok(webhooks::unsubscribe::Unsubscribe::new(
+            Runtime::from_config(config).await,
+        ))
+    })
+    .await
+}
