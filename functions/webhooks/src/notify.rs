@@ -20,7 +20,9 @@ use chat_core::Runtime;
 use chat_core::ids::{OrgId, UserId};
 use chat_core::item::ItemExt;
 use chat_core::model::Room;
-use chat_core::store::notify::{Channel, Notice, Recipient, Window, WindowKind, decide};
+use chat_core::store::notify::{
+    Channel, DueWindow, Notice, Recipient, RecipientState, Skip, Window, WindowKind, decide,
+};
 use chat_core::store::{Event, EventKind, PushSubscription, Store};
 use chat_core::wire::item_of;
 use futures_util::StreamExt;
@@ -159,6 +161,10 @@ impl Notifier {
     /// whose recipients could not be decided (storage failed) fails its record; the
     /// windows make the retry notify nobody twice.
     pub async fn handle(&self, batch: Value) -> Value {
+        // The schedule's event: the windows that are due.
+        if batch.get("Records").is_none() {
+            return json!({ "told": self.sweep().await });
+        }
         let mut failures = Vec::new();
         for record in batch["Records"].as_array().into_iter().flatten() {
             let Some(new) = item_of(&record["dynamodb"]["NewImage"]) else {
@@ -180,6 +186,118 @@ impl Notifier {
             }
         }
         json!({ "batchItemFailures": failures })
+    }
+
+    /// The windows whose end has come with messages collapsed in them: each person
+    /// hears once how many came ("3 new messages"; for email, a mail quoting the
+    /// conversation), unless they read the room meanwhile. Answers how many were told.
+    /// Run by the schedule (every minute on AWS, every second locally).
+    pub async fn sweep(&self) -> usize {
+        self.sweep_at(chat_core::time::now_millis()).await
+    }
+
+    /// [`Notifier::sweep`] as if it were `now_ms` (tests reach a digest's end so).
+    pub async fn sweep_at(&self, now_ms: i64) -> usize {
+        let due = match self.store.due_windows(now_ms, 100).await {
+            Ok(due) => due,
+            Err(err) => {
+                tracing::error!(%err, "reading the due notification windows failed");
+                return 0;
+            }
+        };
+        let mut told = 0;
+        for window in &due {
+            match self.flush(window, now_ms).await {
+                Ok(true) => told += 1,
+                Ok(false) => {}
+                Err(err) => {
+                    tracing::warn!(%err, org = %window.org, user = %window.user, room = %window.room, "a due window was not told");
+                }
+            }
+        }
+        told
+    }
+
+    async fn flush(&self, window: &DueWindow, now_ms: i64) -> chat_core::ApiResult<bool> {
+        let (org, user) = (&window.org, &window.user);
+        let room = self.store.get_room(org, &window.room).await?;
+        let states = match &room {
+            Some(room) if room.deleted_at.is_none() && !room.large => {
+                self.store
+                    .recipient_states(org, &room.id, std::slice::from_ref(user))
+                    .await?
+            }
+            _ => Vec::new(),
+        };
+        let state = states.into_iter().next().map(|(_, s)| s);
+        let window_ms = match (window.kind, &state) {
+            (WindowKind::Email, Some(s)) => i64::from(s.settings.email_digest_minutes) * 60_000,
+            _ => self.settings.window_secs * 1000,
+        };
+        let Some(count) = self.store.flush_window(window, now_ms, window_ms).await? else {
+            return Ok(false);
+        };
+        // No longer a member, the room gone, or everything read meanwhile: nothing to tell.
+        let (Some(room), Some(state)) = (room, state) else {
+            return Ok(false);
+        };
+        if count == 0 || state.unread == 0 {
+            return Ok(false);
+        }
+        let who = self
+            .recipient_view(org, &room, user, &state, now_ms)
+            .await?;
+        // Who wrote them is past: only the rules about the person apply.
+        let notice = Notice {
+            sender: "",
+            note: false,
+        };
+        match window.kind {
+            WindowKind::Push => {
+                let allowed = self.push_targets(notice, &who, &state, now_ms);
+                let payload = payload(&room, None, count);
+                let (web, phone) = self
+                    .send_pushes(org, user, &room, allowed, &payload, state.unread)
+                    .await?;
+                tracing::debug!(org = %org, room = %room.id, user = %user, count, ?web, ?phone, "window told");
+                Ok(matches!(web, Outcome::Pushed(n) if n > 0)
+                    || matches!(phone, Outcome::Pushed(n) if n > 0))
+            }
+            WindowKind::Email => {
+                let customer = room.owner_id == user.as_str();
+                let agent =
+                    room.assignee_id.as_deref().or(room.agent_id.as_deref()) == Some(user.as_str());
+                let reason = match (customer, agent && room.first_response_at.is_none()) {
+                    (true, _) => email::Reason::Reply,
+                    (false, true) => email::Reason::NewConversation,
+                    (false, false) => return Ok(false),
+                };
+                if decide(
+                    notice,
+                    &who,
+                    Channel::Email,
+                    now_ms,
+                    self.settings.grace_secs,
+                )
+                .is_err()
+                {
+                    return Ok(false);
+                }
+                let Some(address) = self
+                    .store
+                    .get_profile(org, user)
+                    .await?
+                    .and_then(|p| p.email)
+                else {
+                    return Ok(false);
+                };
+                let tenant = tokio::sync::OnceCell::new();
+                let sent = self
+                    .mail(org, &room, user, reason, &address, &tenant)
+                    .await?;
+                Ok(matches!(sent, Outcome::Emailed(_)))
+            }
+        }
     }
 
     /// Every recipient of one new message, decided and notified.
@@ -224,6 +342,36 @@ impl Notifier {
         outcomes.into_iter().collect()
     }
 
+    /// How the rules see one recipient now: their settings, mute, last read, and
+    /// whether they are connected (asked only of whom read lately: one Query).
+    async fn recipient_view<'a>(
+        &self,
+        org: &OrgId,
+        room: &Room,
+        user: &'a UserId,
+        state: &'a RecipientState,
+        now_ms: i64,
+    ) -> chat_core::ApiResult<Recipient<'a>> {
+        let grace = self.settings.grace_secs;
+        let looking_recently = state.read_at.is_some_and(|at| now_ms - at <= grace * 1000);
+        let connected = looking_recently
+            && !self
+                .store
+                .inbox_listeners(org, user)
+                .await?
+                .connections
+                .is_empty();
+        Ok(Recipient {
+            user: user.as_str(),
+            reads_notes: room.agent_id.as_deref() == Some(user.as_str())
+                || room.assignee_id.as_deref() == Some(user.as_str()),
+            settings: &state.settings,
+            muted_until: state.muted_until.as_deref(),
+            connected,
+            read_at: state.read_at,
+        })
+    }
+
     /// One recipient, on each channel.
     #[allow(clippy::too_many_arguments)]
     async fn recipient(
@@ -238,25 +386,7 @@ impl Notifier {
         tenant: &tokio::sync::OnceCell<String>,
     ) -> chat_core::ApiResult<Notified> {
         let now_ms = chat_core::time::now_millis();
-        let grace = self.settings.grace_secs;
-        let looking_recently = state.read_at.is_some_and(|at| now_ms - at <= grace * 1000);
-        // Connections matter only to whom read lately: one Query for those alone.
-        let connected = looking_recently
-            && !self
-                .store
-                .inbox_listeners(org, user)
-                .await?
-                .connections
-                .is_empty();
-        let who = Recipient {
-            user: user.as_str(),
-            reads_notes: room.agent_id.as_deref() == Some(user.as_str())
-                || room.assignee_id.as_deref() == Some(user.as_str()),
-            settings: &state.settings,
-            muted_until: state.muted_until.as_deref(),
-            connected,
-            read_at: state.read_at,
-        };
+        let who = self.recipient_view(org, room, user, state, now_ms).await?;
         let (push, mobile) = self
             .push_channels(org, room, event, message, notice, &who, user, state, now_ms)
             .await?;
@@ -286,20 +416,7 @@ impl Notifier {
         state: &chat_core::store::notify::RecipientState,
         now_ms: i64,
     ) -> chat_core::ApiResult<(Outcome, Outcome)> {
-        use chat_core::store::notify::Skip;
-        let grace = self.settings.grace_secs;
-        let has = |targets: u64| match targets {
-            0 => Err(Skip::NoTarget),
-            _ => Ok(()),
-        };
-        let web =
-            decide(notice, who, Channel::Push, now_ms, grace).and_then(|()| has(state.browsers));
-        let phones = if self.phones.is_some() {
-            state.devices
-        } else {
-            0
-        };
-        let phone = decide(notice, who, Channel::Mobile, now_ms, grace).and_then(|()| has(phones));
+        let (web, phone) = self.push_targets(notice, who, state, now_ms);
         if let (Err(a), Err(b)) = (web, phone) {
             return Ok((Outcome::Skipped(a), Outcome::Skipped(b)));
         }
@@ -326,19 +443,58 @@ impl Notifier {
             Window::Collapsed => return Ok(either(Outcome::Collapsed)),
             Window::Seen => return Ok(either(Outcome::Duplicate)),
         };
-        let payload = payload(room, message, count);
-        let pushed = match web {
+        let payload = payload(room, Some(message), count);
+        self.send_pushes(org, user, room, (web, phone), &payload, state.unread.max(1))
+            .await
+    }
+
+    /// What the rules allowed (`allowed`: browsers, phones), sent; `unread`: the
+    /// recipient's unread messages in the room, for the badge.
+    async fn send_pushes(
+        &self,
+        org: &OrgId,
+        user: &UserId,
+        room: &Room,
+        allowed: (Result<(), Skip>, Result<(), Skip>),
+        payload: &Value,
+        unread: u64,
+    ) -> chat_core::ApiResult<(Outcome, Outcome)> {
+        let pushed = match allowed.0 {
             Err(skip) => Outcome::Skipped(skip),
-            Ok(()) => self.web_push(org, user, &payload).await?,
+            Ok(()) => self.web_push(org, user, payload).await?,
         };
-        let phoned = match phone {
+        let phoned = match allowed.1 {
             Err(skip) => Outcome::Skipped(skip),
             Ok(()) => {
-                let badge = (&room.id, state.unread.max(1));
-                self.mobile_push(org, user, &payload, badge).await?
+                self.mobile_push(org, user, payload, (&room.id, unread))
+                    .await?
             }
         };
         Ok((pushed, phoned))
+    }
+
+    /// Whether browsers and phones may be pushed to, by the rules and their targets.
+    fn push_targets(
+        &self,
+        notice: Notice<'_>,
+        who: &Recipient<'_>,
+        state: &RecipientState,
+        now_ms: i64,
+    ) -> (Result<(), Skip>, Result<(), Skip>) {
+        let grace = self.settings.grace_secs;
+        let has = |targets: u64| match targets {
+            0 => Err(Skip::NoTarget),
+            _ => Ok(()),
+        };
+        let phones = if self.phones.is_some() {
+            state.devices
+        } else {
+            0
+        };
+        (
+            decide(notice, who, Channel::Push, now_ms, grace).and_then(|()| has(state.browsers)),
+            decide(notice, who, Channel::Mobile, now_ms, grace).and_then(|()| has(phones)),
+        )
     }
 
     async fn web_push(
@@ -443,9 +599,9 @@ impl Notifier {
         now_ms: i64,
         tenant: &tokio::sync::OnceCell<String>,
     ) -> chat_core::ApiResult<Outcome> {
-        let Some(mailer) = &self.mailer else {
+        if self.mailer.is_none() {
             return Ok(Outcome::None);
-        };
+        }
         let Some(reason) = email::reason(room, notice.sender, notice.note, user.as_str()) else {
             return Ok(Outcome::None);
         };
@@ -484,6 +640,23 @@ impl Notifier {
             Window::Collapsed => return Ok(Outcome::Collapsed),
             Window::Seen => return Ok(Outcome::Duplicate),
         }
+        self.mail(org, room, user, reason, &address, tenant).await
+    }
+
+    /// One mail to `user` at `address` about `room`, quoting its latest messages as
+    /// they see them. A mail SES refuses is logged, not retried.
+    async fn mail(
+        &self,
+        org: &OrgId,
+        room: &Room,
+        user: &UserId,
+        reason: email::Reason,
+        address: &str,
+        tenant: &tokio::sync::OnceCell<String>,
+    ) -> chat_core::ApiResult<Outcome> {
+        let Some(mailer) = &self.mailer else {
+            return Ok(Outcome::None);
+        };
         let tenant = tenant
             .get_or_try_init(|| async {
                 Ok::<_, chat_core::ApiError>(
@@ -530,7 +703,7 @@ impl Notifier {
                 reason,
                 messages: &messages,
                 recipient: user.as_str(),
-                address: &address,
+                address,
             },
             link,
         );
@@ -612,17 +785,21 @@ fn web_push_request(
 
 /// What the browser's service worker shows (web/sw.js): the room, the message (or how
 /// many came), and where a click opens it.
-fn payload(room: &Room, message: &Value, count: u64) -> Value {
-    let text: String = message["content"]
-        .as_str()
+fn payload(room: &Room, message: Option<&Value>, count: u64) -> Value {
+    let text: String = message
+        .and_then(|m| m["content"].as_str())
         .unwrap_or_default()
         .chars()
         .take(PREVIEW_CHARS)
         .collect();
-    let body = match count {
-        1 => text,
-        n => format!("{n} new messages — latest: {text}"),
+    let body = match (count, message) {
+        (1, Some(_)) => text,
+        (n, Some(_)) => format!("{n} new messages — latest: {text}"),
+        // A window's trailing notification: what it gathered, told at its end.
+        (1, None) => "1 new message".to_owned(),
+        (n, None) => format!("{n} new messages"),
     };
+    let message = message.cloned().unwrap_or(Value::Null);
     let path = match room.room_type == chat_core::model::RoomType::Support {
         true => format!("/chat/conversations/{}", room.id),
         false => format!("/rooms/{}", room.id),

@@ -50,6 +50,47 @@ fn device_owner_key(id: &str) -> (String, String) {
     (format!("DEVICE#{id}"), "OWNER".to_owned())
 }
 
+/// Shards of the due windows' index partitions (`NOTEDUE#{0..3}` in GSI2).
+pub const DUE_SHARDS: u32 = 4;
+
+/// The due partition of a window, by its key.
+fn due_pk(pk: &str, sk: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(format!("{pk}/{sk}").as_bytes());
+    format!("NOTEDUE#{}", u32::from(digest[0]) % DUE_SHARDS)
+}
+
+/// When a window ends, as its due sort key (milliseconds, zero-padded: text order is
+/// time order).
+fn due_at(until_ms: i64) -> String {
+    format!("{until_ms:013}")
+}
+
+/// A window whose end has come with messages collapsed in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueWindow {
+    pub kind: WindowKind,
+    pub org: OrgId,
+    pub user: UserId,
+    pub room: RoomId,
+}
+
+impl DueWindow {
+    fn of_keys(pk: &str, sk: &str) -> Option<DueWindow> {
+        let rest = pk.strip_prefix("T#")?;
+        let (org, user) = rest.split_once("#USER#")?;
+        let (kind, room) = [WindowKind::Push, WindowKind::Email]
+            .into_iter()
+            .find_map(|kind| Some((kind, sk.strip_prefix(window_prefix(kind))?)))?;
+        Some(DueWindow {
+            kind,
+            org: OrgId::parse(org).ok()?,
+            user: UserId::parse(user).ok()?,
+            room: RoomId::parse(room).ok()?,
+        })
+    }
+}
+
 /// A phone's app install as kept.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Device {
@@ -106,11 +147,15 @@ pub enum WindowKind {
     Email,
 }
 
-fn window_sk(kind: WindowKind, room: &RoomId) -> String {
+fn window_prefix(kind: WindowKind) -> &'static str {
     match kind {
-        WindowKind::Push => format!("NOTE#{room}"),
-        WindowKind::Email => format!("MAIL#{room}"),
+        WindowKind::Push => "NOTE#",
+        WindowKind::Email => "MAIL#",
     }
+}
+
+fn window_sk(kind: WindowKind, room: &RoomId) -> String {
+    format!("{}{room}", window_prefix(kind))
 }
 
 /// A browser's push subscription as kept.
@@ -649,8 +694,9 @@ impl Store {
             .table_name(self.name())
             .key(keys::PK, s(&key.0))
             .key(keys::SK, s(&key.1))
+            // A new window is not due until a message collapses into it.
             .update_expression(
-                "SET window_until = :until, pending = :zero, last_seq = :seq, #e = :entity, expires_at = :ttl",
+                "SET window_until = :until, pending = :zero, last_seq = :seq, #e = :entity, expires_at = :ttl, due_at = :due_at REMOVE GSI2PK, GSI2SK",
             )
             .condition_expression(
                 "attribute_not_exists(window_until) OR (window_until <= :now AND last_seq < :seq)",
@@ -661,6 +707,7 @@ impl Store {
             .expression_attribute_values(":seq", n(seq))
             .expression_attribute_values(":now", n(now_ms))
             .expression_attribute_values(":entity", s("notification_window"))
+            .expression_attribute_values(":due_at", s(due_at(now_ms + window_ms)))
             // Kept a day past the window: a window that long closed is a new one.
             .expression_attribute_values(":ttl", n((now_ms + window_ms) / 1000 + 86_400))
             .build()
@@ -684,8 +731,12 @@ impl Store {
             .table_name(self.name())
             .key(keys::PK, s(&key.0))
             .key(keys::SK, s(&key.1))
-            .update_expression("SET last_seq = :seq ADD pending :one")
+            // Collapsed: the window is due at its end (the sweep tells what it holds).
+            .update_expression(
+                "SET last_seq = :seq, GSI2PK = :due, GSI2SK = due_at ADD pending :one",
+            )
             .condition_expression("window_until > :now AND last_seq < :seq")
+            .expression_attribute_values(":due", s(due_pk(&key.0, &key.1)))
             .expression_attribute_values(":seq", n(seq))
             .expression_attribute_values(":now", n(now_ms))
             .expression_attribute_values(":one", n(1))
@@ -699,6 +750,93 @@ impl Store {
         {
             Ok(_) => Ok(Window::Collapsed),
             Err(WriteError::ConditionFailed(_)) => Ok(Window::Seen),
+            Err(WriteError::Api(err)) => Err(err),
+        }
+    }
+}
+
+impl Store {
+    /// Windows whose end is past `now_ms` with messages collapsed in them, oldest
+    /// first: one Query of GSI2 per shard (at most `limit` each).
+    pub async fn due_windows(&self, now_ms: i64, limit: i32) -> ApiResult<Vec<DueWindow>> {
+        let mut due = Vec::new();
+        for shard in 0..DUE_SHARDS {
+            let (items, _) = self
+                .table
+                .query("due notification windows", None, |query| {
+                    query
+                        .index_name(keys::GSI2)
+                        .key_condition_expression("GSI2PK = :pk AND GSI2SK <= :now")
+                        .set_expression_attribute_values(Some(values([
+                            (":pk", s(format!("NOTEDUE#{shard}"))),
+                            (":now", s(due_at(now_ms))),
+                        ])))
+                        .limit(limit)
+                })
+                .await?;
+            due.extend(
+                items
+                    .iter()
+                    .filter_map(|i| DueWindow::of_keys(i.str(keys::PK)?, i.str(keys::SK)?)),
+            );
+        }
+        Ok(due)
+    }
+
+    /// Takes what a due window holds: its count of messages not yet told, now told
+    /// (and a new window open for `window_ms`, so the next message still waits its
+    /// turn). `None` when there is nothing to tell: a message opened a window
+    /// meanwhile, or another sweep took it.
+    pub async fn flush_window(
+        &self,
+        window: &DueWindow,
+        now_ms: i64,
+        window_ms: i64,
+    ) -> ApiResult<Option<u64>> {
+        let sk = window_sk(window.kind, &window.room);
+        let update = Update::builder()
+            .table_name(self.name())
+            .key(keys::PK, s(keys::user_pk(&window.org, &window.user)))
+            .key(keys::SK, s(sk))
+            .update_expression(
+                "SET pending = :zero, window_until = :until, due_at = :due_at REMOVE GSI2PK, GSI2SK",
+            )
+            .condition_expression("pending > :zero AND window_until <= :now")
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":now", n(now_ms))
+            .expression_attribute_values(":until", n(now_ms + window_ms))
+            .expression_attribute_values(":due_at", s(due_at(now_ms + window_ms)))
+            .build()
+            .expect("update has key and expression");
+        match self
+            .table
+            .update(
+                update,
+                Some(ReturnValue::AllOld),
+                "flush notification window",
+            )
+            .await
+        {
+            Ok(old) => Ok(old.as_ref().and_then(|o| o.num::<u64>("pending"))),
+            Err(WriteError::ConditionFailed(_)) => {
+                // Nothing to tell; it must not stay due.
+                let clear = Update::builder()
+                    .table_name(self.name())
+                    .key(keys::PK, s(keys::user_pk(&window.org, &window.user)))
+                    .key(keys::SK, s(window_sk(window.kind, &window.room)))
+                    .update_expression("REMOVE GSI2PK, GSI2SK")
+                    .condition_expression(
+                        "attribute_exists(GSI2PK) AND (pending = :zero OR window_until > :now)",
+                    )
+                    .expression_attribute_values(":zero", n(0))
+                    .expression_attribute_values(":now", n(now_ms))
+                    .build()
+                    .expect("update has key and expression");
+                match self.table.update(clear, None, "clear due window").await {
+                    Ok(_) | Err(WriteError::ConditionFailed(_)) => Ok(None),
+                    Err(WriteError::Api(err)) => Err(err),
+                }
+            }
             Err(WriteError::Api(err)) => Err(err),
         }
     }

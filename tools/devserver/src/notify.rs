@@ -39,6 +39,14 @@ pub async fn serve_notifications(runtime: &Runtime) -> Option<Arc<Notifications>
     match StreamReader::open(notifications.clone(), runtime).await {
         Some(reader) => {
             tokio::spawn(reader.run());
+            // The schedule: every second here, every minute on AWS.
+            let ticking = notifications.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    ticking.notifier.sweep().await;
+                }
+            });
             Some(notifications)
         }
         None => {

@@ -31,10 +31,16 @@ impl Stack {
 
     /// With the looking grace period shortened (the default is 30 s).
     async fn with_grace(secs: i64) -> Stack {
+        Self::with(secs, 120).await
+    }
+
+    /// With this grace period and collapse window (seconds).
+    async fn with(grace_secs: i64, window_secs: i64) -> Stack {
         let app = TestApp::new().await;
         let mail = MailService::start().await;
         let mut runtime = app.table.runtime.clone();
-        runtime.config.notify.grace_secs = secs;
+        runtime.config.notify.grace_secs = grace_secs;
+        runtime.config.notify.window_secs = window_secs;
         let email = runtime
             .config
             .notify
@@ -867,6 +873,15 @@ async fn an_away_customer_is_mailed_the_answer_and_its_link_turns_email_off_with
         "{outcome:?}"
     );
     assert_eq!(stack.mail.mails_to("sam@example.com").await.len(), 1);
+    // At the digest's end (15 minutes, reached by the sweep's clock), one more mail
+    // quotes what it gathered: the second answer, never the note.
+    let digest_end = chat_core::time::now_millis() + 16 * 60_000;
+    assert!(notifier.sweep_at(digest_end).await >= 1);
+    let got = mails(&stack, "sam@example.com", 2).await;
+    let gathered = got[1]["body"]["text"].as_str().unwrap();
+    assert!(gathered.contains("Tracking: 1Z999"), "{gathered}");
+    assert!(!gathered.contains("Customer seems upset"), "{gathered}");
+    assert_eq!(notifier.sweep_at(digest_end).await, 0, "told once");
 
     // The link: a page on GET (scanners fetch links), nothing changed; forged or
     // altered links and a POST that is not one-click change nothing either.
@@ -956,8 +971,8 @@ async fn an_away_customer_is_mailed_the_answer_and_its_link_turns_email_off_with
         outcome,
         webhooks::notify::Outcome::Skipped(chat_core::store::notify::Skip::ChannelOff)
     );
-    // The agent's mail was theirs alone; the customer got one.
-    assert_eq!(stack.mail.mails_to("sam@example.com").await.len(), 1);
+    // The agent's mail was theirs alone; the customer got the answer and the digest.
+    assert_eq!(stack.mail.mails_to("sam@example.com").await.len(), 2);
     assert_eq!(stack.mail.mails_to("agent-1@example.com").await.len(), 1);
 }
 
@@ -1171,4 +1186,49 @@ async fn phones_get_the_answer_with_the_unread_badge_and_an_invalid_token_turns_
         .expect(200, key, &[("device_id", &id)], &customer(), Value::Null)
         .await;
     assert!(devices(&stack, "u-100").await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_is_told_at_the_end_of_its_window_unless_it_was_read() {
+    // A 2 s window; the dev server's sweep runs every second.
+    let stack = Stack::with(30, 2).await;
+    let browser = stack.browser(&customer()).await;
+    let room = stack.conversation(&customer(), "a-1").await;
+    for text in ["one", "two", "three"] {
+        stack.post(&room, &agent(), json!({"content": text})).await;
+    }
+    let first = stack.pushes(&browser, 1).await;
+    assert_eq!(first[0]["body"], "one");
+    // No later message comes: the window's end tells what it gathered, once.
+    let told = stack.pushes_of("the window's end", &browser, 2).await;
+    assert_eq!(told[1]["body"], "2 new messages");
+    assert_eq!(told[1]["count"], 2);
+    assert_eq!(told[1]["room_id"], room.as_str());
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(stack.push.received(&browser).await.len(), 2, "told once");
+
+    // Read before the window ends: nothing is left to tell.
+    let second = stack.conversation(&customer(), "a-1").await;
+    stack.post(&second, &agent(), json!({"content": "a"})).await;
+    stack.pushes(&browser, 3).await;
+    stack.post(&second, &agent(), json!({"content": "b"})).await;
+    let org = OrgId::parse("acme").unwrap();
+    wait_for_pending(&stack, &org, "u-100", &second, 1).await;
+    read(&stack, &second).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(
+        stack.push.received(&browser).await.len(),
+        3,
+        "read: not told"
+    );
+    // Nothing stays due.
+    let due = stack
+        .app
+        .table
+        .runtime
+        .store
+        .due_windows(chat_core::time::now_millis(), 100)
+        .await
+        .unwrap();
+    assert!(due.is_empty(), "{due:?}");
 }
