@@ -25,8 +25,9 @@ pub enum Reason {
 /// Whether `user` is emailed about a message of `sender` in `room` (before their
 /// settings and presence are looked at): only support conversations email, their
 /// customers on answers and their agents while the conversation waits for its first.
-pub fn reason(room: &Room, sender: &str, note: bool, user: &str) -> Option<Reason> {
-    if room.room_type != RoomType::Support || note || user == sender {
+/// `sender` none: the messages a digest window gathered, told at its end.
+pub fn reason(room: &Room, sender: Option<&str>, note: bool, user: &str) -> Option<Reason> {
+    if room.room_type != RoomType::Support || note || sender == Some(user) {
         return None;
     }
     let customer = room.owner_id.as_str();
@@ -34,8 +35,10 @@ pub fn reason(room: &Room, sender: &str, note: bool, user: &str) -> Option<Reaso
     if user == customer {
         return Some(Reason::Reply);
     }
-    (Some(user) == agent && sender == customer && room.first_response_at.is_none())
-        .then_some(Reason::NewConversation)
+    (Some(user) == agent
+        && sender.is_none_or(|s| s == customer)
+        && room.first_response_at.is_none())
+    .then_some(Reason::NewConversation)
 }
 
 /// One mail, ready to send.
@@ -259,15 +262,22 @@ mod tests {
     #[test]
     fn customers_hear_of_answers_and_the_assignee_of_a_waiting_conversation() {
         let room = room();
-        assert_eq!(reason(&room, "a-1", false, "u-100"), Some(Reason::Reply));
-        assert_eq!(reason(&room, "a-1", true, "u-100"), None, "a note");
-        assert_eq!(reason(&room, "u-100", false, "u-100"), None, "their own");
         assert_eq!(
-            reason(&room, "u-100", false, "a-2"),
+            reason(&room, Some("a-1"), false, "u-100"),
+            Some(Reason::Reply)
+        );
+        assert_eq!(reason(&room, Some("a-1"), true, "u-100"), None, "a note");
+        assert_eq!(
+            reason(&room, Some("u-100"), false, "u-100"),
+            None,
+            "their own"
+        );
+        assert_eq!(
+            reason(&room, Some("u-100"), false, "a-2"),
             Some(Reason::NewConversation)
         );
         assert_eq!(
-            reason(&room, "u-100", false, "a-1"),
+            reason(&room, Some("u-100"), false, "a-1"),
             None,
             "the assignee, not the first agent"
         );
@@ -275,12 +285,19 @@ mod tests {
             first_response_at: Some("2026-12-04T08:01:00Z".into()),
             ..room.clone()
         };
-        assert_eq!(reason(&answered, "u-100", false, "a-2"), None);
+        assert_eq!(reason(&answered, Some("u-100"), false, "a-2"), None);
+        // A digest's end: whoever wrote, the customer and a waiting agent.
+        assert_eq!(reason(&room, None, false, "u-100"), Some(Reason::Reply));
+        assert_eq!(
+            reason(&room, None, false, "a-2"),
+            Some(Reason::NewConversation)
+        );
+        assert_eq!(reason(&answered, None, false, "a-2"), None);
         let team = Room {
             room_type: RoomType::Group,
             ..room
         };
-        assert_eq!(reason(&team, "a-1", false, "u-100"), None);
+        assert_eq!(reason(&team, Some("a-1"), false, "u-100"), None);
     }
 
     #[test]

@@ -264,31 +264,10 @@ impl Notifier {
                     || matches!(phone, Outcome::Pushed(n) if n > 0))
             }
             WindowKind::Email => {
-                let customer = room.owner_id == user.as_str();
-                let agent =
-                    room.assignee_id.as_deref().or(room.agent_id.as_deref()) == Some(user.as_str());
-                let reason = match (customer, agent && room.first_response_at.is_none()) {
-                    (true, _) => email::Reason::Reply,
-                    (false, true) => email::Reason::NewConversation,
-                    (false, false) => return Ok(false),
-                };
-                if decide(
-                    notice,
-                    &who,
-                    Channel::Email,
-                    now_ms,
-                    self.settings.grace_secs,
-                )
-                .is_err()
-                {
+                let Some(reason) = email::reason(&room, None, false, user.as_str()) else {
                     return Ok(false);
-                }
-                let Some(address) = self
-                    .store
-                    .get_profile(org, user)
-                    .await?
-                    .and_then(|p| p.email)
-                else {
+                };
+                let Ok(address) = self.mail_address(org, user, notice, &who, now_ms).await? else {
                     return Ok(false);
                 };
                 let tenant = tokio::sync::OnceCell::new();
@@ -602,25 +581,13 @@ impl Notifier {
         if self.mailer.is_none() {
             return Ok(Outcome::None);
         }
-        let Some(reason) = email::reason(room, notice.sender, notice.note, user.as_str()) else {
-            return Ok(Outcome::None);
-        };
-        if let Err(skip) = decide(
-            notice,
-            who,
-            Channel::Email,
-            now_ms,
-            self.settings.grace_secs,
-        ) {
-            return Ok(Outcome::Skipped(skip));
-        }
-        let Some(address) = self
-            .store
-            .get_profile(org, user)
-            .await?
-            .and_then(|p| p.email)
+        let Some(reason) = email::reason(room, Some(notice.sender), notice.note, user.as_str())
         else {
             return Ok(Outcome::None);
+        };
+        let address = match self.mail_address(org, user, notice, who, now_ms).await? {
+            Ok(address) => address,
+            Err(outcome) => return Ok(outcome),
         };
         let digest_ms = i64::from(who.settings.email_digest_minutes) * 60_000;
         match self
@@ -641,6 +608,24 @@ impl Notifier {
             Window::Seen => return Ok(Outcome::Duplicate),
         }
         self.mail(org, room, user, reason, &address, tenant).await
+    }
+
+    /// The address to mail `user` at, when the rules let email reach them now (else
+    /// what the channel ends as: skipped, or none for want of an address).
+    async fn mail_address(
+        &self,
+        org: &OrgId,
+        user: &UserId,
+        notice: Notice<'_>,
+        who: &Recipient<'_>,
+        now_ms: i64,
+    ) -> chat_core::ApiResult<Result<String, Outcome>> {
+        let grace = self.settings.grace_secs;
+        if let Err(skip) = decide(notice, who, Channel::Email, now_ms, grace) {
+            return Ok(Err(Outcome::Skipped(skip)));
+        }
+        let profile = self.store.get_profile(org, user).await?;
+        Ok(profile.and_then(|p| p.email).ok_or(Outcome::None))
     }
 
     /// One mail to `user` at `address` about `room`, quoting its latest messages as

@@ -1445,13 +1445,69 @@ async fn loopback_json(
     ))
 }
 
+/// A stand-in of a service (a package from a registry, installed by `make tools`),
+/// running as a child process on 127.0.0.1; stopped when dropped.
+struct Standin {
+    child: std::process::Child,
+}
+
+impl Standin {
+    /// Runs `command` (whose program or script `installed` is) and waits until
+    /// `method path` on `port` answers 200.
+    async fn start(
+        what: &str,
+        installed: std::path::PathBuf,
+        mut command: std::process::Command,
+        port: u16,
+        (method, path): (&str, &str),
+    ) -> Standin {
+        assert!(
+            installed.exists(),
+            "no {} (run `make tools`)",
+            installed.display()
+        );
+        let child = command
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {what}: {e}"));
+        let standin = Standin { child };
+        for _ in 0..300 {
+            let body = if method == "POST" { "{}" } else { "" };
+            if loopback_json(port, method, path, body)
+                .await
+                .is_some_and(|(s, _)| s == 200)
+            {
+                return standin;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("{what} did not start on port {port}");
+    }
+}
+
+impl Drop for Standin {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A port on 127.0.0.1 free a moment ago.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
 /// A Web Push service on 127.0.0.1 for the local stack's tests: `web-push-testing`
 /// (npm), which subscribes like a browser's push service, checks each push's VAPID
 /// signature against the key the subscription was made with, its `TTL` and encoding,
 /// decrypts the payload (RFC 8291) and keeps it. Stopped when dropped.
 pub struct PushService {
     pub port: u16,
-    child: std::process::Child,
+    _process: Standin,
 }
 
 /// A subscription the push service made, as a browser hands it to the page.
@@ -1464,40 +1520,26 @@ pub struct BrowserSubscription {
 
 impl PushService {
     pub async fn start() -> PushService {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        Self::start_on(port).await
+        Self::start_on(free_port()).await
     }
 
     /// On `port` (the dev server's: 8091).
     pub async fn start_on(port: u16) -> PushService {
         let script = repo_root().join("node_modules/web-push-testing/src/bin/server.js");
-        assert!(
-            script.exists(),
-            "no {} (run `make tools`: npm ci)",
-            script.display()
-        );
-        let child = std::process::Command::new("node")
-            .arg(script)
-            .arg(port.to_string())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("start web-push-testing");
-        let service = PushService { port, child };
-        for _ in 0..200 {
-            if service
-                .post("/status", "{}")
-                .await
-                .is_some_and(|(s, _)| s == 200)
-            {
-                return service;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let mut command = std::process::Command::new("node");
+        command.arg(&script).arg(port.to_string());
+        let process = Standin::start(
+            "web-push-testing",
+            script,
+            command,
+            port,
+            ("POST", "/status"),
+        )
+        .await;
+        PushService {
+            port,
+            _process: process,
         }
-        panic!("web-push-testing did not start on port {port}");
     }
 
     async fn post(&self, path: &str, body: &str) -> Option<(u16, serde_json::Value)> {
@@ -1556,13 +1598,6 @@ impl PushService {
     }
 }
 
-impl Drop for PushService {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Amazon SNS on 127.0.0.1 for mobile push: moto's server (PyPI `moto[server]`, in
 /// `.venv`), which speaks SNS's query API as the SDK calls it (platform applications
 /// and endpoints, `Publish` to an endpoint, `EndpointDisabled` from a disabled one)
@@ -1571,7 +1606,7 @@ impl Drop for PushService {
 /// does when the push service refuses one. Stopped when dropped.
 pub struct SnsService {
     pub port: u16,
-    child: std::process::Child,
+    _process: Standin,
 }
 
 /// The local stack's SNS platform applications (scripts/local.env names their ARNs;
@@ -1581,40 +1616,26 @@ pub const LOCAL_SNS_APPLICATIONS: [(&str, &str); 2] =
 
 impl SnsService {
     pub async fn start() -> SnsService {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        Self::start_on(port).await
+        Self::start_on(free_port()).await
     }
 
     /// On `port` (the dev server's: 8026), with the local platform applications made.
     pub async fn start_on(port: u16) -> SnsService {
         let server = repo_root().join(".venv/bin/moto_server");
-        assert!(
-            server.exists(),
-            "no {} (run `make tools`: pip install into .venv)",
-            server.display()
-        );
-        let child = std::process::Command::new(server)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("start moto_server");
-        let service = SnsService { port, child };
-        let mut up = false;
-        for _ in 0..300 {
-            if loopback_json(port, "GET", "/moto-api/data.json", "")
-                .await
-                .is_some_and(|(s, _)| s == 200)
-            {
-                up = true;
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-        assert!(up, "moto_server did not start on port {port}");
+        let mut command = std::process::Command::new(&server);
+        command.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+        let process = Standin::start(
+            "moto_server",
+            server,
+            command,
+            port,
+            ("GET", "/moto-api/data.json"),
+        )
+        .await;
+        let service = SnsService {
+            port,
+            _process: process,
+        };
         for (platform, name) in LOCAL_SNS_APPLICATIONS {
             let (status, body) = service
                 .call(&[
@@ -1804,13 +1825,6 @@ impl SnsService {
     }
 }
 
-impl Drop for SnsService {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Amazon SES v2 on 127.0.0.1 for the local stack: `aws-ses-v2-local` (npm), which
 /// takes `SendEmail` as SES v2 does (the SDK's own request, schema-checked; a
 /// request without an AWS `Authorization` header is refused, though the signature
@@ -1818,44 +1832,33 @@ impl Drop for SnsService {
 /// web viewer. Stopped when dropped.
 pub struct MailService {
     pub port: u16,
-    child: std::process::Child,
+    _process: Standin,
 }
 
 impl MailService {
     pub async fn start() -> MailService {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        Self::start_on(port).await
+        Self::start_on(free_port()).await
     }
 
     /// On `port` (the dev server's: 8025).
     pub async fn start_on(port: u16) -> MailService {
         let script = repo_root().join("node_modules/aws-ses-v2-local/dist/cli.js");
-        assert!(
-            script.exists(),
-            "no {} (run `make tools`: npm ci)",
-            script.display()
-        );
-        let child = std::process::Command::new("node")
-            .arg(script)
-            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("start aws-ses-v2-local");
-        let service = MailService { port, child };
-        for _ in 0..200 {
-            if loopback_json(port, "GET", "/health-check", "")
-                .await
-                .is_some_and(|(s, _)| s == 200)
-            {
-                return service;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let mut command = std::process::Command::new("node");
+        command
+            .arg(&script)
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()]);
+        let process = Standin::start(
+            "aws-ses-v2-local",
+            script,
+            command,
+            port,
+            ("GET", "/health-check"),
+        )
+        .await;
+        MailService {
+            port,
+            _process: process,
         }
-        panic!("aws-ses-v2-local did not start on port {port}");
     }
 
     /// The SES endpoint (`SES_ENDPOINT`).
@@ -1882,12 +1885,5 @@ impl MailService {
             })
             .cloned()
             .collect()
-    }
-}
-
-impl Drop for MailService {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
