@@ -116,7 +116,11 @@ test: tools
 	# `cargo test` only builds the binaries of packages with integration tests.
 	cargo build --workspace --bins --locked
 	cargo test --locked -p devserver --test rie -- --ignored
-	# The web client end to end in headless Chromium (web/tests/e2e.mjs).
+	# The web client end to end in headless Chromium (web/tests/e2e.mjs), on a fresh
+	# DynamoDB Local: the suite's has served a couple of hundred tables by now, and
+	# its pauses made the browser's waits flaky.
+	$(DDB) stop --port $(TEST_PORT)
+	$(DDB) start --port $(TEST_PORT) --in-memory
 	scripts/e2e.sh
 	scripts/check-template.sh $(TEMPLATE)
 	scripts/check-template.sh web/deploy/template.yaml

@@ -99,9 +99,11 @@ pub struct Notifier {
     /// Parsed at the first push, not at init: a cold start that pushes nothing
     /// (most batches are decided without a push) does not pay for the key.
     vapid: std::sync::OnceLock<Result<Vapid, String>>,
-    mailer: Option<Mailer>,
-    /// Mobile push, when an SNS platform application is configured.
-    phones: Option<crate::mobile::Phones>,
+    /// SES and SNS clients, made at the first mail or phone (each builds its TLS
+    /// context): a cold start that sends neither does not pay for them.
+    mailer: tokio::sync::OnceCell<Mailer>,
+    phones: tokio::sync::OnceCell<crate::mobile::Phones>,
+    aws: chat_core::aws::AwsSettings,
     settings: chat_core::config::NotifySettings,
     allow_loopback: bool,
     client: std::sync::OnceLock<Result<Https, String>>,
@@ -109,35 +111,47 @@ pub struct Notifier {
 
 impl Notifier {
     pub async fn new(runtime: Runtime) -> Notifier {
-        let settings = runtime.config.notify.clone();
-        let mailer = match &settings.email {
-            Some(email) => Some(Mailer::new(&runtime.config.aws, email.clone()).await),
-            None => None,
-        };
-        let applications = crate::mobile::Applications {
-            ios: settings.sns_ios_application.clone(),
-            android: settings.sns_android_application.clone(),
-        };
-        let phones = match applications.ios.is_some() || applications.android.is_some() {
-            true => Some(
-                crate::mobile::Phones::new(
-                    &runtime.config.aws,
-                    applications,
-                    settings.sns_endpoint.as_deref(),
-                )
-                .await,
-            ),
-            false => None,
-        };
         Notifier {
             store: runtime.store,
             vapid: std::sync::OnceLock::new(),
-            mailer,
-            phones,
-            settings,
+            mailer: tokio::sync::OnceCell::new(),
+            phones: tokio::sync::OnceCell::new(),
+            aws: runtime.config.aws.clone(),
+            settings: runtime.config.notify.clone(),
             allow_loopback: runtime.config.local,
             client: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The SES sender, when email is set up.
+    async fn mailer(&self) -> Option<&Mailer> {
+        let email = self.settings.email.as_ref()?;
+        Some(
+            self.mailer
+                .get_or_init(|| Mailer::new(&self.aws, email.clone()))
+                .await,
+        )
+    }
+
+    fn applications(&self) -> crate::mobile::Applications {
+        crate::mobile::Applications {
+            ios: self.settings.sns_ios_application.clone(),
+            android: self.settings.sns_android_application.clone(),
+        }
+    }
+
+    /// The SNS publisher, when a platform application is set up.
+    async fn phones(&self) -> Option<&crate::mobile::Phones> {
+        let applications = self.applications();
+        if applications.ios.is_none() && applications.android.is_none() {
+            return None;
+        }
+        let endpoint = self.settings.sns_endpoint.as_deref();
+        Some(
+            self.phones
+                .get_or_init(|| crate::mobile::Phones::new(&self.aws, applications, endpoint))
+                .await,
+        )
     }
 
     fn vapid(&self) -> Result<&Vapid, String> {
@@ -465,7 +479,8 @@ impl Notifier {
             0 => Err(Skip::NoTarget),
             _ => Ok(()),
         };
-        let phones = if self.phones.is_some() {
+        let applications = self.applications();
+        let phones = if applications.ios.is_some() || applications.android.is_some() {
             state.devices
         } else {
             0
@@ -515,7 +530,7 @@ impl Notifier {
         payload: &Value,
         this_room: (&chat_core::ids::RoomId, u64),
     ) -> chat_core::ApiResult<Outcome> {
-        let Some(phones) = &self.phones else {
+        let Some(phones) = self.phones().await else {
             return Ok(Outcome::None);
         };
         let devices: Vec<_> = self
@@ -578,7 +593,7 @@ impl Notifier {
         now_ms: i64,
         tenant: &tokio::sync::OnceCell<String>,
     ) -> chat_core::ApiResult<Outcome> {
-        if self.mailer.is_none() {
+        if self.settings.email.is_none() {
             return Ok(Outcome::None);
         }
         let Some(reason) = email::reason(room, Some(notice.sender), notice.note, user.as_str())
@@ -639,7 +654,7 @@ impl Notifier {
         address: &str,
         tenant: &tokio::sync::OnceCell<String>,
     ) -> chat_core::ApiResult<Outcome> {
-        let Some(mailer) = &self.mailer else {
+        let Some(mailer) = self.mailer().await else {
             return Ok(Outcome::None);
         };
         let tenant = tenant
