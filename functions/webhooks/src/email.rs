@@ -76,7 +76,15 @@ pub fn unsubscribe_url(settings: &EmailSettings, org: &OrgId, user: &UserId) -> 
 
 /// The mail for `draft`, from the stack's sender under the tenant's name.
 pub fn render(settings: &EmailSettings, draft: &Draft<'_>, unsubscribe: String) -> Mail {
-    let title = draft.room.title.as_str();
+    // A title is the customer's text: no line breaks or other controls reach the
+    // Subject header.
+    let title: String = draft
+        .room
+        .title
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let title = title.as_str();
     let (subject, lead) = match draft.reason {
         Reason::Reply => (
             format!("New reply: {title}"),
@@ -242,7 +250,7 @@ mod tests {
             ..Room::open(
                 RoomId::generate(),
                 RoomType::Support,
-                "Where is my <order>".into(),
+                "Where is my <order>\r\nBcc: all@example.com".into(),
                 "u-100".into(),
                 vec!["u-100".into(), "a-1".into(), "a-2".into()],
                 "2026-12-04T08:00:00Z".into(),
@@ -345,7 +353,10 @@ mod tests {
             link.clone(),
         );
         assert_eq!(mail.from, "\"Acme Shop\" <notify@example.com>");
-        assert_eq!(mail.subject, "New reply: Where is my <order>");
+        assert_eq!(
+            mail.subject, "New reply: Where is my <order>  Bcc: all@example.com",
+            "no header breaks out of the subject"
+        );
         assert!(mail.text.contains("You:\nWhere is it?"), "{}", mail.text);
         assert!(
             mail.text
@@ -360,6 +371,7 @@ mod tests {
         );
         assert!(!mail.html.contains("<b>today"));
         assert!(mail.html.contains("Where is my &lt;order&gt;"));
+        assert!(!mail.subject.contains('\n') && !mail.text.contains("\r\nBcc"));
         assert!(link.starts_with("https://api.example.com/email/unsubscribe?token="));
         let token = link.split_once("token=").unwrap().1;
         assert_eq!(

@@ -528,19 +528,22 @@ impl Store {
                 }
                 Err(WriteError::ConditionFailed(c)) if theirs.is_some() && c.failed(3) => {
                     // The last owner deleted it meanwhile: their owner item stays
-                    // until claimed, so claim it without them.
-                    self.table
-                        .delete(
-                            Delete::builder()
-                                .table_name(self.name())
-                                .key(keys::PK, s(&owner_key.0))
-                                .key(keys::SK, s(&owner_key.1))
-                                .build()
-                                .expect("delete has key"),
-                            "drop stale device owner",
-                        )
-                        .await
-                        .map_err(WriteError::into_api)?;
+                    // until claimed, so drop it — only while it still names them (a
+                    // claim made meanwhile by someone else is theirs) — and claim anew.
+                    let (o, u) = previous.clone().unwrap_or_default();
+                    let stale = Delete::builder()
+                        .table_name(self.name())
+                        .key(keys::PK, s(&owner_key.0))
+                        .key(keys::SK, s(&owner_key.1))
+                        .condition_expression("org = :org AND user_id = :user")
+                        .expression_attribute_values(":org", s(o.unwrap_or_default()))
+                        .expression_attribute_values(":user", s(u.unwrap_or_default()))
+                        .build()
+                        .expect("delete has key");
+                    match self.table.delete(stale, "drop stale device owner").await {
+                        Ok(_) | Err(WriteError::ConditionFailed(_)) => {}
+                        Err(WriteError::Api(err)) => return Err(err),
+                    }
                 }
                 Err(WriteError::ConditionFailed(_)) => {}
                 Err(WriteError::Api(err)) => return Err(err),
