@@ -65,6 +65,10 @@ pub struct EmailSettings {
     pub link_secret: String,
     /// Only for the local stack's SES stand-in (`SES_ENDPOINT`).
     pub ses_endpoint: Option<String>,
+    /// The domain SES receives replies on (`INBOUND_EMAIL_DOMAIN`): with it, a
+    /// conversation's mails carry its signed reply address (`crate::reply`) and
+    /// replies land in the conversation (docs/email.md).
+    pub inbound_domain: Option<String>,
 }
 
 /// The shortest key an unsubscribe link may be signed with.
@@ -156,12 +160,34 @@ fn email_from(env: &Env<'_>, problems: &mut Vec<String>) -> Option<EmailSettings
         problems.push("SES_ENDPOINT is for the local stack only (CHAT_LOCAL=1)".to_owned());
         fine = false;
     }
+    let inbound_domain = env.get("INBOUND_EMAIL_DOMAIN").map(str::to_ascii_lowercase);
+    if let Some(domain) = &inbound_domain
+        && !is_domain(domain)
+    {
+        problems.push("INBOUND_EMAIL_DOMAIN must be a domain name (reply.example.com)".to_owned());
+        fine = false;
+    }
     fine.then(|| EmailSettings {
         from: from.to_owned(),
         link_base: link_base.trim_end_matches('/').to_owned(),
         link_secret: link_secret.to_owned(),
         ses_endpoint,
+        inbound_domain,
     })
+}
+
+/// A DNS name of two or more labels of letters, digits and inner hyphens.
+fn is_domain(name: &str) -> bool {
+    let labels: Vec<&str> = name.split('.').collect();
+    name.len() <= 253
+        && labels.len() >= 2
+        && labels.iter().all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -32,10 +32,14 @@ const MAX_DOCUMENT_BYTES: usize = 64 * 1024;
 
 /// The plain hyper client the crate's own HTTPS calls share (JWKS, S3 requests signed
 /// by the SDK's signer): the platform's roots, HTTP/1.1, `http://` for local doubles.
-pub(crate) type Https = Client<hyper_rustls::HttpsConnector<HttpConnector>, Empty<Bytes>>;
+pub(crate) type Https<B = Empty<Bytes>> = Client<hyper_rustls::HttpsConnector<HttpConnector>, B>;
 
 /// Builds [`Https`]; callers build it on first use and keep it.
-pub(crate) fn https_client() -> Result<Https, String> {
+pub(crate) fn https_client<B>() -> Result<Https<B>, String>
+where
+    B: hyper::body::Body + Send,
+    B::Data: Send,
+{
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
         .with_native_roots()
         .map_err(|e| format!("no TLS roots: {e}"))?

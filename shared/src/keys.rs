@@ -172,6 +172,12 @@ pub fn user_pk(org: &OrgId, user: &UserId) -> String {
     format!("T#{org}#USER#{user}")
 }
 
+/// The tenant of a room that mails gave a reply address for (outside every tenant's
+/// partitions: an inbound reply knows the room id only).
+pub fn reply_room_key(room: &crate::ids::RoomId) -> (String, String) {
+    (format!("REPLYROOM#{room}"), "REPLYROOM".to_owned())
+}
+
 /// A user's connections sort first in their partition, then their inbox feed's head
 /// (`FEED`), so one Query between the two reads both; the feed's events and the
 /// changes it took sort after the head.

@@ -17,6 +17,7 @@ pub mod jwks;
 pub mod keys;
 pub mod model;
 pub mod policy;
+pub mod reply;
 pub mod request;
 pub mod store;
 pub mod time;

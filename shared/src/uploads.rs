@@ -11,6 +11,8 @@ use crate::aws::{AwsSettings, Endpoint};
 use crate::ids::{OrgId, RoomId, UserId};
 use aws_sdk_dynamodb::config::{ProvideCredentials, SharedCredentialsProvider};
 use base64::Engine;
+use http_body_util::Full;
+use hyper::body::Bytes;
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, SystemTime};
 
@@ -263,11 +265,13 @@ pub struct Uploads {
     config: UploadsConfig,
     aws: AwsSettings,
     credentials: tokio::sync::OnceCell<Option<SharedCredentialsProvider>>,
-    http: std::sync::OnceLock<Result<crate::jwks::Https, String>>,
+    http: std::sync::OnceLock<Result<crate::jwks::Https<Full<Bytes>>, String>>,
 }
 
 /// One S3 request, all of it.
 const S3_TIMEOUT: Duration = Duration::from_secs(5);
+/// One S3 request that carries a file (up to an inbound mail's 40 MB).
+const S3_BODY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// S3 unreachable or failing: the store's own 503 (Retry-After), the cause logged.
 fn storage_error(cause: &str) -> ApiError {
@@ -398,6 +402,20 @@ impl Uploads {
         &self,
         request: lambda_http::http::Request<()>,
     ) -> Result<(u16, lambda_http::http::HeaderMap), ApiError> {
+        let (status, headers, _) = self.exchange(request, Bytes::new(), 0, S3_TIMEOUT).await?;
+        Ok((status, headers))
+    }
+
+    /// Sends a signed request with `body`: its status, headers and up to `read`
+    /// bytes of its body (more is an error), all within `timeout`.
+    async fn exchange(
+        &self,
+        request: lambda_http::http::Request<()>,
+        body: Bytes,
+        read: usize,
+        timeout: Duration,
+    ) -> Result<(u16, lambda_http::http::HeaderMap, Bytes), ApiError> {
+        use http_body_util::BodyExt;
         let (parts, ()) = request.into_parts();
         let mut builder = hyper::Request::builder()
             .method(parts.method)
@@ -406,17 +424,65 @@ impl Uploads {
             builder = builder.header(name, value);
         }
         let request = builder
-            .body(http_body_util::Empty::<hyper::body::Bytes>::new())
+            .body(Full::new(body))
             .map_err(|e| ApiError::internal("S3 request", e))?;
         let client = self.http.get_or_init(crate::jwks::https_client);
         let client = client
             .as_ref()
             .map_err(|e| ApiError::internal("S3 client", e))?;
-        let response = tokio::time::timeout(S3_TIMEOUT, client.request(request))
-            .await
-            .map_err(|_| storage_error("S3 timed out"))?
-            .map_err(|e| storage_error(&e.to_string()))?;
-        Ok((response.status().as_u16(), response.headers().clone()))
+        tokio::time::timeout(timeout, async {
+            let response = client
+                .request(request)
+                .await
+                .map_err(|e| storage_error(&e.to_string()))?;
+            let (status, headers) = (response.status().as_u16(), response.headers().clone());
+            let body = match read {
+                0 => Bytes::new(),
+                limit => http_body_util::Limited::new(response.into_body(), limit)
+                    .collect()
+                    .await
+                    .map_err(|e| storage_error(&format!("S3 body: {e}")))?
+                    .to_bytes(),
+            };
+            Ok((status, headers, body))
+        })
+        .await
+        .map_err(|_| storage_error("S3 timed out"))?
+    }
+
+    /// An object's bytes, up to `max` of them (one GetObject); `None` when it is not
+    /// there.
+    pub async fn get(&self, key: &str, max: usize) -> Result<Option<Bytes>, ApiError> {
+        let request = self.signed("GET", key, &[], None, &[]).await?;
+        let (status, _, body) = self
+            .exchange(request, Bytes::new(), max.max(1), S3_BODY_TIMEOUT)
+            .await?;
+        match status {
+            200 => Ok(Some(body)),
+            404 | 403 => Ok(None),
+            other => Err(storage_error(&format!("GetObject answered {other}"))),
+        }
+    }
+
+    /// Stores `body` at `key` as `content_type` (one PutObject).
+    pub async fn put(&self, key: &str, body: Bytes, content_type: &str) -> Result<(), ApiError> {
+        let length = body.len().to_string();
+        let request = self
+            .signed(
+                "PUT",
+                key,
+                &[
+                    ("content-type", content_type),
+                    ("content-length", length.as_str()),
+                ],
+                None,
+                &[],
+            )
+            .await?;
+        match self.exchange(request, body, 0, S3_BODY_TIMEOUT).await?.0 {
+            200 => Ok(()),
+            other => Err(storage_error(&format!("PutObject answered {other}"))),
+        }
     }
 
     /// The object's size and type, if it exists (one HeadObject).

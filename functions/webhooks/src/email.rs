@@ -51,6 +51,10 @@ pub struct Mail {
     pub html: String,
     /// The signed one-click unsubscribe URL (RFC 8058).
     pub unsubscribe: String,
+    /// The conversation's signed reply address (`Reply-To`), with inbound email on.
+    pub reply_to: Option<String>,
+    /// The id the conversation's mails all refer to (`References`, `In-Reply-To`).
+    pub thread: Option<String>,
 }
 
 /// What a mail is made of.
@@ -63,6 +67,8 @@ pub struct Draft<'a> {
     /// Whom it goes to: their user id (their own messages say "You").
     pub recipient: &'a str,
     pub address: &'a str,
+    /// The conversation's reply address, when replies by email land in it.
+    pub reply_to: Option<String>,
 }
 
 /// The unsubscribe link for `user` of `org`.
@@ -118,7 +124,12 @@ pub fn render(settings: &EmailSettings, draft: &Draft<'_>, unsubscribe: String) 
             (who(m), text)
         })
         .collect();
-    let footer = "You get this mail because you were away. Reply in the chat to answer.";
+    let footer = match draft.reply_to {
+        Some(_) => {
+            "You get this mail because you were away. Reply to this email, or in the chat, to answer."
+        }
+        None => "You get this mail because you were away. Reply in the chat to answer.",
+    };
     let mut text = format!("{lead}\n\n");
     for (name, body) in &quoted {
         text.push_str(&format!("{name}:\n{body}\n\n"));
@@ -147,6 +158,11 @@ pub fn render(settings: &EmailSettings, draft: &Draft<'_>, unsubscribe: String) 
         text,
         html,
         unsubscribe,
+        thread: draft.reply_to.as_ref().and_then(|address| {
+            let domain = address.rsplit_once('@')?.1;
+            Some(chat_core::reply::thread_id(domain, &draft.room.id))
+        }),
+        reply_to: draft.reply_to.clone(),
     }
 }
 
@@ -208,6 +224,16 @@ impl Mailer {
                 .build()
                 .expect("header has name and value")
         };
+        let mut headers = vec![
+            header("List-Unsubscribe", &format!("<{}>", mail.unsubscribe)),
+            header("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
+        ];
+        if let Some(thread) = &mail.thread {
+            // SES sets each mail's own Message-ID: the conversation's id in both keeps
+            // its mails one thread in mail clients.
+            headers.push(header("References", thread));
+            headers.push(header("In-Reply-To", thread));
+        }
         let message = SesMessage::builder()
             .subject(content(&mail.subject))
             .body(
@@ -216,20 +242,14 @@ impl Mailer {
                     .html(content(&mail.html))
                     .build(),
             )
-            .headers(header(
-                "List-Unsubscribe",
-                &format!("<{}>", mail.unsubscribe),
-            ))
-            .headers(header(
-                "List-Unsubscribe-Post",
-                "List-Unsubscribe=One-Click",
-            ))
+            .set_headers(Some(headers))
             .build();
         let sent = self
             .client
             .send_email()
             .from_email_address(&mail.from)
             .destination(Destination::builder().to_addresses(&mail.to).build())
+            .set_reply_to_addresses(mail.reply_to.clone().map(|a| vec![a]))
             .content(EmailContent::builder().simple(message).build())
             .send()
             .await
@@ -264,6 +284,7 @@ mod tests {
             link_base: "https://api.example.com".into(),
             link_secret: "a-test-key-of-thirty-two-bytes!!".into(),
             ses_endpoint: None,
+            inbound_domain: Some("reply.example.com".into()),
         }
     }
 
@@ -349,6 +370,12 @@ mod tests {
                 messages: &messages,
                 recipient: "u-100",
                 address: "sam@example.com",
+                reply_to: Some(chat_core::reply::address(
+                    &settings().link_secret,
+                    "reply.example.com",
+                    &chat_core::ids::OrgId::parse("acme").unwrap(),
+                    &room.id,
+                )),
             },
             link.clone(),
         );
@@ -378,5 +405,14 @@ mod tests {
             chat_core::unsubscribe::verify(&settings().link_secret, token),
             Some((org, user))
         );
+        let reply_to = mail.reply_to.as_deref().expect("a reply address");
+        let token = chat_core::reply::Token::of(reply_to, "reply.example.com").unwrap();
+        assert_eq!(token.room, room.id);
+        assert!(token.verifies(&settings().link_secret, &OrgId::parse("acme").unwrap()));
+        assert_eq!(
+            mail.thread.as_deref(),
+            Some(chat_core::reply::thread_id("reply.example.com", &room.id).as_str())
+        );
+        assert!(mail.text.contains("Reply to this email"));
     }
 }

@@ -3,11 +3,14 @@
 
 pub mod delivery;
 pub mod email;
+pub mod inbound;
 pub mod mobile;
 pub mod notify;
+pub mod reply_text;
 pub mod unsubscribe;
 
 pub use delivery::Deliverer;
+pub use inbound::Inbound;
 pub use notify::Notifier;
 
 use chat_core::app::path_param;

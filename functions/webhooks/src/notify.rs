@@ -695,6 +695,14 @@ impl Notifier {
             .items;
         messages.reverse();
         let link = email::unsubscribe_url(&mailer.settings, org, user);
+        // Replies by email land in the conversation when the stack receives mail and
+        // the room's id is this tenant's alone (docs/email.md).
+        let reply_to = match &mailer.settings.inbound_domain {
+            Some(domain) if self.store.remember_reply_room(org, &room.id).await? => Some(
+                chat_core::reply::address(&mailer.settings.link_secret, domain, org, &room.id),
+            ),
+            _ => None,
+        };
         let mail = email::render(
             &mailer.settings,
             &email::Draft {
@@ -704,6 +712,7 @@ impl Notifier {
                 messages: &messages,
                 recipient: user.as_str(),
                 address,
+                reply_to,
             },
             link,
         );

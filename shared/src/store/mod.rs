@@ -8,6 +8,7 @@ mod deliveries;
 mod feed;
 mod inbox;
 mod inbox_feed;
+mod mail;
 mod message;
 pub mod notify;
 mod realtime;

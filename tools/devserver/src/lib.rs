@@ -2,6 +2,7 @@
 //! same handlers the Lambda functions run.
 
 pub mod delivery;
+pub mod lambda;
 pub mod notify;
 pub mod realtime;
 pub mod receiver;

@@ -6,6 +6,10 @@ use chat_core::config::Config;
 use devserver::Apps;
 use std::sync::Arc;
 
+/// Domains the local inbound mail server's DNS lets send from loopback (SPF), so a
+/// reply from `sam@customer.localhost` is authenticated as SES would find it.
+const LOCAL_MAIL_DOMAINS: [&str; 2] = ["customer.localhost", "acme.localhost"];
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -132,6 +136,49 @@ async fn serve() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             let service = chat_testkit::SnsService::start_on(port).await;
             eprintln!(
                 "SNS (moto) on http://127.0.0.1:{port}: mobile pushes at /moto-api/data.json"
+            );
+            Some(service)
+        }
+    };
+    // Replies by email: the Lambda Invoke API for the inbound-email function, and an
+    // SMTP server that receives mail for the inbound domain as SES does and invokes
+    // it (scripts/smtp-inbound.py). SMTP_PORT=0: none.
+    let lambda_port: u16 = std::env::var("LAMBDA_PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(3002);
+    let lambda_port = devserver::lambda::serve_lambda(&runtime, lambda_port).await?;
+    let smtp_port: u16 = std::env::var("SMTP_PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(2525);
+    let inbound_domain = runtime
+        .config
+        .notify
+        .email
+        .as_ref()
+        .and_then(|e| e.inbound_domain.clone());
+    let _inbound_mail = match (smtp_port, inbound_domain, runtime.config.uploads.clone()) {
+        (0, _, _) | (_, None, _) | (_, _, None) => None,
+        (port, Some(domain), Some(uploads)) => {
+            let service = chat_testkit::InboundMail::start_on(
+                port,
+                &domain,
+                uploads
+                    .endpoint
+                    .as_deref()
+                    .unwrap_or("http://127.0.0.1:9000"),
+                &uploads.bucket,
+                &format!("http://127.0.0.1:{lambda_port}"),
+            )
+            .await;
+            // Mail from these local domains passes SPF from loopback (docs/email.md).
+            for local in LOCAL_MAIL_DOMAINS {
+                service.dns.publish(local, "v=spf1 ip4:127.0.0.1 -all");
+            }
+            eprintln!(
+                "SMTP (inbound mail for {domain}, as SES receives it) on 127.0.0.1:{port}; \
+                 the inbound-email function's Invoke API on http://127.0.0.1:{lambda_port}"
             );
             Some(service)
         }

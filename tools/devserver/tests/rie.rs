@@ -51,6 +51,7 @@ fn binary_of(function: &str) -> &'static str {
         "WebhookDeliveryFunction" => "deliver",
         "NotifyFunction" => "notify",
         "UnsubscribeFunction" => "unsubscribe",
+        "InboundEmailFunction" => "inbound-email",
         other => panic!("no binary for {other}"),
     }
 }
@@ -218,6 +219,60 @@ fn retarget(name: &str, event: &Value, ids: &BTreeMap<&str, String>) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
+/// What SES does before it invokes the inbound-email function with the receipt
+/// event: the customer's reply (the Gmail fixture) stored under `inbound/`, addressed
+/// to the seeded conversation's reply address, which its mails gave out (u-100's
+/// address on their profile).
+async fn inbound_mail_for(apps: &Apps, table: &TestTable, conversation: &str, event: &mut Value) {
+    let config = &table.runtime.config;
+    let email = config.notify.email.as_ref().expect("email is on locally");
+    let domain = email.inbound_domain.as_deref().expect("an inbound domain");
+    let org = chat_core::ids::OrgId::parse("acme").unwrap();
+    let room = chat_core::ids::RoomId::parse(conversation).unwrap();
+    assert!(
+        table
+            .runtime
+            .store
+            .remember_reply_room(&org, &room)
+            .await
+            .unwrap()
+    );
+    let address = chat_core::reply::address(&email.link_secret, domain, &org, &room);
+    let mail = &mut event["Records"][0]["ses"];
+    mail["receipt"]["recipients"] = json!([address]);
+    mail["mail"]["destination"] = json!([address]);
+    let customer = mail["mail"]["source"].as_str().unwrap().to_owned();
+    call(
+        apps,
+        "RoomsFunction",
+        HttpEvent::new("PUT /profiles/me", "/profiles/me")
+            .bearer(&token("u-100", "acme", "customer"))
+            .json(&json!({"email": customer})),
+    )
+    .await;
+    let raw = std::fs::read_to_string(
+        chat_testkit::repo_root().join("functions/webhooks/fixtures/mail/gmail.eml"),
+    )
+    .unwrap()
+    .replace("{{FROM}}", &customer)
+    .replace("{{TO}}", &address)
+    .replace("{{ROOM}}", &conversation.to_ascii_lowercase())
+    .replace("{{DOMAIN}}", domain);
+    let uploads = chat_core::uploads::Uploads::new(
+        config.uploads.clone().expect("uploads are on"),
+        config.aws.clone(),
+    );
+    let key = format!(
+        "{}{}",
+        webhooks::inbound::INBOUND_PREFIX,
+        mail["mail"]["messageId"].as_str().unwrap()
+    );
+    uploads
+        .put(&key, raw.into_bytes().into(), "message/rfc822")
+        .await
+        .unwrap();
+}
+
 /// The socket connects first and disconnects late; deletes run last (the room delete
 /// very last), so every other fixture finds its items.
 fn order(name: &str) -> (u8, String) {
@@ -266,6 +321,9 @@ async fn every_event_through_every_bootstrap_under_the_emulator() {
         let event = load_event(&name);
         let function = match event["routeKey"].as_str() {
             None if event["requestContext"]["eventType"].is_string() => "RealtimeFunction".into(),
+            None if event["Records"][0]["eventSource"] == "aws:ses" => {
+                "InboundEmailFunction".into()
+            }
             None if event["Records"].is_array() && name.contains("webhooks") => {
                 "WebhookDeliveryFunction".into()
             }
@@ -302,7 +360,17 @@ async fn every_event_through_every_bootstrap_under_the_emulator() {
             .await;
             event["queryStringParameters"]["ticket"] = ticket["ticket"].clone();
         }
+        if function == "InboundEmailFunction" {
+            inbound_mail_for(&apps, &table, &ids["conversation"], &mut event).await;
+        }
         let answer = rie.invoke(&event).await;
+        if function == "InboundEmailFunction" {
+            // The reply SES stored landed in the seeded conversation.
+            assert_eq!(answer["mails"][0]["outcome"], "posted", "{name}: {answer}");
+            assert_eq!(answer["mails"][0]["room_id"], ids["conversation"].as_str());
+            checked += 1;
+            continue;
+        }
         if function == "WebhookDeliveryFunction" {
             if event["Records"].is_array() {
                 assert_eq!(answer, json!({"batchItemFailures": []}), "{name}");

@@ -96,9 +96,10 @@ fn every_route_has_an_event_and_every_event_a_route() {
         }
         if event.get("routeKey").is_none() {
             let stream = event["Records"][0]["eventSource"] == "aws:dynamodb";
+            let mail = event["Records"][0]["eventSource"] == "aws:ses";
             assert!(
-                event["source"] == "aws.events" || stream,
-                "{name} is neither an HTTP API, a WebSocket, a stream nor a schedule event"
+                event["source"] == "aws.events" || stream || mail,
+                "{name} is neither an HTTP API, a WebSocket, a stream, an SES receipt nor a schedule event"
             );
             continue;
         }

@@ -486,6 +486,7 @@ fn local_notify_env() -> Vec<(&'static str, String)> {
         "SNS_APNS_APPLICATION_ARN",
         "SNS_FCM_APPLICATION_ARN",
         "SNS_ENDPOINT",
+        "INBOUND_EMAIL_DOMAIN",
     ]
     .into_iter()
     .filter_map(|k| Some((k, local_env_value(k)?)))
@@ -1175,7 +1176,7 @@ impl Rie {
             .to_ascii_lowercase()
             .contains("transfer-encoding: chunked")
         {
-            dechunk(body)
+            dechunk_text(body)
         } else {
             body.to_owned()
         };
@@ -1211,18 +1212,30 @@ impl Rie {
     }
 }
 
-fn dechunk(body: &str) -> String {
-    let mut out = String::new();
+/// [`dechunk_bytes`] of text.
+fn dechunk_text(body: &str) -> String {
+    String::from_utf8_lossy(&dechunk_bytes(body.as_bytes())).into_owned()
+}
+
+/// A chunked body's bytes (what is malformed ends it).
+fn dechunk_bytes(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
     let mut rest = body;
-    while let Some((size, after)) = rest.split_once("\r\n") {
-        let Ok(size) = usize::from_str_radix(size.trim(), 16) else {
+    while let Some(line_end) = rest.windows(2).position(|w| w == b"\r\n") {
+        let Some(size) = std::str::from_utf8(&rest[..line_end])
+            .ok()
+            .and_then(|s| usize::from_str_radix(s.trim(), 16).ok())
+        else {
             break;
         };
+        let after = &rest[line_end + 2..];
         if size == 0 || after.len() < size {
             break;
         }
-        out.push_str(&after[..size]);
-        rest = after[size..].trim_start_matches("\r\n");
+        out.extend_from_slice(&after[..size]);
+        rest = after[size..]
+            .strip_prefix(b"\r\n")
+            .unwrap_or(&after[size..]);
     }
     out
 }
@@ -1436,7 +1449,7 @@ async fn loopback_json(
         .to_ascii_lowercase()
         .contains("transfer-encoding: chunked")
     {
-        true => dechunk(rest),
+        true => dechunk_text(rest),
         false => rest.to_owned(),
     };
     Some((
@@ -1453,7 +1466,7 @@ struct Standin {
 
 impl Standin {
     /// Runs `command` (whose program or script `installed` is) and waits until
-    /// `method path` on `port` answers 200.
+    /// `method path` on `port` answers 200 (an empty method: until it greets SMTP).
     async fn start(
         what: &str,
         installed: std::path::PathBuf,
@@ -1474,10 +1487,13 @@ impl Standin {
         let standin = Standin { child };
         for _ in 0..300 {
             let body = if method == "POST" { "{}" } else { "" };
-            if loopback_json(port, method, path, body)
-                .await
-                .is_some_and(|(s, _)| s == 200)
-            {
+            let ready = match method {
+                "" => smtp_greets(port).await,
+                _ => loopback_json(port, method, path, body)
+                    .await
+                    .is_some_and(|(s, _)| s == 200),
+            };
+            if ready {
                 return standin;
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -1784,7 +1800,7 @@ impl SnsService {
             .to_ascii_lowercase()
             .contains("transfer-encoding: chunked")
         {
-            true => dechunk(body),
+            true => dechunk_text(body),
             false => body.to_owned(),
         }
     }
@@ -1886,4 +1902,268 @@ impl MailService {
             .cloned()
             .collect()
     }
+}
+
+/// Whether an SMTP server on `port` greets (`220`).
+async fn smtp_greets(port: u16) -> bool {
+    use tokio::io::AsyncReadExt;
+    let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
+        return false;
+    };
+    let mut greeting = [0u8; 3];
+    matches!(
+        tokio::time::timeout(
+            std::time::Duration::from_secs(2),
+            stream.read_exact(&mut greeting)
+        )
+        .await,
+        Ok(Ok(_)) if &greeting == b"220"
+    )
+}
+
+/// Inbound mail on 127.0.0.1 as Amazon SES receives it (scripts/smtp-inbound.py:
+/// aiosmtpd, pyspf and dkimpy from `.venv`): accepts mail for `domain` only, gives it
+/// SES's verdicts (SPF, DKIM and DMARC against the zone in [`MailDns`], the EICAR and
+/// GTUBE test strings), stores it in the local S3 under `inbound/` and invokes the
+/// inbound-email function through the Lambda Invoke API at `lambda`. Stopped when
+/// dropped.
+pub struct InboundMail {
+    pub port: u16,
+    pub dns: MailDns,
+    _process: Standin,
+}
+
+impl InboundMail {
+    /// For `domain`, storing into `bucket` of the S3 at `s3`, invoking `lambda`.
+    pub async fn start(domain: &str, s3: &str, bucket: &str, lambda: &str) -> InboundMail {
+        Self::start_on(free_port(), domain, s3, bucket, lambda).await
+    }
+
+    /// On `port` (the dev server's: 2525).
+    pub async fn start_on(
+        port: u16,
+        domain: &str,
+        s3: &str,
+        bucket: &str,
+        lambda: &str,
+    ) -> InboundMail {
+        let python = repo_root().join(".venv/bin/python");
+        let dns = MailDns::new();
+        let mut command = std::process::Command::new(&python);
+        command
+            .arg(repo_root().join("scripts/smtp-inbound.py"))
+            .args(["--port", &port.to_string()])
+            .env("INBOUND_EMAIL_DOMAIN", domain)
+            .env("S3_ENDPOINT", s3)
+            .env("UPLOADS_BUCKET", bucket)
+            .env("LAMBDA_ENDPOINT", lambda)
+            .env("MAIL_DNS_FILE", &dns.path)
+            .env("AWS_ACCESS_KEY_ID", LOCAL_S3_ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", LOCAL_S3_SECRET_KEY)
+            .env("AWS_REGION", "us-east-1");
+        let process = Standin::start("smtp-inbound.py", python, command, port, ("", "")).await;
+        InboundMail {
+            port,
+            dns,
+            _process: process,
+        }
+    }
+
+    /// Sends `data` from `mail_from` to `rcpt` over SMTP: the server's last reply
+    /// (`250 …` when accepted, with the function's answer).
+    pub async fn send(&self, mail_from: &str, rcpt: &[&str], data: &[u8]) -> String {
+        smtp_send(self.port, mail_from, rcpt, data).await
+    }
+}
+
+/// One SMTP transaction on 127.0.0.1:`port`: the reply that ended it (the first that
+/// is not 2xx/3xx, or DATA's).
+pub async fn smtp_send(port: u16, mail_from: &str, rcpt: &[&str], data: &[u8]) -> String {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("the SMTP server");
+    let (read, mut write) = stream.into_split();
+    let mut lines = BufReader::new(read);
+    async fn reply(lines: &mut BufReader<tokio::net::tcp::OwnedReadHalf>) -> String {
+        let mut all = String::new();
+        loop {
+            let mut line = String::new();
+            if lines.read_line(&mut line).await.unwrap_or(0) == 0 {
+                return all;
+            }
+            all.push_str(&line);
+            // A multi-line reply continues with `250-`; its last line is `250 `.
+            if line.as_bytes().get(3) != Some(&b'-') {
+                return all.trim_end().to_owned();
+            }
+        }
+    }
+    let ok = |r: &str| r.starts_with('2') || r.starts_with('3');
+    let greeting = reply(&mut lines).await;
+    assert!(greeting.starts_with("220"), "{greeting}");
+    let mut commands = vec![
+        "EHLO client.customer.example".to_owned(),
+        format!("MAIL FROM:<{mail_from}>"),
+    ];
+    commands.extend(rcpt.iter().map(|r| format!("RCPT TO:<{r}>")));
+    commands.push("DATA".to_owned());
+    for command in commands {
+        write
+            .write_all(format!("{command}\r\n").as_bytes())
+            .await
+            .expect("write");
+        let answer = reply(&mut lines).await;
+        if !ok(&answer) {
+            let _ = write.write_all(b"QUIT\r\n").await;
+            return answer;
+        }
+    }
+    // Dot-stuffing (RFC 5321 4.5.2), CRLF line ends.
+    let text = String::from_utf8_lossy(data).replace("\r\n", "\n");
+    let mut body = String::new();
+    for line in text.lines() {
+        if line.starts_with('.') {
+            body.push('.');
+        }
+        body.push_str(line);
+        body.push_str("\r\n");
+    }
+    body.push_str(".\r\n");
+    write.write_all(body.as_bytes()).await.expect("write");
+    let answer = reply(&mut lines).await;
+    let _ = write.write_all(b"QUIT\r\n").await;
+    answer
+}
+
+/// The inbound mail stand-in's DNS: TXT records in a JSON file it reads on every mail.
+pub struct MailDns {
+    pub path: PathBuf,
+}
+
+impl MailDns {
+    fn new() -> MailDns {
+        let path = std::env::temp_dir().join(format!(
+            "chat-mail-dns-{}-{}.json",
+            std::process::id(),
+            chat_core::ids::Ulid::generate().as_str().to_lowercase()
+        ));
+        std::fs::write(&path, "{}").expect("write the mail DNS zone");
+        MailDns { path }
+    }
+
+    /// Publishes `value` as a TXT record of `name` (besides those it has).
+    pub fn publish(&self, name: &str, value: &str) {
+        let mut zone: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(&std::fs::read(&self.path).expect("the zone"))
+                .expect("a JSON zone");
+        zone.entry(name.to_owned())
+            .or_insert_with(|| serde_json::json!([]))
+            .as_array_mut()
+            .expect("a list of records")
+            .push(serde_json::Value::String(value.to_owned()));
+        std::fs::write(&self.path, serde_json::to_vec(&zone).expect("json")).expect("write");
+    }
+}
+
+impl Drop for MailDns {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// A DKIM signing key of `domain` (RSA 2048, made by scripts/dkim-sign.py with
+/// dkimpy's tooling) and its DNS record.
+pub struct DkimKey {
+    pub domain: String,
+    pub selector: String,
+    key: PathBuf,
+    /// The `{selector}._domainkey.{domain}` TXT record that publishes it.
+    pub record: String,
+}
+
+impl DkimKey {
+    pub fn generate(domain: &str, selector: &str) -> DkimKey {
+        let key = std::env::temp_dir().join(format!(
+            "chat-dkim-{}-{}.pem",
+            std::process::id(),
+            chat_core::ids::Ulid::generate().as_str().to_lowercase()
+        ));
+        let out = std::process::Command::new(repo_root().join(".venv/bin/python"))
+            .arg(repo_root().join("scripts/dkim-sign.py"))
+            .args(["keygen", key.to_str().expect("utf-8 path")])
+            .output()
+            .expect("run dkim-sign.py");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        DkimKey {
+            domain: domain.to_owned(),
+            selector: selector.to_owned(),
+            key,
+            record: String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+        }
+    }
+
+    /// The record's DNS name.
+    pub fn name(&self) -> String {
+        format!("{}._domainkey.{}", self.selector, self.domain)
+    }
+
+    /// `raw` with this key's `DKIM-Signature` on top.
+    pub fn sign(&self, raw: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut child = std::process::Command::new(repo_root().join(".venv/bin/python"))
+            .arg(repo_root().join("scripts/dkim-sign.py"))
+            .args([
+                "sign",
+                self.key.to_str().expect("utf-8 path"),
+                &self.domain,
+                &self.selector,
+            ])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("run dkim-sign.py");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(raw)
+            .expect("write the mail");
+        let out = child.wait_with_output().expect("signed");
+        assert!(out.status.success(), "dkim-sign.py failed");
+        out.stdout
+    }
+}
+
+impl Drop for DkimKey {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.key);
+    }
+}
+
+/// A plain HTTP GET of `url` (on 127.0.0.1): its status and body, de-chunked.
+pub async fn http_get_bytes(url: &str) -> (u16, Vec<u8>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_once('/').unwrap();
+    let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
+    let head = format!("GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.unwrap();
+    let split = answer.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&answer[..split]).into_owned();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let mut body = answer[split + 4..].to_vec();
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        body = dechunk_bytes(&body);
+    }
+    (status, body)
 }

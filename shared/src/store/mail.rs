@@ -1,0 +1,50 @@
+//! What inbound email needs of the table: which tenant a reply address's room is of.
+//! A reply address names a room by id only (`crate::reply`), so the first mail with
+//! one writes `REPLYROOM#{room}` naming its tenant; an inbound reply reads it and then
+//! checks the address's tag against that tenant.
+
+use super::{Store, WriteError};
+use crate::ids::{OrgId, RoomId};
+use crate::item::{ItemBuilder, ItemExt};
+use crate::{ApiResult, keys};
+
+impl Store {
+    /// Records that `room` is `org`'s for replies by email (once; one PutItem
+    /// conditioned on it naming no other tenant): `false` when another tenant has a
+    /// room of that id, and then mails carry no reply address.
+    pub async fn remember_reply_room(&self, org: &OrgId, room: &RoomId) -> ApiResult<bool> {
+        let (pk, sk) = keys::reply_room_key(room);
+        let item = ItemBuilder::new()
+            .str(keys::PK, pk)
+            .str(keys::SK, sk)
+            .str(keys::ENTITY, "reply_room")
+            .str("org", org.as_str())
+            .build();
+        let put = aws_sdk_dynamodb::types::Put::builder()
+            .table_name(self.name())
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(PK) OR org = :org")
+            .expression_attribute_values(
+                ":org",
+                aws_sdk_dynamodb::types::AttributeValue::S(org.to_string()),
+            )
+            .build()
+            .expect("put has item");
+        match self.table.put(put, "remember reply room").await {
+            Ok(()) => Ok(true),
+            Err(WriteError::ConditionFailed(_)) => Ok(false),
+            Err(WriteError::Api(err)) => Err(err),
+        }
+    }
+
+    /// The tenant whose mails gave out a reply address for `room`, if any.
+    pub async fn reply_room_org(&self, room: &RoomId) -> ApiResult<Option<OrgId>> {
+        let item = self
+            .table
+            .get(keys::reply_room_key(room), "reply room")
+            .await?;
+        Ok(item
+            .and_then(|item| item.string("org"))
+            .and_then(|org| OrgId::parse(&org).ok()))
+    }
+}
