@@ -24,7 +24,7 @@ python3 web/tests/model-double.py "$MODEL_PORT" &
 model=$!
 SES_PORT=$(free_port) SNS_PORT=$(free_port) PUSH_PORT=$(free_port)
 PORT=$PORT WS_PORT=$WS_PORT PUSH_SERVICE_PORT=$PUSH_PORT SES_PORT=$SES_PORT SES_ENDPOINT="http://127.0.0.1:$SES_PORT" \
-  SNS_PORT=$SNS_PORT SNS_ENDPOINT="http://127.0.0.1:$SNS_PORT" \
+  SNS_PORT=$SNS_PORT SNS_ENDPOINT="http://127.0.0.1:$SNS_PORT" SMTP_PORT=0 LAMBDA_PORT=0 \
   EMAIL_LINK_BASE="http://127.0.0.1:$PORT" TABLE_NAME="chat-e2e-$$" UPLOADS_BUCKET="chat-e2e-$$" \
   S3_ENDPOINT="http://127.0.0.1:$S3_PORT" S3_DATA_DIR="$data" RUST_LOG=warn \
   AI_PROVIDER=openai OPENAI_BASE_URL="http://127.0.0.1:$MODEL_PORT/v1" OPENAI_MODEL=double \
@@ -50,7 +50,7 @@ idp=$!
 wait_for "http://127.0.0.1:$IDP_PORT/jwks" $idp "$artifacts/idp.log"
 auth=$(printf '{"authorize_url":"http://127.0.0.1:%s/auth","token_url":"http://127.0.0.1:%s/token","client_id":"chat-console","scope":"openid chat"}' "$IDP_PORT" "$IDP_PORT")
 env -u JWT_SECRET -u UPLOADS_BUCKET -u S3_ENDPOINT \
-  PORT=$OIDC_PORT WS_PORT=$OIDC_WS_PORT PUSH_SERVICE_PORT=0 SES_PORT=0 SNS_PORT=0 TABLE_NAME="chat-e2e-oidc-$$" RUST_LOG=warn \
+  PORT=$OIDC_PORT WS_PORT=$OIDC_WS_PORT PUSH_SERVICE_PORT=0 SES_PORT=0 SNS_PORT=0 SMTP_PORT=0 LAMBDA_PORT=0 TABLE_NAME="chat-e2e-oidc-$$" RUST_LOG=warn \
   JWT_ALGORITHM=RS256 JWT_JWKS="$(curl -fs "http://127.0.0.1:$IDP_PORT/jwks")" \
   JWT_ISSUER="http://127.0.0.1:$IDP_PORT" JWT_AUDIENCE=chat-console WEB_AUTH="$auth" \
   "$server" serve >"$artifacts/devserver-oidc.log" 2>&1 &

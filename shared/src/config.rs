@@ -45,6 +45,9 @@ pub struct NotifySettings {
     pub window_secs: i64,
     /// Email notifications (off without `EMAIL_FROM`).
     pub email: Option<EmailSettings>,
+    /// The domain SES receives mail on (`INBOUND_EMAIL_DOMAIN`), which the tenants'
+    /// email inboxes are addresses of; the same as `email.inbound_domain`.
+    pub inbound_email_domain: Option<String>,
     /// Mobile push: the SNS platform application for iOS (APNs), by ARN.
     pub sns_ios_application: Option<String>,
     /// … and for Android (FCM).
@@ -83,6 +86,7 @@ impl Default for NotifySettings {
             grace_secs: 30,
             window_secs: 120,
             email: None,
+            inbound_email_domain: None,
             sns_ios_application: None,
             sns_android_application: None,
             sns_endpoint: None,
@@ -112,6 +116,7 @@ fn notify_from(env: &Env<'_>, problems: &mut Vec<String>) -> NotifySettings {
         grace_secs: secs("NOTIFY_GRACE_SECS", defaults.grace_secs, problems),
         window_secs: secs("NOTIFY_WINDOW_SECS", defaults.window_secs, problems),
         email: email_from(env, problems),
+        inbound_email_domain: inbound_domain(env, problems),
         sns_ios_application: sns_application(env, "SNS_APNS_APPLICATION_ARN", problems),
         sns_android_application: sns_application(env, "SNS_FCM_APPLICATION_ARN", problems),
         sns_endpoint: match env.get("SNS_ENDPOINT") {
@@ -160,13 +165,8 @@ fn email_from(env: &Env<'_>, problems: &mut Vec<String>) -> Option<EmailSettings
         problems.push("SES_ENDPOINT is for the local stack only (CHAT_LOCAL=1)".to_owned());
         fine = false;
     }
-    let inbound_domain = env.get("INBOUND_EMAIL_DOMAIN").map(str::to_ascii_lowercase);
-    if let Some(domain) = &inbound_domain
-        && !is_domain(domain)
-    {
-        problems.push("INBOUND_EMAIL_DOMAIN must be a domain name (reply.example.com)".to_owned());
-        fine = false;
-    }
+    // Its problems are reported once, by `inbound_domain`.
+    let inbound_domain = inbound_domain(env, &mut Vec::new());
     fine.then(|| EmailSettings {
         from: from.to_owned(),
         link_base: link_base.trim_end_matches('/').to_owned(),
@@ -174,6 +174,16 @@ fn email_from(env: &Env<'_>, problems: &mut Vec<String>) -> Option<EmailSettings
         ses_endpoint,
         inbound_domain,
     })
+}
+
+/// `INBOUND_EMAIL_DOMAIN`, in lower case, when it is a domain name.
+fn inbound_domain(env: &Env<'_>, problems: &mut Vec<String>) -> Option<String> {
+    let domain = env.get("INBOUND_EMAIL_DOMAIN")?.to_ascii_lowercase();
+    if !is_domain(&domain) {
+        problems.push("INBOUND_EMAIL_DOMAIN must be a domain name (reply.example.com)".to_owned());
+        return None;
+    }
+    Some(domain)
 }
 
 /// A DNS name of two or more labels of letters, digits and inner hyphens.

@@ -172,6 +172,12 @@ pub fn user_pk(org: &OrgId, user: &UserId) -> String {
     format!("T#{org}#USER#{user}")
 }
 
+/// The tenant whose email inbox (new conversations by email) a local part is: one
+/// claim per local part in the stack.
+pub fn email_inbox_key(local_part: &str) -> (String, String) {
+    (format!("MAILBOX#{local_part}"), "MAILBOX".to_owned())
+}
+
 /// The tenant of a room that mails gave a reply address for (outside every tenant's
 /// partitions: an inbound reply knows the room id only).
 pub fn reply_room_key(room: &crate::ids::RoomId) -> (String, String) {
@@ -210,6 +216,12 @@ pub fn inbox_gsi1sk(last_activity: &str, room: &RoomId) -> String {
 
 pub const PROFILE_SK: &str = "PROFILE";
 pub const ORDER_KEY_SK: &str = "ORDER";
+
+/// The natural key of a conversation a mail started (its idempotency key): a second
+/// delivery of the mail finds the first's conversation.
+pub fn mail_start_key(org: &OrgId, idempotency: &str) -> String {
+    format!("T#{org}#MAILSTART#{idempotency}")
+}
 
 pub fn products_pk(org: &OrgId) -> String {
     format!("T#{org}#PRODUCTS")

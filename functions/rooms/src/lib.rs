@@ -38,8 +38,8 @@ chat_core::route_table! { app: App, who, req;
     "DELETE /me/push-subscriptions/{subscription_id}" => notifications::delete_push_subscription(&app.store, who, req),
     "POST /me/devices" => notifications::add_device(&app.store, who, req),
     "DELETE /me/devices/{device_id}" => notifications::delete_device(&app.store, who, req),
-    "GET /org/settings" => get_org_settings(&app.store, who),
-    "PUT /org/settings" => put_org_settings(&app.store, who, req),
+    "GET /org/settings" => get_org_settings(app, who),
+    "PUT /org/settings" => put_org_settings(app, who, req),
 }
 
 mod notifications;
@@ -61,6 +61,8 @@ pub struct App {
     allow_loopback: bool,
     /// What browsers subscribe to Web Push with (answered with the settings).
     vapid_public_key: Option<String>,
+    /// Where the tenant's email inbox receives (`INBOUND_EMAIL_DOMAIN`).
+    inbound_domain: Option<String>,
 }
 
 impl App {
@@ -68,6 +70,7 @@ impl App {
         App {
             allow_loopback: runtime.config.local,
             vapid_public_key: runtime.config.notify.vapid_public_key.clone(),
+            inbound_domain: runtime.config.notify.inbound_email_domain.clone(),
             auth: runtime.config.auth,
             store: runtime.store,
         }
@@ -76,21 +79,43 @@ impl App {
 
 /// The tenant's settings: every signed-in user of it may read them (its name is what
 /// its customers see on its mails); `null` fields until an admin sets them.
-async fn get_org_settings(store: &Store, who: &Principal) -> ApiResult<Reply> {
-    let settings = store.org_settings(&who.org).await?;
+async fn get_org_settings(app: &App, who: &Principal) -> ApiResult<Reply> {
+    let settings = app.store.org_settings(&who.org).await?;
     Ok(Reply::ok(
         "Tenant settings",
-        json!({ "org": who.org, "name": settings.map(|s| s.name) }),
+        org_settings_json(app, who, settings.as_ref()),
     ))
 }
 
-async fn put_org_settings(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply> {
+/// The settings as `who` may see them: the inbox's address to everyone (it is for
+/// the tenant's website), whom it assigns to staff only.
+fn org_settings_json(app: &App, who: &Principal, settings: Option<&OrgSettings>) -> Value {
+    let inbox = settings.and_then(|s| s.email_inbox.as_ref());
+    let address = inbox.and_then(|inbox| {
+        Some(format!(
+            "{}@{}",
+            inbox.local_part,
+            app.inbound_domain.as_deref()?
+        ))
+    });
+    let mut answer = json!({
+        "org": who.org,
+        "name": settings.map(|s| s.name.clone()),
+        "email_inbox_address": address,
+    });
+    if who.role.is_staff() {
+        answer["email_inbox"] = json!(inbox);
+    }
+    answer
+}
+
+async fn put_org_settings(app: &App, who: &Principal, req: &Request) -> ApiResult<Reply> {
     policy::require(Action::ManageTenant, who, Relation::default())?;
     let settings = OrgSettings::try_from(json_body::<PutOrgSettings>(req)?)?;
-    store.put_org_settings(&who.org, &settings).await?;
+    app.store.put_org_settings(&who.org, &settings).await?;
     Ok(Reply::ok(
         "Tenant settings saved",
-        json!({ "org": who.org, "name": settings.name }),
+        org_settings_json(app, who, Some(&settings)),
     ))
 }
 

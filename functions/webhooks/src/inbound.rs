@@ -13,6 +13,7 @@
 //! attachments become uploads of the room under the direct uploads' rules.
 
 use crate::reply_text::reply_text;
+use chat_core::commands::conversations::MAX_TITLE_CHARS;
 use chat_core::commands::messages::{
     MAX_ATTACHMENTS, MAX_CONTENT_CHARS, MessageDraft, PostMessage,
 };
@@ -20,7 +21,7 @@ use chat_core::config::EmailSettings;
 use chat_core::ids::{OrgId, Role, RoomId, Ulid, UserId};
 use chat_core::model::{Attachment, Room, RoomType};
 use chat_core::reply::Token;
-use chat_core::store::{NewMessage, Posted, RoomCache, Store};
+use chat_core::store::{NewMessage, Posted, RoomCache, Started, Store};
 use chat_core::uploads::{NewUpload, UploadBody, Uploads};
 use chat_core::{ApiError, Principal, Runtime};
 use hyper::body::Bytes;
@@ -130,10 +131,31 @@ impl Drop {
     }
 }
 
+/// Where a mail goes.
+enum Route {
+    /// A reply to a conversation's mail: its tenant and room.
+    Reply(OrgId, RoomId),
+    /// A tenant's email inbox: a new conversation, assigned to this agent.
+    Start(OrgId, UserId),
+}
+
+/// The user a mail to an inbox is from: the same for every spelling of the address's
+/// case, and no address in the id.
+pub fn mail_user(address: &str) -> UserId {
+    let digest = Sha256::digest(address.trim().to_ascii_lowercase().as_bytes());
+    let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+    UserId::parse(&format!("mail-{hex}")).expect("a valid user id")
+}
+
 /// What became of one mail.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
     Posted {
+        room: RoomId,
+        message: String,
+    },
+    /// Mail to an inbox: a new conversation and its first message.
+    Started {
         room: RoomId,
         message: String,
     },
@@ -150,6 +172,9 @@ impl Outcome {
         match self {
             Outcome::Posted { room, message } => {
                 json!({"mail": mail, "outcome": "posted", "room_id": room, "message_id": message})
+            }
+            Outcome::Started { room, message } => {
+                json!({"mail": mail, "outcome": "started", "room_id": room, "message_id": message})
             }
             Outcome::Duplicate { room, message } => {
                 json!({"mail": mail, "outcome": "duplicate", "room_id": room, "message_id": message})
@@ -305,21 +330,12 @@ impl Inbound {
             .ok_or_else(|| {
                 ApiError::internal("inbound email", "INBOUND_EMAIL_DOMAIN is not set")
             })?;
-        let domain = email.inbound_domain.as_deref().unwrap_or_default();
         if let Some(why) = refusal(&ses.receipt) {
             return Ok(Outcome::Dropped(why));
         }
-        let Some(token) = ses
-            .receipt
-            .recipients
-            .iter()
-            .find_map(|r| Token::of(r, domain))
-        else {
-            return Ok(Outcome::Dropped(Drop::NoReplyAddress));
-        };
-        let org = match self.store.reply_room_org(&token.room).await? {
-            Some(org) if token.verifies(&email.link_secret, &org) => org,
-            _ => return Ok(Outcome::Dropped(Drop::ForgedAddress)),
+        let route = match self.route(email, &ses.receipt.recipients).await? {
+            Ok(route) => route,
+            Err(why) => return Ok(Outcome::Dropped(why)),
         };
         let uploads = self
             .uploads
@@ -338,33 +354,51 @@ impl Inbound {
         if is_automatic(&message) {
             return Ok(Outcome::Dropped(Drop::Automatic));
         }
-        let Some(from) = message
+        let Some(sender) = message
             .from()
             .filter(|f| f.iter().count() == 1)
             .and_then(|f| f.first())
-            .and_then(|a| a.address())
-            .map(|a| a.trim().to_ascii_lowercase())
         else {
             return Ok(Outcome::Dropped(Drop::UnknownSender));
         };
-        let room = match self.store.get_room(&org, &token.room).await? {
-            Some(room) if room.room_type == RoomType::Support => room,
-            _ => return Ok(Outcome::Dropped(Drop::NoConversation)),
-        };
-        let Some(who) = self.sender(&org, &room, &from).await? else {
+        let Some(from) = sender.address().map(|a| a.trim().to_ascii_lowercase()) else {
             return Ok(Outcome::Dropped(Drop::UnknownSender));
         };
-        if !sender_authenticated(
+        let authenticated = sender_authenticated(
             &ses.receipt,
             &ses.mail.source,
             &from,
             &dkim_domains(&message),
-        ) {
-            return Ok(Outcome::Dropped(Drop::SenderNotAuthenticated));
-        }
+        );
         let idempotency = idempotency_key(message.message_id(), &ses.mail.message_id);
+        let (org, room, who, started) = match route {
+            Route::Reply(org, room) => {
+                let room = match self.store.get_room(&org, &room).await? {
+                    Some(room) if room.room_type == RoomType::Support => room,
+                    _ => return Ok(Outcome::Dropped(Drop::NoConversation)),
+                };
+                let Some(who) = self.sender(&org, &room, &from).await? else {
+                    return Ok(Outcome::Dropped(Drop::UnknownSender));
+                };
+                if !authenticated {
+                    return Ok(Outcome::Dropped(Drop::SenderNotAuthenticated));
+                }
+                (org, room.id, who, false)
+            }
+            Route::Start(org, agent) => {
+                // Nobody's profile vouches for the address: its domain must.
+                if !authenticated {
+                    return Ok(Outcome::Dropped(Drop::SenderNotAuthenticated));
+                }
+                let who = self.mail_customer(&org, &from, sender.name()).await?;
+                let room = self
+                    .start(&who, &agent, message.subject(), &from, &idempotency)
+                    .await?;
+                (org, room, who, true)
+            }
+        };
         let (attachments, refused) = self
-            .attachments(uploads, &org, &room.id, &message, &idempotency)
+            .attachments(uploads, &org, &room, &message, &idempotency)
             .await?;
         let mut content = reply_text(&message);
         if !refused.is_empty() {
@@ -402,22 +436,145 @@ impl Inbound {
             cost: None,
             request: None,
         };
-        match self
-            .store
-            .post_message(&who, &room.id, new, &self.rooms)
-            .await
-        {
+        match self.store.post_message(&who, &room, new, &self.rooms).await {
+            Ok(Posted::Created(message)) if started => Ok(Outcome::Started {
+                room,
+                message: message.id.to_string(),
+            }),
             Ok(Posted::Created(message)) => Ok(Outcome::Posted {
-                room: room.id,
+                room,
                 message: message.id.to_string(),
             }),
             Ok(Posted::Replayed(first)) => Ok(Outcome::Duplicate {
-                room: room.id,
+                room,
                 message: first.id.to_string(),
             }),
             // They left or lost access meanwhile.
             Err(ApiError::NotFound(_)) => Ok(Outcome::Dropped(Drop::NoConversation)),
             Err(err) => Err(err),
+        }
+    }
+
+    /// Where a mail goes: a reply address (checked), else a tenant's email inbox;
+    /// a mail to both goes to the conversation.
+    async fn route(
+        &self,
+        email: &EmailSettings,
+        recipients: &[String],
+    ) -> Result<Result<Route, Drop>, ApiError> {
+        let domain = email.inbound_domain.as_deref().unwrap_or_default();
+        if let Some(token) = recipients.iter().find_map(|r| Token::of(r, domain)) {
+            return Ok(match self.store.reply_room_org(&token.room).await? {
+                Some(org) if token.verifies(&email.link_secret, &org) => {
+                    Ok(Route::Reply(org, token.room))
+                }
+                _ => Err(Drop::ForgedAddress),
+            });
+        }
+        for recipient in recipients {
+            let Some((local, at)) = recipient.rsplit_once('@') else {
+                continue;
+            };
+            // An inbox is a public address: any case reaches it, as mail users expect.
+            let local = local.to_ascii_lowercase();
+            if !at.eq_ignore_ascii_case(domain) || local.contains('+') || local.is_empty() {
+                continue;
+            }
+            let Some(org) = self.store.email_inbox_org(&local).await? else {
+                continue;
+            };
+            let inbox = self
+                .store
+                .org_settings(&org)
+                .await?
+                .and_then(|s| s.email_inbox)
+                .filter(|inbox| inbox.local_part == local);
+            if let Some(agent) = inbox.and_then(|inbox| UserId::parse(&inbox.agent_id).ok()) {
+                return Ok(Ok(Route::Start(org, agent)));
+            }
+        }
+        Ok(Err(Drop::NoReplyAddress))
+    }
+
+    /// The customer a mail to an inbox is from: a user of the tenant keyed by the
+    /// authenticated address (`mail-` and a hash of it: no address in keys or logs),
+    /// with that address on their profile, and the mail's display name when they have
+    /// none yet.
+    async fn mail_customer(
+        &self,
+        org: &OrgId,
+        address: &str,
+        display_name: Option<&str>,
+    ) -> Result<Principal, ApiError> {
+        let user = mail_user(address);
+        if self.store.get_profile(org, &user).await?.is_none() {
+            let username = display_name
+                .map(|n| {
+                    n.chars()
+                        .filter(|c| !c.is_control())
+                        .take(100)
+                        .collect::<String>()
+                })
+                .map(|n| n.trim().to_owned())
+                .filter(|n| !n.is_empty());
+            let profile = chat_core::store::Profile {
+                user_id: user.to_string(),
+                username,
+                email: Some(address.to_owned()),
+                updated_at: Some(chat_core::time::now_string()),
+                ..Default::default()
+            };
+            self.store.put_profile(org, &user, &profile).await?;
+        }
+        Ok(Principal {
+            user,
+            org: org.clone(),
+            role: Role::Customer,
+        })
+    }
+
+    /// The support conversation a mail starts, assigned to the inbox's agent: once
+    /// per mail (its idempotency key is the conversation's natural key).
+    async fn start(
+        &self,
+        who: &Principal,
+        agent: &UserId,
+        subject: Option<&str>,
+        from: &str,
+        idempotency: &str,
+    ) -> Result<RoomId, ApiError> {
+        let title: String = subject
+            .unwrap_or_default()
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .take(MAX_TITLE_CHARS)
+            .collect();
+        let title = match title.trim() {
+            "" => format!("Email from {from}"),
+            t => t.to_owned(),
+        };
+        let owner = who.user.to_string();
+        let members = vec![(owner.clone(), "owner"), (agent.to_string(), "agent")];
+        let room = Room {
+            assignee_id: Some(agent.to_string()),
+            agent_id: Some(agent.to_string()),
+            ..Room::open(
+                RoomId::generate(),
+                RoomType::Support,
+                title,
+                owner,
+                members.iter().map(|(m, _)| m.clone()).collect(),
+                chat_core::time::now_string(),
+            )
+        };
+        let natural_key = chat_core::keys::mail_start_key(&who.org, idempotency);
+        match self
+            .store
+            .start_room(&who.org, &room, &members, Some(natural_key))
+            .await?
+        {
+            Started::Created => Ok(room.id),
+            Started::Existing(first) => Ok(first.id),
         }
     }
 

@@ -249,6 +249,19 @@ pub const MAX_ORG_NAME_CHARS: usize = 100;
 #[serde(deny_unknown_fields)]
 pub struct PutOrgSettings {
     pub name: String,
+    /// Mail to `{local_part}@{inbound domain}` starts a support conversation; absent
+    /// or null: none does.
+    #[serde(default)]
+    pub email_inbox: Option<PutEmailInbox>,
+}
+
+/// `email_inbox` of PUT /org/settings.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PutEmailInbox {
+    pub local_part: String,
+    /// Who the conversations it starts are assigned to.
+    pub agent_id: UserId,
 }
 
 /// The tenant's settings as an admin gave them.
@@ -256,6 +269,62 @@ pub struct PutOrgSettings {
 pub struct OrgSettings {
     /// Shown to the tenant's users: the sender's name on notification emails.
     pub name: String,
+    pub email_inbox: Option<EmailInbox>,
+}
+
+/// The tenant's address for new conversations by email (docs/email.md).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct EmailInbox {
+    /// Lower-case letters, digits and inner hyphens, unique in the stack.
+    pub local_part: String,
+    pub agent_id: String,
+}
+
+/// The shortest and longest inbox local part.
+pub const EMAIL_INBOX_CHARS: (usize, usize) = (3, 40);
+/// Local parts no tenant may take: mail roles (RFC 2142) and the reply addresses'.
+pub const RESERVED_LOCAL_PARTS: &[&str] = &[
+    "postmaster",
+    "abuse",
+    "hostmaster",
+    "webmaster",
+    "security",
+    "mailer-daemon",
+    "noreply",
+    "no-reply",
+    "bounce",
+    "bounces",
+];
+
+impl TryFrom<PutEmailInbox> for EmailInbox {
+    type Error = ApiError;
+
+    fn try_from(body: PutEmailInbox) -> ApiResult<EmailInbox> {
+        let local = body.local_part.as_str();
+        let (min, max) = EMAIL_INBOX_CHARS;
+        let shaped = (min..=max).contains(&local.len())
+            && local
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !local.starts_with('-')
+            && !local.ends_with('-');
+        if !shaped {
+            return Err(ApiError::invalid(
+                "email_inbox.local_part",
+                format!("{min} to {max} lower-case letters, digits and inner hyphens"),
+            ));
+        }
+        if local.starts_with("reply") || RESERVED_LOCAL_PARTS.contains(&local) {
+            return Err(ApiError::invalid(
+                "email_inbox.local_part",
+                "reserved: reply…, postmaster, abuse and the other mail roles",
+            ));
+        }
+        Ok(EmailInbox {
+            local_part: local.to_owned(),
+            agent_id: body.agent_id.to_string(),
+        })
+    }
 }
 
 impl TryFrom<PutOrgSettings> for OrgSettings {
@@ -276,7 +345,8 @@ impl TryFrom<PutOrgSettings> for OrgSettings {
                 "may not contain control or invisible characters, quotes, backslashes or angle brackets",
             ));
         }
-        Ok(OrgSettings { name })
+        let email_inbox = body.email_inbox.map(EmailInbox::try_from).transpose()?;
+        Ok(OrgSettings { name, email_inbox })
     }
 }
 

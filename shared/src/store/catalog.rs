@@ -96,29 +96,104 @@ impl Store {
             )
             .await?;
         Ok(item.and_then(|item| {
+            let email_inbox = match (item.string("inbox_local"), item.string("inbox_agent")) {
+                (Some(local_part), Some(agent_id)) => Some(crate::commands::rooms::EmailInbox {
+                    local_part,
+                    agent_id,
+                }),
+                _ => None,
+            };
             Some(crate::commands::rooms::OrgSettings {
                 name: item.string("name")?,
+                email_inbox,
             })
         }))
     }
 
-    /// Keeps the tenant's settings: one PutItem.
+    /// Keeps the tenant's settings, and its email inbox's local part as the stack's
+    /// only claim on it, in one transaction (a local part another tenant holds is a
+    /// conflict; the one given up is released). Conditioned on the settings read, so
+    /// two admins saving at once cannot leave a claim behind.
     pub async fn put_org_settings(
         &self,
         org: &OrgId,
         settings: &crate::commands::rooms::OrgSettings,
     ) -> ApiResult<()> {
-        let item = ItemBuilder::new()
+        use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem};
+        let previous = self.org_settings(org).await?;
+        let old = previous
+            .and_then(|p| p.email_inbox)
+            .map(|inbox| inbox.local_part);
+        let new = settings.email_inbox.as_ref().map(|i| i.local_part.clone());
+        let mut item = ItemBuilder::new()
             .str(keys::PK, keys::org_pk(org))
             .str(keys::SK, ORG_SETTINGS_SK)
             .str(keys::ENTITY, "org_settings")
             .str("name", &settings.name)
-            .str("updated_at", crate::time::now_string())
-            .build();
-        self.table
-            .put(super::put_of(self.name(), item, false), "put org settings")
-            .await
-            .map_err(super::WriteError::into_api)
+            .str("updated_at", crate::time::now_string());
+        if let Some(inbox) = &settings.email_inbox {
+            item = item
+                .str("inbox_local", &inbox.local_part)
+                .str("inbox_agent", &inbox.agent_id);
+        }
+        let mut put = Put::builder()
+            .table_name(self.name())
+            .set_item(Some(item.build()));
+        put = match &old {
+            None => put.condition_expression("attribute_not_exists(inbox_local)"),
+            Some(local) => put
+                .condition_expression("inbox_local = :old")
+                .expression_attribute_values(":old", s(local)),
+        };
+        let mut writes = vec![
+            TransactWriteItem::builder()
+                .put(put.build().expect("put has item"))
+                .build(),
+        ];
+        let claim_index = writes.len();
+        if let Some(local) = new.as_ref().filter(|n| Some(*n) != old.as_ref()) {
+            let (pk, sk) = keys::email_inbox_key(local);
+            let claim = Put::builder()
+                .table_name(self.name())
+                .item(keys::PK, s(pk))
+                .item(keys::SK, s(sk))
+                .item(keys::ENTITY, s("email_inbox"))
+                .item("org", s(org.as_str()))
+                .condition_expression("attribute_not_exists(PK) OR org = :org")
+                .expression_attribute_values(":org", s(org.as_str()))
+                .build()
+                .expect("put has item");
+            writes.push(TransactWriteItem::builder().put(claim).build());
+        }
+        if let Some(local) = old.as_ref().filter(|o| Some(*o) != new.as_ref()) {
+            let (pk, sk) = keys::email_inbox_key(local);
+            let release = Delete::builder()
+                .table_name(self.name())
+                .key(keys::PK, s(pk))
+                .key(keys::SK, s(sk))
+                .condition_expression("org = :org")
+                .expression_attribute_values(":org", s(org.as_str()))
+                .build()
+                .expect("delete has key");
+            writes.push(TransactWriteItem::builder().delete(release).build());
+        }
+        match self.table.transact(writes, "put org settings").await {
+            Ok(()) => Ok(()),
+            Err(super::WriteError::ConditionFailed(c))
+                if c.failed(claim_index) && new.as_ref() != old.as_ref() =>
+            {
+                Err(ApiError::Conflict {
+                    code: "email_inbox_taken",
+                    message: "another tenant has this email inbox; choose another local part"
+                        .into(),
+                })
+            }
+            Err(super::WriteError::ConditionFailed(_)) => Err(ApiError::Conflict {
+                code: "settings_changed",
+                message: "the settings changed meanwhile; read them and try again".into(),
+            }),
+            Err(super::WriteError::Api(err)) => Err(err),
+        }
     }
 
     /// Adds a product; an existing id is a conflict.

@@ -1,4 +1,6 @@
-//! What inbound email needs of the table: which tenant a reply address's room is of.
+//! What inbound email needs of the table: which tenant a reply address's room is of,
+//! and whose email inbox a local part is (`MAILBOX#{local part}`, claimed with the
+//! tenant's settings).
 //! A reply address names a room by id only (`crate::reply`), so the first mail with
 //! one writes `REPLYROOM#{room}` naming its tenant; an inbound reply reads it and then
 //! checks the address's tag against that tenant.
@@ -42,6 +44,17 @@ impl Store {
         let item = self
             .table
             .get(keys::reply_room_key(room), "reply room")
+            .await?;
+        Ok(item
+            .and_then(|item| item.string("org"))
+            .and_then(|org| OrgId::parse(&org).ok()))
+    }
+
+    /// The tenant whose email inbox `local_part` is, if any.
+    pub async fn email_inbox_org(&self, local_part: &str) -> ApiResult<Option<OrgId>> {
+        let item = self
+            .table
+            .get(keys::email_inbox_key(local_part), "email inbox")
             .await?;
         Ok(item
             .and_then(|item| item.string("org"))

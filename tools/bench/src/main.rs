@@ -26,6 +26,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 mod floor;
+mod inbound;
 mod notify;
 mod realtime;
 mod webhooks;
@@ -863,6 +864,7 @@ async fn main() {
     let realtime = realtime::measure(&s.table).await;
     let hooks = webhooks::measure(&s.table).await;
     let notified = notify::measure(&s.table).await;
+    let replies = inbound::measure(&s.table).await;
     let functions = functions(&s, release).await;
     write_report(
         &rows,
@@ -870,6 +872,7 @@ async fn main() {
         &realtime,
         &hooks,
         &notified,
+        &replies,
         &functions,
         &post_items,
     );
@@ -911,7 +914,7 @@ struct Function {
 }
 
 /// The functions (and the hello-world baseline) with the event each is measured on.
-const CASES: [(&str, &str); 12] = [
+const CASES: [(&str, &str); 13] = [
     ("hello", "get-chat-conversations.json"),
     ("conversations", "get-chat-conversations.json"),
     ("messages", "get-chat-conversations-id-messages.json"),
@@ -928,6 +931,8 @@ const CASES: [(&str, &str); 12] = [
     ("notify", "dynamodb-stream-notify.json"),
     // A link that names nobody: answered without a read.
     ("unsubscribe", "get-email-unsubscribe.json"),
+    // A reply to an address whose room is unknown here: one read, dropped.
+    ("inbound-email", "ses-inbound-email.json"),
 ];
 
 /// The release bootstraps in `release` (and the hello-world baseline) under the
@@ -1155,6 +1160,7 @@ fn write_report(
     live: &realtime::RealtimeReport,
     hooks: &webhooks::WebhookReport,
     notified: &[notify::NotifyRow],
+    replies: &inbound::InboundRow,
     functions: &[Function],
     post_items: &[usize],
 ) {
@@ -1297,6 +1303,7 @@ fn write_report(
     );
     webhooks::write_section(&mut md, hooks);
     notify::write_section(&mut md, notified);
+    inbound::write_section(&mut md, replies);
     let _ = writeln!(
         md,
         "## Functions (release build under the Lambda Runtime Interface Emulator)\n\n| function | init ms | init ÷ hello-world (budget ≤ 1.5) | first request ms | second request ms | warm request ms | peak RSS MB (budget ≤ 32) | zipped bootstrap MB (budget ≤ 4) |\n|---|---|---|---|---|---|---|---|"

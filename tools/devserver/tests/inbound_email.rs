@@ -642,3 +642,198 @@ async fn a_mail_that_is_forged_unauthenticated_infected_or_automatic_posts_nothi
         .await;
     assert!(refused.starts_with("550"), "{refused}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mail_to_the_tenants_inbox_starts_a_conversation_that_continues_by_email() {
+    let stack = Stack::new().await;
+    let admin = token("u-900", "acme", "admin");
+    let settings = |inbox: Value| json!({"name": "Acme Shop", "email_inbox": inbox});
+    // Who may set it, and what it may be: refused before anything is written.
+    for tok in [customer(), agent()] {
+        let (status, _) = stack
+            .app
+            .send(
+                "PUT /org/settings",
+                &[],
+                &tok,
+                Some(settings(
+                    json!({"local_part": "acme-support", "agent_id": "a-1"}),
+                )),
+                &[],
+            )
+            .await;
+        assert_eq!(status, 403);
+    }
+    let items = stack.app.table.items().await.len();
+    for local_part in [
+        "Acme-Support",
+        "ac",
+        "-acme",
+        "acme-",
+        "acme support",
+        "acme+support",
+        "replyhere",
+        "postmaster",
+        "acme\u{200b}support",
+        "ácme",
+    ] {
+        let (status, body) = stack
+            .app
+            .send(
+                "PUT /org/settings",
+                &[],
+                &admin,
+                Some(settings(
+                    json!({"local_part": local_part, "agent_id": "a-1"}),
+                )),
+                &[],
+            )
+            .await;
+        assert_eq!(status, 422, "{local_part:?}: {body}");
+    }
+    assert_eq!(
+        stack.app.table.items().await.len(),
+        items,
+        "nothing written"
+    );
+    let saved = stack
+        .app
+        .expect(
+            200,
+            "PUT /org/settings",
+            &[],
+            &admin,
+            settings(json!({"local_part": "acme-support", "agent_id": "a-1"})),
+        )
+        .await;
+    let inbox = format!("acme-support@{}", stack.domain);
+    assert_eq!(saved["email_inbox_address"], inbox.as_str());
+    // Customers see the address (it is for the website), not whom it assigns.
+    let seen = stack
+        .app
+        .expect_get("GET /org/settings", &[], &customer())
+        .await;
+    assert_eq!(seen["email_inbox_address"], inbox.as_str());
+    assert!(seen.get("email_inbox").is_none(), "{seen}");
+    // Another tenant cannot take it.
+    let (status, body) = stack
+        .app
+        .send(
+            "PUT /org/settings",
+            &[],
+            &token("g-9", "globex", "admin"),
+            Some(json!({"name": "Globex", "email_inbox": {"local_part": "acme-support", "agent_id": "g-1"}})),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"]["code"], "email_inbox_taken", "{body}");
+
+    // A new customer writes to it: a conversation assigned to a-1, its first message.
+    let pat = "pat@customer.example";
+    let mail = String::from_utf8(fixture("thunderbird.eml", pat, &inbox, "x", &stack.domain))
+        .unwrap()
+        .replace(
+            "Subject: Re: New reply: Where is my order",
+            "Subject: Broken zipper on order 77",
+        )
+        .replace("From: Sam Jones", "From: Pat Lee")
+        .into_bytes();
+    let signed = stack.customer_key.sign(&mail);
+    // Any case reaches an inbox (it is a public address, not a token).
+    let loud = inbox.to_ascii_uppercase();
+    let got = outcome(&stack.inbound.send(pat, &[&loud], &signed).await);
+    assert_eq!(got["outcome"], "started", "{got}");
+    let room = got["room_id"].as_str().unwrap().to_owned();
+    let again = outcome(&stack.inbound.send(pat, &[&inbox], &signed).await);
+    assert_eq!(again["outcome"], "duplicate", "{again}");
+    assert_eq!(again["room_id"], room.as_str(), "one conversation per mail");
+    let listed = stack
+        .app
+        .expect_get("GET /chat/conversations", &[], &agent())
+        .await;
+    let row = listed["conversations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == room.as_str() || c["conversation_id"] == room.as_str())
+        .unwrap_or_else(|| panic!("the agent's inbox has it: {listed:#}"))
+        .clone();
+    assert_eq!(row["title"], "Broken zipper on order 77", "{row:#}");
+    let messages = stack.messages(&room).await;
+    assert_eq!(messages.len(), 1);
+    let customer_id = messages[0]["sender_id"].as_str().unwrap().to_owned();
+    assert!(customer_id.starts_with("mail-"), "{customer_id}");
+    assert!(!customer_id.contains("pat"), "no address in the id");
+    assert!(
+        messages[0]["content"]
+            .as_str()
+            .unwrap()
+            .starts_with("Great, thanks.")
+    );
+
+    // The agent answers in the console; the customer is mailed with the reply
+    // address, and their reply lands in the same conversation.
+    stack
+        .post(&room, &agent(), "We will send a new one today.")
+        .await;
+    let answer = stack.mails_to(pat, 1).await.remove(0);
+    let reply_address = reply_to(&answer);
+    let reply = stack.customer_key.sign(&fixture(
+        "gmail.eml",
+        pat,
+        &reply_address,
+        &room,
+        &stack.domain,
+    ));
+    let got = outcome(&stack.inbound.send(pat, &[&reply_address], &reply).await);
+    assert_eq!(got["outcome"], "posted", "{got}");
+    assert_eq!(got["room_id"], room.as_str());
+    let last = stack.messages(&room).await.pop().unwrap();
+    assert_eq!(last["sender_id"], customer_id.as_str());
+
+    // Unauthenticated mail starts nothing; a local part no tenant has reaches nobody.
+    let before = stack.app.table.items().await.len();
+    let forged = fixture("thunderbird.eml", pat, &inbox, "x", &stack.domain);
+    let got = outcome(&stack.inbound.send(pat, &[&inbox], &forged).await);
+    assert_eq!(got["outcome"], "dropped");
+    let nobody = format!("sales@{}", stack.domain);
+    let got = outcome(&stack.inbound.send(pat, &[&nobody], &signed).await);
+    assert_eq!(got["reason"], "no_reply_address");
+    assert_eq!(
+        stack.app.table.items().await.len(),
+        before,
+        "nothing written"
+    );
+
+    // Turning the inbox off (a PUT without it) releases it: the next mail reaches
+    // nobody, and another tenant may take the address.
+    stack
+        .app
+        .expect(
+            200,
+            "PUT /org/settings",
+            &[],
+            &admin,
+            json!({"name": "Acme Shop"}),
+        )
+        .await;
+    let later = stack.customer_key.sign(
+        &String::from_utf8(mail.clone())
+            .unwrap()
+            .replace("Message-ID: <5f3c2b1a", "Message-ID: <6f3c2b1a")
+            .into_bytes(),
+    );
+    let got = outcome(&stack.inbound.send(pat, &[&inbox], &later).await);
+    assert_eq!(got["reason"], "no_reply_address", "{got}");
+    stack
+        .app
+        .expect(
+            200,
+            "PUT /org/settings",
+            &[],
+            &token("g-9", "globex", "admin"),
+            json!({"name": "Globex", "email_inbox": {"local_part": "acme-support", "agent_id": "g-1"}}),
+        )
+        .await;
+}

@@ -1023,14 +1023,17 @@ async fn the_tenant_name_is_for_admins_to_set_and_refuses_what_would_forge_a_sen
         .app
         .expect_get("GET /org/settings", &[], &customer())
         .await;
-    assert_eq!(read, json!({"org": "acme", "name": "Acme Shop"}));
+    assert_eq!(
+        read,
+        json!({"org": "acme", "name": "Acme Shop", "email_inbox_address": null})
+    );
     let other = stack
         .app
         .expect_get("GET /org/settings", &[], &token("u-100", "globex", "admin"))
         .await;
     assert_eq!(
         other,
-        json!({"org": "globex", "name": null}),
+        json!({"org": "globex", "name": null, "email_inbox_address": null, "email_inbox": null}),
         "another tenant's own"
     );
 }
