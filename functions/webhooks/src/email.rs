@@ -227,6 +227,8 @@ impl Mailer {
         let mut headers = vec![
             header("List-Unsubscribe", &format!("<{}>", mail.unsubscribe)),
             header("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
+            // RFC 3834: mail clients' and servers' auto-replies leave it unanswered.
+            header("Auto-Submitted", "auto-generated"),
         ];
         if let Some(thread) = &mail.thread {
             // SES sets each mail's own Message-ID: the conversation's id in both keeps

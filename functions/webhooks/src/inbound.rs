@@ -32,6 +32,8 @@ use sha2::{Digest, Sha256};
 
 /// Where SES's S3 action stores each mail: this prefix and SES's message id.
 pub const INBOUND_PREFIX: &str = "inbound/";
+/// The most attachment parts of a mail looked at.
+const MAX_PARTS: usize = 50;
 /// The largest mail SES receives (40 MB), with room for its encoding.
 const MAX_MAIL_BYTES: usize = 41 * 1024 * 1024;
 
@@ -110,6 +112,10 @@ pub enum Drop {
     Unreadable,
     /// Nothing left once the quotes were taken out, and no attachments.
     Empty,
+    /// From the stack's own sender or inbound domain (a loop).
+    OwnMail,
+    /// A second delivery under the same Message-ID that differs from the first.
+    ChangedDuplicate,
 }
 
 impl Drop {
@@ -127,6 +133,8 @@ impl Drop {
             Drop::SenderNotAuthenticated => "sender_not_authenticated",
             Drop::Unreadable => "unreadable",
             Drop::Empty => "empty",
+            Drop::OwnMail => "own_mail",
+            Drop::ChangedDuplicate => "changed_duplicate",
         }
     }
 }
@@ -213,6 +221,13 @@ pub fn refusal(receipt: &Receipt) -> Option<Drop> {
 /// A domain and another are aligned (DMARC's relaxed mode): the same, or one under
 /// the other.
 fn aligned(a: &str, b: &str) -> bool {
+    // An empty envelope sender (bounces), a bare name or a trailing dot aligns with
+    // nothing.
+    let real =
+        |d: &str| d.contains('.') && !d.starts_with('.') && !d.ends_with('.') && !d.contains("..");
+    if !real(a) || !real(b) {
+        return false;
+    }
     let (a, b) = (a.to_ascii_lowercase(), b.to_ascii_lowercase());
     a == b || a.ends_with(&format!(".{b}")) || b.ends_with(&format!(".{a}"))
 }
@@ -228,7 +243,9 @@ fn sender_authenticated(receipt: &Receipt, envelope: &str, from: &str, dkim: &[S
     let domain = domain_of(from);
     receipt.dmarc_verdict.is("PASS")
         || (receipt.spf_verdict.is("PASS") && aligned(domain_of(envelope), domain))
-        || (receipt.dkim_verdict.is("PASS") && dkim.iter().any(|d| aligned(d, domain)))
+        // SES's DKIM verdict is the mail's, not a signature's: only with a single
+        // signature is its `d=` the domain that passed.
+        || (receipt.dkim_verdict.is("PASS") && dkim.len() == 1 && aligned(&dkim[0], domain))
 }
 
 /// The `d=` domains of a mail's DKIM signatures.
@@ -243,6 +260,21 @@ fn dkim_domains(message: &mail_parser::Message<'_>) -> Vec<String> {
             })
         })
         .collect()
+}
+
+/// Mail from the stack's own sender address or any address of its inbound domain:
+/// answering it would loop.
+fn is_own_mail(email: &EmailSettings, from: &str) -> bool {
+    let from_address = email
+        .from
+        .rsplit_once('<')
+        .map(|(_, a)| a.trim_end_matches('>'))
+        .unwrap_or(&email.from);
+    from.eq_ignore_ascii_case(from_address.trim())
+        || email.inbound_domain.as_deref().is_some_and(|d| {
+            let domain = domain_of(from).to_ascii_lowercase();
+            domain == d || domain.ends_with(&format!(".{d}"))
+        })
 }
 
 /// Out-of-office and other automatic mails (RFC 3834, and what clients send instead).
@@ -273,8 +305,11 @@ fn upload_id(idempotency: &str, index: usize) -> Ulid {
 }
 
 /// The message's idempotency key: of its `Message-ID` (SES's id without one).
-fn idempotency_key(message_id: Option<&str>, ses_id: &str) -> String {
-    let digest = Sha256::digest(message_id.unwrap_or(ses_id).trim().as_bytes());
+fn idempotency_key(message_id: Option<&str>, ses_id: &str, from: &str) -> String {
+    // The sender's own: another sender reusing a Message-ID they saw names nothing of
+    // the first's.
+    let digest =
+        Sha256::digest(format!("{}\n{}", from, message_id.unwrap_or(ses_id).trim()).as_bytes());
     let hex: String = digest[..20].iter().map(|b| format!("{b:02x}")).collect();
     format!("email.{hex}")
 }
@@ -361,16 +396,34 @@ impl Inbound {
         else {
             return Ok(Outcome::Dropped(Drop::UnknownSender));
         };
-        let Some(from) = sender.address().map(|a| a.trim().to_ascii_lowercase()) else {
+        let from_headers = message
+            .headers_raw()
+            .filter(|(name, _)| name.eq_ignore_ascii_case("From"))
+            .count();
+        let Some(from) = sender
+            .address()
+            .map(|a| a.trim().to_ascii_lowercase())
+            .filter(|_| from_headers == 1)
+        else {
             return Ok(Outcome::Dropped(Drop::UnknownSender));
         };
+        if is_own_mail(email, &from) {
+            return Ok(Outcome::Dropped(Drop::OwnMail));
+        }
         let authenticated = sender_authenticated(
             &ses.receipt,
             &ses.mail.source,
             &from,
             &dkim_domains(&message),
         );
-        let idempotency = idempotency_key(message.message_id(), &ses.mail.message_id);
+        let idempotency = idempotency_key(message.message_id(), &ses.mail.message_id, &from);
+        // Files are named by the mail's content too: a resend with other files under
+        // the same Message-ID never overwrites the first's.
+        let content_key = {
+            let digest = Sha256::digest(&raw[..]);
+            let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+            format!("{idempotency}:{hex}")
+        };
         let (org, room, who, started) = match route {
             Route::Reply(org, room) => {
                 let room = match self.store.get_room(&org, &room).await? {
@@ -398,7 +451,7 @@ impl Inbound {
             }
         };
         let (attachments, refused) = self
-            .attachments(uploads, &org, &room, &message, &idempotency)
+            .attachments(uploads, &org, &room, &message, &content_key)
             .await?;
         let mut content = reply_text(&message);
         if !refused.is_empty() {
@@ -451,6 +504,10 @@ impl Inbound {
             }),
             // They left or lost access meanwhile.
             Err(ApiError::NotFound(_)) => Ok(Outcome::Dropped(Drop::NoConversation)),
+            // Permanent: a retry would fail the same way.
+            Err(ApiError::Conflict { .. } | ApiError::InvalidField { .. }) => {
+                Ok(Outcome::Dropped(Drop::ChangedDuplicate))
+            }
             Err(err) => Err(err),
         }
     }
@@ -578,21 +635,20 @@ impl Inbound {
         }
     }
 
-    /// Who of the conversation's customer and agents has `from` on their profile
-    /// (nobody, when none or several do).
+    /// Who of the conversation's customer (its owner) and its agent (its agent or
+    /// assignee) has `from` on their profile (nobody, when none or both do). Other
+    /// members post nothing by email: their role is not known here.
     async fn sender(
         &self,
         org: &OrgId,
         room: &Room,
         from: &str,
     ) -> Result<Option<Principal>, ApiError> {
-        let mut people: Vec<String> = room.members.clone();
+        let mut people: Vec<String> = vec![room.owner_id.clone()];
         people.extend(room.agent_id.clone());
         people.extend(room.assignee_id.clone());
-        people.push(room.owner_id.clone());
         people.sort();
         people.dedup();
-        people.truncate(100);
         let (_, profiles) = self.store.rooms_with_profiles(org, &[], &people).await?;
         let mut matches = people.iter().filter(|p| {
             profiles
@@ -631,6 +687,13 @@ impl Inbound {
         let mut kept = Vec::new();
         let mut refused = Vec::new();
         for (i, part) in message.attachments().enumerate() {
+            if i >= MAX_PARTS {
+                refused.push(format!(
+                    "{} more files — at most {MAX_PARTS} parts are read",
+                    message.attachment_count() - i
+                ));
+                break;
+            }
             let name = part
                 .attachment_name()
                 .map(str::to_owned)
@@ -785,6 +848,29 @@ mod tests {
             &[]
         ));
         let dmarc = receipt("PASS", "PASS", "GRAY", "GRAY", "PASS");
+        // A second, bogus signature naming the customer's domain beside a valid one.
+        let two = vec!["attacker.example".to_owned(), "customer.example".to_owned()];
+        assert!(!sender_authenticated(
+            &dkim_only,
+            "",
+            "sam@customer.example",
+            &two
+        ));
+        // Bounces (empty envelope), bare names and trailing dots align with nothing.
+        assert!(!sender_authenticated(
+            &spf_only,
+            "",
+            "ceo@bigcustomer.com.",
+            &[]
+        ));
+        assert!(!sender_authenticated(
+            &spf_only,
+            "x@bigcustomer.com",
+            "ceo@bigcustomer.com.",
+            &[]
+        ));
+        assert!(!sender_authenticated(&spf_only, "", "ceo", &[]));
+        assert!(!aligned("", ""));
         assert!(sender_authenticated(
             &dmarc,
             "",
@@ -795,13 +881,44 @@ mod tests {
 
     #[test]
     fn a_mail_has_one_idempotency_key_and_stable_upload_ids() {
-        let a = idempotency_key(Some("<x@mail.gmail.com>"), "ses-1");
-        assert_eq!(a, idempotency_key(Some(" <x@mail.gmail.com> "), "ses-2"));
-        assert_ne!(a, idempotency_key(Some("<y@mail.gmail.com>"), "ses-1"));
+        let a = idempotency_key(Some("<x@mail.gmail.com>"), "ses-1", "sam@customer.example");
+        assert_eq!(
+            a,
+            idempotency_key(
+                Some(" <x@mail.gmail.com> "),
+                "ses-2",
+                "sam@customer.example"
+            )
+        );
+        assert_ne!(
+            a,
+            idempotency_key(Some("<y@mail.gmail.com>"), "ses-1", "sam@customer.example")
+        );
+        assert_ne!(
+            a,
+            idempotency_key(Some("<x@mail.gmail.com>"), "ses-1", "eve@attacker.example"),
+            "another sender's mail under the same Message-ID is another mail"
+        );
         assert!(chat_core::commands::messages::idempotency_key("k", &a).is_ok());
         assert_eq!(upload_id(&a, 0), upload_id(&a, 0));
         assert_ne!(upload_id(&a, 0), upload_id(&a, 1));
         assert!(Ulid::parse(upload_id(&a, 3).as_str()).is_ok());
+    }
+
+    #[test]
+    fn the_stacks_own_mail_is_a_loop() {
+        let email = EmailSettings {
+            from: "notifications@chat.example".into(),
+            link_base: "https://api.example".into(),
+            link_secret: "a-test-key-of-thirty-two-bytes!!".into(),
+            ses_endpoint: None,
+            inbound_domain: Some("reply.chat.example".into()),
+        };
+        assert!(is_own_mail(&email, "notifications@chat.example"));
+        assert!(is_own_mail(&email, "acme-support@reply.chat.example"));
+        assert!(is_own_mail(&email, "x@deep.reply.chat.example"));
+        assert!(!is_own_mail(&email, "sam@customer.example"));
+        assert!(!is_own_mail(&email, "sam@notreply.chat.example"));
     }
 
     #[test]

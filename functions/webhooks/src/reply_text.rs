@@ -37,6 +37,18 @@ const HTML_CUTS: &[&str] = &[
 /// most often write it.
 const ATTRIBUTION_ENDS: &[&str] = &["wrote:", "schrieb:", "a écrit :", "a écrit:", "escribió:"];
 
+/// The most of a body read (a reply is short; a 40 MB body is not read whole).
+const MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// `text` cut to [`MAX_BODY_BYTES`] at a character boundary.
+fn capped(text: &str) -> &str {
+    let mut end = text.len().min(MAX_BODY_BYTES);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
 /// The text a person wrote in `message`.
 pub fn reply_text(message: &Message<'_>) -> String {
     let plain = message
@@ -48,15 +60,18 @@ pub fn reply_text(message: &Message<'_>) -> String {
             .content_type()
             .and_then(|ct| ct.attribute("format"))
             .is_some_and(|f| f.eq_ignore_ascii_case("flowed"));
+        let text = capped(&text);
         let text = if flowed {
-            unflow(&text)
+            unflow(text)
         } else {
-            text.into_owned()
+            text.to_owned()
         };
         return strip_plain(&text);
     }
     match message.body_html(0) {
-        Some(html) => strip_plain(&mail_parser::decoders::html::html_to_text(&cut_html(&html))),
+        Some(html) => strip_plain(&mail_parser::decoders::html::html_to_text(&cut_html(
+            capped(&html),
+        ))),
         None => String::new(),
     }
 }
@@ -76,9 +91,13 @@ pub fn cut_html(html: &str) -> String {
 /// separator `-- ` excepted).
 fn unflow(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
-    for line in text.lines() {
+    let mut lines = text.lines().peekable();
+    while let Some(line) = lines.next() {
         out.push_str(line);
-        if !(line.ends_with(' ') && line != "-- ") {
+        // A quote joins only its own depth: never text to a quote or back.
+        let next_quoted = lines.peek().is_some_and(|n| n.starts_with('>'));
+        let joins = line.ends_with(' ') && line != "-- " && line.starts_with('>') == next_quoted;
+        if !joins {
             out.push('\n');
         }
     }
@@ -261,5 +280,7 @@ mod tests {
         // Interleaved answers keep the person's lines.
         let interleaved = "> Where is it?\nIn Paris.\n> When?\nMonday.";
         assert_eq!(strip_plain(interleaved), "In Paris.\nMonday.");
+        // A flowed line never takes the quote below it in.
+        assert_eq!(strip_plain(&unflow("Thanks \n> old text\n")), "Thanks");
     }
 }

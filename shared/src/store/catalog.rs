@@ -180,7 +180,7 @@ impl Store {
         match self.table.transact(writes, "put org settings").await {
             Ok(()) => Ok(()),
             Err(super::WriteError::ConditionFailed(c))
-                if c.failed(claim_index) && new.as_ref() != old.as_ref() =>
+                if c.failed(claim_index) && new.is_some() && new.as_ref() != old.as_ref() =>
             {
                 Err(ApiError::Conflict {
                     code: "email_inbox_taken",
