@@ -51,7 +51,7 @@ bench: tools
 	$(DDB) start --port $(BENCH_PORT) --in-memory
 	$(LOAD_ENV)
 	export DYNAMODB_ENDPOINT=http://127.0.0.1:$(BENCH_PORT) CHAT_METRICS=off
-	cargo build --release --locked -p rooms -p conversations -p messages -p analytics -p analytics-rollup -p realtime -p webhooks -p bench
+	cargo build --release --locked -p rooms -p conversations -p messages -p analytics -p analytics-rollup -p realtime -p webhooks -p privacy -p bench
 	cargo run --release --locked -q -p bench --bin bench
 
 # Release-profile A/B: each candidate profile (opt-level, LTO) builds into its own

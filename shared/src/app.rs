@@ -73,7 +73,10 @@ where
         .map(|p| p.org.to_string())
         .unwrap_or_default();
     let result = match principal {
-        Ok(principal) => dispatch(route.clone(), principal, req).await,
+        Ok(principal) => {
+            let entry = audit_entry(&route, &principal, &request_id, &req);
+            crate::audit::recording(entry, dispatch(route.clone(), principal, req)).await
+        }
         Err(err) => Err(err),
     };
     let response = match result {
@@ -100,6 +103,33 @@ where
         );
     }
     response
+}
+
+/// The audit entry of an audited route's request (crate::audit): its path ids and
+/// the names of its body's fields.
+fn audit_entry(
+    route: &str,
+    who: &Principal,
+    request_id: &str,
+    req: &Request,
+) -> Option<crate::audit::Entry> {
+    crate::audit::classify(route)?;
+    let target = req
+        .path_parameters_ref()
+        .map(|params| {
+            params
+                .iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect()
+        })
+        .unwrap_or_default();
+    crate::audit::Entry::for_request(
+        route,
+        who,
+        request_id,
+        target,
+        crate::request::body_bytes(req),
+    )
 }
 
 /// EMF lines go to stdout on Lambda (CloudWatch turns them into metrics); set

@@ -177,6 +177,14 @@ ulid_id!(
     WebhookId
 );
 ulid_id!(
+    /// One export of a person's data.
+    ExportId
+);
+ulid_id!(
+    /// One erasure of a person.
+    ErasureId
+);
+ulid_id!(
     /// One event's delivery to one endpoint: the `webhook-id` header of each of its
     /// attempts.
     DeliveryId

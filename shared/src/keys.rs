@@ -25,11 +25,15 @@
 //! | endpoint count  | T#{org}#WEBHOOKS        | COUNT             |                     |                         |
 //! | replay budget   | T#{org}#WEBHOOKS#{webhook} | REPLAYS#{hour} |                     |                         |
 //! | delivery        | T#{org}#WEBHOOKS#{webhook} | D#{delivery}   | WEBHOOKS#DUE#{0..3} (pending only) | {next attempt ms}#{delivery} |
+//! | audit entry     | T#{org}#AUDIT           | A#{at}#{request id} |                   |                         |
+//! | data export     | T#{org}#USER#{user}     | EXPORT#{export}   |                     |                         |
+//! | running export  | T#{org}#USER#{user}     | EXPORT~ACTIVE     |                     |                         |
+//! | erasure         | T#{org}#ERASURES        | E#{erasure}       |                     |                         |
 //!
 //! Room items sort as `M#…` < `META` < `U#…`, so one descending Query from `META`
 //! returns the room and then its newest messages.
 
-use crate::ids::{DeliveryId, MessageId, OrgId, RoomId, UserId, WebhookId};
+use crate::ids::{DeliveryId, ErasureId, ExportId, MessageId, OrgId, RoomId, UserId, WebhookId};
 
 pub const PK: &str = "PK";
 pub const SK: &str = "SK";
@@ -58,6 +62,10 @@ pub mod entity {
     pub const WEBHOOK: &str = "webhook";
     pub const DELIVERY: &str = "delivery";
     pub const COUNTER: &str = "counter";
+    pub const AUDIT: &str = "audit";
+    pub const EXPORT: &str = "export";
+    pub const EXPORT_LOCK: &str = "export_lock";
+    pub const ERASURE: &str = "erasure";
     pub const UPLOAD_CLAIM: &str = "upload_claim";
     pub const USER_CONNECTION: &str = "user_connection";
     pub const INBOX_FEED: &str = "inbox_feed";
@@ -101,12 +109,40 @@ pub fn member_of_sk(sk: &str) -> Option<&str> {
 
 pub const EVENT_SK_PREFIX: &str = "E#";
 
-/// A tenant's webhook endpoints, one item each.
 /// The tenant's own items (its settings).
 pub fn org_pk(org: &OrgId) -> String {
     format!("T#{org}#ORG")
 }
 
+/// The tenant's audit log, oldest first (crate::audit).
+pub fn audit_pk(org: &OrgId) -> String {
+    format!("T#{org}#AUDIT")
+}
+
+pub const AUDIT_SK_PREFIX: &str = "A#";
+
+/// One export of a person's data, beside their other items.
+pub fn export_sk(export: &ExportId) -> String {
+    format!("EXPORT#{export}")
+}
+
+/// The tenant's erasures (their records name nobody once done).
+pub fn erasures_pk(org: &OrgId) -> String {
+    format!("T#{org}#ERASURES")
+}
+
+pub fn erasure_sk(erasure: &ErasureId) -> String {
+    format!("E#{erasure}")
+}
+
+/// The person's running export (one at a time).
+pub const EXPORT_LOCK_SK: &str = "EXPORT~ACTIVE";
+
+pub fn audit_sk(at: &str, request_id: &str) -> String {
+    format!("{AUDIT_SK_PREFIX}{at}#{request_id}")
+}
+
+/// A tenant's webhook endpoints, one item each.
 pub fn webhooks_pk(org: &OrgId) -> String {
     format!("T#{org}#WEBHOOKS")
 }

@@ -2,6 +2,7 @@
 //! envelope and errors, request parsing, DynamoDB keys and the store.
 
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod aws;
 pub mod commands;
@@ -10,6 +11,7 @@ pub mod cursor;
 pub mod dynamo;
 pub mod egress;
 pub mod envelope;
+pub mod erasure;
 pub mod error;
 pub mod ids;
 pub mod item;

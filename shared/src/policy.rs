@@ -36,10 +36,12 @@ pub enum Action {
     ManageWebhooks,
     /// The tenant's settings (its name).
     ManageTenant,
+    /// The audit log, retention, and a person's export or erasure (docs/data-protection.md).
+    ManageDataProtection,
 }
 
 impl Action {
-    pub const ALL: [Action; 15] = [
+    pub const ALL: [Action; 16] = [
         Action::ChangeRoom,
         Action::AddMember,
         Action::RemoveMember,
@@ -55,6 +57,7 @@ impl Action {
         Action::ReadGlobalAnalytics,
         Action::ManageWebhooks,
         Action::ManageTenant,
+        Action::ManageDataProtection,
     ];
 
     /// Who may, in words (the refusal's message and the docs' table).
@@ -79,6 +82,9 @@ impl Action {
             Action::ReadGlobalAnalytics => "global analytics are for admins",
             Action::ManageWebhooks => "only admins manage the tenant's webhooks",
             Action::ManageTenant => "only admins change the tenant's settings",
+            Action::ManageDataProtection => {
+                "only admins read the audit log and manage retention, exports and erasure"
+            }
         }
     }
 }
@@ -110,7 +116,8 @@ pub fn allows(action: Action, role: Role, relation: Relation) -> bool {
         Action::ChangeCatalogue
         | Action::ReadGlobalAnalytics
         | Action::ManageWebhooks
-        | Action::ManageTenant => admin,
+        | Action::ManageTenant
+        | Action::ManageDataProtection => admin,
     }
 }
 

@@ -165,6 +165,23 @@ pub fn pending_key(org: &OrgId, room: &RoomId, uploader: &UserId, upload: &str) 
     format!("pending/{org}/{room}/{uploader}/{upload}")
 }
 
+/// The texts of the `tag` elements of an S3 XML answer (keys and tokens: no nesting,
+/// entities decoded).
+fn xml_values(xml: &str, tag: &str) -> Vec<String> {
+    let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
+    xml.split(&open)
+        .skip(1)
+        .filter_map(|rest| rest.split(&close).next())
+        .map(|v| {
+            v.replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&quot;", "\"")
+                .replace("&apos;", "'")
+                .replace("&amp;", "&")
+        })
+        .collect()
+}
+
 /// Where an upload lives once a message holds it (no lifecycle rule here).
 pub fn attached_key(org: &OrgId, room: &RoomId, upload: &str) -> String {
     format!("files/{org}/{room}/{upload}")
@@ -520,6 +537,33 @@ impl Uploads {
         match self.send(request).await?.0 {
             200 => Ok(()),
             other => Err(storage_error(&format!("CopyObject answered {other}"))),
+        }
+    }
+
+    /// The keys under `prefix` (ListObjectsV2, following its pages; at most
+    /// `max_keys`).
+    pub async fn list(&self, prefix: &str, max_keys: usize) -> Result<Vec<String>, ApiError> {
+        let mut keys = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut query = vec![("list-type", "2"), ("prefix", prefix)];
+            if let Some(token) = &token {
+                query.push(("continuation-token", token.as_str()));
+            }
+            let request = self.signed("GET", "", &[], None, &query).await?;
+            let (status, _, body) = self
+                .exchange(request, Bytes::new(), 4 * 1024 * 1024, S3_BODY_TIMEOUT)
+                .await?;
+            if status != 200 {
+                return Err(storage_error(&format!("ListObjectsV2 answered {status}")));
+            }
+            let xml = String::from_utf8_lossy(&body);
+            keys.extend(xml_values(&xml, "Key"));
+            token = xml_values(&xml, "NextContinuationToken").into_iter().next();
+            if token.is_none() || keys.len() >= max_keys {
+                keys.truncate(max_keys);
+                return Ok(keys);
+            }
         }
     }
 

@@ -3,8 +3,11 @@
 
 pub mod analytics;
 mod answer;
+mod audit;
 mod catalog;
 mod deliveries;
+mod erasures;
+mod exports;
 mod feed;
 mod inbox;
 mod inbox_feed;
@@ -17,10 +20,13 @@ mod search;
 mod table;
 mod webhooks;
 
+pub use audit::{AuditQuery, MAX_AUDIT_PAGE};
 pub use catalog::{MAX_PRODUCTS_PAGE, Product, Profile};
 pub use deliveries::{
     DUE_SHARDS, Delivery, DeliveryStatus, MAX_DELIVERIES_PAGE, MAX_REPLAYS_PER_HOUR, Replayed,
 };
+pub use erasures::{Erasure, ErasureStatus, user_digest};
+pub use exports::{EXPORT_LOCK_SECS, EXPORT_RECORD_TTL_SECS, Export, ExportStatus};
 pub(crate) use feed::Plan;
 pub use feed::{
     Change, Event, EventKind, EventPage, FEED_RETENTION_SECS, MAX_EVENT_DATA_BYTES,

@@ -47,6 +47,13 @@ pub const BATCH_KEYS: usize = 100;
 /// A primary key: partition and sort key strings (built by `keys.rs`).
 pub type ItemKey = (String, String);
 
+fn item_key(
+    key: &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
+) -> Option<ItemKey> {
+    let part = |name: &str| key.get(name)?.as_s().ok().cloned();
+    Some((part(keys::PK)?, part(keys::SK)?))
+}
+
 #[derive(Clone, Debug)]
 pub struct Table {
     client: Client,
@@ -427,7 +434,43 @@ impl Table {
     }
 
     /// Sends one write plan as a TransactWriteItems under the rule of this module.
+    /// The request's pending audit entry (crate::audit), if any, is one more write of
+    /// the plan: recorded if and only if the plan is.
     pub async fn transact(
+        &self,
+        mut plan: Vec<TransactWriteItem>,
+        context: &str,
+    ) -> Result<(), WriteError> {
+        let audited = match crate::audit::pending_write(&self.name) {
+            Some(entry) => {
+                plan.push(entry);
+                true
+            }
+            None => false,
+        };
+        let sent = Box::pin(self.send_plan(plan, context)).await;
+        if audited && sent.is_ok() {
+            crate::audit::recorded();
+        }
+        sent
+    }
+
+    /// A single write of a request with a pending audit entry: a transaction of the
+    /// write and the entry.
+    async fn with_entry(
+        &self,
+        write: TransactWriteItem,
+        entry: TransactWriteItem,
+        context: &str,
+    ) -> Result<(), WriteError> {
+        let sent = self.send_plan(vec![write, entry], context).await;
+        if sent.is_ok() {
+            crate::audit::recorded();
+        }
+        sent
+    }
+
+    async fn send_plan(
         &self,
         plan: Vec<TransactWriteItem>,
         context: &str,
@@ -471,6 +514,10 @@ impl Table {
 
     /// One PutItem under the rule of this module.
     pub async fn put(&self, put: Put, context: &str) -> Result<(), WriteError> {
+        if let Some(entry) = crate::audit::pending_write(&self.name) {
+            let write = TransactWriteItem::builder().put(put).build();
+            return Box::pin(self.with_entry(write, entry, context)).await;
+        }
         self.under_rule(context, || {
             let request = self
                 .client
@@ -507,6 +554,16 @@ impl Table {
         returns: Option<ReturnValue>,
         context: &str,
     ) -> Result<Option<Item>, WriteError> {
+        if let Some(entry) = crate::audit::pending_write(&self.name) {
+            // A transaction returns no item: the item as written is read back.
+            let key = item_key(update.key());
+            let write = TransactWriteItem::builder().update(update).build();
+            Box::pin(self.with_entry(write, entry, context)).await?;
+            return match (returns, key) {
+                (Some(_), Some(key)) => Ok(Box::pin(self.get(key, context)).await?),
+                _ => Ok(None),
+            };
+        }
         self.under_rule(context, || {
             let request = self
                 .client
@@ -538,6 +595,16 @@ impl Table {
 
     /// One DeleteItem under the rule of this module; returns the item as it was.
     pub async fn delete(&self, delete: Delete, context: &str) -> Result<Option<Item>, WriteError> {
+        if let Some(entry) = crate::audit::pending_write(&self.name) {
+            // A transaction returns no old item: it is read first.
+            let old = match item_key(delete.key()) {
+                Some(key) => Box::pin(self.get(key, context)).await?,
+                None => None,
+            };
+            let write = TransactWriteItem::builder().delete(delete).build();
+            Box::pin(self.with_entry(write, entry, context)).await?;
+            return Ok(old);
+        }
         self.under_rule(context, || {
             let request = self
                 .client

@@ -914,7 +914,7 @@ struct Function {
 }
 
 /// The functions (and the hello-world baseline) with the event each is measured on.
-const CASES: [(&str, &str); 13] = [
+const CASES: [(&str, &str); 14] = [
     ("hello", "get-chat-conversations.json"),
     ("conversations", "get-chat-conversations.json"),
     ("messages", "get-chat-conversations-id-messages.json"),
@@ -925,6 +925,8 @@ const CASES: [(&str, &str); 13] = [
     ("realtime", "websocket-ping.json"),
     ("fanout", "dynamodb-stream-fanout.json"),
     ("webhooks", "get-webhooks.json"),
+    // An empty audit log: one Query.
+    ("privacy", "get-admin-audit.json"),
     // The schedule's tick with nothing due.
     ("deliver", "schedule-webhook-retries.json"),
     // A new message in a room that is not there: one read, nobody to notify.

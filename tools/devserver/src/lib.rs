@@ -4,6 +4,7 @@
 pub mod delivery;
 pub mod lambda;
 pub mod notify;
+pub mod privacy_jobs;
 pub mod realtime;
 pub mod receiver;
 pub mod test_app;
@@ -34,6 +35,7 @@ pub fn declared_routes() -> Vec<(&'static str, &'static [&'static str])> {
         ("MessagesFunction", messages::ROUTES),
         ("AnalyticsFunction", analytics::ROUTES),
         ("WebhooksFunction", webhooks::ROUTES),
+        ("PrivacyFunction", privacy::ROUTES),
         ("UnsubscribeFunction", webhooks::unsubscribe::ROUTES),
     ]
 }
@@ -44,6 +46,7 @@ pub struct Apps {
     messages: messages::App,
     analytics: analytics::App,
     webhooks: webhooks::App,
+    privacy: privacy::App,
     unsubscribe: webhooks::unsubscribe::Unsubscribe,
 }
 
@@ -59,6 +62,7 @@ impl Apps {
             conversations: conversations::App::new(runtime.clone()),
             messages: messages::App::with_ai(runtime.clone(), ai),
             webhooks: webhooks::App::new(runtime.clone()),
+            privacy: privacy::App::new(runtime.clone()),
             unsubscribe: webhooks::unsubscribe::Unsubscribe::new(runtime.clone()),
             analytics: analytics::App::new(runtime),
         }
@@ -71,6 +75,7 @@ impl Apps {
             "MessagesFunction" => self.messages.handle(req).await,
             "AnalyticsFunction" => self.analytics.handle(req).await,
             "WebhooksFunction" => self.webhooks.handle(req).await,
+            "PrivacyFunction" => self.privacy.handle(req).await,
             "UnsubscribeFunction" => self.unsubscribe.handle(req).await,
             _ => return None,
         })

@@ -94,6 +94,7 @@ async fn serve() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         .unwrap_or(3001);
     let (ws_port, _realtime) = devserver::realtime::serve_realtime(&runtime, ws_port).await?;
     devserver::delivery::serve_webhook_delivery(&runtime, runtime.config.webhooks.clone()).await;
+    devserver::privacy_jobs::serve_privacy_jobs(&runtime).await;
     devserver::notify::serve_notifications(&runtime).await;
     // A Web Push service on loopback for the browsers of `make dev` to subscribe with
     // (web-push-testing: it checks VAPID, decrypts, and keeps what it got).

@@ -93,6 +93,36 @@ impl TestApp {
         answer["data"].clone()
     }
 
+    /// A room started by `who` with `body` (`POST /rooms`): its id.
+    pub async fn room(&self, who: &str, body: Value) -> String {
+        let made = self.expect(201, "POST /rooms", &[], who, body).await;
+        made["id"].as_str().expect("room id").to_owned()
+    }
+
+    /// `bytes` uploaded by `who` into a room (`POST /rooms/{room_id}/uploads`, then
+    /// the form posted to the local S3), not attached yet: its upload id.
+    pub async fn upload(&self, who: &str, room: &str, name: &str, bytes: &[u8]) -> String {
+        let ask = json!({"name": name, "content_type": "image/png", "size": bytes.len()});
+        let form = self
+            .expect(
+                201,
+                "POST /rooms/{room_id}/uploads",
+                &[("room_id", room)],
+                who,
+                ask,
+            )
+            .await;
+        let status = chat_testkit::post_form(
+            form["url"].as_str().expect("form url"),
+            form["fields"].as_object().expect("form fields"),
+            bytes,
+            "image/png",
+        )
+        .await;
+        assert!((200..300).contains(&status), "upload: {status}");
+        form["upload_id"].as_str().expect("upload id").to_owned()
+    }
+
     /// A webhook endpoint of tenant acme, made by one of its admins: its id.
     pub async fn webhook(&self) -> String {
         let body = json!({"url": "https://crm.example.com/hooks", "event_types": ["message.new"]});

@@ -75,3 +75,16 @@ fn every_operation_declares_its_path_parameters_and_errors() {
         }
     }
 }
+
+#[test]
+fn the_audit_actions_documented_are_the_ones_recorded() {
+    let doc = document();
+    let documented: BTreeSet<&str> = doc["components"]["schemas"]["AuditAction"]["enum"]
+        .as_array()
+        .expect("AuditAction")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let recorded: BTreeSet<&str> = chat_core::audit::actions().into_iter().collect();
+    assert_eq!(documented, recorded);
+}

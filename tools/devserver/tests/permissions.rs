@@ -48,6 +48,9 @@ const VISIBILITY_ONLY: &[&str] = &[
     "DELETE /me/devices/{device_id}",
     // The caller's own tenant's name.
     "GET /org/settings",
+    // The caller's own data.
+    "POST /me/export",
+    "GET /me/exports/{export_id}",
     // Public: a signed link is the authority, not a token (tests/notifications.rs).
     "GET /email/unsubscribe",
     "POST /email/unsubscribe",
@@ -224,6 +227,41 @@ fn cases() -> Vec<Case> {
         ),
         case("GET /webhooks", Tenant, None, Action::ManageWebhooks, false),
         case(
+            "GET /admin/audit",
+            Tenant,
+            None,
+            Action::ManageDataProtection,
+            false,
+        ),
+        case(
+            "POST /admin/users/{user_id}/export",
+            Tenant,
+            None,
+            Action::ManageDataProtection,
+            true,
+        ),
+        case(
+            "GET /admin/users/{user_id}/exports/{export_id}",
+            Tenant,
+            None,
+            Action::ManageDataProtection,
+            false,
+        ),
+        case(
+            "POST /admin/users/{user_id}/erase",
+            Tenant,
+            None,
+            Action::ManageDataProtection,
+            true,
+        ),
+        case(
+            "GET /admin/users/{user_id}/erasures/{erasure_id}",
+            Tenant,
+            None,
+            Action::ManageDataProtection,
+            false,
+        ),
+        case(
             "PUT /org/settings",
             Tenant,
             Some(json!({"name": "Acme Shop"})),
@@ -379,6 +417,10 @@ struct World {
     message: String,
     webhook: String,
     delivery: String,
+    /// An export of u-200's data (queued, its lock freed: another may start).
+    export: String,
+    /// An erasure of u-200, recorded (no job runs here).
+    erasure: String,
 }
 
 impl World {
@@ -420,7 +462,24 @@ impl World {
             ids.push(posted["data"]["id"].as_str().unwrap().to_owned());
         }
         let (webhook, delivery) = app.webhook_with_delivery().await;
+        let store = &app.table.runtime.store;
+        let export = chat_core::store::Export::new(
+            &chat_core::ids::OrgId::parse("acme").unwrap(),
+            &chat_core::ids::UserId::parse("u-200").unwrap(),
+            &chat_core::ids::UserId::parse("a-9").unwrap(),
+            false,
+        );
+        store.start_export(&export).await.unwrap();
+        store.release_export_lock(&export).await.unwrap();
+        let erasure = chat_core::store::Erasure::new(
+            &chat_core::ids::OrgId::parse("acme").unwrap(),
+            &chat_core::ids::UserId::parse("u-200").unwrap(),
+            &chat_core::ids::UserId::parse("a-9").unwrap(),
+        );
+        store.start_erasure(&erasure).await.unwrap();
         World {
+            erasure: erasure.id.to_string(),
+            export: export.id.to_string(),
             app,
             group,
             conversation,
@@ -443,6 +502,8 @@ impl World {
             ("user_id", "u-200"),
             ("webhook_id", self.webhook.as_str()),
             ("delivery_id", self.delivery.as_str()),
+            ("export_id", self.export.as_str()),
+            ("erasure_id", self.erasure.as_str()),
         ];
         let tok = token(caller.user, "acme", role_name(caller.role));
         self.app

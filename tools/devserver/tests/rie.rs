@@ -20,6 +20,8 @@ const FIXTURE_MESSAGE: &str = "01HZX3K7Q8R9S0T1V2W3X4Y5Z7";
 const FIXTURE_WEBHOOK: &str = "01HZX3K7Q8R9S0T1V2W3X4Y5Z9";
 const FIXTURE_UPLOAD: &str = "01HZX3K7Q8R9S0T1V2W3X4Y5Z8";
 const FIXTURE_DELIVERY: &str = "01HZX3K7Q8R9S0T1V2W3XAAAAA";
+const FIXTURE_EXPORT: &str = "01HZX3K7Q8R9S0T1V2W3XEXPRT";
+const FIXTURE_ERASURE: &str = "01HZX3K7Q8R9S0T1V2W3XERASE";
 
 fn bootstrap(name: &str) -> PathBuf {
     // This test runs from <target>/debug/deps/, whatever CARGO_TARGET_DIR says;
@@ -48,10 +50,12 @@ fn binary_of(function: &str) -> &'static str {
         "RealtimeFunction" => "realtime",
         "FanoutFunction" => "fanout",
         "WebhooksFunction" => "webhooks",
+        "PrivacyFunction" => "privacy",
         "WebhookDeliveryFunction" => "deliver",
         "NotifyFunction" => "notify",
         "UnsubscribeFunction" => "unsubscribe",
         "InboundEmailFunction" => "inbound-email",
+        "PrivacyJobsFunction" => "privacy-jobs",
         other => panic!("no binary for {other}"),
     }
 }
@@ -186,6 +190,23 @@ async fn seed(
     let org = chat_core::ids::OrgId::parse("acme").unwrap();
     let delivery = Delivery::of_event(&org, &webhook_id, &event, false);
     assert!(store.add_delivery(&delivery).await.unwrap());
+    // u-100's export, queued: the stream fixture runs it through the export
+    // bootstrap (before the GET fixtures read it and the POSTs start new ones).
+    let export = call(
+        apps,
+        "PrivacyFunction",
+        HttpEvent::new("POST /me/export", "/me/export").bearer(&customer),
+    )
+    .await;
+    ids.insert("export", export["export_id"].as_str().unwrap().to_owned());
+    // An erasure of u-200, recorded (no job runs it here: its status route reads it).
+    let erasure = chat_core::store::Erasure::new(
+        &chat_core::ids::OrgId::parse("acme").unwrap(),
+        &chat_core::ids::UserId::parse("u-200").unwrap(),
+        &chat_core::ids::UserId::parse("admin-1").unwrap(),
+    );
+    store.start_erasure(&erasure).await.unwrap();
+    ids.insert("erasure", erasure.id.to_string());
     ids.insert("delivery", delivery.id.to_string());
     ids.insert("webhook", webhook_id.to_string());
     ids.insert("conversation", conversation);
@@ -215,7 +236,9 @@ fn retarget(name: &str, event: &Value, ids: &BTreeMap<&str, String>) -> Value {
         .replace(FIXTURE_MESSAGE, message)
         .replace(FIXTURE_UPLOAD, upload)
         .replace(FIXTURE_WEBHOOK, &ids["webhook"])
-        .replace(FIXTURE_DELIVERY, &ids["delivery"]);
+        .replace(FIXTURE_DELIVERY, &ids["delivery"])
+        .replace(FIXTURE_EXPORT, &ids["export"])
+        .replace(FIXTURE_ERASURE, &ids["erasure"]);
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
@@ -327,6 +350,9 @@ async fn every_event_through_every_bootstrap_under_the_emulator() {
             None if event["Records"].is_array() && name.contains("webhooks") => {
                 "WebhookDeliveryFunction".into()
             }
+            None if event["Records"].is_array() && name.contains("export") => {
+                "PrivacyJobsFunction".into()
+            }
             None if event["Records"].is_array() && name.contains("notify") => {
                 "NotifyFunction".into()
             }
@@ -392,6 +418,20 @@ async fn every_event_through_every_bootstrap_under_the_emulator() {
         if function == "NotifyFunction" && !event["Records"].is_array() {
             // The schedule: the due windows told (none seeded).
             assert_eq!(answer, json!({"told": 0}), "{name}");
+            checked += 1;
+            continue;
+        }
+        if function == "PrivacyJobsFunction" {
+            assert_eq!(answer, json!({"batchItemFailures": []}), "{name}");
+            let export = call(
+                &apps,
+                "PrivacyFunction",
+                HttpEvent::new("GET /me/exports/{export_id}", "/me/exports/x")
+                    .bearer(&token("u-100", "acme", "customer"))
+                    .param("export_id", &ids["export"]),
+            )
+            .await;
+            assert_eq!(export["status"], "done", "{name}: {export}");
             checked += 1;
             continue;
         }

@@ -152,3 +152,25 @@ fn literal_segments_win_over_parameters() {
     );
     assert!(find_route(&routes, "GET", "/nope").is_none());
 }
+
+#[test]
+fn every_writing_route_is_classified_for_the_audit_log_and_nothing_else_is() {
+    // A route added to the template that writes fails here until chat_core::audit
+    // says whether it is recorded (and under which action) or why not.
+    let writing: BTreeSet<String> = routes()
+        .iter()
+        .filter(|r| r.method != "GET")
+        .map(|r| r.key())
+        .collect();
+    let classified: BTreeSet<String> = chat_core::audit::ROUTES
+        .iter()
+        .map(|(key, _)| (*key).to_owned())
+        .collect();
+    let unclassified: Vec<_> = writing.difference(&classified).collect();
+    let stale: Vec<_> = classified.difference(&writing).collect();
+    assert!(
+        unclassified.is_empty(),
+        "classify in chat_core::audit::ROUTES: {unclassified:?}"
+    );
+    assert!(stale.is_empty(), "no such routes: {stale:?}");
+}

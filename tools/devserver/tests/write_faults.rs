@@ -282,12 +282,96 @@ async fn without_a_fault_the_same_calls_succeed() {
     // A message or a member before its room.
     deletes.sort_by_key(|(_, path)| std::cmp::Reverse(path.matches('/').count()));
     for (key, path) in others.into_iter().chain(deletes) {
+        let logged_before = world.audit().await;
         let answers = world.call(&key, &path).await;
         let (status, answer, _) = answers.last().unwrap();
         assert!(
             (200..300).contains(status),
             "{key}: {status} {answer} after {answers:?}"
         );
+        // The audit log, from the same route table: an audited route's success wrote
+        // exactly one entry (its write carries it: with a fault above, neither the
+        // action nor the entry was written); an exempt route's wrote none.
+        let logged = world.audit().await;
+        let new: Vec<&Value> = logged
+            .iter()
+            .filter(|e| !logged_before.iter().any(|b| b["id"] == e["id"]))
+            .collect();
+        let caller = ["u-100", "a-1", "a-9"][answers.len() - 1];
+        let kind = chat_core::audit::classify(&key).expect("classified (tests/routes.rs)");
+        let principal = chat_core::Principal {
+            user: chat_core::ids::UserId::parse(caller).unwrap(),
+            org: chat_core::ids::OrgId::parse("acme").unwrap(),
+            role: chat_core::ids::Role::parse(["customer", "agent", "admin"][answers.len() - 1])
+                .unwrap(),
+        };
+        let params = world.params(&path);
+        let target = params
+            .iter()
+            .filter(|(name, _)| path.contains(&format!("{{{name}}}")))
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect();
+        let body = world
+            .body(&key, &params[0].1, &params[2].1)
+            .map(|b| b.to_string())
+            .unwrap_or_default();
+        let expected = match kind {
+            chat_core::audit::Kind::Audited(action) => Some(action),
+            chat_core::audit::Kind::AuditedIf(action, when) => {
+                when(&principal, &target, body.as_bytes()).then_some(action)
+            }
+            chat_core::audit::Kind::Exempt(_) => None,
+        };
+        match expected {
+            Some(action) => {
+                assert_eq!(new.len(), 1, "{key}: one entry: {new:?}");
+                let entry = new[0];
+                assert_eq!(entry["action"], action, "{key}");
+                assert_eq!(entry["route"], key.as_str());
+                assert_eq!(entry["actor"]["user_id"], caller, "{key}");
+                assert!(!entry["request_id"].as_str().unwrap().is_empty());
+                let named: Vec<&str> = entry["target"]
+                    .as_object()
+                    .unwrap()
+                    .keys()
+                    .map(String::as_str)
+                    .collect();
+                let in_path: Vec<&str> = path
+                    .split('/')
+                    .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
+                    .collect();
+                let mut in_path = in_path;
+                in_path.sort_unstable();
+                assert_eq!(named, in_path, "{key}: the target is the path's ids");
+            }
+            None => assert!(new.is_empty(), "{key} is not recorded here: {new:?}"),
+        }
     }
     assert_eq!(world.faults.injected(), 0);
+}
+
+impl World {
+    /// The tenant's audit log as its admin reads it, newest first (all of it).
+    async fn audit(&self) -> Vec<Value> {
+        let admin = token("a-9", "acme", "admin");
+        let mut entries = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut query = vec![("limit", "100".to_owned())];
+            if let Some(c) = &cursor {
+                query.push(("cursor", c.clone()));
+            }
+            let query: Vec<(&str, &str)> = query.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let (status, page) = self
+                .app
+                .send("GET /admin/audit", &[], &admin, None, &query)
+                .await;
+            assert_eq!(status, 200, "{page}");
+            entries.extend(page["data"]["entries"].as_array().unwrap().iter().cloned());
+            match page["data"]["next_cursor"].as_str() {
+                Some(next) => cursor = Some(next.to_owned()),
+                None => return entries,
+            }
+        }
+    }
 }
