@@ -4,7 +4,8 @@
 //! adds it to the request's first successful write — the action's own transaction —
 //! so an action is never without its entry and an entry never without its action.
 //! Entries live in the tenant's audit partition, which no route writes and no route
-//! changes: they are immutable to the API and removed only by the retention sweep.
+//! changes: they are immutable to the API; DynamoDB's TTL removes them after a year,
+//! and an erasure replaces the erased person's id in them by its reference.
 
 use crate::auth::Principal;
 use crate::ids::OrgId;
@@ -232,6 +233,7 @@ impl Entry {
             .str("action", &self.action)
             .str("route", &self.route)
             .str("request_id", &self.request_id)
+            .num(keys::TTL, self.expires_at())
             .build();
         // No empty map or list: DynamoDB Local's stream cannot be read past one.
         if !self.target.is_empty() {
@@ -244,6 +246,12 @@ impl Entry {
             );
         }
         item
+    }
+
+    /// When DynamoDB's TTL removes the entry: [`AUDIT_RETENTION_DAYS`] after it.
+    fn expires_at(&self) -> i64 {
+        let at = crate::time::parse(&self.at).unwrap_or_else(crate::time::now);
+        at.unix_timestamp() + AUDIT_RETENTION_DAYS * 24 * 3600
     }
 
     pub fn from_item(org: &OrgId, item: &Item) -> Option<Entry> {
@@ -295,6 +303,9 @@ impl Entry {
         TransactWriteItem::builder().put(put).build()
     }
 }
+
+/// How long an entry is kept (DynamoDB's TTL removes it after that).
+pub const AUDIT_RETENTION_DAYS: i64 = 365;
 
 /// Field names kept per entry.
 const MAX_FIELDS: usize = 20;
@@ -362,6 +373,9 @@ mod tests {
         let item = entry.item();
         let stored = format!("{item:?}");
         assert!(!stored.contains("whsec_x") && !stored.contains("example.com"));
+        let kept = item[keys::TTL].as_n().unwrap().parse::<i64>().unwrap()
+            - crate::time::parse(&entry.at).unwrap().unix_timestamp();
+        assert_eq!(kept, 365 * 24 * 3600, "kept a year");
         assert_eq!(Entry::from_item(&entry.org, &item), Some(entry.clone()));
         assert_eq!(entry.json()["actor"]["role"], "admin");
     }
