@@ -60,6 +60,43 @@ const TEXT_FIELDS: &[&str] = &[
 ];
 /// Fields that name a writer.
 const WRITER_FIELDS: &[&str] = &["sender_id", "last_sender_id", "author_id"];
+/// Fields whose value is one user id (in items and in the JSON they hold).
+const ID_FIELDS: &[&str] = &[
+    "user_id",
+    "sender_id",
+    "last_sender_id",
+    "author_id",
+    "owner_id",
+    "customer_id",
+    "agent_id",
+    "assignee_id",
+    "actor_id",
+    "actor",
+    "requested_by",
+    "viewer",
+];
+/// Fields whose value is a list (or set) of user ids.
+const ID_LIST_FIELDS: &[&str] = &["members", "user_ids", "participant_ids", "customers"];
+/// Fields whose value is a map keyed by user ids (a rollup's per-agent figures).
+const ID_MAP_FIELDS: &[&str] = &["agents"];
+/// Counters named by a user id (a room's day stats): `{prefix}{id}`.
+const ID_COUNTER_PREFIXES: &[&str] = &["customer:", "sent:", "assigned:", "resolved:"];
+/// Attributes never rewritten: keys, kinds and states (an id may spell one).
+const NEVER: &[&str] = &[
+    keys::PK,
+    keys::SK,
+    keys::GSI1PK,
+    keys::GSI1SK,
+    keys::GSI2PK,
+    keys::GSI2SK,
+    keys::ENTITY,
+    "org",
+    "status",
+    "type",
+    "sender",
+    "member_role",
+    "room_type",
+];
 /// Attributes of a message that go with its tombstone.
 const MESSAGE_TEXT: &[&str] = &[
     "previous_versions",
@@ -73,26 +110,80 @@ impl Subject {
         value == self.user
     }
 
-    /// A key attribute that names the person as one of its `#` segments.
-    fn in_key(&self, value: &str) -> bool {
-        value.split('#').any(|segment| segment == self.user)
+    /// Whether an item's keys name the person where keys hold a user id (and not,
+    /// say, a search word that happens to spell their id): their partition, their
+    /// member row and idempotency records, their inbox index, the natural key of a
+    /// direct chat of theirs or of an order chat whose agent or customer they are.
+    fn keys_name_them(&self, org: &str, pk: &str, sk: &str, gsi1pk: &str) -> bool {
+        let natural: Option<Vec<&str>> = pk
+            .strip_prefix(&format!("T#{org}#ORDER#"))
+            .map(|natural| natural.split('#').collect());
+        let in_natural_key = match natural.as_deref() {
+            Some(["direct", users @ ..]) => users.iter().any(|u| self.names(u)),
+            // {type}#{order}#{vendor}#{agent}#{customer}
+            Some([_, _, _, agent, customer]) => self.names(agent) || self.names(customer),
+            _ => false,
+        };
+        pk == format!("T#{org}#USER#{}", self.user)
+            || gsi1pk == format!("T#{org}#INBOX#{}", self.user)
+            || sk == format!("U#{}", self.user)
+            || sk.starts_with(&format!("I#{}#", self.user))
+            || in_natural_key
     }
 
-    fn contact_in(&self, text: &str) -> bool {
-        [&self.email, &self.phone]
-            .into_iter()
-            .flatten()
-            .any(|c| !c.is_empty() && text.contains(c.as_str()))
-    }
-
-    fn cut_contacts(&self, text: &str) -> String {
-        let mut out = text.to_owned();
-        for contact in [&self.email, &self.phone].into_iter().flatten() {
-            if !contact.is_empty() {
-                out = out.replace(contact.as_str(), "[erased]");
+    /// Where the person's email (any case, as a whole address) or phone (as a whole
+    /// number) stands in `text`.
+    fn contacts(&self, text: &str) -> Vec<(usize, usize)> {
+        let mut found = Vec::new();
+        let lower = text.to_lowercase();
+        let email_char = |c: char| c.is_alphanumeric() || "._%+-@".contains(c);
+        let phone_char = |c: char| c.is_ascii_digit() || c == '+';
+        for (contact, boundary) in [
+            (
+                self.email.as_deref().map(str::to_lowercase),
+                &email_char as &dyn Fn(char) -> bool,
+            ),
+            (self.phone.clone(), &phone_char as &dyn Fn(char) -> bool),
+        ] {
+            let Some(contact) = contact.filter(|c| !c.is_empty()) else {
+                continue;
+            };
+            // Lower-casing keeps byte offsets for the ASCII of addresses and numbers.
+            if lower.len() != text.len() {
+                continue;
+            }
+            let mut from = 0;
+            while let Some(at) = lower[from..].find(&contact) {
+                let (start, end) = (from + at, from + at + contact.len());
+                let before = lower[..start].chars().next_back();
+                let after = lower[end..].chars().next();
+                if !before.is_some_and(|c| boundary(c)) && !after.is_some_and(|c| boundary(c)) {
+                    found.push((start, end));
+                }
+                from = end;
             }
         }
-        out
+        found.sort_unstable();
+        found
+    }
+
+    fn cut_contacts(&self, text: &str) -> Option<String> {
+        let found = self.contacts(text);
+        if found.is_empty() {
+            return None;
+        }
+        let mut out = String::new();
+        let mut last = 0;
+        for (start, end) in found {
+            if start < last {
+                continue;
+            }
+            out.push_str(&text[last..start]);
+            out.push_str("[erased]");
+            last = end;
+        }
+        out.push_str(&text[last..]);
+        Some(out)
     }
 
     /// The rule for one item (`org`'s, or outside the tenants: a connection or a
@@ -107,9 +198,7 @@ impl Subject {
         if !pk.starts_with(&format!("T#{org}#")) {
             // The stack's own partitions: only a connection or a phone owner of this
             // person in this tenant.
-            let tenant = s("org").or(s("tenant"));
-            let theirs = item.values().any(|v| v.as_s().is_ok_and(|v| self.names(v)));
-            return if tenant == Some(org) && theirs {
+            return if s("org") == Some(org) && s("user_id").is_some_and(|u| self.names(u)) {
                 Scrub::Delete
             } else {
                 Scrub::Keep
@@ -118,18 +207,9 @@ impl Subject {
         if pk.starts_with(&format!("T#{org}#ERASURES")) {
             return Scrub::Keep;
         }
-        let key_names_them = [
-            keys::PK,
-            keys::SK,
-            keys::GSI1PK,
-            keys::GSI1SK,
-            keys::GSI2PK,
-            keys::GSI2SK,
-        ]
-        .iter()
-        .filter_map(|k| s(k))
-        .any(|v| self.in_key(v));
-        if key_names_them {
+        let sk = s(keys::SK).unwrap_or_default();
+        let gsi1pk = s(keys::GSI1PK).unwrap_or_default();
+        if self.keys_name_them(org, pk, sk, gsi1pk) {
             return Scrub::Delete;
         }
         let entity = s(keys::ENTITY).unwrap_or_default();
@@ -146,29 +226,24 @@ impl Subject {
             .iter()
             .any(|f| s(f).is_some_and(|v| self.names(v)));
         for (name, value) in item {
-            if [keys::PK, keys::SK].contains(&name.as_str()) {
+            if NEVER.contains(&name.as_str()) {
                 continue;
             }
-            // Counters named by a person (a room's day stats: `customer:{id}`).
-            if name.split(':').any(|part| self.names(part)) {
-                let new_name = name
-                    .split(':')
-                    .map(|part| {
-                        if self.names(part) {
-                            self.reference.as_str()
-                        } else {
-                            part
-                        }
-                    })
-                    .collect::<Vec<_>>()
-                    .join(":");
-                renamed.push((name.clone(), new_name, value.clone()));
+            if let Some(prefix) = ID_COUNTER_PREFIXES
+                .iter()
+                .find(|p| name.strip_prefix(**p).is_some_and(|id| self.names(id)))
+            {
+                renamed.push((
+                    name.clone(),
+                    format!("{prefix}{}", self.reference),
+                    value.clone(),
+                ));
                 continue;
             }
             let new = if writer && TEXT_FIELDS.contains(&name.as_str()) {
                 empty_like(value)
             } else {
-                self.rewrite(value)
+                self.rewrite(name, value)
             };
             if &new != value {
                 set.push((name.clone(), new, value.clone()));
@@ -215,30 +290,30 @@ impl Subject {
         Scrub::Tombstone { set, remove, files }
     }
 
-    /// An attribute with the person's id replaced, their contacts cut out and what
-    /// they wrote emptied (in JSON documents held as strings too).
-    fn rewrite(&self, value: &AttributeValue) -> AttributeValue {
+    /// The attribute `name` with the person's id replaced where it holds ids, their
+    /// contacts cut out of text, and JSON held in it walked the same way.
+    fn rewrite(&self, name: &str, value: &AttributeValue) -> AttributeValue {
         match value {
-            AttributeValue::S(text) if self.names(text) => {
+            AttributeValue::S(text) if ID_FIELDS.contains(&name) && self.names(text) => {
                 AttributeValue::S(self.reference.clone())
             }
             AttributeValue::S(text) => {
                 let trimmed = text.trim_start();
                 if trimmed.starts_with('{') || trimmed.starts_with('[') {
                     if let Ok(mut json) = serde_json::from_str::<Value>(text) {
-                        if self.rewrite_json(&mut json) {
-                            return AttributeValue::S(json.to_string());
-                        }
-                        return value.clone();
+                        return if self.rewrite_json(&mut json) {
+                            AttributeValue::S(json.to_string())
+                        } else {
+                            value.clone()
+                        };
                     }
                 }
-                if self.contact_in(text) {
-                    AttributeValue::S(self.cut_contacts(text))
-                } else {
-                    value.clone()
-                }
+                self.cut_contacts(text)
+                    .map_or_else(|| value.clone(), AttributeValue::S)
             }
-            AttributeValue::Ss(set) if set.iter().any(|v| self.names(v)) => {
+            AttributeValue::Ss(set)
+                if ID_LIST_FIELDS.contains(&name) && set.iter().any(|v| self.names(v)) =>
+            {
                 let mut set: Vec<String> = set
                     .iter()
                     .map(|v| {
@@ -254,17 +329,17 @@ impl Subject {
                 AttributeValue::Ss(set)
             }
             AttributeValue::L(list) => {
-                AttributeValue::L(list.iter().map(|v| self.rewrite(v)).collect())
+                AttributeValue::L(list.iter().map(|v| self.rewrite(name, v)).collect())
             }
             AttributeValue::M(map) => AttributeValue::M(
                 map.iter()
                     .map(|(k, v)| {
-                        let k = if self.names(k) {
+                        let k = if ID_MAP_FIELDS.contains(&name) && self.names(k) {
                             self.reference.clone()
                         } else {
                             k.clone()
                         };
-                        (k, self.rewrite(v))
+                        (k.clone(), self.rewrite(&k, v))
                     })
                     .collect(),
             ),
@@ -272,30 +347,11 @@ impl Subject {
         }
     }
 
-    /// [`Self::rewrite`] in a JSON document; whether it changed.
+    /// [`Self::rewrite`] in a JSON document (and in JSON documents held in its
+    /// strings); whether it changed.
     fn rewrite_json(&self, json: &mut Value) -> bool {
         match json {
-            Value::String(text) => {
-                if self.names(text) {
-                    *text = self.reference.clone();
-                    return true;
-                }
-                let trimmed = text.trim_start();
-                if trimmed.starts_with('{') || trimmed.starts_with('[') {
-                    if let Ok(mut inner) = serde_json::from_str::<Value>(text) {
-                        if self.rewrite_json(&mut inner) {
-                            *text = inner.to_string();
-                            return true;
-                        }
-                        return false;
-                    }
-                }
-                if self.contact_in(text) {
-                    *text = self.cut_contacts(text);
-                    return true;
-                }
-                false
-            }
+            Value::String(text) => self.rewrite_json_text(text),
             Value::Array(items) => items
                 .iter_mut()
                 .fold(false, |c, v| self.rewrite_json(v) | c),
@@ -321,19 +377,59 @@ impl Subject {
                         }
                     }
                 }
-                let renamed: Vec<String> = map.keys().filter(|k| self.names(k)).cloned().collect();
-                for key in renamed {
-                    if let Some(v) = map.remove(&key) {
-                        map.insert(self.reference.clone(), v);
-                        changed = true;
+                for (key, v) in map.iter_mut() {
+                    let key = key.as_str();
+                    if NEVER.contains(&key) {
+                        continue;
                     }
-                }
-                for v in map.values_mut() {
-                    changed |= self.rewrite_json(v);
+                    match v {
+                        Value::String(id) if ID_FIELDS.contains(&key) && self.names(id) => {
+                            *id = self.reference.clone();
+                            changed = true;
+                        }
+                        Value::Array(ids) if ID_LIST_FIELDS.contains(&key) => {
+                            for id in ids.iter_mut() {
+                                if id.as_str().is_some_and(|i| self.names(i)) {
+                                    *id = Value::String(self.reference.clone());
+                                    changed = true;
+                                }
+                            }
+                        }
+                        Value::Object(by_id) if ID_MAP_FIELDS.contains(&key) => {
+                            if let Some(figures) = by_id.remove(&self.user) {
+                                by_id.insert(self.reference.clone(), figures);
+                                changed = true;
+                            }
+                            changed |= by_id
+                                .values_mut()
+                                .fold(false, |c, v| self.rewrite_json(v) | c);
+                        }
+                        other => changed |= self.rewrite_json(other),
+                    }
                 }
                 changed
             }
             _ => false,
+        }
+    }
+
+    fn rewrite_json_text(&self, text: &mut String) -> bool {
+        let trimmed = text.trim_start();
+        if trimmed.starts_with('{') || trimmed.starts_with('[') {
+            if let Ok(mut inner) = serde_json::from_str::<Value>(text) {
+                if self.rewrite_json(&mut inner) {
+                    *text = inner.to_string();
+                    return true;
+                }
+                return false;
+            }
+        }
+        match self.cut_contacts(text) {
+            Some(cut) => {
+                *text = cut;
+                true
+            }
+            None => false,
         }
     }
 }
@@ -445,7 +541,7 @@ mod tests {
             ("actor_id", "ann-7"),
             (
                 "data",
-                r#"{"sender_id":"ann-7","content":"secret words","room_id":"01J","by":{"ann-7":3},"note":"mail ann@example.com"}"#,
+                r#"{"sender_id":"ann-7","content":"secret words","room_id":"01J","agents":{"ann-7":3},"note":"mail Ann@Example.com, not joann@example.com"}"#,
             ),
         ]);
         let Scrub::Rewrite { set: changes, .. } = subject().scrub("acme", &event) else {
@@ -459,8 +555,8 @@ mod tests {
         let data: Value = serde_json::from_str(new["data"].as_s().unwrap()).unwrap();
         assert_eq!(data["content"], "");
         assert_eq!(data["sender_id"], "erased-01J0");
-        assert_eq!(data["by"]["erased-01J0"], 3);
-        assert_eq!(data["note"], "mail [erased]");
+        assert_eq!(data["agents"]["erased-01J0"], 3);
+        assert_eq!(data["note"], "mail [erased], not joann@example.com");
         let text = new["data"].as_s().unwrap();
         assert!(!text.contains("ann-7") && !text.contains("secret words"));
         // A room whose last message was theirs: the preview goes.
@@ -491,6 +587,71 @@ mod tests {
                 )],
             }
         );
+        // Someone else's words that spell the id, and a search word equal to it.
+        let titled = item(&[
+            ("PK", "T#acme#R#01J"),
+            ("SK", "META"),
+            ("title", "ann-7"),
+            ("data", r#"{"content":"ann-7","sender_id":"bob"}"#),
+        ]);
+        assert_eq!(subject().scrub("acme", &titled), Scrub::Keep);
+        let word = item(&[
+            ("PK", "T#acme#W#ann-7"),
+            ("SK", "M#01K#01J"),
+            ("sender_id", "bob"),
+        ]);
+        assert_eq!(subject().scrub("acme", &word), Scrub::Keep);
+        // Ids that spell a kind, a state or a number elsewhere are not them there.
+        let user = Subject {
+            user: "5".into(),
+            ..subject()
+        };
+        let room = item(&[
+            ("PK", "T#acme#R#01J"),
+            ("SK", "META"),
+            ("order_id", "5"),
+            ("vendor_id", "5"),
+            ("status", "5"),
+            ("owner_id", "5"),
+        ]);
+        let Scrub::Rewrite { set, .. } = user.scrub("acme", &room) else {
+            panic!("the owner rewritten");
+        };
+        assert_eq!(set.len(), 1, "{set:?}");
+        assert_eq!(set[0].0, "owner_id");
+        let order = item(&[("PK", "T#acme#ORDER#order#5#7#9#u-1"), ("SK", "ORDER")]);
+        assert_eq!(
+            user.scrub("acme", &order),
+            Scrub::Keep,
+            "order 5 is not user 5"
+        );
+        let theirs = item(&[("PK", "T#acme#ORDER#order#77#7#5#u-1"), ("SK", "ORDER")]);
+        assert_eq!(
+            user.scrub("acme", &theirs),
+            Scrub::Delete,
+            "user 5 as the agent"
+        );
+        let org_named = Subject {
+            user: "acme".into(),
+            ..subject()
+        };
+        let conn = item(&[
+            ("PK", "CONN#x"),
+            ("SK", "CONN"),
+            ("org", "acme"),
+            ("user_id", "bob"),
+        ]);
+        assert_eq!(org_named.scrub("acme", &conn), Scrub::Keep);
+        let stats = {
+            let mut stats = item(&[("PK", "T#acme#R#01J"), ("SK", "STATS#2026-12-04")]);
+            stats.insert("by_sender:user".into(), AttributeValue::N("4".into()));
+            stats
+        };
+        let user_named = Subject {
+            user: "user".into(),
+            ..subject()
+        };
+        assert_eq!(user_named.scrub("acme", &stats), Scrub::Keep);
         // An item that names nobody stays as it is.
         let other = item(&[("PK", "T#acme#R#01J"), ("SK", "META"), ("owner_id", "bob")]);
         assert_eq!(subject().scrub("acme", &other), Scrub::Keep);

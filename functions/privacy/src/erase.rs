@@ -93,6 +93,11 @@ impl Eraser {
                 break;
             }
         }
+        // What other jobs wrote in their partition after the pass read it (the
+        // fan-out's inbox feed of the rooms they left): one more look there.
+        for item in self.store.user_partition(org, &user).await? {
+            self.scrub(&mut erasure, &subject, item).await?;
+        }
         // Archives made before now may hold what they wrote in a room shared with
         // whoever asked: the tenant's archives are withdrawn (ask again).
         if let Some(uploads) = &self.uploads {
@@ -164,19 +169,20 @@ impl Eraser {
             if scrub == Scrub::Keep {
                 return Ok(());
             }
-            // An export of theirs: its archive goes with its record.
+            // Files before the items that name them: a run cut short in between
+            // finds the item again and deletes what is left (deletes are idempotent).
             if item.str(keys::ENTITY) == Some(keys::entity::EXPORT) {
                 self.delete_export_files(erasure, &item).await?;
+            }
+            if let Scrub::Tombstone { files, .. } = &scrub {
+                self.delete_files(erasure, &item, files).await?;
             }
             match self.store.apply_scrub(&item, &scrub).await {
                 Ok(_) => {
                     match &scrub {
                         Scrub::Delete => erasure.items_deleted += 1,
                         Scrub::Rewrite { .. } => erasure.items_rewritten += 1,
-                        Scrub::Tombstone { files, .. } => {
-                            erasure.messages_erased += 1;
-                            self.delete_files(erasure, &item, files).await?;
-                        }
+                        Scrub::Tombstone { .. } => erasure.messages_erased += 1,
                         Scrub::Keep => {}
                     }
                     return Ok(());

@@ -98,8 +98,9 @@ impl Exporter {
                 continue;
             }
             if let Some(room) = self.store.get_room(org, room_id).await? {
-                let staff = export.staff || membership.member_role == "agent";
-                let messages = self.store.room_messages(org, room_id, staff).await?;
+                // Notes only for staff asking for their own data (their token's
+                // role): a room's membership says nothing reliable of anyone's role.
+                let messages = self.store.room_messages(org, room_id, export.staff).await?;
                 let part = room_part(&room, membership, &messages, user);
                 export.messages += messages.len() as u64;
                 export.files += part["files"].as_array().map_or(0, |f| f.len() as u64);
@@ -112,19 +113,23 @@ impl Exporter {
             export.last_room = Some(room_id.to_string());
             self.store.save_export(&export).await?;
         }
-        let archive = self.assemble(uploads, &export, &rows).await?;
         let key = archive_key(org, id);
-        let bytes = archive.len() as u64;
-        uploads
-            .put(&key, Bytes::from(archive), "application/x-tar")
-            .await?;
+        // Written once: a run resumed after this point keeps it (the parts it was
+        // made of may be gone already).
+        if export.archive_key.is_none() {
+            let archive = self.assemble(uploads, &export, &rows).await?;
+            export.archive_bytes = Some(archive.len() as u64);
+            uploads
+                .put(&key, Bytes::from(archive), "application/x-tar")
+                .await?;
+            export.archive_key = Some(key.clone());
+            self.store.save_export(&export).await?;
+        }
         for (room_id, _) in &rows {
             uploads.delete(&part_key(org, id, room_id)).await?;
         }
         export.status = ExportStatus::Done;
         export.completed_at = Some(chat_core::time::now_string());
-        export.archive_key = Some(key);
-        export.archive_bytes = Some(bytes);
         self.store.save_export(&export).await?;
         self.store.release_export_lock(&export).await?;
         Ok(Outcome::Done)

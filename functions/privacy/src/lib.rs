@@ -260,6 +260,12 @@ async fn status(app: &App, who: &Principal, user: &UserId, id: &ExportId) -> Api
 async fn erase(app: &App, who: &Principal, req: &Request) -> ApiResult<Reply> {
     admin(who)?;
     let user = target_user(req)?;
+    if user == who.user {
+        // Another admin decides on an admin's erasure (and its audit trail).
+        return Err(ApiError::Forbidden(
+            "an admin cannot erase themselves".into(),
+        ));
+    }
     if !app.store.knows_user(&who.org, &user).await? {
         return Err(ApiError::NotFound("user"));
     }

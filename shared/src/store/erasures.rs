@@ -337,6 +337,18 @@ impl Store {
             .map(|_| true)
     }
 
+    /// Every item of the person's partition.
+    pub async fn user_partition(&self, org: &OrgId, user: &UserId) -> ApiResult<Vec<Item>> {
+        let pk = keys::user_pk(org, user);
+        self.table
+            .query_all("user partition", |q| {
+                q.key_condition_expression("PK = :pk")
+                    .expression_attribute_values(":pk", s(&pk))
+                    .consistent_read(true)
+            })
+            .await
+    }
+
     /// The item at `item`'s key as it is now.
     pub async fn reread(&self, item: &Item) -> ApiResult<Option<Item>> {
         let key = (

@@ -555,11 +555,19 @@ impl Table {
         context: &str,
     ) -> Result<Option<Item>, WriteError> {
         if let Some(entry) = crate::audit::pending_write(&self.name) {
-            // A transaction returns no item: the item as written is read back.
+            // A transaction returns no item: the old one is read before, the new one
+            // after.
             let key = item_key(update.key());
+            let old = match (&returns, &key) {
+                (Some(ReturnValue::AllOld), Some(key)) => {
+                    Box::pin(self.get(key.clone(), context)).await?
+                }
+                _ => None,
+            };
             let write = TransactWriteItem::builder().update(update).build();
             Box::pin(self.with_entry(write, entry, context)).await?;
             return match (returns, key) {
+                (Some(ReturnValue::AllOld), _) => Ok(old),
                 (Some(_), Some(key)) => Ok(Box::pin(self.get(key, context)).await?),
                 _ => Ok(None),
             };

@@ -93,6 +93,18 @@ impl TestApp {
         answer["data"].clone()
     }
 
+    /// A support conversation started by `who` with `body` (`POST
+    /// /chat/conversations`): its id.
+    pub async fn conversation(&self, who: &str, body: Value) -> String {
+        let made = self
+            .expect(201, "POST /chat/conversations", &[], who, body)
+            .await;
+        made["conversation_id"]
+            .as_str()
+            .expect("conversation id")
+            .to_owned()
+    }
+
     /// A room started by `who` with `body` (`POST /rooms`): its id.
     pub async fn room(&self, who: &str, body: Value) -> String {
         let made = self.expect(201, "POST /rooms", &[], who, body).await;

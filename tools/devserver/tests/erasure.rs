@@ -58,17 +58,8 @@ async fn world() -> World {
     )
     .await;
     let support = app
-        .expect(
-            201,
-            "POST /chat/conversations",
-            &[],
-            &ann(),
-            json!({"title": "Order 99", "agent_id": "a-1"}),
-        )
-        .await["conversation_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+        .conversation(&ann(), json!({"title": "Order 99", "agent_id": "a-1"}))
+        .await;
     let group = app
         .room(
             &ann(),
@@ -421,6 +412,10 @@ async fn only_admins_erase_and_only_their_tenants_people() {
         let (status, _) = app.send(route, &[("user_id", ANN)], &who, None, &[]).await;
         assert_eq!(status, 403);
     }
+    let (status, body) = app
+        .send(route, &[("user_id", "a-9")], &admin(), None, &[])
+        .await;
+    assert_eq!(status, 403, "an admin does not erase themselves: {body}");
     for (who, user) in [
         (token("g-9", "globex", "admin"), ANN),
         (admin(), "nobody-here"),

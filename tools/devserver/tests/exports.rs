@@ -102,17 +102,11 @@ async fn world() -> World {
     )
     .await;
     let support = app
-        .expect(
-            201,
-            "POST /chat/conversations",
-            &[],
+        .conversation(
             &customer(),
             json!({"title": "Order 4242", "agent_id": "a-1"}),
         )
-        .await["conversation_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+        .await;
     let agent = token("a-1", "acme", "agent");
     post(
         &app,
