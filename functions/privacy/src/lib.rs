@@ -260,14 +260,15 @@ async fn status(app: &App, who: &Principal, user: &UserId, id: &ExportId) -> Api
 async fn erase(app: &App, who: &Principal, req: &Request) -> ApiResult<Reply> {
     admin(who)?;
     let user = target_user(req)?;
+    // Existence first (another tenant's person is nobody here), then the right.
+    if !app.store.knows_user(&who.org, &user).await? {
+        return Err(ApiError::NotFound("user"));
+    }
     if user == who.user {
         // Another admin decides on an admin's erasure (and its audit trail).
         return Err(ApiError::Forbidden(
             "an admin cannot erase themselves".into(),
         ));
-    }
-    if !app.store.knows_user(&who.org, &user).await? {
-        return Err(ApiError::NotFound("user"));
     }
     let erasure = Erasure::new(&who.org, &user, &who.user);
     app.store.start_erasure(&erasure).await?;

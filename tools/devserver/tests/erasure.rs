@@ -406,6 +406,15 @@ async fn only_admins_erase_and_only_their_tenants_people() {
         json!({"username": "Ann"}),
     )
     .await;
+    // The admin is someone here too (so their own id is not a 404).
+    app.expect(
+        200,
+        "PUT /profiles/me",
+        &[],
+        &admin(),
+        json!({"username": "Ada"}),
+    )
+    .await;
     let route = "POST /admin/users/{user_id}/erase";
     let before = app.table.items().await;
     for who in [ann(), token("a-1", "acme", "agent")] {
