@@ -14,7 +14,6 @@ use chat_core::item::ItemExt as _;
 use chat_core::keys;
 use chat_core::store::{Erasure, ErasureStatus, Store, WriteError};
 use chat_core::uploads::{Uploads, attached_key};
-use serde_json::{Value, json};
 
 /// Passes at most per erasure (each after the person was found back in a room).
 pub const MAX_PASSES: u64 = 3;
@@ -238,34 +237,4 @@ impl Eraser {
         }
         Ok(())
     }
-}
-
-/// The jobs of the data-protection stream: exports and erasures, by their records.
-pub async fn on_stream(exporter: &crate::Exporter, eraser: &Eraser, batch: &Value) -> Value {
-    let mut failures = Vec::new();
-    for record in batch["Records"].as_array().into_iter().flatten() {
-        let image = &record["dynamodb"]["NewImage"];
-        let field = |name: &str| image[name]["S"].as_str().unwrap_or_default();
-        let outcome = match field(keys::ENTITY) {
-            keys::entity::EXPORT => exporter.run_record(image).await,
-            keys::entity::ERASURE => match (
-                OrgId::parse(field("org")),
-                ErasureId::parse(field("erasure_id")),
-            ) {
-                (Ok(org), Ok(id)) => eraser.run(&org, &id).await.map(|o| format!("{o:?}")),
-                _ => Ok("an erasure record without its ids".to_owned()),
-            },
-            other => Ok(format!("not a job: {other}")),
-        };
-        match outcome {
-            Ok(outcome) => tracing::info!(outcome, "data protection job"),
-            Err(err) => {
-                tracing::error!(error = %err, "data protection job interrupted; retried from where it stopped");
-                if let Some(seq) = record["dynamodb"]["SequenceNumber"].as_str() {
-                    failures.push(json!({"itemIdentifier": seq}));
-                }
-            }
-        }
-    }
-    json!({"batchItemFailures": failures})
 }

@@ -32,7 +32,33 @@ impl Jobs {
     /// A stream batch of new job records (by the mapping's filter): each job run; one
     /// that failed is reported, so the stream retries it (resumed).
     pub async fn on_stream(&self, batch: &serde_json::Value) -> serde_json::Value {
-        erase::on_stream(&self.exporter, &self.eraser, batch).await
+        use chat_core::keys;
+        let mut failures = Vec::new();
+        for record in batch["Records"].as_array().into_iter().flatten() {
+            let image = &record["dynamodb"]["NewImage"];
+            let field = |name: &str| image[name]["S"].as_str().unwrap_or_default();
+            let outcome = match field(keys::ENTITY) {
+                keys::entity::EXPORT => self.exporter.run_record(image).await,
+                keys::entity::ERASURE => match (
+                    chat_core::ids::OrgId::parse(field("org")),
+                    ErasureId::parse(field("erasure_id")),
+                ) {
+                    (Ok(org), Ok(id)) => self.eraser.run(&org, &id).await.map(|o| format!("{o:?}")),
+                    _ => Ok("an erasure record without its ids".to_owned()),
+                },
+                other => Ok(format!("not a job: {other}")),
+            };
+            match outcome {
+                Ok(outcome) => tracing::info!(outcome, "data protection job"),
+                Err(err) => {
+                    tracing::error!(error = %err, "data protection job interrupted; retried from where it stopped");
+                    if let Some(seq) = record["dynamodb"]["SequenceNumber"].as_str() {
+                        failures.push(json!({"itemIdentifier": seq}));
+                    }
+                }
+            }
+        }
+        json!({"batchItemFailures": failures})
     }
 }
 

@@ -105,6 +105,30 @@ impl TestApp {
             .to_owned()
     }
 
+    /// Waits (bounded, 90 s) until the job `route` shows (an export's or an
+    /// erasure's status) is in one of `statuses`: its `data` then.
+    pub async fn job_ended(
+        &self,
+        route: &str,
+        params: &[(&str, &str)],
+        who: &str,
+        statuses: &[&str],
+    ) -> Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+        loop {
+            let (code, body) = self.send(route, params, who, None, &[]).await;
+            assert_eq!(code, 200, "{route}: {body}");
+            if statuses.iter().any(|s| body["data"]["status"] == *s) {
+                return body["data"].clone();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{route}: still {body}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
     /// A room started by `who` with `body` (`POST /rooms`): its id.
     pub async fn room(&self, who: &str, body: Value) -> String {
         let made = self.expect(201, "POST /rooms", &[], who, body).await;

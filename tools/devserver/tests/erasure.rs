@@ -8,7 +8,7 @@ use chat_testkit::{local_s3, token};
 use devserver::TestApp;
 use serde_json::{Value, json};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The person: an id no other id contains.
 const ANN: &str = "ann-7f3k";
@@ -182,16 +182,7 @@ async fn wait_for(
     who: &str,
     status: &str,
 ) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let (code, body) = app.send(route, params, who, None, &[]).await;
-        assert_eq!(code, 200, "{body}");
-        if body["data"]["status"] == status {
-            return body["data"].clone();
-        }
-        assert!(Instant::now() < deadline, "still {body}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    app.job_ended(route, params, who, &[status]).await
 }
 
 /// Ann erased by an admin, waited for: the erasure when done.

@@ -8,7 +8,6 @@ use chat_testkit::{http_get_bytes, token};
 use devserver::TestApp;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
 
 fn customer() -> String {
     token("u-100", "acme", "customer")
@@ -68,16 +67,7 @@ async fn post(app: &TestApp, who: &str, room: &str, body: Value) -> Value {
 
 /// Waits (bounded) for the export to end; its status.
 async fn finished(app: &TestApp, route: &str, params: &[(&str, &str)], who: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let (status, body) = app.send(route, params, who, None, &[]).await;
-        assert_eq!(status, 200, "{body}");
-        if matches!(body["data"]["status"].as_str(), Some("done" | "failed")) {
-            return body["data"].clone();
-        }
-        assert!(Instant::now() < deadline, "the export did not end: {body}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    app.job_ended(route, params, who, &["done", "failed"]).await
 }
 
 struct World {
