@@ -145,6 +145,7 @@ pub const ROUTES: &[(&str, Kind)] = &[
     ("POST /admin/users/{user_id}/export", Audited("user.export")),
     ("POST /me/export", Audited("user.export")),
     ("POST /admin/users/{user_id}/erase", Audited("user.erase")),
+    ("PUT /admin/settings/retention", Audited("retention.update")),
     (
         "POST /email/unsubscribe",
         Exempt("a recipient's own choice, by a signed link"),

@@ -29,6 +29,7 @@
 //! | data export     | T#{org}#USER#{user}     | EXPORT#{export}   |                     |                         |
 //! | running export  | T#{org}#USER#{user}     | EXPORT~ACTIVE     |                     |                         |
 //! | erasure         | T#{org}#ERASURES        | E#{erasure}       |                     |                         |
+//! | retention policy | T#{org}#ORG            | RETENTION         | (GSI2) RETENTION, while it removes something | {org} |
 //!
 //! Room items sort as `M#…` < `META` < `U#…`, so one descending Query from `META`
 //! returns the room and then its newest messages.
@@ -66,6 +67,7 @@ pub mod entity {
     pub const EXPORT: &str = "export";
     pub const EXPORT_LOCK: &str = "export_lock";
     pub const ERASURE: &str = "erasure";
+    pub const RETENTION: &str = "retention";
     pub const UPLOAD_CLAIM: &str = "upload_claim";
     pub const USER_CONNECTION: &str = "user_connection";
     pub const INBOX_FEED: &str = "inbox_feed";
@@ -113,6 +115,11 @@ pub const EVENT_SK_PREFIX: &str = "E#";
 pub fn org_pk(org: &OrgId) -> String {
     format!("T#{org}#ORG")
 }
+
+/// The tenant's retention policy and its sweep's progress, beside its settings.
+pub const RETENTION_SK: &str = "RETENTION";
+/// GSI2's partition of the tenants whose policy removes something.
+pub const RETENTION_GSI2PK: &str = "RETENTION";
 
 /// The tenant's audit log, oldest first (crate::audit).
 pub fn audit_pk(org: &OrgId) -> String {

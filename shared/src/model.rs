@@ -98,6 +98,11 @@ impl RoomStatus {
     pub fn reopens_on_reply(self) -> bool {
         matches!(self, RoomStatus::Resolved | RoomStatus::Snoozed)
     }
+
+    /// Resolved or closed: what a tenant's retention of closed conversations removes.
+    pub fn is_closed(self) -> bool {
+        matches!(self, RoomStatus::Resolved | RoomStatus::Closed)
+    }
 }
 
 impl std::fmt::Display for RoomStatus {
@@ -156,6 +161,9 @@ pub struct Room {
     pub created_at: String,
     pub updated_at: String,
     pub deleted_at: Option<String>,
+    /// When it was last resolved or closed (kept while it stays so): the age a
+    /// tenant's retention of closed conversations counts from.
+    pub closed_at: Option<String>,
     /// Client data kept with the room (a JSON object, as text).
     pub metadata: Option<String>,
     /// The latest public message, as the write path left it.
@@ -236,6 +244,7 @@ impl Room {
             created_at: now.clone(),
             updated_at: now,
             deleted_at: None,
+            closed_at: None,
             metadata: None,
             last_message: None,
             last_note_id: None,
@@ -376,6 +385,7 @@ impl Room {
             .str("created_at", &self.created_at)
             .str("updated_at", &self.updated_at)
             .opt_str("deleted_at", self.deleted_at.clone())
+            .opt_str("closed_at", self.closed_at.clone())
             .opt_str("metadata", self.metadata.clone())
             .opt_str("awaiting_since", self.awaiting_since.clone())
             .opt_str("first_response_at", self.first_response_at.clone())
@@ -421,6 +431,7 @@ impl Room {
             created_at: item.string("created_at").unwrap_or_default(),
             updated_at: item.string("updated_at").unwrap_or_default(),
             deleted_at: item.string("deleted_at"),
+            closed_at: item.string("closed_at"),
             metadata: item.string("metadata"),
             awaiting_since: item.string("awaiting_since"),
             first_response_at: item.string("first_response_at"),
@@ -694,6 +705,8 @@ pub struct Message {
     pub created_at: String,
     pub edited_at: Option<String>,
     pub deleted_at: Option<String>,
+    /// When the tenant's retention removed its files (its links stay).
+    pub files_expired_at: Option<String>,
     /// Earlier texts of an edited message, oldest first (kept for moderation).
     pub previous_versions: Vec<PreviousVersion>,
     /// Edits made, all of them (only the last ten earlier texts are kept).
@@ -745,6 +758,7 @@ impl Message {
             .str("created_at", &self.created_at)
             .opt_str("edited_at", self.edited_at.clone())
             .opt_str("deleted_at", self.deleted_at.clone())
+            .opt_str("files_expired_at", self.files_expired_at.clone())
             .opt_str(
                 "previous_versions",
                 (!self.previous_versions.is_empty()).then(|| {
@@ -789,6 +803,7 @@ impl Message {
             created_at: item.string("created_at").unwrap_or_default(),
             edited_at: item.string("edited_at"),
             deleted_at: item.string("deleted_at"),
+            files_expired_at: item.string("files_expired_at"),
             previous_versions,
             edit_count,
             seq: item.num("seq"),
@@ -822,6 +837,7 @@ impl Message {
             edit_count: self.edit_count,
             seq: self.seq,
             deleted_at: self.deleted_at.as_deref(),
+            files_expired_at: self.files_expired_at.as_deref(),
             is_deleted: deleted,
         }
     }
@@ -856,6 +872,8 @@ pub struct MessageView<'a> {
     pub edit_count: u64,
     pub seq: Option<u64>,
     pub deleted_at: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub files_expired_at: Option<&'a str>,
     pub is_deleted: bool,
 }
 
@@ -891,6 +909,7 @@ pub(crate) mod tests {
             created_at: "2024-06-29T09:00:00.000Z".into(),
             updated_at: "2024-06-29T10:00:00.000Z".into(),
             deleted_at: None,
+            closed_at: None,
             metadata: Some(r#"{"channel":"web"}"#.into()),
             last_message: None,
             last_note_id: None,
@@ -939,6 +958,7 @@ pub(crate) mod tests {
             created_at: "2024-06-29T10:00:00.000Z".into(),
             edited_at: Some("2024-06-29T10:01:00.000Z".into()),
             deleted_at: None,
+            files_expired_at: None,
             previous_versions: vec![PreviousVersion {
                 content: "hello".into(),
                 replaced_at: "2024-06-29T10:01:00.000Z".into(),

@@ -1,32 +1,46 @@
-//! The `privacy` function: the tenant's audit log for its admins, and a person's
-//! data exports (docs/data-protection.md); the `export` binary runs the exports.
+//! The `privacy` function: the tenant's audit log for its admins, a person's data
+//! exports and erasures, and the tenant's retention policy (docs/data-protection.md);
+//! the `privacy-jobs` binary runs the exports, erasures and the retention sweep.
 
 pub mod erase;
 pub mod export;
+pub mod retention;
 pub mod tar;
 
 pub use erase::Eraser;
 pub use export::Exporter;
+pub use retention::{SweepLimits, SweepSummary, Sweeper};
 
-/// The data-protection jobs the table's stream starts: exports and erasures.
+/// The data-protection jobs: exports and erasures (the table's stream starts them)
+/// and the retention sweep (the schedule's).
 pub struct Jobs {
     pub exporter: Exporter,
     pub eraser: Eraser,
+    pub sweeper: Sweeper,
 }
 
 impl Jobs {
     pub fn from_runtime(runtime: chat_core::Runtime) -> Jobs {
-        let uploads = || {
-            runtime
-                .config
-                .uploads
-                .clone()
-                .map(|config| Uploads::new(config, runtime.config.aws.clone()))
-        };
+        let uploads = || uploads_of(&runtime);
         Jobs {
             exporter: Exporter::new(runtime.store.clone(), uploads()),
             eraser: Eraser::new(runtime.store.clone(), uploads()),
+            sweeper: Sweeper::new(runtime.store.clone(), uploads(), SweepLimits::from_env()),
         }
+    }
+
+    /// An invocation: the schedule's event runs a retention sweep, a stream batch its
+    /// jobs. A sweep that failed is an error, so the invocation shows as failed (the
+    /// next one resumes from the saved progress).
+    pub async fn handle(&self, event: &serde_json::Value) -> Result<serde_json::Value, ApiError> {
+        if event.get("Records").is_some() {
+            return Ok(self.on_stream(event).await);
+        }
+        let summary = self.sweeper.run().await.inspect_err(|err| {
+            tracing::error!(error = %err, "retention sweep stopped; the next run resumes");
+        })?;
+        tracing::info!(?summary, "retention sweep");
+        Ok(json!({ "retention": summary }))
     }
 
     /// A stream batch of new job records (by the mapping's filter): each job run; one
@@ -64,11 +78,13 @@ impl Jobs {
 
 use chat_core::app::path_param;
 use chat_core::auth::Principal;
+use chat_core::commands::retention::PutRetention;
 use chat_core::ids::{ErasureId, ExportId, UserId, path_id};
 use chat_core::policy::{self, Action, Relation};
 use chat_core::request::Query;
+use chat_core::request::json_body;
 use chat_core::store::{AuditQuery, MAX_AUDIT_PAGE, Store};
-use chat_core::store::{Erasure, Export, ExportStatus, user_digest};
+use chat_core::store::{Erasure, Export, ExportStatus, RetentionPolicy, user_digest};
 use chat_core::uploads::{Served, Uploads};
 use chat_core::{ApiError, ApiResult, Reply};
 use lambda_http::Request;
@@ -83,6 +99,8 @@ chat_core::route_table! { app: App, who, req;
     "GET /me/exports/{export_id}" => export_status_mine(app, who, req),
     "POST /admin/users/{user_id}/erase" => erase(app, who, req),
     "GET /admin/users/{user_id}/erasures/{erasure_id}" => erasure_status(app, who, req),
+    "GET /admin/settings/retention" => get_retention(&app.store, who),
+    "PUT /admin/settings/retention" => put_retention(&app.store, who, req),
 }
 
 /// This function's app: built once per cold start, then answers every event.
@@ -95,17 +113,21 @@ pub struct App {
 
 impl App {
     pub fn new(runtime: chat_core::Runtime) -> Self {
-        let uploads = runtime
-            .config
-            .uploads
-            .clone()
-            .map(|config| Uploads::new(config, runtime.config.aws.clone()));
         App {
+            uploads: uploads_of(&runtime),
             auth: runtime.config.auth,
             store: runtime.store,
-            uploads,
         }
     }
+}
+
+/// The uploads bucket of `runtime`'s configuration, if it has one.
+pub fn uploads_of(runtime: &chat_core::Runtime) -> Option<Uploads> {
+    runtime
+        .config
+        .uploads
+        .clone()
+        .map(|config| Uploads::new(config, runtime.config.aws.clone()))
 }
 
 /// How long an archive's link works.
@@ -320,4 +342,21 @@ async fn erasure_status(app: &App, who: &Principal, req: &Request) -> ApiResult<
         format!("Erasure {}", erasure.status.as_str()),
         erasure.json(),
     ))
+}
+
+/// `GET /admin/settings/retention`: the tenant's policy (all null: everything kept)
+/// and how far its sweep got.
+async fn get_retention(store: &Store, who: &Principal) -> ApiResult<Reply> {
+    admin(who)?;
+    let retention = store.get_retention(&who.org).await?;
+    Ok(Reply::ok("Retention policy", retention.json()))
+}
+
+/// `PUT /admin/settings/retention`: the whole policy (a field left out or null keeps
+/// that data forever). The sweep applies it from its next run.
+async fn put_retention(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply> {
+    admin(who)?;
+    let policy = RetentionPolicy::try_from(json_body::<PutRetention>(req)?)?;
+    let retention = store.put_retention(who, &policy).await?;
+    Ok(Reply::ok("Retention policy saved", retention.json()))
 }

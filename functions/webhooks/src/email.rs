@@ -350,6 +350,7 @@ mod tests {
             created_at: "2026-12-04T08:00:00Z".into(),
             edited_at: None,
             deleted_at: None,
+            files_expired_at: None,
             previous_versions: Vec::new(),
             edit_count: 0,
             seq: None,

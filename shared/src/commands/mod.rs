@@ -7,6 +7,7 @@
 pub mod conversations;
 pub mod messages;
 pub mod notify;
+pub mod retention;
 pub mod rooms;
 
 use serde::{Deserialize, Deserializer};

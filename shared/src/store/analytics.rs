@@ -66,6 +66,9 @@ pub mod counter {
     pub const FIRST_RESPONSES: &str = "first_responses";
     pub const FIRST_RESPONSE_SECONDS: &str = "first_response_seconds";
     pub const RESOLUTIONS: &str = "resolutions";
+    /// Conversations closed that day (not folded: it marks the day in the index, so
+    /// the retention sweep finds a conversation closed on a quiet day).
+    pub const CLOSURES: &str = "closures";
     /// How many updates the item took (never decreases).
     pub const UPDATES: &str = "updates";
     /// `by_sender:{user|agent|bot}`
@@ -240,6 +243,9 @@ impl Store {
             counts
                 .add(counter::RESOLUTIONS, 1)
                 .add(counter::resolved(&credited), 1);
+        }
+        if status == Some(RoomStatus::Closed) && room.status != RoomStatus::Closed {
+            counts.add(counter::CLOSURES, 1);
         }
         if let Some(Some(agent)) = assignee
             && room.assignee_id.as_deref() != Some(agent.as_str())

@@ -15,6 +15,7 @@ mod mail;
 mod message;
 pub mod notify;
 mod realtime;
+pub mod retention;
 mod room;
 mod search;
 mod table;
@@ -35,13 +36,15 @@ pub use feed::{
 pub use inbox::{Inbox, InboxQuery};
 pub use inbox_feed::{InboxChange, InboxEvent, InboxEventKind, InboxEventPage, InboxListeners};
 pub use message::{
-    Direction, MessageChange, MessageList, MessageQuery, NewMessage, Posted, RoomCache,
+    Direction, MessageChange, MessageList, MessageQuery, NewMessage, Posted, RETENTION_ACTOR,
+    RoomCache,
 };
 pub use notify::PushSubscription;
 pub use realtime::{
     Audience, CONNECTION_TTL_SECS, Connection, MAX_SUBSCRIPTIONS, Subscription, TICKET_TTL_SECS,
     TYPING_INTERVAL_MS,
 };
+pub use retention::{MAX_RETENTION_DAYS, Retention, RetentionKind, RetentionPolicy};
 pub use room::{
     MAX_ADD_MEMBERS, MAX_MEMBERS_PAGE, MemberView, RoomPage, RoomQuery, SharedChanges, Started,
 };

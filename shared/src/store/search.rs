@@ -172,6 +172,8 @@ impl Store {
                 );
                 writes
             }
+            // The text stays, and so do its entries.
+            MessageChange::ExpireFiles => Vec::new(),
         }
     }
 

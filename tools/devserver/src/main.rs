@@ -47,8 +47,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             println!("{summary}");
             Ok(())
         }
+        Some("retention") => {
+            // One run of the privacy-jobs function's retention sweep on the local table
+            // and bucket (the local stack also runs it every hour).
+            let config = Config::from_env()?;
+            let jobs = privacy::Jobs::from_runtime(Runtime::from_config(config).await);
+            let summary = jobs.sweeper.run().await?;
+            println!("{}", serde_json::to_string(&summary)?);
+            Ok(())
+        }
         Some(other) => Err(format!(
-            "unknown command {other:?}: use `serve`, `token --sub U --role R [--org O]` or `rollup [--from D --to D]`"
+            "unknown command {other:?}: use `serve`, `token --sub U --role R [--org O]`, `rollup [--from D --to D]` or `retention`"
         )
         .into()),
     }
@@ -94,7 +103,14 @@ async fn serve() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         .unwrap_or(3001);
     let (ws_port, _realtime) = devserver::realtime::serve_realtime(&runtime, ws_port).await?;
     devserver::delivery::serve_webhook_delivery(&runtime, runtime.config.webhooks.clone()).await;
-    devserver::privacy_jobs::serve_privacy_jobs(&runtime).await;
+    let privacy_jobs = devserver::privacy_jobs::serve_privacy_jobs(&runtime).await;
+    // The retention sweep's schedule (hourly, as on AWS).
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+            privacy_jobs.sweep().await;
+        }
+    });
     devserver::notify::serve_notifications(&runtime).await;
     // A Web Push service on loopback for the browsers of `make dev` to subscribe with
     // (web-push-testing: it checks VAPID, decrypts, and keeps what it got).

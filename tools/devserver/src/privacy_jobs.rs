@@ -1,4 +1,4 @@
-//! The data-protection jobs (exports, erasures) on the local stack, run as AWS runs
+//! The data-protection jobs (exports, erasures, the retention sweep) on the local stack, run as AWS runs
 //! the `privacy-jobs` function: new job records on the table's stream, through its
 //! event source mapping's filter (see [`StreamReader`]); a run that fails is retried
 //! from where it stopped.
@@ -20,6 +20,16 @@ impl StreamConsumer for PrivacyJobs {
 
     async fn handle(&self, batch: Value) -> Value {
         self.jobs.on_stream(&batch).await
+    }
+}
+
+impl PrivacyJobs {
+    /// One retention sweep, logged.
+    pub async fn sweep(&self) {
+        match self.jobs.sweeper.run().await {
+            Ok(summary) => tracing::info!(?summary, "retention sweep"),
+            Err(err) => tracing::error!(%err, "retention sweep stopped"),
+        }
     }
 }
 

@@ -8,7 +8,7 @@ async fn main() -> Result<(), Error> {
     let config = chat_core::app::start()?;
     let jobs = &privacy::Jobs::from_runtime(chat_core::Runtime::from_config(config).await);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        Ok::<_, Error>(jobs.on_stream(&event.payload).await)
+        jobs.handle(&event.payload).await.map_err(Error::from)
     }))
     .await
 }

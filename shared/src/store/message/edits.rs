@@ -2,7 +2,7 @@
 
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
-use crate::ids::{MessageId, RoomId};
+use crate::ids::{MessageId, OrgId, Role, RoomId, UserId};
 use crate::item::{n, s, values};
 use crate::keys;
 use crate::model::{MAX_PREVIOUS_VERSIONS, Message, PreviousVersion, Room};
@@ -18,6 +18,9 @@ pub enum MessageChange {
         content: String,
     },
     Delete,
+    /// The tenant's retention removed the message's uploaded files (their objects
+    /// first); its links stay. Never a caller's change.
+    ExpireFiles,
 }
 
 impl MessageChange {
@@ -26,6 +29,11 @@ impl MessageChange {
         let action = match self {
             MessageChange::Edit { .. } => Action::EditMessage,
             MessageChange::Delete => Action::DeleteMessage,
+            MessageChange::ExpireFiles => {
+                return Err(ApiError::Forbidden(
+                    "files expire by the tenant's retention only".into(),
+                ));
+            }
         };
         let relation = Relation {
             sender: message.sender_id == who.user.as_str(),
@@ -45,6 +53,7 @@ impl MessageChange {
                 MessageChange::Edit { content }
             }
             MessageChange::Delete => MessageChange::Delete,
+            MessageChange::ExpireFiles => MessageChange::ExpireFiles,
         })
     }
 
@@ -95,6 +104,21 @@ impl MessageChange {
                 // The tombstone keeps its place and counters; its text goes.
                 "SET deleted_at = :now, content = :empty, last_event_seq = :les REMOVE attachments, previous_versions"
             }
+            MessageChange::ExpireFiles => {
+                message.attachments.retain(|a| a.upload_id.is_none());
+                message.files_expired_at = Some(now.to_owned());
+                match message.attachments.is_empty() {
+                    true => "SET files_expired_at = :now, last_event_seq = :les REMOVE attachments",
+                    false => {
+                        vals.insert(
+                            ":links".into(),
+                            s(serde_json::to_string(&message.attachments)
+                                .expect("attachments serialize")),
+                        );
+                        "SET files_expired_at = :now, attachments = :links, last_event_seq = :les"
+                    }
+                }
+            }
         };
         (expression, condition, vals)
     }
@@ -142,6 +166,37 @@ impl Store {
         Ok((room, message))
     }
 
+    /// A room of the tenant that is not deleted and one of its messages, whoever may
+    /// see them (the tenant's own retention).
+    async fn any_room_and_message(
+        &self,
+        org: &OrgId,
+        room_id: &RoomId,
+        message_id: &MessageId,
+    ) -> ApiResult<(Room, Message)> {
+        let pk = keys::room_pk(org, room_id);
+        let items = self
+            .batch_get(
+                &[
+                    (pk.clone(), keys::ROOM_SK.to_owned()),
+                    (pk, keys::message_sk(message_id)),
+                ],
+                "get room and message",
+            )
+            .await?;
+        let items = items.rows()?;
+        let room = items
+            .iter()
+            .find_map(Room::from_item)
+            .filter(|r| r.deleted_at.is_none())
+            .ok_or(ApiError::NotFound("conversation"))?;
+        let message = items
+            .iter()
+            .find_map(Message::from_item)
+            .ok_or(ApiError::NotFound("message"))?;
+        Ok((room, message))
+    }
+
     /// Edits (own messages only, earlier text kept) or soft-deletes (own messages,
     /// or any message for admins) a message. The write is conditioned on the message
     /// being as read and the caller still having access to the room.
@@ -152,13 +207,60 @@ impl Store {
         message_id: &MessageId,
         change: MessageChange,
     ) -> ApiResult<Message> {
+        self.apply_message_change(who, room_id, message_id, change, false)
+            .await
+    }
+
+    /// The tenant's retention deletes a message or expires its files, in any room of
+    /// the tenant not deleted, through the same write as a caller's change (its
+    /// event, search entries, preview and redaction); its events name
+    /// [`RETENTION_ACTOR`]. None when the message or its room is gone, or it is
+    /// deleted already.
+    pub async fn retention_change(
+        &self,
+        org: &OrgId,
+        room_id: &RoomId,
+        message_id: &MessageId,
+        change: MessageChange,
+    ) -> ApiResult<Option<Message>> {
+        let system = Principal {
+            user: UserId::parse(RETENTION_ACTOR).expect("a valid user id"),
+            org: org.clone(),
+            role: Role::Admin,
+        };
+        match self
+            .apply_message_change(&system, room_id, message_id, change, true)
+            .await
+        {
+            Ok(message) => Ok(Some(message)),
+            Err(ApiError::NotFound(_)) => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+
+    async fn apply_message_change(
+        &self,
+        who: &Principal,
+        room_id: &RoomId,
+        message_id: &MessageId,
+        change: MessageChange,
+        by_retention: bool,
+    ) -> ApiResult<Message> {
         for attempt in rebuilds() {
             attempt.pause().await;
-            let (room, mut message) = self.room_and_message(who, room_id, message_id).await?;
+            let (room, mut message) = match by_retention {
+                true => {
+                    self.any_room_and_message(&who.org, room_id, message_id)
+                        .await?
+                }
+                false => self.room_and_message(who, room_id, message_id).await?,
+            };
             if message.deleted_at.is_some() {
                 return Err(ApiError::NotFound("message"));
             }
-            change.permitted(who, &message)?;
+            if !by_retention {
+                change.permitted(who, &message)?;
+            }
             let change = change.checked()?;
             let now = crate::time::now_string();
             // The event that carried the message until now (its creation's or its last
@@ -199,7 +301,9 @@ impl Store {
                 writes.push(self.redact_event(who, room_id, seq, &message, event_seq));
             }
             let kind = match &change {
-                MessageChange::Edit { .. } => EventKind::MessageUpdated,
+                MessageChange::Edit { .. } | MessageChange::ExpireFiles => {
+                    EventKind::MessageUpdated
+                }
                 MessageChange::Delete => EventKind::MessageDeleted,
             };
             let plan = Plan::new(writes, Change::message(kind, &message));
@@ -248,6 +352,9 @@ impl Store {
         TransactWriteItem::builder().update(update).build()
     }
 }
+
+/// The actor of the changes a tenant's retention makes (in their events).
+pub const RETENTION_ACTOR: &str = "system:retention";
 
 /// The feed event that carries `message` now, when it is still kept (with a minute's
 /// margin: an event about to expire is left to expire, readers skip it from then on).

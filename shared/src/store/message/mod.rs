@@ -3,7 +3,7 @@
 
 mod edits;
 
-pub use edits::MessageChange;
+pub use edits::{MessageChange, RETENTION_ACTOR};
 
 use crate::auth::Principal;
 use crate::cursor::{self, Partition};
@@ -83,6 +83,7 @@ impl NewMessage {
             created_at: now.to_owned(),
             edited_at: None,
             deleted_at: None,
+            files_expired_at: None,
             previous_versions: Vec::new(),
             edit_count: 0,
             seq: None,
@@ -512,7 +513,7 @@ fn room_message_update(
     if effect.reopen {
         sets.push("#st = :open");
         vals.insert(":open".into(), s("open"));
-        removes.push("snoozed_until");
+        removes.extend(["snoozed_until", "closed_at"]);
     }
     if effect.start_waiting {
         sets.push("awaiting_since = :now");

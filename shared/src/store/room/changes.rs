@@ -42,6 +42,11 @@ impl SharedChanges {
         }
         if let Some(status) = self.status {
             set("#st = :status", ":status", status.as_str());
+            // Retention of closed conversations counts from here.
+            match status.is_closed() {
+                true => set("closed_at = :now", ":now", now),
+                false => removes.push("closed_at"),
+            }
         }
         if let Some(detail) = &self.detail {
             set("detail = :detail", ":detail", detail);
@@ -105,6 +110,7 @@ impl SharedChanges {
         }
         if let Some(status) = self.status {
             room.status = status;
+            room.closed_at = status.is_closed().then(|| now.clone());
         }
         if let Some(assignee) = &self.assignee_id {
             room.assignee_id = assignee.clone();
@@ -295,7 +301,7 @@ mod tests {
         let (room, vals) = changes.room_expression("now");
         assert_eq!(
             room,
-            "SET updated_at = :now, title = :title, #st = :status REMOVE snoozed_until, assignee_id"
+            "SET updated_at = :now, title = :title, #st = :status, closed_at = :now REMOVE snoozed_until, assignee_id"
         );
         assert_eq!(vals[":status"], s("resolved"));
         let (row, _) = changes.row_update(None).unwrap();
