@@ -29,6 +29,7 @@ mod floor;
 mod inbound;
 mod notify;
 mod realtime;
+mod retention;
 mod webhooks;
 
 const ROUNDS: usize = 300;
@@ -865,6 +866,7 @@ async fn main() {
     let hooks = webhooks::measure(&s.table).await;
     let notified = notify::measure(&s.table).await;
     let replies = inbound::measure(&s.table).await;
+    let retained = retention::measure().await;
     let functions = functions(&s, release).await;
     write_report(
         &rows,
@@ -873,6 +875,7 @@ async fn main() {
         &hooks,
         &notified,
         &replies,
+        &retained,
         &functions,
         &post_items,
     );
@@ -1163,6 +1166,7 @@ fn write_report(
     hooks: &webhooks::WebhookReport,
     notified: &[notify::NotifyRow],
     replies: &inbound::InboundRow,
+    retained: &retention::RetentionReport,
     functions: &[Function],
     post_items: &[usize],
 ) {
@@ -1306,6 +1310,7 @@ fn write_report(
     webhooks::write_section(&mut md, hooks);
     notify::write_section(&mut md, notified);
     inbound::write_section(&mut md, replies);
+    retention::write_section(&mut md, retained);
     let _ = writeln!(
         md,
         "## Functions (release build under the Lambda Runtime Interface Emulator)\n\n| function | init ms | init ÷ hello-world (budget ≤ 1.5) | first request ms | second request ms | warm request ms | peak RSS MB (budget ≤ 32) | zipped bootstrap MB (budget ≤ 4) |\n|---|---|---|---|---|---|---|---|"

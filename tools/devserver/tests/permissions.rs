@@ -262,6 +262,20 @@ fn cases() -> Vec<Case> {
             false,
         ),
         case(
+            "GET /admin/settings/retention",
+            Tenant,
+            None,
+            Action::ManageDataProtection,
+            false,
+        ),
+        case(
+            "PUT /admin/settings/retention",
+            Tenant,
+            Some(json!({"messages_days": 365})),
+            Action::ManageDataProtection,
+            false,
+        ),
+        case(
             "PUT /org/settings",
             Tenant,
             Some(json!({"name": "Acme Shop"})),
