@@ -73,6 +73,7 @@ const ID_FIELDS: &[&str] = &[
     "actor_id",
     "actor",
     "requested_by",
+    "updated_by",
     "viewer",
 ];
 /// Fields whose value is a list (or set) of user ids.

@@ -109,6 +109,14 @@ impl Ulid {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The millisecond it was made at (its first ten characters).
+    pub fn millis(&self) -> u64 {
+        self.0.bytes().take(10).fold(0u64, |acc, b| {
+            let digit = CROCKFORD.iter().position(|c| *c == b).unwrap_or(0) as u64;
+            (acc << 5) | digit
+        })
+    }
 }
 
 impl fmt::Display for Ulid {
@@ -139,6 +147,23 @@ macro_rules! ulid_id {
 
             pub fn from_parts(millis: u64, random: u128) -> Self {
                 Self(Ulid::from_parts(millis, random))
+            }
+
+            /// A new id of the millisecond of `at` (one of our timestamps), so that the
+            /// id and the time written beside it name the same day.
+            pub fn at(at: &str) -> Self {
+                match crate::time::parse(at) {
+                    Some(at) => Self::from_parts(
+                        crate::time::millis(at) as u64,
+                        rand::random::<u128>(),
+                    ),
+                    None => Self::generate(),
+                }
+            }
+
+            /// The millisecond it was made at.
+            pub fn millis(&self) -> u64 {
+                self.0.millis()
             }
 
             pub fn parse(raw: &str) -> Result<Self, String> {
@@ -272,6 +297,12 @@ mod tests {
 
     #[test]
     fn ulids_sort_by_time_and_round_trip() {
+        assert_eq!(
+            Ulid::from_parts(1_733_356_800_123, 42).millis(),
+            1_733_356_800_123
+        );
+        let at = MessageId::at("2026-12-04T23:59:59.999Z");
+        assert_eq!(at.millis(), 1_796_428_799_999);
         let a = Ulid::from_parts(1_000, u128::MAX);
         let b = Ulid::from_parts(1_001, 0);
         assert!(a < b);

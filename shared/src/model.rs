@@ -164,6 +164,8 @@ pub struct Room {
     /// When it was last resolved or closed (kept while it stays so): the age a
     /// tenant's retention of closed conversations counts from.
     pub closed_at: Option<String>,
+    /// When retention finished removing a deleted conversation's items.
+    pub purged_at: Option<String>,
     /// Client data kept with the room (a JSON object, as text).
     pub metadata: Option<String>,
     /// The latest public message, as the write path left it.
@@ -245,6 +247,7 @@ impl Room {
             updated_at: now,
             deleted_at: None,
             closed_at: None,
+            purged_at: None,
             metadata: None,
             last_message: None,
             last_note_id: None,
@@ -386,6 +389,7 @@ impl Room {
             .str("updated_at", &self.updated_at)
             .opt_str("deleted_at", self.deleted_at.clone())
             .opt_str("closed_at", self.closed_at.clone())
+            .opt_str("purged_at", self.purged_at.clone())
             .opt_str("metadata", self.metadata.clone())
             .opt_str("awaiting_since", self.awaiting_since.clone())
             .opt_str("first_response_at", self.first_response_at.clone())
@@ -432,6 +436,7 @@ impl Room {
             updated_at: item.string("updated_at").unwrap_or_default(),
             deleted_at: item.string("deleted_at"),
             closed_at: item.string("closed_at"),
+            purged_at: item.string("purged_at"),
             metadata: item.string("metadata"),
             awaiting_since: item.string("awaiting_since"),
             first_response_at: item.string("first_response_at"),
@@ -910,6 +915,7 @@ pub(crate) mod tests {
             updated_at: "2024-06-29T10:00:00.000Z".into(),
             deleted_at: None,
             closed_at: None,
+            purged_at: None,
             metadata: Some(r#"{"channel":"web"}"#.into()),
             last_message: None,
             last_note_id: None,

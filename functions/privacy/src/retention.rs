@@ -7,7 +7,7 @@
 //! deleted twice, a deleted object is gone), so a day begun twice is no harm.
 
 use chat_core::auth::Principal;
-use chat_core::ids::{OrgId, Role, RoomId, UserId};
+use chat_core::ids::{MessageId, OrgId, Role, RoomId, UserId};
 use chat_core::model::{Message, Room, RoomType};
 use chat_core::store::retention::{last_expired_day, parse_day};
 use chat_core::store::{MessageChange, RETENTION_ACTOR, RetentionKind, Store};
@@ -105,40 +105,53 @@ impl Sweeper {
 
     /// One run that takes `now` as the time the policies' ages count back from (the
     /// writes themselves are made now: the tests sweep data of today as if it were
-    /// old, the bucket checks a request's clock).
+    /// old, the bucket checks a request's clock). Each tenant gets an equal share of
+    /// the run's removals and the first tenant changes every hour, so one tenant's
+    /// backlog never holds the others back; a tenant whose sweep fails is logged and
+    /// the run goes on with the next.
     pub async fn run_at(&self, now: time::OffsetDateTime) -> ApiResult<SweepSummary> {
-        let mut budget = Budget {
-            removals: self.limits.removals,
-            until: Instant::now() + self.limits.deadline,
-        };
+        let until = Instant::now() + self.limits.deadline;
         let mut summary = SweepSummary {
             caught_up: true,
             ..SweepSummary::default()
         };
-        for (org, retention) in self.store.retention_tenants().await? {
+        let mut tenants = self.store.retention_tenants().await?;
+        if tenants.is_empty() {
+            return Ok(summary);
+        }
+        let first = (now.unix_timestamp() / 3600) as usize % tenants.len();
+        tenants.rotate_left(first);
+        let share = (self.limits.removals / tenants.len() as u64).max(1);
+        for (org, retention) in tenants {
             summary.tenants += 1;
+            let mut budget = Budget {
+                removals: share,
+                until,
+            };
             for kind in RetentionKind::ALL {
                 let Some(days) = retention.policy.days(kind) else {
                     continue;
                 };
-                let last = last_expired_day(now, days);
+                let walk = Walk {
+                    org: &org,
+                    kind,
+                    days,
+                    last: last_expired_day(now, days),
+                    cutoff: chat_core::time::format(now - time::Duration::days(days.into())),
+                };
                 let first = match retention.through(kind).and_then(parse_day) {
                     Some(done) => done.next_day().unwrap_or(done),
-                    None => self.first_day(&org, last).await?,
+                    None => self.first_day(&org, walk.last).await?,
                 };
-                let cutoff = chat_core::time::format(now - time::Duration::days(days.into()));
                 // Boxed: the walk's future is deep (a message change's transaction).
-                let walked = Box::pin(self.walk(
-                    &org,
-                    kind,
-                    first,
-                    last,
-                    &cutoff,
-                    &mut budget,
-                    &mut summary,
-                ))
-                .await?;
-                summary.caught_up &= walked;
+                match Box::pin(self.walk(&walk, first, &mut budget, &mut summary)).await {
+                    Ok(done) => summary.caught_up &= done,
+                    Err(err) => {
+                        tracing::error!(org = %org, kind = kind.field(), %err, "retention sweep of a tenant stopped; the next run resumes");
+                        summary.caught_up = false;
+                        break;
+                    }
+                }
             }
         }
         Ok(summary)
@@ -154,33 +167,35 @@ impl Sweeper {
         })
     }
 
-    /// The days `first..=last` of one kind, each saved once finished; whether it got
-    /// to the end.
-    #[allow(clippy::too_many_arguments)]
+    /// The days `first..=walk.last` of one kind, each saved once finished; whether it
+    /// got to the end. Before each day with rooms the policy is read again: a kind
+    /// switched off or lengthened meanwhile stops here.
     async fn walk(
         &self,
-        org: &OrgId,
-        kind: RetentionKind,
+        walk: &Walk<'_>,
         first: Date,
-        last: Date,
-        cutoff: &str,
         budget: &mut Budget,
         summary: &mut SweepSummary,
     ) -> ApiResult<bool> {
         let mut day = first;
-        let mut finished: Option<Date> = None;
+        let (mut finished, mut saved): (Option<Date>, Option<Date>) = (None, None);
         let mut removed = 0;
         let mut caught_up = true;
-        while day <= last {
+        while day <= walk.last {
             if budget.spent() {
                 caught_up = false;
                 break;
             }
-            let rooms = self.store.rooms_active_on(org, day).await?;
+            let rooms = self.store.rooms_active_on(walk.org, day).await?;
+            if !rooms.is_empty() {
+                let policy = self.store.get_retention(walk.org).await?.policy;
+                if policy.days(walk.kind).is_none_or(|d| d > walk.days) {
+                    break;
+                }
+            }
             let mut whole = true;
             for room in &rooms {
-                let (count, done) =
-                    Box::pin(self.sweep_room_day(org, kind, room, day, cutoff, budget)).await?;
+                let (count, done) = Box::pin(self.sweep_room_day(walk, room, day, budget)).await?;
                 removed += count;
                 if !done {
                     whole = false;
@@ -196,9 +211,10 @@ impl Sweeper {
             // Progress is saved where there was work, so a stopped run loses little.
             if !rooms.is_empty() {
                 self.store
-                    .save_retention_progress(org, kind, finished, removed)
+                    .save_retention_progress(walk.org, walk.kind, finished, removed)
                     .await?;
-                *tally(summary, kind) += removed;
+                saved = finished;
+                *tally(summary, walk.kind) += removed;
                 removed = 0;
             }
             day = match day.next_day() {
@@ -206,70 +222,110 @@ impl Sweeper {
                 None => break,
             };
         }
-        if finished.is_some() || removed > 0 {
-            self.store
-                .save_retention_progress(org, kind, finished, removed)
-                .await?;
-            *tally(summary, kind) += removed;
-        }
+        // The rest: days without rooms walked since, removals of an unfinished day,
+        // and the run's time (also when it found nothing).
+        let through = finished.filter(|day| saved != Some(*day));
+        self.store
+            .save_retention_progress(walk.org, walk.kind, through, removed)
+            .await?;
+        *tally(summary, walk.kind) += removed;
         Ok(caught_up)
     }
 
     /// One room's part of a day: what it removed, and whether it is all done.
     async fn sweep_room_day(
         &self,
-        org: &OrgId,
-        kind: RetentionKind,
-        room: &RoomId,
+        walk: &Walk<'_>,
+        room_id: &RoomId,
         day: Date,
-        cutoff: &str,
         budget: &mut Budget,
     ) -> ApiResult<(u64, bool)> {
-        match kind {
-            RetentionKind::ClosedConversations => {
-                Box::pin(self.purge_if_closed(org, room, cutoff, budget)).await
+        let org = walk.org;
+        if walk.kind == RetentionKind::ClosedConversations {
+            return Box::pin(self.purge_if_closed(org, room_id, &walk.cutoff, budget)).await;
+        }
+        let mut removed = 0;
+        // Read once the room's answer says it is gone (a deleted room's messages go
+        // outright: nobody reads them, no feed tells of them).
+        let mut room_deleted = false;
+        for message in self.store.messages_of_day(org, room_id, day).await? {
+            if message.deleted_at.is_some() {
+                continue;
             }
-            RetentionKind::Messages | RetentionKind::Files => {
-                let mut removed = 0;
-                for message in self.store.messages_of_day(org, room, day).await? {
-                    if message.deleted_at.is_some() {
-                        continue;
-                    }
-                    let uploads = uploaded(&message);
-                    if kind == RetentionKind::Files
-                        && (uploads.is_empty() || message.files_expired_at.is_some())
-                    {
-                        continue;
-                    }
-                    if budget.spent() {
-                        return Ok((removed, false));
-                    }
-                    // Files first: a message never names a file that is gone before
-                    // the message says so (retried, the change finds the same).
-                    self.delete_objects(
-                        uploads.iter().map(|u| attached_key(org, room, u)).collect(),
-                    )
-                    .await?;
-                    let change = match kind {
+            let uploads = uploaded(&message);
+            if walk.kind == RetentionKind::Files
+                && (uploads.is_empty() || message.files_expired_at.is_some())
+            {
+                continue;
+            }
+            if budget.spent() {
+                return Ok((removed, false));
+            }
+            // Files first: a message never names a file that is gone before the
+            // message says so (retried, the change finds the same). A file goes with
+            // the message that holds its claim only, as when its sender deletes it.
+            self.release_and_delete_files(org, room_id, &message, &uploads)
+                .await?;
+            let changed = match room_deleted {
+                true => None,
+                false => {
+                    let change = match walk.kind {
                         RetentionKind::Files => MessageChange::ExpireFiles,
                         _ => MessageChange::Delete,
                     };
-                    let changed =
-                        Box::pin(self.store.retention_change(org, room, &message.id, change));
-                    if changed.await?.is_some() {
-                        removed += 1;
-                        budget.take();
-                    }
+                    Box::pin(
+                        self.store
+                            .retention_change(org, room_id, &message.id, change),
+                    )
+                    .await?
                 }
-                Ok((removed, true))
+            };
+            if changed.is_none() && !room_deleted {
+                room_deleted = self
+                    .store
+                    .get_room(org, room_id)
+                    .await?
+                    .is_none_or(|r| r.deleted_at.is_some());
+            }
+            if changed.is_some() {
+                removed += 1;
+                budget.take();
+            } else if room_deleted && walk.kind == RetentionKind::Messages {
+                self.store.remove_message(org, room_id, &message).await?;
+                removed += 1;
+                budget.take();
             }
         }
+        Ok((removed, true))
     }
 
-    /// A support conversation resolved or closed before `cutoff` with no message since
-    /// is deleted for everyone (its deletion is an event, as an admin's would be),
-    /// then its files and items go: all but the room's record of its deletion, that
-    /// event and its day stats. Counted once, when its last item went.
+    /// Gives up each upload's claim held by `message`, and deletes the files whose
+    /// claim it held.
+    async fn release_and_delete_files(
+        &self,
+        org: &OrgId,
+        room_id: &RoomId,
+        message: &Message,
+        uploads: &[String],
+    ) -> ApiResult<()> {
+        for upload in uploads {
+            if self
+                .store
+                .release_upload(org, room_id, upload, &message.id)
+                .await?
+            {
+                self.delete_objects(vec![attached_key(org, room_id, upload)])
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A support conversation resolved or closed before `cutoff` with nothing said
+    /// since is deleted for everyone (its deletion is an event, as an admin's would
+    /// be; a message posted meanwhile stops it), then its files and items go: all
+    /// but the room's record of its deletion, that event and its day stats. Counted
+    /// by the run that finishes it (`purged_at`); a purged room is passed over.
     async fn purge_if_closed(
         &self,
         org: &OrgId,
@@ -280,21 +336,20 @@ impl Sweeper {
         let Some(room) = self.store.get_room(org, room_id).await? else {
             return Ok((0, true));
         };
-        if !expired_closed(&room, cutoff) {
+        if room.purged_at.is_some() || !expired_closed(&room, cutoff) {
             return Ok((0, true));
         }
         if budget.spent() {
             return Ok((0, false));
         }
-        // Counted once: by the run that deletes it, or that finds more of it to purge.
-        let mut counted = room.deleted_at.is_none();
         let room = match room.deleted_at {
             Some(_) => room,
             None => {
                 let system = system_principal(org);
-                match Box::pin(self.store.delete_room(&system, room)).await {
-                    Ok(()) => {}
-                    // Reopened, deleted or changed meanwhile: the next run decides.
+                let still = |r: &Room| expired_closed(r, cutoff);
+                match Box::pin(self.store.delete_room_while(&system, room, still)).await {
+                    Ok(()) => budget.take(),
+                    // Reopened, written to or deleted meanwhile: it stays.
                     Err(ApiError::NotFound(_)) => return Ok((0, true)),
                     Err(err) => return Err(err),
                 }
@@ -309,22 +364,30 @@ impl Sweeper {
                 format!("files/{org}/{room_id}/"),
                 format!("pending/{org}/{room_id}/"),
             ] {
-                self.delete_objects(uploads.list(&prefix, 10_000).await?)
-                    .await?;
+                loop {
+                    let found = uploads.list(&prefix, 1000).await?;
+                    if found.is_empty() {
+                        break;
+                    }
+                    budget.take();
+                    self.delete_objects(found).await?;
+                    if budget.spent() {
+                        return Ok((0, false));
+                    }
+                }
             }
         }
-        let mut purged = 0;
         loop {
             let (removed, more) = self
                 .store
                 .purge_room_page(org, room_id, room.last_seq, 100)
                 .await?;
-            purged += removed;
-            budget.take();
+            if removed > 0 {
+                budget.take();
+            }
             if !more {
                 self.store.strip_deleted_room(org, room_id).await?;
-                counted |= purged > 0;
-                return Ok((u64::from(counted), true));
+                return Ok((1, true));
             }
             if budget.spent() {
                 return Ok((0, false));
@@ -343,15 +406,38 @@ impl Sweeper {
     }
 }
 
-/// A support conversation resolved or closed before `cutoff`, with nothing said
-/// since. (Other rooms have no resolution: their messages follow the message rule.)
+/// One kind of one tenant's policy, as a run walks it.
+struct Walk<'a> {
+    org: &'a OrgId,
+    kind: RetentionKind,
+    days: u32,
+    /// The last day wholly older than `days`.
+    last: Date,
+    /// `days` before the run's now (closed conversations older than this go).
+    cutoff: String,
+}
+
+/// A support conversation resolved or closed before `cutoff`, with nothing said or
+/// noted since. (Other rooms have no resolution: their messages follow the message
+/// rule.)
 fn expired_closed(room: &Room, cutoff: &str) -> bool {
     let closed_at = room.closed_at.as_deref().unwrap_or(&room.updated_at);
     let last_said = room.last_message_at.as_deref().unwrap_or(&room.created_at);
+    // A note moves no `last_message_at`; its id says when it was written.
+    let last_note = room
+        .last_note_id
+        .as_deref()
+        .and_then(|id| MessageId::parse(id).ok())
+        .and_then(|id| {
+            time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(id.millis()) * 1_000_000)
+                .ok()
+        })
+        .map(chat_core::time::format);
     room.room_type == RoomType::Support
         && room.status.is_closed()
         && closed_at < cutoff
         && last_said < cutoff
+        && last_note.is_none_or(|at| at.as_str() < cutoff)
 }
 
 /// The ids of a message's uploaded files (links are not ours to delete).
@@ -407,6 +493,16 @@ mod tests {
         room.closed_at = Some("2026-02-01T00:00:00.000Z".into());
         room.status = RoomStatus::Closed;
         assert!(expired_closed(&room, cutoff));
+        room.last_note_id = Some(
+            MessageId::from_parts(
+                chat_core::time::millis(chat_core::time::parse("2026-03-05T00:00:00Z").unwrap())
+                    as u64,
+                7,
+            )
+            .to_string(),
+        );
+        assert!(!expired_closed(&room, cutoff), "a note after the cutoff");
+        room.last_note_id = None;
         room.room_type = RoomType::Group;
         assert!(!expired_closed(&room, cutoff), "a group has no resolution");
     }

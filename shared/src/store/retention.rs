@@ -399,18 +399,65 @@ impl Store {
         }
     }
 
+    /// A message of a deleted room removed outright (nobody reads it; there is no feed
+    /// to tell), with its search entries.
+    pub async fn remove_message(
+        &self,
+        org: &OrgId,
+        room_id: &RoomId,
+        message: &Message,
+    ) -> ApiResult<()> {
+        let sk = keys::message_sk(&message.id);
+        self.remove_room_item(org, room_id, &sk, Some(message))
+            .await
+    }
+
+    /// Deletes one item of a room; a message's search entries first, so that no entry
+    /// ever points at a message that is gone.
+    async fn remove_room_item(
+        &self,
+        org: &OrgId,
+        room_id: &RoomId,
+        sk: &str,
+        message: Option<&Message>,
+    ) -> ApiResult<()> {
+        let mut item_keys: Vec<(String, String)> = message
+            .map(|m| {
+                super::index_words(&m.content)
+                    .iter()
+                    .map(|w| (keys::search_pk(org, w), keys::search_sk(&m.id, room_id)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        item_keys.push((keys::room_pk(org, room_id), sk.to_owned()));
+        for (pk, sk) in item_keys {
+            let delete = Delete::builder()
+                .table_name(self.name())
+                .key(keys::PK, s(pk))
+                .key(keys::SK, s(sk))
+                .build()
+                .expect("delete has key");
+            self.table
+                .delete(delete, "remove a room's item")
+                .await
+                .map_err(WriteError::into_api)?;
+        }
+        Ok(())
+    }
+
     /// A deleted room's record keeps only what marks its deletion: its ids, type,
     /// status, counts and times; its title, description, client data and last
-    /// message's preview go.
+    /// message's preview go, and it is marked purged (`purged_at`).
     pub async fn strip_deleted_room(&self, org: &OrgId, room_id: &RoomId) -> ApiResult<()> {
         let update = Update::builder()
             .table_name(self.name())
             .key(keys::PK, s(keys::room_pk(org, room_id)))
             .key(keys::SK, s(keys::ROOM_SK))
             .update_expression(
-                "REMOVE title, detail, metadata, last_message_preview, last_message_id, last_sender_id",
+                "SET purged_at = :now REMOVE title, detail, metadata, last_message_preview, last_message_id, last_sender_id",
             )
             .condition_expression("attribute_exists(deleted_at)")
+            .expression_attribute_values(":now", s(crate::time::now_string()))
             .build()
             .expect("update has key and expression");
         match self
@@ -424,8 +471,8 @@ impl Store {
     }
 
     /// One page of a deleted room's items that retention removes: all but the room
-    /// itself (its deletion marker), its day stats (anonymous counts, the analytics')
-    /// and its deletion's event. Each message's search entries go with it. Returns
+    /// itself (its deletion marker), its day stats (the analytics' counts) and its
+    /// deletion's event. Each message's search entries go with it. Returns
     /// how many items went and whether more are left.
     pub async fn purge_room_page(
         &self,
@@ -456,29 +503,9 @@ impl Store {
                 })
                 .collect();
             for item in &doomed {
-                let mut item_keys = vec![(pk.clone(), item.string(keys::SK).unwrap_or_default())];
-                if let Some(message) = Message::from_item(*item) {
-                    item_keys.extend(super::index_words(&message.content).iter().map(|w| {
-                        (
-                            keys::search_pk(org, w),
-                            keys::search_sk(&message.id, room_id),
-                        )
-                    }));
-                }
-                // The search entries first: a message never outlives its entries'
-                // way to it.
-                for (pk, sk) in item_keys.into_iter().rev() {
-                    let delete = Delete::builder()
-                        .table_name(self.name())
-                        .key(keys::PK, s(pk))
-                        .key(keys::SK, s(sk))
-                        .build()
-                        .expect("delete has key");
-                    self.table
-                        .delete(delete, "purge a room's item")
-                        .await
-                        .map_err(WriteError::into_api)?;
-                }
+                let sk = item.str(keys::SK).unwrap_or_default();
+                self.remove_room_item(org, room_id, sk, Message::from_item(*item).as_ref())
+                    .await?;
                 removed += 1;
             }
             if !doomed.is_empty() {

@@ -244,6 +244,24 @@ async fn the_sweep_removes_what_the_policy_says_and_nothing_else() {
     let recent = conversation(&app, 90, "recentclosed heron").await;
     set_status(&app, &recent, "resolved", 30).await;
     let open = conversation(&app, 90, "stillopen otter").await;
+    // Resolved 70 days ago too, but the customer wrote again today (it reopened), or
+    // an agent noted something yesterday: both stay.
+    let replied = conversation(&app, 90, "repliedto puffin").await;
+    set_status(&app, &replied, "resolved", 70).await;
+    say(&app, &customer(), &replied, "back again today", 0).await;
+    let noted = conversation(&app, 90, "notedon gannet").await;
+    set_status(&app, &noted, "resolved", 70).await;
+    Box::pin(chat_core::time::at(
+        days_ago(1),
+        app.expect(
+            201,
+            "POST /rooms/{room_id}/messages",
+            &[("room_id", &noted)],
+            &agent(),
+            json!({"content": "check the refund", "message_type": "note"}),
+        ),
+    ))
+    .await;
     // A file of the conversation that goes, in the bucket.
     let bucket = local_s3().1.join(&app.table.name);
     let object = bucket.join(format!("files/acme/{gone}/01HZX3K7Q8R9S0T1V2W3XFILE0"));
@@ -286,8 +304,8 @@ async fn the_sweep_removes_what_the_policy_says_and_nothing_else() {
             summary.messages,
             summary.files
         ),
-        (1, 1, 3, 0),
-        "the resolved conversation; the 90-day messages of the two that stay and the 40-day one: {summary:?}"
+        (1, 1, 5, 0),
+        "the resolved conversation; the 90-day messages of the four that stay and the 40-day one: {summary:?}"
     );
 
     // The closed conversation is gone: for its members, search, the table, the bucket.
@@ -308,6 +326,8 @@ async fn the_sweep_removes_what_the_policy_says_and_nothing_else() {
         "walrus",
         "recentclosed",
         "stillopen",
+        "repliedto",
+        "notedon",
         "fortydays",
     ] {
         let left: Vec<&String> = items.iter().filter(|i| i.contains(words)).collect();
@@ -366,11 +386,14 @@ async fn the_sweep_removes_what_the_policy_says_and_nothing_else() {
     assert_eq!(deleted.len(), 1, "{feed}");
     assert_eq!(deleted[0]["actor_id"], "system:retention", "{feed}");
     assert!(!feed.to_string().contains("fortydays"), "{feed}");
-    // The conversations that stay: their old messages are tombstones.
-    for room in [&recent, &open] {
-        let listed = messages(&app, room, &customer()).await;
-        assert_eq!(listed.len(), 1);
-        assert_eq!(listed[0]["is_deleted"], true, "{listed:?}");
+    // The conversations that stay: their old messages are tombstones, their new
+    // ones are there.
+    for room in [&recent, &open, &replied, &noted] {
+        // Newest first.
+        let listed = messages(&app, room, &agent()).await;
+        let (oldest, newer) = listed.split_last().unwrap();
+        assert_eq!(oldest["is_deleted"], true, "{listed:?}");
+        assert!(newer.iter().all(|m| m["is_deleted"] == false), "{listed:?}");
     }
     // Another tenant's old message is untouched.
     let listed = messages(&app, &their_room, &theirs).await;
@@ -378,7 +401,7 @@ async fn the_sweep_removes_what_the_policy_says_and_nothing_else() {
 
     // The policy shows the progress; a second run finds nothing and changes nothing.
     let progress = app.expect_get(&format!("GET {ROUTE}"), &[], &admin()).await;
-    assert_eq!(progress["sweep"]["messages"]["removed"], 3, "{progress}");
+    assert_eq!(progress["sweep"]["messages"]["removed"], 5, "{progress}");
     assert_eq!(progress["sweep"]["closed_conversations"]["removed"], 1);
     let expected = chat_core::store::retention::last_expired_day(OffsetDateTime::now_utc(), 30);
     assert_eq!(
@@ -515,4 +538,31 @@ async fn files_go_after_their_days_and_their_messages_stay() {
         .await
         .unwrap();
     assert_eq!(again.files, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conversation_written_to_after_the_sweep_read_it_is_not_deleted() {
+    let app = TestApp::new().await;
+    let room = conversation(&app, 90, "racing kittiwake").await;
+    set_status(&app, &room, "resolved", 70).await;
+    let store = &app.table.runtime.store;
+    let org = chat_core::ids::OrgId::parse("acme").unwrap();
+    let id = chat_core::ids::RoomId::parse(&room).unwrap();
+    let read = store.get_room(&org, &id).await.unwrap().unwrap();
+    // The agent writes (no reopening, no wait started) after the sweep's read.
+    say(&app, &agent(), &room, "one more thing", 0).await;
+    let system = chat_core::auth::Principal {
+        user: chat_core::ids::UserId::parse("system:retention").unwrap(),
+        org: org.clone(),
+        role: chat_core::ids::Role::Admin,
+    };
+    let seen = read.last_message_at.clone();
+    let outcome =
+        Box::pin(store.delete_room_while(&system, read, |r| r.last_message_at == seen)).await;
+    assert!(
+        matches!(outcome, Err(chat_core::ApiError::NotFound(_))),
+        "the delete is built again from the room as it is, and declined: {outcome:?}"
+    );
+    let listed = messages(&app, &room, &agent()).await;
+    assert_eq!(listed.len(), 2, "{listed:?}");
 }

@@ -65,7 +65,9 @@ impl NewMessage {
     /// The message this makes, sent by the caller (or `sender_id`) at `now`.
     fn message(&self, who: &Principal, room_id: &RoomId, now: &str) -> Message {
         Message {
-            id: MessageId::generate(),
+            // Of the same millisecond as `created_at` and the day's stats (a day's
+            // messages are found by their keys' time).
+            id: MessageId::at(now),
             room_id: room_id.clone(),
             sender_id: self
                 .sender_id

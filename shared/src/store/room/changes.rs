@@ -44,7 +44,9 @@ impl SharedChanges {
             set("#st = :status", ":status", status.as_str());
             // Retention of closed conversations counts from here.
             match status.is_closed() {
-                true => set("closed_at = :now", ":now", now),
+                // Kept while it stays closed: a conversation resolved again is not
+                // younger (its day in the index is the first closing's).
+                true => set("closed_at = if_not_exists(closed_at, :now)", ":now", now),
                 false => removes.push("closed_at"),
             }
         }
@@ -110,7 +112,10 @@ impl SharedChanges {
         }
         if let Some(status) = self.status {
             room.status = status;
-            room.closed_at = status.is_closed().then(|| now.clone());
+            room.closed_at = match status.is_closed() {
+                true => room.closed_at.or_else(|| Some(now.clone())),
+                false => None,
+            };
         }
         if let Some(assignee) = &self.assignee_id {
             room.assignee_id = assignee.clone();
@@ -301,7 +306,7 @@ mod tests {
         let (room, vals) = changes.room_expression("now");
         assert_eq!(
             room,
-            "SET updated_at = :now, title = :title, #st = :status, closed_at = :now REMOVE snoozed_until, assignee_id"
+            "SET updated_at = :now, title = :title, #st = :status, closed_at = if_not_exists(closed_at, :now) REMOVE snoozed_until, assignee_id"
         );
         assert_eq!(vals[":status"], s("resolved"));
         let (row, _) = changes.row_update(None).unwrap();

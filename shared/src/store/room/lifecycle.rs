@@ -169,10 +169,25 @@ impl Store {
     /// Soft-deletes the room for everyone: its messages stop being served and every
     /// member's inbox row goes. From the room the caller read (one read, one write).
     pub async fn delete_room(&self, who: &Principal, room: Room) -> ApiResult<()> {
+        self.delete_room_while(who, room, |_| true).await
+    }
+
+    /// [`Self::delete_room`] while `still` holds of the room the transaction is built
+    /// from (asked again of the room as it is after any conflict, e.g. a message
+    /// posted meanwhile); `NotFound` once it does not.
+    pub async fn delete_room_while(
+        &self,
+        who: &Principal,
+        room: Room,
+        still: impl Fn(&Room) -> bool,
+    ) -> ApiResult<()> {
         let now = crate::time::now_string();
         let room_id = room.id.clone();
         let deleted = self
             .room_transaction_from(who, &room_id, room, "delete room", |room| {
+                if !still(room) {
+                    return Err(ApiError::NotFound("conversation"));
+                }
                 Ok(self.delete_writes(who, room, &now))
             })
             .await?;
