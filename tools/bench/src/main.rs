@@ -822,6 +822,13 @@ async fn measure(s: &Setup, endpoint: &Endpoint) -> Row {
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // First, on its own table of a fresh DynamoDB Local: the sections after the
+    // endpoints leave the local one slow enough for a request to pass the SDK's 2 s
+    // attempt timeout now and then, and this section writes in bulk.
+    let retained = match args.first().map(String::as_str) {
+        Some("profiles") => None,
+        _ => Some(retention::measure().await),
+    };
     let s = setup().await;
     if args.first().map(String::as_str) == Some("profiles") {
         return profiles(&s, &args[1..]).await;
@@ -866,7 +873,6 @@ async fn main() {
     let hooks = webhooks::measure(&s.table).await;
     let notified = notify::measure(&s.table).await;
     let replies = inbound::measure(&s.table).await;
-    let retained = retention::measure().await;
     let functions = functions(&s, release).await;
     write_report(
         &rows,
@@ -875,7 +881,7 @@ async fn main() {
         &hooks,
         &notified,
         &replies,
-        &retained,
+        &retained.expect("measured"),
         &functions,
         &post_items,
     );
