@@ -7,7 +7,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::ids::{ErasureId, OrgId, UserId};
 use crate::item::{Item, ItemBuilder, ItemExt, s, values};
 use crate::keys;
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, Update};
 use serde_json::{Value, json};
 use sha2::Digest as _;
 
@@ -247,15 +247,11 @@ impl Store {
         );
         match scrub {
             Scrub::Keep => Ok(false),
-            Scrub::Delete => {
-                let delete = Delete::builder()
-                    .table_name(self.name())
-                    .key(keys::PK, s(pk))
-                    .key(keys::SK, s(sk))
-                    .build()
-                    .expect("delete has key");
-                self.table.delete(delete, "erase item").await.map(|_| true)
-            }
+            Scrub::Delete => self
+                .table
+                .delete_key((pk, sk), "erase item")
+                .await
+                .map(|_| true),
             Scrub::Tombstone { set, remove, .. } => {
                 let mut names = vec![("#sender".to_owned(), "sender_id".to_owned())];
                 let mut vals =

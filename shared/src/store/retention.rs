@@ -16,7 +16,7 @@ use crate::ids::{MessageId, OrgId, RoomId};
 use crate::item::{Item, ItemExt, n, s};
 use crate::keys;
 use crate::model::Message;
-use aws_sdk_dynamodb::types::{Delete, ReturnValue, Update};
+use aws_sdk_dynamodb::types::{ReturnValue, Update};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use time::{Date, Duration};
@@ -430,15 +430,9 @@ impl Store {
             })
             .unwrap_or_default();
         item_keys.push((keys::room_pk(org, room_id), sk.to_owned()));
-        for (pk, sk) in item_keys {
-            let delete = Delete::builder()
-                .table_name(self.name())
-                .key(keys::PK, s(pk))
-                .key(keys::SK, s(sk))
-                .build()
-                .expect("delete has key");
+        for key in item_keys {
             self.table
-                .delete(delete, "remove a room's item")
+                .delete_key(key, "remove a room's item")
                 .await
                 .map_err(WriteError::into_api)?;
         }

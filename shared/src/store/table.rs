@@ -602,6 +602,21 @@ impl Table {
     }
 
     /// One DeleteItem under the rule of this module; returns the item as it was.
+    /// [`Self::delete`] of the item at `key`, unconditionally.
+    pub async fn delete_key(
+        &self,
+        (pk, sk): ItemKey,
+        context: &str,
+    ) -> Result<Option<Item>, WriteError> {
+        let delete = Delete::builder()
+            .table_name(&self.name)
+            .key(keys::PK, s(pk))
+            .key(keys::SK, s(sk))
+            .build()
+            .expect("delete has key");
+        self.delete(delete, context).await
+    }
+
     pub async fn delete(&self, delete: Delete, context: &str) -> Result<Option<Item>, WriteError> {
         if let Some(entry) = crate::audit::pending_write(&self.name) {
             // A transaction returns no old item: it is read first.

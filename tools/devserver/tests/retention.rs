@@ -73,6 +73,15 @@ async fn conversation(app: &TestApp, days: i64, words: &str) -> String {
     id
 }
 
+/// A team room of the customer and u-200.
+async fn club(app: &TestApp) -> String {
+    app.room(
+        &customer(),
+        json!({"type": "group", "name": "Club", "participant_ids": ["u-200"]}),
+    )
+    .await
+}
+
 async fn set_status(app: &TestApp, room: &str, status: &str, days: i64) {
     Box::pin(chat_core::time::at(
         days_ago(days),
@@ -268,12 +277,7 @@ async fn the_sweep_removes_what_the_policy_says_and_nothing_else() {
     std::fs::create_dir_all(object.parent().unwrap()).unwrap();
     std::fs::write(&object, b"old scan").unwrap();
     // A group's messages 40, 20 and 1 days old.
-    let group = app
-        .room(
-            &customer(),
-            json!({"type": "group", "name": "Club", "participant_ids": ["u-200"]}),
-        )
-        .await;
+    let group = club(&app).await;
     let forty = say(&app, &customer(), &group, "fortydays alpha", 40).await;
     say(&app, &customer(), &group, "twentydays beta", 20).await;
     say(&app, &customer(), &group, "yesterday gamma", 1).await;
@@ -428,12 +432,7 @@ async fn the_sweep_removes_what_the_policy_says_and_nothing_else() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_stops_at_its_budget_and_the_next_resumes() {
     let app = TestApp::new().await;
-    let group = app
-        .room(
-            &customer(),
-            json!({"type": "group", "name": "Club", "participant_ids": ["u-200"]}),
-        )
-        .await;
+    let group = club(&app).await;
     for n in 0..5 {
         say(&app, &customer(), &group, &format!("budgeted{n}"), 40).await;
     }
@@ -462,12 +461,7 @@ async fn a_run_stops_at_its_budget_and_the_next_resumes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn files_go_after_their_days_and_their_messages_stay() {
     let app = TestApp::new().await;
-    let group = app
-        .room(
-            &customer(),
-            json!({"type": "group", "name": "Club", "participant_ids": ["u-200"]}),
-        )
-        .await;
+    let group = club(&app).await;
     let bytes: Vec<u8> = (0..1500u32).map(|i| (i * 11 % 251) as u8).collect();
     let upload = app.upload(&customer(), &group, "scan.png", &bytes).await;
     let posted = app
