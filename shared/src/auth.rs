@@ -16,6 +16,17 @@ pub struct Principal {
     pub role: Role,
 }
 
+impl Principal {
+    /// The tenant's retention sweep, acting as an admin of `org` (its events name it).
+    pub fn retention(org: &OrgId) -> Principal {
+        Principal {
+            user: UserId::parse(crate::store::RETENTION_ACTOR).expect("a valid user id"),
+            org: org.clone(),
+            role: Role::Admin,
+        }
+    }
+}
+
 pub enum KeySource {
     Secret(Vec<u8>),
     /// A JWKS JSON document.

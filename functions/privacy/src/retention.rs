@@ -7,10 +7,10 @@
 //! deleted twice, a deleted object is gone), so a day begun twice is no harm.
 
 use chat_core::auth::Principal;
-use chat_core::ids::{MessageId, OrgId, Role, RoomId, UserId};
+use chat_core::ids::{MessageId, OrgId, RoomId};
 use chat_core::model::{Message, Room, RoomType};
 use chat_core::store::retention::{last_expired_day, parse_day};
-use chat_core::store::{MessageChange, RETENTION_ACTOR, RetentionKind, Store};
+use chat_core::store::{MessageChange, RetentionKind, Store};
 use chat_core::uploads::{Uploads, attached_key};
 use chat_core::{ApiError, ApiResult};
 use serde::Serialize;
@@ -345,7 +345,7 @@ impl Sweeper {
         let room = match room.deleted_at {
             Some(_) => room,
             None => {
-                let system = system_principal(org);
+                let system = Principal::retention(org);
                 let still = |r: &Room| expired_closed(r, cutoff);
                 match Box::pin(self.store.delete_room_while(&system, room, still)).await {
                     Ok(()) => budget.take(),
@@ -447,14 +447,6 @@ fn uploaded(message: &Message) -> Vec<String> {
         .iter()
         .filter_map(|a| a.upload_id.clone())
         .collect()
-}
-
-fn system_principal(org: &OrgId) -> Principal {
-    Principal {
-        user: UserId::parse(RETENTION_ACTOR).expect("a valid user id"),
-        org: org.clone(),
-        role: Role::Admin,
-    }
 }
 
 fn tally(summary: &mut SweepSummary, kind: RetentionKind) -> &mut u64 {

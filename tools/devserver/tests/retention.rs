@@ -114,6 +114,20 @@ async fn search_hits(app: &TestApp, who: &str, words: &str) -> usize {
         .map_or(0, Vec::len)
 }
 
+/// The room's feed after `after`, as the customer reads it.
+async fn feed_after(app: &TestApp, room: &str, after: &str) -> Value {
+    let (_, feed) = app
+        .send(
+            "GET /rooms/{room_id}/events",
+            &[("room_id", room)],
+            &customer(),
+            None,
+            &[("after", after)],
+        )
+        .await;
+    feed
+}
+
 /// Every item of the table, as text, but those past their time to live (feed events
 /// a week after their change: readers skip them, DynamoDB's TTL deletes them; the
 /// local one keeps them).
@@ -372,15 +386,7 @@ async fn the_sweep_removes_what_the_policy_says_and_nothing_else() {
         .as_u64()
         .expect("the room's last seq")
         .to_string();
-    let (_, feed) = app
-        .send(
-            "GET /rooms/{room_id}/events",
-            &[("room_id", &group)],
-            &customer(),
-            None,
-            &[("after", &seen)],
-        )
-        .await;
+    let feed = feed_after(&app, &group, &seen).await;
     let deleted: Vec<&Value> = feed["data"]["events"]
         .as_array()
         .unwrap_or_else(|| panic!("{feed}"))
@@ -517,15 +523,7 @@ async fn files_go_after_their_days_and_their_messages_stay() {
         .await;
     assert_eq!(status, 404, "its download link is gone with it");
     // The members' feed carries the message as it is now (its earlier event redacted).
-    let (_, feed) = app
-        .send(
-            "GET /rooms/{room_id}/events",
-            &[("room_id", &group)],
-            &customer(),
-            None,
-            &[("after", "0")],
-        )
-        .await;
+    let feed = feed_after(&app, &group, "0").await;
     assert!(!feed.to_string().contains(&upload), "{feed}");
     let again = sweeper(&app, 100)
         .run_at(now + Duration::days(14))
@@ -545,11 +543,7 @@ async fn a_conversation_written_to_after_the_sweep_read_it_is_not_deleted() {
     let read = store.get_room(&org, &id).await.unwrap().unwrap();
     // The agent writes (no reopening, no wait started) after the sweep's read.
     say(&app, &agent(), &room, "one more thing", 0).await;
-    let system = chat_core::auth::Principal {
-        user: chat_core::ids::UserId::parse("system:retention").unwrap(),
-        org: org.clone(),
-        role: chat_core::ids::Role::Admin,
-    };
+    let system = chat_core::auth::Principal::retention(&org);
     let seen = read.last_message_at.clone();
     let outcome =
         Box::pin(store.delete_room_while(&system, read, |r| r.last_message_at == seen)).await;

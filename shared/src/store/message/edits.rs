@@ -2,7 +2,7 @@
 
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
-use crate::ids::{MessageId, OrgId, Role, RoomId, UserId};
+use crate::ids::{MessageId, OrgId, RoomId};
 use crate::item::{n, s, values};
 use crate::keys;
 use crate::model::{MAX_PREVIOUS_VERSIONS, Message, PreviousVersion, Room};
@@ -223,11 +223,7 @@ impl Store {
         message_id: &MessageId,
         change: MessageChange,
     ) -> ApiResult<Option<Message>> {
-        let system = Principal {
-            user: UserId::parse(RETENTION_ACTOR).expect("a valid user id"),
-            org: org.clone(),
-            role: Role::Admin,
-        };
+        let system = Principal::retention(org);
         match self
             .apply_message_change(&system, room_id, message_id, change, true)
             .await
