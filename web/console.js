@@ -137,6 +137,8 @@ function start() {
     e.preventDefault();
     saveSettings().catch((err) => showFormError(err));
   });
+  $('#availability').addEventListener('change', (e) => setAvailability(e.target.value).catch(showError));
+  loadWorkload().catch(() => {});
   $('#enable-push').addEventListener('click', () => enablePush().catch((err) => ($('#push-state').textContent = `Not enabled: ${err.message}`)));
   show();
 }
@@ -170,8 +172,42 @@ function scheduleRefresh() {
   refreshTimer = setTimeout(() => !$('#inbox').hidden && loadInbox().catch(showError), 300);
 }
 
+/** The agent's availability and workload (docs/support.md): online takes new
+ * conversations from their teams, busy and offline do not. */
+async function loadWorkload() {
+  showWorkload(await api.get('/agents/me'));
+}
+
+async function setAvailability(availability) {
+  showWorkload(await api.put('/agents/me/availability', { availability }));
+}
+
+function showWorkload(load) {
+  $('#availability').value = load.availability;
+  $('#workload').textContent = load.capacity ? `${load.open_conversations}/${load.capacity} open` : `${load.open_conversations} open`;
+  $('#workload').dataset.teams = (load.team_ids ?? []).join(',');
+}
+
+/** The conversations waiting in the agent's teams' queues, oldest first. */
+async function loadQueue() {
+  const me = await api.get('/agents/me');
+  showWorkload(me);
+  const queues = await Promise.all((me.team_ids ?? []).map((team) => api.get(`/teams/${team}/queue`)));
+  return queues.flatMap((q) => q.conversations).sort((a, b) => (a.queued_at ?? '').localeCompare(b.queued_at ?? ''));
+}
+
 async function loadInbox() {
   const filter = $('input[name=filter]:checked').value;
+  if (filter === 'queue') {
+    const waiting = await loadQueue();
+    const list = $('#conversations');
+    list.innerHTML = waiting.length ? '' : '<li class="empty">Nobody is waiting.</li>';
+    for (const c of waiting) {
+      const path = `/chat/conversations/${c.id}`;
+      list.append(row(c.id, c.title ?? 'Conversation', `waiting since ${clock(c.queued_at)} · ${c.user_id}`, 0, () => open('#conversation', path, c.id, true)));
+    }
+    return;
+  }
   const query = {
     open: '&status=open',
     pending: '&status=pending',

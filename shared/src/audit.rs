@@ -127,6 +127,18 @@ pub const ROUTES: &[(&str, Kind)] = &[
         "POST /chat/conversations/{conversation_id}/uploads",
         Exempt(CONTENT),
     ),
+    ("POST /teams", Audited("team.create")),
+    ("PATCH /teams/{team_id}", Audited("team.update")),
+    ("DELETE /teams/{team_id}", Audited("team.delete")),
+    (
+        "PUT /teams/{team_id}/agents/{user_id}",
+        Audited("team.agent_put"),
+    ),
+    (
+        "DELETE /teams/{team_id}/agents/{user_id}",
+        Audited("team.agent_remove"),
+    ),
+    ("PUT /agents/me/availability", Exempt(OWN)),
     ("POST /webhooks", Audited("webhook.create")),
     ("PATCH /webhooks/{webhook_id}", Audited("webhook.update")),
     ("DELETE /webhooks/{webhook_id}", Audited("webhook.delete")),

@@ -19,8 +19,14 @@ pub struct Principal {
 impl Principal {
     /// The tenant's retention sweep, acting as an admin of `org` (its events name it).
     pub fn retention(org: &OrgId) -> Principal {
+        Principal::system(org, crate::store::RETENTION_ACTOR)
+    }
+
+    /// One of the stack's own jobs (`actor`, a `system:` name), acting as an admin of
+    /// `org`; its events name it.
+    pub fn system(org: &OrgId, actor: &str) -> Principal {
         Principal {
-            user: UserId::parse(crate::store::RETENTION_ACTOR).expect("a valid user id"),
+            user: UserId::parse(actor).expect("a valid user id"),
             org: org.clone(),
             role: Role::Admin,
         }

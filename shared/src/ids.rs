@@ -202,6 +202,10 @@ ulid_id!(
     WebhookId
 );
 ulid_id!(
+    /// A tenant's support team.
+    TeamId
+);
+ulid_id!(
     /// One export of a person's data.
     ExportId
 );

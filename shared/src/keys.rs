@@ -30,11 +30,17 @@
 //! | running export  | T#{org}#USER#{user}     | EXPORT~ACTIVE     |                     |                         |
 //! | erasure         | T#{org}#ERASURES        | E#{erasure}       |                     |                         |
 //! | retention policy | T#{org}#ORG            | RETENTION         | (GSI2) RETENTION, while it removes something | {org} |
+//! | support team    | T#{org}#TEAMS           | T#{team}          |                     |                         |
+//! | team count      | T#{org}#TEAMS           | COUNT             |                     |                         |
+//! | agent workload  | T#{org}#AGENT#{user}    | LOAD              |                     |                         |
+//! | queued conversation (the room) | T#{org}#R#{room} | META      | (GSI2) QUEUE#{org}#{team}, while queued | {queued at}#{room} |
 //!
 //! Room items sort as `M#…` < `META` < `U#…`, so one descending Query from `META`
 //! returns the room and then its newest messages.
 
-use crate::ids::{DeliveryId, ErasureId, ExportId, MessageId, OrgId, RoomId, UserId, WebhookId};
+use crate::ids::{
+    DeliveryId, ErasureId, ExportId, MessageId, OrgId, RoomId, TeamId, UserId, WebhookId,
+};
 
 pub const PK: &str = "PK";
 pub const SK: &str = "SK";
@@ -73,6 +79,8 @@ pub mod entity {
     pub const INBOX_FEED: &str = "inbox_feed";
     pub const INBOX_EVENT: &str = "inbox_event";
     pub const INBOX_CHANGE: &str = "inbox_change";
+    pub const TEAM: &str = "team";
+    pub const AGENT_LOAD: &str = "agent_load";
 }
 
 pub const ROOM_SK: &str = "META";
@@ -120,6 +128,34 @@ pub fn org_pk(org: &OrgId) -> String {
 pub const RETENTION_SK: &str = "RETENTION";
 /// GSI2's partition of the tenants whose policy removes something.
 pub const RETENTION_GSI2PK: &str = "RETENTION";
+
+/// The tenant's support teams (and their count).
+pub fn teams_pk(org: &OrgId) -> String {
+    format!("T#{org}#TEAMS")
+}
+
+pub const TEAM_SK_PREFIX: &str = "T#";
+pub const TEAM_COUNT_SK: &str = "COUNT";
+
+pub fn team_sk(team: &TeamId) -> String {
+    format!("{TEAM_SK_PREFIX}{team}")
+}
+
+/// An agent's workload (open conversations, capacity, availability, turn).
+pub fn agent_load_key(org: &OrgId, user: &str) -> (String, String) {
+    (format!("T#{org}#AGENT#{user}"), AGENT_LOAD_SK.to_owned())
+}
+
+pub const AGENT_LOAD_SK: &str = "LOAD";
+
+/// GSI2's partition of a team's conversations waiting for an agent, oldest first.
+pub fn queue_gsi2pk(org: &OrgId, team: &str) -> String {
+    format!("QUEUE#{org}#{team}")
+}
+
+pub fn queue_gsi2sk(queued_at: &str, room: &RoomId) -> String {
+    format!("{queued_at}#{room}")
+}
 
 /// The tenant's audit log, oldest first (crate::audit).
 pub fn audit_pk(org: &OrgId) -> String {

@@ -138,6 +138,10 @@ pub struct Room {
     pub owner_id: String,
     pub agent_id: Option<String>,
     pub assignee_id: Option<String>,
+    /// The support team it is routed to.
+    pub team_id: Option<String>,
+    /// Set while it waits in its team's queue for an agent with room to take it.
+    pub queued_at: Option<String>,
     pub conversation_type: String,
     pub status: RoomStatus,
     /// Set while `status` is `snoozed`.
@@ -232,6 +236,8 @@ impl Room {
             owner_id,
             agent_id: None,
             assignee_id: None,
+            team_id: None,
+            queued_at: None,
             conversation_type: "chat".into(),
             status: RoomStatus::Open,
             snoozed_until: None,
@@ -361,7 +367,7 @@ impl Room {
     }
 
     pub fn to_item(&self, org: &OrgId) -> Item {
-        ItemBuilder::new()
+        let mut item = ItemBuilder::new()
             .str(keys::PK, keys::room_pk(org, &self.id))
             .str(keys::SK, keys::ROOM_SK)
             .str(keys::ENTITY, keys::entity::ROOM)
@@ -376,6 +382,8 @@ impl Room {
             .str("owner_id", &self.owner_id)
             .opt_str("agent_id", self.agent_id.clone())
             .opt_str("assignee_id", self.assignee_id.clone())
+            .opt_str("team_id", self.team_id.clone())
+            .opt_str("queued_at", self.queued_at.clone())
             .str("conversation_type", &self.conversation_type)
             .str("status", self.status.as_str())
             .opt_str("snoozed_until", self.snoozed_until.clone())
@@ -395,7 +403,19 @@ impl Room {
             .opt_str("first_response_at", self.first_response_at.clone())
             .num("last_seq", self.last_seq)
             .opt_str("last_note_id", self.last_note_id.clone())
-            .build()
+            .build();
+        // Waiting for an agent: in its team's queue (sparse: only while queued).
+        if let (Some(team), Some(at)) = (&self.team_id, &self.queued_at) {
+            item.insert(
+                keys::GSI2PK.into(),
+                crate::item::s(keys::queue_gsi2pk(org, team)),
+            );
+            item.insert(
+                keys::GSI2SK.into(),
+                crate::item::s(keys::queue_gsi2sk(at, &self.id)),
+            );
+        }
+        item
     }
 
     pub fn from_item(item: &impl ItemExt) -> Option<Room> {
@@ -414,6 +434,8 @@ impl Room {
             owner_id: item.string("owner_id")?,
             agent_id: item.string("agent_id"),
             assignee_id: item.string("assignee_id"),
+            team_id: item.string("team_id"),
+            queued_at: item.string("queued_at"),
             conversation_type: item
                 .string("conversation_type")
                 .unwrap_or_else(|| "chat".into()),
@@ -553,6 +575,8 @@ pub fn conversation_json(room: &Room, membership: Option<&Membership>, role: Rol
         "user_id": room.owner_id,
         "agent_id": room.agent_id,
         "assignee_id": room.assignee_id,
+        "team_id": room.team_id,
+        "queued_at": room.queued_at,
         "conversation_type": room.conversation_type,
         "room_type": room.room_type,
         "status": room.status,
@@ -900,6 +924,8 @@ pub(crate) mod tests {
             owner_id: "u-1".into(),
             agent_id: Some("5".into()),
             assignee_id: None,
+            team_id: None,
+            queued_at: None,
             conversation_type: "chat".into(),
             status: RoomStatus::Open,
             snoozed_until: None,

@@ -38,10 +38,14 @@ pub enum Action {
     ManageTenant,
     /// The audit log, retention, and a person's export or erasure (docs/data-protection.md).
     ManageDataProtection,
+    /// Support teams: creating, renaming, deleting them, their agents and capacities.
+    ManageTeams,
+    /// The support desk's own state: teams and their queues read, one's availability.
+    WorkSupportDesk,
 }
 
 impl Action {
-    pub const ALL: [Action; 16] = [
+    pub const ALL: [Action; 18] = [
         Action::ChangeRoom,
         Action::AddMember,
         Action::RemoveMember,
@@ -58,6 +62,8 @@ impl Action {
         Action::ManageWebhooks,
         Action::ManageTenant,
         Action::ManageDataProtection,
+        Action::ManageTeams,
+        Action::WorkSupportDesk,
     ];
 
     /// Who may, in words (the refusal's message and the docs' table).
@@ -85,6 +91,8 @@ impl Action {
             Action::ManageDataProtection => {
                 "only admins read the audit log and manage retention, exports and erasure"
             }
+            Action::ManageTeams => "only admins manage support teams",
+            Action::WorkSupportDesk => "the support desk is for agents and admins",
         }
     }
 }
@@ -108,7 +116,9 @@ pub fn allows(action: Action, role: Role, relation: Relation) -> bool {
     match action {
         Action::ChangeRoom | Action::AddMember | Action::RemoveMember => staff || relation.owner,
         Action::DeleteRoom => admin || relation.owner,
-        Action::Assign | Action::PostNote | Action::ListOthersRooms => staff,
+        Action::Assign | Action::PostNote | Action::ListOthersRooms | Action::WorkSupportDesk => {
+            staff
+        }
         Action::EditMessage => relation.sender,
         Action::DeleteMessage => admin || relation.sender,
         Action::OwnView => relation.member,
@@ -117,7 +127,8 @@ pub fn allows(action: Action, role: Role, relation: Relation) -> bool {
         | Action::ReadGlobalAnalytics
         | Action::ManageWebhooks
         | Action::ManageTenant
-        | Action::ManageDataProtection => admin,
+        | Action::ManageDataProtection
+        | Action::ManageTeams => admin,
     }
 }
 

@@ -217,6 +217,38 @@ try {
     await snap(agent, 'new-conversation-live');
   });
 
+  await step('the agent goes online in the console; a conversation routed to their team waits, then is theirs', async () => {
+    const admin = await token('boss', 'admin');
+    const call = async (method, path, tok, body) => {
+      const res = await fetch(`${base}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${tok}`, 'content-type': 'application/json' },
+        body: body && JSON.stringify(body),
+      });
+      const text = await res.text();
+      assert.ok(res.ok, `${method} ${path}: ${res.status} ${text}`);
+      return JSON.parse(text).data;
+    };
+    const team = await call('POST', '/teams', admin, { name: 'Kettles' });
+    await call('PUT', `/teams/${team.team_id}/agents/a-1`, admin, { capacity: 5 });
+    await agent.goto(`${base}/app/console.html#inbox`);
+    await agent.locator('#state', { hasText: 'live' }).waitFor();
+    await agent.getByLabel('Availability').selectOption('busy');
+    await agent.locator('#workload', { hasText: '/5 open' }).waitFor();
+    // Busy: the conversation waits in the team's queue, which the console lists.
+    const made = await call('POST', '/chat/conversations', await token('u-502', 'customer'), {
+      title: 'My kettle whistles off key', team_id: team.team_id,
+    });
+    assert.equal(made.routing.outcome, 'queued');
+    await agent.getByLabel('Waiting in my teams').check();
+    await agent.getByRole('button', { name: /My kettle whistles off key/ }).waitFor();
+    // Online: the queue gives it to the agent; it arrives in their inbox by the feed.
+    await agent.getByLabel('Availability').selectOption('online');
+    await agent.getByLabel('Assigned to me').check();
+    await agent.getByRole('button', { name: /My kettle whistles off key/ }).waitFor({ timeout: 10_000 });
+    await snap(agent, 'assigned-from-queue');
+  });
+
   await step('notification settings: quiet hours saved and kept, a bad time zone refused, a conversation muted', async () => {
     await agent.goto(`${base}/app/console.html#settings`);
     const form = agent.locator('#notify-form');

@@ -7,7 +7,7 @@ use chat_core::ids::{RoomId, UserId, path_id};
 use chat_core::model::{InboxEntry, Room, RoomStatus, RoomType, conversation_json};
 use chat_core::policy;
 use chat_core::request::{Query, json_body};
-use chat_core::store::{InboxQuery, Store};
+use chat_core::store::{InboxQuery, Routed, Store};
 use chat_core::{ApiError, ApiResult, Reply};
 use lambda_http::Request;
 use serde_json::json;
@@ -18,7 +18,20 @@ chat_core::route_table! { app: App, who, req;
     "GET /chat/conversations/{conversation_id}" => get(&app.store, who, req),
     "PUT /chat/conversations/{conversation_id}" => update(&app.store, who, req),
     "DELETE /chat/conversations/{conversation_id}" => delete(&app.store, who, req),
+    "GET /teams" => teams::list(&app.store, who),
+    "POST /teams" => teams::create(&app.store, who, req),
+    "GET /teams/{team_id}" => teams::get(&app.store, who, req),
+    "PATCH /teams/{team_id}" => teams::rename(&app.store, who, req),
+    "DELETE /teams/{team_id}" => teams::delete(&app.store, who, req),
+    "PUT /teams/{team_id}/agents/{user_id}" => teams::put_agent(&app.store, who, req),
+    "DELETE /teams/{team_id}/agents/{user_id}" => teams::remove_agent(&app.store, who, req),
+    "GET /teams/{team_id}/queue" => teams::queue(&app.store, who, req),
+    "GET /agents/me" => teams::me(&app.store, who),
+    "PUT /agents/me/availability" => teams::set_availability(&app.store, who, req),
 }
+
+pub mod jobs;
+mod teams;
 
 pub use chat_core::commands::conversations::MAX_TITLE_CHARS;
 use chat_core::commands::conversations::{
@@ -43,6 +56,7 @@ async fn create(store: &Store, who: &Principal, req: &Request) -> ApiResult<Repl
         assignee_id: agent_id.clone(),
         agent_id,
         conversation_type: new.conversation_type,
+        team_id: new.team_id.as_ref().map(ToString::to_string),
         ..Room::open(
             RoomId::generate(),
             RoomType::Support,
@@ -52,10 +66,42 @@ async fn create(store: &Store, who: &Principal, req: &Request) -> ApiResult<Repl
             now,
         )
     };
-    store.create_room(&who.org, &room, &members).await?;
+    // Routed to a team without a chosen agent: the team's next agent with room takes
+    // it in the same transaction, or it waits in the team's queue.
+    let (room, routed) = match (&new.team_id, &new.agent_id) {
+        (Some(team), None) => {
+            let (team, loads) = store
+                .team_with_loads(&who.org, team)
+                .await?
+                .ok_or_else(|| ApiError::invalid("team_id", "no such team"))?;
+            let (room, routed) = store.create_routed(&who.org, &room, &team, loads).await?;
+            (room, Some(routed))
+        }
+        (Some(team), Some(_)) => {
+            // The caller's agent, in that team's name (it must exist).
+            store
+                .team_with_loads(&who.org, team)
+                .await?
+                .ok_or_else(|| ApiError::invalid("team_id", "no such team"))?;
+            store.create_room(&who.org, &room, &members).await?;
+            (room, None)
+        }
+        (None, _) => {
+            store.create_room(&who.org, &room, &members).await?;
+            (room, None)
+        }
+    };
+    let routing = routed.map(|r| match r {
+        Routed::Assigned(agent) => json!({"outcome": "assigned", "assignee_id": agent}),
+        Routed::Queued => json!({"outcome": "queued"}),
+    });
     Ok(Reply::created(
         "Conversation created successfully",
-        json!({ "conversation_id": room.id, "conversation": conversation_json(&room, None, who.role) }),
+        json!({
+            "conversation_id": room.id,
+            "conversation": conversation_json(&room, None, who.role),
+            "routing": routing,
+        }),
     ))
 }
 

@@ -17,6 +17,9 @@ pub struct CreateConversation {
     pub title: String,
     pub agent_id: Option<UserId>,
     pub conversation_type: Option<String>,
+    /// The support team it is routed to: without `agent_id`, one of its agents with
+    /// room takes it, or it waits in the team's queue.
+    pub team_id: Option<String>,
 }
 
 /// A support conversation to start with the caller and an agent.
@@ -26,6 +29,7 @@ pub struct NewConversation {
     pub agent_id: Option<UserId>,
     /// A free label (`chat` by default): lowercase letters and `_`.
     pub conversation_type: String,
+    pub team_id: Option<crate::ids::TeamId>,
 }
 
 impl TryFrom<CreateConversation> for NewConversation {
@@ -48,6 +52,11 @@ impl TryFrom<CreateConversation> for NewConversation {
             title: required_text("title", &body.title, MAX_TITLE_CHARS)?,
             agent_id: body.agent_id,
             conversation_type,
+            team_id: body
+                .team_id
+                .as_deref()
+                .map(|t| super::teams::team_id("team_id", t))
+                .transpose()?,
         })
     }
 }

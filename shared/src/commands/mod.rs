@@ -9,6 +9,7 @@ pub mod messages;
 pub mod notify;
 pub mod retention;
 pub mod rooms;
+pub mod teams;
 
 use serde::{Deserialize, Deserializer};
 

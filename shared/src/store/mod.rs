@@ -19,6 +19,7 @@ pub mod retention;
 mod room;
 mod search;
 mod table;
+pub mod teams;
 mod webhooks;
 
 pub use audit::{AuditQuery, MAX_AUDIT_PAGE};
@@ -49,6 +50,7 @@ pub use room::{
     MAX_ADD_MEMBERS, MAX_MEMBERS_PAGE, MemberView, RoomPage, RoomQuery, SharedChanges, Started,
 };
 pub use search::{MAX_INDEXED_WORDS, MAX_QUERY_CHARS, SearchHit, index_words};
+pub use teams::{AgentLoad, Availability, Routed, Team};
 pub use webhooks::{DisabledReason, Health, Webhook, WebhookSecret};
 
 use crate::dynamo::RequestCounter;

@@ -300,6 +300,8 @@ struct Setup {
     sized: Vec<String>,
     /// A member of 25 rooms of mixed sizes (see [`mixed_inbox`]).
     mixed: String,
+    /// A support team of 5 online agents with room for every routed creation.
+    team: String,
 }
 
 /// Unread counts a read marker is measured at (#22: the same cost whatever the count).
@@ -529,6 +531,7 @@ async fn setup() -> Setup {
         sized.push(room_of(&http, port, size).await);
     }
     let mixed = mixed_inbox(&http, port).await;
+    let team = support_team(&http, port).await;
     recorder.take();
     Setup {
         table,
@@ -542,9 +545,51 @@ async fn setup() -> Setup {
         sized,
         mixed,
         customer,
+        team,
         agent: token("5", "acme", "agent"),
         admin: token("u-admin", "acme", "admin"),
     }
+}
+
+/// A team of 5 agents, online, each with room for 100 conversations (more than the
+/// routed creations' rounds give them).
+async fn support_team(http: &Http, port: u16) -> String {
+    let admin = token("u-admin", "acme", "admin");
+    let (_, made) = api(
+        http,
+        port,
+        "POST",
+        "/teams",
+        &admin,
+        Some(&json!({"name": "Desk"})),
+    )
+    .await;
+    let team = made["data"]["team_id"]
+        .as_str()
+        .expect("team created")
+        .to_owned();
+    for i in 1..=5 {
+        let agent = format!("desk-{i}");
+        api(
+            http,
+            port,
+            "PUT",
+            &format!("/teams/{team}/agents/{agent}"),
+            &admin,
+            Some(&json!({"capacity": 100})),
+        )
+        .await;
+        api(
+            http,
+            port,
+            "PUT",
+            "/agents/me/availability",
+            &token(&agent, "acme", "agent"),
+            Some(&json!({"availability": "online"})),
+        )
+        .await;
+    }
+    team
 }
 
 fn endpoints(s: &Setup) -> Vec<Endpoint> {
@@ -650,6 +695,28 @@ fn endpoints(s: &Setup) -> Vec<Endpoint> {
             &s.agent,
             Some(json!({"message_id": s.unread[2].1})),
         ),
+        Endpoint {
+            creates: Some("conversation_id"),
+            ..e(
+                "POST /chat/conversations (with an agent)",
+                "1",
+                "POST",
+                "/chat/conversations".into(),
+                &s.customer,
+                Some(json!({"title": "Order help", "agent_id": 5})),
+            )
+        },
+        Endpoint {
+            creates: Some("conversation_id"),
+            ..e(
+                "POST /chat/conversations (routed to a team: auto-assigned)",
+                "2",
+                "POST",
+                "/chat/conversations".into(),
+                &s.customer,
+                Some(json!({"title": "Order help", "team_id": s.team})),
+            )
+        },
         e(
             "PUT /chat/conversations/{id} (pin)",
             "1",

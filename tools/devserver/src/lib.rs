@@ -7,6 +7,7 @@ pub mod notify;
 pub mod privacy_jobs;
 pub mod realtime;
 pub mod receiver;
+pub mod support_jobs;
 pub mod test_app;
 pub mod web;
 

@@ -111,6 +111,7 @@ async fn serve() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             privacy_jobs.sweep().await;
         }
     });
+    devserver::support_jobs::serve_support_jobs(&runtime).await;
     devserver::notify::serve_notifications(&runtime).await;
     // A Web Push service on loopback for the browsers of `make dev` to subscribe with
     // (web-push-testing: it checks VAPID, decrypts, and keeps what it got).

@@ -275,6 +275,70 @@ fn cases() -> Vec<Case> {
             Action::ManageDataProtection,
             false,
         ),
+        case("GET /teams", Tenant, None, Action::WorkSupportDesk, false),
+        case(
+            "POST /teams",
+            Tenant,
+            Some(json!({"name": "Refunds"})),
+            Action::ManageTeams,
+            false,
+        ),
+        case(
+            "GET /teams/{team_id}",
+            Tenant,
+            None,
+            Action::WorkSupportDesk,
+            false,
+        ),
+        case(
+            "PATCH /teams/{team_id}",
+            Tenant,
+            Some(json!({"name": "Billing and refunds"})),
+            Action::ManageTeams,
+            false,
+        ),
+        case(
+            "DELETE /teams/{team_id}",
+            Tenant,
+            None,
+            Action::ManageTeams,
+            true,
+        ),
+        case(
+            "PUT /teams/{team_id}/agents/{user_id}",
+            Tenant,
+            Some(json!({"capacity": 3})),
+            Action::ManageTeams,
+            false,
+        ),
+        case(
+            "DELETE /teams/{team_id}/agents/{user_id}",
+            Tenant,
+            None,
+            Action::ManageTeams,
+            true,
+        ),
+        case(
+            "GET /teams/{team_id}/queue",
+            Tenant,
+            None,
+            Action::WorkSupportDesk,
+            false,
+        ),
+        case(
+            "GET /agents/me",
+            Tenant,
+            None,
+            Action::WorkSupportDesk,
+            false,
+        ),
+        case(
+            "PUT /agents/me/availability",
+            Tenant,
+            Some(json!({"availability": "busy"})),
+            Action::WorkSupportDesk,
+            false,
+        ),
         case(
             "PUT /org/settings",
             Tenant,
@@ -435,6 +499,8 @@ struct World {
     export: String,
     /// An erasure of u-200, recorded (no job runs here).
     erasure: String,
+    /// A support team with u-200 in it.
+    team: String,
 }
 
 impl World {
@@ -491,7 +557,29 @@ impl World {
             &chat_core::ids::UserId::parse("a-9").unwrap(),
         );
         store.start_erasure(&erasure).await.unwrap();
+        let admin = token("a-9", "acme", "admin");
+        let (_, team) = app
+            .send(
+                "POST /teams",
+                &[],
+                &admin,
+                Some(json!({"name": "Billing"})),
+                &[],
+            )
+            .await;
+        let team = team["data"]["team_id"].as_str().unwrap().to_owned();
+        let (status, _) = app
+            .send(
+                "PUT /teams/{team_id}/agents/{user_id}",
+                &[("team_id", &team), ("user_id", "u-200")],
+                &admin,
+                Some(json!({"capacity": 2})),
+                &[],
+            )
+            .await;
+        assert_eq!(status, 200);
         World {
+            team,
             erasure: erasure.id.to_string(),
             export: export.id.to_string(),
             app,
@@ -518,6 +606,7 @@ impl World {
             ("delivery_id", self.delivery.as_str()),
             ("export_id", self.export.as_str()),
             ("erasure_id", self.erasure.as_str()),
+            ("team_id", self.team.as_str()),
         ];
         let tok = token(caller.user, "acme", role_name(caller.role));
         self.app

@@ -22,6 +22,7 @@ const FIXTURE_UPLOAD: &str = "01HZX3K7Q8R9S0T1V2W3X4Y5Z8";
 const FIXTURE_DELIVERY: &str = "01HZX3K7Q8R9S0T1V2W3XAAAAA";
 const FIXTURE_EXPORT: &str = "01HZX3K7Q8R9S0T1V2W3XEXPRT";
 const FIXTURE_ERASURE: &str = "01HZX3K7Q8R9S0T1V2W3XERASE";
+const FIXTURE_TEAM: &str = "01HZX3K7Q8R9S0T1V2W3XTEAMS";
 
 fn bootstrap(name: &str) -> PathBuf {
     // This test runs from <target>/debug/deps/, whatever CARGO_TARGET_DIR says;
@@ -56,6 +57,7 @@ fn binary_of(function: &str) -> &'static str {
         "UnsubscribeFunction" => "unsubscribe",
         "InboundEmailFunction" => "inbound-email",
         "PrivacyJobsFunction" => "privacy-jobs",
+        "SupportJobsFunction" => "support-jobs",
         other => panic!("no binary for {other}"),
     }
 }
@@ -207,6 +209,16 @@ async fn seed(
     );
     store.start_erasure(&erasure).await.unwrap();
     ids.insert("erasure", erasure.id.to_string());
+    // A support team (its routes' fixtures name it).
+    let team = call(
+        apps,
+        "ConversationsFunction",
+        HttpEvent::new("POST /teams", "/teams")
+            .bearer(&token("admin-1", "acme", "admin"))
+            .json(&json!({"name": "Billing"})),
+    )
+    .await;
+    ids.insert("team", team["team_id"].as_str().unwrap().to_owned());
     ids.insert("delivery", delivery.id.to_string());
     ids.insert("webhook", webhook_id.to_string());
     ids.insert("conversation", conversation);
@@ -238,7 +250,8 @@ fn retarget(name: &str, event: &Value, ids: &BTreeMap<&str, String>) -> Value {
         .replace(FIXTURE_WEBHOOK, &ids["webhook"])
         .replace(FIXTURE_DELIVERY, &ids["delivery"])
         .replace(FIXTURE_EXPORT, &ids["export"])
-        .replace(FIXTURE_ERASURE, &ids["erasure"]);
+        .replace(FIXTURE_ERASURE, &ids["erasure"])
+        .replace(FIXTURE_TEAM, &ids["team"]);
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
@@ -355,6 +368,9 @@ async fn every_event_through_every_bootstrap_under_the_emulator() {
             None if event["Records"].is_array() && name.contains("export") => {
                 "PrivacyJobsFunction".into()
             }
+            None if event["Records"].is_array() && name.contains("support") => {
+                "SupportJobsFunction".into()
+            }
             None if event["Records"].is_array() && name.contains("notify") => {
                 "NotifyFunction".into()
             }
@@ -450,7 +466,10 @@ async fn every_event_through_every_bootstrap_under_the_emulator() {
             checked += 1;
             continue;
         }
-        if function == "FanoutFunction" || function == "NotifyFunction" {
+        if function == "FanoutFunction"
+            || function == "NotifyFunction"
+            || function == "SupportJobsFunction"
+        {
             assert_eq!(answer, json!({"batchItemFailures": []}), "{name}");
             checked += 1;
             continue;

@@ -180,13 +180,17 @@ pub fn stream_filters(template: &Value, function: &str) -> Vec<Value> {
 
 /// Whether a record matches an event filter pattern the way Lambda's event source
 /// mapping matches it, for the patterns the template uses: every key of the pattern
-/// is in the record, an array lists the values allowed, an object nests.
+/// is in the record, an array lists the values allowed (or `{"exists": true}`), an
+/// object nests.
 pub fn matches_pattern(pattern: &Value, record: &Value) -> bool {
     match pattern {
         Value::Object(fields) => fields
             .iter()
             .all(|(k, p)| record.get(k).is_some_and(|v| matches_pattern(p, v))),
-        Value::Array(allowed) => allowed.iter().any(|a| a == record),
+        // `{"exists": true}` accepts any value (the key's presence is checked above).
+        Value::Array(allowed) => allowed
+            .iter()
+            .any(|a| a == record || a.get("exists") == Some(&Value::Bool(true))),
         other => other == record,
     }
 }

@@ -217,8 +217,16 @@ impl Store {
             let mut message = new.message(who, room_id, &now);
             message.seq = Some(room.last_seq + 1);
             message.pos = Some(room.total_messages + u64::from(!message.is_note()));
-            let (writes, idem_index, claims) =
+            let (mut writes, idem_index, claims) =
                 self.message_writes(who, &room, &message, &new, &request_hash, &now);
+            if room.message_effect(&message, who.role.is_staff()).reopen {
+                // Reopened: active again on its assignee's workload.
+                writes.extend(self.workload_writes(
+                    &who.org,
+                    (room.status, room.assignee_id.as_deref()),
+                    (crate::model::RoomStatus::Open, room.assignee_id.as_deref()),
+                ));
+            }
             let plan = post_plan(&room, &message, who.role.is_staff(), writes);
             let writes = self.sequenced(who, &room, plan, &now);
             let cancelled = match self.table.transact(writes, "post message").await {
@@ -316,7 +324,17 @@ impl Store {
         }
         let effect = room.message_effect(message, who.role.is_staff());
         let counts = crate::store::analytics::message_counts(room, message, now);
-        let (expression, vals) = room_message_update(message, effect, &counts, now);
+        let (mut expression, mut vals) = room_message_update(message, effect, &counts, now);
+        if let (true, Some(team), None) = (effect.reopen, &room.team_id, &room.assignee_id) {
+            // Reopened with nobody on it: back in its team's queue.
+            expression = expression.replacen(
+                "SET ",
+                "SET queued_at = :now, GSI2PK = :queue, GSI2SK = :queued, ",
+                1,
+            );
+            vals.insert(":queue".into(), s(keys::queue_gsi2pk(org, team)));
+            vals.insert(":queued".into(), s(keys::queue_gsi2sk(now, &room.id)));
+        }
         writes.push(self.room_update(room, who, &expression, vals, &[]));
         writes.extend(self.stats_update(
             org,

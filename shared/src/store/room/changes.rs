@@ -45,8 +45,12 @@ impl SharedChanges {
             // Retention of closed conversations counts from here.
             match status.is_closed() {
                 // Kept while it stays closed: a conversation resolved again is not
-                // younger (its day in the index is the first closing's).
-                true => set("closed_at = if_not_exists(closed_at, :now)", ":now", now),
+                // younger (its day in the index is the first closing's). Closed, it
+                // no longer waits in its team's queue.
+                true => {
+                    set("closed_at = if_not_exists(closed_at, :now)", ":now", now);
+                    removes.extend(["queued_at", keys::GSI2PK, keys::GSI2SK]);
+                }
                 false => removes.push("closed_at"),
             }
         }
@@ -59,10 +63,16 @@ impl SharedChanges {
             None => {}
         }
         match &self.assignee_id {
-            Some(Some(assignee)) => set("assignee_id = :assignee", ":assignee", assignee),
+            Some(Some(assignee)) => {
+                set("assignee_id = :assignee", ":assignee", assignee);
+                // Given by hand: it no longer waits in its team's queue.
+                removes.extend(["queued_at", keys::GSI2PK, keys::GSI2SK]);
+            }
             Some(None) => removes.push("assignee_id"),
             None => {}
         }
+        let mut seen = std::collections::HashSet::new();
+        removes.retain(|r| seen.insert(*r));
         let mut expression = format!("SET {}", sets.join(", "));
         if !removes.is_empty() {
             expression.push_str(&format!(" REMOVE {}", removes.join(", ")));
@@ -112,12 +122,18 @@ impl SharedChanges {
         }
         if let Some(status) = self.status {
             room.status = status;
+            if status.is_closed() {
+                room.queued_at = None;
+            }
             room.closed_at = match status.is_closed() {
                 true => room.closed_at.or_else(|| Some(now.clone())),
                 false => None,
             };
         }
         if let Some(assignee) = &self.assignee_id {
+            if assignee.is_some() {
+                room.queued_at = None;
+            }
             room.assignee_id = assignee.clone();
         }
         if let Some(until) = &self.snoozed_until {
@@ -208,6 +224,12 @@ impl Store {
                     shared.status,
                     shared.assignee_id.as_ref(),
                     &now,
+                ));
+                let after = shared.applied_to(room.clone(), now.clone());
+                writes.extend(self.workload_writes(
+                    &who.org,
+                    (room.status, room.assignee_id.as_deref()),
+                    (after.status, after.assignee_id.as_deref()),
                 ));
                 let names: &[(&str, &str)] = match shared.status {
                     Some(_) => &[("#st", "status")],
@@ -306,7 +328,7 @@ mod tests {
         let (room, vals) = changes.room_expression("now");
         assert_eq!(
             room,
-            "SET updated_at = :now, title = :title, #st = :status, closed_at = if_not_exists(closed_at, :now) REMOVE snoozed_until, assignee_id"
+            "SET updated_at = :now, title = :title, #st = :status, closed_at = if_not_exists(closed_at, :now) REMOVE queued_at, GSI2PK, GSI2SK, snoozed_until, assignee_id"
         );
         assert_eq!(vals[":status"], s("resolved"));
         let (row, _) = changes.row_update(None).unwrap();

@@ -38,8 +38,25 @@ impl Store {
             .or_condition(|c| ApiError::internal("create room", format!("new items exist: {c:?}")))
     }
 
-    /// The room, each member's inbox row and inbox count.
+    /// The room, each member's inbox row and inbox count, and its assignee's
+    /// workload.
     fn room_writes(
+        &self,
+        org: &OrgId,
+        room: &Room,
+        member_roles: &[(String, &str)],
+    ) -> Vec<TransactWriteItem> {
+        let mut writes = self.room_items(org, room, member_roles);
+        writes.extend(self.workload_writes(
+            org,
+            (crate::model::RoomStatus::Closed, None),
+            (room.status, room.assignee_id.as_deref()),
+        ));
+        writes
+    }
+
+    /// The room, each member's inbox row and inbox count.
+    pub(crate) fn room_items(
         &self,
         org: &OrgId,
         room: &Room,
@@ -315,7 +332,7 @@ impl Store {
         let mut writes = vec![self.room_update(
             room,
             who,
-            "SET deleted_at = :now, updated_at = :now ADD member_version :one",
+            "SET deleted_at = :now, updated_at = :now ADD member_version :one REMOVE queued_at, GSI2PK, GSI2SK",
             vals,
             &[],
         )];
@@ -326,6 +343,11 @@ impl Store {
             writes.push(self.member_delete(who, &room.id, &member_id));
             writes.push(self.inbox_head_change(&who.org, member, -1));
         }
+        writes.extend(self.workload_writes(
+            &who.org,
+            (room.status, room.assignee_id.as_deref()),
+            (crate::model::RoomStatus::Closed, None),
+        ));
         Plan::new(writes, Change::room_deleted())
     }
 }

@@ -1,0 +1,201 @@
+//! The `support-jobs` function: assigns queued conversations as agents free up.
+//! It reads the table's stream (docs/support.md): an agent's workload item that
+//! changed so that they may take more (fewer open, more capacity, back online, a new
+//! team), and a conversation queued, drain the queues of the teams concerned.
+
+use chat_core::Runtime;
+use chat_core::ids::{OrgId, TeamId};
+use chat_core::store::Store;
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+
+pub struct Jobs {
+    pub store: Store,
+}
+
+impl Jobs {
+    pub fn from_runtime(runtime: Runtime) -> Jobs {
+        Jobs {
+            store: runtime.store,
+        }
+    }
+
+    /// An invocation: a stream batch (the event source mapping's filter lets through
+    /// workload items and queued conversations). A team whose drain fails is
+    /// reported as the batch's failure, so the stream retries it.
+    pub async fn handle(&self, event: &Value) -> Result<Value, String> {
+        let records = event["Records"].as_array().cloned().unwrap_or_default();
+        let mut teams: BTreeSet<(String, String)> = BTreeSet::new();
+        let mut first_of: Vec<(String, (String, String))> = Vec::new();
+        for record in &records {
+            for team in teams_to_drain(record) {
+                if teams.insert(team.clone()) {
+                    let id = record["dynamodb"]["SequenceNumber"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned();
+                    first_of.push((id, team));
+                }
+            }
+        }
+        let mut failures = Vec::new();
+        let mut assigned = 0;
+        for (sequence, (org, team)) in first_of {
+            let (Ok(org), Ok(team)) = (OrgId::parse(&org), TeamId::parse(&team)) else {
+                continue;
+            };
+            match Box::pin(self.store.drain_queue(&org, &team)).await {
+                Ok(n) => assigned += n,
+                Err(err) => {
+                    tracing::error!(%org, %team, %err, "draining a team's queue failed");
+                    failures.push(json!({ "itemIdentifier": sequence }));
+                }
+            }
+        }
+        if assigned > 0 {
+            tracing::info!(assigned, "queued conversations assigned");
+        }
+        Ok(json!({ "batchItemFailures": failures }))
+    }
+}
+
+/// The (tenant, team) queues a stream record may let move.
+pub fn teams_to_drain(record: &Value) -> Vec<(String, String)> {
+    let new = &record["dynamodb"]["NewImage"];
+    let old = &record["dynamodb"]["OldImage"];
+    let text = |image: &Value, name: &str| image[name]["S"].as_str().map(str::to_owned);
+    let number = |image: &Value, name: &str| {
+        image[name]["N"]
+            .as_str()
+            .and_then(|n| n.parse::<i64>().ok())
+            .unwrap_or(0)
+    };
+    let set = |image: &Value, name: &str| -> BTreeSet<String> {
+        image[name]["SS"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    match text(new, "entity").as_deref() {
+        Some("agent_load") => {
+            let Some(org) = text(new, "org") else {
+                return Vec::new();
+            };
+            let online = text(new, "availability").as_deref() == Some("online");
+            let room = number(new, "open_count") < number(new, "max_open");
+            if !online || !room {
+                return Vec::new();
+            }
+            let teams = set(new, "team_ids");
+            // More room than before, or newly able: every team of theirs may move.
+            let freed = number(new, "open_count") < number(old, "open_count")
+                || number(new, "max_open") > number(old, "max_open")
+                || text(old, "availability").as_deref() != Some("online")
+                || old.is_null();
+            let joined: Vec<String> = teams.difference(&set(old, "team_ids")).cloned().collect();
+            let drain: Vec<String> = match freed {
+                true => teams.into_iter().collect(),
+                false => joined,
+            };
+            drain.into_iter().map(|team| (org.clone(), team)).collect()
+        }
+        Some("room") => {
+            // Queued (as it was created nobody had room, or a reply reopened it with
+            // nobody on it): someone may have room by now.
+            let queued_now = text(new, "queued_at").is_some() && text(old, "queued_at").is_none();
+            let pk = text(new, "PK").unwrap_or_default();
+            match (queued_now, text(new, "team_id"), org_of_room_pk(&pk)) {
+                (true, Some(team), Some(org)) => vec![(org, team)],
+                _ => Vec::new(),
+            }
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// The tenant of a room's partition key (`T#{org}#R#{room}`).
+fn org_of_room_pk(pk: &str) -> Option<String> {
+    let rest = pk.strip_prefix("T#")?;
+    let (org, _) = rest.rsplit_once("#R#")?;
+    Some(org.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(open: i64, cap: i64, av: &str, teams: &[&str]) -> Value {
+        json!({
+            "entity": {"S": "agent_load"}, "org": {"S": "acme"},
+            "open_count": {"N": open.to_string()}, "max_open": {"N": cap.to_string()},
+            "availability": {"S": av},
+            "team_ids": {"SS": teams},
+        })
+    }
+
+    fn record(old: Value, new: Value) -> Value {
+        json!({"dynamodb": {"OldImage": old, "NewImage": new, "SequenceNumber": "1"}})
+    }
+
+    #[test]
+    fn only_a_change_that_frees_an_agent_drains_their_teams() {
+        let t = |org: &str, team: &str| (org.to_owned(), team.to_owned());
+        // One resolved: open 3 → 2 under capacity 3.
+        assert_eq!(
+            teams_to_drain(&record(
+                load(3, 3, "online", &["A", "B"]),
+                load(2, 3, "online", &["A", "B"])
+            )),
+            vec![t("acme", "A"), t("acme", "B")]
+        );
+        // An assignment (open up) moves nothing.
+        assert!(
+            teams_to_drain(&record(
+                load(1, 3, "online", &["A"]),
+                load(2, 3, "online", &["A"])
+            ))
+            .is_empty()
+        );
+        // Back online with room.
+        assert_eq!(
+            teams_to_drain(&record(
+                load(0, 3, "busy", &["A"]),
+                load(0, 3, "online", &["A"])
+            )),
+            vec![t("acme", "A")]
+        );
+        // Online but full, or offline: nothing.
+        assert!(
+            teams_to_drain(&record(
+                load(3, 3, "online", &["A"]),
+                load(3, 3, "online", &["A"])
+            ))
+            .is_empty()
+        );
+        assert!(
+            teams_to_drain(&record(
+                load(2, 3, "online", &["A"]),
+                load(1, 3, "offline", &["A"])
+            ))
+            .is_empty()
+        );
+        // Joined a second team: that team only.
+        assert_eq!(
+            teams_to_drain(&record(
+                load(1, 3, "online", &["A"]),
+                load(1, 3, "online", &["A", "B"])
+            )),
+            vec![t("acme", "B")]
+        );
+        // A conversation just queued.
+        let queued = json!({"entity": {"S": "room"}, "PK": {"S": "T#acme#R#01J"}, "team_id": {"S": "A"}, "queued_at": {"S": "2026-01-01T00:00:00Z"}});
+        assert_eq!(
+            teams_to_drain(&record(Value::Null, queued)),
+            vec![t("acme", "A")]
+        );
+    }
+}

@@ -1,0 +1,95 @@
+//! Bodies and commands of the support-team routes (docs/support.md).
+
+use crate::error::{ApiError, ApiResult};
+use crate::ids::TeamId;
+use crate::request::required_text;
+use crate::store::Availability;
+use crate::store::teams::MAX_CAPACITY;
+use serde::Deserialize;
+
+pub const MAX_TEAM_NAME_CHARS: usize = 80;
+
+/// POST /teams and PATCH /teams/{team_id}.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TeamBody {
+    pub name: String,
+}
+
+/// A team's validated name.
+pub fn team_name(body: &TeamBody) -> ApiResult<String> {
+    required_text("name", &body.name, MAX_TEAM_NAME_CHARS)
+}
+
+/// PUT /teams/{team_id}/agents/{user_id}.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PutTeamAgent {
+    /// Active conversations auto-assignment may give them at once.
+    pub capacity: u32,
+}
+
+/// An agent's capacity, checked.
+pub fn capacity(body: &PutTeamAgent) -> ApiResult<u32> {
+    match body.capacity {
+        1..=MAX_CAPACITY => Ok(body.capacity),
+        _ => Err(ApiError::invalid(
+            "capacity",
+            format!("must be a whole number from 1 to {MAX_CAPACITY}"),
+        )),
+    }
+}
+
+/// PUT /agents/me/availability.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PutAvailability {
+    pub availability: String,
+}
+
+impl TryFrom<PutAvailability> for Availability {
+    type Error = ApiError;
+
+    fn try_from(body: PutAvailability) -> ApiResult<Availability> {
+        Availability::parse(&body.availability)
+            .ok_or_else(|| ApiError::invalid("availability", "must be online, busy or offline"))
+    }
+}
+
+/// A team id given in a body (a conversation's `team_id`).
+pub fn team_id(field: &str, raw: &str) -> ApiResult<TeamId> {
+    TeamId::parse(raw).map_err(|_| ApiError::invalid(field, "is not a team id"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capacity_and_availability_take_only_their_values() {
+        assert_eq!(capacity(&PutTeamAgent { capacity: 1 }).unwrap(), 1);
+        assert!(capacity(&PutTeamAgent { capacity: 0 }).is_err());
+        assert!(
+            capacity(&PutTeamAgent {
+                capacity: MAX_CAPACITY + 1
+            })
+            .is_err()
+        );
+        for ok in ["online", "busy", "offline"] {
+            assert!(
+                Availability::try_from(PutAvailability {
+                    availability: ok.into()
+                })
+                .is_ok()
+            );
+        }
+        for bad in ["Online", "ONLINE", "away", "", " online"] {
+            assert!(
+                Availability::try_from(PutAvailability {
+                    availability: bad.into()
+                })
+                .is_err()
+            );
+        }
+    }
+}

@@ -1,0 +1,541 @@
+//! Support teams and auto-assignment (docs/support.md): concurrent creations spread
+//! round-robin and never put more on an agent than their capacity; what nobody can
+//! take waits in the team's queue, and the `support-jobs` consumer of the table's
+//! stream gives it to the first agent who frees up or comes online; the team routes
+//! are admins', read by staff, refused to customers, and tenant-isolated.
+
+use chat_testkit::token;
+use devserver::TestApp;
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+fn admin() -> String {
+    token("boss", "acme", "admin")
+}
+
+fn agent(id: &str) -> String {
+    token(id, "acme", "agent")
+}
+
+/// A team of `agents`, each with `capacity` and online.
+async fn team(app: &TestApp, agents: &[&str], capacity: u32) -> String {
+    let made = app
+        .expect(
+            201,
+            "POST /teams",
+            &[],
+            &admin(),
+            json!({"name": "Billing"}),
+        )
+        .await;
+    let team = made["team_id"].as_str().unwrap().to_owned();
+    for a in agents {
+        app.expect(
+            200,
+            "PUT /teams/{team_id}/agents/{user_id}",
+            &[("team_id", &team), ("user_id", a)],
+            &admin(),
+            json!({"capacity": capacity}),
+        )
+        .await;
+        set_availability(app, a, "online").await;
+    }
+    team
+}
+
+async fn set_availability(app: &TestApp, who: &str, availability: &str) -> Value {
+    app.expect(
+        200,
+        "PUT /agents/me/availability",
+        &[],
+        &agent(who),
+        json!({ "availability": availability }),
+    )
+    .await
+}
+
+/// `n` conversations started at once (16 in flight) by different customers, routed
+/// to `team`: their creation answers.
+async fn burst(app: &TestApp, team: &str, n: usize) -> Vec<Value> {
+    futures_util::stream::iter(0..n)
+        .map(|i| async move {
+            let customer = token(&format!("c-{i}"), "acme", "customer");
+            let (status, body) = app
+                .send(
+                    "POST /chat/conversations",
+                    &[],
+                    &customer,
+                    Some(json!({"title": format!("Help {i}"), "team_id": team})),
+                    &[],
+                )
+                .await;
+            assert_eq!(status, 201, "{body}");
+            body["data"].clone()
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await
+}
+
+/// Conversations per assignee among the creations' answers ("" for queued ones).
+fn per_assignee(made: &[Value]) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for m in made {
+        let who = m["conversation"]["assignee_id"].as_str().unwrap_or("");
+        *counts.entry(who.to_owned()).or_insert(0) += 1;
+    }
+    counts
+}
+
+async fn workload(app: &TestApp, who: &str) -> Value {
+    app.expect_get("GET /agents/me", &[], &agent(who)).await
+}
+
+#[tokio::test]
+async fn two_hundred_concurrent_creations_spread_round_robin_over_five_agents_within_capacity() {
+    let app = TestApp::new().await;
+    let agents = ["a-1", "a-2", "a-3", "a-4", "a-5"];
+    let team = team(&app, &agents, 45).await;
+    // One after another: strictly in turn.
+    let mut order = Vec::new();
+    for i in 0..10 {
+        let customer = token(&format!("s-{i}"), "acme", "customer");
+        let made = app
+            .expect(
+                201,
+                "POST /chat/conversations",
+                &[],
+                &customer,
+                json!({"title": "Help", "team_id": team}),
+            )
+            .await;
+        order.push(made["routing"]["assignee_id"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(order, [agents, agents].concat());
+    // 190 more, 16 at a time: never past capacity (45 each, 225 in all), and
+    // spread: claims that race for one agent choose again among the next in turn.
+    let made = burst(&app, &team, 190).await;
+    let mut counts = per_assignee(&made);
+    assert!(!counts.contains_key(""), "all fit: {counts:?}");
+    for a in agents {
+        *counts.entry(a.to_owned()).or_insert(0) += 2;
+        let n = counts[a];
+        assert!((30..=45).contains(&n), "{a} got {n}: {counts:?}");
+        assert_eq!(workload(&app, a).await["open_conversations"], n as u64);
+    }
+    assert_eq!(counts.values().sum::<usize>(), 200);
+    for m in &made {
+        assert_eq!(m["routing"]["outcome"], "assigned");
+        assert_eq!(
+            m["routing"]["assignee_id"],
+            m["conversation"]["assignee_id"]
+        );
+    }
+    // The agent is a member: it is in their inbox, assigned to them.
+    let (_, inbox) = app
+        .send(
+            "GET /chat/conversations",
+            &[],
+            &agent("a-3"),
+            None,
+            &[("assignee_id", "me"), ("limit", "100")],
+        )
+        .await;
+    assert_eq!(
+        inbox["data"]["conversations"].as_array().unwrap().len(),
+        counts["a-3"]
+    );
+}
+
+#[tokio::test]
+async fn a_burst_past_capacity_is_queued_and_agents_who_free_up_take_the_oldest_first() {
+    let app = TestApp::new().await;
+    devserver::support_jobs::serve_support_jobs(&app.table.runtime).await;
+    let team = team(&app, &["a-1", "a-2", "a-3"], 2).await;
+    set_availability(&app, "a-3", "busy").await;
+    // Busy a-3 takes none: 4 places for 10.
+    let made = burst(&app, &team, 10).await;
+    let counts = per_assignee(&made);
+    assert_eq!(counts.get("a-1"), Some(&2), "{counts:?}");
+    assert_eq!(counts.get("a-2"), Some(&2), "{counts:?}");
+    assert_eq!(counts.get(""), Some(&6), "{counts:?}");
+    assert!(!counts.contains_key("a-3"));
+    let queue = queued(&app, &team).await;
+    assert_eq!(queue.len(), 6);
+    let times: Vec<&str> = queue
+        .iter()
+        .map(|c| c["queued_at"].as_str().unwrap())
+        .collect();
+    assert!(
+        times.windows(2).all(|w| w[0] <= w[1]),
+        "oldest first: {times:?}"
+    );
+
+    // a-1 resolves one: the oldest queued conversation is theirs, by the stream.
+    let theirs = made
+        .iter()
+        .find(|m| m["conversation"]["assignee_id"] == "a-1")
+        .unwrap()["conversation_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.expect(
+        200,
+        "PUT /chat/conversations/{conversation_id}",
+        &[("conversation_id", &theirs)],
+        &agent("a-1"),
+        json!({"status": "resolved"}),
+    )
+    .await;
+    let oldest = queue[0]["conversation_id"].as_str().unwrap().to_owned();
+    let taken = until_assigned(&app, &oldest).await;
+    assert_eq!(taken["assignee_id"], "a-1");
+    assert!(taken["queued_at"].is_null());
+    assert_eq!(queued(&app, &team).await.len(), 5);
+    assert_eq!(workload(&app, "a-1").await["open_conversations"], 2);
+    // Its customer's feed says who took it, and the agent is in it.
+    let (_, feed) = app
+        .send(
+            "GET /chat/conversations/{conversation_id}/events",
+            &[("conversation_id", &oldest)],
+            &agent("a-1"),
+            None,
+            &[("after", "0")],
+        )
+        .await;
+    let kinds: Vec<&str> = feed["data"]["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["member.added", "room.updated"], "{feed}");
+
+    // a-3 comes online with room for 2: the next two are theirs.
+    set_availability(&app, "a-3", "online").await;
+    for q in &queue[1..3] {
+        let id = q["conversation_id"].as_str().unwrap();
+        assert_eq!(until_assigned(&app, id).await["assignee_id"], "a-3");
+    }
+    assert_eq!(queued(&app, &team).await.len(), 3);
+    // A queued conversation given by hand leaves the queue; one closed while it
+    // waits is not assigned when an agent frees up.
+    let by_hand = queue[3]["conversation_id"].as_str().unwrap();
+    app.expect(
+        200,
+        "PUT /chat/conversations/{conversation_id}",
+        &[("conversation_id", by_hand)],
+        &agent("a-2"),
+        json!({"assignee_id": "a-9"}),
+    )
+    .await;
+    let closed = queue[4]["conversation_id"].as_str().unwrap();
+    app.expect(
+        200,
+        "PUT /chat/conversations/{conversation_id}",
+        &[("conversation_id", closed)],
+        &agent("a-2"),
+        json!({"status": "closed"}),
+    )
+    .await;
+    assert_eq!(queued(&app, &team).await.len(), 1);
+    app.expect(
+        200,
+        "PUT /teams/{team_id}/agents/{user_id}",
+        &[("team_id", &team), ("user_id", "a-2")],
+        &admin(),
+        json!({"capacity": 5}),
+    )
+    .await;
+    let last = queue[5]["conversation_id"].as_str().unwrap();
+    assert_eq!(until_assigned(&app, last).await["assignee_id"], "a-2");
+    let (_, closed_now) = app
+        .send(
+            "GET /chat/conversations/{conversation_id}",
+            &[("conversation_id", closed)],
+            &agent("a-2"),
+            None,
+            &[],
+        )
+        .await;
+    assert!(closed_now["data"]["assignee_id"].is_null(), "{closed_now}");
+    assert!(queued(&app, &team).await.is_empty());
+    // The customer of a-1's resolved conversation replies: it is theirs again, and
+    // counts against their capacity again.
+    let owner = made
+        .iter()
+        .find(|m| m["conversation_id"] == theirs.as_str())
+        .unwrap()["conversation"]["user_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.expect(
+        201,
+        "POST /chat/conversations/{conversation_id}/messages",
+        &[("conversation_id", &theirs)],
+        &token(&owner, "acme", "customer"),
+        json!({"content": "It happened again"}),
+    )
+    .await;
+    assert_eq!(workload(&app, "a-1").await["open_conversations"], 3);
+}
+
+async fn queued(app: &TestApp, team: &str) -> Vec<Value> {
+    let data = app
+        .expect_get(
+            "GET /teams/{team_id}/queue",
+            &[("team_id", team)],
+            &agent("a-1"),
+        )
+        .await;
+    data["conversations"].as_array().unwrap().clone()
+}
+
+/// The conversation once it has an assignee (bounded: 20 s).
+async fn until_assigned(app: &TestApp, conversation: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, got) = app
+            .send(
+                "GET /chat/conversations/{conversation_id}",
+                &[("conversation_id", conversation)],
+                &agent("a-1"),
+                None,
+                &[],
+            )
+            .await;
+        if !got["data"]["assignee_id"].is_null() {
+            return got["data"].clone();
+        }
+        assert!(Instant::now() < deadline, "never assigned: {got}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn teams_are_admins_to_change_staffs_to_read_and_each_tenants_own() {
+    let app = TestApp::new().await;
+    let team = team(&app, &["a-1"], 3).await;
+    let before = app.table.items().await.len();
+    let customer = token("c-1", "acme", "customer");
+    // Customers: refused before their body is read, also a bad one.
+    for (key, body) in [
+        ("POST /teams", json!({"name": 5})),
+        (
+            "PUT /agents/me/availability",
+            json!({"availability": "nope"}),
+        ),
+    ] {
+        let (status, answer) = app.send(key, &[], &customer, Some(body), &[]).await;
+        assert_eq!(status, 403, "{key}: {answer}");
+    }
+    // Agents read teams but do not change them.
+    let (status, _) = app
+        .send(
+            "PATCH /teams/{team_id}",
+            &[("team_id", &team)],
+            &agent("a-1"),
+            Some(json!({"name": "Mine"})),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 403);
+    // Every other spelling of a refused value: 422, nothing written.
+    for (key, params, body, field) in [
+        ("POST /teams", vec![], json!({"name": "  "}), "name"),
+        (
+            "POST /teams",
+            vec![],
+            json!({"name": "x".repeat(81)}),
+            "name",
+        ),
+        (
+            "POST /teams",
+            vec![],
+            json!({"name": "B", "color": "red"}),
+            "color",
+        ),
+        (
+            "PUT /teams/{team_id}/agents/{user_id}",
+            vec![("team_id", team.as_str()), ("user_id", "a-2")],
+            json!({"capacity": 0}),
+            "capacity",
+        ),
+        (
+            "PUT /teams/{team_id}/agents/{user_id}",
+            vec![("team_id", team.as_str()), ("user_id", "a-2")],
+            json!({"capacity": "3"}),
+            "capacity",
+        ),
+        (
+            "PUT /teams/{team_id}/agents/{user_id}",
+            vec![("team_id", team.as_str()), ("user_id", "a-2")],
+            json!({"capacity": 2.5}),
+            "capacity",
+        ),
+        (
+            "PUT /teams/{team_id}/agents/{user_id}",
+            vec![("team_id", team.as_str()), ("user_id", "a-2")],
+            json!({"capacity": 201}),
+            "capacity",
+        ),
+        (
+            "PUT /teams/{team_id}/agents/{user_id}",
+            vec![("team_id", team.as_str()), ("user_id", "a-2")],
+            json!({"capacity": -1}),
+            "capacity",
+        ),
+    ] {
+        let (status, answer) = app.send(key, &params, &admin(), Some(body), &[]).await;
+        assert_eq!(status, 422, "{key}: {answer}");
+        assert_eq!(answer["error"]["details"]["field"], field, "{answer}");
+    }
+    for spelling in ["Online", "ONLINE", "away", "", "online "] {
+        let (status, _) = app
+            .send(
+                "PUT /agents/me/availability",
+                &[],
+                &agent("a-1"),
+                Some(json!({ "availability": spelling })),
+                &[],
+            )
+            .await;
+        assert_eq!(status, 422, "{spelling:?}");
+    }
+    // A conversation routed to no such team, or another tenant's: 422, nothing.
+    let globex_admin = token("boss", "globex", "admin");
+    let theirs = app
+        .expect(
+            201,
+            "POST /teams",
+            &[],
+            &globex_admin,
+            json!({"name": "Theirs"}),
+        )
+        .await["team_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let after_theirs = app.table.items().await.len();
+    for bad in [theirs.as_str(), "01HZX3K7Q8R9S0T1V2W3XTEAMS", "billing", ""] {
+        let (status, answer) = app
+            .send(
+                "POST /chat/conversations",
+                &[],
+                &customer,
+                Some(json!({"title": "Help", "team_id": bad})),
+                &[],
+            )
+            .await;
+        assert_eq!(status, 422, "{bad}: {answer}");
+        assert_eq!(answer["error"]["details"]["field"], "team_id");
+    }
+    assert_eq!(
+        app.table.items().await.len(),
+        after_theirs,
+        "nothing written"
+    );
+    assert_eq!(
+        after_theirs,
+        before + 3,
+        "only globex's team, its count and its audit entry"
+    );
+    // Another tenant's team is not found on any of its routes.
+    for (key, body) in [
+        ("GET /teams/{team_id}", None),
+        ("GET /teams/{team_id}/queue", None),
+        ("PATCH /teams/{team_id}", Some(json!({"name": "Ours"}))),
+        ("DELETE /teams/{team_id}", None),
+    ] {
+        let (status, _) = app
+            .send(key, &[("team_id", &theirs)], &admin(), body, &[])
+            .await;
+        assert_eq!(status, 404, "{key}");
+    }
+    let (status, _) = app
+        .send(
+            "PUT /teams/{team_id}/agents/{user_id}",
+            &[("team_id", &theirs), ("user_id", "a-1")],
+            &admin(),
+            Some(json!({"capacity": 3})),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 404);
+    let listed = app.expect_get("GET /teams", &[], &agent("a-1")).await;
+    let names: Vec<&str> = listed["teams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Billing"]);
+    // An agent out of the team is not given its conversations; a deleted team
+    // routes nothing.
+    app.expect_get("GET /teams/{team_id}", &[("team_id", &team)], &agent("a-1"))
+        .await;
+    let (status, _) = app
+        .send(
+            "DELETE /teams/{team_id}/agents/{user_id}",
+            &[("team_id", &team), ("user_id", "a-1")],
+            &admin(),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(status, 200);
+    let made = app
+        .expect(
+            201,
+            "POST /chat/conversations",
+            &[],
+            &customer,
+            json!({"title": "Help", "team_id": team}),
+        )
+        .await;
+    assert_eq!(made["routing"]["outcome"], "queued");
+    assert_eq!(workload(&app, "a-1").await["team_ids"], json!([]));
+    // Resolved while it waits, it leaves the queue; the customer's reply reopens it
+    // with nobody on it, and it waits again.
+    let waiting = made["conversation_id"].as_str().unwrap();
+    app.expect(
+        200,
+        "PUT /chat/conversations/{conversation_id}",
+        &[("conversation_id", waiting)],
+        &agent("a-1"),
+        json!({"status": "resolved"}),
+    )
+    .await;
+    assert!(queued(&app, &team).await.is_empty());
+    app.expect(
+        201,
+        "POST /chat/conversations/{conversation_id}/messages",
+        &[("conversation_id", waiting)],
+        &customer,
+        json!({"content": "Still broken"}),
+    )
+    .await;
+    let again = queued(&app, &team).await;
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0]["status"], "open");
+    app.expect(
+        200,
+        "DELETE /teams/{team_id}",
+        &[("team_id", &team)],
+        &admin(),
+        json!(null),
+    )
+    .await;
+    let (status, answer) = app
+        .send(
+            "POST /chat/conversations",
+            &[],
+            &customer,
+            Some(json!({"title": "Help", "team_id": team})),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 422, "{answer}");
+}
