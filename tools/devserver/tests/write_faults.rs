@@ -31,6 +31,8 @@ struct World {
     /// u-100's push subscription (the fixture's).
     subscription: String,
     device: String,
+    /// A support team with u-300 in it.
+    team: String,
 }
 
 /// Who may be calling: the rooms' owner, the conversation's agent, an admin.
@@ -119,7 +121,30 @@ impl World {
         let body = serde_json::from_str(app.fixtures[key]["body"].as_str().unwrap()).unwrap();
         let registered = created(app.send(key, &[], &owner, Some(body), &[]).await);
         let device = registered["data"]["device_id"].as_str().unwrap().to_owned();
+        let admin = &callers()[2];
+        let made = created(
+            app.send(
+                "POST /teams",
+                &[],
+                admin,
+                Some(json!({"name": "Desk"})),
+                &[],
+            )
+            .await,
+        );
+        let team = made["data"]["team_id"].as_str().unwrap().to_owned();
+        let (status, _) = app
+            .send(
+                "PUT /teams/{team_id}/agents/{user_id}",
+                &[("team_id", &team), ("user_id", "u-300")],
+                admin,
+                Some(json!({"capacity": 2})),
+                &[],
+            )
+            .await;
+        assert_eq!(status, 200);
         World {
+            team,
             subscription,
             device,
             app,
@@ -152,6 +177,7 @@ impl World {
             ("delivery_id", self.delivery.clone()),
             ("subscription_id", self.subscription.clone()),
             ("device_id", self.device.clone()),
+            ("team_id", self.team.clone()),
         ]
     }
 
