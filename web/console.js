@@ -137,6 +137,8 @@ function start() {
     e.preventDefault();
     saveSettings().catch((err) => showFormError(err));
   });
+  $('#label-filter').addEventListener('change', () => loadInbox().catch(showError));
+  loadLabels().catch(() => {});
   $('#availability').addEventListener('change', (e) => setAvailability(e.target.value).catch(showError));
   loadWorkload().catch(() => {});
   $('#enable-push').addEventListener('click', () => enablePush().catch((err) => ($('#push-state').textContent = `Not enabled: ${err.message}`)));
@@ -188,6 +190,17 @@ function showWorkload(load) {
   $('#workload').dataset.teams = (load.team_ids ?? []).join(',');
 }
 
+/** The tenant's labels (docs/support.md), for the inbox filter and the conversation
+ * view's "Add label". */
+let labels = [];
+async function loadLabels() {
+  labels = (await api.get('/labels')).labels.map((l) => l.name);
+  const filter = $('#label-filter');
+  filter.replaceChildren(new Option('any', ''), ...labels.map((name) => new Option(name, name)));
+  // A conversation opened before the list came offers them now.
+  if (view?.support && view.room) view.head();
+}
+
 /** The conversations waiting in the agent's teams' queues, oldest first. */
 async function loadQueue() {
   const me = await api.get('/agents/me');
@@ -215,7 +228,9 @@ async function loadInbox() {
     mine: '&assignee_id=me',
     unread: '&unread=true',
   }[filter];
-  const page = await api.get(`/chat/conversations?limit=50${query}`);
+  const label = $('#label-filter').value;
+  const byLabel = label ? `&label=${encodeURIComponent(label)}` : '';
+  const page = await api.get(`/chat/conversations?limit=50${query}${byLabel}`);
   const rows = page.conversations;
   $('.load-error')?.remove();
   const list = $('#conversations');
@@ -273,7 +288,11 @@ class RoomView {
       typing: $('.typing', pane), error: $('.error', pane), form: $('.composer', pane),
       text: $('textarea', pane), note: $('input[name=note]', pane), file: $('input[type=file]', pane),
       members: $('.members', pane), actions: $('.actions', pane),
+      labels: $('.labels', pane), chips: $('.label-chips', pane), choice: $('.label-choice', pane),
     };
+    this.el.labels.hidden = !support;
+    this.el.choice.addEventListener('change', () => this.label('POST', this.el.choice.value));
+    this.el.chips.addEventListener('click', (e) => e.target.dataset.label && this.label('DELETE', e.target.dataset.label));
     this.el.actions.hidden = !support;
     $('[data-act=ai]', pane).hidden = !config.ai;
     this.el.actions.addEventListener('click', (e) => e.target.dataset.act && this.act(e.target.dataset.act));
@@ -287,6 +306,8 @@ class RoomView {
 
   async load() {
     try {
+      // The tenant's labels too: ones defined since the console opened are offered.
+      if (this.support) loadLabels().catch(() => {});
       const [room, page] = await Promise.all([api.get(this.path), api.get(`${this.path}/messages?limit=50`)]);
       this.room = room;
       this.head();
@@ -311,6 +332,7 @@ class RoomView {
     if (muted) this.el.meta.textContent += ` · muted until ${clock(r.muted_until)}`;
     const mute = $('[data-act=mute]', this.pane);
     if (mute) mute.textContent = muted ? 'Unmute' : 'Mute 8 h';
+    if (this.support) this.showLabels();
     this.el.members.replaceChildren(
       ...(r.members ?? []).map((m) => {
         const li = document.createElement('li');
@@ -318,6 +340,39 @@ class RoomView {
         return li;
       }),
     );
+  }
+
+  /** Puts a label on the conversation (POST) or takes one off (DELETE). */
+  async label(method, name) {
+    if (!name) return;
+    this.el.error.hidden = true;
+    try {
+      const done = method === 'POST'
+        ? await api.post(`${this.path}/labels`, { labels: [name] })
+        : await api.call('DELETE', `${this.path}/labels/${encodeURIComponent(name)}`);
+      this.room = { ...this.room, labels: done.labels };
+      this.head();
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
+  showLabels() {
+    const on = this.room?.labels ?? [];
+    this.el.chips.replaceChildren(
+      ...on.map((name) => {
+        const li = document.createElement('li');
+        li.textContent = name;
+        const off = document.createElement('button');
+        off.type = 'button';
+        off.dataset.label = name;
+        off.textContent = '×';
+        off.setAttribute('aria-label', `Remove label ${name}`);
+        li.append(off);
+        return li;
+      }),
+    );
+    this.el.choice.replaceChildren(new Option('…', ''), ...labels.filter((l) => !on.includes(l)).map((l) => new Option(l, l)));
   }
 
   fail(err) {

@@ -58,6 +58,7 @@ fn someone_else(who: &Principal, target: &BTreeMap<String, String>, _: &[u8]) ->
 
 const OWN: &str = "the caller's own data or preferences";
 const CONTENT: &str = "a member's ordinary participation (in the room's feed)";
+const DESK: &str = "the desk's ordinary work on a conversation (in the room's feed, to staff)";
 
 /// Every route that is not a GET, classified. A route missing here fails the route
 /// tests (tools/devserver/tests/routes.rs) until it is classified.
@@ -139,6 +140,16 @@ pub const ROUTES: &[(&str, Kind)] = &[
         Audited("team.agent_remove"),
     ),
     ("PUT /agents/me/availability", Exempt(OWN)),
+    ("POST /labels", Audited("label.create")),
+    ("DELETE /labels/{label_name}", Audited("label.delete")),
+    (
+        "POST /chat/conversations/{conversation_id}/labels",
+        Exempt(DESK),
+    ),
+    (
+        "DELETE /chat/conversations/{conversation_id}/labels/{label_name}",
+        Exempt(DESK),
+    ),
     ("POST /webhooks", Audited("webhook.create")),
     ("PATCH /webhooks/{webhook_id}", Audited("webhook.update")),
     ("DELETE /webhooks/{webhook_id}", Audited("webhook.delete")),

@@ -33,6 +33,7 @@
 //! | support team    | T#{org}#TEAMS           | T#{team}          |                     |                         |
 //! | team count      | T#{org}#TEAMS           | COUNT             |                     |                         |
 //! | agent workload  | T#{org}#AGENT#{user}    | LOAD              |                     |                         |
+//! | label (and count) | T#{org}#LABELS        | L#{name} (COUNT)  |                     |                         |
 //! | queued conversation (the room) | T#{org}#R#{room} | META      | (GSI2) QUEUE#{org}#{team}, while queued | {queued at}#{room} |
 //!
 //! Room items sort as `M#…` < `META` < `U#…`, so one descending Query from `META`
@@ -81,6 +82,7 @@ pub mod entity {
     pub const INBOX_CHANGE: &str = "inbox_change";
     pub const TEAM: &str = "team";
     pub const AGENT_LOAD: &str = "agent_load";
+    pub const LABEL: &str = "label";
 }
 
 pub const ROOM_SK: &str = "META";
@@ -139,6 +141,18 @@ pub const TEAM_COUNT_SK: &str = "COUNT";
 
 pub fn team_sk(team: &TeamId) -> String {
     format!("{TEAM_SK_PREFIX}{team}")
+}
+
+/// The tenant's labels (and their count).
+pub fn labels_pk(org: &OrgId) -> String {
+    format!("T#{org}#LABELS")
+}
+
+pub const LABEL_SK_PREFIX: &str = "L#";
+pub const LABEL_COUNT_SK: &str = "COUNT";
+
+pub fn label_sk(name: &str) -> String {
+    format!("{LABEL_SK_PREFIX}{name}")
 }
 
 /// An agent's workload (open conversations, capacity, availability, turn).

@@ -142,6 +142,8 @@ pub struct Room {
     pub team_id: Option<String>,
     /// Set while it waits in its team's queue for an agent with room to take it.
     pub queued_at: Option<String>,
+    /// The desk's labels (staff see them; sorted).
+    pub labels: Vec<String>,
     pub conversation_type: String,
     pub status: RoomStatus,
     /// Set while `status` is `snoozed`.
@@ -238,6 +240,7 @@ impl Room {
             assignee_id: None,
             team_id: None,
             queued_at: None,
+            labels: Vec::new(),
             conversation_type: "chat".into(),
             status: RoomStatus::Open,
             snoozed_until: None,
@@ -404,6 +407,9 @@ impl Room {
             .num("last_seq", self.last_seq)
             .opt_str("last_note_id", self.last_note_id.clone())
             .build();
+        if !self.labels.is_empty() {
+            item.insert("labels".into(), AttributeValue::Ss(self.labels.clone()));
+        }
         // Waiting for an agent: in its team's queue (sparse: only while queued).
         if let (Some(team), Some(at)) = (&self.team_id, &self.queued_at) {
             item.insert(
@@ -436,6 +442,11 @@ impl Room {
             assignee_id: item.string("assignee_id"),
             team_id: item.string("team_id"),
             queued_at: item.string("queued_at"),
+            labels: {
+                let mut labels = item.string_set("labels");
+                labels.sort();
+                labels
+            },
             conversation_type: item
                 .string("conversation_type")
                 .unwrap_or_else(|| "chat".into()),
@@ -562,6 +573,9 @@ pub fn member_item(org: &OrgId, room: &Room, user: &str, member_role: &str, now:
     // read; a large room's rows say `large` instead, and pages read the room.
     if !room.large {
         item.insert("members".into(), AttributeValue::Ss(room.members.clone()));
+        if !room.labels.is_empty() {
+            item.insert("labels".into(), AttributeValue::Ss(room.labels.clone()));
+        }
     }
     item
 }
@@ -577,6 +591,7 @@ pub fn conversation_json(room: &Room, membership: Option<&Membership>, role: Rol
         "assignee_id": room.assignee_id,
         "team_id": room.team_id,
         "queued_at": room.queued_at,
+        "labels": if role.is_staff() { Some(&room.labels) } else { None },
         "conversation_type": room.conversation_type,
         "room_type": room.room_type,
         "status": room.status,
@@ -615,6 +630,8 @@ pub struct InboxEntry {
     /// A large room's row: its copies of the room are not kept up (see
     /// [`InboxEntry::with_room`]).
     pub large: bool,
+    /// The conversation's labels (the desk's: cleared before a customer sees a row).
+    pub labels: Vec<String>,
     pub membership: Membership,
 }
 
@@ -633,6 +650,11 @@ impl InboxEntry {
             created_at: item.string("created_at"),
             last_seq: item.num("last_seq").unwrap_or(0),
             large: item.flag("large"),
+            labels: {
+                let mut labels = item.string_set("labels");
+                labels.sort();
+                labels
+            },
         })
     }
 
@@ -642,6 +664,7 @@ impl InboxEntry {
         self.title = Some(room.title.clone());
         self.status = Some(room.status.as_str().to_owned());
         self.assignee_id = room.assignee_id.clone();
+        self.labels = room.labels.clone();
         self.last_seq = room.last_seq;
         self.membership.unread_count = self.membership.unread_in(room);
         self.membership.total_messages = room.total_messages;
@@ -671,6 +694,7 @@ impl InboxEntry {
             created_at: self.created_at.as_deref(),
             last_seq: self.last_seq,
             muted_until: m.muted_until.as_deref(),
+            labels: (!self.labels.is_empty()).then_some(self.labels.as_slice()),
         }
     }
 }
@@ -697,6 +721,9 @@ pub struct InboxEntryView<'a> {
     /// Until when the caller muted the room's notifications (absent: not muted).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub muted_until: Option<&'a str>,
+    /// The conversation's labels, to staff (absent: none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub labels: Option<&'a [String]>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -926,6 +953,7 @@ pub(crate) mod tests {
             assignee_id: None,
             team_id: None,
             queued_at: None,
+            labels: Vec::new(),
             conversation_type: "chat".into(),
             status: RoomStatus::Open,
             snoozed_until: None,

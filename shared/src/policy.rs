@@ -38,9 +38,10 @@ pub enum Action {
     ManageTenant,
     /// The audit log, retention, and a person's export or erasure (docs/data-protection.md).
     ManageDataProtection,
-    /// Support teams: creating, renaming, deleting them, their agents and capacities.
-    ManageTeams,
-    /// The support desk's own state: teams and their queues read, one's availability.
+    /// The support desk's setup: teams, their agents and capacities; labels.
+    ManageSupportDesk,
+    /// The support desk's work: teams and their queues read, one's availability,
+    /// labels read and put on conversations.
     WorkSupportDesk,
 }
 
@@ -62,7 +63,7 @@ impl Action {
         Action::ManageWebhooks,
         Action::ManageTenant,
         Action::ManageDataProtection,
-        Action::ManageTeams,
+        Action::ManageSupportDesk,
         Action::WorkSupportDesk,
     ];
 
@@ -91,7 +92,7 @@ impl Action {
             Action::ManageDataProtection => {
                 "only admins read the audit log and manage retention, exports and erasure"
             }
-            Action::ManageTeams => "only admins manage support teams",
+            Action::ManageSupportDesk => "only admins manage the support desk's teams and labels",
             Action::WorkSupportDesk => "the support desk is for agents and admins",
         }
     }
@@ -128,7 +129,7 @@ pub fn allows(action: Action, role: Role, relation: Relation) -> bool {
         | Action::ManageWebhooks
         | Action::ManageTenant
         | Action::ManageDataProtection
-        | Action::ManageTeams => admin,
+        | Action::ManageSupportDesk => admin,
     }
 }
 

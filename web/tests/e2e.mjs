@@ -233,7 +233,7 @@ try {
     await call('PUT', `/teams/${team.team_id}/agents/a-1`, admin, { capacity: 5 });
     await agent.goto(`${base}/app/console.html#inbox`);
     await agent.locator('#state', { hasText: 'live' }).waitFor();
-    await agent.getByLabel('Availability').selectOption('busy');
+    await agent.getByLabel('Availability', { exact: true }).selectOption('busy');
     await agent.locator('#workload', { hasText: '/5 open' }).waitFor();
     // Busy: the conversation waits in the team's queue, which the console lists.
     const made = await call('POST', '/chat/conversations', await token('u-502', 'customer'), {
@@ -243,10 +243,32 @@ try {
     await agent.getByLabel('Waiting in my teams').check();
     await agent.getByRole('button', { name: /My kettle whistles off key/ }).waitFor();
     // Online: the queue gives it to the agent; it arrives in their inbox by the feed.
-    await agent.getByLabel('Availability').selectOption('online');
+    await agent.getByLabel('Availability', { exact: true }).selectOption('online');
     await agent.getByLabel('Assigned to me').check();
     await agent.getByRole('button', { name: /My kettle whistles off key/ }).waitFor({ timeout: 10_000 });
     await snap(agent, 'assigned-from-queue');
+  });
+
+  await step('the agent labels a conversation and filters the inbox by the label', async () => {
+    const admin = await token('boss', 'admin');
+    const res = await fetch(`${base}/labels`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'leaks', color: '#d9534f' }),
+    });
+    assert.equal(res.status, 201, await res.text());
+    await agent.goto(`${base}/app/console.html#inbox`);
+    await agent.getByRole('button', { name: /Hello, my kettle leaks/ }).click();
+    const pane = agent.locator('#conversation');
+    await pane.getByLabel('Add label', { exact: true }).selectOption('leaks');
+    await pane.locator('.label-chips li', { hasText: 'leaks' }).waitFor();
+    await agent.getByLabel('Filter by label').selectOption('leaks');
+    const rows = agent.locator('#conversations button');
+    // The unlabelled conversation leaves the list; the labelled one stays.
+    await rows.filter({ hasText: 'Is the blue kettle back in stock' }).waitFor({ state: 'detached' });
+    await rows.filter({ hasText: 'Hello, my kettle leaks' }).waitFor();
+    await snap(agent, 'labels');
+    await agent.getByLabel('Filter by label').selectOption('');
   });
 
   await step('notification settings: quiet hours saved and kept, a bad time zone refused, a conversation muted', async () => {

@@ -81,6 +81,9 @@ fn sum(rollups: &[DayRollup]) -> DayRollup {
         for (kind, n) in &r.by_sender {
             *total.by_sender.entry(kind.clone()).or_default() += n;
         }
+        for (label, n) in &r.labels {
+            *total.labels.entry(label.clone()).or_default() += n;
+        }
         for (agent, f) in &r.agents {
             let t = total.agents.entry(agent.clone()).or_default();
             t.messages += f.messages;
@@ -182,6 +185,7 @@ async fn customer_dashboard(
                 archived: None,
                 pinned: None,
                 assignee: None,
+                label: None,
                 unread: false,
             },
         )
@@ -288,6 +292,8 @@ async fn global(store: &Store, who: &Principal, req: &Request) -> ApiResult<Repl
             "average_response_time": average(total.response_seconds, total.responses),
             "average_first_response_time": average(total.first_response_seconds, total.first_responses),
             "resolutions": total.resolutions,
+            // Conversations given each label in the range (docs/support.md).
+            "conversations_by_label": total.labels,
             "top_performing_agents": agents.iter().map(|(id, f)| json!({
                 "agent_id": id,
                 "name": profiles.get(*id).and_then(|p| p.username.clone()),

@@ -5,7 +5,7 @@ use chat_core::app::path_param;
 use chat_core::auth::Principal;
 use chat_core::ids::{RoomId, UserId, path_id};
 use chat_core::model::{InboxEntry, Room, RoomStatus, RoomType, conversation_json};
-use chat_core::policy;
+use chat_core::policy::{self, Action};
 use chat_core::request::{Query, json_body};
 use chat_core::store::{InboxQuery, Routed, Store};
 use chat_core::{ApiError, ApiResult, Reply};
@@ -28,9 +28,15 @@ chat_core::route_table! { app: App, who, req;
     "GET /teams/{team_id}/queue" => teams::queue(&app.store, who, req),
     "GET /agents/me" => teams::me(&app.store, who),
     "PUT /agents/me/availability" => teams::set_availability(&app.store, who, req),
+    "GET /labels" => labels::list(&app.store, who),
+    "POST /labels" => labels::create(&app.store, who, req),
+    "DELETE /labels/{label_name}" => labels::delete(&app.store, who, req),
+    "POST /chat/conversations/{conversation_id}/labels" => labels::add(&app.store, who, req),
+    "DELETE /chat/conversations/{conversation_id}/labels/{label_name}" => labels::remove(&app.store, who, req),
 }
 
 pub mod jobs;
+mod labels;
 mod teams;
 
 pub use chat_core::commands::conversations::MAX_TITLE_CHARS;
@@ -119,6 +125,11 @@ async fn list(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply>
         Some("me") => Some(who.user.clone()),
         Some(raw) => Some(UserId::parse(raw).map_err(|e| ApiError::invalid("assignee_id", e))?),
     };
+    // Labels are the desk's: a customer may not even ask by one.
+    let label = q.get("label");
+    if label.is_some() {
+        policy::require(Action::WorkSupportDesk, who, policy::Relation::default())?;
+    }
     let inbox = store
         .list_inbox(
             &who.org,
@@ -131,11 +142,17 @@ async fn list(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply>
                 archived: q.bool("archived")?,
                 pinned: q.bool("pinned")?,
                 assignee: assignee.as_ref(),
+                label,
                 unread: q.bool("unread")?.unwrap_or(false),
             },
         )
         .await?;
-    let conversations: Vec<_> = inbox.entries.items.iter().map(InboxEntry::view).collect();
+    let next_cursor = inbox.entries.next_cursor;
+    let mut entries = inbox.entries.items;
+    if !who.role.is_staff() {
+        entries.iter_mut().for_each(|e| e.labels.clear());
+    }
+    let conversations: Vec<_> = entries.iter().map(InboxEntry::view).collect();
     Ok(Reply::ok(
         format!("Found {} conversations", conversations.len()),
         json!({
@@ -143,8 +160,8 @@ async fn list(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply>
             "total": inbox.total,
             "limit": limit,
             "offset": offset,
-            "next_cursor": inbox.entries.next_cursor,
-            "has_more": inbox.entries.next_cursor.is_some(),
+            "has_more": next_cursor.is_some(),
+            "next_cursor": next_cursor,
         }),
     ))
 }

@@ -39,7 +39,7 @@ pub async fn list(store: &Store, who: &Principal) -> ApiResult<Reply> {
 }
 
 pub async fn create(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply> {
-    require(Action::ManageTeams, who)?;
+    require(Action::ManageSupportDesk, who)?;
     let name = team_name(&json_body::<TeamBody>(req)?)?;
     let team = Team::new(name);
     store.create_team(&who.org, &team).await?;
@@ -65,7 +65,7 @@ pub async fn get(store: &Store, who: &Principal, req: &Request) -> ApiResult<Rep
 }
 
 pub async fn rename(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply> {
-    require(Action::ManageTeams, who)?;
+    require(Action::ManageSupportDesk, who)?;
     let team = team_param(req)?;
     let name = team_name(&json_body::<TeamBody>(req)?)?;
     store.rename_team(&who.org, &team, &name).await?;
@@ -73,14 +73,14 @@ pub async fn rename(store: &Store, who: &Principal, req: &Request) -> ApiResult<
 }
 
 pub async fn delete(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply> {
-    require(Action::ManageTeams, who)?;
+    require(Action::ManageSupportDesk, who)?;
     let team = team_param(req)?;
     store.delete_team(&who.org, &team).await?;
     Ok(Reply::ok("Team deleted", json!({ "team_id": team })))
 }
 
 pub async fn put_agent(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply> {
-    require(Action::ManageTeams, who)?;
+    require(Action::ManageSupportDesk, who)?;
     let team = team_param(req)?;
     let agent = agent_param(req)?;
     let capacity = capacity(&json_body::<PutTeamAgent>(req)?)?;
@@ -91,7 +91,7 @@ pub async fn put_agent(store: &Store, who: &Principal, req: &Request) -> ApiResu
 }
 
 pub async fn remove_agent(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply> {
-    require(Action::ManageTeams, who)?;
+    require(Action::ManageSupportDesk, who)?;
     let team = team_param(req)?;
     let agent = agent_param(req)?;
     store.remove_team_agent(&who.org, &team, &agent).await?;

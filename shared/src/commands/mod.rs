@@ -5,6 +5,7 @@
 //! Checks that depend on the caller (roles, membership) are not here.
 
 pub mod conversations;
+pub mod labels;
 pub mod messages;
 pub mod notify;
 pub mod retention;

@@ -19,7 +19,11 @@ pub fn external_id(field: &str, raw: &str) -> ApiResult<String> {
         .map_err(|e| ApiError::invalid(field, e.replace("user id", field)))
 }
 
-fn optional_text(field: &str, value: Option<&str>, max_chars: usize) -> ApiResult<Option<String>> {
+pub(crate) fn optional_text(
+    field: &str,
+    value: Option<&str>,
+    max_chars: usize,
+) -> ApiResult<Option<String>> {
     value
         .map(|v| required_text(field, v, max_chars))
         .transpose()

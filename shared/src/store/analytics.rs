@@ -82,6 +82,11 @@ pub mod counter {
     pub fn assigned(agent: &str) -> String {
         format!("assigned:{agent}")
     }
+
+    /// Conversations given a label that day.
+    pub fn label(name: &str) -> String {
+        format!("label:{name}")
+    }
     pub fn resolved(agent: &str) -> String {
         format!("resolved:{agent}")
     }
@@ -375,6 +380,9 @@ pub struct DayRollup {
     pub updates: i64,
     /// Per agent (or bot): messages sent, conversations assigned and resolved.
     pub agents: BTreeMap<String, AgentFigures>,
+    /// Conversations given each label that day.
+    #[serde(default)]
+    pub labels: BTreeMap<String, i64>,
     /// Customers who started conversations that day (distinct).
     #[serde(default)]
     pub customer_count: i64,
@@ -513,6 +521,8 @@ pub fn fold_day(day: &str, items: &[Item]) -> BTreeMap<String, DayRollup> {
                         rollup.agents.entry(agent.to_owned()).or_default().assigned += v;
                     } else if let Some(agent) = other.strip_prefix("resolved:") {
                         rollup.agents.entry(agent.to_owned()).or_default().resolved += v;
+                    } else if let Some(label) = other.strip_prefix("label:") {
+                        *rollup.labels.entry(label.to_owned()).or_default() += v;
                     } else if let Some(user) = other.strip_prefix("customer:") {
                         rollup.customers.insert(user.to_owned());
                     }

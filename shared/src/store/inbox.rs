@@ -44,6 +44,10 @@ fn inbox_filter(
         filters.push("assignee_id = :assignee");
         vals.insert(":assignee".into(), s(assignee.as_str()));
     }
+    if let Some(label) = q.label {
+        filters.push("contains(labels, :label)");
+        vals.insert(":label".into(), s(label));
+    }
     if q.unread {
         // A large room's row is not counted along: its count is taken from the room.
         filters.push("unread_count > :none OR #large = :large");
@@ -86,6 +90,8 @@ pub struct InboxQuery<'a> {
     pub pinned: Option<bool>,
     /// Only conversations assigned to this user.
     pub assignee: Option<&'a UserId>,
+    /// Only conversations with this label (small rooms' rows carry their labels).
+    pub label: Option<&'a str>,
     /// Only conversations with messages the caller has not read.
     pub unread: bool,
 }
@@ -194,6 +200,7 @@ impl Store {
                         archived: None,
                         pinned: None,
                         assignee: None,
+                        label: None,
                         unread: true,
                     },
                 )

@@ -11,6 +11,7 @@ mod exports;
 mod feed;
 mod inbox;
 mod inbox_feed;
+pub mod labels;
 mod mail;
 mod message;
 pub mod notify;
@@ -36,6 +37,7 @@ pub use feed::{
 };
 pub use inbox::{Inbox, InboxQuery};
 pub use inbox_feed::{InboxChange, InboxEvent, InboxEventKind, InboxEventPage, InboxListeners};
+pub use labels::{Label, Labelling};
 pub use message::{
     Direction, MessageChange, MessageList, MessageQuery, NewMessage, Posted, RETENTION_ACTOR,
     RoomCache,
@@ -54,7 +56,7 @@ pub use teams::{AgentLoad, Availability, Routed, Team};
 pub use webhooks::{DisabledReason, Health, Webhook, WebhookSecret};
 
 use crate::dynamo::RequestCounter;
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::item::Item;
 use crate::keys;
 use aws_sdk_dynamodb::Client;
@@ -159,6 +161,75 @@ pub(crate) fn count_up(
             .expression_attribute_values(":ttl", AttributeValue::N(at.to_string()));
     }
     update.build().expect("update has key and expression")
+}
+
+/// A new item of one of a tenant's bounded lists (webhooks, teams, labels): its Put
+/// (must be new) and its count up, conditioned on `max` (`listed`: the items there
+/// are, for a count kept before the counter existed), in one transaction. A full list
+/// is `too_many`; an item already there is `exists`.
+pub(crate) fn counted_put(
+    table: &str,
+    count: ItemKey,
+    max: usize,
+    listed: usize,
+    item: Item,
+) -> Vec<TransactWriteItem> {
+    vec![
+        TransactWriteItem::builder()
+            .update(count_up(table, count, max as i64, listed as i64, None))
+            .build(),
+        put(table, item, true),
+    ]
+}
+
+impl Store {
+    /// Sends a [`counted_put`]: `too_many` when the count is at its limit, `exists`
+    /// when the item is there already.
+    pub(crate) async fn put_counted(
+        &self,
+        writes: Vec<TransactWriteItem>,
+        context: &str,
+        too_many: impl FnOnce() -> ApiError,
+        exists: impl FnOnce() -> ApiError,
+    ) -> ApiResult<()> {
+        match self.table.transact(writes, context).await {
+            Ok(()) => Ok(()),
+            Err(WriteError::ConditionFailed(c)) if c.failed(0) => Err(too_many()),
+            Err(WriteError::ConditionFailed(_)) => Err(exists()),
+            Err(err) => Err(err.into_api()),
+        }
+    }
+
+    /// Deletes an item of a bounded list (it must exist: else `missing`) and counts
+    /// it off, with `more` writes, in one transaction.
+    pub(crate) async fn delete_counted(
+        &self,
+        (pk, sk): ItemKey,
+        count: ItemKey,
+        more: Vec<TransactWriteItem>,
+        context: &str,
+        missing: ApiError,
+    ) -> ApiResult<()> {
+        let delete = aws_sdk_dynamodb::types::Delete::builder()
+            .table_name(self.name())
+            .key(keys::PK, AttributeValue::S(pk))
+            .key(keys::SK, AttributeValue::S(sk))
+            .condition_expression("attribute_exists(PK)")
+            .build()
+            .expect("delete has key");
+        let mut writes = vec![
+            TransactWriteItem::builder().delete(delete).build(),
+            TransactWriteItem::builder()
+                .update(count_down(self.name(), count))
+                .build(),
+        ];
+        writes.extend(more);
+        match self.table.transact(writes, context).await {
+            Ok(()) => Ok(()),
+            Err(WriteError::ConditionFailed(c)) if c.failed(0) => Err(missing),
+            Err(err) => Err(err.into_api()),
+        }
+    }
 }
 
 /// One use fewer of a [`count_up`] count; fails its condition when there is no count.

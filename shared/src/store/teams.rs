@@ -20,9 +20,7 @@ use crate::ids::{OrgId, RoomId, TeamId, UserId};
 use crate::item::{Item, ItemBuilder, ItemExt, n, s, values};
 use crate::keys;
 use crate::model::{Room, RoomStatus};
-use crate::store::{
-    Change, EventKind, Plan, Store, WriteError, count_down, count_up, put, rebuilds, storage_busy,
-};
+use crate::store::{Change, EventKind, Plan, Store, WriteError, put, rebuilds, storage_busy};
 use aws_sdk_dynamodb::types::{
     AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
@@ -369,26 +367,18 @@ impl Store {
 
     pub async fn create_team(&self, org: &OrgId, team: &Team) -> ApiResult<()> {
         let listed = self.list_teams(org).await?.len();
-        let writes = vec![
-            TransactWriteItem::builder()
-                .update(count_up(
-                    self.name(),
-                    (keys::teams_pk(org), keys::TEAM_COUNT_SK.to_owned()),
-                    MAX_TEAMS as i64,
-                    listed as i64,
-                    None,
-                ))
-                .build(),
-            put(self.name(), team.item(org), true),
-        ];
-        match self.table.transact(writes, "create team").await {
-            Ok(()) => Ok(()),
-            Err(WriteError::ConditionFailed(c)) if c.failed(0) => Err(ApiError::Conflict {
+        let count = (keys::teams_pk(org), keys::TEAM_COUNT_SK.to_owned());
+        let writes = super::counted_put(self.name(), count, MAX_TEAMS, listed, team.item(org));
+        self.put_counted(
+            writes,
+            "create team",
+            || ApiError::Conflict {
                 code: "too_many_teams",
                 message: format!("a tenant has at most {MAX_TEAMS} teams"),
-            }),
-            Err(err) => Err(err.into_api()),
-        }
+            },
+            || ApiError::internal("create team", "a new team's id exists"),
+        )
+        .await
     }
 
     pub async fn list_teams(&self, org: &OrgId) -> ApiResult<Vec<Team>> {
@@ -467,31 +457,19 @@ impl Store {
         let Some((found, _)) = self.team_with_loads(org, team).await? else {
             return Err(ApiError::NotFound("team"));
         };
-        let (pk, sk) = Team::key(org, team);
-        let delete = aws_sdk_dynamodb::types::Delete::builder()
-            .table_name(self.name())
-            .key(keys::PK, s(pk))
-            .key(keys::SK, s(sk))
-            .condition_expression("attribute_exists(PK)")
-            .build()
-            .expect("delete has key");
-        let mut writes = vec![
-            TransactWriteItem::builder().delete(delete).build(),
-            TransactWriteItem::builder()
-                .update(count_down(
-                    self.name(),
-                    (keys::teams_pk(org), keys::TEAM_COUNT_SK.to_owned()),
-                ))
-                .build(),
-        ];
-        for agent in &found.agents {
-            writes.push(self.team_membership_write(org, agent, team, "DELETE", None));
-        }
-        match self.table.transact(writes, "delete team").await {
-            Ok(()) => Ok(()),
-            Err(WriteError::ConditionFailed(c)) if c.failed(0) => Err(ApiError::NotFound("team")),
-            Err(err) => Err(err.into_api()),
-        }
+        let more = found
+            .agents
+            .iter()
+            .map(|agent| self.team_membership_write(org, agent, team, "DELETE", None))
+            .collect();
+        self.delete_counted(
+            Team::key(org, team),
+            (keys::teams_pk(org), keys::TEAM_COUNT_SK.to_owned()),
+            more,
+            "delete team",
+            ApiError::NotFound("team"),
+        )
+        .await
     }
 
     /// The agent's workload item joining (`ADD`) or leaving (`DELETE`) a team, with

@@ -6,7 +6,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::ids::{OrgId, WebhookId};
 use crate::item::{Item, ItemBuilder, ItemExt, s, values};
 use crate::keys;
-use crate::store::{Store, WriteError, WriteResultExt, count_down, count_up, put};
+use crate::store::{Store, WriteError, WriteResultExt, count_down};
 use crate::webhooks::{
     MAX_WEBHOOKS, ROTATION_GRACE_SECS, WebhookChanges, WebhookDraft, new_secret,
 };
@@ -172,26 +172,24 @@ impl Store {
             failing_since: None,
             disabled_reason: None,
         };
-        let writes = vec![
-            TransactWriteItem::builder()
-                .update(count_up(
-                    self.name(),
-                    count_key(org),
-                    MAX_WEBHOOKS as i64,
-                    listed as i64,
-                    None,
-                ))
-                .build(),
-            put(self.name(), webhook.item(org), true),
-        ];
-        match self.table.transact(writes, "create webhook").await {
-            Ok(()) => Ok(webhook),
-            Err(WriteError::ConditionFailed(c)) if c.failed(0) => Err(ApiError::Conflict {
+        let writes = super::counted_put(
+            self.name(),
+            count_key(org),
+            MAX_WEBHOOKS,
+            listed,
+            webhook.item(org),
+        );
+        self.put_counted(
+            writes,
+            "create webhook",
+            || ApiError::Conflict {
                 code: "too_many_webhooks",
                 message: format!("a tenant has at most {MAX_WEBHOOKS} webhook endpoints"),
-            }),
-            Err(err) => Err(err.into_api()),
-        }
+            },
+            || ApiError::internal("create webhook", "a new endpoint's id exists"),
+        )
+        .await?;
+        Ok(webhook)
     }
 
     pub async fn list_webhooks(&self, org: &OrgId) -> ApiResult<Vec<Webhook>> {

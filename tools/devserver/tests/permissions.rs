@@ -280,7 +280,7 @@ fn cases() -> Vec<Case> {
             "POST /teams",
             Tenant,
             Some(json!({"name": "Refunds"})),
-            Action::ManageTeams,
+            Action::ManageSupportDesk,
             false,
         ),
         case(
@@ -294,28 +294,28 @@ fn cases() -> Vec<Case> {
             "PATCH /teams/{team_id}",
             Tenant,
             Some(json!({"name": "Billing and refunds"})),
-            Action::ManageTeams,
+            Action::ManageSupportDesk,
             false,
         ),
         case(
             "DELETE /teams/{team_id}",
             Tenant,
             None,
-            Action::ManageTeams,
+            Action::ManageSupportDesk,
             true,
         ),
         case(
             "PUT /teams/{team_id}/agents/{user_id}",
             Tenant,
             Some(json!({"capacity": 3})),
-            Action::ManageTeams,
+            Action::ManageSupportDesk,
             false,
         ),
         case(
             "DELETE /teams/{team_id}/agents/{user_id}",
             Tenant,
             None,
-            Action::ManageTeams,
+            Action::ManageSupportDesk,
             true,
         ),
         case(
@@ -331,6 +331,35 @@ fn cases() -> Vec<Case> {
             None,
             Action::WorkSupportDesk,
             false,
+        ),
+        case("GET /labels", Tenant, None, Action::WorkSupportDesk, false),
+        case(
+            "POST /labels",
+            Tenant,
+            Some(json!({"name": "refund"})),
+            Action::ManageSupportDesk,
+            false,
+        ),
+        case(
+            "DELETE /labels/{label_name}",
+            Tenant,
+            None,
+            Action::ManageSupportDesk,
+            true,
+        ),
+        case(
+            "POST /chat/conversations/{conversation_id}/labels",
+            Conversation,
+            Some(json!({"labels": ["billing"]})),
+            Action::WorkSupportDesk,
+            false,
+        ),
+        case(
+            "DELETE /chat/conversations/{conversation_id}/labels/{label_name}",
+            Conversation,
+            None,
+            Action::WorkSupportDesk,
+            true,
         ),
         case(
             "PUT /agents/me/availability",
@@ -578,6 +607,29 @@ impl World {
             )
             .await;
         assert_eq!(status, 200);
+        // Labels: `vip` on the conversation, `billing` defined.
+        for name in ["vip", "billing"] {
+            let (status, _) = app
+                .send(
+                    "POST /labels",
+                    &[],
+                    &admin,
+                    Some(json!({ "name": name })),
+                    &[],
+                )
+                .await;
+            assert_eq!(status, 201);
+        }
+        let (status, _) = app
+            .send(
+                "POST /chat/conversations/{conversation_id}/labels",
+                &[("conversation_id", &conversation)],
+                &admin,
+                Some(json!({"labels": ["vip"]})),
+                &[],
+            )
+            .await;
+        assert_eq!(status, 200);
         World {
             team,
             erasure: erasure.id.to_string(),
@@ -607,6 +659,7 @@ impl World {
             ("export_id", self.export.as_str()),
             ("erasure_id", self.erasure.as_str()),
             ("team_id", self.team.as_str()),
+            ("label_name", "vip"),
         ];
         let tok = token(caller.user, "acme", role_name(caller.role));
         self.app

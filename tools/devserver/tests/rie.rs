@@ -219,6 +219,15 @@ async fn seed(
     )
     .await;
     ids.insert("team", team["team_id"].as_str().unwrap().to_owned());
+    // The label the conversation label fixtures name.
+    call(
+        apps,
+        "ConversationsFunction",
+        HttpEvent::new("POST /labels", "/labels")
+            .bearer(&token("admin-1", "acme", "admin"))
+            .json(&json!({"name": "vip"})),
+    )
+    .await;
     ids.insert("delivery", delivery.id.to_string());
     ids.insert("webhook", webhook_id.to_string());
     ids.insert("conversation", conversation);

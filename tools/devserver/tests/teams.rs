@@ -343,54 +343,37 @@ async fn teams_are_admins_to_change_staffs_to_read_and_each_tenants_own() {
         .await;
     assert_eq!(status, 403);
     // Every other spelling of a refused value: 422, nothing written.
-    for (key, params, body, field) in [
-        ("POST /teams", vec![], json!({"name": "  "}), "name"),
-        (
-            "POST /teams",
-            vec![],
-            json!({"name": "x".repeat(81)}),
-            "name",
-        ),
-        (
-            "POST /teams",
-            vec![],
-            json!({"name": "B", "color": "red"}),
-            "color",
-        ),
-        (
-            "PUT /teams/{team_id}/agents/{user_id}",
-            vec![("team_id", team.as_str()), ("user_id", "a-2")],
-            json!({"capacity": 0}),
-            "capacity",
-        ),
-        (
-            "PUT /teams/{team_id}/agents/{user_id}",
-            vec![("team_id", team.as_str()), ("user_id", "a-2")],
-            json!({"capacity": "3"}),
-            "capacity",
-        ),
-        (
-            "PUT /teams/{team_id}/agents/{user_id}",
-            vec![("team_id", team.as_str()), ("user_id", "a-2")],
-            json!({"capacity": 2.5}),
-            "capacity",
-        ),
-        (
-            "PUT /teams/{team_id}/agents/{user_id}",
-            vec![("team_id", team.as_str()), ("user_id", "a-2")],
-            json!({"capacity": 201}),
-            "capacity",
-        ),
-        (
-            "PUT /teams/{team_id}/agents/{user_id}",
-            vec![("team_id", team.as_str()), ("user_id", "a-2")],
-            json!({"capacity": -1}),
-            "capacity",
-        ),
+    for (body, field) in [
+        (json!({"name": "  "}), "name"),
+        (json!({"name": "x".repeat(81)}), "name"),
+        (json!({"name": 5}), "name"),
+        (json!({"name": "B", "color": "red"}), "color"),
     ] {
-        let (status, answer) = app.send(key, &params, &admin(), Some(body), &[]).await;
-        assert_eq!(status, 422, "{key}: {answer}");
+        let (status, answer) = app
+            .send("POST /teams", &[], &admin(), Some(body), &[])
+            .await;
+        assert_eq!(status, 422, "{answer}");
         assert_eq!(answer["error"]["details"]["field"], field, "{answer}");
+    }
+    for capacity in [
+        json!(0),
+        json!("3"),
+        json!(2.5),
+        json!(201),
+        json!(-1),
+        json!(null),
+    ] {
+        let (status, answer) = app
+            .send(
+                "PUT /teams/{team_id}/agents/{user_id}",
+                &[("team_id", &team), ("user_id", "a-2")],
+                &admin(),
+                Some(json!({ "capacity": capacity })),
+                &[],
+            )
+            .await;
+        assert_eq!(status, 422, "{capacity}: {answer}");
+        assert_eq!(answer["error"]["details"]["field"], "capacity", "{answer}");
     }
     for spelling in ["Online", "ONLINE", "away", "", "online "] {
         let (status, _) = app

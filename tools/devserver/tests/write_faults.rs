@@ -143,6 +143,27 @@ impl World {
             )
             .await;
         assert_eq!(status, 200);
+        // The fixtures' label, on the conversation (its DELETE takes it off).
+        created(
+            app.send(
+                "POST /labels",
+                &[],
+                admin,
+                Some(json!({"name": "vip"})),
+                &[],
+            )
+            .await,
+        );
+        created(
+            app.send(
+                "POST /chat/conversations/{conversation_id}/labels",
+                &[("conversation_id", &conversation)],
+                admin,
+                Some(json!({"labels": ["vip"]})),
+                &[],
+            )
+            .await,
+        );
         World {
             team,
             subscription,
@@ -178,6 +199,7 @@ impl World {
             ("subscription_id", self.subscription.clone()),
             ("device_id", self.device.clone()),
             ("team_id", self.team.clone()),
+            ("label_name", "vip".to_owned()),
         ]
     }
 
