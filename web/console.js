@@ -300,7 +300,19 @@ class RoomView {
       e.preventDefault();
       this.send();
     });
-    this.el.text.addEventListener('input', () => feed.typing(roomId));
+    this.el.text.addEventListener('input', () => {
+      feed.typing(roomId);
+      if (support) this.suggest();
+    });
+    // A canned response: `/code` then Enter or Tab takes the first, or a click.
+    this.el.canned = $('.canned', pane);
+    this.el.text.addEventListener('keydown', (e) => {
+      if (this.el.canned.hidden || !['Enter', 'Tab', 'Escape'].includes(e.key)) return;
+      e.preventDefault();
+      if (e.key === 'Escape') this.el.canned.hidden = true;
+      else this.pick(this.el.canned.querySelector('li'));
+    });
+    this.el.canned.addEventListener('click', (e) => this.pick(e.target.closest('li')));
     this.el.file.addEventListener('change', () => this.attach());
   }
 
@@ -340,6 +352,38 @@ class RoomView {
         return li;
       }),
     );
+  }
+
+  /** Canned responses whose short code starts with what follows a leading `/`,
+   * filled in for this conversation by the API (docs/support.md). */
+  async suggest() {
+    const typed = this.el.text.value;
+    const match = /^\/([a-z0-9_-]*)$/.exec(typed);
+    if (!match) {
+      this.el.canned.hidden = true;
+      return;
+    }
+    const query = new URLSearchParams({ prefix: match[1], conversation_id: this.roomId });
+    const found = (await api.get(`/canned-responses?${query}`).catch(() => ({ canned_responses: [] }))).canned_responses;
+    if (this.el.text.value !== typed) return; // typed on meanwhile
+    this.el.canned.replaceChildren(
+      ...found.map((r, i) => {
+        const li = document.createElement('li');
+        li.setAttribute('role', 'option');
+        li.setAttribute('aria-selected', String(i === 0));
+        li.dataset.text = r.rendered ?? r.content;
+        li.innerHTML = `<code>/${escapeHtml(r.short_code)}</code>${escapeHtml(r.rendered ?? r.content)}`;
+        return li;
+      }),
+    );
+    this.el.canned.hidden = !found.length;
+  }
+
+  pick(li) {
+    if (!li) return;
+    this.el.text.value = li.dataset.text;
+    this.el.canned.hidden = true;
+    this.el.text.focus();
   }
 
   /** Puts a label on the conversation (POST) or takes one off (DELETE). */

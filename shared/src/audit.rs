@@ -141,6 +141,16 @@ pub const ROUTES: &[(&str, Kind)] = &[
     ),
     ("PUT /agents/me/availability", Exempt(OWN)),
     ("POST /labels", Audited("label.create")),
+    (
+        "PUT /canned-responses/{short_code}",
+        Audited("canned_response.put"),
+    ),
+    (
+        "DELETE /canned-responses/{short_code}",
+        Audited("canned_response.delete"),
+    ),
+    ("PUT /me/canned-responses/{short_code}", Exempt(OWN)),
+    ("DELETE /me/canned-responses/{short_code}", Exempt(OWN)),
     ("DELETE /labels/{label_name}", Audited("label.delete")),
     (
         "POST /chat/conversations/{conversation_id}/labels",

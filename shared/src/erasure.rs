@@ -77,7 +77,14 @@ const ID_FIELDS: &[&str] = &[
     "viewer",
 ];
 /// Fields whose value is a list (or set) of user ids.
-const ID_LIST_FIELDS: &[&str] = &["members", "user_ids", "participant_ids", "customers"];
+const ID_LIST_FIELDS: &[&str] = &[
+    "members",
+    "user_ids",
+    "participant_ids",
+    "customers",
+    // A support team's agents.
+    "agents",
+];
 /// Fields whose value is a map keyed by user ids (a rollup's per-agent figures).
 const ID_MAP_FIELDS: &[&str] = &["agents"];
 /// Counters named by a user id (a room's day stats): `{prefix}{id}`.
@@ -126,6 +133,8 @@ impl Subject {
             _ => false,
         };
         pk == format!("T#{org}#USER#{}", self.user)
+            // Their workload as an agent (availability, capacity, teams).
+            || pk == format!("T#{org}#AGENT#{}", self.user)
             || gsi1pk == format!("T#{org}#INBOX#{}", self.user)
             || sk == format!("U#{}", self.user)
             || sk.starts_with(&format!("I#{}#", self.user))
@@ -476,6 +485,8 @@ mod tests {
             ("T#acme#R#01J", "U#ann-7"),
             ("T#acme#R#01J", "I#ann-7#key-1"),
             ("T#acme#ORDER#direct#ann-7#bob", "ORDER"),
+            ("T#acme#AGENT#ann-7", "LOAD"),
+            ("T#acme#USER#ann-7", "CANNED#thanks"),
         ] {
             let it = item(&[("PK", pk), ("SK", sk)]);
             assert_eq!(subject().scrub("acme", &it), Scrub::Delete, "{pk} {sk}");

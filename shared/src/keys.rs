@@ -34,6 +34,8 @@
 //! | team count      | T#{org}#TEAMS           | COUNT             |                     |                         |
 //! | agent workload  | T#{org}#AGENT#{user}    | LOAD              |                     |                         |
 //! | label (and count) | T#{org}#LABELS        | L#{name} (COUNT)  |                     |                         |
+//! | canned response, tenant's (and count) | T#{org}#CANNED | C#{code} (COUNT) |           |                         |
+//! | canned response, an agent's own (and count) | T#{org}#USER#{user} | CANNED#{code} (CANNED~COUNT) | |             |
 //! | queued conversation (the room) | T#{org}#R#{room} | META      | (GSI2) QUEUE#{org}#{team}, while queued | {queued at}#{room} |
 //!
 //! Room items sort as `M#…` < `META` < `U#…`, so one descending Query from `META`
@@ -83,6 +85,7 @@ pub mod entity {
     pub const TEAM: &str = "team";
     pub const AGENT_LOAD: &str = "agent_load";
     pub const LABEL: &str = "label";
+    pub const CANNED_RESPONSE: &str = "canned_response";
 }
 
 pub const ROOM_SK: &str = "META";
@@ -154,6 +157,17 @@ pub const LABEL_COUNT_SK: &str = "COUNT";
 pub fn label_sk(name: &str) -> String {
     format!("{LABEL_SK_PREFIX}{name}")
 }
+
+/// The tenant's canned responses (and their count); an agent's own are in their
+/// user partition.
+pub fn canned_pk(org: &OrgId) -> String {
+    format!("T#{org}#CANNED")
+}
+
+pub const CANNED_SK_PREFIX: &str = "C#";
+pub const CANNED_COUNT_SK: &str = "COUNT";
+pub const PERSONAL_CANNED_SK_PREFIX: &str = "CANNED#";
+pub const PERSONAL_CANNED_COUNT_SK: &str = "CANNED~COUNT";
 
 /// An agent's workload (open conversations, capacity, availability, turn).
 pub fn agent_load_key(org: &OrgId, user: &str) -> (String, String) {

@@ -271,6 +271,31 @@ try {
     await agent.getByLabel('Filter by label').selectOption('');
   });
 
+  await step('the agent answers with a canned response, its variable filled from the conversation', async () => {
+    const call = async (method, path, tok, body) => {
+      const res = await fetch(`${base}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${tok}`, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+      assert.ok(res.ok, `${method} ${path}: ${res.status} ${await res.text()}`);
+    };
+    await call('PUT', '/canned-responses/thanks', await token('boss', 'admin'), {
+      content: 'Thanks {{customer.name}}, a new lid ships today.',
+    });
+    await call('PUT', '/profiles/me', customerToken, { username: 'Jo' });
+    await agent.getByRole('button', { name: /Hello, my kettle leaks/ }).click();
+    const pane = agent.locator('#conversation');
+    await pane.getByLabel('Reply').fill('');
+    await pane.getByLabel('Reply').pressSequentially('/tha');
+    await pane.getByRole('option', { name: /Thanks Jo, a new lid ships today/ }).waitFor();
+    await snap(agent, 'canned-response');
+    await pane.getByLabel('Reply').press('Enter');
+    assert.equal(await pane.getByLabel('Reply').inputValue(), 'Thanks Jo, a new lid ships today.');
+    await pane.getByRole('button', { name: 'Send' }).click();
+    await consoleLog.getByText('Thanks Jo, a new lid ships today.').waitFor();
+  });
+
   await step('notification settings: quiet hours saved and kept, a bad time zone refused, a conversation muted', async () => {
     await agent.goto(`${base}/app/console.html#settings`);
     const form = agent.locator('#notify-form');

@@ -33,8 +33,14 @@ chat_core::route_table! { app: App, who, req;
     "DELETE /labels/{label_name}" => labels::delete(&app.store, who, req),
     "POST /chat/conversations/{conversation_id}/labels" => labels::add(&app.store, who, req),
     "DELETE /chat/conversations/{conversation_id}/labels/{label_name}" => labels::remove(&app.store, who, req),
+    "GET /canned-responses" => canned::list(&app.store, who, req),
+    "PUT /canned-responses/{short_code}" => canned::put_tenant(&app.store, who, req),
+    "DELETE /canned-responses/{short_code}" => canned::delete_tenant(&app.store, who, req),
+    "PUT /me/canned-responses/{short_code}" => canned::put_own(&app.store, who, req),
+    "DELETE /me/canned-responses/{short_code}" => canned::delete_own(&app.store, who, req),
 }
 
+mod canned;
 pub mod jobs;
 mod labels;
 mod teams;

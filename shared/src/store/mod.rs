@@ -4,6 +4,7 @@
 pub mod analytics;
 mod answer;
 mod audit;
+pub mod canned;
 mod catalog;
 mod deliveries;
 mod erasures;
@@ -24,6 +25,7 @@ pub mod teams;
 mod webhooks;
 
 pub use audit::{AuditQuery, MAX_AUDIT_PAGE};
+pub use canned::{CannedResponse, Scope};
 pub use catalog::{MAX_PRODUCTS_PAGE, Product, Profile};
 pub use deliveries::{
     DUE_SHARDS, Delivery, DeliveryStatus, MAX_DELIVERIES_PAGE, MAX_REPLAYS_PER_HOUR, Replayed,

@@ -334,6 +334,41 @@ fn cases() -> Vec<Case> {
         ),
         case("GET /labels", Tenant, None, Action::WorkSupportDesk, false),
         case(
+            "GET /canned-responses",
+            Tenant,
+            None,
+            Action::WorkSupportDesk,
+            false,
+        ),
+        case(
+            "PUT /canned-responses/{short_code}",
+            Tenant,
+            Some(json!({"content": "Thanks {{customer.name}}"})),
+            Action::ManageSupportDesk,
+            false,
+        ),
+        case(
+            "DELETE /canned-responses/{short_code}",
+            Tenant,
+            None,
+            Action::ManageSupportDesk,
+            true,
+        ),
+        case(
+            "PUT /me/canned-responses/{short_code}",
+            Tenant,
+            Some(json!({"content": "Mine"})),
+            Action::WorkSupportDesk,
+            false,
+        ),
+        case(
+            "DELETE /me/canned-responses/{short_code}",
+            Tenant,
+            None,
+            Action::WorkSupportDesk,
+            true,
+        ),
+        case(
             "POST /labels",
             Tenant,
             Some(json!({"name": "refund"})),
@@ -607,6 +642,26 @@ impl World {
             )
             .await;
         assert_eq!(status, 200);
+        // Canned responses `thanks`: the tenant's, and each staff caller's own.
+        let content = json!({"content": "Thanks {{customer.name}}"});
+        for (key, who) in [
+            ("PUT /canned-responses/{short_code}", "a-9"),
+            ("PUT /me/canned-responses/{short_code}", "a-1"),
+            ("PUT /me/canned-responses/{short_code}", "a-2"),
+            ("PUT /me/canned-responses/{short_code}", "a-9"),
+        ] {
+            let role = if who == "a-9" { "admin" } else { "agent" };
+            let (status, _) = app
+                .send(
+                    key,
+                    &[("short_code", "thanks")],
+                    &token(who, "acme", role),
+                    Some(content.clone()),
+                    &[],
+                )
+                .await;
+            assert_eq!(status, 201, "{key} as {who}");
+        }
         // Labels: `vip` on the conversation, `billing` defined.
         for name in ["vip", "billing"] {
             let (status, _) = app
@@ -660,6 +715,7 @@ impl World {
             ("erasure_id", self.erasure.as_str()),
             ("team_id", self.team.as_str()),
             ("label_name", "vip"),
+            ("short_code", "thanks"),
         ];
         let tok = token(caller.user, "acme", role_name(caller.role));
         self.app

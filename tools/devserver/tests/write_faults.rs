@@ -200,6 +200,7 @@ impl World {
             ("device_id", self.device.clone()),
             ("team_id", self.team.clone()),
             ("label_name", "vip".to_owned()),
+            ("short_code", "thanks".to_owned()),
         ]
     }
 
