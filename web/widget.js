@@ -30,6 +30,15 @@ const config = {
 };
 
 const STYLE = `
+  form.rate { display: block; margin: 8px 0; padding: 8px; border: 1px solid #d0d6e2; border-radius: 8px; font-size: 13px; }
+  form.rate .stars button { background: #fff; color: #2453d6; border: 1px solid #2453d6; }
+  form.rate .stars button[aria-pressed="true"] { background: #2453d6; color: #fff; }
+  .rate p { margin: 0 0 6px; }
+  .rate .stars { display: flex; flex-wrap: wrap; gap: 4px; margin-bottom: 6px; }
+  .rate .stars button { font-size: 12px; padding: 2px 6px; }
+  .rate .stars button[aria-pressed="true"] { outline: 2px solid #2a5bd7; }
+  .rate label { display: block; margin-bottom: 6px; }
+  .rate input { width: 100%; box-sizing: border-box; }
 :host { all: initial; font: 15px/1.4 system-ui, sans-serif; color: #1d2330; }
 * { box-sizing: border-box; }
 .launcher { position: fixed; right: 16px; bottom: 16px; border: 0; border-radius: 28px; padding: 14px 20px;
@@ -239,7 +248,42 @@ class Widget {
       this.render(event.data);
     } else if (event.type === 'room.updated' && event.data.status === 'resolved') {
       this.note('The conversation was marked resolved. Write again any time.');
+      this.askRating();
     }
+  }
+
+  /** After a resolution: how did we do? 1 to 5 and a comment, rated once (docs/support.md). */
+  askRating() {
+    this.el.log.querySelector('form.rate')?.remove();
+    const form = document.createElement('form');
+    form.className = 'rate';
+    form.setAttribute('aria-label', 'Rate this conversation');
+    form.innerHTML = `<p>How did we do?</p>
+      <div class="stars" role="group" aria-label="Rating">${[1, 2, 3, 4, 5]
+        .map((n) => `<button type="button" data-score="${n}" aria-pressed="false" aria-label="${n} of 5">${'★'.repeat(n)}</button>`)
+        .join('')}</div>
+      <label>Comment (optional) <input type="text" name="comment" maxlength="1000"></label>
+      <button type="submit" disabled>Send rating</button>`;
+    let score = 0;
+    form.querySelector('.stars').addEventListener('click', (e) => {
+      const pick = e.target.closest('button[data-score]');
+      if (!pick) return;
+      score = Number(pick.dataset.score);
+      for (const b of form.querySelectorAll('.stars button')) b.setAttribute('aria-pressed', String(b === pick));
+      form.querySelector('[type=submit]').disabled = false;
+    });
+    form.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      const comment = form.elements.comment.value.trim();
+      try {
+        await this.api.post(`${this.path}/rating`, comment ? { rating: score, comment } : { rating: score });
+        form.replaceWith(Object.assign(document.createElement('p'), { className: 'note', textContent: 'Thank you for your rating.' }));
+      } catch (err) {
+        this.fail(err);
+      }
+    });
+    this.el.log.append(form);
+    this.el.log.scrollTop = this.el.log.scrollHeight;
   }
 
   typing(frame) {

@@ -123,6 +123,10 @@ pub const ROUTES: &[(&str, Kind)] = &[
         "POST /chat/conversations/{conversation_id}/ai-response",
         Exempt(CONTENT),
     ),
+    (
+        "POST /chat/conversations/{conversation_id}/rating",
+        Exempt(CONTENT),
+    ),
     ("POST /rooms/{room_id}/uploads", Exempt(CONTENT)),
     (
         "POST /chat/conversations/{conversation_id}/uploads",

@@ -88,7 +88,14 @@ const ID_LIST_FIELDS: &[&str] = &[
 /// Fields whose value is a map keyed by user ids (a rollup's per-agent figures).
 const ID_MAP_FIELDS: &[&str] = &["agents"];
 /// Counters named by a user id (a room's day stats): `{prefix}{id}`.
-const ID_COUNTER_PREFIXES: &[&str] = &["customer:", "sent:", "assigned:", "resolved:"];
+const ID_COUNTER_PREFIXES: &[&str] = &[
+    "customer:",
+    "sent:",
+    "assigned:",
+    "resolved:",
+    "csat_ratings:",
+    "csat_score:",
+];
 /// Attributes never rewritten: keys, kinds and states (an id may spell one).
 const NEVER: &[&str] = &[
     keys::PK,

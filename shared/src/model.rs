@@ -111,6 +111,19 @@ impl std::fmt::Display for RoomStatus {
     }
 }
 
+/// A customer's satisfaction rating of a resolution.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Rating {
+    /// 1 to 5.
+    pub score: u8,
+    pub comment: Option<String>,
+    pub rated_at: String,
+    /// The resolution it rates (the conversation's `closed_at` then): one rating per
+    /// resolution.
+    #[serde(skip)]
+    pub rated_for: String,
+}
+
 /// Members a room keeps on its item and on every member's row, and up to which a
 /// post updates every member's row in its transaction (measured: docs/performance.md
 /// and docs/architecture.md, "Rooms at size"). A room that grows past it becomes
@@ -144,6 +157,8 @@ pub struct Room {
     pub queued_at: Option<String>,
     /// The desk's labels (staff see them; sorted).
     pub labels: Vec<String>,
+    /// The customer's satisfaction rating of its latest resolution (docs/support.md).
+    pub rating: Option<Rating>,
     pub conversation_type: String,
     pub status: RoomStatus,
     /// Set while `status` is `snoozed`.
@@ -241,6 +256,7 @@ impl Room {
             team_id: None,
             queued_at: None,
             labels: Vec::new(),
+            rating: None,
             conversation_type: "chat".into(),
             status: RoomStatus::Open,
             snoozed_until: None,
@@ -410,6 +426,14 @@ impl Room {
         if !self.labels.is_empty() {
             item.insert("labels".into(), AttributeValue::Ss(self.labels.clone()));
         }
+        if let Some(r) = &self.rating {
+            item.insert("rating".into(), AttributeValue::N(r.score.to_string()));
+            if let Some(comment) = &r.comment {
+                item.insert("rating_comment".into(), AttributeValue::S(comment.clone()));
+            }
+            item.insert("rated_at".into(), AttributeValue::S(r.rated_at.clone()));
+            item.insert("rated_for".into(), AttributeValue::S(r.rated_for.clone()));
+        }
         // Waiting for an agent: in its team's queue (sparse: only while queued).
         if let (Some(team), Some(at)) = (&self.team_id, &self.queued_at) {
             item.insert(
@@ -446,6 +470,19 @@ impl Room {
                 let mut labels = item.string_set("labels");
                 labels.sort();
                 labels
+            },
+            rating: match (
+                item.num("rating"),
+                item.string("rated_at"),
+                item.string("rated_for"),
+            ) {
+                (Some(score), Some(rated_at), Some(rated_for)) => Some(Rating {
+                    score,
+                    comment: item.string("rating_comment"),
+                    rated_at,
+                    rated_for,
+                }),
+                _ => None,
             },
             conversation_type: item
                 .string("conversation_type")
@@ -592,6 +629,7 @@ pub fn conversation_json(room: &Room, membership: Option<&Membership>, role: Rol
         "team_id": room.team_id,
         "queued_at": room.queued_at,
         "labels": if role.is_staff() { Some(&room.labels) } else { None },
+        "rating": room.rating,
         "conversation_type": room.conversation_type,
         "room_type": room.room_type,
         "status": room.status,
@@ -954,6 +992,8 @@ pub(crate) mod tests {
             team_id: None,
             queued_at: None,
             labels: Vec::new(),
+            rating: None,
+            rating: None,
             conversation_type: "chat".into(),
             status: RoomStatus::Open,
             snoozed_until: None,

@@ -43,10 +43,12 @@ pub enum Action {
     /// The support desk's work: teams and their queues read, one's availability,
     /// labels read and put on conversations.
     WorkSupportDesk,
+    /// Rating a resolved conversation (its customer's satisfaction, CSAT).
+    RateConversation,
 }
 
 impl Action {
-    pub const ALL: [Action; 18] = [
+    pub const ALL: [Action; 19] = [
         Action::ChangeRoom,
         Action::AddMember,
         Action::RemoveMember,
@@ -65,6 +67,7 @@ impl Action {
         Action::ManageDataProtection,
         Action::ManageSupportDesk,
         Action::WorkSupportDesk,
+        Action::RateConversation,
     ];
 
     /// Who may, in words (the refusal's message and the docs' table).
@@ -94,6 +97,7 @@ impl Action {
             }
             Action::ManageSupportDesk => "only admins manage the support desk's teams and labels",
             Action::WorkSupportDesk => "the support desk is for agents and admins",
+            Action::RateConversation => "only the conversation's customer rates it",
         }
     }
 }
@@ -121,6 +125,7 @@ pub fn allows(action: Action, role: Role, relation: Relation) -> bool {
             staff
         }
         Action::EditMessage => relation.sender,
+        Action::RateConversation => relation.owner,
         Action::DeleteMessage => admin || relation.sender,
         Action::OwnView => relation.member,
         Action::SeeContact => staff || relation.owner || relation.member,

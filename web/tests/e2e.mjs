@@ -36,6 +36,17 @@ async function token(sub, role, org = 'acme') {
   return (await res.json()).token;
 }
 
+/** The conversation the widget on `page` holds (it keeps its id in local storage). */
+async function conversationOf(page) {
+  return page.evaluate(() => {
+    for (let i = 0; i < localStorage.length; i += 1) {
+      const value = localStorage.getItem(localStorage.key(i));
+      if (/^[0-9A-HJKMNP-TV-Z]{26}$/.test(value ?? '')) return value;
+    }
+    return null;
+  });
+}
+
 /** A page of a new context whose session holds `token` under `key`. */
 async function pageWith(browser, key, tok, viewport) {
   const context = await browser.newContext({ viewport });
@@ -139,6 +150,19 @@ try {
     await agent.getByRole('button', { name: 'Resolve' }).click();
     await agent.locator('.room-meta[data-status="resolved"]').waitFor();
     await widget.getByText('marked resolved').waitFor();
+    // The widget asks for a rating of the resolution; once is all it takes.
+    const rate = widget.getByRole('form', { name: 'Rate this conversation' });
+    await rate.getByRole('button', { name: '4 of 5' }).click();
+    await rate.getByLabel('Comment (optional)').fill('Quick, thanks');
+    await snap(customer, 'rating');
+    await rate.getByRole('button', { name: 'Send rating' }).click();
+    await widget.getByText('Thank you for your rating.').waitFor();
+    const again = await fetch(`${base}/chat/conversations/${await conversationOf(customer)}/rating`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${customerToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ rating: 1 }),
+    });
+    assert.equal(again.status, 409, 'one rating per resolution');
     await widget.getByLabel('Your message').fill('One more thing');
     await widget.getByRole('button', { name: 'Send' }).click();
     await agent.locator('.room-meta[data-status="open"]').waitFor();

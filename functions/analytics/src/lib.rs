@@ -5,7 +5,7 @@ use chat_core::auth::Principal;
 use chat_core::ids::{RoomId, UserId};
 use chat_core::policy::{self, Action, Relation};
 use chat_core::request::Query;
-use chat_core::store::analytics::{AgentFigures, DayRollup, distinct_customers};
+use chat_core::store::analytics::{AgentFigures, Csat, DayRollup, distinct_customers};
 use chat_core::store::{InboxQuery, Store};
 use chat_core::{ApiError, ApiResult, Reply};
 use lambda_http::Request;
@@ -62,6 +62,11 @@ fn range(req: &Request, default_days: i64) -> ApiResult<(Date, Date)> {
     Ok((from, to))
 }
 
+/// Satisfaction figures as the dashboards show them.
+fn csat_json(c: Csat) -> Value {
+    json!({ "average": c.average(), "ratings": c.ratings })
+}
+
 fn average(total: i64, count: i64) -> Option<f64> {
     (count > 0).then(|| (total as f64 / count as f64 * 100.0).round() / 100.0)
 }
@@ -84,11 +89,17 @@ fn sum(rollups: &[DayRollup]) -> DayRollup {
         for (label, n) in &r.labels {
             *total.labels.entry(label.clone()).or_default() += n;
         }
+        total.csat.add(r.csat);
+        for (team, c) in &r.team_csat {
+            total.team_csat.entry(team.clone()).or_default().add(*c);
+        }
         for (agent, f) in &r.agents {
             let t = total.agents.entry(agent.clone()).or_default();
             t.messages += f.messages;
             t.assigned += f.assigned;
             t.resolved += f.resolved;
+            t.csat_ratings += f.csat_ratings;
+            t.csat_score += f.csat_score;
         }
     }
     total
@@ -107,6 +118,8 @@ fn daily_stats(rollups: &[DayRollup], from: Date, to: Date) -> Vec<Value> {
             "messages": r.map_or(0, |r| r.messages),
             "resolutions": r.map_or(0, |r| r.resolutions),
             "average_response_time": r.and_then(|r| average(r.response_seconds, r.responses)),
+            "csat_average": r.and_then(|r| r.csat.average()),
+            "csat_ratings": r.map_or(0, |r| r.csat.ratings),
         }));
         match day.next_day() {
             Some(next) => day = next,
@@ -160,7 +173,11 @@ async fn dashboard(store: &Store, who: &Principal, req: &Request) -> ApiResult<R
             "average_first_response_time": average(total.first_response_seconds, total.first_responses),
             "resolutions": total.resolutions,
             "most_active_agent": most_active.map(|(id, f)| json!({ "agent_id": id, "name": most_active_name, "message_count": f.messages })),
-            "me": { "agent_id": who.user, "messages": me.messages, "assigned": me.assigned, "resolved": me.resolved },
+            "csat": csat_json(total.csat),
+            "me": {
+                "agent_id": who.user, "messages": me.messages, "assigned": me.assigned, "resolved": me.resolved,
+                "csat": csat_json(Csat { ratings: me.csat_ratings, score: me.csat_score }),
+            },
             "daily_stats": daily_stats(&rollups, from, to),
         }),
     ))
@@ -294,6 +311,10 @@ async fn global(store: &Store, who: &Principal, req: &Request) -> ApiResult<Repl
             "resolutions": total.resolutions,
             // Conversations given each label in the range (docs/support.md).
             "conversations_by_label": total.labels,
+            // Customers' satisfaction (1–5) with resolutions rated in the range: in
+            // all and per team (docs/support.md).
+            "csat": csat_json(total.csat),
+            "csat_by_team": total.team_csat.iter().map(|(team, c)| (team.clone(), csat_json(*c))).collect::<BTreeMap<_, _>>(),
             "top_performing_agents": agents.iter().map(|(id, f)| json!({
                 "agent_id": id,
                 "name": profiles.get(*id).and_then(|p| p.username.clone()),
@@ -301,6 +322,7 @@ async fn global(store: &Store, who: &Principal, req: &Request) -> ApiResult<Repl
                 "messages": f.messages,
                 "resolved": f.resolved,
                 "success_rate": average(f.resolved * 100, f.assigned),
+                "csat": csat_json(Csat { ratings: f.csat_ratings, score: f.csat_score }),
             })).collect::<Vec<_>>(),
         }),
     ))

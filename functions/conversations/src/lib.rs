@@ -33,6 +33,7 @@ chat_core::route_table! { app: App, who, req;
     "DELETE /labels/{label_name}" => labels::delete(&app.store, who, req),
     "POST /chat/conversations/{conversation_id}/labels" => labels::add(&app.store, who, req),
     "DELETE /chat/conversations/{conversation_id}/labels/{label_name}" => labels::remove(&app.store, who, req),
+    "POST /chat/conversations/{conversation_id}/rating" => rate(&app.store, who, req),
     "GET /canned-responses" => canned::list(&app.store, who, req),
     "PUT /canned-responses/{short_code}" => canned::put_tenant(&app.store, who, req),
     "DELETE /canned-responses/{short_code}" => canned::delete_tenant(&app.store, who, req),
@@ -47,7 +48,8 @@ mod teams;
 
 pub use chat_core::commands::conversations::MAX_TITLE_CHARS;
 use chat_core::commands::conversations::{
-    ConversationUpdate, CreateConversation, NewConversation, UpdateConversation,
+    ConversationUpdate, CreateConversation, NewConversation, NewRating, RateConversation,
+    UpdateConversation,
 };
 pub const DEFAULT_PAGE: u32 = 20;
 pub const MAX_PAGE: u32 = 100;
@@ -237,5 +239,25 @@ async fn delete(store: &Store, who: &Principal, req: &Request) -> ApiResult<Repl
     Ok(Reply::ok(
         "Conversation deleted successfully",
         json!({ "conversation_id": room_id, "deleted_for": if for_everyone { "everyone" } else { "me" } }),
+    ))
+}
+
+/// The customer rates the conversation's latest resolution (CSAT, docs/support.md):
+/// existence first, then the right, then the body.
+async fn rate(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply> {
+    let room_id = path_id(path_param(req, "conversation_id"), "conversation")?;
+    let room = store.visible_room(who, &room_id).await?;
+    policy::require(
+        Action::RateConversation,
+        who,
+        policy::relation_to(who, &room),
+    )?;
+    let rating = NewRating::try_from(json_body::<RateConversation>(req)?)?;
+    let room = store
+        .rate_conversation(who, room, rating.score, rating.comment)
+        .await?;
+    Ok(Reply::created(
+        "Thanks for rating",
+        json!({ "conversation_id": room.id, "rating": room.rating }),
     ))
 }

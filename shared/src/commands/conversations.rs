@@ -61,6 +61,55 @@ impl TryFrom<CreateConversation> for NewConversation {
     }
 }
 
+/// POST /chat/conversations/{id}/rating.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateConversation {
+    /// 1 (poor) to 5 (great).
+    pub rating: serde_json::Value,
+    pub comment: Option<String>,
+}
+
+/// The longest rating comment.
+pub const MAX_RATING_COMMENT_CHARS: usize = 1000;
+
+/// A rating, checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewRating {
+    pub score: u8,
+    pub comment: Option<String>,
+}
+
+impl TryFrom<RateConversation> for NewRating {
+    type Error = ApiError;
+
+    fn try_from(body: RateConversation) -> ApiResult<NewRating> {
+        // A JSON integer from 1 to 5: not "5", 4.5, 5.0 or true.
+        let score = body
+            .rating
+            .as_u64()
+            .filter(|r| (1..=5).contains(r))
+            .ok_or_else(|| ApiError::invalid("rating", "must be a whole number from 1 to 5"))?;
+        let comment = body
+            .comment
+            .as_deref()
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(|c| match c.chars().count() > MAX_RATING_COMMENT_CHARS {
+                true => Err(ApiError::invalid(
+                    "comment",
+                    format!("at most {MAX_RATING_COMMENT_CHARS} characters"),
+                )),
+                false => Ok(c.to_owned()),
+            })
+            .transpose()?;
+        Ok(NewRating {
+            score: score as u8,
+            comment,
+        })
+    }
+}
+
 /// PUT /chat/conversations/{id}.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -87,6 +87,23 @@ pub mod counter {
     pub fn label(name: &str) -> String {
         format!("label:{name}")
     }
+    /// Satisfaction ratings given that day, and the sum of their scores (1–5).
+    pub const CSAT_RATINGS: &str = "csat_ratings";
+    pub const CSAT_SCORE: &str = "csat_score";
+    /// The same, for the agent the rated conversation was assigned to.
+    pub fn csat_ratings_of(agent: &str) -> String {
+        format!("csat_ratings:{agent}")
+    }
+    pub fn csat_score_of(agent: &str) -> String {
+        format!("csat_score:{agent}")
+    }
+    /// The same, for the team the rated conversation was routed to.
+    pub fn team_csat_ratings(team: &str) -> String {
+        format!("team_csat_ratings:{team}")
+    }
+    pub fn team_csat_score(team: &str) -> String {
+        format!("team_csat_score:{team}")
+    }
     pub fn resolved(agent: &str) -> String {
         format!("resolved:{agent}")
     }
@@ -383,6 +400,11 @@ pub struct DayRollup {
     /// Conversations given each label that day.
     #[serde(default)]
     pub labels: BTreeMap<String, i64>,
+    /// Satisfaction ratings given that day: in all, and per team.
+    #[serde(default)]
+    pub csat: Csat,
+    #[serde(default)]
+    pub team_csat: BTreeMap<String, Csat>,
     /// Customers who started conversations that day (distinct).
     #[serde(default)]
     pub customer_count: i64,
@@ -480,6 +502,31 @@ pub struct AgentFigures {
     pub messages: i64,
     pub assigned: i64,
     pub resolved: i64,
+    /// Satisfaction ratings of their conversations, and the sum of the scores.
+    #[serde(default)]
+    pub csat_ratings: i64,
+    #[serde(default)]
+    pub csat_score: i64,
+}
+
+/// Satisfaction ratings and the sum of their scores (1–5 each).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Csat {
+    pub ratings: i64,
+    pub score: i64,
+}
+
+impl Csat {
+    pub fn add(&mut self, other: Csat) {
+        self.ratings += other.ratings;
+        self.score += other.score;
+    }
+
+    /// The average score, to two places (None without ratings).
+    pub fn average(&self) -> Option<f64> {
+        (self.ratings > 0)
+            .then(|| (self.score as f64 / self.ratings as f64 * 100.0).round() / 100.0)
+    }
 }
 
 /// Folds a day's stats items into one rollup per tenant.
@@ -512,6 +559,8 @@ pub fn fold_day(day: &str, items: &[Item]) -> BTreeMap<String, DayRollup> {
                 counter::FIRST_RESPONSE_SECONDS => rollup.first_response_seconds += v,
                 counter::RESOLUTIONS => rollup.resolutions += v,
                 counter::UPDATES => rollup.updates += v,
+                counter::CSAT_RATINGS => rollup.csat.ratings += v,
+                counter::CSAT_SCORE => rollup.csat.score += v,
                 other => {
                     if let Some(kind) = other.strip_prefix("by_sender:") {
                         *rollup.by_sender.entry(kind.to_owned()).or_default() += v;
@@ -521,6 +570,22 @@ pub fn fold_day(day: &str, items: &[Item]) -> BTreeMap<String, DayRollup> {
                         rollup.agents.entry(agent.to_owned()).or_default().assigned += v;
                     } else if let Some(agent) = other.strip_prefix("resolved:") {
                         rollup.agents.entry(agent.to_owned()).or_default().resolved += v;
+                    } else if let Some(agent) = other.strip_prefix("csat_ratings:") {
+                        rollup
+                            .agents
+                            .entry(agent.to_owned())
+                            .or_default()
+                            .csat_ratings += v;
+                    } else if let Some(agent) = other.strip_prefix("csat_score:") {
+                        rollup
+                            .agents
+                            .entry(agent.to_owned())
+                            .or_default()
+                            .csat_score += v;
+                    } else if let Some(team) = other.strip_prefix("team_csat_ratings:") {
+                        rollup.team_csat.entry(team.to_owned()).or_default().ratings += v;
+                    } else if let Some(team) = other.strip_prefix("team_csat_score:") {
+                        rollup.team_csat.entry(team.to_owned()).or_default().score += v;
                     } else if let Some(label) = other.strip_prefix("label:") {
                         *rollup.labels.entry(label.to_owned()).or_default() += v;
                     } else if let Some(user) = other.strip_prefix("customer:") {

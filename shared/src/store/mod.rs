@@ -16,6 +16,7 @@ pub mod labels;
 mod mail;
 mod message;
 pub mod notify;
+mod rating;
 mod realtime;
 pub mod retention;
 mod room;

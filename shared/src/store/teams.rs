@@ -323,13 +323,19 @@ impl Store {
         TransactWriteItem::builder().update(update).build()
     }
 
-    /// The workload writes of a conversation going from `before` to `after`.
+    /// The workload writes of `room` going from `before` to `after`: support
+    /// conversations only (capacity is the desk's; an order chat's agent is not
+    /// counted, and its starts stay free of an agent-wide item).
     pub(crate) fn workload_writes(
         &self,
         org: &OrgId,
+        room: &Room,
         before: (RoomStatus, Option<&str>),
         after: (RoomStatus, Option<&str>),
     ) -> Vec<TransactWriteItem> {
+        if room.room_type != crate::model::RoomType::Support {
+            return Vec::new();
+        }
         workload_moves(before, after)
             .into_iter()
             .map(|(agent, delta)| self.workload_write(org, &agent, delta))

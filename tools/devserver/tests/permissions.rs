@@ -334,6 +334,13 @@ fn cases() -> Vec<Case> {
         ),
         case("GET /labels", Tenant, None, Action::WorkSupportDesk, false),
         case(
+            "POST /chat/conversations/{conversation_id}/rating",
+            Conversation,
+            Some(json!({"rating": 4})),
+            Action::RateConversation,
+            true,
+        ),
+        case(
             "GET /canned-responses",
             Tenant,
             None,
@@ -699,6 +706,21 @@ impl World {
         }
     }
 
+    /// The conversation resolved (by the tenant's admin).
+    async fn resolve(&self) {
+        let (status, body) = self
+            .app
+            .send(
+                "PUT /chat/conversations/{conversation_id}",
+                &[("conversation_id", &self.conversation)],
+                &token("a-9", "acme", "admin"),
+                Some(json!({"status": "resolved"})),
+                &[],
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+
     async fn call(&self, case: &Case, caller: &Caller) -> (u16, Value) {
         let (room, message) = match case.target {
             Target::Group => (self.group.as_str(), self.group_message.as_str()),
@@ -768,6 +790,10 @@ async fn every_caller_gets_what_the_permission_table_says_on_every_route() {
             } else {
                 &shared
             };
+            if case.action == Action::RateConversation && want == 200 {
+                // Only a resolved conversation takes a rating.
+                world.resolve().await;
+            }
             let (status, body) = world.call(&case, &caller).await;
             let got = if (200..300).contains(&status) {
                 200

@@ -419,6 +419,21 @@ async fn every_event_through_every_bootstrap_under_the_emulator() {
             .await;
             event["queryStringParameters"]["ticket"] = ticket["ticket"].clone();
         }
+        if name == "post-chat-conversations-id-rating.json" {
+            // A rating is of a resolution: the agent resolves first.
+            call(
+                &apps,
+                "ConversationsFunction",
+                HttpEvent::new(
+                    "PUT /chat/conversations/{conversation_id}",
+                    "/chat/conversations/x",
+                )
+                .param("conversation_id", &ids["conversation"])
+                .bearer(&token("5", "acme", "agent"))
+                .json(&json!({"status": "resolved"})),
+            )
+            .await;
+        }
         if function == "InboundEmailFunction" {
             inbound_mail_for(&apps, &table, &ids["conversation"], &mut event).await;
         }

@@ -223,6 +223,7 @@ impl Store {
                 // Reopened: active again on its assignee's workload.
                 writes.extend(self.workload_writes(
                     &who.org,
+                    &room,
                     (room.status, room.assignee_id.as_deref()),
                     (crate::model::RoomStatus::Open, room.assignee_id.as_deref()),
                 ));

@@ -228,6 +228,7 @@ impl Store {
                 let after = shared.applied_to(room.clone(), now.clone());
                 writes.extend(self.workload_writes(
                     &who.org,
+                    room,
                     (room.status, room.assignee_id.as_deref()),
                     (after.status, after.assignee_id.as_deref()),
                 ));

@@ -49,6 +49,7 @@ impl Store {
         let mut writes = self.room_items(org, room, member_roles);
         writes.extend(self.workload_writes(
             org,
+            room,
             (crate::model::RoomStatus::Closed, None),
             (room.status, room.assignee_id.as_deref()),
         ));
@@ -345,6 +346,7 @@ impl Store {
         }
         writes.extend(self.workload_writes(
             &who.org,
+            room,
             (room.status, room.assignee_id.as_deref()),
             (crate::model::RoomStatus::Closed, None),
         ));

@@ -33,9 +33,28 @@ impl Store {
         room: &Room,
         who: &Principal,
         expression: &str,
-        mut vals: HashMap<String, AttributeValue>,
+        vals: HashMap<String, AttributeValue>,
         names: &[(&str, &str)],
     ) -> TransactWriteItem {
+        self.room_update_if(room, who, expression, vals, names, None)
+    }
+
+    /// [`Self::room_update`], also conditioned on `extra` (what this change alone
+    /// relied on, e.g. a rating's resolution not rated yet).
+    pub(crate) fn room_update_if(
+        &self,
+        room: &Room,
+        who: &Principal,
+        expression: &str,
+        mut vals: HashMap<String, AttributeValue>,
+        names: &[(&str, &str)],
+        extra: Option<&str>,
+    ) -> TransactWriteItem {
+        let mut condition = "member_version = :v AND #st = :seen_status AND attribute_not_exists(deleted_at) \
+                 AND (awaiting_since = :seen_awaiting OR (attribute_not_exists(awaiting_since) AND :seen_awaiting = :none))".to_owned();
+        if let Some(extra) = extra {
+            condition.push_str(&format!(" AND ({extra})"));
+        }
         vals.insert(":v".into(), n(room.member_version));
         vals.insert(":seen_status".into(), s(room.status.as_str()));
         vals.insert(
@@ -50,10 +69,7 @@ impl Store {
             .update_expression(expression)
             // Members, status and the waiting customer are what writes fan out or
             // decide on: if any moved, the transaction is rebuilt from the current room.
-            .condition_expression(
-                "member_version = :v AND #st = :seen_status AND attribute_not_exists(deleted_at) \
-                 AND (awaiting_since = :seen_awaiting OR (attribute_not_exists(awaiting_since) AND :seen_awaiting = :none))",
-            )
+            .condition_expression(condition)
             .expression_attribute_names("#st", "status")
             .set_expression_attribute_values(Some(vals))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
