@@ -993,7 +993,6 @@ pub(crate) mod tests {
             queued_at: None,
             labels: Vec::new(),
             rating: None,
-            rating: None,
             conversation_type: "chat".into(),
             status: RoomStatus::Open,
             snoozed_until: None,

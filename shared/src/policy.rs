@@ -193,7 +193,11 @@ mod tests {
         for action in Action::ALL {
             let stranger = Relation::default();
             let admin_may = allows(action, Role::Admin, stranger);
-            let expected = !matches!(action, Action::EditMessage | Action::OwnView);
+            // A rating is the customer's own voice, as an edit is the sender's.
+            let expected = !matches!(
+                action,
+                Action::EditMessage | Action::OwnView | Action::RateConversation
+            );
             assert_eq!(admin_may, expected, "{action:?}");
         }
     }

@@ -668,7 +668,8 @@ mod tests {
             AgentFigures {
                 messages: 2,
                 assigned: 1,
-                resolved: 1
+                resolved: 1,
+                ..AgentFigures::default()
             }
         );
         assert_eq!(folded["acme"].customers.len(), 1);

@@ -10,6 +10,7 @@ mod deliveries;
 mod erasures;
 mod exports;
 mod feed;
+pub mod hours;
 mod inbox;
 mod inbox_feed;
 pub mod labels;
