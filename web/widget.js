@@ -4,6 +4,8 @@
 //           data-token="<the signed-in customer's JWT>"></script>
 //
 // (or data-token-function="name": a global function answering the token; optional
+// data-team="<team id>": conversations go to that support team, and the widget says
+// when it is away and when it is back (docs/support.md); optional
 // data-api, data-ws, data-title, and data-service-worker="/chat-sw.js": a copy of
 // sw.js served from the host page's own origin, which lets the customer turn on
 // notifications in their browser).
@@ -24,6 +26,7 @@ const config = {
   api: settings.api ?? deployed.api ?? new URL(import.meta.url).origin,
   ws: settings.ws ?? deployed.ws,
   agent: settings.agent,
+  team: settings.team,
   title: settings.title ?? 'Chat with us',
   token: settings.token ?? (settings.tokenFunction ? window[settings.tokenFunction]() : ''),
   serviceWorker: settings.serviceWorker,
@@ -160,6 +163,19 @@ class Widget {
     this.badge();
     this.el.text.focus();
     this.markRead();
+    this.showHours();
+  }
+
+  /** The team's business hours: away now, and when it is back (once per opening). */
+  async showHours() {
+    if (!config.team || this.hoursShown) return;
+    this.hoursShown = true;
+    const hours = await this.api.get(`/teams/${encodeURIComponent(config.team)}/hours`).catch(() => null);
+    if (!hours || hours.open) return;
+    const back = hours.back_at
+      ? ` We are back ${new Date(hours.back_at).toLocaleString([], { weekday: 'long', hour: '2-digit', minute: '2-digit' })}.`
+      : '';
+    this.note(`${hours.name} is away right now.${back} Leave a message and we will answer then.`);
   }
 
   collapse() {
@@ -195,6 +211,7 @@ class Widget {
     if (this.conversation) return;
     const body = { title: firstWords.slice(0, 80) || 'Chat' };
     if (config.agent) body.agent_id = config.agent;
+    if (config.team) body.team_id = config.team;
     const made = await this.api.post('/chat/conversations', body);
     this.conversation = made.conversation_id;
     localStorage.setItem(this.storageKey, this.conversation);

@@ -111,6 +111,11 @@ impl std::fmt::Display for RoomStatus {
     }
 }
 
+/// The `sender` of the desk's own automatic messages (an auto-reply outside business
+/// hours): numbered in the feed like any message, but nobody's answer (no response
+/// time, no first response, no reopening).
+pub const SYSTEM_SENDER: &str = "system";
+
 /// A customer's satisfaction rating of a resolution.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Rating {
@@ -295,7 +300,8 @@ impl Room {
     /// What `message` does to this room's state: the one place of the rule that the
     /// post transaction writes and the caches mirror.
     pub fn message_effect(&self, message: &Message, staff_sender: bool) -> MessageEffect {
-        if message.is_note() {
+        // A note, or the desk's own automatic message (an auto-reply): nobody's answer.
+        if message.is_note() || message.sender == SYSTEM_SENDER {
             return MessageEffect::default();
         }
         if message.sender == "user" {

@@ -7,10 +7,11 @@ use chat_core::ids::{RoomId, UserId, path_id};
 use chat_core::model::{InboxEntry, Room, RoomStatus, RoomType, conversation_json};
 use chat_core::policy::{self, Action};
 use chat_core::request::{Query, json_body};
+use chat_core::store::hours;
 use chat_core::store::{InboxQuery, Routed, Store};
 use chat_core::{ApiError, ApiResult, Reply};
 use lambda_http::Request;
-use serde_json::json;
+use serde_json::{Value, json};
 
 chat_core::route_table! { app: App, who, req;
     "GET /chat/conversations" => list(&app.store, who, req),
@@ -21,7 +22,8 @@ chat_core::route_table! { app: App, who, req;
     "GET /teams" => teams::list(&app.store, who),
     "POST /teams" => teams::create(&app.store, who, req),
     "GET /teams/{team_id}" => teams::get(&app.store, who, req),
-    "PATCH /teams/{team_id}" => teams::rename(&app.store, who, req),
+    "PATCH /teams/{team_id}" => teams::update(&app.store, who, req),
+    "GET /teams/{team_id}/hours" => teams::hours(&app.store, who, req),
     "DELETE /teams/{team_id}" => teams::delete(&app.store, who, req),
     "PUT /teams/{team_id}/agents/{user_id}" => teams::put_agent(&app.store, who, req),
     "DELETE /teams/{team_id}/agents/{user_id}" => teams::remove_agent(&app.store, who, req),
@@ -82,33 +84,50 @@ async fn create(store: &Store, who: &Principal, req: &Request) -> ApiResult<Repl
     };
     // Routed to a team without a chosen agent: the team's next agent with room takes
     // it in the same transaction, or it waits in the team's queue.
-    let (room, routed) = match (&new.team_id, &new.agent_id) {
-        (Some(team), None) => {
-            let (team, loads) = store
-                .team_with_loads(&who.org, team)
-                .await?
-                .ok_or_else(|| ApiError::invalid("team_id", "no such team"))?;
-            let (room, routed) = store.create_routed(&who.org, &room, &team, loads).await?;
-            (room, Some(routed))
-        }
-        (Some(team), Some(_)) => {
-            // The caller's agent, in that team's name (it must exist).
+    let team = match &new.team_id {
+        Some(team) => Some(
             store
                 .team_with_loads(&who.org, team)
                 .await?
-                .ok_or_else(|| ApiError::invalid("team_id", "no such team"))?;
-            store.create_room(&who.org, &room, &members).await?;
-            (room, None)
+                .ok_or_else(|| ApiError::invalid("team_id", "no such team"))?,
+        ),
+        None => None,
+    };
+    let (room, routed) = match (team, &new.agent_id) {
+        (Some((team, loads)), None) => {
+            let (room, routed) = store.create_routed(&who.org, &room, &team, loads).await?;
+            (room, Some((team, Some(routed))))
         }
-        (None, _) => {
+        // The caller's agent, in that team's name.
+        (team, _) => {
             store.create_room(&who.org, &room, &members).await?;
-            (room, None)
+            (room, team.map(|(team, _)| (team, None)))
         }
     };
-    let routing = routed.map(|r| match r {
-        Routed::Assigned(agent) => json!({"outcome": "assigned", "assignee_id": agent}),
-        Routed::Queued => json!({"outcome": "queued"}),
-    });
+    let routing = match routed {
+        None => Value::Null,
+        Some((team, outcome)) => {
+            let now = jiff::Timestamp::now();
+            let hours = team.business_hours.as_ref();
+            let open = hours.is_none_or(|h| h.is_open(now));
+            let back_at = hours.and_then(|h| h.next_open(now)).filter(|_| !open);
+            if !open {
+                // Outside the team's hours: one auto-reply says when it is back.
+                let text = hours::auto_reply_text(&team.name, hours.expect("closed"), back_at);
+                store.post_auto_reply(&who.org, &room.id, text).await?;
+            }
+            let mut routing = match outcome {
+                Some(Routed::Assigned(agent)) => {
+                    json!({"outcome": "assigned", "assignee_id": agent})
+                }
+                Some(Routed::Queued) => json!({"outcome": "queued"}),
+                None => json!({"outcome": "chosen_agent"}),
+            };
+            routing["team_open"] = json!(open);
+            routing["back_at"] = json!(back_at.map(|at| at.to_string()));
+            routing
+        }
+    };
     Ok(Reply::created(
         "Conversation created successfully",
         json!({

@@ -4,7 +4,9 @@
 
 use chat_core::app::path_param;
 use chat_core::auth::Principal;
-use chat_core::commands::teams::{PutAvailability, PutTeamAgent, TeamBody, capacity, team_name};
+use chat_core::commands::teams::{
+    PatchTeam, PutAvailability, PutTeamAgent, TeamBody, TeamChange, capacity, team_name,
+};
 use chat_core::ids::{TeamId, UserId, path_id};
 use chat_core::model::conversation_json;
 use chat_core::policy::{self, Action, Relation};
@@ -64,12 +66,44 @@ pub async fn get(store: &Store, who: &Principal, req: &Request) -> ApiResult<Rep
     team_reply(store, who, &team_param(req)?, "Team found").await
 }
 
-pub async fn rename(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply> {
+pub async fn update(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply> {
     require(Action::ManageSupportDesk, who)?;
     let team = team_param(req)?;
-    let name = team_name(&json_body::<TeamBody>(req)?)?;
-    store.rename_team(&who.org, &team, &name).await?;
+    let change = TeamChange::try_from(json_body::<PatchTeam>(req)?)?;
+    store
+        .update_team(
+            &who.org,
+            &team,
+            change.name.as_deref(),
+            change.business_hours.as_ref().map(Option::as_ref),
+        )
+        .await?;
     team_reply(store, who, &team, "Team updated").await
+}
+
+/// Whether the team answers now and, when not, when it is back: for everyone of the
+/// tenant (the widget says it before a customer writes). Its name and hours only.
+pub async fn hours(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply> {
+    let team = team_param(req)?;
+    let found = store
+        .get_team(&who.org, &team)
+        .await?
+        .ok_or(ApiError::NotFound("team"))?;
+    let now = jiff::Timestamp::now();
+    let (open, back_at) = match &found.business_hours {
+        None => (true, None),
+        Some(h) => (h.is_open(now), h.next_open(now).filter(|at| *at != now)),
+    };
+    Ok(Reply::ok(
+        "Team hours",
+        json!({
+            "team_id": found.id,
+            "name": found.name,
+            "open": open,
+            "back_at": back_at.map(|at| at.to_string()),
+            "business_hours": found.business_hours,
+        }),
+    ))
 }
 
 pub async fn delete(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply> {

@@ -4,6 +4,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::ids::TeamId;
 use crate::request::required_text;
 use crate::store::Availability;
+use crate::store::hours::BusinessHours;
 use crate::store::teams::MAX_CAPACITY;
 use serde::Deserialize;
 
@@ -19,6 +20,45 @@ pub struct TeamBody {
 /// A team's validated name.
 pub fn team_name(body: &TeamBody) -> ApiResult<String> {
     required_text("name", &body.name, MAX_TEAM_NAME_CHARS)
+}
+
+/// PATCH /teams/{team_id}: a new name, business hours (`null`: none), or both.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatchTeam {
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "super::present")]
+    pub business_hours: Option<Option<BusinessHours>>,
+}
+
+/// What a PATCH of a team changes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TeamChange {
+    pub name: Option<String>,
+    pub business_hours: Option<Option<BusinessHours>>,
+}
+
+impl TryFrom<PatchTeam> for TeamChange {
+    type Error = ApiError;
+
+    fn try_from(body: PatchTeam) -> ApiResult<TeamChange> {
+        let name = body
+            .name
+            .as_deref()
+            .map(|n| required_text("name", n, MAX_TEAM_NAME_CHARS))
+            .transpose()?;
+        let business_hours = match body.business_hours {
+            Some(Some(hours)) => Some(Some(hours.validated()?)),
+            other => other,
+        };
+        if name.is_none() && business_hours.is_none() {
+            return Err(ApiError::invalid("body", "nothing to update"));
+        }
+        Ok(TeamChange {
+            name,
+            business_hours,
+        })
+    }
 }
 
 /// PUT /teams/{team_id}/agents/{user_id}.

@@ -123,7 +123,7 @@ pub fn message_counts(room: &Room, message: &Message, now: &str) -> Counts {
     counts
         .add(counter::MESSAGES, 1)
         .add(counter::by_sender(&message.sender), 1);
-    if message.sender != "user" {
+    if message.sender != "user" && message.sender != crate::model::SYSTEM_SENDER {
         counts.add(counter::sent(&message.sender_id), 1);
         if let Some(since) = &room.awaiting_since {
             let secs = seconds_between(since, now);

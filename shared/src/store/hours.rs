@@ -184,6 +184,58 @@ impl BusinessHours {
     }
 }
 
+impl crate::store::Store {
+    /// The desk's auto-reply in a conversation (once: its idempotency key is fixed),
+    /// from `actor`, numbered in its feed like any message.
+    pub async fn post_auto_reply(
+        &self,
+        org: &crate::ids::OrgId,
+        room: &crate::ids::RoomId,
+        content: String,
+    ) -> ApiResult<()> {
+        let who = crate::auth::Principal::system(org, AUTO_REPLY_ACTOR);
+        let new = crate::store::NewMessage {
+            content,
+            content_type: "text".into(),
+            message_type: "text".into(),
+            sender: crate::model::SYSTEM_SENDER.into(),
+            sender_id: None,
+            attachments: Vec::new(),
+            client_message_id: None,
+            idempotency_key: Some("auto-reply".into()),
+            tokens_used: None,
+            processing_time: None,
+            cost: None,
+            request: None,
+        };
+        let cache = crate::store::RoomCache::default();
+        Box::pin(self.post_message(&who, room, new, &cache))
+            .await
+            .map(drop)
+    }
+}
+
+/// Who the auto-reply is from, in the feed and the message.
+pub const AUTO_REPLY_ACTOR: &str = "system:auto-reply";
+
+/// The auto-reply's words: when the team is back, in its own time zone.
+pub fn auto_reply_text(team: &str, hours: &BusinessHours, back_at: Option<Timestamp>) -> String {
+    match back_at.zip(hours.zone()) {
+        Some((at, zone)) => {
+            let local = at.to_zoned(zone);
+            format!(
+                "Thanks for your message. {team} is away right now and back {} at {} ({}). We will answer then.",
+                local.strftime("%A, %B %-d"),
+                local.strftime("%H:%M"),
+                hours.time_zone
+            )
+        }
+        None => format!(
+            "Thanks for your message. {team} is away right now; we will answer as soon as we can."
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

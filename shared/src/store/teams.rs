@@ -20,6 +20,7 @@ use crate::ids::{OrgId, RoomId, TeamId, UserId};
 use crate::item::{Item, ItemBuilder, ItemExt, n, s, values};
 use crate::keys;
 use crate::model::{Room, RoomStatus};
+use crate::store::hours::BusinessHours;
 use crate::store::{Change, EventKind, Plan, Store, WriteError, put, rebuilds, storage_busy};
 use aws_sdk_dynamodb::types::{
     AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
@@ -78,6 +79,8 @@ pub struct Team {
     pub name: String,
     /// Its agents' user ids.
     pub agents: Vec<String>,
+    /// When it answers (none: always).
+    pub business_hours: Option<BusinessHours>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -89,6 +92,7 @@ impl Team {
             id: TeamId::generate(),
             name,
             agents: Vec::new(),
+            business_hours: None,
             created_at: now.clone(),
             updated_at: now,
         }
@@ -111,6 +115,9 @@ impl Team {
         if !self.agents.is_empty() {
             item.insert("agents".into(), AttributeValue::Ss(self.agents.clone()));
         }
+        if let Some(hours) = &self.business_hours {
+            item.insert("business_hours".into(), s(hours_text(hours)));
+        }
         item
     }
 
@@ -122,6 +129,9 @@ impl Team {
             id: TeamId::parse(item.str("team_id")?).ok()?,
             name: item.string("name").unwrap_or_default(),
             agents: item.string_set("agents"),
+            business_hours: item
+                .str("business_hours")
+                .and_then(|h| serde_json::from_str(h).ok()),
             created_at: item.string("created_at").unwrap_or_default(),
             updated_at: item.string("updated_at").unwrap_or_default(),
         })
@@ -143,6 +153,7 @@ impl Team {
             "team_id": self.id,
             "name": self.name,
             "agents": agents,
+            "business_hours": self.business_hours,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
         })
@@ -406,13 +417,7 @@ impl Store {
         org: &OrgId,
         team: &TeamId,
     ) -> ApiResult<Option<(Team, Vec<AgentLoad>)>> {
-        let Some(found) = self
-            .table
-            .get(Team::key(org, team), "get team")
-            .await?
-            .as_ref()
-            .and_then(Team::from_item)
-        else {
+        let Some(found) = self.get_team(org, team).await? else {
             return Ok(None);
         };
         let loads = self.loads(org, &found.agents).await?;
@@ -437,24 +442,56 @@ impl Store {
             .collect())
     }
 
-    pub async fn rename_team(&self, org: &OrgId, team: &TeamId, name: &str) -> ApiResult<()> {
+    /// Renames a team and/or sets its business hours (`Some(None)`: none, always open).
+    pub async fn update_team(
+        &self,
+        org: &OrgId,
+        team: &TeamId,
+        name: Option<&str>,
+        hours: Option<Option<&BusinessHours>>,
+    ) -> ApiResult<()> {
         let (pk, sk) = Team::key(org, team);
-        let update = Update::builder()
+        let mut sets = vec!["updated_at = :now"];
+        let mut update = Update::builder()
             .table_name(self.name())
             .key(keys::PK, s(pk))
             .key(keys::SK, s(sk))
-            .update_expression("SET #n = :name, updated_at = :now")
             .condition_expression("attribute_exists(PK)")
-            .expression_attribute_names("#n", "name")
-            .expression_attribute_values(":name", s(name))
-            .expression_attribute_values(":now", s(crate::time::now_string()))
+            .expression_attribute_values(":now", s(crate::time::now_string()));
+        if let Some(name) = name {
+            sets.push("#n = :name");
+            update = update
+                .expression_attribute_names("#n", "name")
+                .expression_attribute_values(":name", s(name));
+        }
+        let mut remove = "";
+        match hours {
+            Some(Some(hours)) => {
+                sets.push("business_hours = :hours");
+                update = update.expression_attribute_values(":hours", s(hours_text(hours)));
+            }
+            Some(None) => remove = " REMOVE business_hours",
+            None => {}
+        }
+        let update = update
+            .update_expression(format!("SET {}{remove}", sets.join(", ")))
             .build()
             .expect("update has key and expression");
-        match self.table.update(update, None, "rename team").await {
+        match self.table.update(update, None, "update team").await {
             Ok(_) => Ok(()),
             Err(WriteError::ConditionFailed(_)) => Err(ApiError::NotFound("team")),
             Err(WriteError::Api(err)) => Err(err),
         }
+    }
+
+    /// A team alone (no workloads): its name and hours.
+    pub async fn get_team(&self, org: &OrgId, team: &TeamId) -> ApiResult<Option<Team>> {
+        Ok(self
+            .table
+            .get(Team::key(org, team), "get team")
+            .await?
+            .as_ref()
+            .and_then(Team::from_item))
     }
 
     /// Deletes a team: out of its agents' workloads and counted off; conversations
@@ -899,6 +936,11 @@ enum Dequeued {
     Gone,
     /// Nobody in the team has room: the drain stops.
     NobodyFree,
+}
+
+/// Business hours as the team item keeps them (JSON).
+fn hours_text(hours: &BusinessHours) -> String {
+    serde_json::to_string(hours).expect("business hours serialize")
 }
 
 /// `loads` with `agent`'s entry replaced by what was read (when something was).

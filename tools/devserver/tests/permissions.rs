@@ -48,6 +48,8 @@ const VISIBILITY_ONLY: &[&str] = &[
     "DELETE /me/devices/{device_id}",
     // The caller's own tenant's name.
     "GET /org/settings",
+    // A team's name and hours: everyone of the tenant (the widget shows them).
+    "GET /teams/{team_id}/hours",
     // The caller's own data.
     "POST /me/export",
     "GET /me/exports/{export_id}",
