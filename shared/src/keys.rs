@@ -33,6 +33,7 @@
 //! | support team    | T#{org}#TEAMS           | T#{team}          |                     |                         |
 //! | team count      | T#{org}#TEAMS           | COUNT             |                     |                         |
 //! | agent workload  | T#{org}#AGENT#{user}    | LOAD              |                     |                         |
+//! | SLA timer       | T#{org}#R#{room}        | SLA               | (GSI2) SLADUE#{shard 0..3}, while a target is pending | {next due}#{org}#{room} |
 //! | label (and count) | T#{org}#LABELS        | L#{name} (COUNT)  |                     |                         |
 //! | canned response, tenant's (and count) | T#{org}#CANNED | C#{code} (COUNT) |           |                         |
 //! | canned response, an agent's own (and count) | T#{org}#USER#{user} | CANNED#{code} (CANNED~COUNT) | |             |
@@ -86,6 +87,7 @@ pub mod entity {
     pub const AGENT_LOAD: &str = "agent_load";
     pub const LABEL: &str = "label";
     pub const CANNED_RESPONSE: &str = "canned_response";
+    pub const SLA_TIMER: &str = "sla_timer";
 }
 
 pub const ROOM_SK: &str = "META";
@@ -168,6 +170,18 @@ pub const CANNED_SK_PREFIX: &str = "C#";
 pub const CANNED_COUNT_SK: &str = "COUNT";
 pub const PERSONAL_CANNED_SK_PREFIX: &str = "CANNED#";
 pub const PERSONAL_CANNED_COUNT_SK: &str = "CANNED~COUNT";
+
+/// A conversation's SLA timer, beside its room.
+pub const SLA_TIMER_SK: &str = "SLA";
+
+/// GSI2's partitions of the SLA timers, by their next due time.
+pub fn sla_due_gsi2pk(shard: u32) -> String {
+    format!("SLADUE#{shard}")
+}
+
+pub fn sla_due_gsi2sk(due: &str, org: &OrgId, room: &RoomId) -> String {
+    format!("{due}#{org}#{room}")
+}
 
 /// An agent's workload (open conversations, capacity, availability, turn).
 pub fn agent_load_key(org: &OrgId, user: &str) -> (String, String) {

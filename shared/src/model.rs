@@ -164,6 +164,9 @@ pub struct Room {
     pub labels: Vec<String>,
     /// The customer's satisfaction rating of its latest resolution (docs/support.md).
     pub rating: Option<Rating>,
+    /// Its team's SLA targets, as due times (docs/support.md).
+    pub first_response_due_at: Option<String>,
+    pub resolution_due_at: Option<String>,
     pub conversation_type: String,
     pub status: RoomStatus,
     /// Set while `status` is `snoozed`.
@@ -262,6 +265,8 @@ impl Room {
             queued_at: None,
             labels: Vec::new(),
             rating: None,
+            first_response_due_at: None,
+            resolution_due_at: None,
             conversation_type: "chat".into(),
             status: RoomStatus::Open,
             snoozed_until: None,
@@ -409,6 +414,8 @@ impl Room {
             .opt_str("assignee_id", self.assignee_id.clone())
             .opt_str("team_id", self.team_id.clone())
             .opt_str("queued_at", self.queued_at.clone())
+            .opt_str("first_response_due_at", self.first_response_due_at.clone())
+            .opt_str("resolution_due_at", self.resolution_due_at.clone())
             .str("conversation_type", &self.conversation_type)
             .str("status", self.status.as_str())
             .opt_str("snoozed_until", self.snoozed_until.clone())
@@ -472,6 +479,8 @@ impl Room {
             assignee_id: item.string("assignee_id"),
             team_id: item.string("team_id"),
             queued_at: item.string("queued_at"),
+            first_response_due_at: item.string("first_response_due_at"),
+            resolution_due_at: item.string("resolution_due_at"),
             labels: {
                 let mut labels = item.string_set("labels");
                 labels.sort();
@@ -636,6 +645,15 @@ pub fn conversation_json(room: &Room, membership: Option<&Membership>, role: Rol
         "queued_at": room.queued_at,
         "labels": if role.is_staff() { Some(&room.labels) } else { None },
         "rating": room.rating,
+        "sla": if room.first_response_due_at.is_some() || room.resolution_due_at.is_some() {
+            json!({
+                "first_response_due_at": room.first_response_due_at,
+                "resolution_due_at": room.resolution_due_at,
+                "first_response_at": room.first_response_at,
+            })
+        } else {
+            Value::Null
+        },
         "conversation_type": room.conversation_type,
         "room_type": room.room_type,
         "status": room.status,
@@ -999,6 +1017,8 @@ pub(crate) mod tests {
             queued_at: None,
             labels: Vec::new(),
             rating: None,
+            first_response_due_at: None,
+            resolution_due_at: None,
             conversation_type: "chat".into(),
             status: RoomStatus::Open,
             snoozed_until: None,

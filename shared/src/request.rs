@@ -137,6 +137,22 @@ impl<'a> Query<'a> {
     }
 }
 
+/// A name that is also an id (a label, a short code): 1 to `max` lowercase ASCII
+/// letters, digits, `-` and `_`, one spelling only (no case, no spaces, no accents).
+pub fn slug(field: &str, raw: &str, max: usize) -> ApiResult<String> {
+    let ok = (1..=max).contains(&raw.len())
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    match ok {
+        true => Ok(raw.to_owned()),
+        false => Err(ApiError::invalid(
+            field,
+            format!("1 to {max} lowercase letters, digits, - and _"),
+        )),
+    }
+}
+
 /// Trims a required text field and checks its length in characters.
 pub fn required_text(field: &str, value: &str, max_chars: usize) -> ApiResult<String> {
     let trimmed = value.trim();

@@ -90,6 +90,11 @@ fn sum(rollups: &[DayRollup]) -> DayRollup {
             *total.labels.entry(label.clone()).or_default() += n;
         }
         total.csat.add(r.csat);
+        for (target, f) in &r.sla {
+            let t = total.sla.entry(target.clone()).or_default();
+            t.due += f.due;
+            t.breached += f.breached;
+        }
         for (team, c) in &r.team_csat {
             total.team_csat.entry(team.clone()).or_default().add(*c);
         }
@@ -315,6 +320,13 @@ async fn global(store: &Store, who: &Principal, req: &Request) -> ApiResult<Repl
             // all and per team (docs/support.md).
             "csat": csat_json(total.csat),
             "csat_by_team": total.team_csat.iter().map(|(team, c)| (team.clone(), csat_json(*c))).collect::<BTreeMap<_, _>>(),
+            // SLA attainment per target: conversations given it in the range, breaches
+            // raised in the range, and the share met.
+            "sla": total.sla.iter().map(|(target, f)| (target.clone(), json!({
+                "due": f.due,
+                "breached": f.breached,
+                "attainment": (f.due > 0).then(|| (((f.due - f.breached).max(0) as f64 / f.due as f64) * 10000.0).round() / 100.0),
+            }))).collect::<BTreeMap<_, _>>(),
             "top_performing_agents": agents.iter().map(|(id, f)| json!({
                 "agent_id": id,
                 "name": profiles.get(*id).and_then(|p| p.username.clone()),

@@ -337,7 +337,10 @@ async fn rollup_figures_equal_the_messages_written_across_midnight() {
     assert_eq!(data["most_active_agent"]["message_count"], json!(top_count));
     assert_eq!(
         data["me"],
-        json!({"agent_id": "5", "messages": want.per_agent["5"], "assigned": 2, "resolved": 1}),
+        json!({
+            "agent_id": "5", "messages": want.per_agent["5"], "assigned": 2, "resolved": 1,
+            "csat": {"average": null, "ratings": 0},
+        }),
         "resolutions count for the assignee"
     );
     let daily = data["daily_stats"].as_array().unwrap();

@@ -1,4 +1,5 @@
-//! The `support-jobs` function: assigns queued conversations as agents free up.
+//! The `support-jobs` function: assigns queued conversations as agents free up, and
+//! every minute raises the SLA breaches due (docs/support.md).
 //! It reads the table's stream (docs/support.md): an agent's workload item that
 //! changed so that they may take more (fewer open, more capacity, back online, a new
 //! team), and a conversation queued, drain the queues of the teams concerned.
@@ -24,6 +25,19 @@ impl Jobs {
     /// workload items and queued conversations). A team whose drain fails is
     /// reported as the batch's failure, so the stream retries it.
     pub async fn handle(&self, event: &Value) -> Result<Value, String> {
+        if !event["Records"].is_array() {
+            // The minute's schedule: SLA timers due.
+            let now = chat_core::time::now_string();
+            let sweep = self
+                .store
+                .sla_sweep(&now)
+                .await
+                .map_err(|e| e.to_string())?;
+            if sweep.breached > 0 {
+                tracing::info!(?sweep, "sla breaches raised");
+            }
+            return Ok(json!({ "sla": sweep }));
+        }
         let records = event["Records"].as_array().cloned().unwrap_or_default();
         let mut teams: BTreeSet<(String, String)> = BTreeSet::new();
         let mut first_of: Vec<(String, (String, String))> = Vec::new();

@@ -93,6 +93,18 @@ async fn create(store: &Store, who: &Principal, req: &Request) -> ApiResult<Repl
         ),
         None => None,
     };
+    // The team's SLA targets, as due times in its business hours.
+    let room = match team.as_ref().and_then(|(t, _)| t.sla.map(|sla| (t, sla))) {
+        Some((team, sla)) => {
+            let due = sla.due(team.business_hours.as_ref(), &room.created_at);
+            Room {
+                first_response_due_at: due.first_response,
+                resolution_due_at: due.resolution,
+                ..room
+            }
+        }
+        None => room,
+    };
     let (room, routed) = match (team, &new.agent_id) {
         (Some((team, loads)), None) => {
             let (room, routed) = store.create_routed(&who.org, &room, &team, loads).await?;

@@ -76,6 +76,7 @@ pub async fn update(store: &Store, who: &Principal, req: &Request) -> ApiResult<
             &team,
             change.name.as_deref(),
             change.business_hours.as_ref().map(Option::as_ref),
+            change.sla.as_ref().map(Option::as_ref),
         )
         .await?;
     team_reply(store, who, &team, "Team updated").await

@@ -5,6 +5,7 @@ use crate::ids::TeamId;
 use crate::request::required_text;
 use crate::store::Availability;
 use crate::store::hours::BusinessHours;
+use crate::store::sla::SlaPolicy;
 use crate::store::teams::MAX_CAPACITY;
 use serde::Deserialize;
 
@@ -29,6 +30,8 @@ pub struct PatchTeam {
     pub name: Option<String>,
     #[serde(default, deserialize_with = "super::present")]
     pub business_hours: Option<Option<BusinessHours>>,
+    #[serde(default, deserialize_with = "super::present")]
+    pub sla: Option<Option<SlaPolicy>>,
 }
 
 /// What a PATCH of a team changes.
@@ -36,6 +39,7 @@ pub struct PatchTeam {
 pub struct TeamChange {
     pub name: Option<String>,
     pub business_hours: Option<Option<BusinessHours>>,
+    pub sla: Option<Option<SlaPolicy>>,
 }
 
 impl TryFrom<PatchTeam> for TeamChange {
@@ -51,12 +55,17 @@ impl TryFrom<PatchTeam> for TeamChange {
             Some(Some(hours)) => Some(Some(hours.validated()?)),
             other => other,
         };
-        if name.is_none() && business_hours.is_none() {
+        let sla = match body.sla {
+            Some(Some(sla)) => Some(Some(sla.validated()?)),
+            other => other,
+        };
+        if name.is_none() && business_hours.is_none() && sla.is_none() {
             return Err(ApiError::invalid("body", "nothing to update"));
         }
         Ok(TeamChange {
             name,
             business_hours,
+            sla,
         })
     }
 }

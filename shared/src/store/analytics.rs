@@ -25,7 +25,7 @@ pub fn day_of(at: &str) -> &str {
     &at[..10.min(at.len())]
 }
 
-fn shard_of(room: &RoomId) -> u32 {
+pub(crate) fn shard_of(room: &RoomId) -> u32 {
     let mut hash: u32 = 0x811c_9dc5;
     for b in room.as_str().bytes() {
         hash = (hash ^ u32::from(b)).wrapping_mul(0x0100_0193);
@@ -86,6 +86,14 @@ pub mod counter {
     /// Conversations given a label that day.
     pub fn label(name: &str) -> String {
         format!("label:{name}")
+    }
+    /// Conversations given an SLA target that day (`first_response`, `resolution`).
+    pub fn sla_due(target: &str) -> String {
+        format!("sla_due:{target}")
+    }
+    /// Targets missed that day.
+    pub fn sla_breached(target: &str) -> String {
+        format!("sla_breached:{target}")
     }
     /// Satisfaction ratings given that day, and the sum of their scores (1–5).
     pub const CSAT_RATINGS: &str = "csat_ratings";
@@ -235,6 +243,12 @@ impl Store {
             .add(counter::customer(&room.owner_id), 1);
         if let Some(agent) = &room.assignee_id {
             counts.add(counter::assigned(agent), 1);
+        }
+        if room.first_response_due_at.is_some() {
+            counts.add(counter::sla_due("first_response"), 1);
+        }
+        if room.resolution_due_at.is_some() {
+            counts.add(counter::sla_due("resolution"), 1);
         }
         self.stats_update(
             org,
@@ -405,6 +419,9 @@ pub struct DayRollup {
     pub csat: Csat,
     #[serde(default)]
     pub team_csat: BTreeMap<String, Csat>,
+    /// SLA targets given and missed that day, per target.
+    #[serde(default)]
+    pub sla: BTreeMap<String, SlaFigures>,
     /// Customers who started conversations that day (distinct).
     #[serde(default)]
     pub customer_count: i64,
@@ -509,6 +526,13 @@ pub struct AgentFigures {
     pub csat_score: i64,
 }
 
+/// SLA targets given and missed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct SlaFigures {
+    pub due: i64,
+    pub breached: i64,
+}
+
 /// Satisfaction ratings and the sum of their scores (1–5 each).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Csat {
@@ -586,6 +610,10 @@ pub fn fold_day(day: &str, items: &[Item]) -> BTreeMap<String, DayRollup> {
                         rollup.team_csat.entry(team.to_owned()).or_default().ratings += v;
                     } else if let Some(team) = other.strip_prefix("team_csat_score:") {
                         rollup.team_csat.entry(team.to_owned()).or_default().score += v;
+                    } else if let Some(target) = other.strip_prefix("sla_due:") {
+                        rollup.sla.entry(target.to_owned()).or_default().due += v;
+                    } else if let Some(target) = other.strip_prefix("sla_breached:") {
+                        rollup.sla.entry(target.to_owned()).or_default().breached += v;
                     } else if let Some(label) = other.strip_prefix("label:") {
                         *rollup.labels.entry(label.to_owned()).or_default() += v;
                     } else if let Some(user) = other.strip_prefix("customer:") {

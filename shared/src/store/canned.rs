@@ -214,17 +214,7 @@ impl Context<'_> {
 
 /// A short code, checked: 1 to 32 lowercase letters, digits, `-` and `_`.
 pub fn short_code(field: &str, raw: &str) -> ApiResult<String> {
-    let ok = (1..=32).contains(&raw.len())
-        && raw
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
-    match ok {
-        true => Ok(raw.to_owned()),
-        false => Err(ApiError::invalid(
-            field,
-            "1 to 32 lowercase letters, digits, - and _",
-        )),
-    }
+    crate::request::slug(field, raw, 32)
 }
 
 impl Store {

@@ -39,10 +39,12 @@ pub enum EventKind {
     MemberRemoved,
     RoomUpdated,
     RoomDeleted,
+    /// A support conversation missed an SLA target (staff only; docs/support.md).
+    SlaBreached,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 7] = [
+    pub const ALL: [EventKind; 8] = [
         EventKind::MessageNew,
         EventKind::MessageUpdated,
         EventKind::MessageDeleted,
@@ -50,6 +52,7 @@ impl EventKind {
         EventKind::MemberRemoved,
         EventKind::RoomUpdated,
         EventKind::RoomDeleted,
+        EventKind::SlaBreached,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -61,6 +64,7 @@ impl EventKind {
             EventKind::MemberRemoved => "member.removed",
             EventKind::RoomUpdated => "room.updated",
             EventKind::RoomDeleted => "room.deleted",
+            EventKind::SlaBreached => "sla.breached",
         }
     }
 

@@ -154,6 +154,41 @@ impl BusinessHours {
             .any(|&(s, e)| s <= now && now < e)
     }
 
+    /// The moment `minutes` of open time have passed since `start` (an SLA's due
+    /// time in business hours), within a year; None when the hours never open.
+    pub fn add_open_minutes(&self, start: Timestamp, minutes: i64) -> Option<Timestamp> {
+        let zone = self.zone()?;
+        let mut left = minutes;
+        let local = start.to_zoned(zone.clone());
+        let mut date = local.date();
+        let mut from = u32::from(local.hour() as u8) * 60 + u32::from(local.minute() as u8);
+        for _ in 0..=LOOKAHEAD_DAYS {
+            for (s, e) in self.spans_on(date) {
+                let begin = s.max(from);
+                if begin >= e {
+                    continue;
+                }
+                let span = i64::from(e - begin);
+                if left <= span {
+                    let at = begin + left as u32;
+                    let time = match at {
+                        1440 => Time::new(23, 59, 59, 999_999_999).ok()?,
+                        _ => Time::new((at / 60) as i8, (at % 60) as i8, 0, 0).ok()?,
+                    };
+                    return date
+                        .to_datetime(time)
+                        .to_zoned(zone)
+                        .ok()
+                        .map(|z| z.timestamp());
+                }
+                left -= span;
+            }
+            date = date.checked_add(1.day()).ok()?;
+            from = 0;
+        }
+        None
+    }
+
     /// When the team opens next after `at` (`at` itself when open), within a year.
     pub fn next_open(&self, at: Timestamp) -> Option<Timestamp> {
         if self.is_open(at) {
@@ -294,6 +329,26 @@ mod tests {
         assert_eq!(
             h.next_open(at("2026-12-08T09:00:00Z")),
             Some(at("2026-12-08T09:00:00Z"))
+        );
+    }
+
+    #[test]
+    fn open_minutes_count_only_inside_the_hours() {
+        let h = berlin_office();
+        // Monday 11:30 Berlin + 60 open minutes: 30 before lunch, 30 after (13:30).
+        assert_eq!(
+            h.add_open_minutes(at("2026-12-07T10:30:00Z"), 60),
+            Some(at("2026-12-07T12:30:00Z"))
+        );
+        // Friday 14:30 Berlin + 60: 30 on Friday, then Monday 09:30.
+        assert_eq!(
+            h.add_open_minutes(at("2026-12-11T13:30:00Z"), 60),
+            Some(at("2026-12-14T08:30:00Z"))
+        );
+        // Saturday night + 30: Monday 09:30.
+        assert_eq!(
+            h.add_open_minutes(at("2026-12-12T22:00:00Z"), 30),
+            Some(at("2026-12-14T08:30:00Z"))
         );
     }
 

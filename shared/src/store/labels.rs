@@ -167,13 +167,18 @@ impl Store {
                 let vals = values([
                     (":now", s(&now)),
                     (":labels", AttributeValue::Ss(names.clone())),
+                    (":count", crate::item::n(room.labels.len())),
+                    (":zero", crate::item::n(0)),
                 ]);
-                let mut writes = vec![self.room_update(
+                // The labels as counted: a concurrent labelling makes this one count
+                // again (two adds at 19 never make 21).
+                let mut writes = vec![self.room_update_if(
                     room,
                     who,
                     &format!("SET updated_at = :now {action} labels :labels"),
                     vals,
                     &[],
+                    Some("size(labels) = :count OR (attribute_not_exists(labels) AND :count = :zero)"),
                 )];
                 let mut counts = Counts::default();
                 for label in &added {
@@ -217,17 +222,7 @@ impl Change {
 
 /// A label's name, checked: lowercase letters, digits, `-` and `_`, 1 to 40.
 pub fn label_name(field: &str, raw: &str) -> ApiResult<String> {
-    let ok = (1..=40).contains(&raw.len())
-        && raw
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
-    match ok {
-        true => Ok(raw.to_owned()),
-        false => Err(ApiError::invalid(
-            field,
-            "1 to 40 lowercase letters, digits, - and _",
-        )),
-    }
+    crate::request::slug(field, raw, 40)
 }
 
 /// A labelling applied to `current`: the expression's action and names, the labels

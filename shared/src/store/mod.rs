@@ -22,6 +22,7 @@ mod realtime;
 pub mod retention;
 mod room;
 mod search;
+pub mod sla;
 mod table;
 pub mod teams;
 mod webhooks;

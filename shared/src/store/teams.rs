@@ -21,6 +21,7 @@ use crate::item::{Item, ItemBuilder, ItemExt, n, s, values};
 use crate::keys;
 use crate::model::{Room, RoomStatus};
 use crate::store::hours::BusinessHours;
+use crate::store::sla::SlaPolicy;
 use crate::store::{Change, EventKind, Plan, Store, WriteError, put, rebuilds, storage_busy};
 use aws_sdk_dynamodb::types::{
     AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
@@ -81,6 +82,8 @@ pub struct Team {
     pub agents: Vec<String>,
     /// When it answers (none: always).
     pub business_hours: Option<BusinessHours>,
+    /// Its targets (none: no SLA).
+    pub sla: Option<SlaPolicy>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -93,6 +96,7 @@ impl Team {
             name,
             agents: Vec::new(),
             business_hours: None,
+            sla: None,
             created_at: now.clone(),
             updated_at: now,
         }
@@ -118,6 +122,12 @@ impl Team {
         if let Some(hours) = &self.business_hours {
             item.insert("business_hours".into(), s(hours_text(hours)));
         }
+        if let Some(sla) = &self.sla {
+            item.insert(
+                "sla".into(),
+                s(serde_json::to_string(sla).expect("serializes")),
+            );
+        }
         item
     }
 
@@ -132,6 +142,7 @@ impl Team {
             business_hours: item
                 .str("business_hours")
                 .and_then(|h| serde_json::from_str(h).ok()),
+            sla: item.str("sla").and_then(|h| serde_json::from_str(h).ok()),
             created_at: item.string("created_at").unwrap_or_default(),
             updated_at: item.string("updated_at").unwrap_or_default(),
         })
@@ -154,6 +165,7 @@ impl Team {
             "name": self.name,
             "agents": agents,
             "business_hours": self.business_hours,
+            "sla": self.sla,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
         })
@@ -442,13 +454,15 @@ impl Store {
             .collect())
     }
 
-    /// Renames a team and/or sets its business hours (`Some(None)`: none, always open).
+    /// Renames a team and/or sets its business hours (`Some(None)`: none, always open)
+    /// and its SLA policy (`Some(None)`: none).
     pub async fn update_team(
         &self,
         org: &OrgId,
         team: &TeamId,
         name: Option<&str>,
         hours: Option<Option<&BusinessHours>>,
+        sla: Option<Option<&SlaPolicy>>,
     ) -> ApiResult<()> {
         let (pk, sk) = Team::key(org, team);
         let mut sets = vec!["updated_at = :now"];
@@ -464,15 +478,30 @@ impl Store {
                 .expression_attribute_names("#n", "name")
                 .expression_attribute_values(":name", s(name));
         }
-        let mut remove = "";
+        let mut removes = Vec::new();
         match hours {
             Some(Some(hours)) => {
                 sets.push("business_hours = :hours");
                 update = update.expression_attribute_values(":hours", s(hours_text(hours)));
             }
-            Some(None) => remove = " REMOVE business_hours",
+            Some(None) => removes.push("business_hours"),
             None => {}
         }
+        match sla {
+            Some(Some(sla)) => {
+                sets.push("sla = :sla");
+                update = update.expression_attribute_values(
+                    ":sla",
+                    s(serde_json::to_string(sla).expect("serializes")),
+                );
+            }
+            Some(None) => removes.push("sla"),
+            None => {}
+        }
+        let remove = match removes.is_empty() {
+            true => String::new(),
+            false => format!(" REMOVE {}", removes.join(", ")),
+        };
         let update = update
             .update_expression(format!("SET {}{remove}", sets.join(", ")))
             .build()

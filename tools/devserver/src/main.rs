@@ -111,7 +111,14 @@ async fn serve() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             privacy_jobs.sweep().await;
         }
     });
-    devserver::support_jobs::serve_support_jobs(&runtime).await;
+    let support_jobs = devserver::support_jobs::serve_support_jobs(&runtime).await;
+    // The SLA sweep's schedule (every minute, as on AWS).
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+            support_jobs.sla_sweep().await;
+        }
+    });
     devserver::notify::serve_notifications(&runtime).await;
     // A Web Push service on loopback for the browsers of `make dev` to subscribe with
     // (web-push-testing: it checks VAPID, decrypts, and keeps what it got).

@@ -28,6 +28,18 @@ impl StreamConsumer for SupportJobs {
     }
 }
 
+impl SupportJobs {
+    /// One SLA sweep, logged.
+    pub async fn sla_sweep(&self) {
+        let now = chat_core::time::now_string();
+        match self.jobs.store.sla_sweep(&now).await {
+            Ok(sweep) if sweep.timers > 0 => tracing::info!(?sweep, "sla sweep"),
+            Ok(_) => {}
+            Err(err) => tracing::error!(%err, "sla sweep stopped"),
+        }
+    }
+}
+
 /// Starts the queue's consumer for `runtime`'s table, running until the process ends.
 pub async fn serve_support_jobs(runtime: &Runtime) -> Arc<SupportJobs> {
     let jobs = Arc::new(SupportJobs {

@@ -129,6 +129,29 @@ impl TestApp {
         }
     }
 
+    /// A support team named `name`, made by the admin `admin` (`POST /teams`): its id.
+    pub async fn team(&self, admin: &str, name: &str) -> String {
+        let made = self
+            .expect(201, "POST /teams", &[], admin, json!({ "name": name }))
+            .await;
+        made["team_id"].as_str().expect("team id").to_owned()
+    }
+
+    /// The conversation's feed as `who` reads it, from the start.
+    pub async fn events(&self, conversation: &str, who: &str) -> Vec<Value> {
+        let (status, feed) = self
+            .send(
+                "GET /chat/conversations/{conversation_id}/events",
+                &[("conversation_id", conversation)],
+                who,
+                None,
+                &[("after", "0")],
+            )
+            .await;
+        assert_eq!(status, 200, "{feed}");
+        feed["data"]["events"].as_array().expect("events").clone()
+    }
+
     /// A room started by `who` with `body` (`POST /rooms`): its id.
     pub async fn room(&self, who: &str, body: Value) -> String {
         let made = self.expect(201, "POST /rooms", &[], who, body).await;
@@ -224,6 +247,26 @@ impl TestApp {
 
 /// The dev server for `table` on a free port of 127.0.0.1, serving until the process
 /// ends (AI replies off): the port.
+/// Business hours (UTC) open one hour a day, every day, starting two hours from now:
+/// closed now. With the opening's "HH:00".
+pub fn hours_closed_now() -> (Value, String) {
+    let now = chat_core::time::now();
+    let start = (u32::from(now.hour()) + 2) % 24;
+    let end = match start {
+        23 => "24:00".to_owned(),
+        s => format!("{:02}:00", s + 1),
+    };
+    let span = json!([[format!("{start:02}:00"), end]]);
+    let week: serde_json::Map<String, Value> = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+        .iter()
+        .map(|d| ((*d).to_owned(), span.clone()))
+        .collect();
+    (
+        json!({"time_zone": "UTC", "week": week}),
+        format!("{start:02}:00"),
+    )
+}
+
 pub async fn serve_locally(table: &TestTable) -> u16 {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
         .await

@@ -16,25 +16,6 @@ fn customer() -> String {
     token("u-1", "acme", "customer")
 }
 
-/// Open one hour a day, every day, starting two hours from now (UTC): closed now.
-fn closed_now() -> (Value, String) {
-    let now = chat_core::time::now();
-    let start = (u32::from(now.hour()) + 2) % 24;
-    let end = match start {
-        23 => "24:00".to_owned(),
-        s => format!("{:02}:00", s + 1),
-    };
-    let span = json!([[format!("{start:02}:00"), end]]);
-    let week: serde_json::Map<String, Value> = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-        .iter()
-        .map(|d| ((*d).to_owned(), span.clone()))
-        .collect();
-    (
-        json!({"time_zone": "UTC", "week": week}),
-        format!("{start:02}:00"),
-    )
-}
-
 fn always_open() -> Value {
     let span = json!([["00:00", "24:00"]]);
     let week: serde_json::Map<String, Value> = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -83,7 +64,7 @@ async fn outside_its_hours_a_team_answers_once_with_when_it_is_back() {
         .as_str()
         .unwrap()
         .to_owned();
-    let (hours, opens) = closed_now();
+    let (hours, opens) = devserver::test_app::hours_closed_now();
     let (status, body) = set_hours(&app, &team, hours).await;
     assert_eq!(status, 200, "{body}");
     // Anyone of the tenant may ask; the answer says when it is back.
@@ -137,17 +118,9 @@ async fn outside_its_hours_a_team_answers_once_with_when_it_is_back() {
         "{text}"
     );
     // Numbered in the feed like any message.
-    let (_, feed) = app
-        .send(
-            "GET /chat/conversations/{conversation_id}/events",
-            &[("conversation_id", &conversation)],
-            &customer(),
-            None,
-            &[("after", "0")],
-        )
-        .await;
-    assert_eq!(feed["data"]["events"][0]["type"], "message.new");
-    assert_eq!(feed["data"]["events"][0]["seq"], 1);
+    let feed = app.events(&conversation, &customer()).await;
+    assert_eq!(feed[0]["type"], "message.new");
+    assert_eq!(feed[0]["seq"], 1);
     // Once: the customer writes, no second auto-reply; and it answered nobody: the
     // customer is still waiting, with no first response.
     app.expect(

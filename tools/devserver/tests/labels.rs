@@ -103,30 +103,14 @@ async fn staff_label_conversations_and_filter_by_them_customers_never_see_them()
         .await;
     assert_eq!(status, 403);
     // The feed: staff see the labels change; the customer's feed skips it.
-    let events = |who: String| {
-        let app = &app;
-        let first = first.clone();
-        async move {
-            let (_, feed) = app
-                .send(
-                    "GET /chat/conversations/{conversation_id}/events",
-                    &[("conversation_id", &first)],
-                    &who,
-                    None,
-                    &[("after", "0")],
-                )
-                .await;
-            feed["data"]["events"].as_array().unwrap().clone()
-        }
-    };
-    let staff_events = events(agent()).await;
+    let staff_events = app.events(&first, &agent()).await;
     assert!(
         staff_events.iter().any(
             |e| e["type"] == "room.updated" && e["data"]["labels"] == json!(["billing", "vip"])
         ),
         "{staff_events:?}"
     );
-    let customer_events = events(customer()).await;
+    let customer_events = app.events(&first, &customer()).await;
     assert!(
         !serde_json::to_string(&customer_events)
             .unwrap()
@@ -288,4 +272,43 @@ async fn labels_refuse_every_other_spelling_other_tenants_and_customers_and_writ
     let listed = app.expect_get("GET /labels", &[], &agent()).await;
     assert_eq!(listed["labels"].as_array().unwrap().len(), 1);
     assert_eq!(listed["labels"][0]["name"], "vip");
+}
+
+#[tokio::test]
+async fn a_burst_of_labellings_never_puts_more_than_twenty_on_a_conversation() {
+    let app = TestApp::new().await;
+    let names: Vec<String> = (0..24).map(|i| format!("l{i:02}")).collect();
+    for name in &names {
+        app.expect(201, "POST /labels", &[], &admin(), json!({ "name": name }))
+            .await;
+    }
+    let conversation = app
+        .conversation(&customer(), json!({"title": "Invoice", "agent_id": "a-1"}))
+        .await;
+    for chunk in [&names[0..10], &names[10..18]] {
+        let (status, _) = label(&app, &conversation, json!(chunk)).await;
+        assert_eq!(status, 200);
+    }
+    // Three at once, each adding two different labels to 18: one fits.
+    let pairs = [&names[18..20], &names[20..22], &names[22..24]];
+    let answers = futures_util::future::join_all(
+        pairs
+            .iter()
+            .map(|pair| label(&app, &conversation, json!(pair))),
+    )
+    .await;
+    let fitted = answers.iter().filter(|(s, _)| *s == 200).count();
+    assert_eq!(fitted, 1, "{answers:?}");
+    assert!(
+        answers.iter().all(|(s, _)| *s == 200 || *s == 422),
+        "{answers:?}"
+    );
+    let shown = app
+        .expect_get(
+            "GET /chat/conversations/{conversation_id}",
+            &[("conversation_id", &conversation)],
+            &agent(),
+        )
+        .await;
+    assert_eq!(shown["labels"].as_array().unwrap().len(), 20, "{shown}");
 }

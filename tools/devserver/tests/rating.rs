@@ -41,12 +41,7 @@ async fn set_status(app: &TestApp, conversation: &str, status: &str) {
 async fn a_resolution_is_rated_once_by_its_customer_and_counted_per_day_agent_and_team() {
     let app = TestApp::new().await;
     let admin = token("boss", "acme", "admin");
-    let team = app
-        .expect(201, "POST /teams", &[], &admin, json!({"name": "Kettles"}))
-        .await["team_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let team = app.team(&admin, "Kettles").await;
     app.expect(
         200,
         "PUT /teams/{team_id}/agents/{user_id}",
@@ -156,18 +151,8 @@ async fn a_resolution_is_rated_once_by_its_customer_and_counted_per_day_agent_an
     assert_eq!(status, 201);
 
     // The feed carries each rating.
-    let (_, feed) = app
-        .send(
-            "GET /chat/conversations/{conversation_id}/events",
-            &[("conversation_id", &conversation)],
-            &customer(),
-            None,
-            &[("after", "0")],
-        )
-        .await;
-    let scores: Vec<&Value> = feed["data"]["events"]
-        .as_array()
-        .unwrap()
+    let feed = app.events(&conversation, &customer()).await;
+    let scores: Vec<&Value> = feed
         .iter()
         .filter_map(|e| e["data"].get("rating").map(|r| &r["score"]))
         .collect();

@@ -65,6 +65,7 @@ impl Store {
     ) -> Vec<TransactWriteItem> {
         let mut writes = vec![put(self.name(), room.to_item(org), true)];
         writes.extend(self.room_created_stats(org, room));
+        writes.extend(self.sla_timer_put(org, room));
         for (user, member_role) in member_roles {
             writes.push(put(
                 self.name(),
