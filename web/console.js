@@ -138,6 +138,12 @@ function start() {
     saveSettings().catch((err) => showFormError(err));
   });
   $('#label-filter').addEventListener('change', () => loadInbox().catch(showError));
+  $('#search').addEventListener('submit', (e) => {
+    e.preventDefault();
+    search($('#search-q').value).catch(showError);
+  });
+  $('#shortcuts').addEventListener('click', () => $('#keys').showModal());
+  document.addEventListener('keydown', shortcut);
   loadLabels().catch(() => {});
   $('#availability').addEventListener('change', (e) => setAvailability(e.target.value).catch(showError));
   loadWorkload().catch(() => {});
@@ -172,6 +178,43 @@ function showError(err) {
 function scheduleRefresh() {
   clearTimeout(refreshTimer);
   refreshTimer = setTimeout(() => !$('#inbox').hidden && loadInbox().catch(showError), 300);
+}
+
+/** The console's keyboard shortcuts (listed on the `?` overlay): outside text
+ * fields only, so typing is never taken for a command. */
+function shortcut(e) {
+  if (e.ctrlKey || e.metaKey || e.altKey) return;
+  const typing = e.target.closest?.('input, textarea, select, [contenteditable]');
+  if (e.key === 'Escape' && typing) {
+    e.target.blur();
+    return;
+  }
+  if (typing || $('#keys').open || $('#inbox').hidden) return;
+  const act = {
+    '?': () => $('#keys').showModal(),
+    '/': () => $('#search-q').focus(),
+    j: () => step(1),
+    k: () => step(-1),
+    r: () => view?.compose(false),
+    n: () => view?.compose(true),
+    a: () => view?.act('assign'),
+    e: () => view?.act('resolve'),
+    s: () => view?.act('snooze'),
+    l: () => view?.el.choice.focus(),
+  }[e.key];
+  if (!act) return;
+  e.preventDefault();
+  act();
+}
+
+/** Opens the next (or previous) conversation in the list. */
+function step(by) {
+  const buttons = [...document.querySelectorAll('#conversations button[data-room]')];
+  if (!buttons.length) return;
+  const at = buttons.findIndex((b) => b.getAttribute('aria-current') === 'true');
+  const next = buttons[Math.min(buttons.length - 1, Math.max(0, at < 0 ? 0 : at + by))];
+  next.click();
+  next.focus();
 }
 
 /** The agent's availability and workload (docs/support.md): online takes new
@@ -230,7 +273,8 @@ async function loadInbox() {
   }[filter];
   const label = $('#label-filter').value;
   const byLabel = label ? `&label=${encodeURIComponent(label)}` : '';
-  const page = await api.get(`/chat/conversations?limit=50${query}${byLabel}`);
+  // Each row with its last message and SLA clock (docs/support.md).
+  const page = await api.get(`/chat/conversations?limit=50&include=last_message${query}${byLabel}`);
   const rows = page.conversations;
   $('.load-error')?.remove();
   const list = $('#conversations');
@@ -238,9 +282,69 @@ async function loadInbox() {
   for (const c of rows) {
     const path = `/chat/conversations/${c.id}`;
     feed.follow(c.id, c.last_seq, path);
-    list.append(row(c.id, c.title ?? 'Conversation', `${c.status} · ${c.user_id} · ${clock(c.last_message_at)}`, c.unread_count, () =>
+    const li = row(c.id, c.title ?? 'Conversation', `${c.status} · ${c.user_id} · ${clock(c.last_message_at)}`, c.unread_count, () =>
       open('#conversation', path, c.id, true),
-    ));
+    );
+    const button = $('button', li);
+    if (c.last_message) {
+      const preview = document.createElement('span');
+      preview.className = 'preview';
+      preview.textContent = `${c.last_message.sender_id === me ? 'You: ' : ''}${c.last_message.preview}`;
+      button.append(preview);
+    }
+    if (c.labels?.length) {
+      const chips = document.createElement('span');
+      chips.className = 'row-labels';
+      chips.textContent = c.labels.map((l) => `#${l}`).join(' ');
+      button.append(chips);
+    }
+    const due = slaClock(c);
+    if (due) button.append(due);
+    list.append(li);
+  }
+}
+
+/** The SLA target a conversation is racing (first response until answered, then
+ * resolution), as a ticking badge; none when nothing is due or it is closed. */
+function slaClock(conversation) {
+  const sla = conversation.sla;
+  if (!sla || ['resolved', 'closed'].includes(conversation.status)) return null;
+  const [target, due] = !sla.first_response_at && sla.first_response_due_at
+    ? ['first response', sla.first_response_due_at]
+    : ['resolution', sla.resolution_due_at];
+  if (!due) return null;
+  const badge = document.createElement('span');
+  badge.className = 'clock';
+  badge.dataset.due = due;
+  badge.dataset.target = target;
+  tick(badge);
+  return badge;
+}
+
+function tick(badge) {
+  const left = Math.round((new Date(badge.dataset.due) - Date.now()) / 60_000);
+  const span = Math.abs(left) >= 60 ? `${Math.floor(Math.abs(left) / 60)} h ${Math.abs(left) % 60} min` : `${Math.abs(left)} min`;
+  badge.textContent = left < 0 ? `${badge.dataset.target} overdue by ${span}` : `${badge.dataset.target} due in ${span}`;
+  badge.classList.toggle('late', left < 0);
+  badge.classList.toggle('soon', left >= 0 && left < 15);
+  badge.title = `${badge.dataset.target} due at ${clock(badge.dataset.due)}`;
+}
+
+// The countdowns move with the clock.
+setInterval(() => document.querySelectorAll('.clock').forEach(tick), 30_000);
+
+/** Messages matching every word (GET /chat/search), as rows that open their
+ * conversation. */
+async function search(q) {
+  const words = q.trim();
+  if (!words) return loadInbox();
+  const found = await api.get(`/chat/search?q=${encodeURIComponent(words)}&limit=50`);
+  const list = $('#conversations');
+  list.innerHTML = found.results.length ? '' : '<li class="empty">No message matches.</li>';
+  for (const hit of found.results) {
+    const id = hit.conversation_id ?? hit.room_id;
+    const path = `/chat/conversations/${id}`;
+    list.append(row(id, hit.content ?? '', `${hit.sender ?? ''} · ${clock(hit.created_at)}`, 0, () => open('#conversation', path, id, true)));
   }
 }
 
@@ -272,8 +376,51 @@ function row(id, title, meta, unread, onOpen) {
 
 function open(paneSelector, path, roomId, support) {
   for (const b of document.querySelectorAll('.rows button')) b.setAttribute('aria-current', String(b.dataset.room === roomId));
+  if (!support) $('#customer').hidden = true;
   view = new RoomView($(paneSelector), path, roomId, support);
   view.load();
+}
+
+/** The customer panel: who they are (their profile, as the room's members carry it:
+ * a customer without a profile is nulls there, not a 404) and their other
+ * conversations with the desk, newest first, with status and labels. */
+async function showCustomer(userId, roomId) {
+  const pane = $('#customer');
+  const [profile, rooms] = await Promise.all([
+    api.get(`/rooms/${encodeURIComponent(roomId)}`)
+      .then((room) => (room.members ?? []).find((m) => m.user_id === userId) ?? {})
+      .catch(() => ({})),
+    api.get(`/rooms?member=${encodeURIComponent(userId)}&type=support&limit=10`).catch(() => ({ rooms: [] })),
+  ]);
+  if (view?.roomId !== roomId) return; // another conversation opened meanwhile
+  const facts = [
+    ['Name', profile.username],
+    ['Email', profile.email],
+    ['Phone', profile.phone],
+    ['User id', userId],
+  ].filter(([, value]) => value);
+  const past = rooms.rooms.filter((r) => r.id !== roomId);
+  pane.innerHTML = `<h2>${escapeHtml(profile.username ?? userId)}</h2>
+    <dl>${facts.map(([k, v]) => `<dt>${escapeHtml(k)}</dt><dd>${escapeHtml(v)}</dd>`).join('')}</dl>
+    <h3>Past conversations</h3>
+    <ul class="past">${past.length ? '' : '<li>None.</li>'}</ul>`;
+  const list = $('.past', pane);
+  for (const r of past) {
+    const li = document.createElement('li');
+    const link = document.createElement('a');
+    link.href = '#inbox';
+    link.textContent = r.name ?? 'Conversation';
+    link.addEventListener('click', (e) => {
+      e.preventDefault();
+      open('#conversation', `/chat/conversations/${r.id}`, r.id, true);
+    });
+    const meta = document.createElement('span');
+    meta.className = 'past-meta';
+    meta.textContent = [r.status, clock(r.last_message_at ?? r.created_at), ...(r.labels ?? []).map((l) => `#${l}`)].join(' · ');
+    li.append(link, meta);
+    list.append(li);
+  }
+  pane.hidden = false;
 }
 
 class RoomView {
@@ -289,6 +436,7 @@ class RoomView {
       text: $('textarea', pane), note: $('input[name=note]', pane), file: $('input[type=file]', pane),
       members: $('.members', pane), actions: $('.actions', pane),
       labels: $('.labels', pane), chips: $('.label-chips', pane), choice: $('.label-choice', pane),
+      sla: $('.sla', pane),
     };
     this.el.labels.hidden = !support;
     this.el.choice.addEventListener('change', () => this.label('POST', this.el.choice.value));
@@ -344,7 +492,16 @@ class RoomView {
     if (muted) this.el.meta.textContent += ` · muted until ${clock(r.muted_until)}`;
     const mute = $('[data-act=mute]', this.pane);
     if (mute) mute.textContent = muted ? 'Unmute' : 'Mute 8 h';
-    if (this.support) this.showLabels();
+    if (this.support) {
+      this.showLabels();
+      const due = slaClock(r);
+      this.el.sla.hidden = !due;
+      this.el.sla.replaceChildren(...(due ? ['SLA: ', due] : []));
+      if (r.user_id !== this.customerShown) {
+        this.customerShown = r.user_id;
+        showCustomer(r.user_id, this.roomId).catch(() => {});
+      }
+    }
     this.el.members.replaceChildren(
       ...(r.members ?? []).map((m) => {
         const li = document.createElement('li');
@@ -377,6 +534,11 @@ class RoomView {
       }),
     );
     this.el.canned.hidden = !found.length;
+  }
+
+  compose(note) {
+    this.el.note.checked = note;
+    this.el.text.focus();
   }
 
   pick(li) {

@@ -155,6 +155,8 @@ pub const ROUTES: &[(&str, Kind)] = &[
     ),
     ("PUT /me/canned-responses/{short_code}", Exempt(OWN)),
     ("DELETE /me/canned-responses/{short_code}", Exempt(OWN)),
+    ("PUT /routing-rules", Audited("routing_rules.put")),
+    ("PATCH /labels/{label_name}", Audited("label.update")),
     ("DELETE /labels/{label_name}", Audited("label.delete")),
     (
         "POST /chat/conversations/{conversation_id}/labels",
@@ -187,6 +189,8 @@ pub const ROUTES: &[(&str, Kind)] = &[
         "POST /email/unsubscribe",
         Exempt("a recipient's own choice, by a signed link"),
     ),
+    // The rating route's, by the customer's signed link.
+    ("POST /email/rating", Exempt(CONTENT)),
 ];
 
 /// How `route` is classified; `None` for a route missing from [`ROUTES`].

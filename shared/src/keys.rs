@@ -88,6 +88,7 @@ pub mod entity {
     pub const LABEL: &str = "label";
     pub const CANNED_RESPONSE: &str = "canned_response";
     pub const SLA_TIMER: &str = "sla_timer";
+    pub const ROUTING_RULES: &str = "routing_rules";
 }
 
 pub const ROOM_SK: &str = "META";
@@ -171,8 +172,15 @@ pub const CANNED_COUNT_SK: &str = "COUNT";
 pub const PERSONAL_CANNED_SK_PREFIX: &str = "CANNED#";
 pub const PERSONAL_CANNED_COUNT_SK: &str = "CANNED~COUNT";
 
+/// The tenant's routing rules: one item, beside its teams.
+pub const ROUTING_RULES_SK: &str = "RULES";
+
 /// A conversation's SLA timer, beside its room.
 pub const SLA_TIMER_SK: &str = "SLA";
+
+/// The resolution a conversation's customer was last asked by email to rate, beside
+/// its room (one request per resolution).
+pub const RATING_ASK_SK: &str = "RATEASK";
 
 /// GSI2's partitions of the SLA timers, by their next due time.
 pub fn sla_due_gsi2pk(shard: u32) -> String {

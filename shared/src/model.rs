@@ -645,15 +645,8 @@ pub fn conversation_json(room: &Room, membership: Option<&Membership>, role: Rol
         "queued_at": room.queued_at,
         "labels": if role.is_staff() { Some(&room.labels) } else { None },
         "rating": room.rating,
-        "sla": if room.first_response_due_at.is_some() || room.resolution_due_at.is_some() {
-            json!({
-                "first_response_due_at": room.first_response_due_at,
-                "resolution_due_at": room.resolution_due_at,
-                "first_response_at": room.first_response_at,
-            })
-        } else {
-            Value::Null
-        },
+        // The desk's clock, not the customer's.
+        "sla": if role.is_staff() { SlaView::of(room) } else { None },
         "conversation_type": room.conversation_type,
         "room_type": room.room_type,
         "status": room.status,
@@ -669,6 +662,26 @@ pub fn conversation_json(room: &Room, membership: Option<&Membership>, role: Rol
         "updated_at": room.updated_at,
         "last_seq": room.last_seq,
     })
+}
+
+/// A conversation's SLA due times (absent when no policy applies to it).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SlaView {
+    pub first_response_due_at: Option<String>,
+    pub resolution_due_at: Option<String>,
+    pub first_response_at: Option<String>,
+}
+
+impl SlaView {
+    pub fn of(room: &Room) -> Option<SlaView> {
+        (room.first_response_due_at.is_some() || room.resolution_due_at.is_some()).then(|| {
+            SlaView {
+                first_response_due_at: room.first_response_due_at.clone(),
+                resolution_due_at: room.resolution_due_at.clone(),
+                first_response_at: room.first_response_at.clone(),
+            }
+        })
+    }
 }
 
 /// An inbox row as the list route shows it (the room summary copied on the row).
@@ -695,6 +708,17 @@ pub struct InboxEntry {
     /// The conversation's labels (the desk's: cleared before a customer sees a row).
     pub labels: Vec<String>,
     pub membership: Membership,
+    /// The room's latest public message and SLA due times: read from the room when
+    /// the listing asks for them (never copied on rows, so an edit, a deletion or a
+    /// purge of the message has only the room to change).
+    pub summary: Option<RowSummary>,
+}
+
+/// What a row shows from its room when asked (`include=last_message`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RowSummary {
+    pub last_message: Option<LastMessage>,
+    pub sla: Option<SlaView>,
 }
 
 impl InboxEntry {
@@ -717,6 +741,7 @@ impl InboxEntry {
                 labels.sort();
                 labels
             },
+            summary: None,
         })
     }
 
@@ -733,6 +758,14 @@ impl InboxEntry {
         if room.last_message_at > self.membership.last_message_at {
             self.membership.last_message_at = room.last_message_at.clone();
         }
+    }
+
+    /// The room's latest message and SLA due times on the row.
+    pub fn with_summary(&mut self, room: &Room) {
+        self.summary = Some(RowSummary {
+            last_message: room.last_message.clone(),
+            sla: SlaView::of(room),
+        });
     }
 
     /// The row as the inbox shows it.
@@ -757,6 +790,8 @@ impl InboxEntry {
             last_seq: self.last_seq,
             muted_until: m.muted_until.as_deref(),
             labels: (!self.labels.is_empty()).then_some(self.labels.as_slice()),
+            last_message: self.summary.as_ref().and_then(|s| s.last_message.as_ref()),
+            sla: self.summary.as_ref().and_then(|s| s.sla.as_ref()),
         }
     }
 }
@@ -786,6 +821,13 @@ pub struct InboxEntryView<'a> {
     /// The conversation's labels, to staff (absent: none).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub labels: Option<&'a [String]>,
+    /// The latest public message (with `include=last_message`; absent: none or not
+    /// asked).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_message: Option<&'a LastMessage>,
+    /// The SLA due times (with `include=last_message`, for staff).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sla: Option<&'a SlaView>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,5 +1,7 @@
-//! The signed link in every notification email that turns the recipient's email off
-//! without signing in (RFC 8058 one-click unsubscribe).
+//! The signed links of notification emails, which act without signing in: the
+//! one in every mail that turns the recipient's email off (RFC 8058 one-click
+//! unsubscribe), and the one in a rating request that rates one resolution of one
+//! conversation ([`RatingLink`]).
 //!
 //! A token is `{payload}.{mac}`: the payload names the tenant and user
 //! (`v1:{org}:{user}`, base64url without padding), the mac is HMAC-SHA256 of the
@@ -8,7 +10,7 @@
 //! payload or a mac made with another key are refused. A link does not expire: a mail
 //! read a year later must still unsubscribe.
 
-use crate::ids::{OrgId, UserId};
+use crate::ids::{OrgId, RoomId, UserId};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, KeyInit, Mac};
@@ -23,20 +25,30 @@ fn mac(secret: &str, payload: &str) -> Hmac<Sha256> {
     mac
 }
 
-/// The token for `user` of `org`.
-pub fn sign(secret: &str, org: &OrgId, user: &UserId) -> String {
-    let payload = URL_SAFE_NO_PAD.encode(format!("{VERSION}:{org}:{user}"));
+/// `text` as a token: its base64url and its mac.
+fn sign_text(secret: &str, text: &str) -> String {
+    let payload = URL_SAFE_NO_PAD.encode(text);
     let tag = URL_SAFE_NO_PAD.encode(mac(secret, &payload).finalize().into_bytes());
     format!("{payload}.{tag}")
 }
 
-/// Whom a token names, when it was made with `secret`; `None` for anything else.
-pub fn verify(secret: &str, token: &str) -> Option<(OrgId, UserId)> {
+/// The text a token signs, when it was made with `secret`.
+fn verify_text(secret: &str, token: &str) -> Option<String> {
     let (payload, tag) = token.split_once('.')?;
     // The decoder takes only the unpadded URL alphabet, so there is one spelling.
     let tag = URL_SAFE_NO_PAD.decode(tag).ok()?;
     mac(secret, payload).verify_slice(&tag).ok()?;
-    let text = String::from_utf8(URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;
+    String::from_utf8(URL_SAFE_NO_PAD.decode(payload).ok()?).ok()
+}
+
+/// The token for `user` of `org`.
+pub fn sign(secret: &str, org: &OrgId, user: &UserId) -> String {
+    sign_text(secret, &format!("{VERSION}:{org}:{user}"))
+}
+
+/// Whom a token names, when it was made with `secret`; `None` for anything else.
+pub fn verify(secret: &str, token: &str) -> Option<(OrgId, UserId)> {
+    let text = verify_text(secret, token)?;
     let mut parts = text.splitn(3, ':');
     if parts.next()? != VERSION {
         return None;
@@ -44,6 +56,53 @@ pub fn verify(secret: &str, token: &str) -> Option<(OrgId, UserId)> {
     let org = OrgId::parse(parts.next()?).ok()?;
     let user = UserId::parse(parts.next()?).ok()?;
     Some((org, user))
+}
+
+/// The rating link's version: a different first word than an unsubscribe token's, so
+/// neither is ever taken for the other.
+const RATING_VERSION: &str = "rate1";
+
+/// What a rating link may do: rate `room`'s resolution of `resolution` (its
+/// `closed_at`) as `user` of `org`. A later resolution of the same conversation is
+/// not this link's: its own mail carries its own link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RatingLink {
+    pub org: OrgId,
+    pub user: UserId,
+    pub room: RoomId,
+    pub resolution: String,
+}
+
+impl RatingLink {
+    /// Its token, under `secret`.
+    pub fn sign(&self, secret: &str) -> String {
+        let RatingLink {
+            org,
+            user,
+            room,
+            resolution,
+        } = self;
+        // The resolution is a timestamp (it holds colons): last.
+        sign_text(
+            secret,
+            &format!("{RATING_VERSION}:{org}:{user}:{room}:{resolution}"),
+        )
+    }
+
+    /// The link a token is, when it was made with `secret`; `None` for anything else.
+    pub fn verify(secret: &str, token: &str) -> Option<RatingLink> {
+        let text = verify_text(secret, token)?;
+        let mut parts = text.splitn(5, ':');
+        if parts.next()? != RATING_VERSION {
+            return None;
+        }
+        Some(RatingLink {
+            org: OrgId::parse(parts.next()?).ok()?,
+            user: UserId::parse(parts.next()?).ok()?,
+            room: RoomId::parse(parts.next()?).ok()?,
+            resolution: Some(parts.next()?).filter(|r| !r.is_empty())?.to_owned(),
+        })
+    }
 }
 
 #[cfg(test)]
@@ -102,5 +161,45 @@ mod tests {
         for token in refused {
             assert_eq!(verify(KEY, &token), None, "{token:?}");
         }
+    }
+
+    fn link() -> RatingLink {
+        let (org, user) = ids();
+        RatingLink {
+            org,
+            user,
+            room: RoomId::generate(),
+            resolution: "2026-12-05T10:00:00.123Z".into(),
+        }
+    }
+
+    #[test]
+    fn a_rating_link_names_one_resolution_under_its_key_only() {
+        let link = link();
+        let token = link.sign(KEY);
+        assert_eq!(RatingLink::verify(KEY, &token), Some(link.clone()));
+        assert_eq!(
+            RatingLink::verify("another-key-of-thirty-two-bytes!", &token),
+            None
+        );
+        // Neither kind of link is the other.
+        assert_eq!(verify(KEY, &token), None);
+        let unsubscribe = sign(KEY, &link.org, &link.user);
+        assert_eq!(RatingLink::verify(KEY, &unsubscribe), None);
+        // Another resolution, room or person, signed by someone without the key.
+        let (payload, tag) = token.split_once('.').unwrap();
+        let text = String::from_utf8(URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+        for altered in [
+            text.replace("10:00:00", "11:00:00"),
+            text.replace("u-100", "u-200"),
+            text.replace(link.room.as_str(), RoomId::generate().as_str()),
+            text.replace("rate1", "rate2"),
+        ] {
+            let forged = format!("{}.{tag}", URL_SAFE_NO_PAD.encode(&altered));
+            assert_eq!(RatingLink::verify(KEY, &forged), None, "{altered}");
+        }
+        // Signed right but naming no resolution: not a link.
+        let empty = format!("rate1:acme:u-100:{}:", link.room);
+        assert_eq!(RatingLink::verify(KEY, &sign_text(KEY, &empty)), None);
     }
 }

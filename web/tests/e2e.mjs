@@ -320,6 +320,63 @@ try {
     await consoleLog.getByText('Thanks Jo, a new lid ships today.').waitFor();
   });
 
+  await step('the agent sees who the customer is, the SLA countdown and the last message on the row; searches; works by keyboard', async () => {
+    const call = async (method, path, tok, body) => {
+      const res = await fetch(`${base}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${tok}`, 'content-type': 'application/json' },
+        body: body && JSON.stringify(body),
+      });
+      const text = await res.text();
+      assert.ok(res.ok, `${method} ${path}: ${res.status} ${text}`);
+      return JSON.parse(text).data;
+    };
+    const admin = await token('boss', 'admin');
+    const sam = await token('u-503', 'customer');
+    const team = await call('POST', '/teams', admin, { name: 'Refunds' });
+    await call('PATCH', `/teams/${team.team_id}`, admin, { sla: { first_response_minutes: 30, resolution_minutes: 480 } });
+    await call('PUT', '/profiles/me', sam, { username: 'Sam Lee', email: 'sam@example.com', phone: '+44 20 7946 0000' });
+    await call('POST', '/chat/conversations', sam, { title: 'Which plug fits', agent_id: 'a-1' });
+    const made = await call('POST', '/chat/conversations', sam, { title: 'Where is my refund', team_id: team.team_id, agent_id: 'a-1' });
+    await call('POST', `/chat/conversations/${made.conversation_id}/messages`, sam, { content: 'Refund for order 991 never came' });
+    await agent.goto(`${base}/app/console.html#inbox`);
+    await agent.locator('#state', { hasText: 'live' }).waitFor();
+    const row = agent.getByRole('button', { name: /Where is my refund/ });
+    // The row: the last message, unread, and the first-response clock.
+    await row.locator('.preview', { hasText: 'Refund for order 991 never came' }).waitFor();
+    await row.locator('.count', { hasText: '1' }).waitFor();
+    await row.locator('.clock', { hasText: /first response due in (29|30) min/ }).waitFor();
+    await row.click();
+    const pane = agent.locator('#conversation');
+    await pane.locator('.sla .clock', { hasText: /first response due in/ }).waitFor();
+    const customer = agent.locator('#customer');
+    await customer.getByRole('heading', { name: 'Sam Lee' }).waitFor();
+    await customer.getByText('sam@example.com').waitFor();
+    await customer.getByText('+44 20 7946 0000').waitFor();
+    await customer.getByRole('link', { name: 'Which plug fits' }).waitFor();
+    await snap(agent, 'customer-panel');
+    // Keyboard: `?` lists the shortcuts; `r` goes to the reply; Esc leaves it; `e` resolves.
+    await agent.evaluate(() => document.activeElement?.blur());
+    await agent.keyboard.press('?');
+    await agent.getByRole('dialog', { name: 'Keyboard shortcuts' }).waitFor();
+    await snap(agent, 'shortcuts');
+    await agent.keyboard.press('Escape');
+    await agent.getByRole('dialog', { name: 'Keyboard shortcuts' }).waitFor({ state: 'hidden' });
+    await agent.keyboard.press('r');
+    assert.equal(await agent.evaluate(() => document.activeElement?.id), 'reply');
+    await agent.keyboard.type('On it');
+    await agent.keyboard.press('Escape');
+    await agent.keyboard.press('e');
+    await pane.locator('.room-meta[data-status=resolved]').waitFor();
+    await pane.locator('.sla').waitFor({ state: 'hidden' });
+    // `/` searches the messages; a hit opens its conversation.
+    await agent.keyboard.press('/');
+    await agent.keyboard.type('refund 991');
+    await agent.keyboard.press('Enter');
+    await agent.locator('#conversations').getByRole('button', { name: /Refund for order 991 never came/ }).click();
+    await pane.getByRole('heading', { name: 'Where is my refund' }).waitFor();
+  });
+
   await step('notification settings: quiet hours saved and kept, a bad time zone refused, a conversation muted', async () => {
     await agent.goto(`${base}/app/console.html#settings`);
     const form = agent.locator('#notify-form');

@@ -209,6 +209,7 @@ async fn customer_dashboard(
                 assignee: None,
                 label: None,
                 unread: false,
+                with_summary: false,
             },
         )
         .await?;

@@ -2,23 +2,49 @@
 //! every minute raises the SLA breaches due (docs/support.md).
 //! It reads the table's stream (docs/support.md): an agent's workload item that
 //! changed so that they may take more (fewer open, more capacity, back online, a new
-//! team), and a conversation queued, drain the queues of the teams concerned.
+//! team), and a conversation queued, drain the queues of the teams concerned; the
+//! first message of a conversation nobody routed is routed by the tenant's rules.
 
 use chat_core::Runtime;
-use chat_core::ids::{OrgId, TeamId};
+use chat_core::ids::{OrgId, RoomId, TeamId};
 use chat_core::store::Store;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 
 pub struct Jobs {
     pub store: Store,
+    /// Minutes without a connection before an online agent is set offline.
+    pub away_minutes: i64,
 }
 
 impl Jobs {
     pub fn from_runtime(runtime: Runtime) -> Jobs {
         Jobs {
             store: runtime.store,
+            away_minutes: away_minutes(std::env::var("AGENT_AWAY_MINUTES").ok().as_deref()),
         }
+    }
+
+    /// The minute's work: SLA breaches due, and agents away too long set offline.
+    pub async fn every_minute(&self) -> Result<Value, String> {
+        let now = chat_core::time::now_string();
+        let sweep = self
+            .store
+            .sla_sweep(&now)
+            .await
+            .map_err(|e| e.to_string())?;
+        if sweep.breached > 0 {
+            tracing::info!(?sweep, "sla breaches raised");
+        }
+        let offline = self
+            .store
+            .away_sweep(&now, self.away_minutes)
+            .await
+            .map_err(|e| e.to_string())?;
+        if offline > 0 {
+            tracing::info!(offline, "agents away set offline");
+        }
+        Ok(json!({ "sla": sweep, "set_offline": offline }))
     }
 
     /// An invocation: a stream batch (the event source mapping's filter lets through
@@ -26,17 +52,7 @@ impl Jobs {
     /// reported as the batch's failure, so the stream retries it.
     pub async fn handle(&self, event: &Value) -> Result<Value, String> {
         if !event["Records"].is_array() {
-            // The minute's schedule: SLA timers due.
-            let now = chat_core::time::now_string();
-            let sweep = self
-                .store
-                .sla_sweep(&now)
-                .await
-                .map_err(|e| e.to_string())?;
-            if sweep.breached > 0 {
-                tracing::info!(?sweep, "sla breaches raised");
-            }
-            return Ok(json!({ "sla": sweep }));
+            return self.every_minute().await;
         }
         let records = event["Records"].as_array().cloned().unwrap_or_default();
         let mut teams: BTreeSet<(String, String)> = BTreeSet::new();
@@ -53,6 +69,17 @@ impl Jobs {
             }
         }
         let mut failures = Vec::new();
+        // A first message of a conversation nobody routed: the tenant's rules may
+        // put it in a team's queue (whose record then drains it).
+        for record in &records {
+            let Some((org, room)) = first_message_to_route(record) else {
+                continue;
+            };
+            if let Err(err) = Box::pin(self.store.route_by_rules(&org, &room)).await {
+                tracing::error!(%org, %room, %err, "routing by rules failed");
+                failures.push(json!({ "itemIdentifier": record["dynamodb"]["SequenceNumber"] }));
+            }
+        }
         let mut assigned = 0;
         for (sequence, (org, team)) in first_of {
             let (Ok(org), Ok(team)) = (OrgId::parse(&org), TeamId::parse(&team)) else {
@@ -71,6 +98,13 @@ impl Jobs {
         }
         Ok(json!({ "batchItemFailures": failures }))
     }
+}
+
+/// The stack's `AGENT_AWAY_MINUTES` (1 to 1440), or the default.
+pub fn away_minutes(raw: Option<&str>) -> i64 {
+    raw.and_then(|m| m.trim().parse::<i64>().ok())
+        .filter(|m| (1..=1440).contains(m))
+        .unwrap_or(chat_core::store::presence::DEFAULT_AWAY_MINUTES)
 }
 
 /// The (tenant, team) queues a stream record may let move.
@@ -129,6 +163,29 @@ pub fn teams_to_drain(record: &Value) -> Vec<(String, String)> {
         }
         _ => Vec::new(),
     }
+}
+
+/// A support conversation's first message, with no team and nobody on it yet: the
+/// conversation the routing rules decide on (the store checks again as it reads it).
+pub fn first_message_to_route(record: &Value) -> Option<(OrgId, RoomId)> {
+    let new = &record["dynamodb"]["NewImage"];
+    let old = &record["dynamodb"]["OldImage"];
+    fn text<'a>(image: &'a Value, name: &str) -> Option<&'a str> {
+        image[name]["S"].as_str()
+    }
+    let first = new["total_messages"]["N"].as_str() == Some("1")
+        && old["total_messages"]["N"].as_str().is_none_or(|n| n == "0");
+    let unrouted = text(new, "team_id").is_none() && text(new, "assignee_id").is_none();
+    if text(new, "entity") != Some("room")
+        || text(new, "room_type") != Some("support")
+        || !first
+        || !unrouted
+    {
+        return None;
+    }
+    let org = OrgId::parse(&org_of_room_pk(text(new, "PK")?)?).ok()?;
+    let room = RoomId::parse(text(new, "room_id")?).ok()?;
+    Some((org, room))
 }
 
 /// The tenant of a room's partition key (`T#{org}#R#{room}`).

@@ -4,13 +4,13 @@
 
 use chat_core::app::path_param;
 use chat_core::auth::Principal;
-use chat_core::commands::labels::{AddLabels, NewLabel};
+use chat_core::commands::labels::{AddLabels, NewLabel, PatchLabel};
 use chat_core::ids::path_id;
 use chat_core::model::conversation_json;
 use chat_core::policy::{self, Action, Relation};
 use chat_core::request::json_body;
 use chat_core::store::labels::label_name;
-use chat_core::store::{Label, Labelling, Store};
+use chat_core::store::{Label, LabelChange, Labelling, Store};
 use chat_core::{ApiError, ApiResult, Reply};
 use lambda_http::Request;
 use serde_json::json;
@@ -41,6 +41,14 @@ pub async fn create(store: &Store, who: &Principal, req: &Request) -> ApiResult<
     let label = Label::try_from(json_body::<NewLabel>(req)?)?;
     store.create_label(&who.org, &label).await?;
     Ok(Reply::created("Label created", label.json()))
+}
+
+pub async fn update(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply> {
+    require(Action::ManageSupportDesk, who)?;
+    let name = label_param(req)?;
+    let change = LabelChange::try_from(json_body::<PatchLabel>(req)?)?;
+    let label = store.update_label(&who.org, &name, &change).await?;
+    Ok(Reply::ok("Label updated", label.json()))
 }
 
 pub async fn delete(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply> {

@@ -28,10 +28,13 @@ chat_core::route_table! { app: App, who, req;
     "PUT /teams/{team_id}/agents/{user_id}" => teams::put_agent(&app.store, who, req),
     "DELETE /teams/{team_id}/agents/{user_id}" => teams::remove_agent(&app.store, who, req),
     "GET /teams/{team_id}/queue" => teams::queue(&app.store, who, req),
+    "GET /routing-rules" => teams::routing_rules(&app.store, who),
+    "PUT /routing-rules" => teams::put_routing_rules(&app.store, who, req),
     "GET /agents/me" => teams::me(&app.store, who),
     "PUT /agents/me/availability" => teams::set_availability(&app.store, who, req),
     "GET /labels" => labels::list(&app.store, who),
     "POST /labels" => labels::create(&app.store, who, req),
+    "PATCH /labels/{label_name}" => labels::update(&app.store, who, req),
     "DELETE /labels/{label_name}" => labels::delete(&app.store, who, req),
     "POST /chat/conversations/{conversation_id}/labels" => labels::add(&app.store, who, req),
     "DELETE /chat/conversations/{conversation_id}/labels/{label_name}" => labels::remove(&app.store, who, req),
@@ -83,37 +86,27 @@ async fn create(store: &Store, who: &Principal, req: &Request) -> ApiResult<Repl
         )
     };
     // Routed to a team without a chosen agent: the team's next agent with room takes
-    // it in the same transaction, or it waits in the team's queue.
-    let team = match &new.team_id {
-        Some(team) => Some(
-            store
-                .team_with_loads(&who.org, team)
+    // it in the same transaction, or it waits in the team's queue. Either way it
+    // carries the team's SLA due times.
+    let no_team = || ApiError::invalid("team_id", "no such team");
+    let (room, routed) = match (&new.team_id, &new.agent_id) {
+        (Some(team), None) => {
+            let (team, room, routed) = store
+                .route_conversation(&who.org, &room, team)
                 .await?
-                .ok_or_else(|| ApiError::invalid("team_id", "no such team"))?,
-        ),
-        None => None,
-    };
-    // The team's SLA targets, as due times in its business hours.
-    let room = match team.as_ref().and_then(|(t, _)| t.sla.map(|sla| (t, sla))) {
-        Some((team, sla)) => {
-            let due = sla.due(team.business_hours.as_ref(), &room.created_at);
-            Room {
-                first_response_due_at: due.first_response,
-                resolution_due_at: due.resolution,
-                ..room
-            }
-        }
-        None => room,
-    };
-    let (room, routed) = match (team, &new.agent_id) {
-        (Some((team, loads)), None) => {
-            let (room, routed) = store.create_routed(&who.org, &room, &team, loads).await?;
+                .ok_or_else(no_team)?;
             (room, Some((team, Some(routed))))
         }
         // The caller's agent, in that team's name.
-        (team, _) => {
+        (Some(team), Some(_)) => {
+            let team = store.get_team(&who.org, team).await?.ok_or_else(no_team)?;
+            let room = team.timed(room);
             store.create_room(&who.org, &room, &members).await?;
-            (room, team.map(|(team, _)| (team, None)))
+            (room, Some((team, None)))
+        }
+        (None, _) => {
+            store.create_room(&who.org, &room, &members).await?;
+            (room, None)
         }
     };
     let routing = match routed {
@@ -169,6 +162,13 @@ async fn list(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply>
     if label.is_some() {
         policy::require(Action::WorkSupportDesk, who, policy::Relation::default())?;
     }
+    // `include=last_message`: each row with its room's latest message and SLA due
+    // times, read from the rooms (one more request).
+    let with_summary = match q.get("include") {
+        None => false,
+        Some("last_message") => true,
+        Some(_) => return Err(ApiError::invalid("include", "must be last_message")),
+    };
     let inbox = store
         .list_inbox(
             &who.org,
@@ -183,13 +183,20 @@ async fn list(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply>
                 assignee: assignee.as_ref(),
                 label,
                 unread: q.bool("unread")?.unwrap_or(false),
+                with_summary,
             },
         )
         .await?;
     let next_cursor = inbox.entries.next_cursor;
     let mut entries = inbox.entries.items;
     if !who.role.is_staff() {
-        entries.iter_mut().for_each(|e| e.labels.clear());
+        // The desk's own: labels and SLA clocks are not the customer's to see.
+        for entry in &mut entries {
+            entry.labels.clear();
+            if let Some(summary) = entry.summary.as_mut() {
+                summary.sla = None;
+            }
+        }
     }
     let conversations: Vec<_> = entries.iter().map(InboxEntry::view).collect();
     Ok(Reply::ok(
@@ -284,9 +291,7 @@ async fn rate(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply>
         policy::relation_to(who, &room),
     )?;
     let rating = NewRating::try_from(json_body::<RateConversation>(req)?)?;
-    let room = store
-        .rate_conversation(who, room, rating.score, rating.comment)
-        .await?;
+    let room = store.rate_conversation(who, room, rating, None).await?;
     Ok(Reply::created(
         "Thanks for rating",
         json!({ "conversation_id": room.id, "rating": room.rating }),

@@ -5,12 +5,14 @@
 use chat_core::app::path_param;
 use chat_core::auth::Principal;
 use chat_core::commands::teams::{
-    PatchTeam, PutAvailability, PutTeamAgent, TeamBody, TeamChange, capacity, team_name,
+    PatchTeam, PutAvailability, PutRoutingRules, PutTeamAgent, TeamBody, TeamChange, capacity,
+    team_name,
 };
 use chat_core::ids::{TeamId, UserId, path_id};
 use chat_core::model::conversation_json;
 use chat_core::policy::{self, Action, Relation};
 use chat_core::request::json_body;
+use chat_core::store::routing::RoutingRule;
 use chat_core::store::{Availability, Store, Team};
 use chat_core::{ApiError, ApiResult, Reply};
 use lambda_http::Request;
@@ -171,4 +173,22 @@ fn agent_param(req: &Request) -> ApiResult<UserId> {
     path_param(req, "user_id")
         .and_then(|u| UserId::parse(u).ok())
         .ok_or(ApiError::NotFound("agent"))
+}
+
+/// The tenant's routing rules, in the order they are tried.
+pub async fn routing_rules(store: &Store, who: &Principal) -> ApiResult<Reply> {
+    require(Action::WorkSupportDesk, who)?;
+    let rules = store.routing_rules(&who.org).await?;
+    Ok(Reply::ok(
+        format!("Found {} routing rules", rules.len()),
+        json!({ "rules": rules }),
+    ))
+}
+
+/// Replaces the tenant's routing rules (admins).
+pub async fn put_routing_rules(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply> {
+    require(Action::ManageSupportDesk, who)?;
+    let rules = Vec::<RoutingRule>::try_from(json_body::<PutRoutingRules>(req)?)?;
+    store.put_routing_rules(&who.org, &rules).await?;
+    Ok(Reply::ok("Routing rules saved", json!({ "rules": rules })))
 }

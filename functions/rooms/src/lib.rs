@@ -6,7 +6,7 @@ use chat_core::app::path_param;
 use chat_core::auth::Principal;
 use chat_core::ids::{Role, RoomId, UserId, path_id};
 use chat_core::keys;
-use chat_core::model::{MAX_START_MEMBERS, Room, RoomStatus, RoomType};
+use chat_core::model::{MAX_START_MEMBERS, Room, RoomStatus, RoomType, SlaView};
 use chat_core::policy::{self, Action, Relation};
 use chat_core::request::{Query, json_body};
 use chat_core::store::{
@@ -402,6 +402,16 @@ fn room_json(room: &Room, profiles: Option<&HashMap<String, Profile>>) -> Value 
     })
 }
 
+/// A support room as the desk sees it: with its labels and SLA due times (the
+/// customer's view has neither).
+fn desk_fields(mut json: Value, room: &Room, who: &Principal) -> Value {
+    if room.room_type == RoomType::Support && who.role.is_staff() {
+        json["labels"] = json!(room.labels);
+        json["sla"] = json!(SlaView::of(room));
+    }
+    json
+}
+
 async fn list(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply> {
     let q = Query::of(req);
     let member = match q.get("member") {
@@ -442,7 +452,7 @@ async fn list(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply>
         .iter()
         // Another member's rooms, as far as the caller may see them.
         .filter(|room| room.visible_to(who))
-        .map(|room| room_json(room, Some(&page.profiles)))
+        .map(|room| desk_fields(room_json(room, Some(&page.profiles)), room, who))
         .collect();
     Ok(Reply::ok(
         format!("Found {} rooms", rooms.len()),
@@ -462,7 +472,10 @@ async fn get(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply> 
         .rooms_with_profiles(&who.org, &[], &room.members)
         .await?
         .1;
-    Ok(Reply::ok("Room found", room_json(&room, Some(&profiles))))
+    Ok(Reply::ok(
+        "Room found",
+        desk_fields(room_json(&room, Some(&profiles)), &room, who),
+    ))
 }
 
 async fn update(store: &Store, who: &Principal, req: &Request) -> ApiResult<Reply> {

@@ -80,16 +80,84 @@ pub fn unsubscribe_url(settings: &EmailSettings, org: &OrgId, user: &UserId) -> 
     )
 }
 
-/// The mail for `draft`, from the stack's sender under the tenant's name.
-pub fn render(settings: &EmailSettings, draft: &Draft<'_>, unsubscribe: String) -> Mail {
-    // A title is the customer's text: no line breaks or other controls reach the
-    // Subject header.
-    let title: String = draft
-        .room
-        .title
+/// The rating page of a rating link, with `score` chosen.
+pub fn rating_url(settings: &EmailSettings, token: &str, score: u8) -> String {
+    format!(
+        "{}/email/rating?token={token}&rating={score}",
+        settings.link_base
+    )
+}
+
+/// The words of each score, 1 to 5, as the mail and the rating page say them.
+pub const SCORE_WORDS: [&str; 5] = ["Very poor", "Poor", "Okay", "Good", "Great"];
+
+/// A title made safe for a Subject header: it is the customer's text, so no line
+/// breaks or other controls.
+fn header_safe(title: &str) -> String {
+    title
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+/// The request to rate a resolved conversation (CSAT, docs/support.md): one link per
+/// score to the rating page (`token`: the signed rating link), which asks for a
+/// comment and rates on its button — a mail scanner fetching the links rates nothing.
+pub fn render_rating(
+    settings: &EmailSettings,
+    tenant: &str,
+    room: &Room,
+    address: &str,
+    token: &str,
+    unsubscribe: String,
+) -> Mail {
+    let title = header_safe(&room.title);
+    let lead = format!("{tenant} resolved your conversation “{title}”. How did we do?");
+    let scores: Vec<(u8, &str, String)> = (1..=5u8)
+        .map(|n| {
+            let words = SCORE_WORDS[usize::from(n - 1)];
+            (n, words, rating_url(settings, token, n))
+        })
         .collect();
+    let footer = "You get this mail because your conversation was resolved. Each rating is one click and a comment if you like.";
+    let mut text = format!("{lead}\n\n");
+    for (n, words, url) in &scores {
+        text.push_str(&format!("{n} – {words}: {url}\n"));
+    }
+    text.push_str(&format!(
+        "\n--\n{footer}\nStop these emails: {unsubscribe}\n"
+    ));
+    let mut html = format!(
+        "<!doctype html><html><body style=\"font-family:sans-serif\"><p>{}</p><p>",
+        escape(&lead)
+    );
+    for (n, words, url) in &scores {
+        html.push_str(&format!(
+            "<a href=\"{}\" style=\"display:inline-block;margin:0 .3em;padding:.4em .7em;border:1px solid #ccc;border-radius:4px;text-decoration:none\">{n} {}</a>",
+            escape(url),
+            escape(words)
+        ));
+    }
+    html.push_str(&format!(
+        "</p><hr><p style=\"color:#666;font-size:small\">{} <a href=\"{}\">Stop these emails</a>.</p></body></html>",
+        escape(footer),
+        escape(&unsubscribe)
+    ));
+    Mail {
+        to: address.to_owned(),
+        from: format!("\"{tenant}\" <{}>", settings.from),
+        subject: format!("How did we do? {title}"),
+        text,
+        html,
+        unsubscribe,
+        reply_to: None,
+        thread: None,
+    }
+}
+
+/// The mail for `draft`, from the stack's sender under the tenant's name.
+pub fn render(settings: &EmailSettings, draft: &Draft<'_>, unsubscribe: String) -> Mail {
+    let title = header_safe(&draft.room.title);
     let title = title.as_str();
     let (subject, lead) = match draft.reason {
         Reason::Reply => (
@@ -417,5 +485,40 @@ mod tests {
             Some(chat_core::reply::thread_id("reply.example.com", &room.id).as_str())
         );
         assert!(mail.text.contains("Reply to this email"));
+    }
+
+    #[test]
+    fn a_rating_request_links_each_score_to_the_page_under_its_signed_link() {
+        let room = room();
+        let token = "payload.tag";
+        let mail = render_rating(
+            &settings(),
+            "Acme <Shop>",
+            &room,
+            "sam@example.com",
+            token,
+            "https://api.example.com/email/unsubscribe?token=x".into(),
+        );
+        assert_eq!(
+            mail.subject,
+            "How did we do? Where is my <order>  Bcc: all@example.com"
+        );
+        for n in 1..=5 {
+            let url = format!("https://api.example.com/email/rating?token=payload.tag&rating={n}");
+            assert!(mail.text.contains(&url), "{}", mail.text);
+            assert!(mail.html.contains(&escape(&url)), "{}", mail.html);
+        }
+        assert!(mail.text.contains("1 – Very poor") && mail.text.contains("5 – Great"));
+        assert!(
+            mail.html.contains("Acme &lt;Shop&gt; resolved"),
+            "{}",
+            mail.html
+        );
+        assert!(!mail.html.contains("<Shop>"));
+        assert!(
+            mail.text
+                .contains("Stop these emails: https://api.example.com/email/unsubscribe")
+        );
+        assert_eq!(mail.reply_to, None);
     }
 }

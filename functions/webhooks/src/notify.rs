@@ -11,7 +11,9 @@
 //! Email is the second channel (`crate::email`): the customer of a support
 //! conversation hears of answers, its agent of a customer waiting, through SES v2, at
 //! most once per the person's digest window; each mail quotes the conversation's
-//! latest messages and carries a signed one-click unsubscribe link.
+//! latest messages and carries a signed one-click unsubscribe link. A conversation's
+//! resolution (its `room.updated` event) asks its customer by email for a rating,
+//! once per resolution ([`Notifier::ask_rating`]).
 
 use crate::delivery::{Https, guarded_client};
 use crate::email::{self, Mailer};
@@ -171,9 +173,9 @@ impl Notifier {
             .map_err(Clone::clone)
     }
 
-    /// One stream batch (new messages); answers the partial batch response. A message
-    /// whose recipients could not be decided (storage failed) fails its record; the
-    /// windows make the retry notify nobody twice.
+    /// One stream batch (new messages, rooms' changes); answers the partial batch
+    /// response. A record that could not be decided (storage failed) fails; the
+    /// windows and the rating request's claim make the retry tell nobody twice.
     pub async fn handle(&self, batch: Value) -> Value {
         // The schedule's event: the windows that are due.
         if batch.get("Records").is_none() {
@@ -190,10 +192,12 @@ impl Notifier {
             ) else {
                 continue;
             };
-            if event.kind != EventKind::MessageNew {
-                continue;
-            }
-            if let Err(err) = self.notify(&org, &event).await {
+            let done = match event.kind {
+                EventKind::MessageNew => self.notify(&org, &event).await.map(drop),
+                EventKind::RoomUpdated => self.ask_rating(&org, &event).await.map(drop),
+                _ => continue,
+            };
+            if let Err(err) = done {
                 tracing::error!(org = %org, room = %event.room_id, seq = event.seq, %err, "notifying failed; the batch is retried from here");
                 failures.push(json!({ "itemIdentifier": record["dynamodb"]["SequenceNumber"] }));
                 break;
@@ -657,17 +661,7 @@ impl Notifier {
         let Some(mailer) = self.mailer().await else {
             return Ok(Outcome::None);
         };
-        let tenant = tenant
-            .get_or_try_init(|| async {
-                Ok::<_, chat_core::ApiError>(
-                    self.store
-                        .org_settings(org)
-                        .await?
-                        .map(|s| s.name)
-                        .unwrap_or_else(|| org.to_string()),
-                )
-            })
-            .await?;
+        let tenant = tenant.get_or_try_init(|| self.tenant_name(org)).await?;
         // The conversation as the recipient sees it (no notes for a customer).
         let reader = chat_core::Principal {
             user: user.clone(),
@@ -720,6 +714,102 @@ impl Notifier {
             Ok(id) => Ok(Outcome::Emailed(id)),
             Err(err) => {
                 tracing::warn!(user = %user, err, "SES refused a notification email");
+                Ok(Outcome::None)
+            }
+        }
+    }
+
+    /// The name mails go out under: the tenant's, else its id.
+    async fn tenant_name(&self, org: &OrgId) -> chat_core::ApiResult<String> {
+        Ok(self
+            .store
+            .org_settings(org)
+            .await?
+            .map(|s| s.name)
+            .unwrap_or_else(|| org.to_string()))
+    }
+
+    /// A conversation resolved (or closed): its customer is asked by email to rate it
+    /// (CSAT, docs/support.md) — once per resolution, by the notification rules (not
+    /// while they look at the widget, which asks itself; not in quiet hours or with
+    /// email off), while the resolution stands and is not rated yet.
+    pub async fn ask_rating(&self, org: &OrgId, event: &Event) -> chat_core::ApiResult<Outcome> {
+        let data: Value = serde_json::from_str(&event.data).unwrap_or(Value::Null);
+        if !matches!(data["status"].as_str(), Some("resolved" | "closed")) {
+            return Ok(Outcome::None);
+        }
+        let Some(mailer) = self.mailer().await else {
+            return Ok(Outcome::None);
+        };
+        let Some(room) = self.store.get_room(org, &event.room_id).await? else {
+            return Ok(Outcome::None);
+        };
+        let resolution = match &room.closed_at {
+            Some(at)
+                if room.room_type == chat_core::model::RoomType::Support
+                    && room.status.is_closed()
+                    && room.deleted_at.is_none()
+                    && !room.rating.as_ref().is_some_and(|r| &r.rated_for == at) =>
+            {
+                at.clone()
+            }
+            _ => return Ok(Outcome::None),
+        };
+        let Ok(customer) = UserId::parse(&room.owner_id) else {
+            return Ok(Outcome::None);
+        };
+        // Their row: no longer a member, no request.
+        let states = self
+            .store
+            .recipient_states(org, &room.id, std::slice::from_ref(&customer))
+            .await?;
+        let Some((_, state)) = states.into_iter().next() else {
+            return Ok(Outcome::None);
+        };
+        let now_ms = chat_core::time::now_millis();
+        let who = self
+            .recipient_view(org, &room, &customer, &state, now_ms)
+            .await?;
+        // Nobody's message: whoever resolved it, the customer may be asked.
+        let notice = Notice {
+            sender: "",
+            note: false,
+        };
+        let address = match self
+            .mail_address(org, &customer, notice, &who, now_ms)
+            .await?
+        {
+            Ok(address) => address,
+            Err(outcome) => return Ok(outcome),
+        };
+        if !self
+            .store
+            .claim_rating_request(org, &room.id, &resolution)
+            .await?
+        {
+            return Ok(Outcome::Duplicate);
+        }
+        let tenant = self.tenant_name(org).await?;
+        let link = chat_core::unsubscribe::RatingLink {
+            org: org.clone(),
+            user: customer.clone(),
+            room: room.id.clone(),
+            resolution,
+        };
+        let token = link.sign(&mailer.settings.link_secret);
+        let unsubscribe = email::unsubscribe_url(&mailer.settings, org, &customer);
+        let mail = email::render_rating(
+            &mailer.settings,
+            &tenant,
+            &room,
+            &address,
+            &token,
+            unsubscribe,
+        );
+        match mailer.send(&mail).await {
+            Ok(id) => Ok(Outcome::Emailed(id)),
+            Err(err) => {
+                tracing::warn!(user = %customer, err, "SES refused a rating request");
                 Ok(Outcome::None)
             }
         }

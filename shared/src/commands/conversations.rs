@@ -110,6 +110,34 @@ impl TryFrom<RateConversation> for NewRating {
     }
 }
 
+/// POST /email/rating: the rating page's form (`application/x-www-form-urlencoded`),
+/// whose fields are text.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RatingForm {
+    pub rating: Option<String>,
+    pub comment: Option<String>,
+}
+
+impl TryFrom<RatingForm> for NewRating {
+    type Error = ApiError;
+
+    fn try_from(form: RatingForm) -> ApiResult<NewRating> {
+        // One spelling of each score ("1" to "5"; not "05", "+5" or "5.0"); anything
+        // else goes on as text, which the API's rule refuses with its own message.
+        let rating = match form.rating.as_deref() {
+            Some(digit @ ("1" | "2" | "3" | "4" | "5")) => {
+                serde_json::Value::from(digit.parse::<u64>().expect("a digit"))
+            }
+            other => serde_json::Value::from(other),
+        };
+        NewRating::try_from(RateConversation {
+            rating,
+            comment: form.comment,
+        })
+    }
+}
+
 /// PUT /chat/conversations/{id}.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -257,5 +285,35 @@ mod tests {
             .is_err()
         );
         assert!(update(serde_json::json!({})).is_err(), "nothing to update");
+    }
+
+    #[test]
+    fn a_forms_score_has_one_spelling_per_digit() {
+        let form = |rating: Option<&str>| {
+            NewRating::try_from(RatingForm {
+                rating: rating.map(str::to_owned),
+                comment: Some("  quick  ".into()),
+            })
+        };
+        for digit in 1..=5u8 {
+            let rating = form(Some(&digit.to_string())).unwrap();
+            assert_eq!(rating.score, digit);
+            assert_eq!(rating.comment.as_deref(), Some("quick"));
+        }
+        for refused in [
+            None,
+            Some(""),
+            Some("0"),
+            Some("6"),
+            Some("05"),
+            Some("+5"),
+            Some("5.0"),
+            Some(" 5"),
+            Some("５"),
+            Some("five"),
+        ] {
+            let err = form(refused).unwrap_err();
+            assert_eq!(err.status().as_u16(), 422, "{refused:?}");
+        }
     }
 }

@@ -2,8 +2,9 @@
 
 use super::rooms::optional_text;
 use crate::error::{ApiError, ApiResult};
-use crate::store::Label;
 use crate::store::labels::label_name;
+use crate::store::sla::SlaPolicy;
+use crate::store::{Label, LabelChange};
 use serde::Deserialize;
 
 /// Labels one call adds.
@@ -17,27 +18,71 @@ pub struct NewLabel {
     pub description: Option<String>,
     /// `#rrggbb`.
     pub color: Option<String>,
+    /// Targets conversations take when the label is put on them.
+    pub sla: Option<SlaPolicy>,
+}
+
+/// A label's color, checked: `#rrggbb` (kept in lowercase).
+fn color(raw: Option<String>) -> ApiResult<Option<String>> {
+    match raw {
+        None => Ok(None),
+        Some(c)
+            if c.len() == 7
+                && c.starts_with('#')
+                && c[1..].bytes().all(|b| b.is_ascii_hexdigit()) =>
+        {
+            Ok(Some(c.to_ascii_lowercase()))
+        }
+        Some(_) => Err(ApiError::invalid("color", "must be #rrggbb")),
+    }
+}
+
+/// PATCH /labels/{name}: absent fields stay, null removes one.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatchLabel {
+    #[serde(default, deserialize_with = "super::present")]
+    pub description: Option<Option<String>>,
+    #[serde(default, deserialize_with = "super::present")]
+    pub color: Option<Option<String>>,
+    #[serde(default, deserialize_with = "super::present")]
+    pub sla: Option<Option<SlaPolicy>>,
+}
+
+impl TryFrom<PatchLabel> for LabelChange {
+    type Error = ApiError;
+
+    fn try_from(body: PatchLabel) -> ApiResult<LabelChange> {
+        let change = LabelChange {
+            description: body
+                .description
+                .map(|d| optional_text("description", d.as_deref(), 200))
+                .transpose()?,
+            color: body.color.map(color).transpose()?,
+            sla: body
+                .sla
+                .map(|sla| sla.map(SlaPolicy::validated).transpose())
+                .transpose()?,
+        };
+        if change == LabelChange::default() {
+            return Err(ApiError::invalid(
+                "body",
+                "description, color or sla to change",
+            ));
+        }
+        Ok(change)
+    }
 }
 
 impl TryFrom<NewLabel> for Label {
     type Error = ApiError;
 
     fn try_from(body: NewLabel) -> ApiResult<Label> {
-        let color = match body.color {
-            None => None,
-            Some(c)
-                if c.len() == 7
-                    && c.starts_with('#')
-                    && c[1..].bytes().all(|b| b.is_ascii_hexdigit()) =>
-            {
-                Some(c.to_ascii_lowercase())
-            }
-            Some(_) => return Err(ApiError::invalid("color", "must be #rrggbb")),
-        };
         Ok(Label {
             name: label_name("name", &body.name)?,
             description: optional_text("description", body.description.as_deref(), 200)?,
-            color,
+            color: color(body.color)?,
+            sla: body.sla.map(SlaPolicy::validated).transpose()?,
             created_at: crate::time::now_string(),
         })
     }
@@ -81,6 +126,7 @@ mod tests {
                 name: name.into(),
                 description: None,
                 color: color.map(Into::into),
+                sla: None,
             })
         };
         assert_eq!(

@@ -94,6 +94,9 @@ pub struct InboxQuery<'a> {
     pub label: Option<&'a str>,
     /// Only conversations with messages the caller has not read.
     pub unread: bool,
+    /// Every row with its room's latest message and SLA due times (one BatchGetItem
+    /// of the page's rooms).
+    pub with_summary: bool,
 }
 
 pub struct Inbox {
@@ -155,7 +158,7 @@ impl Store {
             cursor::key_of(row, cursor::GSI1_KEYS)
         });
         let mut items: Vec<InboxEntry> = rows.iter().filter_map(InboxEntry::from_item).collect();
-        self.complete_large(org, &mut items).await?;
+        self.complete_rows(org, &mut items, q.with_summary).await?;
         if q.unread {
             // A large room's row passed the filter on its flag; its count is known now.
             items.retain(|e| e.membership.unread_count > 0);
@@ -202,6 +205,7 @@ impl Store {
                         assignee: None,
                         label: None,
                         unread: true,
+                        with_summary: false,
                     },
                 )
                 .await?;
@@ -219,16 +223,18 @@ impl Store {
         }
     }
 
-    /// Large rooms' rows on a page completed from their rooms (one BatchGetItem; a
-    /// page without any makes none). A row whose room is gone is dropped.
-    pub(crate) async fn complete_large(
+    /// Large rooms' rows on a page completed from their rooms, and with `summaries`
+    /// every row given its room's latest message and SLA (one BatchGetItem; a page
+    /// that needs no room makes none). A row whose room is gone is dropped.
+    pub(crate) async fn complete_rows(
         &self,
         org: &OrgId,
         entries: &mut Vec<InboxEntry>,
+        summaries: bool,
     ) -> ApiResult<()> {
         let wanted: Vec<(String, String)> = entries
             .iter()
-            .filter(|e| e.large)
+            .filter(|e| e.large || summaries)
             .filter_map(|e| RoomId::parse(&e.room_id).ok())
             .map(|room| (keys::room_pk(org, &room), keys::ROOM_SK.to_owned()))
             .collect();
@@ -246,7 +252,12 @@ impl Store {
             .collect();
         entries.retain_mut(|entry| match rooms.get(&entry.room_id) {
             Some(room) => {
-                entry.with_room(room);
+                if entry.large {
+                    entry.with_room(room);
+                }
+                if summaries {
+                    entry.with_summary(room);
+                }
                 true
             }
             None => !entry.large,

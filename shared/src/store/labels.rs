@@ -5,13 +5,16 @@
 
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
-use crate::ids::{OrgId, UserId};
+use crate::ids::{OrgId, TeamId, UserId};
 use crate::item::{Item, ItemBuilder, ItemExt, s, values};
 use crate::keys;
 use crate::model::{Room, RoomType};
 use crate::store::analytics::{Counts, counter, day_of};
-use crate::store::{Change, EventKind, Plan, Store};
-use aws_sdk_dynamodb::types::AttributeValue;
+use crate::store::hours::BusinessHours;
+use crate::store::sla::{self, SlaDue, SlaPolicy};
+use crate::store::teams::Team;
+use crate::store::{Change, EventKind, Plan, Store, WriteError};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, Update};
 use serde_json::{Value, json};
 
 /// Labels a tenant may define.
@@ -27,6 +30,9 @@ pub struct Label {
     pub description: Option<String>,
     /// `#rrggbb`.
     pub color: Option<String>,
+    /// Targets a conversation takes when the label is put on it (the earlier of its
+    /// own and these, per target).
+    pub sla: Option<SlaPolicy>,
     pub created_at: String,
 }
 
@@ -44,6 +50,7 @@ impl Label {
             .str("name", &self.name)
             .opt_str("description", self.description.clone())
             .opt_str("color", self.color.clone())
+            .opt_str("sla", self.sla.map(|sla| sla_text(&sla)))
             .str("created_at", &self.created_at)
             .build()
     }
@@ -56,6 +63,7 @@ impl Label {
             name: item.string("name")?,
             description: item.string("description"),
             color: item.string("color"),
+            sla: item.str("sla").and_then(|p| serde_json::from_str(p).ok()),
             created_at: item.string("created_at").unwrap_or_default(),
         })
     }
@@ -65,6 +73,7 @@ impl Label {
             "name": self.name,
             "description": self.description,
             "color": self.color,
+            "sla": self.sla,
             "created_at": self.created_at,
         })
     }
@@ -123,16 +132,91 @@ impl Store {
         .await
     }
 
-    /// Which of `names` the tenant's list lacks (one BatchGetItem).
-    async fn unknown_labels(&self, org: &OrgId, names: &[String]) -> ApiResult<Vec<String>> {
+    /// Changes a label's description, color or SLA (`Some(None)` removes one); the
+    /// SLA applies to conversations the label is put on from now. Answers the label.
+    pub async fn update_label(
+        &self,
+        org: &OrgId,
+        name: &str,
+        change: &LabelChange,
+    ) -> ApiResult<Label> {
+        let (pk, sk) = Label::key(org, name);
+        let mut update = Update::builder()
+            .table_name(self.name())
+            .key(keys::PK, s(pk))
+            .key(keys::SK, s(sk))
+            .condition_expression("attribute_exists(PK)");
+        let mut sets = Vec::new();
+        let mut removes = Vec::new();
+        for (field, value) in [
+            ("description", change.description.clone()),
+            ("color", change.color.clone()),
+            ("sla", change.sla.map(|sla| sla.map(|p| sla_text(&p)))),
+        ] {
+            match value {
+                Some(Some(text)) => {
+                    sets.push(format!("{field} = :{field}"));
+                    update = update.expression_attribute_values(format!(":{field}"), s(text));
+                }
+                Some(None) => removes.push(field),
+                None => {}
+            }
+        }
+        let mut expression = Vec::new();
+        if !sets.is_empty() {
+            expression.push(format!("SET {}", sets.join(", ")));
+        }
+        if !removes.is_empty() {
+            expression.push(format!("REMOVE {}", removes.join(", ")));
+        }
+        let update = update
+            .update_expression(expression.join(" "))
+            .build()
+            .expect("update has key and expression");
+        match self
+            .table
+            .update(update, Some(ReturnValue::AllNew), "update label")
+            .await
+        {
+            Ok(item) => item
+                .as_ref()
+                .and_then(Label::from_item)
+                .ok_or(ApiError::NotFound("label")),
+            Err(WriteError::ConditionFailed(_)) => Err(ApiError::NotFound("label")),
+            Err(WriteError::Api(err)) => Err(err),
+        }
+    }
+
+    /// The tenant's labels of `names` that exist (one BatchGetItem).
+    async fn labels_named(&self, org: &OrgId, names: &[String]) -> ApiResult<Vec<Label>> {
         let item_keys: Vec<_> = names.iter().map(|l| Label::key(org, l)).collect();
         let found = self.batch_get(&item_keys, "labels").await?;
-        let known: Vec<Label> = found.rows()?.iter().filter_map(Label::from_item).collect();
-        Ok(names
+        Ok(found.rows()?.iter().filter_map(Label::from_item).collect())
+    }
+
+    /// What a conversation's SLA is counted in, and its timer as it is: its team's
+    /// business hours and the timer item (one BatchGetItem).
+    async fn sla_context(
+        &self,
+        org: &OrgId,
+        room: &Room,
+    ) -> ApiResult<(Option<BusinessHours>, Option<Item>)> {
+        let team = room.team_id.as_deref().and_then(|t| TeamId::parse(t).ok());
+        let mut item_keys = vec![(keys::room_pk(org, &room.id), keys::SLA_TIMER_SK.to_owned())];
+        if let Some(team) = &team {
+            item_keys.push((keys::teams_pk(org), keys::team_sk(team)));
+        }
+        let found = self.batch_get(&item_keys, "sla context").await?;
+        let rows = found.rows()?;
+        let timer = rows
             .iter()
-            .filter(|n| !known.iter().any(|k| &k.name == *n))
-            .cloned()
-            .collect())
+            .find(|i| i.str(keys::ENTITY) == Some(keys::entity::SLA_TIMER))
+            .map(|i| i.to_item());
+        let hours = rows
+            .iter()
+            .find_map(Team::from_item)
+            .and_then(|t| t.business_hours);
+        Ok((hours, timer))
     }
 
     /// Adds labels to a support conversation, or removes one: the room and every
@@ -150,37 +234,90 @@ impl Store {
                 "labels are for support conversations",
             ));
         }
+        // The SLA policies of labels newly put on it.
+        let mut policies = Vec::new();
         if let Labelling::Add(names) = change {
-            let unknown = self.unknown_labels(&who.org, names).await?;
+            let known = self.labels_named(&who.org, names).await?;
+            let unknown: Vec<&str> = names
+                .iter()
+                .filter(|n| !known.iter().any(|k| &k.name == *n))
+                .map(String::as_str)
+                .collect();
             if !unknown.is_empty() {
                 return Err(ApiError::invalid(
                     "labels",
                     format!("not one of the tenant's labels: {}", unknown.join(", ")),
                 ));
             }
+            policies = known
+                .iter()
+                .filter(|l| !room.labels.contains(&l.name))
+                .filter_map(|l| l.sla)
+                .collect();
         }
+        let (hours, timer) = match policies.is_empty() {
+            true => (None, None),
+            false => self.sla_context(&who.org, &room).await?,
+        };
         let now = crate::time::now_string();
         let room_id = room.id.clone();
         let labelled = self
             .room_transaction_from(who, &room_id, room, "label conversation", |room| {
                 let (action, names, added, after) = applied(&room.labels, change)?;
-                let vals = values([
+                let mut vals = values([
                     (":now", s(&now)),
                     (":labels", AttributeValue::Ss(names.clone())),
                     (":count", crate::item::n(room.labels.len())),
                     (":zero", crate::item::n(0)),
                 ]);
+                let mut sets = vec!["updated_at = :now"];
+                let mut counts = Counts::default();
+                let before = SlaDue {
+                    first_response: room.first_response_due_at.clone(),
+                    resolution: room.resolution_due_at.clone(),
+                };
+                let retimed = sla::tightened(room, &policies, hours.as_ref(), &now);
+                let mut timer_write = None;
+                if let Some(due) = &retimed {
+                    for (target, set, value, was, is) in [
+                        (
+                            "first_response",
+                            "first_response_due_at = :frd",
+                            ":frd",
+                            &before.first_response,
+                            &due.first_response,
+                        ),
+                        (
+                            "resolution",
+                            "resolution_due_at = :rd",
+                            ":rd",
+                            &before.resolution,
+                            &due.resolution,
+                        ),
+                    ] {
+                        let Some(at) = is.as_ref().filter(|_| was != is) else {
+                            continue;
+                        };
+                        sets.push(set);
+                        vals.insert(value.into(), s(at));
+                        if was.is_none() {
+                            counts.add(counter::sla_due(target), 1);
+                        }
+                    }
+                    timer_write =
+                        self.sla_timer_retimed(&who.org, &room.id, timer.as_ref(), &before, due);
+                }
                 // The labels as counted: a concurrent labelling makes this one count
                 // again (two adds at 19 never make 21).
                 let mut writes = vec![self.room_update_if(
                     room,
                     who,
-                    &format!("SET updated_at = :now {action} labels :labels"),
+                    &format!("SET {} {action} labels :labels", sets.join(", ")),
                     vals,
                     &[],
                     Some("size(labels) = :count OR (attribute_not_exists(labels) AND :count = :zero)"),
                 )];
-                let mut counts = Counts::default();
+                writes.extend(timer_write);
                 for label in &added {
                     counts.add(counter::label(label), 1);
                 }
@@ -197,27 +334,50 @@ impl Store {
                         ));
                     }
                 }
-                Ok(Plan::new(writes, Change::labels(&after)))
+                Ok(Plan::new(writes, Change::labels(&after, retimed.as_ref())))
             })
             .await?;
         let (_, _, _, after) = applied(&labelled.labels, change)?;
-        Ok(Room {
+        let retimed = sla::tightened(&labelled, &policies, hours.as_ref(), &now);
+        let mut room = Room {
             labels: after,
             updated_at: now,
             ..labelled
-        })
+        };
+        if let Some(due) = retimed {
+            room.first_response_due_at = due.first_response;
+            room.resolution_due_at = due.resolution;
+        }
+        Ok(room)
     }
 }
 
 impl Change {
-    /// A conversation's labels as they now are: the desk's, so staff only.
-    pub fn labels(labels: &[String]) -> Change {
+    /// A conversation's labels as they now are, and its SLA when they changed it:
+    /// the desk's, so staff only.
+    pub fn labels(labels: &[String], sla: Option<&SlaDue>) -> Change {
+        let mut data = json!({ "labels": labels });
+        if let Some(due) = sla {
+            data["sla"] = json!(due);
+        }
         Change {
             kind: EventKind::RoomUpdated,
             staff_only: true,
-            data: json!({ "labels": labels }).to_string(),
+            data: data.to_string(),
         }
     }
+}
+
+/// A change of a label (`PATCH /labels/{name}`): absent fields stay.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LabelChange {
+    pub description: Option<Option<String>>,
+    pub color: Option<Option<String>>,
+    pub sla: Option<Option<SlaPolicy>>,
+}
+
+fn sla_text(sla: &SlaPolicy) -> String {
+    serde_json::to_string(sla).expect("serializes")
 }
 
 /// A label's name, checked: lowercase letters, digits, `-` and `_`, 1 to 40.

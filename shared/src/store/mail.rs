@@ -3,7 +3,8 @@
 //! tenant's settings).
 //! A reply address names a room by id only (`crate::reply`), so the first mail with
 //! one writes `REPLYROOM#{room}` naming its tenant; an inbound reply reads it and then
-//! checks the address's tag against that tenant.
+//! checks the address's tag against that tenant. And the once-per-resolution claim of
+//! a rating request by email (`RATEASK` beside the room).
 
 use super::{Store, WriteError};
 use crate::ids::{OrgId, RoomId};
@@ -33,6 +34,41 @@ impl Store {
             .build()
             .expect("put has item");
         match self.table.put(put, "remember reply room").await {
+            Ok(()) => Ok(true),
+            Err(WriteError::ConditionFailed(_)) => Ok(false),
+            Err(WriteError::Api(err)) => Err(err),
+        }
+    }
+
+    /// Claims the one rating request by email of `room`'s resolution of `resolution`
+    /// (its `closed_at`): true the first time only, so a stream record's retry or a
+    /// resolved conversation closed later mails the customer once. Kept 90 days (a
+    /// reopened and resolved conversation has a new resolution, so a new claim).
+    pub async fn claim_rating_request(
+        &self,
+        org: &OrgId,
+        room: &RoomId,
+        resolution: &str,
+    ) -> ApiResult<bool> {
+        let expires = crate::time::now_millis() / 1000 + 90 * 24 * 3600;
+        let item = ItemBuilder::new()
+            .str(keys::PK, keys::room_pk(org, room))
+            .str(keys::SK, keys::RATING_ASK_SK)
+            .str(keys::ENTITY, "rating_request")
+            .str("resolution", resolution)
+            .num(keys::TTL, expires)
+            .build();
+        let put = aws_sdk_dynamodb::types::Put::builder()
+            .table_name(self.name())
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(PK) OR resolution <> :resolution")
+            .expression_attribute_values(
+                ":resolution",
+                aws_sdk_dynamodb::types::AttributeValue::S(resolution.to_owned()),
+            )
+            .build()
+            .expect("put has item");
+        match self.table.put(put, "claim rating request").await {
             Ok(()) => Ok(true),
             Err(WriteError::ConditionFailed(_)) => Ok(false),
             Err(WriteError::Api(err)) => Err(err),

@@ -17,10 +17,12 @@ pub mod labels;
 mod mail;
 mod message;
 pub mod notify;
+pub mod presence;
 mod rating;
 mod realtime;
 pub mod retention;
 mod room;
+pub mod routing;
 mod search;
 pub mod sla;
 mod table;
@@ -42,7 +44,7 @@ pub use feed::{
 };
 pub use inbox::{Inbox, InboxQuery};
 pub use inbox_feed::{InboxChange, InboxEvent, InboxEventKind, InboxEventPage, InboxListeners};
-pub use labels::{Label, Labelling};
+pub use labels::{Label, LabelChange, Labelling};
 pub use message::{
     Direction, MessageChange, MessageList, MessageQuery, NewMessage, Posted, RETENTION_ACTOR,
     RoomCache,
@@ -77,6 +79,8 @@ pub const IDEMPOTENCY_TTL_SECS: i64 = 24 * 3600;
 #[derive(Clone, Debug)]
 pub struct Store {
     table: Table,
+    /// Teams as routed creations read them (checked by each creation's transaction).
+    teams: std::sync::Arc<teams::TeamCache>,
 }
 
 /// A page of results with the cursor to the next one.
@@ -90,6 +94,7 @@ impl Store {
     pub fn new(client: Client, table: impl Into<String>, counter: RequestCounter) -> Self {
         Store {
             table: Table::new(client, table, counter),
+            teams: std::sync::Arc::default(),
         }
     }
 

@@ -14,13 +14,16 @@ impl Store {
     /// Rates the conversation's latest resolution: refused while it is not resolved
     /// or closed (`409 not_resolved`) and when this resolution has its rating
     /// (`409 already_rated`); decided on the room the transaction is built from.
+    /// `expected`: the resolution a rating link names (its `closed_at`) — a conversation
+    /// reopened and resolved again since is `409 resolution_passed`.
     pub async fn rate_conversation(
         &self,
         who: &Principal,
         room: Room,
-        score: u8,
-        comment: Option<String>,
+        rating: crate::commands::conversations::NewRating,
+        expected: Option<&str>,
     ) -> ApiResult<Room> {
+        let crate::commands::conversations::NewRating { score, comment } = rating;
         let now = crate::time::now_string();
         let room_id = room.id.clone();
         let rated = self
@@ -34,6 +37,12 @@ impl Store {
                         });
                     }
                 };
+                if expected.is_some_and(|e| e != resolution) {
+                    return Err(ApiError::Conflict {
+                        code: "resolution_passed",
+                        message: "the conversation was reopened and resolved again since; rate it from the newer request".into(),
+                    });
+                }
                 if room
                     .rating
                     .as_ref()

@@ -189,6 +189,11 @@ impl Store {
             .transact(writes, "open connection")
             .await
             .map_err(WriteError::into_api)?;
+        // An agent away is back (their availability's clock; not the connection's
+        // business to fail for).
+        if let Err(err) = self.agent_connected(who).await {
+            tracing::warn!(%err, "agent presence not updated on connect");
+        }
         Ok(connection)
     }
 
@@ -239,6 +244,10 @@ impl Store {
                 .transact(chunk.to_vec(), "close connection")
                 .await
                 .map_err(WriteError::into_api)?;
+        }
+        // An online agent's last connection: the away clock starts.
+        if let Err(err) = self.agent_disconnected(who).await {
+            tracing::warn!(%err, "agent presence not updated on disconnect");
         }
         Ok(())
     }

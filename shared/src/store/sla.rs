@@ -102,6 +102,45 @@ impl SlaDue {
     }
 }
 
+/// A conversation's due times after labels with SLA policies were put on it: each
+/// target takes the earliest of what it had and what the labels give, counted from
+/// the conversation's creation (in `hours`, its team's, when it has them). A target
+/// the conversation met, or whose due time already passed (the sweep settles it
+/// once), is left as it is. `None` when nothing changes.
+pub fn tightened(
+    room: &Room,
+    policies: &[SlaPolicy],
+    hours: Option<&BusinessHours>,
+    now: &str,
+) -> Option<SlaDue> {
+    let current = SlaDue {
+        first_response: room.first_response_due_at.clone(),
+        resolution: room.resolution_due_at.clone(),
+    };
+    let mut after = current.clone();
+    for policy in policies {
+        let given = policy.due(hours, &room.created_at);
+        for (target, slot, offered) in [
+            (
+                Target::FirstResponse,
+                &mut after.first_response,
+                given.first_response,
+            ),
+            (Target::Resolution, &mut after.resolution, given.resolution),
+        ] {
+            let Some(offered) = offered else { continue };
+            let settled = slot.as_deref().is_some_and(|due| due <= now);
+            if target.met(room) || settled {
+                continue;
+            }
+            if slot.as_ref().is_none_or(|due| offered < *due) {
+                *slot = Some(offered);
+            }
+        }
+    }
+    (after != current).then_some(after)
+}
+
 /// The targets a conversation has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {
@@ -168,6 +207,49 @@ impl Store {
             resolution: room.resolution_due_at.clone(),
         };
         timer_item(org, &room.id, &due).map(|item| put(self.name(), item, true))
+    }
+
+    /// The timer of a conversation whose due times `after` replaced `before`: the
+    /// targets that changed take their new time, the others keep the timer's own
+    /// slots as read (`timer`: a target already settled stays settled); written on
+    /// the condition that the timer is still as read.
+    pub(crate) fn sla_timer_retimed(
+        &self,
+        org: &OrgId,
+        room: &RoomId,
+        timer: Option<&Item>,
+        before: &SlaDue,
+        after: &SlaDue,
+    ) -> Option<TransactWriteItem> {
+        let pending = |name: &str| timer.and_then(|t| t.string(name));
+        let pick = |was: &Option<String>, now: &Option<String>, name: &str| match was == now {
+            true => pending(name),
+            false => now.clone(),
+        };
+        let due = SlaDue {
+            first_response: pick(
+                &before.first_response,
+                &after.first_response,
+                "first_response_due_at",
+            ),
+            resolution: pick(&before.resolution, &after.resolution, "resolution_due_at"),
+        };
+        let item = timer_item(org, room, &due)?;
+        let mut put = aws_sdk_dynamodb::types::Put::builder()
+            .table_name(self.name())
+            .set_item(Some(item));
+        put = match timer.and_then(|t| t.string("next_due")) {
+            Some(seen) => put
+                .condition_expression("next_due = :seen")
+                .expression_attribute_values(":seen", s(seen)),
+            // No timer, or one that left the index: nothing of it is pending.
+            None => put.condition_expression("attribute_not_exists(next_due)"),
+        };
+        Some(
+            TransactWriteItem::builder()
+                .put(put.build().expect("put has table and item"))
+                .build(),
+        )
     }
 
     /// Every timer due by `now` (RFC 3339): each missed target raises its breach,
@@ -354,6 +436,62 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_label_tightens_only_targets_still_pending() {
+        let room = Room {
+            created_at: "2026-12-07T10:00:00.000Z".into(),
+            first_response_due_at: Some("2026-12-07T11:00:00.000Z".into()),
+            ..crate::model::tests::room()
+        };
+        let vip = SlaPolicy {
+            first_response_minutes: Some(10),
+            resolution_minutes: Some(240),
+        };
+        let slow = SlaPolicy {
+            first_response_minutes: Some(120),
+            resolution_minutes: None,
+        };
+        // Before the team's due time: the label's earlier times win; a laxer one
+        // never loosens.
+        let after = tightened(&room, &[slow, vip], None, "2026-12-07T10:05:00.000Z").unwrap();
+        assert_eq!(
+            after.first_response.as_deref(),
+            Some("2026-12-07T10:10:00.000Z")
+        );
+        assert_eq!(
+            after.resolution.as_deref(),
+            Some("2026-12-07T14:00:00.000Z")
+        );
+        assert_eq!(
+            tightened(&room, &[slow], None, "2026-12-07T10:05:00.000Z"),
+            None
+        );
+        // Past the team's due time the sweep has it (once): only resolution changes.
+        let late = tightened(&room, &[vip], None, "2026-12-07T11:30:00.000Z").unwrap();
+        assert_eq!(
+            late.first_response.as_deref(),
+            Some("2026-12-07T11:00:00.000Z")
+        );
+        // Answered: first response is met; resolved: nothing is left.
+        let answered = Room {
+            first_response_at: Some("2026-12-07T10:02:00.000Z".into()),
+            ..room.clone()
+        };
+        let after = tightened(&answered, &[vip], None, "2026-12-07T10:05:00.000Z").unwrap();
+        assert_eq!(
+            after.first_response.as_deref(),
+            Some("2026-12-07T11:00:00.000Z")
+        );
+        let resolved = Room {
+            status: crate::model::RoomStatus::Resolved,
+            ..answered
+        };
+        assert_eq!(
+            tightened(&resolved, &[vip], None, "2026-12-07T10:05:00.000Z"),
+            None
+        );
+    }
 
     #[test]
     fn due_times_count_business_minutes_when_the_team_has_hours() {

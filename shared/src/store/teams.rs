@@ -24,7 +24,8 @@ use crate::store::hours::BusinessHours;
 use crate::store::sla::SlaPolicy;
 use crate::store::{Change, EventKind, Plan, Store, WriteError, put, rebuilds, storage_busy};
 use aws_sdk_dynamodb::types::{
-    AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+    AttributeValue, ConditionCheck, ReturnValue, ReturnValuesOnConditionCheckFailure,
+    TransactWriteItem, Update,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -86,6 +87,9 @@ pub struct Team {
     pub sla: Option<SlaPolicy>,
     pub created_at: String,
     pub updated_at: String,
+    /// Its changes so far (every change adds one): what a routed creation from a
+    /// cached team conditions on.
+    pub rev: u64,
 }
 
 impl Team {
@@ -99,11 +103,28 @@ impl Team {
             sla: None,
             created_at: now.clone(),
             updated_at: now,
+            rev: 0,
         }
     }
 
     fn key(org: &OrgId, team: &TeamId) -> (String, String) {
         (keys::teams_pk(org), keys::team_sk(team))
+    }
+
+    /// `room` with the team's SLA due times, in its business hours (unchanged
+    /// without a policy).
+    pub fn timed(&self, room: Room) -> Room {
+        match self.sla {
+            Some(sla) => {
+                let due = sla.due(self.business_hours.as_ref(), &room.created_at);
+                Room {
+                    first_response_due_at: due.first_response,
+                    resolution_due_at: due.resolution,
+                    ..room
+                }
+            }
+            None => room,
+        }
     }
 
     fn item(&self, org: &OrgId) -> Item {
@@ -131,7 +152,7 @@ impl Team {
         item
     }
 
-    fn from_item(item: &impl ItemExt) -> Option<Team> {
+    pub(crate) fn from_item(item: &impl ItemExt) -> Option<Team> {
         if item.str(keys::ENTITY) != Some(keys::entity::TEAM) {
             return None;
         }
@@ -145,6 +166,7 @@ impl Team {
             sla: item.str("sla").and_then(|h| serde_json::from_str(h).ok()),
             created_at: item.string("created_at").unwrap_or_default(),
             updated_at: item.string("updated_at").unwrap_or_default(),
+            rev: item.num("rev").unwrap_or(0),
         })
     }
 
@@ -308,6 +330,39 @@ pub enum Routed {
     Assigned(String),
     /// Nobody could take it: it waits in the team's queue.
     Queued,
+}
+
+/// Teams as this instance's routed creations last read them (bounded; past it the
+/// cache starts over). Never trusted alone: each creation's transaction checks the
+/// team's `rev`, so a team changed meanwhile is read again.
+#[derive(Debug, Default)]
+pub struct TeamCache(std::sync::Mutex<std::collections::HashMap<String, Team>>);
+
+const TEAM_CACHE_ENTRIES: usize = 256;
+
+impl TeamCache {
+    fn key(org: &OrgId, team: &TeamId) -> String {
+        format!("{org}#{team}")
+    }
+
+    fn get(&self, org: &OrgId, team: &TeamId) -> Option<Team> {
+        self.0.lock().ok()?.get(&Self::key(org, team)).cloned()
+    }
+
+    fn put(&self, org: &OrgId, team: Team) {
+        if let Ok(mut map) = self.0.lock() {
+            if map.len() >= TEAM_CACHE_ENTRIES {
+                map.clear();
+            }
+            map.insert(Self::key(org, &team.id), team);
+        }
+    }
+
+    fn forget(&self, org: &OrgId, team: &TeamId) {
+        if let Ok(mut map) = self.0.lock() {
+            map.remove(&Self::key(org, team));
+        }
+    }
 }
 
 impl Store {
@@ -503,7 +558,8 @@ impl Store {
             false => format!(" REMOVE {}", removes.join(", ")),
         };
         let update = update
-            .update_expression(format!("SET {}{remove}", sets.join(", ")))
+            .update_expression(format!("SET {}{remove} ADD rev :one", sets.join(", ")))
+            .expression_attribute_values(":one", n(1))
             .build()
             .expect("update has key and expression");
         match self.table.update(update, None, "update team").await {
@@ -596,7 +652,8 @@ impl Store {
             .table_name(self.name())
             .key(keys::PK, s(pk))
             .key(keys::SK, s(sk))
-            .update_expression("SET updated_at = :now ADD agents :agents")
+            .update_expression("SET updated_at = :now ADD agents :agents, rev :one")
+            .expression_attribute_values(":one", n(1))
             .condition_expression(
                 "attribute_exists(PK) AND (attribute_not_exists(agents) OR size(agents) < :max OR contains(agents, :agent))",
             )
@@ -636,7 +693,8 @@ impl Store {
             .table_name(self.name())
             .key(keys::PK, s(pk))
             .key(keys::SK, s(sk))
-            .update_expression("SET updated_at = :now DELETE agents :agents")
+            .update_expression("SET updated_at = :now ADD rev :one DELETE agents :agents")
+            .expression_attribute_values(":one", n(1))
             .condition_expression("contains(agents, :agent)")
             .expression_attribute_values(":now", s(crate::time::now_string()))
             .expression_attribute_values(":agents", AttributeValue::Ss(vec![agent.to_string()]))
@@ -703,53 +761,130 @@ impl Store {
             .ok_or_else(|| ApiError::internal("set availability", "no workload returned"))
     }
 
-    /// Creates a support conversation routed to a team: given to the next agent with
-    /// room (claimed in the creation's transaction), or queued when nobody has room.
-    /// `room` has the customer as its only member; `loads` are the team's as read.
-    pub async fn create_routed(
+    /// A team to route to and its agents' workloads: a team this instance read
+    /// before costs only the workloads' BatchGetItem (the creation's transaction
+    /// checks it is unchanged); else one GetItem first.
+    async fn routing_team(
+        &self,
+        org: &OrgId,
+        team: &TeamId,
+    ) -> ApiResult<Option<(Team, Vec<AgentLoad>)>> {
+        if let Some(cached) = self.teams.get(org, team) {
+            let loads = self.loads(org, &cached.agents).await?;
+            return Ok(Some((cached, loads)));
+        }
+        let found = self.team_with_loads(org, team).await?;
+        if let Some((read, _)) = &found {
+            self.teams.put(org, read.clone());
+        }
+        Ok(found)
+    }
+
+    /// Creates a support conversation routed to `team`: with the team's SLA due
+    /// times, given to its next agent with room (claimed in the creation's
+    /// transaction) or queued when nobody has room. `room` has the customer as its
+    /// only member. `None`: no such team. A team changed since this instance read it
+    /// fails the transaction's check: it is read again and the creation retried.
+    pub async fn route_conversation(
+        &self,
+        org: &OrgId,
+        room: &Room,
+        team: &TeamId,
+    ) -> ApiResult<Option<(Team, Room, Routed)>> {
+        for _ in rebuilds() {
+            let Some((found, loads)) = self.routing_team(org, team).await? else {
+                return Ok(None);
+            };
+            let timed = found.timed(room.clone());
+            match self.create_routed(org, &timed, &found, loads).await? {
+                Some((made, routed)) => return Ok(Some((found, made, routed))),
+                None => {
+                    tracing::debug!(team = %team, "the team changed since it was read; reading it again");
+                    self.teams.forget(org, team);
+                }
+            }
+        }
+        Err(storage_busy())
+    }
+
+    /// The check that `team` is as read (its `rev`), in a creation's transaction.
+    fn team_unchanged(&self, org: &OrgId, team: &Team) -> TransactWriteItem {
+        let (pk, sk) = Team::key(org, &team.id);
+        let check = ConditionCheck::builder()
+            .table_name(self.name())
+            .key(keys::PK, s(pk))
+            .key(keys::SK, s(sk))
+            .condition_expression(
+                "attribute_exists(PK) AND (rev = :rev OR (attribute_not_exists(rev) AND :rev = :zero))",
+            )
+            .expression_attribute_values(":rev", n(team.rev))
+            .expression_attribute_values(":zero", n(0))
+            .build()
+            .expect("check has key and condition");
+        TransactWriteItem::builder().condition_check(check).build()
+    }
+
+    /// [`Self::route_conversation`] from a team as read: `None` when the team is no
+    /// longer as read. `loads` are the team's agents' workloads as read.
+    async fn create_routed(
         &self,
         org: &OrgId,
         room: &Room,
         team: &Team,
         mut loads: Vec<AgentLoad>,
-    ) -> ApiResult<(Room, Routed)> {
+    ) -> ApiResult<Option<(Room, Routed)>> {
         let owner = (room.owner_id.clone(), "owner");
         for (tried, attempt) in rebuilds().enumerate() {
             attempt.pause().await;
-            let Some(agent) = agent_to_try(&team.agents, &loads, tried).cloned() else {
-                let queued = Room {
-                    team_id: Some(team.id.to_string()),
-                    queued_at: Some(room.created_at.clone()),
-                    ..room.clone()
+            let (made, routed, mut writes, claim_index) =
+                match agent_to_try(&team.agents, &loads, tried).cloned() {
+                    None => {
+                        let queued = Room {
+                            team_id: Some(team.id.to_string()),
+                            queued_at: Some(room.created_at.clone()),
+                            ..room.clone()
+                        };
+                        let writes = self.room_writes(org, &queued, std::slice::from_ref(&owner));
+                        (queued, Routed::Queued, writes, None)
+                    }
+                    Some(agent) => {
+                        let assigned = Room {
+                            team_id: Some(team.id.to_string()),
+                            assignee_id: Some(agent.user_id.clone()),
+                            agent_id: Some(agent.user_id.clone()),
+                            members: vec![room.owner_id.clone(), agent.user_id.clone()],
+                            member_count: 2,
+                            ..room.clone()
+                        };
+                        let members = [owner.clone(), (agent.user_id.clone(), "agent")];
+                        let mut writes = self.room_items(org, &assigned, &members);
+                        let claim_index = writes.len();
+                        writes.push(self.claim(org, &agent, &room.created_at));
+                        let routed = Routed::Assigned(agent.user_id);
+                        (assigned, routed, writes, Some(claim_index))
+                    }
                 };
-                self.create_room(org, &queued, std::slice::from_ref(&owner))
-                    .await?;
-                return Ok((queued, Routed::Queued));
-            };
-            let assigned = Room {
-                team_id: Some(team.id.to_string()),
-                assignee_id: Some(agent.user_id.clone()),
-                agent_id: Some(agent.user_id.clone()),
-                members: vec![room.owner_id.clone(), agent.user_id.clone()],
-                member_count: 2,
-                ..room.clone()
-            };
-            let members = [owner.clone(), (agent.user_id.clone(), "agent")];
-            let mut writes = self.room_items(org, &assigned, &members);
-            let claim_index = writes.len();
-            writes.push(self.claim(org, &agent, &room.created_at));
+            let check_index = writes.len();
+            writes.push(self.team_unchanged(org, team));
             match self
                 .table
                 .transact(writes, "create routed conversation")
                 .await
             {
-                Ok(()) => return Ok((assigned, Routed::Assigned(agent.user_id))),
-                Err(WriteError::ConditionFailed(c)) if c.failed(claim_index) => {
+                Ok(()) => return Ok(Some((made, routed))),
+                Err(WriteError::ConditionFailed(c)) if c.failed(check_index) => return Ok(None),
+                Err(WriteError::ConditionFailed(c)) if claim_index.is_some_and(|i| c.failed(i)) => {
                     // Someone else claimed them, or they went away: choose again from
                     // the team's workloads as they are now (a racer that lost to one
                     // claim has likely lost the others' too).
-                    tracing::debug!(agent = %agent.user_id, "claim lost; choosing again");
+                    tracing::debug!(?routed, "claim lost; choosing again");
                     loads = self.loads(org, &team.agents).await?;
+                }
+                Err(WriteError::ConditionFailed(c)) => {
+                    return Err(ApiError::internal(
+                        "create routed conversation",
+                        format!("new items exist: {c:?}"),
+                    ));
                 }
                 Err(err) => return Err(err.into_api()),
             }

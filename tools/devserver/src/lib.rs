@@ -70,16 +70,21 @@ impl Apps {
     }
 
     pub async fn call(&self, function: &str, req: Request) -> Option<Response<Body>> {
-        Some(match function {
-            "RoomsFunction" => self.rooms.handle(req).await,
-            "ConversationsFunction" => self.conversations.handle(req).await,
-            "MessagesFunction" => self.messages.handle(req).await,
-            "AnalyticsFunction" => self.analytics.handle(req).await,
-            "WebhooksFunction" => self.webhooks.handle(req).await,
-            "PrivacyFunction" => self.privacy.handle(req).await,
-            "UnsubscribeFunction" => self.unsubscribe.handle(req).await,
-            _ => return None,
-        })
+        // Each function's future boxed: a caller's future holds a pointer, not the
+        // largest of seven deep state machines (their nesting passes the compiler's
+        // layout depth in callers that join many calls).
+        let handled: std::pin::Pin<Box<dyn Future<Output = Response<Body>> + Send + '_>> =
+            match function {
+                "RoomsFunction" => Box::pin(self.rooms.handle(req)),
+                "ConversationsFunction" => Box::pin(self.conversations.handle(req)),
+                "MessagesFunction" => Box::pin(self.messages.handle(req)),
+                "AnalyticsFunction" => Box::pin(self.analytics.handle(req)),
+                "WebhooksFunction" => Box::pin(self.webhooks.handle(req)),
+                "PrivacyFunction" => Box::pin(self.privacy.handle(req)),
+                "UnsubscribeFunction" => Box::pin(self.unsubscribe.handle(req)),
+                _ => return None,
+            };
+        Some(handled.await)
     }
 }
 

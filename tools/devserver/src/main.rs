@@ -112,11 +112,11 @@ async fn serve() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         }
     });
     let support_jobs = devserver::support_jobs::serve_support_jobs(&runtime).await;
-    // The SLA sweep's schedule (every minute, as on AWS).
+    // The support desk's minute (SLA breaches, agents away), as the schedule on AWS.
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(std::time::Duration::from_secs(60)).await;
-            support_jobs.sla_sweep().await;
+            support_jobs.every_minute().await;
         }
     });
     devserver::notify::serve_notifications(&runtime).await;

@@ -29,13 +29,10 @@ impl StreamConsumer for SupportJobs {
 }
 
 impl SupportJobs {
-    /// One SLA sweep, logged.
-    pub async fn sla_sweep(&self) {
-        let now = chat_core::time::now_string();
-        match self.jobs.store.sla_sweep(&now).await {
-            Ok(sweep) if sweep.timers > 0 => tracing::info!(?sweep, "sla sweep"),
-            Ok(_) => {}
-            Err(err) => tracing::error!(%err, "sla sweep stopped"),
+    /// The minute's work as the schedule runs it (SLA breaches, agents away), logged.
+    pub async fn every_minute(&self) {
+        if let Err(err) = self.jobs.every_minute().await {
+            tracing::error!(%err, "the minute's support jobs stopped");
         }
     }
 }

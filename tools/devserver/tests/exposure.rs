@@ -318,6 +318,26 @@ async fn a_deleted_message_leaves_no_text_on_any_path() {
         "edit: the current text stays: {feed}"
     );
 
+    // The inbox's preview shows the current text (a path the delete must empty).
+    let inbox_with_preview = |tok: String| {
+        let app = &app;
+        async move {
+            let (status, page) = app
+                .send(
+                    "GET /chat/conversations",
+                    &[],
+                    &tok,
+                    None,
+                    &[("include", "last_message")],
+                )
+                .await;
+            assert_eq!(status, 200, "{page}");
+            page.to_string()
+        }
+    };
+    let before = inbox_with_preview(customer()).await;
+    assert!(before.contains("second-version-card-4111"), "{before}");
+
     let deleted_at = Instant::now();
     let (status, _) = app
         .send(
@@ -402,6 +422,26 @@ async fn a_deleted_message_leaves_no_text_on_any_path() {
         )
         .await;
     paths.push(("messages".into(), page.to_string()));
+    for (who, tok) in [("customer", customer()), ("agent", agent.clone())] {
+        paths.push((
+            format!("inbox preview ({who})"),
+            inbox_with_preview(tok).await,
+        ));
+    }
+    let (_, customers_rooms) = app
+        .send(
+            "GET /rooms",
+            &[],
+            &agent,
+            None,
+            &[("member", "u-100"), ("type", "support")],
+        )
+        .await;
+    assert_eq!(
+        customers_rooms["data"]["rooms"].as_array().unwrap().len(),
+        1
+    );
+    paths.push(("the customer's rooms".into(), customers_rooms.to_string()));
     for (path, text) in &paths {
         for words in ["first-version", "second-version", "card-4111"] {
             assert!(

@@ -757,10 +757,22 @@ async fn unsubscribe(
     body: Option<&str>,
     html: bool,
 ) -> (u16, String) {
-    let key = format!("{method} /email/unsubscribe");
+    email_link(stack, "unsubscribe", method, query, body, html).await
+}
+
+/// A signed email link's answer (`/email/{link}`), as [`unsubscribe`]'s.
+async fn email_link(
+    stack: &Stack,
+    link: &str,
+    method: &str,
+    query: &str,
+    body: Option<&str>,
+    html: bool,
+) -> (u16, String) {
+    let key = format!("{method} /email/{link}");
     let route = stack.app.route(&key);
     let mut event =
-        chat_testkit::load_event(&format!("{}-email-unsubscribe.json", method.to_lowercase()));
+        chat_testkit::load_event(&format!("{}-email-{link}.json", method.to_lowercase()));
     event["rawQueryString"] = json!(query);
     let params: serde_json::Map<String, Value> = query
         .split('&')
@@ -974,6 +986,265 @@ async fn an_away_customer_is_mailed_the_answer_and_its_link_turns_email_off_with
     // The agent's mail was theirs alone; the customer got the answer and the digest.
     assert_eq!(stack.mail.mails_to("sam@example.com").await.len(), 2);
     assert_eq!(stack.mail.mails_to("agent-1@example.com").await.len(), 1);
+}
+
+/// The rating page's links in a rating request, score 1 to 5: their query strings.
+fn rating_links(mail: &Value) -> Vec<String> {
+    let text = mail["body"]["text"].as_str().unwrap();
+    let links: Vec<String> = text
+        .split_whitespace()
+        .filter_map(|word| word.strip_prefix("http://127.0.0.1:3000/email/rating?"))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(links.len(), 5, "{text}");
+    links
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resolved_conversation_asks_its_customer_for_a_rating_by_email_once_and_the_link_rates_that_resolution()
+ {
+    let stack = Stack::new().await;
+    let admin = token("u-900", "acme", "admin");
+    stack
+        .app
+        .expect(
+            200,
+            "PUT /org/settings",
+            &[],
+            &admin,
+            json!({"name": "Acme Shop"}),
+        )
+        .await;
+    address(&stack, &customer(), "sam@example.com").await;
+    let room = stack.conversation(&customer(), "a-1").await;
+    stack
+        .post(&room, &customer(), json!({"content": "My parcel is late"}))
+        .await;
+    let set_status = |status: &'static str| {
+        let room = room.clone();
+        let stack = &stack;
+        async move {
+            stack
+                .app
+                .expect(
+                    200,
+                    "PUT /chat/conversations/{conversation_id}",
+                    &[("conversation_id", &room)],
+                    &agent(),
+                    json!({ "status": status }),
+                )
+                .await;
+        }
+    };
+    set_status("resolved").await;
+    let got = mails(&stack, "sam@example.com", 1).await;
+    let mail = &got[0];
+    assert_eq!(mail["subject"], "How did we do? Where is my order");
+    assert_eq!(mail["from"], "\"Acme Shop\" <notifications@chat.localhost>");
+    assert_eq!(
+        header(mail, "List-Unsubscribe-Post"),
+        Some("List-Unsubscribe=One-Click")
+    );
+    let links = rating_links(mail);
+    assert!(links[3].ends_with("&rating=4"), "{links:?}");
+    let token_query = links[3].split('&').next().unwrap().to_owned();
+
+    // Once per resolution: the stream's retry of the resolution, and closing the
+    // resolved conversation, ask nobody again.
+    let org = OrgId::parse("acme").unwrap();
+    let notifier = stack.notifications.notifier();
+    let resolved = event_with(&stack, &room, r#""status":"resolved""#).await;
+    assert_eq!(
+        notifier.ask_rating(&org, &resolved).await.unwrap(),
+        webhooks::notify::Outcome::Duplicate
+    );
+    set_status("closed").await;
+    let closed = event_with(&stack, &room, r#""status":"closed""#).await;
+    assert_eq!(
+        notifier.ask_rating(&org, &closed).await.unwrap(),
+        webhooks::notify::Outcome::Duplicate
+    );
+
+    // The page (GET) rates nothing: a mail scanner fetching every link changes nothing.
+    let before = stack.app.table.items().await;
+    let (status, page) = email_link(&stack, "rating", "GET", &links[3], None, true).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("How did Acme Shop do?"), "{page}");
+    assert!(
+        page.contains(r#"value="4" required checked"#),
+        "the score clicked is chosen: {page}"
+    );
+    assert!(page.contains(r#"name="comment""#));
+    let (status, answer) = email_link(&stack, "rating", "GET", &links[0], None, false).await;
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer.contains(r#""rating":null"#), "{answer}");
+
+    // Links that are not this resolution's, or not the customer's: refused, nothing
+    // written. Forged or altered ones are 403 whatever the method; a link signed for
+    // someone who is not the customer is theirs to use only as the API lets them.
+    let token = token_query.strip_prefix("token=").unwrap();
+    let (payload, tag) = token.split_once('.').unwrap();
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let secret = stack
+        .app
+        .table
+        .runtime
+        .config
+        .notify
+        .email
+        .as_ref()
+        .unwrap()
+        .link_secret
+        .clone();
+    let text = String::from_utf8(b64.decode(payload).unwrap()).unwrap();
+    let unsubscribe_token =
+        chat_core::unsubscribe::sign(&secret, &org, &UserId::parse("u-100").unwrap());
+    let signed_for = |user: &str, org: &str| {
+        let link = chat_core::unsubscribe::RatingLink::verify(&secret, token).unwrap();
+        chat_core::unsubscribe::RatingLink {
+            user: UserId::parse(user).unwrap(),
+            org: OrgId::parse(org).unwrap(),
+            ..link
+        }
+        .sign(&secret)
+    };
+    let refused: Vec<(String, u16)> = vec![
+        (String::new(), 403),
+        ("token=".into(), 403),
+        (format!("token={unsubscribe_token}"), 403),
+        (
+            format!("token={}.{tag}", b64.encode(text.replace("u-100", "u-200"))),
+            403,
+        ),
+        (format!("token={payload}.{}", &tag[1..]), 403),
+        (format!("token={}", token.to_uppercase()), 403),
+        (
+            format!(
+                "token={}",
+                chat_core::unsubscribe::RatingLink::verify(&secret, token)
+                    .unwrap()
+                    .sign("another-key-of-thirty-two-bytes!!")
+            ),
+            403,
+        ),
+        // Signed right: the agent is no customer of it; u-999 and globex are not in it.
+        (format!("token={}", signed_for("a-1", "acme")), 403),
+        (format!("token={}", signed_for("u-999", "acme")), 404),
+        (format!("token={}", signed_for("u-100", "globex")), 404),
+    ];
+    for (query, expected) in &refused {
+        for method in ["GET", "POST"] {
+            let (status, answer) =
+                email_link(&stack, "rating", method, query, Some("rating=5"), false).await;
+            assert_eq!(status, *expected, "{method} {query}: {answer}");
+        }
+    }
+    // Scores of every other spelling, and a comment past the limit.
+    let long = format!("rating=4&comment={}", "x".repeat(1001));
+    for body in [
+        "",
+        "rating=",
+        "rating=0",
+        "rating=6",
+        "rating=05",
+        "rating=%2B5",
+        "rating=5.0",
+        "rating=five",
+        "score=5",
+        long.as_str(),
+    ] {
+        let (status, answer) =
+            email_link(&stack, "rating", "POST", &token_query, Some(body), false).await;
+        assert_eq!(status, 422, "{body}: {answer}");
+    }
+    assert_eq!(stack.app.table.items().await, before, "nothing was written");
+
+    // The page's form rates the resolution as its customer; once.
+    let (status, page) = email_link(
+        &stack,
+        "rating",
+        "POST",
+        &token_query,
+        Some("rating=4&comment=Quick+and+kind"),
+        true,
+    )
+    .await;
+    assert_eq!(status, 201, "{page}");
+    assert!(page.contains("Thanks for your rating"), "{page}");
+    let conversation = stack
+        .app
+        .expect_get(
+            "GET /chat/conversations/{conversation_id}",
+            &[("conversation_id", &room)],
+            &customer(),
+        )
+        .await;
+    assert_eq!(conversation["rating"]["score"], 4, "{conversation}");
+    assert_eq!(conversation["rating"]["comment"], "Quick and kind");
+    let (status, answer) = email_link(
+        &stack,
+        "rating",
+        "POST",
+        &token_query,
+        Some("rating=1"),
+        false,
+    )
+    .await;
+    assert_eq!(status, 409, "{answer}");
+    assert!(answer.contains("already_rated"), "{answer}");
+    let (status, page) = email_link(&stack, "rating", "GET", &links[0], None, true).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains("You rated") && !page.contains("<form"),
+        "{page}"
+    );
+
+    // Reopened: the old link is past; resolved again, a new request with its own
+    // link, which the old one cannot use.
+    set_status("open").await;
+    let (status, answer) = email_link(
+        &stack,
+        "rating",
+        "POST",
+        &token_query,
+        Some("rating=3"),
+        false,
+    )
+    .await;
+    assert_eq!(status, 409, "{answer}");
+    assert!(answer.contains("not_resolved"), "{answer}");
+    // Its own resolution's rating still shows on its page.
+    let (status, answer) = email_link(&stack, "rating", "GET", &links[4], None, false).await;
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer.contains(r#""score":4"#), "{answer}");
+    set_status("resolved").await;
+    let got = mails(&stack, "sam@example.com", 2).await;
+    let newer = rating_links(&got[1]);
+    assert_ne!(newer[0], links[0]);
+    let (status, answer) = email_link(
+        &stack,
+        "rating",
+        "POST",
+        &token_query,
+        Some("rating=2"),
+        false,
+    )
+    .await;
+    assert_eq!(status, 409, "{answer}");
+    assert!(answer.contains("resolution_passed"), "{answer}");
+    let newer_token = newer[0].split('&').next().unwrap();
+    let (status, answer) = email_link(
+        &stack,
+        "rating",
+        "POST",
+        newer_token,
+        Some("rating=5"),
+        false,
+    )
+    .await;
+    assert_eq!(status, 201, "{answer}");
+    assert!(answer.contains(r#""score":5"#), "{answer}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

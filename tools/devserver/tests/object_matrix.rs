@@ -191,6 +191,11 @@ async fn another_tenant_gets_what_a_missing_id_gets_and_sees_nothing() {
     let mut checked = 0;
     for route in &world.routes {
         let key = route.key();
+        if devserver::PUBLIC_ROUTES.contains(&key.as_str()) {
+            // A signed email link's authority is its signature, not the bearer: what
+            // a link of another tenant's or a forged one gets is tests/notifications.rs'.
+            continue;
+        }
         if path_names(route).is_empty() {
             // Listings and searches: answered, but from the caller's own tenant only.
             if route.method == "GET" {

@@ -56,6 +56,8 @@ const VISIBILITY_ONLY: &[&str] = &[
     // Public: a signed link is the authority, not a token (tests/notifications.rs).
     "GET /email/unsubscribe",
     "POST /email/unsubscribe",
+    "GET /email/rating",
+    "POST /email/rating",
 ];
 
 #[derive(Clone, Copy, PartialEq)]
@@ -336,6 +338,20 @@ fn cases() -> Vec<Case> {
         ),
         case("GET /labels", Tenant, None, Action::WorkSupportDesk, false),
         case(
+            "GET /routing-rules",
+            Tenant,
+            None,
+            Action::WorkSupportDesk,
+            false,
+        ),
+        case(
+            "PUT /routing-rules",
+            Tenant,
+            Some(json!({"rules": []})),
+            Action::ManageSupportDesk,
+            false,
+        ),
+        case(
             "POST /chat/conversations/{conversation_id}/rating",
             Conversation,
             Some(json!({"rating": 4})),
@@ -381,6 +397,13 @@ fn cases() -> Vec<Case> {
             "POST /labels",
             Tenant,
             Some(json!({"name": "refund"})),
+            Action::ManageSupportDesk,
+            false,
+        ),
+        case(
+            "PATCH /labels/{label_name}",
+            Tenant,
+            Some(json!({"sla": {"first_response_minutes": 15}})),
             Action::ManageSupportDesk,
             false,
         ),

@@ -264,6 +264,60 @@ fn retarget(name: &str, event: &Value, ids: &BTreeMap<&str, String>) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
+/// What a rating request's mail carries: the seeded conversation resolved anew (a
+/// resolution of its own, whatever was rated before) and a link for it, signed with
+/// the stack's key, in place of the fixture's.
+async fn rating_link_for(apps: &Apps, table: &TestTable, conversation: &str, event: &mut Value) {
+    for status in ["open", "resolved"] {
+        call(
+            apps,
+            "ConversationsFunction",
+            HttpEvent::new(
+                "PUT /chat/conversations/{conversation_id}",
+                "/chat/conversations/x",
+            )
+            .param("conversation_id", conversation)
+            .bearer(&token("5", "acme", "agent"))
+            .json(&json!({ "status": status })),
+        )
+        .await;
+    }
+    let org = chat_core::ids::OrgId::parse("acme").unwrap();
+    let room_id = chat_core::ids::RoomId::parse(conversation).unwrap();
+    let room = table
+        .runtime
+        .store
+        .get_room(&org, &room_id)
+        .await
+        .unwrap()
+        .unwrap();
+    let secret = &table
+        .runtime
+        .config
+        .notify
+        .email
+        .as_ref()
+        .unwrap()
+        .link_secret;
+    let link = chat_core::unsubscribe::RatingLink {
+        org,
+        user: chat_core::ids::UserId::parse("u-100").unwrap(),
+        room: room_id,
+        resolution: room.closed_at.expect("resolved"),
+    };
+    let signed = link.sign(secret);
+    let old = event["queryStringParameters"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    event["queryStringParameters"]["token"] = json!(signed);
+    let raw = event["rawQueryString"]
+        .as_str()
+        .unwrap()
+        .replace(&old, &signed);
+    event["rawQueryString"] = json!(raw);
+}
+
 /// What SES does before it invokes the inbound-email function with the receipt
 /// event: the customer's reply (the Gmail fixture) stored under `inbound/`, addressed
 /// to the seeded conversation's reply address, which its mails gave out (u-100's
@@ -439,6 +493,9 @@ async fn every_event_through_every_bootstrap_under_the_emulator() {
                 .json(&json!({"status": "resolved"})),
             )
             .await;
+        }
+        if name.contains("email-rating") {
+            rating_link_for(&apps, &table, &ids["conversation"], &mut event).await;
         }
         if function == "InboundEmailFunction" {
             inbound_mail_for(&apps, &table, &ids["conversation"], &mut event).await;

@@ -49,15 +49,28 @@ async fn team_with_sla(app: &TestApp, extra: Value) -> String {
     team
 }
 
+/// A customer's new conversation: the creation's answer, its `conversation` as the
+/// desk sees it (the SLA clock is staff-only; the customer's answer has none).
 async fn conversation(app: &TestApp, who: &str, team: &str) -> Value {
-    app.expect(
-        201,
-        "POST /chat/conversations",
-        &[],
-        &token(who, "acme", "customer"),
-        json!({"title": "Leaky kettle", "team_id": team, "agent_id": "a-1"}),
-    )
-    .await
+    let mut made = app
+        .expect(
+            201,
+            "POST /chat/conversations",
+            &[],
+            &token(who, "acme", "customer"),
+            json!({"title": "Leaky kettle", "team_id": team, "agent_id": "a-1"}),
+        )
+        .await;
+    assert!(made["conversation"]["sla"].is_null(), "{made}");
+    let id = made["conversation_id"].as_str().unwrap().to_owned();
+    made["conversation"] = app
+        .expect_get(
+            "GET /chat/conversations/{conversation_id}",
+            &[("conversation_id", &id)],
+            &agent(),
+        )
+        .await;
+    made
 }
 
 async fn breaches(app: &TestApp, conversation: &str, who: &str) -> Vec<Value> {
@@ -219,6 +232,205 @@ async fn targets_count_in_business_hours_and_bad_policies_are_refused() {
             .await;
         assert_eq!(status, 422, "{sla}: {answer}");
         assert_eq!(answer["error"]["details"]["field"], field, "{answer}");
+    }
+    assert_eq!(app.table.items().await, before, "nothing was written");
+}
+
+#[tokio::test]
+async fn the_inbox_shows_the_clock_and_the_last_message_to_the_desk_and_only_the_message_to_the_customer()
+ {
+    let app = TestApp::new().await;
+    let team = team_with_sla(&app, json!({})).await;
+    let made = conversation(&app, "u-1", &team).await;
+    let id = made["conversation_id"].as_str().unwrap().to_owned();
+    app.expect(
+        201,
+        "POST /chat/conversations/{conversation_id}/messages",
+        &[("conversation_id", &id)],
+        &token("u-1", "acme", "customer"),
+        json!({"content": "The kettle leaks"}),
+    )
+    .await;
+    app.expect(
+        201,
+        "POST /chat/conversations/{conversation_id}/messages",
+        &[("conversation_id", &id)],
+        &agent(),
+        json!({"content": "internal: check the seal", "message_type": "note"}),
+    )
+    .await;
+    let row = |page: Value| page["data"]["conversations"][0].clone();
+    let listed = |tok: String, include: Option<&'static str>| {
+        let app = &app;
+        async move {
+            let query: Vec<(&str, &str)> = include.map(|i| ("include", i)).into_iter().collect();
+            app.send("GET /chat/conversations", &[], &tok, None, &query)
+                .await
+        }
+    };
+    let (status, page) = listed(agent(), Some("last_message")).await;
+    assert_eq!(status, 200, "{page}");
+    let desk = row(page);
+    assert_eq!(
+        desk["last_message"]["preview"], "The kettle leaks",
+        "{desk}"
+    );
+    assert_eq!(desk["last_message"]["sender_id"], "u-1");
+    assert_eq!(desk["sla"], made["conversation"]["sla"], "{desk}");
+    assert_eq!(desk["unread_count"], 1);
+
+    let (_, page) = listed(token("u-1", "acme", "customer"), Some("last_message")).await;
+    let customers = row(page);
+    // The note is nobody's preview; the clock is the desk's.
+    assert_eq!(customers["last_message"]["preview"], "The kettle leaks");
+    assert!(customers.get("sla").is_none(), "{customers}");
+    assert!(customers.get("labels").is_none(), "{customers}");
+    // Not asked: the row as before, one Query.
+    let (_, page) = listed(agent(), None).await;
+    assert!(row(page).get("last_message").is_none());
+
+    for bad in ["messages", "LAST_MESSAGE", "last_message,sla"] {
+        let (status, answer) = app
+            .send(
+                "GET /chat/conversations",
+                &[],
+                &agent(),
+                None,
+                &[("include", bad)],
+            )
+            .await;
+        assert_eq!(status, 422, "{bad:?}: {answer}");
+        assert_eq!(answer["error"]["details"]["field"], "include", "{answer}");
+    }
+}
+
+#[tokio::test]
+async fn a_label_with_targets_tightens_a_conversations_clock_and_gives_one_to_a_conversation_without()
+ {
+    let app = TestApp::new().await;
+    let store = &app.table.runtime.store;
+    let team = team_with_sla(&app, json!({})).await;
+    app.expect(201, "POST /labels", &[], &admin(), json!({"name": "vip"}))
+        .await;
+    let vip = app
+        .expect(
+            200,
+            "PATCH /labels/{label_name}",
+            &[("label_name", "vip")],
+            &admin(),
+            json!({"sla": {"first_response_minutes": 10, "resolution_minutes": 60}}),
+        )
+        .await;
+    assert_eq!(vip["sla"]["first_response_minutes"], 10, "{vip}");
+    let teamed = conversation(&app, "u-1", &team).await;
+    let teamed = teamed["conversation_id"].as_str().unwrap().to_owned();
+    let alone = app
+        .expect(
+            201,
+            "POST /chat/conversations",
+            &[],
+            &token("u-2", "acme", "customer"),
+            json!({"title": "No team", "agent_id": "a-1"}),
+        )
+        .await["conversation_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for id in [&teamed, &alone] {
+        let labelled = app
+            .expect(
+                200,
+                "POST /chat/conversations/{conversation_id}/labels",
+                &[("conversation_id", id)],
+                &agent(),
+                json!({"labels": ["vip"]}),
+            )
+            .await;
+        let sla = &labelled["conversation"]["sla"];
+        let due = sla["first_response_due_at"].as_str().unwrap();
+        assert!(
+            due > later(9).as_str() && due <= later(11).as_str(),
+            "{sla}"
+        );
+        let resolution = sla["resolution_due_at"].as_str().unwrap();
+        assert!(resolution <= later(61).as_str(), "{sla}");
+        // The console hears it with the labels.
+        let feed = app.events(id, &agent()).await;
+        let updated = feed
+            .iter()
+            .rev()
+            .find(|e| e["type"] == "room.updated")
+            .unwrap();
+        assert_eq!(
+            updated["data"]["sla"]["first_response_due_at"], due,
+            "{updated}"
+        );
+        // Taken off, the label leaves the clock as it is.
+        app.expect(
+            200,
+            "DELETE /chat/conversations/{conversation_id}/labels/{label_name}",
+            &[("conversation_id", id), ("label_name", "vip")],
+            &agent(),
+            json!({}),
+        )
+        .await;
+        let after = app
+            .expect_get(
+                "GET /chat/conversations/{conversation_id}",
+                &[("conversation_id", id)],
+                &agent(),
+            )
+            .await;
+        assert_eq!(after["sla"]["first_response_due_at"], due);
+    }
+    // Both miss their ten minutes: one breach each, at the first sweep past it.
+    assert_eq!(store.sla_sweep(&later(9)).await.unwrap().breached, 0);
+    assert_eq!(store.sla_sweep(&later(11)).await.unwrap().breached, 2);
+    assert_eq!(store.sla_sweep(&later(12)).await.unwrap().breached, 0);
+    for id in [&teamed, &alone] {
+        assert_eq!(breaches(&app, id, &agent()).await.len(), 1);
+    }
+    // Put on again after its breach: nothing is raised twice.
+    app.expect(
+        200,
+        "POST /chat/conversations/{conversation_id}/labels",
+        &[("conversation_id", &teamed)],
+        &agent(),
+        json!({"labels": ["vip"]}),
+    )
+    .await;
+    assert_eq!(store.sla_sweep(&later(13)).await.unwrap().breached, 0);
+
+    // Bad changes of a label: 422 naming the field (404 for no such label), nothing
+    // written.
+    let before = app.table.items().await;
+    for (label, body, status, field) in [
+        (
+            "vip",
+            json!({"sla": {"first_response_minutes": 0}}),
+            422,
+            "sla.first_response_minutes",
+        ),
+        ("vip", json!({"sla": {}}), 422, "sla"),
+        ("vip", json!({"color": "red"}), 422, "color"),
+        ("vip", json!({}), 422, "body"),
+        ("vip", json!({"name": "other"}), 422, "name"),
+        ("nope", json!({"color": "#ffffff"}), 404, ""),
+        ("VIP", json!({"color": "#ffffff"}), 404, ""),
+    ] {
+        let (got, answer) = app
+            .send(
+                "PATCH /labels/{label_name}",
+                &[("label_name", label)],
+                &admin(),
+                Some(body.clone()),
+                &[],
+            )
+            .await;
+        assert_eq!(got, status, "{body}: {answer}");
+        if !field.is_empty() {
+            assert_eq!(answer["error"]["details"]["field"], field, "{answer}");
+        }
     }
     assert_eq!(app.table.items().await, before, "nothing was written");
 }

@@ -519,3 +519,335 @@ async fn teams_are_admins_to_change_staffs_to_read_and_each_tenants_own() {
         .await;
     assert_eq!(status, 422, "{answer}");
 }
+
+#[tokio::test]
+async fn a_rule_on_the_first_message_routes_a_conversation_to_its_team_and_an_agent_takes_it() {
+    let app = TestApp::new().await;
+    devserver::support_jobs::serve_support_jobs(&app.table.runtime).await;
+    let billing = team(&app, &["a-1"], 3).await;
+    let returns = team(&app, &["a-2"], 3).await;
+    app.expect(
+        200,
+        "PATCH /teams/{team_id}",
+        &[("team_id", &billing)],
+        &admin(),
+        json!({"sla": {"first_response_minutes": 30}}),
+    )
+    .await;
+    let saved = app
+        .expect(
+            200,
+            "PUT /routing-rules",
+            &[],
+            &admin(),
+            json!({"rules": [
+                {"name": "Billing", "keywords": ["Refund", "money back"], "team_id": billing},
+                {"name": "Returns", "keywords": ["return", "refund"], "team_id": returns},
+            ]}),
+        )
+        .await;
+    assert_eq!(
+        saved["rules"][0]["keywords"],
+        json!(["refund", "money back"])
+    );
+    let listed = app
+        .expect_get("GET /routing-rules", &[], &agent("a-2"))
+        .await;
+    assert_eq!(listed["rules"], saved["rules"]);
+
+    // Started with no team and nobody on it; the first message decides.
+    let start = |customer: &'static str, first: &'static str| {
+        let app = &app;
+        async move {
+            let tok = token(customer, "acme", "customer");
+            let id = app
+                .expect(
+                    201,
+                    "POST /chat/conversations",
+                    &[],
+                    &tok,
+                    json!({"title": "Hi"}),
+                )
+                .await["conversation_id"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            app.expect(
+                201,
+                "POST /chat/conversations/{conversation_id}/messages",
+                &[("conversation_id", &id)],
+                &tok,
+                json!({ "content": first }),
+            )
+            .await;
+            id
+        }
+    };
+    let refund = start("c-1", "I want my MONEY back for order 7").await;
+    let ret = start("c-2", "How do I return a kettle?").await;
+    let neither = start("c-3", "Hello there").await;
+    let routed = until_assigned(&app, &refund).await;
+    assert_eq!(
+        (routed["team_id"].as_str(), routed["assignee_id"].as_str()),
+        (Some(billing.as_str()), Some("a-1"))
+    );
+    assert!(
+        routed["sla"]["first_response_due_at"].is_string(),
+        "{routed}"
+    );
+    let routed = until_assigned(&app, &ret).await;
+    assert_eq!(routed["assignee_id"], "a-2");
+    // The desk's feed says which rule; the customer's shows only the agent joining.
+    let feed = app.events(&refund, &agent("a-1")).await;
+    assert!(
+        feed.iter()
+            .any(|e| e["type"] == "room.updated" && e["data"]["routing_rule"] == "Billing"),
+        "{feed:?}"
+    );
+    let theirs = app.events(&refund, &token("c-1", "acme", "customer")).await;
+    assert!(
+        theirs.iter().all(|e| e["data"]["routing_rule"].is_null()),
+        "{theirs:?}"
+    );
+    // No rule matched: it stays where it was; a second message never routes.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (_, left) = app
+        .send(
+            "GET /chat/conversations/{conversation_id}",
+            &[("conversation_id", &neither)],
+            &admin(),
+            None,
+            &[],
+        )
+        .await;
+    assert!(left["data"]["team_id"].is_null(), "{left}");
+    app.expect(
+        201,
+        "POST /chat/conversations/{conversation_id}/messages",
+        &[("conversation_id", &neither)],
+        &token("c-3", "acme", "customer"),
+        json!({"content": "a refund please"}),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (_, left) = app
+        .send(
+            "GET /chat/conversations/{conversation_id}",
+            &[("conversation_id", &neither)],
+            &admin(),
+            None,
+            &[],
+        )
+        .await;
+    assert!(left["data"]["team_id"].is_null(), "{left}");
+
+    // Bad rules: 422 naming the place, nothing written; customers and agents may not
+    // set them (403 before the body is read); another tenant's team is no team.
+    let other = token("boss", "globex", "admin");
+    let other_team = app
+        .expect(201, "POST /teams", &[], &other, json!({"name": "Theirs"}))
+        .await["team_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let before_ours = app.table.items().await;
+    for (body, field) in [
+        (
+            json!({"rules": [{"name": "x", "keywords": [], "team_id": billing}]}),
+            "rules[0].keywords",
+        ),
+        (
+            json!({"rules": [{"name": "x", "keywords": ["!?"], "team_id": billing}]}),
+            "rules[0].keywords[0]",
+        ),
+        (
+            json!({"rules": [{"name": " ", "keywords": ["a"], "team_id": billing}]}),
+            "rules[0].name",
+        ),
+        (
+            json!({"rules": [{"name": "x", "keywords": ["a"], "team_id": other_team}]}),
+            "rules[0].team_id",
+        ),
+        (
+            json!({"rules": [{"name": "x", "keywords": ["a"], "team_id": "billing"}]}),
+            "rules[0].team_id",
+        ),
+        (
+            json!({"rules": [{"name": "x", "keywords": ["a"], "team_id": billing, "labels": []}]}),
+            "rules[0].labels",
+        ),
+        (
+            json!({"rules": (0..51).map(|_| json!({"name": "x", "keywords": ["a"], "team_id": billing})).collect::<Vec<_>>()}),
+            "rules",
+        ),
+    ] {
+        let (status, answer) = app
+            .send("PUT /routing-rules", &[], &admin(), Some(body.clone()), &[])
+            .await;
+        assert_eq!(status, 422, "{body}: {answer}");
+        assert_eq!(answer["error"]["details"]["field"], field, "{answer}");
+    }
+    for who in [agent("a-1"), token("c-1", "acme", "customer")] {
+        let (status, _) = app
+            .send(
+                "PUT /routing-rules",
+                &[],
+                &who,
+                Some(json!({"rules": "not even a list"})),
+                &[],
+            )
+            .await;
+        assert_eq!(status, 403);
+    }
+    let (status, _) = app
+        .send(
+            "GET /routing-rules",
+            &[],
+            &token("c-1", "acme", "customer"),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(status, 403);
+    assert_eq!(app.table.items().await, before_ours, "nothing was written");
+    // Another tenant has no rules of ours.
+    let theirs = app.expect_get("GET /routing-rules", &[], &other).await;
+    assert_eq!(theirs["rules"], json!([]));
+}
+
+#[tokio::test]
+async fn an_online_agent_without_a_connection_for_the_stacks_minutes_goes_offline_and_nobody_else()
+{
+    use chat_core::auth::Principal;
+    use chat_core::ids::{OrgId, Role, UserId};
+    let app = TestApp::new().await;
+    let store = &app.table.runtime.store;
+    team(&app, &["a-1", "a-2", "a-3"], 3).await;
+    set_availability(&app, "a-3", "busy").await;
+    let who = |id: &str, role: Role| Principal {
+        user: UserId::parse(id).unwrap(),
+        org: OrgId::parse("acme").unwrap(),
+        role,
+    };
+    let later = |minutes: i64| {
+        chat_core::time::format(chat_core::time::now() + time::Duration::minutes(minutes))
+    };
+    // a-1 closes one of two tabs, then the other: away from the last.
+    store
+        .open_connection("k-1", &who("a-1", Role::Agent))
+        .await
+        .unwrap();
+    store
+        .open_connection("k-2", &who("a-1", Role::Agent))
+        .await
+        .unwrap();
+    store.close_connection("k-1").await.unwrap();
+    assert_eq!(
+        store.away_sweep(&later(11), 10).await.unwrap(),
+        0,
+        "a tab is still open"
+    );
+    store.close_connection("k-2").await.unwrap();
+    // a-2 goes and comes back; busy a-3 and a customer go.
+    store
+        .open_connection("k-3", &who("a-2", Role::Agent))
+        .await
+        .unwrap();
+    store.close_connection("k-3").await.unwrap();
+    store
+        .open_connection("k-4", &who("a-2", Role::Agent))
+        .await
+        .unwrap();
+    store
+        .open_connection("k-5", &who("a-3", Role::Agent))
+        .await
+        .unwrap();
+    store.close_connection("k-5").await.unwrap();
+    store
+        .open_connection("k-6", &who("c-1", Role::Customer))
+        .await
+        .unwrap();
+    store.close_connection("k-6").await.unwrap();
+
+    // Not before the stack's minutes; then a-1 only, once.
+    assert_eq!(store.away_sweep(&later(9), 10).await.unwrap(), 0);
+    let at = later(11);
+    let sweeps = futures_util::future::join_all((0..3).map(|_| store.away_sweep(&at, 10))).await;
+    let offline: usize = sweeps.into_iter().map(Result::unwrap).sum();
+    assert_eq!(offline, 1);
+    assert_eq!(workload(&app, "a-1").await["availability"], "offline");
+    assert_eq!(workload(&app, "a-2").await["availability"], "online");
+    assert_eq!(workload(&app, "a-3").await["availability"], "busy");
+    // Online again, it is theirs to keep while connected.
+    set_availability(&app, "a-1", "online").await;
+    assert_eq!(store.away_sweep(&later(30), 10).await.unwrap(), 0);
+    assert_eq!(workload(&app, "a-1").await["availability"], "online");
+}
+
+#[tokio::test]
+async fn a_team_changed_since_an_instance_read_it_is_read_again_before_anyone_is_assigned() {
+    let app = TestApp::new().await;
+    let team = team(&app, &["a-1"], 5).await;
+    let create = |customer: &'static str| {
+        let team = team.clone();
+        let app = &app;
+        async move {
+            app.send(
+                "POST /chat/conversations",
+                &[],
+                &token(customer, "acme", "customer"),
+                Some(json!({"title": "Help", "team_id": team})),
+                &[],
+            )
+            .await
+        }
+    };
+    // The first creation reads the team (and this instance keeps it).
+    let (status, first) = create("c-1").await;
+    assert_eq!(status, 201, "{first}");
+    assert_eq!(first["data"]["conversation"]["assignee_id"], "a-1");
+    // The admin moves the team to a-2 behind the instance's back (the cache is not
+    // told); the next creation's check of the team's revision catches it.
+    app.expect(
+        200,
+        "PUT /teams/{team_id}/agents/{user_id}",
+        &[("team_id", &team), ("user_id", "a-2")],
+        &admin(),
+        json!({"capacity": 5}),
+    )
+    .await;
+    set_availability(&app, "a-2", "online").await;
+    let (status, _) = app
+        .send(
+            "DELETE /teams/{team_id}/agents/{user_id}",
+            &[("team_id", &team), ("user_id", "a-1")],
+            &admin(),
+            None,
+            &[],
+        )
+        .await;
+    assert!(status == 200 || status == 204, "{status}");
+    let (status, second) = create("c-2").await;
+    assert_eq!(status, 201, "{second}");
+    assert_eq!(
+        second["data"]["conversation"]["assignee_id"], "a-2",
+        "not the agent who left: {second}"
+    );
+    assert_eq!(workload(&app, "a-1").await["open_conversations"], 1);
+    // A team deleted meanwhile routes nothing, and nothing is written.
+    let (status, _) = app
+        .send(
+            "DELETE /teams/{team_id}",
+            &[("team_id", &team)],
+            &admin(),
+            None,
+            &[],
+        )
+        .await;
+    assert!(status == 200 || status == 204, "{status}");
+    let before = app.table.items().await;
+    let (status, gone) = create("c-3").await;
+    assert_eq!(status, 422, "{gone}");
+    assert_eq!(gone["error"]["details"]["field"], "team_id", "{gone}");
+    assert_eq!(app.table.items().await, before, "nothing was written");
+}

@@ -184,14 +184,27 @@ pub fn stream_filters(template: &Value, function: &str) -> Vec<Value> {
 /// object nests.
 pub fn matches_pattern(pattern: &Value, record: &Value) -> bool {
     match pattern {
-        Value::Object(fields) => fields
-            .iter()
-            .all(|(k, p)| record.get(k).is_some_and(|v| matches_pattern(p, v))),
-        // `{"exists": true}` accepts any value (the key's presence is checked above).
+        Value::Object(fields) => fields.iter().all(|(k, p)| match record.get(k) {
+            Some(v) => matches_pattern(p, v),
+            None => wants_absent(p),
+        }),
+        // `{"exists": true}` accepts any value (the key's presence is checked above);
+        // `{"exists": false}` none (it matches only where the key is absent).
         Value::Array(allowed) => allowed
             .iter()
             .any(|a| a == record || a.get("exists") == Some(&Value::Bool(true))),
         other => other == record,
+    }
+}
+
+/// Whether a pattern asks for its key to be absent (`{"exists": false}` at its leaf).
+fn wants_absent(pattern: &Value) -> bool {
+    match pattern {
+        Value::Object(fields) => !fields.is_empty() && fields.values().all(wants_absent),
+        Value::Array(allowed) => allowed
+            .iter()
+            .any(|a| a.get("exists") == Some(&Value::Bool(false))),
+        _ => false,
     }
 }
 

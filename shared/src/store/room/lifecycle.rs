@@ -40,7 +40,7 @@ impl Store {
 
     /// The room, each member's inbox row and inbox count, and its assignee's
     /// workload.
-    fn room_writes(
+    pub(crate) fn room_writes(
         &self,
         org: &OrgId,
         room: &Room,
