@@ -661,7 +661,9 @@ impl Notifier {
         let Some(mailer) = self.mailer().await else {
             return Ok(Outcome::None);
         };
-        let tenant = tenant.get_or_try_init(|| self.tenant_name(org)).await?;
+        let tenant = tenant
+            .get_or_try_init(|| self.store.tenant_name(org))
+            .await?;
         // The conversation as the recipient sees it (no notes for a customer).
         let reader = chat_core::Principal {
             user: user.clone(),
@@ -717,16 +719,6 @@ impl Notifier {
                 Ok(Outcome::None)
             }
         }
-    }
-
-    /// The name mails go out under: the tenant's, else its id.
-    async fn tenant_name(&self, org: &OrgId) -> chat_core::ApiResult<String> {
-        Ok(self
-            .store
-            .org_settings(org)
-            .await?
-            .map(|s| s.name)
-            .unwrap_or_else(|| org.to_string()))
     }
 
     /// A conversation resolved (or closed): its customer is asked by email to rate it
@@ -789,7 +781,7 @@ impl Notifier {
         {
             return Ok(Outcome::Duplicate);
         }
-        let tenant = self.tenant_name(org).await?;
+        let tenant = self.store.tenant_name(org).await?;
         let link = chat_core::unsubscribe::RatingLink {
             org: org.clone(),
             user: customer.clone(),

@@ -127,7 +127,7 @@ impl Unsubscribe {
                 "a one-click unsubscribe posts List-Unsubscribe=One-Click",
             ));
         }
-        let tenant = self.tenant_name(&org).await?;
+        let tenant = self.store.tenant_name(&org).await?;
         if req.method().as_str() != "POST" {
             let on = self
                 .store
@@ -160,16 +160,6 @@ impl Unsubscribe {
         })
     }
 
-    /// The tenant's name, else its id.
-    async fn tenant_name(&self, org: &chat_core::ids::OrgId) -> ApiResult<String> {
-        Ok(self
-            .store
-            .org_settings(org)
-            .await?
-            .map(|s| s.name)
-            .unwrap_or_else(|| org.to_string()))
-    }
-
     /// A rating link: the page (GET), or the rating (POST) — the token first, then the
     /// conversation as its customer sees it and their right, then the form.
     async fn rating(&self, req: &Request) -> ApiResult<Done> {
@@ -191,7 +181,7 @@ impl Unsubscribe {
             &who,
             policy::relation_to(&who, &room),
         )?;
-        let tenant = self.tenant_name(&link.org).await?;
+        let tenant = self.store.tenant_name(&link.org).await?;
         let data = |room: &chat_core::model::Room| json!({ "conversation_id": room.id, "title": room.title, "rating": room.rating });
         if req.method().as_str() == "POST" {
             let json = req

@@ -110,6 +110,15 @@ impl Store {
         }))
     }
 
+    /// The name the tenant's mails go out under: its settings' name, else its id.
+    pub async fn tenant_name(&self, org: &OrgId) -> ApiResult<String> {
+        Ok(self
+            .org_settings(org)
+            .await?
+            .map(|s| s.name)
+            .unwrap_or_else(|| org.to_string()))
+    }
+
     /// Keeps the tenant's settings, and its email inbox's local part as the stack's
     /// only claim on it, in one transaction (a local part another tenant holds is a
     /// conflict; the one given up is released). Conditioned on the settings read, so

@@ -68,6 +68,20 @@ impl Stack {
         }
     }
 
+    /// Gives the tenant the name its mails go out under.
+    async fn name_tenant(&self, name: &str) {
+        let admin = token("u-900", "acme", "admin");
+        self.app
+            .expect(
+                200,
+                "PUT /org/settings",
+                &[],
+                &admin,
+                json!({ "name": name }),
+            )
+            .await;
+    }
+
     /// A browser of `tok`'s user, subscribed with the stack's VAPID key.
     async fn browser(&self, tok: &str) -> BrowserSubscription {
         let settings = self
@@ -803,17 +817,7 @@ async fn email_link(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_away_customer_is_mailed_the_answer_and_its_link_turns_email_off_without_signing_in() {
     let stack = Stack::new().await;
-    let admin = token("u-900", "acme", "admin");
-    stack
-        .app
-        .expect(
-            200,
-            "PUT /org/settings",
-            &[],
-            &admin,
-            json!({"name": "Acme Shop"}),
-        )
-        .await;
+    stack.name_tenant("Acme Shop").await;
     address(&stack, &customer(), "sam@example.com").await;
     address(&stack, &agent(), "agent-1@example.com").await;
     let room = stack.conversation(&customer(), "a-1").await;
@@ -1004,17 +1008,7 @@ fn rating_links(mail: &Value) -> Vec<String> {
 async fn a_resolved_conversation_asks_its_customer_for_a_rating_by_email_once_and_the_link_rates_that_resolution()
  {
     let stack = Stack::new().await;
-    let admin = token("u-900", "acme", "admin");
-    stack
-        .app
-        .expect(
-            200,
-            "PUT /org/settings",
-            &[],
-            &admin,
-            json!({"name": "Acme Shop"}),
-        )
-        .await;
+    stack.name_tenant("Acme Shop").await;
     address(&stack, &customer(), "sam@example.com").await;
     let room = stack.conversation(&customer(), "a-1").await;
     stack
