@@ -520,6 +520,8 @@ try {
     await agent.goto(`${base}/app/console.html#inbox`);
     await agent.getByRole('button', { name: /Hello, my kettle leaks/ }).click();
     await consoleLog.getByText('Typed with the keyboard').waitFor();
+    // The customer panel too (it loads after the conversation): the widest the page gets.
+    await agent.locator('#customer').waitFor();
     for (const page of [agent, customer]) {
       const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
       const wide = await page.evaluate(() =>
