@@ -774,19 +774,14 @@ impl Notifier {
             Ok(address) => address,
             Err(outcome) => return Ok(outcome),
         };
-        if !self
-            .store
-            .claim_rating_request(org, &room.id, &resolution)
-            .await?
-        {
-            return Ok(Outcome::Duplicate);
-        }
+        // Everything a read can fail on comes before the claim: a claim is only
+        // taken for a mail that is sent.
         let tenant = self.store.tenant_name(org).await?;
         let link = chat_core::unsubscribe::RatingLink {
             org: org.clone(),
             user: customer.clone(),
             room: room.id.clone(),
-            resolution,
+            resolution: resolution.clone(),
         };
         let token = link.sign(&mailer.settings.link_secret);
         let unsubscribe = email::unsubscribe_url(&mailer.settings, org, &customer);
@@ -798,11 +793,22 @@ impl Notifier {
             &token,
             unsubscribe,
         );
+        if !self
+            .store
+            .claim_rating_request(org, &room.id, &resolution)
+            .await?
+        {
+            return Ok(Outcome::Duplicate);
+        }
         match mailer.send(&mail).await {
             Ok(id) => Ok(Outcome::Emailed(id)),
             Err(err) => {
-                tracing::warn!(user = %customer, err, "SES refused a rating request");
-                Ok(Outcome::None)
+                // Given back, and the record fails: the stream's retry asks again.
+                tracing::warn!(user = %customer, err, "SES refused a rating request; retried");
+                self.store
+                    .release_rating_request(org, &room.id, &resolution)
+                    .await?;
+                Err(chat_core::ApiError::internal("rating request", err))
             }
         }
     }

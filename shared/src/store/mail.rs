@@ -75,6 +75,37 @@ impl Store {
         }
     }
 
+    /// Gives back the claim of [`Self::claim_rating_request`] (a mail that was not
+    /// sent), when it is still this resolution's.
+    pub async fn release_rating_request(
+        &self,
+        org: &OrgId,
+        room: &RoomId,
+        resolution: &str,
+    ) -> ApiResult<()> {
+        let delete = aws_sdk_dynamodb::types::Delete::builder()
+            .table_name(self.name())
+            .key(
+                keys::PK,
+                aws_sdk_dynamodb::types::AttributeValue::S(keys::room_pk(org, room)),
+            )
+            .key(
+                keys::SK,
+                aws_sdk_dynamodb::types::AttributeValue::S(keys::RATING_ASK_SK.into()),
+            )
+            .condition_expression("resolution = :resolution")
+            .expression_attribute_values(
+                ":resolution",
+                aws_sdk_dynamodb::types::AttributeValue::S(resolution.to_owned()),
+            )
+            .build()
+            .expect("delete has key");
+        match self.table.delete(delete, "release rating request").await {
+            Ok(_) | Err(WriteError::ConditionFailed(_)) => Ok(()),
+            Err(WriteError::Api(err)) => Err(err),
+        }
+    }
+
     /// The tenant whose mails gave out a reply address for `room`, if any.
     pub async fn reply_room_org(&self, room: &RoomId) -> ApiResult<Option<OrgId>> {
         let item = self

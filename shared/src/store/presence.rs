@@ -61,7 +61,9 @@ impl Store {
     }
 
     /// A connection of `who` closed: if it was their last and they are `online`, the
-    /// away clock starts (one Query of their connections, then one UpdateItem).
+    /// away clock starts (one Query of their connections, then one UpdateItem). The
+    /// Query has no Limit: DynamoDB limits before it filters, so expired leftovers
+    /// could hide a live connection.
     pub(crate) async fn agent_disconnected(&self, who: &Principal) -> ApiResult<()> {
         if !who.role.is_staff() {
             return Ok(());
@@ -75,7 +77,6 @@ impl Store {
                     .expression_attribute_values(":pk", s(keys::user_pk(&who.org, &who.user)))
                     .expression_attribute_values(":c", s(keys::USER_CONNECTION_PREFIX))
                     .expression_attribute_values(":now", n(now.unix_timestamp()))
-                    .limit(10)
             })
             .await?;
         if !left.is_empty() {

@@ -738,7 +738,7 @@ impl Store {
             .update_expression(
                 "SET #e = :entity, org = :org, user_id = :user, availability = :av, \
                  availability_at = :now, open_count = if_not_exists(open_count, :zero), \
-                 freed_at = :now",
+                 freed_at = :now REMOVE away_since, GSI2PK, GSI2SK",
             )
             .expression_attribute_names("#e", keys::ENTITY)
             .set_expression_attribute_values(Some(values([

@@ -778,6 +778,28 @@ async fn an_online_agent_without_a_connection_for_the_stacks_minutes_goes_offlin
     assert_eq!(workload(&app, "a-1").await["availability"], "offline");
     assert_eq!(workload(&app, "a-2").await["availability"], "online");
     assert_eq!(workload(&app, "a-3").await["availability"], "busy");
+    // Away, then busy by hand: off the away list at once (the sweep has nobody left
+    // to look at for them).
+    store
+        .open_connection("k-7", &who("a-2", Role::Agent))
+        .await
+        .unwrap();
+    store.close_connection("k-4").await.unwrap();
+    store.close_connection("k-7").await.unwrap();
+    let listed = |items: &[chat_core::item::Item]| {
+        items
+            .iter()
+            .filter(|i| format!("{:?}", i.get("GSI2PK")).contains("AWAY#"))
+            .count()
+    };
+    assert_eq!(listed(&app.table.items().await), 1, "a-2 is listed away");
+    set_availability(&app, "a-2", "busy").await;
+    assert_eq!(
+        listed(&app.table.items().await),
+        0,
+        "busy by hand: off the list"
+    );
+    set_availability(&app, "a-2", "online").await;
     // Online again, it is theirs to keep while connected.
     set_availability(&app, "a-1", "online").await;
     assert_eq!(store.away_sweep(&later(30), 10).await.unwrap(), 0);
