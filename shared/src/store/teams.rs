@@ -238,6 +238,11 @@ impl AgentLoad {
         })
     }
 
+    /// Whether they are (still) in `team`: what every claim checks.
+    pub fn in_team(&self, team: &TeamId) -> bool {
+        self.teams.iter().any(|t| t == team.as_str())
+    }
+
     /// Whether auto-assignment may give them one more conversation.
     pub fn takes_more(&self) -> bool {
         self.availability == Availability::Online && self.open < self.capacity
@@ -332,13 +337,20 @@ pub enum Routed {
     Queued,
 }
 
-/// Teams as this instance's routed creations last read them (bounded; past it the
-/// cache starts over). Never trusted alone: each creation's transaction checks the
-/// team's `rev`, so a team changed meanwhile is read again.
+/// Teams as this instance's routed creations last read them, for at most
+/// [`TEAM_CACHE_TTL`] (bounded; past [`TEAM_CACHE_ENTRIES`] the cache starts over).
+/// Never trusted for who may be given a conversation: each claim checks that the agent
+/// is still in the team (their workload's `team_ids`, which every membership change
+/// writes), and a queued creation checks the team's `rev`. What a cached team may
+/// still have stale is a newly joined agent or new settings (hours, SLA), up to the TTL.
 #[derive(Debug, Default)]
-pub struct TeamCache(std::sync::Mutex<std::collections::HashMap<String, Team>>);
+pub struct TeamCache(
+    std::sync::Mutex<std::collections::HashMap<String, (Team, std::time::Instant)>>,
+);
 
 const TEAM_CACHE_ENTRIES: usize = 256;
+/// How long a cached team serves routed creations before it is read again.
+pub const TEAM_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl TeamCache {
     fn key(org: &OrgId, team: &TeamId) -> String {
@@ -346,7 +358,9 @@ impl TeamCache {
     }
 
     fn get(&self, org: &OrgId, team: &TeamId) -> Option<Team> {
-        self.0.lock().ok()?.get(&Self::key(org, team)).cloned()
+        let map = self.0.lock().ok()?;
+        let (found, read_at) = map.get(&Self::key(org, team))?;
+        (read_at.elapsed() < TEAM_CACHE_TTL).then(|| found.clone())
     }
 
     fn put(&self, org: &OrgId, team: Team) {
@@ -354,7 +368,7 @@ impl TeamCache {
             if map.len() >= TEAM_CACHE_ENTRIES {
                 map.clear();
             }
-            map.insert(Self::key(org, &team.id), team);
+            map.insert(Self::key(org, &team.id), (team, std::time::Instant::now()));
         }
     }
 
@@ -421,8 +435,10 @@ impl Store {
     }
 
     /// Claims one more conversation for `load`'s agent, conditioned on what the
-    /// choice relied on: online, under capacity, and nobody claimed them since.
-    fn claim(&self, org: &OrgId, load: &AgentLoad, now: &str) -> TransactWriteItem {
+    /// choice relied on: online, under capacity, still in `team`, and nobody claimed
+    /// them since. The team itself is not in the transaction: concurrent creations
+    /// for one team contend only on the agents they claim.
+    fn claim(&self, org: &OrgId, load: &AgentLoad, team: &TeamId, now: &str) -> TransactWriteItem {
         let (pk, sk) = Self::load_key(org, &load.user_id);
         let update = Update::builder()
             .table_name(self.name())
@@ -433,11 +449,12 @@ impl Store {
                 "SET last_assigned_at = :now ADD open_count :one, turns :one REMOVE freed_at",
             )
             .condition_expression(
-                "availability = :online AND open_count < max_open \
+                "availability = :online AND open_count < max_open AND contains(team_ids, :team) \
                  AND (turns = :turns OR (attribute_not_exists(turns) AND :turns = :zero))",
             )
             .set_expression_attribute_values(Some(values([
                 (":now", s(now)),
+                (":team", s(team.as_str())),
                 (":one", n(1)),
                 (":online", s(Availability::Online.as_str())),
                 (":turns", n(load.turns)),
@@ -761,9 +778,9 @@ impl Store {
             .ok_or_else(|| ApiError::internal("set availability", "no workload returned"))
     }
 
-    /// A team to route to and its agents' workloads: a team this instance read
-    /// before costs only the workloads' BatchGetItem (the creation's transaction
-    /// checks it is unchanged); else one GetItem first.
+    /// A team to route to and its agents' workloads: a team this instance read in
+    /// the last [`TEAM_CACHE_TTL`] costs only the workloads' BatchGetItem; else one
+    /// GetItem first.
     async fn routing_team(
         &self,
         org: &OrgId,
@@ -783,8 +800,9 @@ impl Store {
     /// Creates a support conversation routed to `team`: with the team's SLA due
     /// times, given to its next agent with room (claimed in the creation's
     /// transaction) or queued when nobody has room. `room` has the customer as its
-    /// only member. `None`: no such team. A team changed since this instance read it
-    /// fails the transaction's check: it is read again and the creation retried.
+    /// only member. `None`: no such team. A claim of an agent who left the team since
+    /// this instance read it, or a queued creation into a team changed since, fails
+    /// the transaction: the team is read again and the creation retried.
     pub async fn route_conversation(
         &self,
         org: &OrgId,
@@ -807,7 +825,8 @@ impl Store {
         Err(storage_busy())
     }
 
-    /// The check that `team` is as read (its `rev`), in a creation's transaction.
+    /// The check that `team` is as read (its `rev`), in a queued creation's
+    /// transaction (no claim vouches for the team there).
     fn team_unchanged(&self, org: &OrgId, team: &Team) -> TransactWriteItem {
         let (pk, sk) = Team::key(org, &team.id);
         let check = ConditionCheck::builder()
@@ -836,7 +855,7 @@ impl Store {
         let owner = (room.owner_id.clone(), "owner");
         for (tried, attempt) in rebuilds().enumerate() {
             attempt.pause().await;
-            let (made, routed, mut writes, claim_index) =
+            let (made, routed, writes, claim_index) =
                 match agent_to_try(&team.agents, &loads, tried).cloned() {
                     None => {
                         let queued = Room {
@@ -844,7 +863,9 @@ impl Store {
                             queued_at: Some(room.created_at.clone()),
                             ..room.clone()
                         };
-                        let writes = self.room_writes(org, &queued, std::slice::from_ref(&owner));
+                        let mut writes =
+                            self.room_writes(org, &queued, std::slice::from_ref(&owner));
+                        writes.push(self.team_unchanged(org, team));
                         (queued, Routed::Queued, writes, None)
                     }
                     Some(agent) => {
@@ -859,33 +880,39 @@ impl Store {
                         let members = [owner.clone(), (agent.user_id.clone(), "agent")];
                         let mut writes = self.room_items(org, &assigned, &members);
                         let claim_index = writes.len();
-                        writes.push(self.claim(org, &agent, &room.created_at));
+                        writes.push(self.claim(org, &agent, &team.id, &room.created_at));
                         let routed = Routed::Assigned(agent.user_id);
                         (assigned, routed, writes, Some(claim_index))
                     }
                 };
-            let check_index = writes.len();
-            writes.push(self.team_unchanged(org, team));
             match self
                 .table
                 .transact(writes, "create routed conversation")
                 .await
             {
                 Ok(()) => return Ok(Some((made, routed))),
-                Err(WriteError::ConditionFailed(c)) if c.failed(check_index) => return Ok(None),
-                Err(WriteError::ConditionFailed(c)) if claim_index.is_some_and(|i| c.failed(i)) => {
-                    // Someone else claimed them, or they went away: choose again from
-                    // the team's workloads as they are now (a racer that lost to one
-                    // claim has likely lost the others' too).
-                    tracing::debug!(?routed, "claim lost; choosing again");
-                    loads = self.loads(org, &team.agents).await?;
-                }
-                Err(WriteError::ConditionFailed(c)) => {
-                    return Err(ApiError::internal(
-                        "create routed conversation",
-                        format!("new items exist: {c:?}"),
-                    ));
-                }
+                Err(WriteError::ConditionFailed(c)) => match claim_index {
+                    // The queued creation's check of the team: it changed.
+                    None => return Ok(None),
+                    Some(i) if c.failed(i) => {
+                        let now = c.old_item(i).and_then(AgentLoad::from_item);
+                        if !now.is_some_and(|l| l.in_team(&team.id)) {
+                            // They left the team since it was read.
+                            return Ok(None);
+                        }
+                        // Someone else claimed them, or they went away: choose again
+                        // from the team's workloads as they are now (a racer that lost
+                        // to one claim has likely lost the others' too).
+                        tracing::debug!(?routed, "claim lost; choosing again");
+                        loads = self.loads(org, &team.agents).await?;
+                    }
+                    Some(_) => {
+                        return Err(ApiError::internal(
+                            "create routed conversation",
+                            format!("new items exist: {c:?}"),
+                        ));
+                    }
+                },
                 Err(err) => return Err(err.into_api()),
             }
         }
@@ -986,7 +1013,7 @@ impl Store {
             let plan = self.assignment_plan(&who, &room, &agent.user_id, &now);
             let mut writes = self.sequenced(&who, &room, plan, &now);
             let claim_index = writes.len();
-            writes.push(self.claim(org, &agent, &now));
+            writes.push(self.claim(org, &agent, &team.id, &now));
             match self
                 .table
                 .transact(writes, "assign queued conversation")
@@ -1003,7 +1030,13 @@ impl Store {
                 }
                 Err(WriteError::ConditionFailed(c)) if c.failed(claim_index) => {
                     let current = c.old_item(claim_index).and_then(AgentLoad::from_item);
-                    refresh(loads, &agent.user_id, current);
+                    match current {
+                        Some(now) if now.in_team(&team.id) => {
+                            refresh(loads, &agent.user_id, Some(now))
+                        }
+                        // They left the team since it was read: not theirs to take.
+                        _ => loads.retain(|l| l.user_id != agent.user_id),
+                    }
                 }
                 Err(WriteError::ConditionFailed(_)) => {
                     room = self.reread_room(org, &room.id).await?;

@@ -829,7 +829,8 @@ async fn a_team_changed_since_an_instance_read_it_is_read_again_before_anyone_is
     assert_eq!(status, 201, "{first}");
     assert_eq!(first["data"]["conversation"]["assignee_id"], "a-1");
     // The admin moves the team to a-2 behind the instance's back (the cache is not
-    // told); the next creation's check of the team's revision catches it.
+    // told); the next creation's claim of a-1 finds they left, and the team is read
+    // again.
     app.expect(
         200,
         "PUT /teams/{team_id}/agents/{user_id}",
@@ -871,5 +872,44 @@ async fn a_team_changed_since_an_instance_read_it_is_read_again_before_anyone_is
     let (status, gone) = create("c-3").await;
     assert_eq!(status, 422, "{gone}");
     assert_eq!(gone["error"]["details"]["field"], "team_id", "{gone}");
+    assert_eq!(app.table.items().await, before, "nothing was written");
+
+    // A queued creation (nobody online) checks the team itself: one deleted behind
+    // the cache queues nothing.
+    let quiet = self::team(&app, &["a-3"], 5).await;
+    set_availability(&app, "a-3", "offline").await;
+    let create_quiet = |customer: &'static str| {
+        let quiet = quiet.clone();
+        let app = &app;
+        async move {
+            app.send(
+                "POST /chat/conversations",
+                &[],
+                &token(customer, "acme", "customer"),
+                Some(json!({"title": "Help", "team_id": quiet})),
+                &[],
+            )
+            .await
+        }
+    };
+    let (status, queued) = create_quiet("c-4").await;
+    assert_eq!(status, 201, "{queued}");
+    assert!(
+        queued["data"]["conversation"]["assignee_id"].is_null(),
+        "{queued}"
+    );
+    let (status, _) = app
+        .send(
+            "DELETE /teams/{team_id}",
+            &[("team_id", &quiet)],
+            &admin(),
+            None,
+            &[],
+        )
+        .await;
+    assert!(status == 200 || status == 204, "{status}");
+    let before = app.table.items().await;
+    let (status, gone) = create_quiet("c-5").await;
+    assert_eq!(status, 422, "{gone}");
     assert_eq!(app.table.items().await, before, "nothing was written");
 }
