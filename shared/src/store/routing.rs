@@ -11,7 +11,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::ids::{OrgId, RoomId, TeamId};
 use crate::item::{ItemBuilder, ItemExt, s, values};
 use crate::keys;
-use crate::model::{Room, RoomType};
+use crate::model::{Message, Room, RoomType};
 use crate::store::analytics::{Counts, counter, day_of};
 use crate::store::sla::SlaDue;
 use crate::store::{Change, EventKind, Plan, Store, put};
@@ -143,11 +143,20 @@ impl Store {
         if !awaits_rules(&room) {
             return Ok(RuleRouting::Left);
         }
-        let first = room
-            .last_message
-            .as_ref()
-            .map(|m| m.preview.clone())
-            .unwrap_or_default();
+        // The room's preview is its first message while it has one; a customer who
+        // wrote twice before the stream came is routed by the first all the same.
+        let first = match (&room.last_message, room.total_messages) {
+            (Some(only), 1) => Some((only.sender_id.clone(), only.preview.clone())),
+            _ => self
+                .first_message(org, room_id)
+                .await?
+                .filter(|m| m.deleted_at.is_none())
+                .map(|m| (m.sender_id, crate::model::preview(&m.content))),
+        };
+        let Some((_, first)) = first.filter(|(sender, _)| *sender == room.owner_id) else {
+            // Someone else spoke first: the desk has it.
+            return Ok(RuleRouting::Left);
+        };
         let rules = self.routing_rules(org).await?;
         let Some(rule) = first_match(&rules, &first).cloned() else {
             return Ok(RuleRouting::Left);
@@ -244,19 +253,34 @@ impl Store {
     }
 }
 
-/// Whether the rules route this conversation: a live support conversation with no
-/// team and nobody on it, whose first (and only) message is the customer's.
+/// Whether the rules may route this conversation: a live support conversation with
+/// messages, no team and nobody on it (whose first message is then the customer's,
+/// which [`Store::route_by_rules`] checks).
 fn awaits_rules(room: &Room) -> bool {
     room.room_type == RoomType::Support
         && room.deleted_at.is_none()
         && room.team_id.is_none()
         && room.assignee_id.is_none()
         && room.agent_id.is_none()
-        && room.total_messages == 1
-        && room
-            .last_message
-            .as_ref()
-            .is_some_and(|m| m.sender_id == room.owner_id)
+        && room.total_messages >= 1
+}
+
+impl Store {
+    /// A room's first message (its oldest `M#` item), notes included.
+    async fn first_message(&self, org: &OrgId, room: &RoomId) -> ApiResult<Option<Message>> {
+        let (rows, _) = self
+            .table
+            .query("first message", None, |query| {
+                query
+                    .key_condition_expression("PK = :pk AND begins_with(SK, :m)")
+                    .expression_attribute_values(":pk", s(keys::room_pk(org, room)))
+                    .expression_attribute_values(":m", s(keys::MESSAGE_SK_PREFIX))
+                    .consistent_read(true)
+                    .limit(1)
+            })
+            .await?;
+        Ok(rows.iter().find_map(Message::from_item))
+    }
 }
 
 impl Change {

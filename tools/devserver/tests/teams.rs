@@ -913,3 +913,71 @@ async fn a_team_changed_since_an_instance_read_it_is_read_again_before_anyone_is
     assert_eq!(status, 422, "{gone}");
     assert_eq!(app.table.items().await, before, "nothing was written");
 }
+
+#[tokio::test]
+async fn a_customer_who_writes_twice_before_the_stream_comes_is_routed_by_the_first_message() {
+    use chat_core::ids::{OrgId, RoomId};
+    use chat_core::store::routing::RuleRouting;
+    let app = TestApp::new().await;
+    let billing = team(&app, &["a-1"], 3).await;
+    app.expect(
+        200,
+        "PUT /routing-rules",
+        &[],
+        &admin(),
+        json!({"rules": [{"name": "Billing", "keywords": ["refund"], "team_id": billing}]}),
+    )
+    .await;
+    let store = &app.table.runtime.store;
+    let org = OrgId::parse("acme").unwrap();
+    // A conversation and its messages, in order (before any stream record is read).
+    let start = |customer: &'static str, by: [(String, &'static str); 2]| {
+        let app = &app;
+        async move {
+            let id = app
+                .expect(
+                    201,
+                    "POST /chat/conversations",
+                    &[],
+                    &token(customer, "acme", "customer"),
+                    json!({"title": "Hi"}),
+                )
+                .await["conversation_id"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            for (who, content) in by {
+                app.expect(
+                    201,
+                    "POST /chat/conversations/{conversation_id}/messages",
+                    &[("conversation_id", &id)],
+                    &who,
+                    json!({ "content": content }),
+                )
+                .await;
+            }
+            RoomId::parse(&id).unwrap()
+        }
+    };
+    let c1 = token("c-1", "acme", "customer");
+    let twice = start("c-1", [(c1.clone(), "I need a refund"), (c1, "hello?")]).await;
+    assert_eq!(
+        store.route_by_rules(&org, &twice).await.unwrap(),
+        RuleRouting::Queued {
+            team: chat_core::ids::TeamId::parse(&billing).unwrap(),
+            rule: "Billing".into()
+        }
+    );
+    // Routed once: the stream's later record of it changes nothing.
+    assert_eq!(
+        store.route_by_rules(&org, &twice).await.unwrap(),
+        RuleRouting::Left
+    );
+    // The second message alone never routes.
+    let c2 = token("c-2", "acme", "customer");
+    let later = start("c-2", [(c2.clone(), "hello"), (c2, "a refund please")]).await;
+    assert_eq!(
+        store.route_by_rules(&org, &later).await.unwrap(),
+        RuleRouting::Left
+    );
+}
