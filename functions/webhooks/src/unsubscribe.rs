@@ -234,10 +234,18 @@ impl Unsubscribe {
                 ..Done::of(data(&room))
             });
         }
-        if !room.status.is_closed() || room.closed_at.as_deref() != Some(&link.resolution) {
+        // The codes of the POST's rules (shared/src/store/rating.rs), so the page
+        // and the button never disagree.
+        if !room.status.is_closed() {
+            return Err(ApiError::Conflict {
+                code: "not_resolved",
+                message: "the conversation was reopened since this mail; it is rated once it is resolved again".into(),
+            });
+        }
+        if room.closed_at.as_deref() != Some(&link.resolution) {
             return Err(ApiError::Conflict {
                 code: "resolution_passed",
-                message: "the conversation was reopened since this mail; it is rated once it is resolved again".into(),
+                message: "the conversation was resolved again since this mail; that resolution's mail asks for its rating".into(),
             });
         }
         let chosen = query.first("rating").unwrap_or_default();

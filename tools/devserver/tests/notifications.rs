@@ -1227,12 +1227,27 @@ async fn a_resolved_conversation_asks_its_customer_for_a_rating_by_email_once_an
     .await;
     assert_eq!(status, 409, "{answer}");
     assert!(answer.contains("resolution_passed"), "{answer}");
-    let newer_token = newer[0].split('&').next().unwrap();
+    // The page of an unrated resolution's link says what the POST would: reopened
+    // since, `not_resolved`; resolved again since, `resolution_passed`.
+    let (status, page) = email_link(&stack, "rating", "GET", &newer[0], None, true).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("<form"), "{page}");
+    set_status("open").await;
+    let (status, answer) = email_link(&stack, "rating", "GET", &newer[0], None, false).await;
+    assert_eq!(status, 409, "{answer}");
+    assert!(answer.contains("not_resolved"), "{answer}");
+    set_status("resolved").await;
+    let got = mails(&stack, "sam@example.com", 3).await;
+    let newest = rating_links(&got[2]);
+    let (status, answer) = email_link(&stack, "rating", "GET", &newer[0], None, false).await;
+    assert_eq!(status, 409, "{answer}");
+    assert!(answer.contains("resolution_passed"), "{answer}");
+    let newest_token = newest[0].split('&').next().unwrap();
     let (status, answer) = email_link(
         &stack,
         "rating",
         "POST",
-        newer_token,
+        newest_token,
         Some("rating=5"),
         false,
     )
