@@ -161,6 +161,15 @@ pub fn teams_to_drain(record: &Value) -> Vec<(String, String)> {
                 _ => Vec::new(),
             }
         }
+        // A deleted team: its drain gives its queue back to the desk.
+        None if text(old, "entity").as_deref() == Some("team") => {
+            let org = text(old, "PK")
+                .and_then(|pk| Some(pk.strip_prefix("T#")?.strip_suffix("#TEAMS")?.to_owned()));
+            match (org, text(old, "team_id")) {
+                (Some(org), Some(team)) => vec![(org, team)],
+                _ => Vec::new(),
+            }
+        }
         _ => Vec::new(),
     }
 }
@@ -268,5 +277,14 @@ mod tests {
             teams_to_drain(&record(Value::Null, queued)),
             vec![t("acme", "A")]
         );
+        // A team deleted: its queue (released by the drain); another item removed,
+        // nothing.
+        let team = json!({"entity": {"S": "team"}, "PK": {"S": "T#a:b#TEAMS"}, "SK": {"S": "T#A"}, "team_id": {"S": "A"}});
+        assert_eq!(
+            teams_to_drain(&record(team, Value::Null)),
+            vec![t("a:b", "A")]
+        );
+        let label = json!({"entity": {"S": "label"}, "PK": {"S": "T#acme#LABELS"}});
+        assert!(teams_to_drain(&record(label, Value::Null)).is_empty());
     }
 }

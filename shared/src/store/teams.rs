@@ -945,6 +945,10 @@ impl Store {
     /// until either runs out. Returns how many were assigned.
     pub async fn drain_queue(&self, org: &OrgId, team: &TeamId) -> ApiResult<usize> {
         let Some((found, mut loads)) = self.team_with_loads(org, team).await? else {
+            let released = self.release_queue(org, team).await?;
+            if released > 0 {
+                tracing::info!(%org, %team, released, "a deleted team's queue went back to the desk");
+            }
             return Ok(0);
         };
         let mut assigned = 0;
@@ -968,6 +972,64 @@ impl Store {
             // An empty queue, or one whose entries are all gone (the index lags).
             if !moved {
                 return Ok(assigned);
+            }
+        }
+    }
+
+    /// A deleted team's queue given back to the desk: each conversation that waited in
+    /// it leaves the queue and the team (unassigned, where any agent finds it; its SLA
+    /// due times stay), each with a staff-only `room.updated` (`team_id: null`).
+    /// Returns how many.
+    async fn release_queue(&self, org: &OrgId, team: &TeamId) -> ApiResult<usize> {
+        let who = Principal::system(org, ASSIGNMENT_ACTOR);
+        let waits = |room: &Room| {
+            room.queued_at.is_some()
+                && room.deleted_at.is_none()
+                && room.team_id.as_deref() == Some(team.as_str())
+        };
+        let mut released = 0;
+        loop {
+            let mut moved = false;
+            for room in self.queued(org, team, DRAIN_BATCH).await? {
+                if !waits(&room) {
+                    continue;
+                }
+                let id = room.id.clone();
+                let done = self
+                    .room_transaction_from(&who, &id, room, "release queued conversation", |room| {
+                        if !waits(room) {
+                            return Err(ApiError::Conflict {
+                                code: "not_queued",
+                                message: "it left the queue meanwhile".into(),
+                            });
+                        }
+                        let release = self.room_update(
+                            room,
+                            &who,
+                            "SET updated_at = :now REMOVE queued_at, team_id, GSI2PK, GSI2SK",
+                            values([(":now", s(crate::time::now_string()))]),
+                            &[],
+                        );
+                        Ok(Plan::new(vec![release], Change::team_released()))
+                    })
+                    .await;
+                match done {
+                    Ok(_) => {
+                        released += 1;
+                        moved = true;
+                    }
+                    Err(
+                        ApiError::Conflict {
+                            code: "not_queued", ..
+                        }
+                        | ApiError::NotFound(_),
+                    ) => {}
+                    Err(err) => return Err(err),
+                }
+            }
+            // Empty, or only entries the index still shows after they left.
+            if !moved {
+                return Ok(released);
             }
         }
     }
@@ -1133,6 +1195,17 @@ enum Dequeued {
     Gone,
     /// Nobody in the team has room: the drain stops.
     NobodyFree,
+}
+
+impl Change {
+    /// A conversation out of a deleted team's queue: the desk's, so staff only.
+    fn team_released() -> Change {
+        Change {
+            kind: EventKind::RoomUpdated,
+            staff_only: true,
+            data: json!({ "team_id": null, "queued_at": null }).to_string(),
+        }
+    }
 }
 
 /// Business hours as the team item keeps them (JSON).

@@ -518,6 +518,35 @@ async fn teams_are_admins_to_change_staffs_to_read_and_each_tenants_own() {
         )
         .await;
     assert_eq!(status, 422, "{answer}");
+
+    // What waited in the deleted team's queue goes back to the desk: out of the
+    // queue and the team, unassigned, told to staff only (bounded: 20 s).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let released = loop {
+        let got = app
+            .expect_get(
+                "GET /chat/conversations/{conversation_id}",
+                &[("conversation_id", waiting)],
+                &agent("a-1"),
+            )
+            .await;
+        if got["team_id"].is_null() {
+            break got;
+        }
+        assert!(Instant::now() < deadline, "never released: {got}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(released["queued_at"].is_null(), "{released}");
+    assert!(released["assignee_id"].is_null(), "{released}");
+    let is_release = |e: &Value| {
+        e["type"] == "room.updated"
+            && e["data"].get("team_id") == Some(&Value::Null)
+            && e["data"].get("queued_at") == Some(&Value::Null)
+    };
+    let desk = app.events(waiting, &agent("a-1")).await;
+    assert!(desk.iter().any(is_release), "{desk:?}");
+    let theirs = app.events(waiting, &customer).await;
+    assert!(!theirs.iter().any(is_release), "{theirs:?}");
 }
 
 #[tokio::test]
