@@ -835,24 +835,43 @@ async fn an_online_agent_without_a_connection_for_the_stacks_minutes_goes_offlin
     assert_eq!(workload(&app, "a-1").await["availability"], "online");
 }
 
+/// Deletes `team`; a creation routed to it is then `422` and writes nothing.
+async fn deleted_then_refused(app: &TestApp, team: &str, customer: &str) {
+    let (status, _) = app
+        .send(
+            "DELETE /teams/{team_id}",
+            &[("team_id", team)],
+            &admin(),
+            None,
+            &[],
+        )
+        .await;
+    assert!(status == 200 || status == 204, "{status}");
+    let before = app.table.items().await;
+    let body = json!({"title": "Help", "team_id": team});
+    let customer = token(customer, "acme", "customer");
+    let (status, gone) = app
+        .send("POST /chat/conversations", &[], &customer, Some(body), &[])
+        .await;
+    assert_eq!(status, 422, "{gone}");
+    assert_eq!(gone["error"]["details"]["field"], "team_id", "{gone}");
+    assert_eq!(app.table.items().await, before, "nothing was written");
+}
+
 #[tokio::test]
 async fn a_team_changed_since_an_instance_read_it_is_read_again_before_anyone_is_assigned() {
     let app = TestApp::new().await;
     let team = team(&app, &["a-1"], 5).await;
-    let create = |customer: &'static str| {
-        let team = team.clone();
+    let create_in = |team: &str, customer: &'static str| {
+        let body = json!({"title": "Help", "team_id": team});
         let app = &app;
         async move {
-            app.send(
-                "POST /chat/conversations",
-                &[],
-                &token(customer, "acme", "customer"),
-                Some(json!({"title": "Help", "team_id": team})),
-                &[],
-            )
-            .await
+            let customer = token(customer, "acme", "customer");
+            app.send("POST /chat/conversations", &[], &customer, Some(body), &[])
+                .await
         }
     };
+    let create = |customer: &'static str| create_in(&team, customer);
     // The first creation reads the team (and this instance keeps it).
     let (status, first) = create("c-1").await;
     assert_eq!(status, 201, "{first}");
@@ -887,60 +906,19 @@ async fn a_team_changed_since_an_instance_read_it_is_read_again_before_anyone_is
     );
     assert_eq!(workload(&app, "a-1").await["open_conversations"], 1);
     // A team deleted meanwhile routes nothing, and nothing is written.
-    let (status, _) = app
-        .send(
-            "DELETE /teams/{team_id}",
-            &[("team_id", &team)],
-            &admin(),
-            None,
-            &[],
-        )
-        .await;
-    assert!(status == 200 || status == 204, "{status}");
-    let before = app.table.items().await;
-    let (status, gone) = create("c-3").await;
-    assert_eq!(status, 422, "{gone}");
-    assert_eq!(gone["error"]["details"]["field"], "team_id", "{gone}");
-    assert_eq!(app.table.items().await, before, "nothing was written");
+    deleted_then_refused(&app, &team, "c-3").await;
 
     // A queued creation (nobody online) checks the team itself: one deleted behind
     // the cache queues nothing.
     let quiet = self::team(&app, &["a-3"], 5).await;
     set_availability(&app, "a-3", "offline").await;
-    let create_quiet = |customer: &'static str| {
-        let quiet = quiet.clone();
-        let app = &app;
-        async move {
-            app.send(
-                "POST /chat/conversations",
-                &[],
-                &token(customer, "acme", "customer"),
-                Some(json!({"title": "Help", "team_id": quiet})),
-                &[],
-            )
-            .await
-        }
-    };
-    let (status, queued) = create_quiet("c-4").await;
+    let (status, queued) = create_in(&quiet, "c-4").await;
     assert_eq!(status, 201, "{queued}");
     assert!(
         queued["data"]["conversation"]["assignee_id"].is_null(),
         "{queued}"
     );
-    let (status, _) = app
-        .send(
-            "DELETE /teams/{team_id}",
-            &[("team_id", &quiet)],
-            &admin(),
-            None,
-            &[],
-        )
-        .await;
-    assert!(status == 200 || status == 204, "{status}");
-    let before = app.table.items().await;
-    let (status, gone) = create_quiet("c-5").await;
-    assert_eq!(status, 422, "{gone}");
-    assert_eq!(app.table.items().await, before, "nothing was written");
+    deleted_then_refused(&app, &quiet, "c-5").await;
 }
 
 #[tokio::test]
