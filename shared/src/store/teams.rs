@@ -337,20 +337,16 @@ pub enum Routed {
     Queued,
 }
 
-/// Teams as this instance's routed creations last read them, for at most
-/// [`TEAM_CACHE_TTL`] (bounded; past [`TEAM_CACHE_ENTRIES`] the cache starts over).
-/// Never trusted for who may be given a conversation: each claim checks that the agent
-/// is still in the team (their workload's `team_ids`, which every membership change
-/// writes), and a queued creation checks the team's `rev`. What a cached team may
-/// still have stale is a newly joined agent or new settings (hours, SLA), up to the TTL.
+/// Teams as this instance's routed creations last read them (bounded; past it the
+/// cache starts over): which agents' workloads to read with the team. Never trusted:
+/// each creation reads the team itself in the same BatchGetItem as those workloads,
+/// each claim checks that the agent is still in the team (their workload's
+/// `team_ids`, which every membership change writes), and a queued creation checks
+/// the team's `rev`.
 #[derive(Debug, Default)]
-pub struct TeamCache(
-    std::sync::Mutex<std::collections::HashMap<String, (Team, std::time::Instant)>>,
-);
+pub struct TeamCache(std::sync::Mutex<std::collections::HashMap<String, Team>>);
 
 const TEAM_CACHE_ENTRIES: usize = 256;
-/// How long a cached team serves routed creations before it is read again.
-pub const TEAM_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl TeamCache {
     fn key(org: &OrgId, team: &TeamId) -> String {
@@ -358,9 +354,7 @@ impl TeamCache {
     }
 
     fn get(&self, org: &OrgId, team: &TeamId) -> Option<Team> {
-        let map = self.0.lock().ok()?;
-        let (found, read_at) = map.get(&Self::key(org, team))?;
-        (read_at.elapsed() < TEAM_CACHE_TTL).then(|| found.clone())
+        self.0.lock().ok()?.get(&Self::key(org, team)).cloned()
     }
 
     fn put(&self, org: &OrgId, team: Team) {
@@ -368,7 +362,7 @@ impl TeamCache {
             if map.len() >= TEAM_CACHE_ENTRIES {
                 map.clear();
             }
-            map.insert(Self::key(org, &team.id), (team, std::time::Instant::now()));
+            map.insert(Self::key(org, &team.id), team);
         }
     }
 
@@ -511,11 +505,25 @@ impl Store {
     /// Agents' workloads (at most a team's), in one BatchGetItem; an agent with none
     /// yet has the defaults.
     async fn loads(&self, org: &OrgId, agents: &[String]) -> ApiResult<Vec<AgentLoad>> {
-        let item_keys: Vec<_> = agents.iter().map(|a| Self::load_key(org, a)).collect();
-        let found = self.batch_get(&item_keys, "agent workloads").await?;
+        let (_, loads) = self.with_loads(org, None, agents).await?;
+        Ok(loads)
+    }
+
+    /// `team` (when asked, `None` when it is gone) and the workloads of `agents`, in
+    /// one BatchGetItem.
+    async fn with_loads(
+        &self,
+        org: &OrgId,
+        team: Option<&TeamId>,
+        agents: &[String],
+    ) -> ApiResult<(Option<Team>, Vec<AgentLoad>)> {
+        let mut item_keys: Vec<_> = agents.iter().map(|a| Self::load_key(org, a)).collect();
+        item_keys.extend(team.map(|team| Team::key(org, team)));
+        let found = self.batch_get(&item_keys, "team and workloads").await?;
         let found = found.rows()?;
+        let team = team.and(found.iter().find_map(Team::from_item));
         let read: Vec<AgentLoad> = found.iter().filter_map(AgentLoad::from_item).collect();
-        Ok(agents
+        let loads = agents
             .iter()
             .map(|a| {
                 read.iter()
@@ -523,7 +531,8 @@ impl Store {
                     .cloned()
                     .unwrap_or_else(|| AgentLoad::new(a))
             })
-            .collect())
+            .collect();
+        Ok((team, loads))
     }
 
     /// Renames a team and/or sets its business hours (`Some(None)`: none, always open)
@@ -778,17 +787,28 @@ impl Store {
             .ok_or_else(|| ApiError::internal("set availability", "no workload returned"))
     }
 
-    /// A team to route to and its agents' workloads: a team this instance read in
-    /// the last [`TEAM_CACHE_TTL`] costs only the workloads' BatchGetItem; else one
-    /// GetItem first.
+    /// A team to route to, as it is now, and its agents' workloads: for a team this
+    /// instance read before, one BatchGetItem of the team and the workloads of the
+    /// agents it had (one more for an agent who joined since); else one GetItem of
+    /// the team first.
     async fn routing_team(
         &self,
         org: &OrgId,
         team: &TeamId,
     ) -> ApiResult<Option<(Team, Vec<AgentLoad>)>> {
-        if let Some(cached) = self.teams.get(org, team) {
-            let loads = self.loads(org, &cached.agents).await?;
-            return Ok(Some((cached, loads)));
+        if let Some(known) = self.teams.get(org, team) {
+            let (found, mut loads) = self.with_loads(org, Some(team), &known.agents).await?;
+            let Some(found) = found else {
+                self.teams.forget(org, team);
+                return Ok(None);
+            };
+            if found.agents.iter().any(|a| !known.agents.contains(a)) {
+                loads = self.loads(org, &found.agents).await?;
+            } else {
+                loads.retain(|l| found.agents.contains(&l.user_id));
+            }
+            self.teams.put(org, found.clone());
+            return Ok(Some((found, loads)));
         }
         let found = self.team_with_loads(org, team).await?;
         if let Some((read, _)) = &found {

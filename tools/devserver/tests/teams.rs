@@ -879,8 +879,7 @@ async fn a_team_changed_since_an_instance_read_it_is_read_again_before_anyone_is
     assert_eq!(status, 201, "{first}");
     assert_eq!(first["data"]["conversation"]["assignee_id"], "a-1");
     // The admin moves the team to a-2 behind the instance's back (the cache is not
-    // told); the next creation's claim of a-1 finds they left, and the team is read
-    // again.
+    // told): the creation's read of the team sees it (a-1, whose turn it is, left).
     app.expect(
         200,
         "PUT /teams/{team_id}/agents/{user_id}",
@@ -890,6 +889,10 @@ async fn a_team_changed_since_an_instance_read_it_is_read_again_before_anyone_is
     )
     .await;
     set_availability(&app, "a-2", "online").await;
+    // Who joined is in turn at once (never assigned: first), cache or not.
+    let (status, joined) = create("c-9").await;
+    assert_eq!(status, 201, "{joined}");
+    assert_eq!(joined["data"]["conversation"]["assignee_id"], "a-2");
     let (status, _) = app
         .send(
             "DELETE /teams/{team_id}/agents/{user_id}",
