@@ -789,8 +789,8 @@ impl Store {
 
     /// A team to route to, as it is now, and its agents' workloads: for a team this
     /// instance read before, one BatchGetItem of the team and the workloads of the
-    /// agents it had (one more for an agent who joined since); else one GetItem of
-    /// the team first.
+    /// agents it had (one more, of their workloads alone, for agents who joined
+    /// since); else one GetItem of the team first.
     async fn routing_team(
         &self,
         org: &OrgId,
@@ -802,10 +802,13 @@ impl Store {
                 self.teams.forget(org, team);
                 return Ok(None);
             };
-            if found.agents.iter().any(|a| !known.agents.contains(a)) {
-                loads = self.loads(org, &found.agents).await?;
-            } else {
-                loads.retain(|l| found.agents.contains(&l.user_id));
+            loads.retain(|l| found.agents.contains(&l.user_id));
+            let joined: Vec<String> = (found.agents.iter())
+                .filter(|a| !known.agents.contains(a))
+                .cloned()
+                .collect();
+            if !joined.is_empty() {
+                loads.extend(self.loads(org, &joined).await?);
             }
             self.teams.put(org, found.clone());
             return Ok(Some((found, loads)));
